@@ -1,0 +1,125 @@
+// Command securechat is a secure chat server and terminal client.
+//
+// The binary is a thin shell over the packages: transport (byte streams),
+// handshake and cipher (the secure channel), credstore (accounts) and chat
+// (rooms). Each subcommand lives in its own file and registers itself in
+// init, so this file only assembles the app and maps errors to exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes, documented in README.md.
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 2
+	exitAuthFailed  = 3
+	exitHostKey     = 4
+	exitConnectLost = 5
+)
+
+// version is set with -ldflags "-X main.version=..." in release builds.
+var version = "v0.1.0-dev"
+
+// commands is filled by the init functions of the command files.
+var commands []*cli.Command
+
+// exitError carries an exit code through urfave/cli without printing twice.
+type codedError struct {
+	code int
+	err  error
+	hint string
+}
+
+func (e *codedError) Error() string { return e.err.Error() }
+func (e *codedError) Unwrap() error { return e.err }
+
+// withCode attaches an exit code (and an optional hint line) to err.
+func withCode(code int, err error, hint string) error {
+	if err == nil {
+		return nil
+	}
+	return &codedError{code: code, err: err, hint: hint}
+}
+
+// usageError reports a usage mistake; it exits 2.
+func usageError(format string, args ...any) error {
+	return &codedError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
+	app := &cli.App{
+		Name:                 "securechat",
+		Usage:                "a secure chat server and terminal client",
+		Version:              version,
+		Commands:             commands,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		Suggest:              true,
+		HideHelpCommand:      true,
+		// Errors are printed once, by run, in the house style.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usageError("unknown command %q (see 'securechat --help')", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return &codedError{code: exitUsage, err: err}
+		},
+	}
+	for _, cmd := range app.Commands {
+		if cmd.OnUsageError == nil {
+			cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+				return &codedError{code: exitUsage, err: err}
+			}
+		}
+	}
+	return app
+}
+
+// run executes the app and returns the process exit code. Messages follow
+// one rule: lower case, no trailing period, "securechat: error: " first.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := newApp(stdout, stderr).RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	code := exitError
+	var ce *codedError
+	if errors.As(err, &ce) {
+		code = ce.code
+	}
+	var ec cli.ExitCoder
+	if !errors.As(err, &ce) && errors.As(err, &ec) {
+		code = ec.ExitCode()
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintf(stderr, "securechat: error: %s\n", msg)
+	}
+	if ce != nil && ce.hint != "" {
+		fmt.Fprintf(stderr, "securechat: hint: %s\n", ce.hint)
+	}
+	return code
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
