@@ -1,0 +1,283 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// StartupGate caps connections that have not yet authenticated, in the
+// manner of OpenSSH's MaxStartups "start:rate:full": below Start every
+// connection is admitted; from Start on, each new one is refused with a
+// probability that rises linearly from Rate percent to 100 percent at Full.
+// Random early drop keeps a flood from locking out every honest client at
+// once, which a hard cap would do.
+type StartupGate struct {
+	Start, Rate, Full int
+	// PerSource caps unauthenticated connections from one source address;
+	// 0 means no cap. Exempt sources are not counted against it.
+	PerSource int
+	Exempt    *PrefixList
+
+	mu       sync.Mutex
+	total    int
+	bySource map[netip.Addr]int
+	roll     func() int // 0..99, replaceable in tests
+}
+
+// DefaultStartupGate returns OpenSSH's 10:30:100 with a per-source cap of 4.
+func DefaultStartupGate() *StartupGate {
+	return &StartupGate{Start: 10, Rate: 30, Full: 100, PerSource: 4}
+}
+
+// Admit reports whether a new unauthenticated connection from src may
+// proceed. When it returns true the caller must call the returned release
+// exactly once, when the connection authenticates or ends.
+func (g *StartupGate) Admit(src netip.Addr) (release func(), ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.bySource == nil {
+		g.bySource = make(map[netip.Addr]int)
+	}
+	src = src.Unmap()
+	exempt := g.Exempt.Contains(src)
+	if !exempt && g.PerSource > 0 && g.bySource[src] >= g.PerSource {
+		return nil, false
+	}
+	if !g.admitTotal() {
+		return nil, false
+	}
+	g.total++
+	if !exempt {
+		g.bySource[src]++
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			g.total--
+			if !exempt {
+				if g.bySource[src]--; g.bySource[src] <= 0 {
+					delete(g.bySource, src)
+				}
+			}
+		})
+	}, true
+}
+
+func (g *StartupGate) admitTotal() bool {
+	if g.Start <= 0 || g.total < g.Start {
+		return true
+	}
+	if g.Full <= g.Start || g.total >= g.Full {
+		return false
+	}
+	// Linear ramp from Rate% at Start to 100% at Full.
+	p := g.Rate + (100-g.Rate)*(g.total-g.Start)/(g.Full-g.Start)
+	roll := g.roll
+	if roll == nil {
+		roll = cryptoRoll
+	}
+	return roll() >= p
+}
+
+// Unauthenticated reports how many connections hold an admission.
+func (g *StartupGate) Unauthenticated() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.total
+}
+
+// PenaltyEvent names why a source earns a penalty, after OpenSSH 9.8's
+// PerSourcePenalties.
+type PenaltyEvent int
+
+const (
+	// PenaltyAuthFail: the connection ended after at least one failed login.
+	PenaltyAuthFail PenaltyEvent = iota
+	// PenaltyNoAuth: the connection ended without ever trying to log in.
+	PenaltyNoAuth
+	// PenaltyGraceExceeded: the login grace time ran out.
+	PenaltyGraceExceeded
+)
+
+// PenaltyBox refuses sources that keep failing. Each event adds its
+// duration to the source's running penalty (which drains with time, capped
+// at Max); once the remaining penalty reaches Min the source is refused
+// until the penalty has drained completely. A source that fails now and
+// then never reaches Min and is never refused. Sources are tracked per address block (/32 for
+// IPv4, /64 for IPv6, since one host usually owns a /64) and the table is
+// bounded: when it is full, new sources are not tracked (permissive), so an
+// attacker with many addresses cannot evict the penalties of others.
+type PenaltyBox struct {
+	AuthFail, NoAuth, GraceExceeded time.Duration
+	Min, Max                        time.Duration
+	MaxSources                      int
+	Exempt                          *PrefixList
+
+	mu      sync.Mutex
+	until   map[netip.Prefix]penalty
+	now     func() time.Time // replaceable in tests
+	lastGC  time.Time
+	overrun int
+}
+
+// DefaultPenaltyBox returns OpenSSH's defaults: authfail 5 s, noauth 1 s,
+// grace-exceeded 10 s, min 15 s, max 10 min, 65536 sources.
+func DefaultPenaltyBox() *PenaltyBox {
+	return &PenaltyBox{
+		AuthFail: 5 * time.Second, NoAuth: time.Second, GraceExceeded: 10 * time.Second,
+		Min: 15 * time.Second, Max: 10 * time.Minute, MaxSources: 65536,
+	}
+}
+
+func (b *PenaltyBox) clock() time.Time {
+	if b.now != nil {
+		return b.now()
+	}
+	return time.Now()
+}
+
+func sourceBlock(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
+
+type penalty struct {
+	until  time.Time
+	active bool // reached Min; refused until drained
+}
+
+// Blocked reports whether src is serving a penalty now, and for how long.
+func (b *PenaltyBox) Blocked(src netip.Addr) (time.Duration, bool) {
+	if b.Exempt.Contains(src) {
+		return 0, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.until[sourceBlock(src)]
+	left := p.until.Sub(b.clock())
+	if p.active && left > 0 {
+		return left, true
+	}
+	return 0, false
+}
+
+// Record adds the penalty for ev to src.
+func (b *PenaltyBox) Record(src netip.Addr, ev PenaltyEvent) {
+	if b.Exempt.Contains(src) {
+		return
+	}
+	var d time.Duration
+	switch ev {
+	case PenaltyAuthFail:
+		d = b.AuthFail
+	case PenaltyNoAuth:
+		d = b.NoAuth
+	case PenaltyGraceExceeded:
+		d = b.GraceExceeded
+	}
+	if d <= 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.clock()
+	if b.until == nil {
+		b.until = make(map[netip.Prefix]penalty)
+	}
+	b.gcLocked(now)
+	key := sourceBlock(src)
+	cur, tracked := b.until[key]
+	if !tracked && b.MaxSources > 0 && len(b.until) >= b.MaxSources {
+		b.overrun++
+		return
+	}
+	if !cur.until.After(now) {
+		cur = penalty{until: now}
+	}
+	cur.until = cur.until.Add(d)
+	if b.Max > 0 && cur.until.Sub(now) > b.Max {
+		cur.until = now.Add(b.Max)
+	}
+	if cur.until.Sub(now) >= b.Min {
+		cur.active = true
+	}
+	b.until[key] = cur
+}
+
+// gcLocked drops drained entries at most once a second so the table does
+// not grow with sources that stopped misbehaving.
+func (b *PenaltyBox) gcLocked(now time.Time) {
+	if now.Sub(b.lastGC) < time.Second {
+		return
+	}
+	b.lastGC = now
+	for k, p := range b.until {
+		if !p.until.After(now) {
+			delete(b.until, k)
+		}
+	}
+}
+
+// PrefixList is a set of address prefixes; a nil list contains nothing.
+type PrefixList struct{ prefixes []netip.Prefix }
+
+// ParsePrefixList parses addresses and CIDR prefixes ("127.0.0.1",
+// "::1", "10.0.0.0/8").
+func ParsePrefixList(items []string) (*PrefixList, error) {
+	l := &PrefixList{}
+	for _, s := range items {
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			l.prefixes = append(l.prefixes, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, &PrefixError{Item: s}
+		}
+		l.prefixes = append(l.prefixes, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return l, nil
+}
+
+// PrefixError reports an exempt-list entry that is neither an address nor
+// a prefix.
+type PrefixError struct{ Item string }
+
+func (e *PrefixError) Error() string {
+	return "server: " + e.Item + " is not an IP address or CIDR prefix"
+}
+
+// Contains reports whether a is in the list.
+func (l *PrefixList) Contains(a netip.Addr) bool {
+	if l == nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range l.prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// cryptoRoll returns a uniform-enough number in 0..99. The project keeps
+// math/rand out of non-test code, so even this coin comes from crypto/rand.
+func cryptoRoll() int {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return int(binary.LittleEndian.Uint32(b[:]) % 100)
+}

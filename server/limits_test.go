@@ -1,0 +1,169 @@
+package server
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func TestStartupGateRandomEarlyDrop(t *testing.T) {
+	g := &StartupGate{Start: 2, Rate: 50, Full: 4}
+	roll := 0
+	g.roll = func() int { return roll }
+	src := netip.MustParseAddr("192.0.2.1")
+	var releases []func()
+	for i := 0; i < 2; i++ {
+		r, ok := g.Admit(src)
+		if !ok {
+			t.Fatalf("connection %d below Start refused", i)
+		}
+		releases = append(releases, r)
+	}
+	// At total=2 the drop probability is 50%: a roll of 49 is refused, 50 admitted.
+	roll = 49
+	if _, ok := g.Admit(src); ok {
+		t.Fatal("roll 49 admitted at 50% drop")
+	}
+	roll = 50
+	r, ok := g.Admit(src)
+	if !ok {
+		t.Fatal("roll 50 refused at 50% drop")
+	}
+	releases = append(releases, r)
+	// total=3: probability 75%.
+	roll = 74
+	if _, ok := g.Admit(src); ok {
+		t.Fatal("roll 74 admitted at 75% drop")
+	}
+	roll = 99
+	r, ok = g.Admit(src)
+	if !ok {
+		t.Fatal("roll 99 refused at 75% drop")
+	}
+	releases = append(releases, r)
+	// total=4 = Full: always refused.
+	if _, ok := g.Admit(src); ok {
+		t.Fatal("admitted at Full")
+	}
+	for _, r := range releases {
+		r()
+		r() // release is idempotent
+	}
+	if n := g.Unauthenticated(); n != 0 {
+		t.Fatalf("Unauthenticated = %d after releases, want 0", n)
+	}
+}
+
+func TestStartupGatePerSource(t *testing.T) {
+	exempt, err := ParsePrefixList([]string{"127.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &StartupGate{PerSource: 2, Exempt: exempt}
+	a := netip.MustParseAddr("198.51.100.7")
+	r1, ok1 := g.Admit(a)
+	_, ok2 := g.Admit(a)
+	if !ok1 || !ok2 {
+		t.Fatal("first two from one source refused")
+	}
+	if _, ok := g.Admit(a); ok {
+		t.Fatal("third concurrent from one source admitted")
+	}
+	if _, ok := g.Admit(netip.MustParseAddr("198.51.100.8")); !ok {
+		t.Fatal("other source refused")
+	}
+	r1()
+	if _, ok := g.Admit(a); !ok {
+		t.Fatal("source still refused after a release")
+	}
+	for i := 0; i < 10; i++ {
+		if _, ok := g.Admit(netip.MustParseAddr("127.0.0.1")); !ok {
+			t.Fatalf("exempt source refused at %d", i)
+		}
+	}
+}
+
+func TestPenaltyBox(t *testing.T) {
+	now := time.Unix(1000, 0)
+	b := DefaultPenaltyBox()
+	b.now = func() time.Time { return now }
+	src := netip.MustParseAddr("203.0.113.9")
+	for i := 0; i < 2; i++ {
+		b.Record(src, PenaltyAuthFail)
+		if _, blocked := b.Blocked(src); blocked {
+			t.Fatalf("blocked after %d auth failures (10 s < min 15 s)", i+1)
+		}
+	}
+	b.Record(src, PenaltyAuthFail)
+	left, blocked := b.Blocked(src)
+	if !blocked || left != 15*time.Second {
+		t.Fatalf("after 3 failures: blocked=%v left=%v, want true 15s", blocked, left)
+	}
+	// The same /32 only; a neighbour is not punished.
+	if _, blocked := b.Blocked(netip.MustParseAddr("203.0.113.10")); blocked {
+		t.Fatal("neighbour address blocked")
+	}
+	now = now.Add(14 * time.Second)
+	if left, blocked := b.Blocked(src); !blocked || left != time.Second {
+		t.Fatalf("after 14 s: blocked=%v left=%v, want true 1s (refused until drained)", blocked, left)
+	}
+	now = now.Add(time.Second)
+	if _, blocked := b.Blocked(src); blocked {
+		t.Fatal("still blocked once the penalty drained")
+	}
+	// A fresh start: one failure does not block again.
+	b.Record(src, PenaltyAuthFail)
+	if _, blocked := b.Blocked(src); blocked {
+		t.Fatal("blocked after one failure following a drained penalty")
+	}
+	// The cap holds.
+	now = now.Add(time.Hour)
+	for i := 0; i < 1000; i++ {
+		b.Record(src, PenaltyGraceExceeded)
+	}
+	if left, _ := b.Blocked(src); left != 10*time.Minute {
+		t.Fatalf("penalty %v exceeds max 10m", left)
+	}
+	// IPv6 sources are tracked per /64.
+	v6a := netip.MustParseAddr("2001:db8::1")
+	v6b := netip.MustParseAddr("2001:db8::ffff")
+	for i := 0; i < 3; i++ {
+		b.Record(v6a, PenaltyAuthFail)
+	}
+	if _, blocked := b.Blocked(v6b); !blocked {
+		t.Fatal("same /64 not blocked")
+	}
+}
+
+func TestPenaltyBoxExemptAndBounded(t *testing.T) {
+	exempt, err := ParsePrefixList([]string{"::1", "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := DefaultPenaltyBox()
+	b.Exempt = exempt
+	b.MaxSources = 2
+	for i := 0; i < 10; i++ {
+		b.Record(netip.MustParseAddr("127.0.0.1"), PenaltyGraceExceeded)
+	}
+	if _, blocked := b.Blocked(netip.MustParseAddr("::ffff:127.0.0.1")); blocked {
+		t.Fatal("exempt source blocked")
+	}
+	for _, s := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
+		for i := 0; i < 2; i++ {
+			b.Record(netip.MustParseAddr(s), PenaltyGraceExceeded)
+		}
+	}
+	if _, blocked := b.Blocked(netip.MustParseAddr("192.0.2.1")); !blocked {
+		t.Fatal("tracked source not blocked")
+	}
+	if _, blocked := b.Blocked(netip.MustParseAddr("192.0.2.3")); blocked {
+		t.Fatal("source beyond MaxSources was tracked")
+	}
+}
+
+func TestParsePrefixListError(t *testing.T) {
+	if _, err := ParsePrefixList([]string{"localhost"}); err == nil {
+		t.Fatal("hostname accepted as prefix")
+	}
+}
