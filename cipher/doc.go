@@ -1,0 +1,43 @@
+// Package cipher is the securechat record layer (PROTOCOL.md §9, §11, §12):
+// AES-256-CBC with HMAC-SHA-256 in encrypt-then-MAC order over any reliable
+// byte stream.
+//
+// The one rule: nothing is decrypted before its MAC verifies, and every
+// failure looks the same. A record whose length bounds, tag, padding, type or
+// form is wrong, or that would exceed a key usage limit, yields [ErrBadRecord]
+// and nothing else: no bytes are sent to the peer, the transport is aborted,
+// and every later read and write fails with the same error.
+//
+// # Receiving
+//
+// [Conn.ReadRecord] checks the 5-byte header bounds before it reads the body,
+// reads the body with io.ReadFull into one buffer owned by the connection,
+// compares the full 32-byte tag with hmac.Equal, and only then decrypts in
+// place and strips the PKCS#7 padding.
+//
+// What the record layer itself enforces of the state machine (PROTOCOL.md
+// §10.3) is the part it can know:
+//   - unknown record types are bad;
+//   - KEY_UPDATE and CLOSE must be empty;
+//   - before [Conn.SetEstablished]: FINISHED, AUTH, AUTH_RESULT and CLOSE are
+//     accepted and returned to the caller; APP and KEY_UPDATE are bad;
+//   - after [Conn.SetEstablished]: APP and CLOSE are returned, KEY_UPDATE is
+//     handled inside, FINISHED, AUTH and AUTH_RESULT are bad.
+//
+// The handshake checks which of the pre-login types it expects at each step
+// and the form of their payloads; when it rejects one it calls [Conn.Abort],
+// which fails the connection exactly as a bad record does.
+//
+// # Sending
+//
+// Every record gets a fresh IV from crypto/rand. The sender rekeys on its own
+// (PROTOCOL.md §11) before a hard limit could be reached and after the soft
+// limits of [Options], but only once established, because KEY_UPDATE is
+// illegal before. Write errors are sticky, since a partly written record
+// breaks the framing.
+//
+// # Concurrency
+//
+// As in crypto/tls, each direction has its own lock, sequence number and keys.
+// One goroutine may read while any number of goroutines write.
+package cipher
