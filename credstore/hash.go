@@ -282,4 +282,3 @@ func (h *passwordHash) describe() string {
 	}
 	return "argon2id " + h.params.String()
 }
-
