@@ -1,0 +1,369 @@
+package handshake
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"unicode/utf8"
+
+	"securechat/cipher"
+)
+
+// Client runs the client side of the handshake and login on c (PROTOCOL.md
+// §4-§10) and returns the established session. On failure it closes c. If
+// the server sends ABORT the error is an *AbortError; if the server refuses
+// every password it wraps ErrAuthFailed; a host key that HostKeyCallback
+// refuses comes back as the callback's error.
+func Client(ctx context.Context, c net.Conn, cfg *ClientConfig) (*Session, error) {
+	hs, err := newClientHandshake(c, cfg)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	defer hs.erase()
+	if err := run(ctx, c, hs.handshake, hs.fail); err != nil {
+		return nil, err
+	}
+	return &Session{
+		Conn:      hs.conn,
+		User:      cfg.User,
+		Group:     hs.sh.group,
+		HostKey:   ed25519.PublicKey(hs.sh.hostKey),
+		SessionID: hs.keys.sessionID,
+	}, nil
+}
+
+type clientHandshake struct {
+	c        net.Conn
+	cfg      *ClientConfig
+	dl       deadlines
+	maxTries int
+
+	prefix  []byte // transcript prefix with the channel binding
+	shares  []clientKeyShare
+	ch      *clientHello
+	chFrame []byte
+	sh      *serverHello
+	shFrame []byte
+	share   clientKeyShare // the one the server chose
+	th      [32]byte
+	keys    *sessionKeys
+	conn    *cipher.Conn
+	closed  bool // conn was ended with CLOSE rather than failed
+}
+
+func newClientHandshake(c net.Conn, cfg *ClientConfig) (*clientHandshake, error) {
+	if cfg == nil {
+		return nil, errors.New("handshake: nil ClientConfig")
+	}
+	if cfg.HostKeyCallback == nil {
+		return nil, errors.New("handshake: ClientConfig.HostKeyCallback is required")
+	}
+	if cfg.Password == nil {
+		return nil, errors.New("handshake: ClientConfig.Password is required")
+	}
+	if !validUsername(cfg.User) {
+		return nil, fmt.Errorf("handshake: invalid user name %q (1 to 32 of a-z 0-9 _ . -)", cfg.User)
+	}
+	if cfg.Transport == "" || len(cfg.Transport) > 255 {
+		return nil, fmt.Errorf("handshake: invalid transport name %q", cfg.Transport)
+	}
+	if err := checkGroups(cfg.Groups); err != nil {
+		return nil, err
+	}
+	return &clientHandshake{
+		c:        c,
+		cfg:      cfg,
+		dl:       deadlines{c: c, step: orDefault(cfg.StepTimeout, DefaultStepTimeout)},
+		maxTries: orDefault(cfg.MaxAuthTries, DefaultMaxAuthTries),
+	}, nil
+}
+
+// handshake is the client state machine of PROTOCOL.md §10.3, one step per
+// message. Nothing secret is sent before verifyServerFinished succeeds.
+func (hs *clientHandshake) handshake() error {
+	for _, step := range []func() error{
+		hs.sendClientHello,
+		hs.readServerHello,
+		hs.checkServerHello,
+		hs.verifyHostKey,
+		hs.verifySignature,
+		hs.establishKeys,
+		hs.readServerFinished,
+		hs.sendClientFinished,
+		hs.login,
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (hs *clientHandshake) sendClientHello() error {
+	cb, err := channelBinding(hs.c)
+	if err != nil {
+		return err
+	}
+	if hs.prefix, err = transcriptPrefixBytes(cb); err != nil {
+		return err
+	}
+	groups := hs.cfg.Groups
+	if groups == nil {
+		groups = defaultClientGroups
+	}
+	if len(groups) == 0 {
+		return errors.New("handshake: no key exchange groups configured")
+	}
+	rnd := hs.cfg.hooks.random()
+	ch := &clientHello{
+		versions:  []uint16{versionV1},
+		transport: hs.cfg.Transport,
+		groups:    groups,
+		sigAlgs:   []uint16{sigAlgEd25519},
+	}
+	if _, err := io.ReadFull(rnd, ch.random[:]); err != nil {
+		return fmt.Errorf("handshake: reading randomness: %w", err)
+	}
+	// There is no retry message in this protocol, so every offered group
+	// carries a share.
+	for _, g := range groups {
+		s, err := newClientKeyShare(g, rnd)
+		if err != nil {
+			return err
+		}
+		hs.shares = append(hs.shares, s)
+		ch.keyShares = append(ch.keyShares, keyShare{group: g, data: s.public()})
+	}
+	frame, err := ch.marshal()
+	if err != nil {
+		return err
+	}
+	hs.ch, hs.chFrame = ch, frame
+	if err := hs.dl.arm(); err != nil {
+		return err
+	}
+	if _, err := hs.c.Write(frame); err != nil {
+		return fmt.Errorf("handshake: sending CLIENT_HELLO: %w", err)
+	}
+	return nil
+}
+
+func (hs *clientHandshake) readServerHello() error {
+	if err := hs.dl.arm(); err != nil {
+		return err
+	}
+	typ, frame, err := readFrame(hs.c, frameServerHello, frameAbort)
+	if err != nil {
+		return err
+	}
+	if typ == frameAbort {
+		code, err := parseAbort(frame)
+		if err != nil {
+			return err
+		}
+		return &AbortError{Code: code}
+	}
+	sh, err := parseServerHello(frame)
+	if err != nil {
+		return err
+	}
+	hs.sh, hs.shFrame = sh, frame
+	return nil
+}
+
+// checkServerHello enforces that the server chose only what was offered
+// (PROTOCOL.md §5.2) and that the share has its group's exact length.
+func (hs *clientHandshake) checkServerHello() error {
+	sh := hs.sh
+	if sh.version != versionV1 {
+		return fmt.Errorf("handshake: server chose version 0x%04x, which was not offered", sh.version)
+	}
+	if sh.sigAlg != sigAlgEd25519 {
+		return fmt.Errorf("handshake: server chose signature algorithm 0x%04x, which was not offered", sh.sigAlg)
+	}
+	if len(sh.extensions) != 0 {
+		return errors.New("handshake: server sent extensions, which version 1 does not have")
+	}
+	for _, s := range hs.shares {
+		if s.group() == sh.group {
+			hs.share = s
+		}
+	}
+	if hs.share == nil {
+		return fmt.Errorf("handshake: server chose group %v, which was not offered", sh.group)
+	}
+	if len(sh.keyShare) != sh.group.serverShareLen() {
+		return errBadShare
+	}
+	return nil
+}
+
+func (hs *clientHandshake) verifyHostKey() error {
+	return hs.cfg.HostKeyCallback(ed25519.PublicKey(hs.sh.hostKey))
+}
+
+func (hs *clientHandshake) verifySignature() error {
+	return verifyServerHello(hs.sh.hostKey, hs.prefix, hs.chFrame, hs.shFrame, hs.sh.signature)
+}
+
+// establishKeys validates the server's share, runs the key schedule and
+// installs the record layer. Every ephemeral is dropped here.
+func (hs *clientHandshake) establishKeys() error {
+	ss, err := hs.share.finish(hs.sh.keyShare)
+	hs.eraseShares()
+	if err != nil {
+		return err
+	}
+	hs.th = transcriptHash(hs.prefix, hs.chFrame, hs.shFrame)
+	hs.keys = deriveKeys(ss, hs.th)
+	clear(ss)
+	hs.conn = cipher.New(hs.c, hs.keys.c2s, hs.keys.s2c, hs.cfg.Record)
+	clear(hs.keys.c2s)
+	clear(hs.keys.s2c)
+	return nil
+}
+
+func (hs *clientHandshake) readServerFinished() error {
+	if err := hs.dl.arm(); err != nil {
+		return err
+	}
+	payload, err := readRecordOfType(hs.conn, cipher.TypeFinished)
+	if err != nil {
+		return err
+	}
+	want := finishedMAC(hs.keys.finS, hs.th)
+	if !hmac.Equal(payload, want) {
+		return errors.New("handshake: server FINISHED does not verify")
+	}
+	return nil
+}
+
+func (hs *clientHandshake) sendClientFinished() error {
+	payload := finishedMAC(hs.keys.finC, hs.th)
+	hs.cfg.hooks.mutateFinished(payload)
+	if err := hs.dl.arm(); err != nil {
+		return err
+	}
+	if err := hs.conn.WriteRecord(cipher.TypeFinished, payload); err != nil {
+		return fmt.Errorf("handshake: sending FINISHED: %w", err)
+	}
+	clear(hs.keys.finC)
+	clear(hs.keys.finS)
+	return nil
+}
+
+// login sends AUTH until the server accepts or the attempts run out
+// (PROTOCOL.md §10.2). It runs only after the server is authenticated.
+func (hs *clientHandshake) login() error {
+	for attempt := 1; ; attempt++ {
+		pw, err := hs.cfg.Password(attempt)
+		if err != nil {
+			return fmt.Errorf("handshake: reading password: %w", err)
+		}
+		payload, err := marshalAuth(hs.cfg.User, pw)
+		clear(pw)
+		if err != nil {
+			return err
+		}
+		if err := hs.dl.arm(); err != nil {
+			return err
+		}
+		err = hs.conn.WriteRecord(cipher.TypeAuth, payload)
+		clear(payload)
+		if err != nil {
+			return fmt.Errorf("handshake: sending AUTH: %w", err)
+		}
+		if err := hs.dl.arm(); err != nil {
+			return err
+		}
+		result, err := readRecordOfType(hs.conn, cipher.TypeAuthResult)
+		if errors.Is(err, io.EOF) {
+			// The record layer has answered the server's CLOSE.
+			hs.closed = true
+			if attempt > 1 {
+				// The server gave up on us after an earlier failure.
+				return fmt.Errorf("%w: the server closed the session after %d attempts", ErrAuthFailed, attempt-1)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if len(result) != 1 || result[0] > authFailure {
+			hs.conn.Abort()
+			return errors.New("handshake: malformed AUTH_RESULT")
+		}
+		if result[0] == authSuccess {
+			hs.conn.SetEstablished()
+			return nil
+		}
+		if attempt >= hs.maxTries {
+			// The server may be closing too; Close sends CLOSE and waits
+			// (boundedly) for the server's.
+			hs.conn.Close()
+			hs.closed = true
+			return fmt.Errorf("%w after %d attempts", ErrAuthFailed, attempt)
+		}
+	}
+}
+
+func (hs *clientHandshake) fail(error) {
+	switch {
+	case hs.closed:
+		hs.c.Close()
+	case hs.conn != nil:
+		hs.conn.Abort()
+	default:
+		abortTransport(hs.c)
+	}
+}
+
+func (hs *clientHandshake) eraseShares() {
+	for _, s := range hs.shares {
+		s.erase()
+	}
+}
+
+func (hs *clientHandshake) erase() {
+	hs.eraseShares()
+	if hs.keys != nil {
+		hs.keys.erase()
+	}
+}
+
+// marshalAuth encodes method | username opaque8 | password opaque16,
+// refusing a password the server could never accept.
+func marshalAuth(user string, pw []byte) ([]byte, error) {
+	if len(pw) < 1 || len(pw) > maxPasswordLen {
+		return nil, fmt.Errorf("handshake: password must be 1 to %d bytes", maxPasswordLen)
+	}
+	if !utf8.Valid(pw) {
+		return nil, errors.New("handshake: password is not valid UTF-8")
+	}
+	b := make([]byte, 0, 4+len(user)+len(pw))
+	b = append(b, authMethodPassword, byte(len(user)))
+	b = append(b, user...)
+	b = append(b, byte(len(pw)>>8), byte(len(pw)))
+	return append(b, pw...), nil
+}
+
+// readRecordOfType reads the next record and fails the connection unless it
+// has the type the state machine expects (PROTOCOL.md §10.3).
+func readRecordOfType(c *cipher.Conn, want cipher.RecordType) ([]byte, error) {
+	typ, payload, err := c.ReadRecord()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("handshake: peer closed the session while waiting for %v: %w", want, err)
+		}
+		return nil, fmt.Errorf("handshake: waiting for %v: %w", want, err)
+	}
+	if typ != want {
+		c.Abort()
+		return nil, fmt.Errorf("handshake: got %v record while waiting for %v", typ, want)
+	}
+	return payload, nil
+}

@@ -1,0 +1,259 @@
+package handshake
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"securechat/cipher"
+)
+
+// Defaults of PROTOCOL.md §14.
+const (
+	DefaultMaxAuthTries   = 3
+	DefaultStepTimeout    = 10 * time.Second
+	DefaultLoginGraceTime = 30 * time.Second
+)
+
+// AUTH and AUTH_RESULT (PROTOCOL.md §10.2).
+const (
+	authMethodPassword = 0x01
+	authSuccess        = 0x00
+	authFailure        = 0x01
+	maxUsernameLen     = 32
+	maxPasswordLen     = 1024
+)
+
+// ErrAuthFailed reports a login that did not succeed. Client returns it
+// (wrapped) when the server refused every attempt; Server returns it when the
+// client used up its attempts; a Verifier wraps it for an unknown user or a
+// wrong password.
+var ErrAuthFailed = errors.New("handshake: authentication failed")
+
+// AbortError is a cleartext ABORT received from the server (PROTOCOL.md §4).
+// The client does not retry with another offer.
+type AbortError struct {
+	Code uint8
+}
+
+func (e *AbortError) Error() string {
+	var what string
+	switch e.Code {
+	case AbortUnsupportedVersion:
+		what = "no protocol version in common"
+	case AbortNoCommonAlgorithm:
+		what = "no key exchange group or signature algorithm in common"
+	case AbortHandshakeFailure:
+		what = "handshake failure"
+	default:
+		what = "unknown reason"
+	}
+	return fmt.Sprintf("handshake: server aborted: %s (code 0x%02x)", what, e.Code)
+}
+
+// Verifier checks passwords for the server.
+type Verifier interface {
+	// Verify returns nil if password is right for user. For an unknown user or
+	// a wrong password it returns an error wrapping ErrAuthFailed; other
+	// errors are internal failures. Either way the client sees the same
+	// AUTH_RESULT failure byte. Verify must not keep password: the server
+	// clears it after the call.
+	Verify(ctx context.Context, user string, password []byte) error
+}
+
+// ServerConfig configures Server. It is not modified and may be shared.
+type ServerConfig struct {
+	HostKey        ed25519.PrivateKey
+	Groups         []Group // allowed groups; nil = all three
+	Verifier       Verifier
+	Transport      string        // "tcp" or "quic"; must match CLIENT_HELLO
+	MaxAuthTries   int           // 0 = 3
+	StepTimeout    time.Duration // per read or write, 0 = 10 s
+	LoginGraceTime time.Duration // accept to AUTH_RESULT success, 0 = 30 s
+	Record         *cipher.Options
+
+	hooks *testHooks
+}
+
+// ClientConfig configures Client. It is not modified and may be shared.
+type ClientConfig struct {
+	Groups    []Group // offered, in order, each with a share; nil = mlkem768x25519, x25519
+	Transport string  // "tcp" or "quic"
+	// HostKeyCallback decides whether the server's host key is trusted. It
+	// is called before the signature is checked and before any key is
+	// derived; a non-nil error aborts. It is required (see
+	// KnownHostsCallback and FixedHostKey).
+	HostKeyCallback func(key ed25519.PublicKey) error
+	User            string
+	// Password returns the password for attempt 1, 2, ... It is called only
+	// after the server proved its host key and sent a valid FINISHED. The
+	// handshake clears the returned slice after sending it.
+	Password     func(attempt int) ([]byte, error)
+	MaxAuthTries int           // 0 = 3
+	StepTimeout  time.Duration // per read or write, 0 = 10 s
+	Record       *cipher.Options
+
+	hooks *testHooks
+}
+
+// testHooks fix what is otherwise random and let tests misbehave on purpose.
+// Production configs leave them nil.
+type testHooks struct {
+	rand io.Reader // randoms and ephemeral keys; nil = crypto/rand
+	// finished, if set, may change our Finished payload before it is sealed.
+	finished func(payload []byte)
+}
+
+func (h *testHooks) random() io.Reader {
+	if h == nil || h.rand == nil {
+		return rand.Reader
+	}
+	return h.rand
+}
+
+func (h *testHooks) mutateFinished(p []byte) {
+	if h != nil && h.finished != nil {
+		h.finished(p)
+	}
+}
+
+// FixedHostKey returns a HostKeyCallback that accepts only key.
+func FixedHostKey(key ed25519.PublicKey) func(ed25519.PublicKey) error {
+	want := Fingerprint(key)
+	return func(got ed25519.PublicKey) error {
+		if fp := Fingerprint(got); fp != want {
+			return &PinnedKeyMismatchError{Want: want, Got: fp}
+		}
+		return nil
+	}
+}
+
+// Session is an established, logged-in connection.
+type Session struct {
+	*cipher.Conn
+	User      string
+	Group     Group
+	HostKey   ed25519.PublicKey
+	SessionID [32]byte
+}
+
+// channelBinder is implemented by transports that can bind the handshake to
+// their own session (PROTOCOL.md §3), such as the QUIC adapter.
+type channelBinder interface {
+	ChannelBinding() ([]byte, error)
+}
+
+func channelBinding(c net.Conn) ([]byte, error) {
+	b, ok := c.(channelBinder)
+	if !ok {
+		return nil, nil
+	}
+	cb, err := b.ChannelBinding()
+	if err != nil {
+		return nil, fmt.Errorf("handshake: channel binding: %w", err)
+	}
+	return cb, nil
+}
+
+// deadlines arms the connection's deadline before every read and write of
+// the handshake: StepTimeout from now, but never past the overall limit.
+type deadlines struct {
+	c       net.Conn
+	step    time.Duration
+	overall time.Time // zero: no overall limit
+}
+
+func (d *deadlines) arm() error {
+	t := time.Now().Add(d.step)
+	if !d.overall.IsZero() && d.overall.Before(t) {
+		t = d.overall
+	}
+	if err := d.c.SetDeadline(t); err != nil {
+		return fmt.Errorf("handshake: setting deadline: %w", err)
+	}
+	return nil
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// run executes a handshake with ctx watching it: if ctx ends first, the
+// connection is closed, which unblocks any read or write, and ctx's error is
+// returned. On failure fail is called with the error to close the
+// connection; on success the deadlines are cleared.
+func run(ctx context.Context, c net.Conn, steps func() error, fail func(error)) error {
+	if err := ctx.Err(); err != nil {
+		c.Close()
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	err := steps()
+	if !stop() {
+		// ctx fired: the connection is already closed.
+		err = fmt.Errorf("handshake: %w", context.Cause(ctx))
+		fail(err)
+		return err
+	}
+	if err != nil {
+		fail(err)
+		return err
+	}
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		err = fmt.Errorf("handshake: clearing deadline: %w", err)
+		fail(err)
+		return err
+	}
+	return nil
+}
+
+// validUsername reports whether u is 1..32 bytes of [a-z0-9_.-].
+func validUsername(u string) bool {
+	if len(u) < 1 || len(u) > maxUsernameLen {
+		return false
+	}
+	for i := 0; i < len(u); i++ {
+		c := u[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkGroups rejects unknown and repeated groups in a configuration.
+func checkGroups(gs []Group) error {
+	if len(gs) > maxListEntries {
+		return fmt.Errorf("handshake: %d groups configured (max 16)", len(gs))
+	}
+	for i, g := range gs {
+		if !g.known() {
+			return fmt.Errorf("handshake: unsupported group %v", g)
+		}
+		for _, h := range gs[:i] {
+			if g == h {
+				return fmt.Errorf("handshake: group %v listed twice", g)
+			}
+		}
+	}
+	return nil
+}
+
+// abortTransport ends c after a protocol failure. A transport that can
+// signal failure (the QUIC adapter closes with its error code, PROTOCOL.md
+// §3) does so; others are closed.
+func abortTransport(c net.Conn) {
+	if a, ok := c.(interface{ Abort() error }); ok {
+		a.Abort()
+		return
+	}
+	c.Close()
+}

@@ -1,0 +1,135 @@
+package handshake
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// Fingerprint returns "SHA256:" and the unpadded standard base64 of
+// SHA-256 over the raw 32-byte key (PROTOCOL.md §7.1), as OpenSSH prints it.
+func Fingerprint(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+}
+
+const hostKeyPEMType = "PRIVATE KEY"
+
+// LoadOrCreateHostKey returns the Ed25519 host key stored at path as PEM
+// PKCS#8. If the file does not exist it generates a key and creates the file
+// with mode 0600 (O_EXCL: an existing file is never overwritten, and a
+// racing creator loses cleanly); created reports which happened. A file that
+// group or others can access is refused, as OpenSSH refuses such key files.
+func LoadOrCreateHostKey(path string) (key ed25519.PrivateKey, created bool, err error) {
+	key, err = createHostKey(path)
+	if err == nil {
+		return key, true, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return nil, false, err
+	}
+	key, err = loadHostKey(path)
+	return key, false, err
+}
+
+func createHostKey(path string) (ed25519.PrivateKey, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("handshake: host key directory: %w", err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("handshake: creating host key: %w", err)
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err == nil {
+		err = writeHostKey(f, key)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// The file is ours (O_EXCL); do not leave a half-written key behind.
+		os.Remove(path)
+		return nil, fmt.Errorf("handshake: writing host key %s: %w", path, err)
+	}
+	return key, nil
+}
+
+func writeHostKey(f *os.File, key ed25519.PrivateKey) error {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	defer clear(der)
+	if err := pem.Encode(f, &pem.Block{Type: hostKeyPEMType, Bytes: der}); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+func loadHostKey(path string) (ed25519.PrivateKey, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("handshake: reading host key: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("handshake: reading host key: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("handshake: host key %s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("handshake: permissions %04o for '%s' are too open: the host key must not be accessible by group or others (chmod 600 '%s')", perm, path, path)
+	}
+	const maxHostKeyFile = 64 << 10
+	data, err := io.ReadAll(io.LimitReader(f, maxHostKeyFile+1))
+	defer clear(data)
+	if err != nil {
+		return nil, fmt.Errorf("handshake: reading host key: %w", err)
+	}
+	if len(data) > maxHostKeyFile {
+		return nil, fmt.Errorf("handshake: host key %s: file too large", path)
+	}
+	return parseHostKey(data, path)
+}
+
+func parseHostKey(data []byte, path string) (ed25519.PrivateKey, error) {
+	block, rest := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("handshake: host key %s: no PEM block found (want %q)", path, hostKeyPEMType)
+	}
+	defer clear(block.Bytes)
+	if block.Type != hostKeyPEMType {
+		return nil, fmt.Errorf("handshake: host key %s: PEM block is %q, want %q", path, block.Type, hostKeyPEMType)
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, fmt.Errorf("handshake: host key %s: trailing data after the PEM block", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("handshake: host key %s: %v", path, err)
+	}
+	key, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("handshake: host key %s: %T is not an Ed25519 key", path, k)
+	}
+	return key, nil
+}

@@ -1,0 +1,336 @@
+package handshake
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// knownHostKeyType is the key type field of a known_hosts line (PROTOCOL.md §7.3).
+const knownHostKeyType = "securechat-ed25519"
+
+// HostKeyPolicy says what to do with a server that known_hosts does not list,
+// like OpenSSH's StrictHostKeyChecking. A server listed with a different key
+// is refused under every policy.
+type HostKeyPolicy int
+
+const (
+	// PolicyAsk asks the user, showing the fingerprint (OpenSSH "ask").
+	PolicyAsk HostKeyPolicy = iota
+	// PolicyAcceptNew records an unknown key without asking (OpenSSH "accept-new").
+	PolicyAcceptNew
+	// PolicyStrict refuses unknown hosts (OpenSSH "yes").
+	PolicyStrict
+)
+
+func (p HostKeyPolicy) String() string {
+	switch p {
+	case PolicyAsk:
+		return "ask"
+	case PolicyAcceptNew:
+		return "accept-new"
+	case PolicyStrict:
+		return "strict"
+	}
+	return fmt.Sprintf("HostKeyPolicy(%d)", int(p))
+}
+
+// ParseHostKeyPolicy accepts "ask", "accept-new" and "strict".
+func ParseHostKeyPolicy(s string) (HostKeyPolicy, error) {
+	for _, p := range []HostKeyPolicy{PolicyAsk, PolicyAcceptNew, PolicyStrict} {
+		if p.String() == s {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("handshake: unknown host key policy %q (want ask, accept-new or strict)", s)
+}
+
+// HostKeyChangedError reports a server whose key differs from the one
+// known_hosts lists for it. It is never overridable at a prompt: the user has
+// to edit File at Line.
+type HostKeyChangedError struct {
+	HostPort string
+	File     string
+	Line     int
+	Want     string // fingerprint recorded in File
+	Got      string // fingerprint the server presented
+}
+
+func (e *HostKeyChangedError) Error() string {
+	return fmt.Sprintf("handshake: host key for %s has changed: %s:%d lists %s, the server presented %s",
+		e.HostPort, e.File, e.Line, e.Want, e.Got)
+}
+
+// HostKeyUnknownError reports a server that known_hosts does not list when
+// the policy does not allow adding it.
+type HostKeyUnknownError struct {
+	HostPort    string
+	File        string
+	Fingerprint string
+}
+
+func (e *HostKeyUnknownError) Error() string {
+	return fmt.Sprintf("handshake: no host key for %s in %s (server presented %s) and host key checking is strict",
+		e.HostPort, e.File, e.Fingerprint)
+}
+
+// PinnedKeyMismatchError reports a server whose key does not have the
+// fingerprint the user pinned in advance.
+type PinnedKeyMismatchError struct {
+	HostPort string
+	Want     string
+	Got      string
+}
+
+func (e *PinnedKeyMismatchError) Error() string {
+	return fmt.Sprintf("handshake: host key for %s is %s, not the pinned %s", e.HostPort, e.Got, e.Want)
+}
+
+// ErrHostKeyRejected is returned when the user declines an unknown host key.
+var ErrHostKeyRejected = errors.New("handshake: host key not accepted")
+
+// KnownHost is one parsed known_hosts line.
+type KnownHost struct {
+	HostPort string
+	Key      ed25519.PublicKey
+	Line     int
+}
+
+// KnownHosts is the content of one known_hosts file.
+type KnownHosts struct {
+	File  string
+	Hosts []KnownHost
+}
+
+// LoadKnownHosts reads the file at path. A missing file is an empty set: the
+// first accepted key creates it.
+func LoadKnownHosts(path string) (*KnownHosts, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &KnownHosts{File: path}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("handshake: known_hosts: %w", err)
+	}
+	defer f.Close()
+	return ParseKnownHosts(f, path)
+}
+
+// ParseKnownHosts parses known_hosts lines from r; file names the source in
+// errors ("handshake: known_hosts FILE:LINE: ..."). Blank lines and lines
+// starting with '#' are skipped; anything else must be exactly
+// "host:port securechat-ed25519 BASE64KEY".
+func ParseKnownHosts(r io.Reader, file string) (*KnownHosts, error) {
+	k := &KnownHosts{File: file}
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		h, err := parseKnownHostLine(text)
+		if err != nil {
+			return nil, fmt.Errorf("handshake: known_hosts %s:%d: %v", file, line, err)
+		}
+		h.Line = line
+		k.Hosts = append(k.Hosts, h)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("handshake: known_hosts %s:%d: %v", file, line+1, err)
+	}
+	return k, nil
+}
+
+func parseKnownHostLine(text string) (KnownHost, error) {
+	fields := strings.Fields(text)
+	if len(fields) != 3 {
+		return KnownHost{}, fmt.Errorf("want \"host:port %s KEY\", got %d fields", knownHostKeyType, len(fields))
+	}
+	if err := checkHostPort(fields[0]); err != nil {
+		return KnownHost{}, err
+	}
+	if fields[1] != knownHostKeyType {
+		return KnownHost{}, fmt.Errorf("unknown key type %q (want %s)", fields[1], knownHostKeyType)
+	}
+	key, err := base64.StdEncoding.Strict().DecodeString(fields[2])
+	if err != nil || len(key) != ed25519.PublicKeySize {
+		return KnownHost{}, errors.New("key is not a base64 32-byte Ed25519 public key")
+	}
+	return KnownHost{HostPort: fields[0], Key: key}, nil
+}
+
+func checkHostPort(hp string) error {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil || host == "" || port == "" {
+		return fmt.Errorf("bad host:port %q", hp)
+	}
+	return nil
+}
+
+// Lookup returns the lines listing hostport, in file order.
+func (k *KnownHosts) Lookup(hostport string) []KnownHost {
+	var out []KnownHost
+	for _, h := range k.Hosts {
+		if h.HostPort == hostport {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// Check returns nil if hostport is listed with key, a *HostKeyChangedError if
+// it is listed only with other keys, and a *HostKeyUnknownError if it is not
+// listed at all.
+func (k *KnownHosts) Check(hostport string, key ed25519.PublicKey) error {
+	lines := k.Lookup(hostport)
+	for _, h := range lines {
+		if subtle.ConstantTimeCompare(h.Key, key) == 1 {
+			return nil
+		}
+	}
+	if len(lines) > 0 {
+		return &HostKeyChangedError{
+			HostPort: hostport, File: k.File, Line: lines[0].Line,
+			Want: Fingerprint(lines[0].Key), Got: Fingerprint(key),
+		}
+	}
+	return &HostKeyUnknownError{HostPort: hostport, File: k.File, Fingerprint: Fingerprint(key)}
+}
+
+// FormatKnownHost returns the known_hosts line for hostport and key, without
+// the newline.
+func FormatKnownHost(hostport string, key ed25519.PublicKey) string {
+	return hostport + " " + knownHostKeyType + " " + base64.StdEncoding.EncodeToString(key)
+}
+
+// Add appends a line for hostport and key to the file, creating it with mode
+// 0600 (and its directory with 0700) if needed.
+func (k *KnownHosts) Add(hostport string, key ed25519.PublicKey) error {
+	if err := checkHostPort(hostport); err != nil {
+		return fmt.Errorf("handshake: known_hosts: %v", err)
+	}
+	if len(key) != ed25519.PublicKeySize {
+		return errors.New("handshake: known_hosts: host key is not 32 bytes")
+	}
+	if err := os.MkdirAll(filepath.Dir(k.File), 0o700); err != nil {
+		return fmt.Errorf("handshake: known_hosts: %w", err)
+	}
+	f, err := os.OpenFile(k.File, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("handshake: known_hosts: %w", err)
+	}
+	defer f.Close()
+	existing, err := io.ReadAll(f)
+	if err != nil {
+		return fmt.Errorf("handshake: known_hosts: %w", err)
+	}
+	line := FormatKnownHost(hostport, key) + "\n"
+	lineNo := bytes.Count(existing, []byte("\n")) + 1
+	// A file edited by hand may lack its final newline; do not glue our line
+	// onto its last one.
+	if len(existing) > 0 && existing[len(existing)-1] != '\n' {
+		line = "\n" + line
+		lineNo++
+	}
+	if _, err := f.WriteString(line); err != nil {
+		return fmt.Errorf("handshake: known_hosts: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("handshake: known_hosts: %w", err)
+	}
+	k.Hosts = append(k.Hosts, KnownHost{HostPort: hostport, Key: key, Line: lineNo})
+	return nil
+}
+
+// KnownHostsCallback builds a ClientConfig.HostKeyCallback for the server
+// at hostport (as the user gave it), using the known_hosts file at file:
+//
+//   - listed with the same key: accepted (and checked against pinned, if set);
+//   - listed with another key: *HostKeyChangedError, under every policy;
+//   - not listed, pinned set ("SHA256:..."): accepted and recorded if the
+//     fingerprint matches, *PinnedKeyMismatchError if not;
+//   - not listed, no pin: by policy. PolicyStrict returns
+//     *HostKeyUnknownError, PolicyAcceptNew records the key, PolicyAsk calls
+//     ask(hostport, fingerprint) and records the key on yes or returns
+//     ErrHostKeyRejected on no.
+//
+// The file is read on every call, so a key accepted by another process counts.
+func KnownHostsCallback(file, hostport string, policy HostKeyPolicy, pinned string,
+	ask func(hostport, fingerprint string) (bool, error)) (func(ed25519.PublicKey) error, error) {
+	if err := checkHostPort(hostport); err != nil {
+		return nil, fmt.Errorf("handshake: %v", err)
+	}
+	if pinned != "" {
+		if err := checkFingerprint(pinned); err != nil {
+			return nil, err
+		}
+	}
+	switch policy {
+	case PolicyAsk:
+		if ask == nil && pinned == "" {
+			return nil, errors.New("handshake: host key policy ask needs a way to ask")
+		}
+	case PolicyAcceptNew, PolicyStrict:
+	default:
+		return nil, fmt.Errorf("handshake: unknown host key policy %v", policy)
+	}
+	return func(key ed25519.PublicKey) error {
+		kh, err := LoadKnownHosts(file)
+		if err != nil {
+			return err
+		}
+		fp := Fingerprint(key)
+		err = kh.Check(hostport, key)
+		var unknown *HostKeyUnknownError
+		switch {
+		case err == nil:
+			if pinned != "" && pinned != fp {
+				return &PinnedKeyMismatchError{HostPort: hostport, Want: pinned, Got: fp}
+			}
+			return nil
+		case !errors.As(err, &unknown):
+			return err
+		}
+		switch {
+		case pinned != "":
+			if pinned != fp {
+				return &PinnedKeyMismatchError{HostPort: hostport, Want: pinned, Got: fp}
+			}
+		case policy == PolicyStrict:
+			return err
+		case policy == PolicyAsk:
+			ok, err := ask(hostport, fp)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return ErrHostKeyRejected
+			}
+		}
+		return kh.Add(hostport, key)
+	}, nil
+}
+
+// checkFingerprint accepts what Fingerprint prints: "SHA256:" and 43
+// characters of unpadded base64.
+func checkFingerprint(fp string) error {
+	b64, ok := strings.CutPrefix(fp, "SHA256:")
+	if ok {
+		if sum, err := base64.RawStdEncoding.Strict().DecodeString(b64); err == nil && len(sum) == 32 {
+			return nil
+		}
+	}
+	return fmt.Errorf("handshake: pinned fingerprint %q is not of the form SHA256:<43 base64 characters>", fp)
+}
