@@ -3,7 +3,6 @@ package credstore
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +12,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/crypto/argon2"
 )
 
 // Options configure a [Store]. The zero value is the production setup.
@@ -46,9 +43,8 @@ type Store struct {
 	accounts atomic.Pointer[map[string]*storedAccount]
 	mu       sync.Mutex // serializes Reload and rehash swaps
 
-	sem       chan struct{}
-	dummySalt []byte
-	dummyKey  []byte
+	sem   chan struct{}
+	dummy *passwordHash // what unknown users are checked against
 
 	// testHookHash, if set, runs inside each pool slot around the hash.
 	testHookHash func(enter bool)
@@ -102,10 +98,12 @@ func Load(path string, opts *Options) (*Store, error) {
 		n = runtime.GOMAXPROCS(0)
 	}
 	s.sem = make(chan struct{}, n)
-	s.dummySalt = make([]byte, saltSize)
-	s.dummyKey = make([]byte, keySize)
-	rand.Read(s.dummySalt)
-	rand.Read(s.dummyKey)
+	// The dummy costs exactly what a current hash costs (PW-4); its key
+	// is random, so no password matches it.
+	s.dummy = &passwordHash{scheme: schemeArgon2id, params: s.params,
+		salt: make([]byte, saltSize), key: make([]byte, keySize)}
+	rand.Read(s.dummy.salt)
+	rand.Read(s.dummy.key)
 
 	m, err := s.read()
 	if err != nil {
@@ -213,14 +211,12 @@ func (s *Store) Verify(ctx context.Context, user string, password []byte) error 
 	if err := s.acquire(ctx); err != nil {
 		return err
 	}
-	var ok bool
-	s.hook(true)
-	if a == nil {
-		got := argon2.IDKey(password, s.dummySalt, s.params.Time, s.params.Memory, s.params.Threads, keySize)
-		subtle.ConstantTimeCompare(got, s.dummyKey)
-	} else {
-		ok = a.hash.matches(password)
+	h := s.dummy
+	if a != nil {
+		h = a.hash
 	}
+	s.hook(true)
+	ok := h.matches(password)
 	s.hook(false)
 	s.release()
 
