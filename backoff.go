@@ -1,0 +1,74 @@
+package main
+
+// Reconnect delays grow exponentially with "equal jitter": the delay for a
+// retry is drawn uniformly from the upper half of the current step, so
+// clients that lost the same server spread out instead of returning in
+// lockstep, while every delay still grows with the step.
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+const (
+	backoffMin = 1 * time.Second
+	backoffMax = 60 * time.Second
+)
+
+// backoffDelay is the wait before reconnect attempt number attempt (0 for
+// the first retry). The step is backoffMin doubled attempt times, capped at
+// backoffMax; the delay is step/2 + r*step/2 for r in [0, 1], and never
+// below backoffMin. So attempt 0 waits 1 s, attempt 1 waits 1-2 s, attempt 2
+// 2-4 s, ..., and from attempt 6 on 30-60 s.
+func backoffDelay(attempt int, r float64) time.Duration {
+	step := backoffMax
+	if attempt >= 0 && attempt < 6 { // 1 s << 6 = 64 s is past the cap
+		step = backoffMin << attempt
+	}
+	r = min(max(r, 0), 1)
+	d := step/2 + time.Duration(r*float64(step/2))
+	return min(max(d, backoffMin), backoffMax)
+}
+
+// reconnectBackoff hands out the delays for consecutive reconnect attempts.
+// The zero value is ready and uses math/rand/v2.
+type reconnectBackoff struct {
+	attempt int
+	rand    func() float64 // in [0, 1); nil means rand.Float64
+}
+
+// Next returns the delay before the next attempt and counts the attempt.
+func (b *reconnectBackoff) Next() time.Duration {
+	r := b.rand
+	if r == nil {
+		r = rand.Float64
+	}
+	d := backoffDelay(b.attempt, r())
+	if b.attempt < 1<<20 {
+		b.attempt++
+	}
+	return d
+}
+
+// Reset starts over from the shortest delay. Call it once a connection has
+// logged in and stayed up for a while (say, longer than backoffMax), so
+// that a server which accepts and then drops at once is not hammered every
+// second.
+func (b *reconnectBackoff) Reset() { b.attempt = 0 }
+
+// sleepCtx waits for d or until ctx is done, whichever comes first, and
+// returns ctx.Err() in the second case.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

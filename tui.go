@@ -1,0 +1,538 @@
+package main
+
+// The interactive client UI is a line editor (golang.org/x/term's Terminal)
+// with chat lines printed above the prompt. Its one rule: every byte for the
+// terminal goes through termUI.outMu and then Terminal.Write, so a line shown
+// from the network goroutine clears the prompt, prints, and redraws the prompt
+// and the partial input, and never lands in the middle of what is typed.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/term"
+)
+
+// Keys as they arrive from a terminal in raw mode.
+const (
+	keyInterrupt = 0x03 // Ctrl-C
+	keyEOF       = 0x04 // Ctrl-D
+	// keyCancel is what Ctrl-C is turned into before the line editor sees
+	// it (x/term ends ReadLine on Ctrl-C even with text on the line, which
+	// would throw the text away and quit). BEL is never typed on purpose,
+	// so the input filter drops real ones and the completion callback can
+	// take every BEL for a Ctrl-C.
+	keyCancel = 0x07
+	keyTab    = '\t'
+)
+
+// defaultCommands are completed after a "/" at the start of the line until
+// the client sets its own list with SetCommands.
+var defaultCommands = []string{
+	"/away", "/back", "/fingerprint", "/help", "/ignore", "/join", "/me", "/msg",
+	"/names", "/nick", "/part", "/query", "/quit", "/reply", "/who", "/whois",
+}
+
+// termUIOptions tunes a termUI. The zero value gives colours (unless
+// NO_COLOR is set), timestamps and a bell on mentions.
+type termUIOptions struct {
+	Self         string // own nick: skipped by completion, never a mention
+	NoColor      bool   // monochrome; a non-empty NO_COLOR environment variable also forces it
+	NoTimestamps bool   // no "HH:MM" before each line
+	NoBell       bool   // no BEL on mentions
+}
+
+// termUI is the interactive chat UI over a terminal in raw mode (or any
+// io.ReadWriter, which is how it is tested).
+//
+// Show, EndOfHistory, SetRoom, SetNicks, SetSelf, SetCommands and SetSize
+// are safe from any goroutine at any time. ReadLine must be called from one
+// goroutine at a time.
+type termUI struct {
+	t *term.Terminal
+
+	// outMu serialises all output and guards the fields below it. While a
+	// submitted line is being processed (from the moment its Enter key is
+	// handed to the line editor until the echoed line has been erased) the
+	// input goroutine holds outMu, so no shown line can slip between the
+	// echo and its erasure.
+	outMu   sync.Mutex
+	fmt     tuiFormatter
+	bell    bool
+	prompt  string
+	width   int
+	sizeFn  func() (width, height int, err error)
+	pending map[string]*historyCount // per room: history lines shown, marker not yet printed
+
+	// compMu guards the completion lists, read by the completion callback.
+	compMu   sync.Mutex
+	nicks    []string
+	commands []string
+	self     string
+
+	// Owned by the ReadLine goroutine (the input filter and the completion
+	// callback run on it).
+	in           io.Reader
+	inBuf        [256]byte
+	inPending    []byte
+	inErr        error
+	lastWasCR    bool
+	holdingEnter bool // outMu is held across a submitted line
+	quitPending  bool // Ctrl-C on an empty line: end ReadLine
+}
+
+type historyCount struct {
+	n     int
+	first time.Time
+}
+
+// newTermUI builds the UI over rw, which must be a terminal already in raw
+// mode, or pipes in tests. The prompt is "> " until SetRoom is called.
+func newTermUI(rw io.ReadWriter, opts termUIOptions) *termUI {
+	ui := &termUI{
+		fmt: tuiFormatter{
+			color:      !opts.NoColor && os.Getenv("NO_COLOR") == "",
+			timestamps: !opts.NoTimestamps,
+			self:       opts.Self,
+			now:        time.Now,
+		},
+		bell:     !opts.NoBell,
+		prompt:   "> ",
+		width:    80,
+		pending:  make(map[string]*historyCount),
+		commands: slices.Clone(defaultCommands),
+		self:     opts.Self,
+		in:       rw,
+	}
+	ui.t = term.NewTerminal(struct {
+		io.Reader
+		io.Writer
+	}{inputFilter{ui}, rw}, ui.prompt)
+	ui.t.History = &inputHistory{max: 500}
+	ui.t.AutoCompleteCallback = ui.onKey
+	return ui
+}
+
+// SetRoom shows room in the prompt, as "[#general] > ". An empty room
+// gives "> ".
+func (ui *termUI) SetRoom(room string) {
+	p := "> "
+	if room = sanitize(room); room != "" {
+		p = "[" + room + "] > "
+	}
+	ui.outMu.Lock()
+	defer ui.outMu.Unlock()
+	ui.prompt = p
+	ui.t.SetPrompt(p)
+	// With a prompt on screen, an empty write repaints it; without one
+	// it writes nothing.
+	ui.t.Write(nil)
+}
+
+// SetSelf changes the own nick (after /nick).
+func (ui *termUI) SetSelf(nick string) {
+	ui.outMu.Lock()
+	ui.fmt.self = nick
+	ui.outMu.Unlock()
+	ui.compMu.Lock()
+	ui.self = nick
+	ui.compMu.Unlock()
+}
+
+// SetNicks replaces the list of nicks offered by Tab completion.
+func (ui *termUI) SetNicks(nicks []string) {
+	s := slices.Clone(nicks)
+	slices.SortFunc(s, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	ui.compMu.Lock()
+	ui.nicks = slices.Compact(s)
+	ui.compMu.Unlock()
+}
+
+// SetCommands replaces the commands completed after "/" at the start of the
+// line. Each entry includes its slash, as in "/join".
+func (ui *termUI) SetCommands(cmds []string) {
+	s := slices.Clone(cmds)
+	slices.Sort(s)
+	ui.compMu.Lock()
+	ui.commands = slices.Compact(s)
+	ui.compMu.Unlock()
+}
+
+// SetSize tells the line editor the terminal size, needed to redraw input
+// that wraps. sizeFn, when set with setSizeFunc, makes this automatic.
+func (ui *termUI) SetSize(width, height int) {
+	ui.outMu.Lock()
+	defer ui.outMu.Unlock()
+	ui.setSizeLocked(width, height)
+}
+
+func (ui *termUI) setSizeLocked(width, height int) {
+	if width <= 0 || width == ui.width {
+		return
+	}
+	ui.width = width
+	ui.t.SetSize(width, height)
+}
+
+// setSizeFunc makes the UI poll the terminal size before each shown line
+// and each prompt, which follows window resizes without a SIGWINCH handler
+// (there is none on Windows).
+func (ui *termUI) setSizeFunc(fn func() (width, height int, err error)) {
+	ui.outMu.Lock()
+	defer ui.outMu.Unlock()
+	ui.sizeFn = fn
+	ui.pollSizeLocked()
+}
+
+func (ui *termUI) pollSizeLocked() {
+	if ui.sizeFn == nil {
+		return
+	}
+	if w, h, err := ui.sizeFn(); err == nil {
+		ui.setSizeLocked(w, h)
+	}
+}
+
+// Show prints one event above the prompt. It may be called from any
+// goroutine while the user types.
+//
+// Replayed history (History=true) is counted per room; the "— N new
+// messages —" marker is printed when that room's replay ends, which is
+// either an explicit EndOfHistory call or, failing that, the first live
+// event for the room. Mentions of the own nick are highlighted in every
+// line, and ring the bell only in live lines.
+func (ui *termUI) Show(ev displayEvent) {
+	ui.outMu.Lock()
+	defer ui.outMu.Unlock()
+	ui.pollSizeLocked()
+
+	var out strings.Builder
+	key := historyKey(ev)
+	if ev.History {
+		if isMessageKind(ev.Kind) {
+			hc := ui.pending[key]
+			if hc == nil {
+				hc = &historyCount{first: ev.Time}
+				ui.pending[key] = hc
+			}
+			hc.n++
+		}
+	} else if hc := ui.pending[key]; hc != nil {
+		delete(ui.pending, key)
+		out.WriteString(ui.markerLine(ev.Room, hc.n, hc.first))
+	}
+
+	line, mention := ui.fmt.format(ev)
+	out.WriteString(line)
+	out.WriteByte('\n')
+	if mention && !ev.History && ui.bell {
+		out.WriteByte('\a')
+	}
+	io.WriteString(ui.t, out.String())
+}
+
+// EndOfHistory ends the history replay of room now, printing the new-messages
+// marker if any history was shown for it. n overrides the count of history
+// messages seen by Show when it is positive; with n <= 0 the counted number
+// is used, and nothing is printed if none were seen. Use "" as room for DM
+// history.
+func (ui *termUI) EndOfHistory(room string, n int) {
+	ui.outMu.Lock()
+	defer ui.outMu.Unlock()
+	hc := ui.pending[room]
+	delete(ui.pending, room)
+	var first time.Time
+	count := 0
+	if hc != nil {
+		count, first = hc.n, hc.first
+	}
+	if n > 0 {
+		count = n
+	}
+	if count == 0 {
+		return
+	}
+	io.WriteString(ui.t, ui.markerLine(room, count, first))
+}
+
+func historyKey(ev displayEvent) string {
+	if ev.Kind == "dm" {
+		return ""
+	}
+	return ev.Room
+}
+
+func (ui *termUI) markerLine(room string, n int, since time.Time) string {
+	s := newMessagesMarker(room, n, since)
+	if ui.fmt.color {
+		s = sgrDim + s + sgrReset
+	}
+	return s + "\n"
+}
+
+// ReadLine reads one line of input with editing, history (Up/Down) and Tab
+// completion. After Enter the echoed input is erased, so a sent message
+// appears once, when the server echoes it back; the client prints what it
+// wants for commands.
+//
+// Ctrl-C with text on the line clears the line; Ctrl-C or Ctrl-D on an empty
+// line returns io.EOF, as does the end of the input stream.
+func (ui *termUI) ReadLine() (string, error) {
+	ui.outMu.Lock()
+	ui.pollSizeLocked()
+	ui.outMu.Unlock()
+
+	line, err := ui.t.ReadLine()
+	if errors.Is(err, term.ErrPasteIndicator) {
+		err = nil
+	}
+	if ui.holdingEnter {
+		if err == nil {
+			ui.eraseSubmittedLocked(line)
+		}
+		ui.holdingEnter = false
+		ui.outMu.Unlock()
+	}
+	if ui.quitPending {
+		ui.quitPending = false
+		return "", io.EOF
+	}
+	return line, err
+}
+
+// eraseSubmittedLocked removes the prompt and the submitted line, which the
+// line editor leaves on screen, with the cursor just below them. x/term
+// wraps a row at exactly the terminal width, so prompt+line covers
+// len/width+1 rows.
+func (ui *termUI) eraseSubmittedLocked(line string) {
+	n := utf8.RuneCountInString(ui.prompt) + utf8.RuneCountInString(line)
+	rows := n/ui.width + 1
+	ui.t.Write([]byte(strings.Repeat("\x1b[1A\x1b[2K", rows)))
+}
+
+// onKey is the line editor's AutoCompleteCallback: Tab completion and
+// Ctrl-C (arriving as keyCancel). It runs on the ReadLine goroutine.
+func (ui *termUI) onKey(line string, pos int, key rune) (string, int, bool) {
+	switch key {
+	case keyTab:
+		return ui.complete(line, pos)
+	case keyCancel:
+		if line == "" {
+			ui.quitPending = true
+			return "", 0, false
+		}
+		return "", 0, true
+	}
+	return "", 0, false
+}
+
+// complete completes the word before pos: a command after "/" at the start
+// of the line, else a nick ("nick: " at the start of the line, "nick "
+// elsewhere, as irssi and ssh-chat do). With several candidates it extends
+// the word to their longest common prefix, if that adds anything.
+func (ui *termUI) complete(line string, pos int) (string, int, bool) {
+	if pos < 0 || pos > len(line) {
+		return "", 0, false
+	}
+	start := strings.LastIndexByte(line[:pos], ' ') + 1
+	word := line[start:pos]
+	if word == "" {
+		return "", 0, false
+	}
+
+	ui.compMu.Lock()
+	var candidates []string
+	suffix := " "
+	if start == 0 && strings.HasPrefix(word, "/") {
+		candidates = matchPrefix(ui.commands, word, "")
+	} else {
+		candidates = matchPrefix(ui.nicks, word, ui.self)
+		if start == 0 {
+			suffix = ": "
+		}
+	}
+	ui.compMu.Unlock()
+
+	var insert string
+	switch len(candidates) {
+	case 0:
+		return "", 0, false
+	case 1:
+		insert = candidates[0] + suffix
+		if strings.HasPrefix(line[pos:], " ") {
+			insert = strings.TrimSuffix(insert, " ")
+		}
+	default:
+		insert = commonPrefixFold(candidates)
+		if utf8.RuneCountInString(insert) <= utf8.RuneCountInString(word) {
+			return "", 0, false
+		}
+	}
+	newLine := line[:start] + insert + line[pos:]
+	return newLine, start + len(insert), true
+}
+
+// matchPrefix returns the entries of list that start with prefix, ignoring
+// case, except skip.
+func matchPrefix(list []string, prefix, skip string) []string {
+	var out []string
+	for _, s := range list {
+		if skip != "" && strings.EqualFold(s, skip) {
+			continue
+		}
+		if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// commonPrefixFold returns the longest prefix shared by all of ss, ignoring
+// case, spelled as in ss[0].
+func commonPrefixFold(ss []string) string {
+	first := ss[0]
+	end := len(first)
+	for _, s := range ss[1:] {
+		i := 0
+		for i < end && i < len(s) {
+			r1, n1 := utf8.DecodeRuneInString(first[i:])
+			r2, n2 := utf8.DecodeRuneInString(s[i:])
+			if n1 != n2 || unicode.ToLower(r1) != unicode.ToLower(r2) {
+				break
+			}
+			i += n1
+		}
+		end = i
+	}
+	return first[:end]
+}
+
+// inputFilter sits between the terminal and the line editor. It turns
+// Ctrl-C into keyCancel, and hands over input in chunks that end at the
+// first Enter or Ctrl-C, so that the key is processed before anything
+// typed after it. Before handing over an Enter it takes outMu (see termUI).
+type inputFilter struct{ ui *termUI }
+
+func (f inputFilter) Read(p []byte) (int, error) {
+	ui := f.ui
+	if ui.holdingEnter {
+		// The Enter did not end the line (it was swallowed by an
+		// unfinished escape sequence): let output flow again.
+		ui.holdingEnter = false
+		ui.outMu.Unlock()
+	}
+	if ui.quitPending {
+		// Ctrl-D on the now empty line makes the editor return io.EOF.
+		p[0] = keyEOF
+		return 1, nil
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for len(ui.inPending) == 0 {
+		if ui.inErr != nil {
+			err := ui.inErr
+			ui.inErr = nil
+			return 0, err
+		}
+		n, err := ui.in.Read(ui.inBuf[:])
+		ui.inPending, ui.inErr = ui.inBuf[:n], err
+		if n == 0 && err == nil {
+			return 0, nil
+		}
+	}
+	n := 0
+	for len(ui.inPending) > 0 && n < len(p) {
+		c := ui.inPending[0]
+		ui.inPending = ui.inPending[1:]
+		wasCR := ui.lastWasCR
+		ui.lastWasCR = c == '\r'
+		switch {
+		case c == keyCancel:
+			continue
+		case c == '\n' && wasCR:
+			continue // the LF of a CRLF: its CR was the Enter
+		case c == keyInterrupt:
+			p[n] = keyCancel
+			return n + 1, nil
+		case c == '\r' || c == '\n':
+			p[n] = c
+			ui.outMu.Lock()
+			ui.holdingEnter = true
+			return n + 1, nil
+		}
+		p[n] = c
+		n++
+	}
+	if n == 0 && ui.inErr != nil {
+		err := ui.inErr
+		ui.inErr = nil
+		return 0, err
+	}
+	return n, nil
+}
+
+// inputHistory is the Up/Down history: bounded, without blank lines and
+// without a line repeating the one before it.
+type inputHistory struct {
+	max     int
+	entries []string // oldest first
+}
+
+func (h *inputHistory) Add(entry string) {
+	if strings.TrimSpace(entry) == "" {
+		return
+	}
+	if n := len(h.entries); n > 0 && h.entries[n-1] == entry {
+		return
+	}
+	h.entries = append(h.entries, entry)
+	if len(h.entries) > h.max {
+		h.entries = slices.Delete(h.entries, 0, len(h.entries)-h.max)
+	}
+}
+
+func (h *inputHistory) Len() int { return len(h.entries) }
+
+// At returns the idx-th most recent entry (0 is the newest).
+func (h *inputHistory) At(idx int) string { return h.entries[len(h.entries)-1-idx] }
+
+// newTTYUI puts the terminal on in into raw mode and builds the UI over in
+// and out, following the terminal's size. restore leaves the cursor on a
+// fresh line and restores the terminal mode; call it exactly once.
+func newTTYUI(in, out *os.File, opts termUIOptions) (ui *termUI, restore func() error, err error) {
+	fd := int(in.Fd())
+	if !term.IsTerminal(fd) {
+		return nil, nil, errors.New("interactive mode needs a terminal on standard input")
+	}
+	state, err := term.MakeRaw(fd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot set the terminal to raw mode: %w", err)
+	}
+	ui = newTermUI(struct {
+		io.Reader
+		io.Writer
+	}{in, out}, opts)
+	sizeFd := int(out.Fd())
+	if !term.IsTerminal(sizeFd) {
+		sizeFd = fd
+	}
+	ui.setSizeFunc(func() (int, int, error) { return term.GetSize(sizeFd) })
+	restore = func() error {
+		// Straight to the terminal: through the line editor the prompt
+		// would be drawn again after the erase.
+		ui.outMu.Lock()
+		io.WriteString(out, "\r\x1b[K")
+		ui.outMu.Unlock()
+		return term.Restore(fd, state)
+	}
+	return ui, restore, nil
+}

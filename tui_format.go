@@ -1,0 +1,524 @@
+package main
+
+// This file turns chat events into text: one sanitised line per event, for
+// the interactive terminal (colours, timestamps, highlights) and for script
+// mode (plain lines or JSON objects). Nothing here touches a terminal, so
+// every format is a pure function of the event and a few settings.
+
+import (
+	"bytes"
+	"encoding/json"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// displayEvent is one line the user sees. The client translates wire
+// messages into these, so the UI does not depend on the chat protocol.
+type displayEvent struct {
+	ID      uint64
+	Time    time.Time
+	Kind    string // "msg", "me", "dm", "notice", "join", "part", "quit", "topic", "error", "system"
+	Room    string // "#general"; empty for DMs and system lines
+	From    string
+	To      string // DM recipient
+	Text    string // message body; for part and quit the reason, for topic the topic
+	History bool   // replayed history
+}
+
+// sanitize makes s safe to print on a terminal. It is defence in depth: the
+// server strips control characters too, but a line of chat must never be
+// able to move the cursor, retitle the window, ring the bell or reorder text.
+//
+// Removed: whole escape sequences (CSI, OSC/DCS/SOS/PM/APC strings, two- and
+// three-byte ESC sequences) in their 7-bit and C1 forms, every other C0 and C1
+// control and DEL, and the bidirectional embedding, override, isolate and
+// mark characters. Tab, newline, carriage return, vertical tab and form feed
+// become a space so that words do not run together. Invalid UTF-8 becomes
+// U+FFFD.
+func sanitize(s string) string {
+	if isPlainText(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			b.WriteRune(utf8.RuneError)
+			i += max(size, 1)
+		case r == 0x1b:
+			i = skipEscape(s, i+size)
+		case r == 0x9b: // C1 CSI
+			i = skipCSI(s, i+size)
+		case r == 0x90 || r == 0x98 || r == 0x9d || r == 0x9e || r == 0x9f: // C1 DCS, SOS, OSC, PM, APC
+			i = skipControlString(s, i+size)
+		case r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f':
+			b.WriteByte(' ')
+			i += size
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || isBidiControl(r):
+			i += size
+		default:
+			b.WriteString(s[i : i+size])
+			i += size
+		}
+	}
+	return b.String()
+}
+
+// isPlainText reports whether s is printable ASCII, the common case that
+// needs no copy.
+func isPlainText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// isBidiControl reports the characters that change the display order of the
+// text around them (Unicode TR9): used to disguise what a line really says.
+func isBidiControl(r rune) bool {
+	switch {
+	case r == 0x061c, r == 0x200e, r == 0x200f: // ALM, LRM, RLM
+		return true
+	case r >= 0x202a && r <= 0x202e: // LRE, RLE, PDF, LRO, RLO
+		return true
+	case r >= 0x2066 && r <= 0x2069: // LRI, RLI, FSI, PDI
+		return true
+	}
+	return false
+}
+
+// skipEscape returns the index just past the escape sequence whose ESC ended
+// at i.
+func skipEscape(s string, i int) int {
+	if i >= len(s) {
+		return i
+	}
+	switch c := s[i]; {
+	case c == '[':
+		return skipCSI(s, i+1)
+	case c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_':
+		return skipControlString(s, i+1)
+	case c >= 0x20 && c <= 0x2f: // intermediates, then one final byte
+		for i < len(s) && s[i] >= 0x20 && s[i] <= 0x2f {
+			i++
+		}
+		if i < len(s) && s[i] >= 0x30 && s[i] <= 0x7e {
+			i++
+		}
+		return i
+	case c >= 0x30 && c <= 0x7e:
+		return i + 1
+	}
+	// A lone ESC: drop it and keep what follows, which is then sanitised
+	// on its own.
+	return i
+}
+
+// skipCSI skips the parameter and intermediate bytes and the final byte of a
+// control sequence. A byte that cannot belong to one ends the sequence
+// without being consumed.
+func skipCSI(s string, i int) int {
+	for i < len(s) {
+		c := s[i]
+		switch {
+		case c >= 0x20 && c <= 0x3f:
+			i++
+		case c >= 0x40 && c <= 0x7e:
+			return i + 1
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipControlString skips the payload of an OSC, DCS, SOS, PM or APC string
+// up to and including its terminator (BEL, ESC \ or C1 ST). An unterminated
+// string runs to the end of s: terminals would swallow it too.
+func skipControlString(s string, i int) int {
+	for i < len(s) {
+		if s[i] == 0x07 {
+			return i + 1
+		}
+		if s[i] == 0x1b {
+			if i+1 < len(s) && s[i+1] == '\\' {
+				return i + 2
+			}
+			return i + 1
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == 0x9c {
+			return i + size
+		}
+		i += size
+	}
+	return i
+}
+
+// sanitizeEvent returns ev with every displayed field sanitised.
+func sanitizeEvent(ev displayEvent) displayEvent {
+	ev.Kind = sanitize(ev.Kind)
+	ev.Room = sanitize(ev.Room)
+	ev.From = sanitize(ev.From)
+	ev.To = sanitize(ev.To)
+	ev.Text = sanitize(ev.Text)
+	return ev
+}
+
+// Script mode.
+
+// formatPlain renders ev as one line of plain text, without a trailing
+// newline and without escape sequences, for script mode. Every line starts
+// with a bracketed tag: the room, "[dm]", "[notice]" (a notice outside any
+// room), "[error]" or "[system]":
+//
+//	[#general] alice: text
+//	[#general] * alice waves
+//	[dm] alice -> bob: text
+//	[#general] -alice- text          (notice)
+//	[#general] -- bob joined
+//	[#general] -- bob left (reason)
+//	[#general] -- bob quit (reason)
+//	[#general] -- alice set the topic: text
+//	[system] text
+//	[error] text
+//
+// Replayed history carries " (history)" right after the tag, so
+// `grep -v '^\[[^]]*\] (history) '` keeps only live traffic:
+//
+//	[#general] (history) alice: text
+func formatPlain(ev displayEvent) string {
+	ev = sanitizeEvent(ev)
+	var b strings.Builder
+	b.WriteByte('[')
+	b.WriteString(plainTag(ev))
+	b.WriteString("] ")
+	if ev.History {
+		b.WriteString("(history) ")
+	}
+	switch ev.Kind {
+	case "msg":
+		b.WriteString(ev.From + ": " + ev.Text)
+	case "me":
+		b.WriteString("* " + ev.From + " " + ev.Text)
+	case "dm":
+		b.WriteString(ev.From + " -> " + ev.To + ": " + ev.Text)
+	case "notice":
+		if ev.From != "" {
+			b.WriteString("-" + ev.From + "- ")
+		}
+		b.WriteString(ev.Text)
+	case "join", "part", "quit", "topic":
+		b.WriteString("-- " + presenceText(ev))
+	default:
+		if ev.From != "" {
+			b.WriteString(ev.From + ": ")
+		}
+		b.WriteString(ev.Text)
+	}
+	return b.String()
+}
+
+// plainTag is the bracketed first field of a script-mode line.
+func plainTag(ev displayEvent) string {
+	switch {
+	case ev.Kind == "dm":
+		return "dm"
+	case ev.Kind == "error":
+		return "error"
+	case ev.Room != "":
+		return ev.Room
+	case ev.Kind == "notice":
+		return "notice"
+	}
+	return "system"
+}
+
+// presenceText describes a join, part, quit or topic change without a
+// prefix, shared by both output styles.
+func presenceText(ev displayEvent) string {
+	reason := ""
+	if ev.Text != "" {
+		reason = " (" + ev.Text + ")"
+	}
+	switch ev.Kind {
+	case "join":
+		return ev.From + " joined"
+	case "part":
+		return ev.From + " left" + reason
+	case "quit":
+		return ev.From + " quit" + reason
+	case "topic":
+		if ev.From == "" {
+			return "topic: " + ev.Text
+		}
+		return ev.From + " set the topic: " + ev.Text
+	}
+	return ev.Text
+}
+
+// jsonEvent fixes the field names and order of script-mode JSON. Every
+// field is always present so that scripts can rely on the shape.
+type jsonEvent struct {
+	TS      string `json:"ts"` // RFC 3339 in UTC, "" when unknown
+	ID      uint64 `json:"id"`
+	Kind    string `json:"kind"`
+	Room    string `json:"room"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Text    string `json:"text"`
+	History bool   `json:"history"`
+}
+
+// formatJSON renders ev as one JSON object without a trailing newline, for
+// `connect --json`-style script mode (one object per line). Strings are
+// sanitised like the terminal output, and <, > and & are left as they are
+// because the output is not meant for HTML.
+func formatJSON(ev displayEvent) ([]byte, error) {
+	ev = sanitizeEvent(ev)
+	je := jsonEvent{
+		ID:      ev.ID,
+		Kind:    ev.Kind,
+		Room:    ev.Room,
+		From:    ev.From,
+		To:      ev.To,
+		Text:    ev.Text,
+		History: ev.History,
+	}
+	if !ev.Time.IsZero() {
+		je.TS = ev.Time.UTC().Format(time.RFC3339)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&je); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// Interactive terminal.
+
+// SGR sequences used by the terminal UI. Only these, built here, ever reach
+// the terminal from the formatter; event text is sanitised first.
+const (
+	sgrReset     = "\x1b[0m"
+	sgrHighlight = "\x1b[1;7m" // bold + reverse video: visible with or without colour
+	sgrDim       = "\x1b[2m"
+	sgrErr       = "\x1b[1;31m"
+)
+
+// nickPalette is the set of xterm 256-colour indices used for nicks. It is
+// derived rather than hand-picked: the 6x6x6 colour cube (16-231) minus the
+// greys, keeping only colours whose relative luminance (Rec. 709 weights on
+// the xterm channel levels) lies in [55, 190] out of 255. That drops black,
+// dark blue and dark red, which vanish on dark backgrounds, and the pale
+// near-white tints that vanish on light ones.
+var nickPalette = buildNickPalette()
+
+func buildNickPalette() []int {
+	levels := [6]float64{0, 95, 135, 175, 215, 255}
+	var p []int
+	for r := range 6 {
+		for g := range 6 {
+			for b := range 6 {
+				if r == g && g == b {
+					continue
+				}
+				lum := 0.2126*levels[r] + 0.7152*levels[g] + 0.0722*levels[b]
+				if lum < 55 || lum > 190 {
+					continue
+				}
+				p = append(p, 16+36*r+6*g+b)
+			}
+		}
+	}
+	return p
+}
+
+// nickColor maps a nick to its colour. The hash ignores case so a nick keeps
+// its colour when its spelling only changes case.
+func nickColor(nick string) int {
+	h := fnv.New32a()
+	h.Write([]byte(strings.ToLower(nick)))
+	return nickPalette[h.Sum32()%uint32(len(nickPalette))]
+}
+
+// tuiFormatter renders events for the interactive terminal. The zero value
+// renders without colour and without timestamps.
+type tuiFormatter struct {
+	color      bool   // nick and error colours
+	timestamps bool   // "HH:MM " in local time before each line
+	self       string // own nick: mentions of it are highlighted
+	now        func() time.Time
+}
+
+// nick renders a nick, coloured when colour is on.
+func (f *tuiFormatter) nick(n string) string {
+	if !f.color || n == "" {
+		return n
+	}
+	return "\x1b[38;5;" + strconv.Itoa(nickColor(n)) + "m" + n + "\x1b[39m"
+}
+
+func (f *tuiFormatter) stamp(ev displayEvent) string {
+	if !f.timestamps {
+		return ""
+	}
+	t := ev.Time
+	if t.IsZero() && f.now != nil {
+		t = f.now()
+	}
+	s := t.Local().Format("15:04") + " "
+	if f.color {
+		return sgrDim + s + sgrReset
+	}
+	return s
+}
+
+// format renders one sanitised event as a terminal line without the
+// trailing newline. mention reports whether the event addresses the user:
+// it names the own nick (as a whole word) or is a DM to them. Own messages
+// are never mentions. Highlighting uses bold and reverse video, which
+// NO_COLOR does not forbid, so mentions stay visible in monochrome.
+func (f *tuiFormatter) format(ev displayEvent) (line string, mention bool) {
+	ev = sanitizeEvent(ev)
+	own := f.self != "" && strings.EqualFold(ev.From, f.self)
+	text := ev.Text
+	switch ev.Kind {
+	case "msg", "me", "dm", "notice":
+		if !own {
+			var found bool
+			text, found = f.highlight(ev.Text)
+			mention = found || (ev.Kind == "dm" && f.self != "" && strings.EqualFold(ev.To, f.self))
+		}
+	}
+
+	var b strings.Builder
+	b.WriteString(f.stamp(ev))
+	if ev.Room != "" && ev.Kind != "dm" {
+		b.WriteString(ev.Room + " ")
+	}
+	switch ev.Kind {
+	case "msg":
+		b.WriteString("<" + f.nick(ev.From) + "> " + text)
+	case "me":
+		b.WriteString("* " + f.nick(ev.From) + " " + text)
+	case "dm":
+		b.WriteString("[dm] " + f.nick(ev.From) + " -> " + f.nick(ev.To) + ": " + text)
+	case "notice":
+		if ev.From != "" {
+			b.WriteString("-" + f.nick(ev.From) + "- ")
+		}
+		b.WriteString(text)
+	case "join":
+		b.WriteString("--> " + f.nick(ev.From) + " joined")
+	case "part", "quit":
+		b.WriteString("<-- " + f.nick(ev.From) + strings.TrimPrefix(presenceText(ev), ev.From))
+	case "topic":
+		b.WriteString("-- ")
+		if ev.From != "" {
+			b.WriteString(f.nick(ev.From) + strings.TrimPrefix(presenceText(ev), ev.From))
+		} else {
+			b.WriteString(presenceText(ev))
+		}
+	case "error":
+		if f.color {
+			b.WriteString(sgrErr + "!! " + ev.Text + sgrReset)
+		} else {
+			b.WriteString("!! " + ev.Text)
+		}
+	default:
+		b.WriteString("-- ")
+		if ev.From != "" {
+			b.WriteString(f.nick(ev.From) + ": ")
+		}
+		b.WriteString(ev.Text)
+	}
+	return b.String(), mention
+}
+
+// highlight wraps every whole-word, case-insensitive occurrence of the own
+// nick in text with the highlight attribute.
+func (f *tuiFormatter) highlight(text string) (string, bool) {
+	n := len(f.self)
+	if n == 0 || len(text) < n {
+		return text, false
+	}
+	var b strings.Builder
+	found := false
+	last := 0
+	for i := 0; i+n <= len(text); {
+		if !utf8.RuneStart(text[i]) || !strings.EqualFold(text[i:i+n], f.self) ||
+			!wordBoundaryBefore(text, i) || !wordBoundaryAfter(text, i+n) {
+			i++
+			continue
+		}
+		found = true
+		b.WriteString(text[last:i])
+		b.WriteString(sgrHighlight + text[i:i+n] + sgrReset)
+		i += n
+		last = i
+	}
+	if !found {
+		return text, false
+	}
+	b.WriteString(text[last:])
+	return b.String(), true
+}
+
+// isNickRune reports the characters that continue a nick, so that "bob"
+// does not match inside "bobby" or "bob_2".
+func isNickRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || r == '-'
+}
+
+func wordBoundaryBefore(s string, i int) bool {
+	if i == 0 {
+		return true
+	}
+	r, _ := utf8.DecodeLastRuneInString(s[:i])
+	return !isNickRune(r)
+}
+
+func wordBoundaryAfter(s string, i int) bool {
+	if i >= len(s) {
+		return true
+	}
+	r, _ := utf8.DecodeRuneInString(s[i:])
+	return !isNickRune(r)
+}
+
+// isMessageKind reports the kinds counted as messages by the new-messages
+// marker; joins, parts and the like are not messages.
+func isMessageKind(kind string) bool {
+	switch kind {
+	case "msg", "me", "dm", "notice":
+		return true
+	}
+	return false
+}
+
+// newMessagesMarker is the line printed after a room's history replay.
+func newMessagesMarker(room string, n int, since time.Time) string {
+	noun := "messages"
+	if n == 1 {
+		noun = "message"
+	}
+	s := "\u2014 " + strconv.Itoa(n) + " new " + noun
+	if room != "" {
+		s += " in " + sanitize(room)
+	}
+	if !since.IsZero() {
+		s += " since " + since.Local().Format("15:04")
+	}
+	return s + " \u2014"
+}
