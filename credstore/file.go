@@ -282,6 +282,15 @@ func removeStaleTemps(path string) {
 	}
 }
 
+// testHookWritePhase, if set, is called as writeAtomic reaches each step.
+var testHookWritePhase func(phase string)
+
+func writePhase(phase string) {
+	if testHookWritePhase != nil {
+		testHookWritePhase(phase)
+	}
+}
+
 // writeAtomic replaces path with data: write a temporary file in the same
 // directory, fsync it, rename it over path, fsync the directory. old is the
 // replaced file's info (nil if there was none); its owner is kept.
@@ -305,18 +314,22 @@ func writeAtomic(path string, data []byte, old fs.FileInfo) (err error) {
 			return fmt.Errorf("credstore: keep owner of %s: %w", path, err)
 		}
 	}
+	writePhase("created")
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("credstore: %w", err)
 	}
+	writePhase("written")
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("credstore: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("credstore: %w", err)
 	}
+	writePhase("synced")
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("credstore: %w", err)
 	}
+	writePhase("renamed")
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("credstore: %w", err)
