@@ -1,12 +1,15 @@
 package handshake
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+
+	"securechat/cipher"
 )
 
 const (
@@ -70,24 +73,12 @@ func verifyServerHello(pub ed25519.PublicKey, prefix, ch, sh, sig []byte) error 
 	return nil
 }
 
-// label is the HKDF info of PROTOCOL.md §8:
-// u8(len("securechat v1 " || name)) || "securechat v1 " || name || u8(len(context)) || context.
-func label(name string, context []byte) string {
-	b := make([]byte, 0, 2+len(labelPrefix)+len(name)+len(context))
-	b = append(b, byte(len(labelPrefix)+len(name)))
-	b = append(b, labelPrefix...)
-	b = append(b, name...)
-	b = append(b, byte(len(context)))
-	b = append(b, context...)
-	return string(b)
-}
-
+// expandLabel is HKDF-Expand(secret, label(name, context), 32) with the
+// label encoding of PROTOCOL.md §8, shared with the record layer.
 func expandLabel(secret []byte, name string, context []byte) []byte {
-	out, err := hkdf.Expand(sha256.New, secret, label(name, context), secretLen)
-	if err != nil {
-		// Only a length above 255*32 fails; ours is fixed at 32.
-		panic("handshake: hkdf expand: " + err.Error())
-	}
+	k := cipher.ExpandLabel(secret, name, context)
+	out := bytes.Clone(k[:])
+	clear(k[:])
 	return out
 }
 
