@@ -1,0 +1,238 @@
+package handshake
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func pub(name string) ed25519.PublicKey { return testHostKey(name).Public().(ed25519.PublicKey) }
+
+func TestKnownHostsAddAndMatch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dir", "known_hosts")
+	kh, err := LoadKnownHosts(path)
+	if err != nil || len(kh.Hosts) != 0 {
+		t.Fatalf("missing file: %v, %d hosts", err, len(kh.Hosts))
+	}
+	if err := kh.Add("chat.example:7000", pub("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := kh.Add("[::1]:7000", pub("b")); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{path: 0o600, filepath.Dir(path): 0o700} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, %v; want %v", p, fi.Mode().Perm(), err, want)
+		}
+	}
+	kh, err = LoadKnownHosts(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kh.Check("chat.example:7000", pub("a")); err != nil {
+		t.Errorf("known key: %v", err)
+	}
+	if err := kh.Check("[::1]:7000", pub("b")); err != nil {
+		t.Errorf("known key: %v", err)
+	}
+	var unknown *HostKeyUnknownError
+	if err := kh.Check("chat.example:7001", pub("a")); !errors.As(err, &unknown) {
+		t.Errorf("other port: %v, want unknown", err)
+	}
+	var changed *HostKeyChangedError
+	err = kh.Check("[::1]:7000", pub("c"))
+	if !errors.As(err, &changed) || changed.Line != 2 || changed.File != path {
+		t.Fatalf("changed key: %v", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("%s:2", path)) || !strings.Contains(msg, Fingerprint(pub("b"))) ||
+		!strings.Contains(msg, Fingerprint(pub("c"))) {
+		t.Errorf("message %q must name file:line and both fingerprints", msg)
+	}
+	data, _ := os.ReadFile(path)
+	want := FormatKnownHost("chat.example:7000", pub("a")) + "\n" + FormatKnownHost("[::1]:7000", pub("b")) + "\n"
+	if string(data) != want {
+		t.Errorf("file:\n%s\nwant:\n%s", data, want)
+	}
+}
+
+func TestKnownHostsAppendAfterMissingNewline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	os.WriteFile(path, []byte("# comment\n\n"+FormatKnownHost("a:1", pub("a"))), 0o600)
+	kh, err := LoadKnownHosts(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kh.Add("b:2", pub("b")); err != nil {
+		t.Fatal(err)
+	}
+	if got := kh.Hosts[len(kh.Hosts)-1].Line; got != 4 {
+		t.Errorf("new entry at line %d, want 4", got)
+	}
+	kh, err = LoadKnownHosts(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kh.Hosts) != 2 || kh.Hosts[0].Line != 3 || kh.Hosts[1].Line != 4 {
+		t.Errorf("hosts %+v", kh.Hosts)
+	}
+}
+
+func TestKnownHostsMalformed(t *testing.T) {
+	good := FormatKnownHost("a:1", pub("a"))
+	for name, tc := range map[string]struct {
+		text string
+		line int
+	}{
+		"two fields":    {good + "\nb:2 securechat-ed25519\n", 2},
+		"four fields":   {"# c\n" + good + " extra\n", 2},
+		"bad type":      {"a:1 ssh-ed25519 " + strings.Fields(good)[2] + "\n", 1},
+		"bad base64":    {"\n\na:1 securechat-ed25519 ***\n", 3},
+		"short key":     {"a:1 securechat-ed25519 AAAA\n", 1},
+		"no port":       {"example.com securechat-ed25519 " + strings.Fields(good)[2] + "\n", 1},
+		"unbracketed 6": {"::1:7000 securechat-ed25519 " + strings.Fields(good)[2] + "\n", 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseKnownHosts(strings.NewReader(tc.text), "/home/u/.securechat/known_hosts")
+			want := fmt.Sprintf("handshake: known_hosts /home/u/.securechat/known_hosts:%d: ", tc.line)
+			if err == nil || !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("got %v, want prefix %q", err, want)
+			}
+		})
+	}
+}
+
+// callbackCase runs a KnownHostsCallback against a key and reports the
+// error, whether ask was called and the file afterwards.
+func runCallback(t *testing.T, initial string, policy HostKeyPolicy, pinned string, answer bool, key ed25519.PublicKey) (err error, asked bool, file string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	if initial != "" {
+		os.WriteFile(path, []byte(initial), 0o600)
+	}
+	cb, err := KnownHostsCallback(path, "chat.example:7000", policy, pinned, func(hp, fp string) (bool, error) {
+		asked = true
+		if hp != "chat.example:7000" || fp != Fingerprint(key) {
+			t.Errorf("asked about %s %s", hp, fp)
+		}
+		return answer, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cb(key)
+	data, _ := os.ReadFile(path)
+	return err, asked, string(data)
+}
+
+func TestKnownHostsCallbackPolicies(t *testing.T) {
+	line := FormatKnownHost("chat.example:7000", pub("a")) + "\n"
+	var unknown *HostKeyUnknownError
+	var changed *HostKeyChangedError
+	var pinErr *PinnedKeyMismatchError
+
+	t.Run("known", func(t *testing.T) {
+		for _, p := range []HostKeyPolicy{PolicyAsk, PolicyAcceptNew, PolicyStrict} {
+			err, asked, file := runCallback(t, line, p, "", false, pub("a"))
+			if err != nil || asked || file != line {
+				t.Errorf("%v: %v asked=%v file=%q", p, err, asked, file)
+			}
+		}
+	})
+	t.Run("changed is always fatal", func(t *testing.T) {
+		for _, p := range []HostKeyPolicy{PolicyAsk, PolicyAcceptNew, PolicyStrict} {
+			err, asked, file := runCallback(t, line, p, "", true, pub("b"))
+			if !errors.As(err, &changed) || asked || file != line {
+				t.Errorf("%v: %v asked=%v file=%q", p, err, asked, file)
+			}
+		}
+		// Even with a pin that matches the new key.
+		err, _, file := runCallback(t, line, PolicyAcceptNew, Fingerprint(pub("b")), true, pub("b"))
+		if !errors.As(err, &changed) || file != line {
+			t.Errorf("pinned: %v, file %q", err, file)
+		}
+	})
+	t.Run("strict unknown", func(t *testing.T) {
+		err, asked, file := runCallback(t, "", PolicyStrict, "", true, pub("a"))
+		if !errors.As(err, &unknown) || asked || file != "" || unknown.Fingerprint != Fingerprint(pub("a")) {
+			t.Errorf("%v asked=%v file=%q", err, asked, file)
+		}
+	})
+	t.Run("accept-new appends", func(t *testing.T) {
+		err, asked, file := runCallback(t, "", PolicyAcceptNew, "", false, pub("a"))
+		if err != nil || asked || file != line {
+			t.Errorf("%v asked=%v file=%q", err, asked, file)
+		}
+	})
+	t.Run("ask yes", func(t *testing.T) {
+		err, asked, file := runCallback(t, "", PolicyAsk, "", true, pub("a"))
+		if err != nil || !asked || file != line {
+			t.Errorf("%v asked=%v file=%q", err, asked, file)
+		}
+	})
+	t.Run("ask no", func(t *testing.T) {
+		err, asked, file := runCallback(t, "", PolicyAsk, "", false, pub("a"))
+		if !errors.Is(err, ErrHostKeyRejected) || !asked || file != "" {
+			t.Errorf("%v asked=%v file=%q", err, asked, file)
+		}
+	})
+	t.Run("pinned match records", func(t *testing.T) {
+		err, asked, file := runCallback(t, "", PolicyStrict, Fingerprint(pub("a")), false, pub("a"))
+		if err != nil || asked || file != line {
+			t.Errorf("%v asked=%v file=%q", err, asked, file)
+		}
+	})
+	t.Run("pinned mismatch", func(t *testing.T) {
+		err, asked, file := runCallback(t, "", PolicyAsk, Fingerprint(pub("b")), true, pub("a"))
+		if !errors.As(err, &pinErr) || asked || file != "" || pinErr.Want != Fingerprint(pub("b")) {
+			t.Errorf("%v asked=%v file=%q", err, asked, file)
+		}
+	})
+	t.Run("pinned mismatch with known key", func(t *testing.T) {
+		err, _, _ := runCallback(t, line, PolicyAsk, Fingerprint(pub("b")), true, pub("a"))
+		if !errors.As(err, &pinErr) {
+			t.Errorf("%v", err)
+		}
+	})
+	t.Run("malformed file", func(t *testing.T) {
+		err, asked, _ := runCallback(t, line+"junk\n", PolicyAcceptNew, "", true, pub("a"))
+		if err == nil || asked || !strings.Contains(err.Error(), ":2: ") {
+			t.Errorf("%v asked=%v", err, asked)
+		}
+	})
+}
+
+func TestKnownHostsCallbackArguments(t *testing.T) {
+	ask := func(string, string) (bool, error) { return true, nil }
+	for name, f := range map[string]func() error{
+		"bad pin": func() error {
+			_, err := KnownHostsCallback("kh", "a:1", PolicyAsk, "MD5:xx", ask)
+			return err
+		},
+		"bad hostport": func() error {
+			_, err := KnownHostsCallback("kh", "a", PolicyAsk, "", ask)
+			return err
+		},
+		"ask without func": func() error {
+			_, err := KnownHostsCallback("kh", "a:1", PolicyAsk, "", nil)
+			return err
+		},
+	} {
+		if err := f(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	for _, s := range []string{"ask", "accept-new", "strict"} {
+		p, err := ParseHostKeyPolicy(s)
+		if err != nil || p.String() != s {
+			t.Errorf("ParseHostKeyPolicy(%q) = %v, %v", s, p, err)
+		}
+	}
+	if _, err := ParseHostKeyPolicy("yes"); err == nil {
+		t.Error("accepted an unknown policy")
+	}
+}
