@@ -1,0 +1,417 @@
+package transport
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+func init() { Register(QUIC) }
+
+// QUIC is the "quic" transport (PROTOCOL.md §3): one QUIC connection (RFC 9000,
+// TLS 1.3, ALPN "securechat/1") per securechat connection, carrying exactly
+// one bidirectional stream opened by the client.
+//
+// The listener presents a self-signed Ed25519 certificate made at Listen; the
+// dialer does not verify it, because the securechat handshake inside the stream
+// authenticates the server. Neither side accepts 0-RTT or session resumption.
+// The server allows the client one bidirectional stream for the lifetime of
+// the connection and no unidirectional streams; the client allows the server
+// none.
+//
+// Because a QUIC peer cannot see a stream before data is written on it, the
+// listener's Accept returns a conn only once the client has written its first
+// bytes (securechat's client speaks first). Connections that do not get that
+// far within Options.HandshakeIdleTimeout are closed with error 0x1 without
+// ever being returned, and never hold up other connections.
+//
+// Conns implement ChannelBinder, Aborter and CloseWriter. What Read returns:
+//
+//   - io.EOF: the peer's stream FIN, after all stream data (sticky: a later
+//     connection close does not replace it).
+//   - ErrAborted: the connection closed before the peer's FIN, whatever the
+//     reason: the peer's Abort (application error 0x1), a peer that closed the
+//     connection with code 0 without finishing its stream, a stream reset, the
+//     idle timeout (a vanished peer is noticed after Options.MaxIdleTimeout),
+//     a stateless reset, or a QUIC protocol error.
+//   - net.ErrClosed: this side called Close or Abort.
+//   - os.ErrDeadlineExceeded: a deadline passed.
+//
+// Close is graceful and may block up to Options.CloseTimeout, because closing a
+// QUIC connection throws away stream data the peer has received but not yet
+// read. So the connection is closed by the side that finishes second in this
+// sense: Close sends the stream FIN after the data written so far, then
+//
+//   - if the peer's FIN had arrived before ours was sent, waits for the peer to
+//     close the connection (it will, having read our FIN);
+//   - otherwise reads and discards until the peer's FIN, then closes the
+//     connection with application error code 0 (no_error).
+//
+// Either wait ends at CloseTimeout, and then the connection is closed with
+// code 0 anyway. The securechat close (CLOSE record, FIN, the peer answers in
+// kind) fits this: the side that started it closes the connection once it has
+// read the answer. If both sides send their FIN at the same moment, both close
+// the connection after reading the other's FIN; a peer still reading after its
+// own CloseWrite can then lose its last bytes to ErrAborted.
+var QUIC Transport = quicTransport{}
+
+const (
+	quicALPN = "securechat/1"
+
+	// Channel binding of PROTOCOL.md §3: TLS exporter, empty context, 32 bytes.
+	exporterLabel     = "EXPORTER-securechat-v1"
+	channelBindingLen = 32
+
+	// Application error codes of PROTOCOL.md §3.
+	quicNoError   quic.ApplicationErrorCode = 0x0
+	quicProtoFail quic.ApplicationErrorCode = 0x1
+
+	// maxPendingQUIC bounds the QUIC connections that finished their handshake
+	// but were not yet returned by Accept (waiting for the client's stream or
+	// for the application to call Accept). When it is reached the listener
+	// stops taking connections from quic-go, whose own queue then fills and
+	// refuses new handshakes.
+	maxPendingQUIC = 64
+)
+
+type quicTransport struct{}
+
+func (quicTransport) Name() string { return "quic" }
+
+func (quicTransport) Listen(ctx context.Context, addr string, opts *Options) (net.Listener, error) {
+	log := opts.logger()
+	routeQUICBufferWarning()
+	cert, err := selfSignedCertificate()
+	if err != nil {
+		return nil, err
+	}
+	tlsConf := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{quicALPN},
+		MinVersion:   tls.VersionTLS13,
+		// No tickets, hence no resumption and no 0-RTT (PROTOCOL.md §3).
+		SessionTicketsDisabled: true,
+	}
+	conf := &quic.Config{
+		HandshakeIdleTimeout: opts.handshakeIdleTimeout(),
+		MaxIdleTimeout:       opts.maxIdleTimeout(),
+		// One bidirectional stream for the whole connection: without
+		// RequireStreamCreditRelease a finished stream would let the client
+		// open another. No unidirectional streams at all.
+		MaxIncomingStreams:         1,
+		RequireStreamCreditRelease: true,
+		MaxIncomingUniStreams:      -1,
+		Allow0RTT:                  false,
+	}
+
+	// With an empty host Go opens one IPv6 socket with IPV6_V6ONLY off, which
+	// receives IPv4 too (dual stack).
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: quic listen: %w", err)
+	}
+	ep := newUDPEndpoint(pc)
+	qln, err := ep.tr.Listen(tlsConf, conf)
+	checkUDPBuffers(pc, log)
+	if err != nil {
+		ep.release()
+		return nil, fmt.Errorf("transport: quic listen: %w", err)
+	}
+
+	lctx, cancel := context.WithCancel(context.Background())
+	l := &quicListener{
+		ln:           qln,
+		ep:           ep,
+		log:          log,
+		streamWait:   opts.handshakeIdleTimeout(),
+		closeTimeout: opts.closeTimeout(),
+		ctx:          lctx,
+		cancel:       cancel,
+		done:         make(chan struct{}),
+		ready:        make(chan *quicConn),
+		slots:        make(chan struct{}, maxPendingQUIC),
+	}
+	l.wg.Go(l.acceptLoop)
+	return l, nil
+}
+
+func (quicTransport) Dial(ctx context.Context, addr string, opts *Options) (net.Conn, error) {
+	log := opts.logger()
+	routeQUICBufferWarning()
+	raddr, err := resolveUDP(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: quic dial: %w", err)
+	}
+	tlsConf := &tls.Config{
+		// The QUIC certificate is not verified, on purpose: the securechat
+		// handshake inside the stream authenticates the server (its host key
+		// signs the handshake transcript, pinned in known_hosts, PROTOCOL.md
+		// §7), and the channel binding (§3) ties that handshake to this very
+		// QUIC connection, so a relay terminating QUIC on both sides cannot
+		// splice two connections. The certificate only lets the QUIC TLS
+		// handshake run.
+		InsecureSkipVerify: true,
+		NextProtos:         []string{quicALPN},
+		MinVersion:         tls.VersionTLS13,
+	}
+	conf := &quic.Config{
+		HandshakeIdleTimeout:  opts.handshakeIdleTimeout(),
+		MaxIdleTimeout:        opts.maxIdleTimeout(),
+		KeepAlivePeriod:       opts.keepAlivePeriod(),
+		MaxIncomingStreams:    -1, // the server opens no streams
+		MaxIncomingUniStreams: -1,
+	}
+
+	// A socket of our own per connection (rather than quic.DialAddr's) so we
+	// can inspect its buffers, and close it together with the connection.
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", ":0")
+	if err != nil {
+		return nil, fmt.Errorf("transport: quic dial: %w", err)
+	}
+	ep := newUDPEndpoint(pc)
+	qc, err := ep.tr.Dial(ctx, raddr, tlsConf, conf)
+	checkUDPBuffers(pc, log)
+	if err != nil {
+		ep.release()
+		return nil, fmt.Errorf("transport: quic dial: %w", err)
+	}
+	if err := checkQUICState(qc); err != nil {
+		qc.CloseWithError(quicProtoFail, "")
+		ep.release()
+		return nil, fmt.Errorf("transport: quic dial: %w", err)
+	}
+	st, err := qc.OpenStreamSync(ctx)
+	if err != nil {
+		qc.CloseWithError(quicProtoFail, "")
+		ep.release()
+		return nil, fmt.Errorf("transport: quic dial: open stream: %w", err)
+	}
+	return newQUICConn(qc, st, ep.release, opts.closeTimeout()), nil
+}
+
+// checkQUICState re-checks, on the finished handshake, what the configuration
+// already asks for: ALPN securechat/1 and no 0-RTT (PROTOCOL.md §3).
+func checkQUICState(qc *quic.Conn) error {
+	cs := qc.ConnectionState()
+	if cs.Used0RTT {
+		return errors.New("peer used 0-RTT")
+	}
+	if cs.TLS.NegotiatedProtocol != quicALPN {
+		return fmt.Errorf("negotiated ALPN %q, want %q", cs.TLS.NegotiatedProtocol, quicALPN)
+	}
+	return nil
+}
+
+// resolveUDP resolves host:port under ctx, preferring IPv4 like the net
+// package does for "udp".
+func resolveUDP(ctx context.Context, addr string) (*net.UDPAddr, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	port, err := net.DefaultResolver.LookupPort(ctx, "udp", portStr)
+	if err != nil {
+		return nil, err
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))), nil
+	}
+	if host == "" {
+		host = "localhost"
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil, err
+	}
+	pick := ips[0]
+	for _, ip := range ips {
+		if ip.Unmap().Is4() {
+			pick = ip
+			break
+		}
+	}
+	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(pick.Unmap(), uint16(port))), nil
+}
+
+// selfSignedCertificate makes the throwaway certificate that lets the QUIC TLS
+// handshake run. Nothing checks it (see Dial), so its fields are minimal.
+func selfSignedCertificate() (tls.Certificate, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("transport: quic certificate: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("transport: quic certificate: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "securechat"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(10, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("transport: quic certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv}, nil
+}
+
+// udpEndpoint is one UDP socket and the quic.Transport running on it, shared
+// by a listener and the connections it accepted (or owned by one dialed
+// connection). It closes when the last holder lets go, so that closing a
+// listener leaves its accepted connections working, as with TCP.
+type udpEndpoint struct {
+	pc   net.PacketConn
+	tr   *quic.Transport
+	refs atomic.Int64
+}
+
+func newUDPEndpoint(pc net.PacketConn) *udpEndpoint {
+	ep := &udpEndpoint{pc: pc, tr: &quic.Transport{Conn: pc}}
+	ep.refs.Store(1)
+	return ep
+}
+
+func (ep *udpEndpoint) acquire() { ep.refs.Add(1) }
+
+func (ep *udpEndpoint) release() {
+	if ep.refs.Add(-1) == 0 {
+		// Transport.Close cuts remaining connections without a word, but
+		// every holder has closed its connection by now. It leaves a socket
+		// it did not create open, so close that too.
+		ep.tr.Close()
+		ep.pc.Close()
+	}
+}
+
+type quicListener struct {
+	ln           *quic.Listener
+	ep           *udpEndpoint
+	log          *slog.Logger
+	streamWait   time.Duration
+	closeTimeout time.Duration
+
+	ctx    context.Context // cancelled by Close, ends waits for streams
+	cancel context.CancelFunc
+	done   chan struct{}  // closed by Close
+	ready  chan *quicConn // hands conns with a stream to Accept
+	slots  chan struct{}  // one per pending connection, see maxPendingQUIC
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+}
+
+func (l *quicListener) Addr() net.Addr { return l.ln.Addr() }
+
+func (l *quicListener) closedErr() error {
+	return &net.OpError{Op: "accept", Net: "quic", Addr: l.Addr(), Err: net.ErrClosed}
+}
+
+func (l *quicListener) Accept() (net.Conn, error) {
+	select {
+	case <-l.done:
+		return nil, l.closedErr()
+	default:
+	}
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.done:
+		return nil, l.closedErr()
+	}
+}
+
+func (l *quicListener) Close() error {
+	first := false
+	l.closeOnce.Do(func() {
+		first = true
+		close(l.done)
+		l.cancel()
+		l.ln.Close()
+		l.wg.Wait()
+		l.ep.release()
+	})
+	if !first {
+		return &net.OpError{Op: "close", Net: "quic", Addr: l.Addr(), Err: net.ErrClosed}
+	}
+	return nil
+}
+
+// acceptLoop takes handshaken connections from quic-go and waits for each
+// one's stream on its own goroutine, so that a client slow to open its stream
+// does not hold up the others.
+func (l *quicListener) acceptLoop() {
+	for {
+		select {
+		case l.slots <- struct{}{}:
+		case <-l.done:
+			// quic-go still returns the connections it queued before Close;
+			// refuse them until it reports the end.
+			for {
+				qc, err := l.ln.Accept(context.Background())
+				if err != nil {
+					return
+				}
+				qc.CloseWithError(quicProtoFail, "")
+			}
+		}
+		qc, err := l.ln.Accept(context.Background())
+		if err != nil {
+			<-l.slots
+			return
+		}
+		l.ep.acquire()
+		l.wg.Go(func() {
+			defer func() { <-l.slots }()
+			l.handOver(qc)
+		})
+	}
+}
+
+func (l *quicListener) handOver(qc *quic.Conn) {
+	c, err := l.awaitStream(qc)
+	if err != nil {
+		l.log.Debug("transport: quic: refusing connection", "remote", qc.RemoteAddr().String(), "err", err)
+		qc.CloseWithError(quicProtoFail, "")
+		l.ep.release()
+		return
+	}
+	select {
+	case l.ready <- c:
+	case <-l.done:
+		c.Abort()
+	}
+}
+
+func (l *quicListener) awaitStream(qc *quic.Conn) (*quicConn, error) {
+	if err := checkQUICState(qc); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, l.streamWait)
+	defer cancel()
+	st, err := qc.AcceptStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("no stream from client: %w", err)
+	}
+	return newQUICConn(qc, st, l.ep.release, l.closeTimeout), nil
+}
