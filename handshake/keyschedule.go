@@ -64,13 +64,17 @@ func signServerHello(key ed25519.PrivateKey, prefix, ch, sh []byte) []byte {
 var errBadSignature = errors.New("handshake: server signature does not verify")
 
 func verifyServerHello(pub ed25519.PublicKey, prefix, ch, sh, sig []byte) error {
-	if len(pub) != ed25519.PublicKeySize || len(sh) < frameHeaderLen+signatureFieldLen {
-		return errBadSignature
-	}
-	if !ed25519.Verify(pub, signedMessage(prefix, ch, sh[:len(sh)-signatureFieldLen]), sig) {
+	if len(sh) < frameHeaderLen+signatureFieldLen ||
+		!verifyEd25519(pub, signedMessage(prefix, ch, sh[:len(sh)-signatureFieldLen]), sig) {
 		return errBadSignature
 	}
 	return nil
+}
+
+// verifyEd25519 is RFC 8032 verification as crypto/ed25519 does it (it
+// rejects non-canonical S), without panicking on a bad key length.
+func verifyEd25519(pub ed25519.PublicKey, msg, sig []byte) bool {
+	return len(pub) == ed25519.PublicKeySize && len(sig) == ed25519.SignatureSize && ed25519.Verify(pub, msg, sig)
 }
 
 // expandLabel is HKDF-Expand(secret, label(name, context), 32) with the

@@ -108,7 +108,7 @@ func TestKnownHostsMalformed(t *testing.T) {
 
 // callbackCase runs a KnownHostsCallback against a key and reports the
 // error, whether ask was called and the file afterwards.
-func runCallback(t *testing.T, initial string, policy HostKeyPolicy, pinned string, answer bool, key ed25519.PublicKey) (err error, asked bool, file string) {
+func runCallback(t *testing.T, initial string, policy HostKeyPolicy, pinned string, answer bool, key ed25519.PublicKey) (asked bool, file string, err error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "known_hosts")
 	if initial != "" {
@@ -126,7 +126,7 @@ func runCallback(t *testing.T, initial string, policy HostKeyPolicy, pinned stri
 	}
 	err = cb(key)
 	data, _ := os.ReadFile(path)
-	return err, asked, string(data)
+	return asked, string(data), err
 }
 
 func TestKnownHostsCallbackPolicies(t *testing.T) {
@@ -137,7 +137,7 @@ func TestKnownHostsCallbackPolicies(t *testing.T) {
 
 	t.Run("known", func(t *testing.T) {
 		for _, p := range []HostKeyPolicy{PolicyAsk, PolicyAcceptNew, PolicyStrict} {
-			err, asked, file := runCallback(t, line, p, "", false, pub("a"))
+			asked, file, err := runCallback(t, line, p, "", false, pub("a"))
 			if err != nil || asked || file != line {
 				t.Errorf("%v: %v asked=%v file=%q", p, err, asked, file)
 			}
@@ -145,61 +145,61 @@ func TestKnownHostsCallbackPolicies(t *testing.T) {
 	})
 	t.Run("changed is always fatal", func(t *testing.T) {
 		for _, p := range []HostKeyPolicy{PolicyAsk, PolicyAcceptNew, PolicyStrict} {
-			err, asked, file := runCallback(t, line, p, "", true, pub("b"))
+			asked, file, err := runCallback(t, line, p, "", true, pub("b"))
 			if !errors.As(err, &changed) || asked || file != line {
 				t.Errorf("%v: %v asked=%v file=%q", p, err, asked, file)
 			}
 		}
 		// Even with a pin that matches the new key.
-		err, _, file := runCallback(t, line, PolicyAcceptNew, Fingerprint(pub("b")), true, pub("b"))
+		_, file, err := runCallback(t, line, PolicyAcceptNew, Fingerprint(pub("b")), true, pub("b"))
 		if !errors.As(err, &changed) || file != line {
 			t.Errorf("pinned: %v, file %q", err, file)
 		}
 	})
 	t.Run("strict unknown", func(t *testing.T) {
-		err, asked, file := runCallback(t, "", PolicyStrict, "", true, pub("a"))
+		asked, file, err := runCallback(t, "", PolicyStrict, "", true, pub("a"))
 		if !errors.As(err, &unknown) || asked || file != "" || unknown.Fingerprint != Fingerprint(pub("a")) {
 			t.Errorf("%v asked=%v file=%q", err, asked, file)
 		}
 	})
 	t.Run("accept-new appends", func(t *testing.T) {
-		err, asked, file := runCallback(t, "", PolicyAcceptNew, "", false, pub("a"))
+		asked, file, err := runCallback(t, "", PolicyAcceptNew, "", false, pub("a"))
 		if err != nil || asked || file != line {
 			t.Errorf("%v asked=%v file=%q", err, asked, file)
 		}
 	})
 	t.Run("ask yes", func(t *testing.T) {
-		err, asked, file := runCallback(t, "", PolicyAsk, "", true, pub("a"))
+		asked, file, err := runCallback(t, "", PolicyAsk, "", true, pub("a"))
 		if err != nil || !asked || file != line {
 			t.Errorf("%v asked=%v file=%q", err, asked, file)
 		}
 	})
 	t.Run("ask no", func(t *testing.T) {
-		err, asked, file := runCallback(t, "", PolicyAsk, "", false, pub("a"))
+		asked, file, err := runCallback(t, "", PolicyAsk, "", false, pub("a"))
 		if !errors.Is(err, ErrHostKeyRejected) || !asked || file != "" {
 			t.Errorf("%v asked=%v file=%q", err, asked, file)
 		}
 	})
 	t.Run("pinned match records", func(t *testing.T) {
-		err, asked, file := runCallback(t, "", PolicyStrict, Fingerprint(pub("a")), false, pub("a"))
+		asked, file, err := runCallback(t, "", PolicyStrict, Fingerprint(pub("a")), false, pub("a"))
 		if err != nil || asked || file != line {
 			t.Errorf("%v asked=%v file=%q", err, asked, file)
 		}
 	})
 	t.Run("pinned mismatch", func(t *testing.T) {
-		err, asked, file := runCallback(t, "", PolicyAsk, Fingerprint(pub("b")), true, pub("a"))
+		asked, file, err := runCallback(t, "", PolicyAsk, Fingerprint(pub("b")), true, pub("a"))
 		if !errors.As(err, &pinErr) || asked || file != "" || pinErr.Want != Fingerprint(pub("b")) {
 			t.Errorf("%v asked=%v file=%q", err, asked, file)
 		}
 	})
 	t.Run("pinned mismatch with known key", func(t *testing.T) {
-		err, _, _ := runCallback(t, line, PolicyAsk, Fingerprint(pub("b")), true, pub("a"))
+		_, _, err := runCallback(t, line, PolicyAsk, Fingerprint(pub("b")), true, pub("a"))
 		if !errors.As(err, &pinErr) {
 			t.Errorf("%v", err)
 		}
 	})
 	t.Run("malformed file", func(t *testing.T) {
-		err, asked, _ := runCallback(t, line+"junk\n", PolicyAcceptNew, "", true, pub("a"))
+		asked, _, err := runCallback(t, line+"junk\n", PolicyAcceptNew, "", true, pub("a"))
 		if err == nil || asked || !strings.Contains(err.Error(), ":2: ") {
 			t.Errorf("%v asked=%v", err, asked)
 		}
