@@ -1,0 +1,462 @@
+package chat
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// handler is the server side of one command: how many args it takes,
+// whether it applies to req.Room, and what it does.
+type handler struct {
+	minArgs, maxArgs int
+	room             bool
+	run              func(h *Hub, s *session, req *Request)
+}
+
+var handlers map[string]handler
+
+func init() {
+	handlers = map[string]handler{
+		"join":   {0, 0, true, (*Hub).cmdJoin},
+		"part":   {0, 1, true, (*Hub).cmdPart},
+		"msg":    {2, 2, false, (*Hub).cmdMsg},
+		"me":     {1, 1, true, (*Hub).cmdMe},
+		"rooms":  {0, 0, false, (*Hub).cmdRooms},
+		"topic":  {0, 1, true, (*Hub).cmdTopic},
+		"who":    {0, 0, true, (*Hub).cmdWho},
+		"whois":  {1, 1, false, (*Hub).cmdWhois},
+		"nick":   {0, 1, false, (*Hub).cmdNick},
+		"motd":   {0, 1, false, (*Hub).cmdMOTD},
+		"help":   {0, 1, false, (*Hub).cmdHelp},
+		"quit":   {0, 1, false, (*Hub).cmdQuit},
+		"kick":   {1, 2, false, (*Hub).cmdKick},
+		"ban":    {1, 3, false, (*Hub).cmdBan},
+		"unban":  {1, 1, false, (*Hub).cmdUnban},
+		"mute":   {1, 2, false, (*Hub).cmdMute},
+		"unmute": {1, 1, false, (*Hub).cmdUnmute},
+		"bans":   {0, 0, false, (*Hub).cmdBans},
+	}
+}
+
+func (h *Hub) command(s *session, req *Request) {
+	info, ok := LookupCommand(req.Cmd)
+	hd, known := handlers[info.Name]
+	if !ok || !known {
+		h.fail(s, req.ID, CodeUnknownCommand, "unknown command /%s: see /help", truncateUTF8(SanitizeText(req.Cmd), 32))
+		return
+	}
+	if info.Admin && !s.admin {
+		h.fail(s, req.ID, CodeForbidden, "/%s is for admins only", info.Name)
+		return
+	}
+	req.Cmd = info.Name
+	if len(req.Args) < hd.minArgs || len(req.Args) > hd.maxArgs {
+		h.fail(s, req.ID, CodeBadRequest, "usage: %s", info.Usage)
+		return
+	}
+	if hd.room {
+		req.Room = foldName(req.Room)
+		if !ValidRoom(req.Room) {
+			h.fail(s, req.ID, CodeBadRoom, "%s", badRoom(truncateUTF8(SanitizeText(req.Room), 40)).Text)
+			return
+		}
+	}
+	hd.run(h, s, req)
+}
+
+// arg returns args[i], or "" when absent.
+func arg(req *Request, i int) string {
+	if i < len(req.Args) {
+		return req.Args[i]
+	}
+	return ""
+}
+
+func (h *Hub) cmdJoin(s *session, req *Request) {
+	r, added, err := h.addMember(s.user, req.Room)
+	if err != nil {
+		h.fail(s, req.ID, err.Code, "%s", err.Text)
+		return
+	}
+	if added {
+		h.announceJoin(s.user, r)
+	}
+	h.ack(s, req.ID, 0)
+}
+
+func (h *Hub) cmdPart(s *session, req *Request) {
+	r := h.memberRoom(s, req.ID, req.Room)
+	if r == nil {
+		return
+	}
+	h.part(s.user, r, clampReason(arg(req, 0)))
+	h.ack(s, req.ID, 0)
+}
+
+func (h *Hub) cmdMsg(s *session, req *Request) {
+	h.message(s, &Request{Type: TypeMsg, ID: req.ID, To: req.Args[0], Text: req.Args[1]})
+}
+
+func (h *Hub) cmdMe(s *session, req *Request) {
+	h.message(s, &Request{Type: TypeMsg, ID: req.ID, Room: req.Room, Kind: KindMe, Text: req.Args[0]})
+}
+
+func (h *Hub) cmdRooms(s *session, req *Request) {
+	rooms := slices.Sorted(maps.Keys(h.rooms))
+	size := func(i int) int { return len(rooms[i]) + 2*len(h.rooms[rooms[i]].topic) + 40 }
+	runs := chunk(len(rooms), size, listBudget)
+	for i, run := range runs {
+		e := &Event{Cmd: "rooms", More: i < len(runs)-1, Rooms: []RoomInfo{}}
+		var text strings.Builder
+		for _, name := range rooms[run[0]:run[1]] {
+			r := h.rooms[name]
+			e.Rooms = append(e.Rooms, RoomInfo{Room: name, Topic: r.topic, Count: len(r.members)})
+			fmt.Fprintf(&text, "%s (%d)", name, len(r.members))
+			if r.topic != "" {
+				fmt.Fprintf(&text, ": %s", r.topic)
+			}
+			text.WriteByte('\n')
+		}
+		e.Text = strings.TrimSuffix(text.String(), "\n")
+		h.reply(s, req.ID, e)
+	}
+	h.ack(s, req.ID, 0)
+}
+
+func (h *Hub) cmdTopic(s *session, req *Request) {
+	if len(req.Args) == 0 {
+		r := h.rooms[req.Room]
+		if r == nil {
+			h.fail(s, req.ID, CodeNoSuchRoom, "there is no room %s", req.Room)
+			return
+		}
+		text := "no topic is set in " + r.name
+		if r.topic != "" {
+			text = "topic of " + r.name + ": " + r.topic
+		}
+		h.reply(s, req.ID, &Event{Cmd: "topic", Room: r.name, Topic: r.topic, Text: text})
+		h.ack(s, req.ID, 0)
+		return
+	}
+	r := h.memberRoom(s, req.ID, req.Room)
+	if r == nil {
+		return
+	}
+	if m, ok := h.muted(s); ok {
+		h.fail(s, req.ID, CodeMuted, "you are muted%s", untilText(m.until))
+		return
+	}
+	topic := req.Args[0]
+	if len(topic) > MaxTopic {
+		h.fail(s, req.ID, CodeTooLong, "the topic is %d bytes; the limit is %d", len(topic), MaxTopic)
+		return
+	}
+	topic = strings.TrimSpace(SanitizeText(topic))
+	r.topic = topic
+	e := h.newMsg(KindTopic, r.name, s.name, "", topic)
+	h.broadcast(r, e)
+	h.ack(s, req.ID, e.MID)
+}
+
+func (h *Hub) cmdWho(s *session, req *Request) {
+	r := h.rooms[req.Room]
+	if r == nil {
+		h.fail(s, req.ID, CodeNoSuchRoom, "there is no room %s", req.Room)
+		return
+	}
+	names := r.memberNames()
+	runs := chunk(len(names), func(i int) int { return len(names[i]) + 3 }, listBudget)
+	for i, run := range runs {
+		part := names[run[0]:run[1]]
+		h.reply(s, req.ID, &Event{Cmd: "who", Room: r.name, Members: part, More: i < len(runs)-1,
+			Text: fmt.Sprintf("%s (%d): %s", r.name, len(names), strings.Join(part, " "))})
+	}
+	h.ack(s, req.ID, 0)
+}
+
+func (h *Hub) cmdWhois(s *session, req *Request) {
+	name := h.targetName(s, req)
+	if name == "" {
+		return
+	}
+	u := h.users[name]
+	if u == nil {
+		h.fail(s, req.ID, CodeOffline, "%s is not online", name)
+		return
+	}
+	var joined []string
+	for _, r := range u.sortedRooms() {
+		joined = append(joined, r.name)
+	}
+	text := fmt.Sprintf("%s is online in %d session(s) since %s", u.name, len(u.sessions), formatTime(u.since))
+	if u.admin() {
+		text += ", admin"
+	}
+	if len(joined) > 0 {
+		text += ", in " + strings.Join(joined, " ")
+	}
+	h.reply(s, req.ID, &Event{Cmd: "whois", User: u.name, Admin: u.admin(), Sessions: len(u.sessions),
+		Since: formatTime(u.since), Joined: joined, Text: text})
+	h.ack(s, req.ID, 0)
+}
+
+func (h *Hub) cmdNick(s *session, req *Request) {
+	h.fail(s, req.ID, CodeUnsupported, "names are account names and cannot be changed; you are %s", s.name)
+}
+
+func (h *Hub) cmdMOTD(s *session, req *Request) {
+	if len(req.Args) == 0 {
+		text := h.motd
+		if text == "" {
+			text = "there is no message of the day"
+		}
+		h.reply(s, req.ID, &Event{Cmd: "motd", MOTD: h.motd, Text: text})
+		h.ack(s, req.ID, 0)
+		return
+	}
+	if !s.admin {
+		h.fail(s, req.ID, CodeForbidden, "only admins can set the message of the day")
+		return
+	}
+	if len(req.Args[0]) > MaxMOTD {
+		h.fail(s, req.ID, CodeTooLong, "the message of the day is %d bytes; the limit is %d", len(req.Args[0]), MaxMOTD)
+		return
+	}
+	h.motd = clampMOTD(req.Args[0])
+	h.log.Info("chat: motd set", "by", s.name)
+	h.reply(s, req.ID, &Event{Cmd: "motd", MOTD: h.motd, Text: "message of the day updated"})
+	h.ack(s, req.ID, 0)
+}
+
+func (h *Hub) cmdHelp(s *session, req *Request) {
+	var cmds []CommandInfo
+	if len(req.Args) == 1 {
+		c, ok := LookupCommand(strings.TrimSpace(req.Args[0]))
+		if !ok {
+			h.fail(s, req.ID, CodeUnknownCommand, "unknown command %s", truncateUTF8(SanitizeText(req.Args[0]), 32))
+			return
+		}
+		cmds = []CommandInfo{c}
+	} else {
+		for _, c := range commandTable {
+			if !c.Admin || s.admin {
+				cmds = append(cmds, c)
+			}
+		}
+	}
+	var text strings.Builder
+	for i, c := range cmds {
+		if i > 0 {
+			text.WriteByte('\n')
+		}
+		fmt.Fprintf(&text, "%-32s %s", c.Usage, c.Help)
+	}
+	h.reply(s, req.ID, &Event{Cmd: "help", Commands: cmds, Text: text.String()})
+	h.ack(s, req.ID, 0)
+}
+
+func (h *Hub) cmdQuit(s *session, req *Request) {
+	reason := clampReason(arg(req, 0))
+	h.ack(s, req.ID, 0)
+	h.end(s, ending{quit: reason, log: "quit"})
+}
+
+// targetName returns the user named by args[0] for a moderation command,
+// or answers with an error and returns "".
+func (h *Hub) targetName(s *session, req *Request) string {
+	name := foldName(req.Args[0])
+	if !ValidUser(name) {
+		h.fail(s, req.ID, CodeBadName, "%q is not a user name", truncateUTF8(SanitizeText(req.Args[0]), 40))
+		return ""
+	}
+	return name
+}
+
+// notSelf refuses moderation of oneself.
+func (h *Hub) notSelf(s *session, req *Request, name string) bool {
+	if name == s.name {
+		h.fail(s, req.ID, CodeForbidden, "you cannot /%s yourself", req.Cmd)
+		return false
+	}
+	return true
+}
+
+// duration parses the optional duration argument i; ok is false after an
+// error was sent.
+func (h *Hub) duration(s *session, req *Request, i int) (until time.Time, ok bool) {
+	d := arg(req, i)
+	if d == "" {
+		return time.Time{}, true
+	}
+	dur, err := ParseDuration(d)
+	if err != nil {
+		h.fail(s, req.ID, CodeBadRequest, "%s", err.(*Error).Text)
+		return time.Time{}, false
+	}
+	return h.now.Add(dur), true
+}
+
+func (h *Hub) cmdKick(s *session, req *Request) {
+	name := h.targetName(s, req)
+	if name == "" || !h.notSelf(s, req, name) {
+		return
+	}
+	reason := clampReason(arg(req, 1))
+	n := h.endUser(name, ending{
+		notice: "you were kicked by " + s.name + reasonText(reason),
+		quit:   "kicked by " + s.name + reasonText(reason),
+		log:    "kicked by " + s.name,
+		result: fmt.Errorf("%w: kicked by %s", ErrDisconnected, s.name),
+	})
+	if n == 0 {
+		h.fail(s, req.ID, CodeOffline, "%s is not online", name)
+		return
+	}
+	h.log.Info("chat: kick", "by", s.name, "user", name, "sessions", n)
+	h.reply(s, req.ID, &Event{Cmd: "kick", User: name, Sessions: n, Text: fmt.Sprintf("kicked %s (%d session(s))", name, n)})
+	h.ack(s, req.ID, 0)
+}
+
+func (h *Hub) cmdBan(s *session, req *Request) {
+	name := h.targetName(s, req)
+	if name == "" || !h.notSelf(s, req, name) {
+		return
+	}
+	until, ok := h.duration(s, req, 1)
+	if !ok {
+		return
+	}
+	reason := clampReason(arg(req, 2))
+	h.bans[name] = restriction{until: until, by: s.name, reason: reason}
+	n := h.endUser(name, ending{
+		notice: "you were banned by " + s.name + untilText(until) + reasonText(reason),
+		quit:   "banned by " + s.name + reasonText(reason),
+		log:    "banned by " + s.name,
+		result: fmt.Errorf("%w: banned by %s", ErrDisconnected, s.name),
+	})
+	h.log.Info("chat: ban", "by", s.name, "user", name, "until", until, "sessions", n)
+	h.reply(s, req.ID, &Event{Cmd: "ban", User: name, Sessions: n,
+		Text: fmt.Sprintf("banned %s%s (%d session(s) ended)", name, untilText(until), n)})
+	h.ack(s, req.ID, 0)
+}
+
+func (h *Hub) cmdUnban(s *session, req *Request) {
+	name := h.targetName(s, req)
+	if name == "" {
+		return
+	}
+	if r, ok := h.bans[name]; !ok || !r.active(h.now) {
+		h.fail(s, req.ID, CodeNotFound, "%s is not banned", name)
+		return
+	}
+	delete(h.bans, name)
+	h.log.Info("chat: unban", "by", s.name, "user", name)
+	h.reply(s, req.ID, &Event{Cmd: "unban", User: name, Text: "unbanned " + name})
+	h.ack(s, req.ID, 0)
+}
+
+func (h *Hub) cmdMute(s *session, req *Request) {
+	name := h.targetName(s, req)
+	if name == "" || !h.notSelf(s, req, name) {
+		return
+	}
+	until, ok := h.duration(s, req, 1)
+	if !ok {
+		return
+	}
+	h.mutes[name] = restriction{until: until, by: s.name}
+	h.tell(name, "you were muted by "+s.name+untilText(until))
+	h.log.Info("chat: mute", "by", s.name, "user", name, "until", until)
+	h.reply(s, req.ID, &Event{Cmd: "mute", User: name, Text: "muted " + name + untilText(until)})
+	h.ack(s, req.ID, 0)
+}
+
+func (h *Hub) cmdUnmute(s *session, req *Request) {
+	name := h.targetName(s, req)
+	if name == "" {
+		return
+	}
+	if r, ok := h.mutes[name]; !ok || !r.active(h.now) {
+		h.fail(s, req.ID, CodeNotFound, "%s is not muted", name)
+		return
+	}
+	delete(h.mutes, name)
+	h.tell(name, "you were unmuted by "+s.name)
+	h.log.Info("chat: unmute", "by", s.name, "user", name)
+	h.reply(s, req.ID, &Event{Cmd: "unmute", User: name, Text: "unmuted " + name})
+	h.ack(s, req.ID, 0)
+}
+
+// tell sends a notice to every logged-in session of name.
+func (h *Hub) tell(name, text string) {
+	u := h.users[name]
+	if u == nil {
+		return
+	}
+	b := h.encode(h.newMsg(KindNotice, "", "", "", text))
+	for _, s := range u.sessions {
+		h.send(s, b)
+	}
+}
+
+func (h *Hub) cmdBans(s *session, req *Request) {
+	list := func(m map[string]restriction) []Restriction {
+		out := []Restriction{}
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			if r := m[name]; r.active(h.now) {
+				x := Restriction{User: name, By: r.by, Reason: r.reason}
+				if !r.until.IsZero() {
+					x.Until = formatTime(r.until)
+				}
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	describe := func(what string, rs []Restriction) string {
+		var b strings.Builder
+		for i, r := range rs {
+			if i > 0 {
+				b.WriteByte('\n')
+			}
+			fmt.Fprintf(&b, "%s %s by %s", what, r.User, r.By)
+			if r.Until != "" {
+				fmt.Fprintf(&b, " until %s", r.Until)
+			}
+			if r.Reason != "" {
+				fmt.Fprintf(&b, ": %s", r.Reason)
+			}
+		}
+		return b.String()
+	}
+	bans, mutes := list(h.bans), list(h.mutes)
+	size := func(rs []Restriction) func(int) int {
+		return func(i int) int {
+			return 2 * (len(rs[i].User) + len(rs[i].By) + len(rs[i].Until) + 2*len(rs[i].Reason) + 60)
+		}
+	}
+	var events []*Event
+	if len(bans) > 0 {
+		for _, run := range chunk(len(bans), size(bans), listBudget) {
+			part := bans[run[0]:run[1]]
+			events = append(events, &Event{Cmd: "bans", Bans: part, Text: describe("banned", part)})
+		}
+	}
+	if len(mutes) > 0 {
+		for _, run := range chunk(len(mutes), size(mutes), listBudget) {
+			part := mutes[run[0]:run[1]]
+			events = append(events, &Event{Cmd: "bans", Mutes: part, Text: describe("muted", part)})
+		}
+	}
+	if len(events) == 0 {
+		events = append(events, &Event{Cmd: "bans", Text: "nobody is banned or muted"})
+	}
+	for i, e := range events {
+		e.More = i < len(events)-1
+		h.reply(s, req.ID, e)
+	}
+	h.ack(s, req.ID, 0)
+}
