@@ -28,8 +28,11 @@
 // Argon2id hash at the defaults; only that line of the file changes.
 package credstore
 
-import "errors"
+import "securechat/handshake"
 
 // ErrAuthFailed is wrapped by every error [Store.Verify] returns for an
-// unknown user or a wrong password.
-var ErrAuthFailed = errors.New("credstore: authentication failed")
+// unknown user or a wrong password. It is handshake.ErrAuthFailed, so the
+// server tells a refused login from an internal failure with either name.
+var ErrAuthFailed = handshake.ErrAuthFailed
+
+var _ handshake.Verifier = (*Store)(nil)

@@ -301,3 +301,18 @@ func TestInteropThroughStore(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedCredsFile: the creds.txt in the repository root parses.
+func TestShippedCredsFile(t *testing.T) {
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(filepath.Dir(dir), "creds.txt")
+	if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "go.mod")); err != nil {
+		t.Fatalf("repository root not found beside %s: %v", dir, err)
+	}
+	if _, err := ReadFile(path); err != nil {
+		t.Fatal(err)
+	}
+}
