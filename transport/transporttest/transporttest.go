@@ -41,6 +41,7 @@ func TestTransport(t *testing.T, tr transport.Transport, opts *transport.Options
 	s := &suite{tr: tr, opts: opts}
 	t.Run("NetConn/DialerFirst", func(t *testing.T) { nettest.TestConn(t, s.makePipe(t, false)) })
 	t.Run("NetConn/AccepterFirst", func(t *testing.T) { nettest.TestConn(t, s.makePipe(t, true)) })
+	t.Run("DualStack", s.testDualStack)
 	t.Run("ListenerCloseUnblocksAccept", s.testListenerCloseUnblocksAccept)
 	t.Run("ListenerCloseKeepsConns", s.testListenerCloseKeepsConns)
 	t.Run("Addrs", s.testAddrs)
@@ -162,6 +163,48 @@ func (s *suite) makePipe(t *testing.T, accepterFirst bool) nettest.MakePipe {
 		return dialed, accepted, stop, nil
 	}
 }
+
+// testDualStack listens with an empty host and connects over IPv4 and IPv6
+// loopback.
+func (s *suite) testDualStack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	ln, err := s.tr.Listen(ctx, ":0", s.opts)
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	defer ln.Close()
+	port := portOf(t, ln.Addr())
+
+	hosts := []string{"127.0.0.1"}
+	if probe, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Logf("IPv6 loopback unavailable (%v); checking IPv4 only", err)
+	} else {
+		probe.Close()
+		hosts = append(hosts, "::1")
+	}
+	for _, host := range hosts {
+		dialed, accepted, err := s.connect(addrListener{ln, net.JoinHostPort(host, port)})
+		if err != nil {
+			t.Fatalf("over %s: %v", host, err)
+		}
+		roundTrip(t, dialed, accepted, []byte("hello over "+host))
+		closeBoth(dialed, accepted)
+	}
+}
+
+// addrListener makes connect dial a chosen address of a wildcard listener.
+type addrListener struct {
+	net.Listener
+	addr string
+}
+
+func (l addrListener) Addr() net.Addr { return dialAddr(l.addr) }
+
+type dialAddr string
+
+func (a dialAddr) Network() string { return "" }
+func (a dialAddr) String() string  { return string(a) }
 
 func (s *suite) testListenerCloseUnblocksAccept(t *testing.T) {
 	ln := s.listen(t)

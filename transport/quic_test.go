@@ -1,0 +1,332 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+const testTimeout = 10 * time.Second
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func listenQUIC(t *testing.T, opts *Options) net.Listener {
+	t.Helper()
+	ln, err := QUIC.Listen(testCtx(t), "127.0.0.1:0", opts)
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// dialQUIC dials ln and writes one byte, which makes the stream visible to
+// the server.
+func dialQUIC(t *testing.T, ln net.Listener, opts *Options) *quicConn {
+	t.Helper()
+	c, err := QUIC.Dial(testCtx(t), ln.Addr().String(), opts)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	if _, err := c.Write([]byte{'H'}); err != nil {
+		c.Close()
+		t.Fatalf("Write: %v", err)
+	}
+	return c.(*quicConn)
+}
+
+// acceptQUIC accepts one conn and consumes the byte dialQUIC wrote.
+func acceptQUIC(t *testing.T, ln net.Listener) *quicConn {
+	t.Helper()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		c.Close()
+		t.Fatalf("reading the first byte: %v", err)
+	}
+	return c.(*quicConn)
+}
+
+// closeAtCleanup closes the conns together when the test ends: a graceful
+// QUIC Close waits for the peer to finish too.
+func closeAtCleanup(t *testing.T, conns ...net.Conn) {
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, c := range conns {
+			wg.Go(func() { c.Close() })
+		}
+		wg.Wait()
+	})
+}
+
+func quicPair(t *testing.T, opts *Options) (client, server *quicConn) {
+	ln := listenQUIC(t, opts)
+	client = dialQUIC(t, ln, opts)
+	server = acceptQUIC(t, ln)
+	closeAtCleanup(t, client, server)
+	return client, server
+}
+
+func samePort(t *testing.T, a, b net.Addr) bool {
+	t.Helper()
+	_, pa, err1 := net.SplitHostPort(a.String())
+	_, pb, err2 := net.SplitHostPort(b.String())
+	if err1 != nil || err2 != nil {
+		t.Fatalf("bad addresses %v, %v", a, b)
+	}
+	return pa == pb
+}
+
+func TestQUICConnectionState(t *testing.T) {
+	client, server := quicPair(t, nil)
+	for name, c := range map[string]*quicConn{"client": client, "server": server} {
+		cs := c.qc.ConnectionState()
+		if cs.Used0RTT {
+			t.Errorf("%s: Used0RTT is true", name)
+		}
+		if cs.TLS.DidResume {
+			t.Errorf("%s: TLS session was resumed", name)
+		}
+		if cs.TLS.NegotiatedProtocol != "securechat/1" {
+			t.Errorf("%s: ALPN %q, want securechat/1", name, cs.TLS.NegotiatedProtocol)
+		}
+		if cs.TLS.Version != tls.VersionTLS13 {
+			t.Errorf("%s: TLS version %#x, want TLS 1.3", name, cs.TLS.Version)
+		}
+	}
+}
+
+func TestQUICWrongALPNRefused(t *testing.T) {
+	ln := listenQUIC(t, nil)
+	for _, protos := range [][]string{{"h3"}, {"securechat/2", "hq-interop"}} {
+		tlsConf := &tls.Config{InsecureSkipVerify: true, NextProtos: protos}
+		qc, err := quic.DialAddr(testCtx(t), ln.Addr().String(), tlsConf, nil)
+		if err == nil {
+			qc.CloseWithError(0, "")
+			t.Fatalf("a client offering ALPN %q was let in", protos)
+		}
+		// RFC 9001 §8.1: no_application_protocol (TLS alert 120) as a
+		// QUIC CRYPTO_ERROR, 0x100 + alert.
+		var te *quic.TransportError
+		if !errors.As(err, &te) || te.ErrorCode != 0x100+120 {
+			t.Errorf("ALPN %q: dial error %v, want CRYPTO_ERROR no_application_protocol", protos, err)
+		}
+	}
+	// The refused attempts left nothing behind in front of a good client.
+	good := dialQUIC(t, ln, nil)
+	server := acceptQUIC(t, ln)
+	closeAtCleanup(t, good, server)
+	if !samePort(t, server.RemoteAddr(), good.LocalAddr()) {
+		t.Errorf("Accept returned a conn from %v, want the good client at %v", server.RemoteAddr(), good.LocalAddr())
+	}
+}
+
+func TestQUICExtraStreamsRefused(t *testing.T) {
+	client, server := quicPair(t, nil)
+
+	if _, err := client.qc.OpenStream(); err == nil {
+		t.Error("client opened a second bidirectional stream")
+	}
+	if _, err := client.qc.OpenUniStream(); err == nil {
+		t.Error("client opened a unidirectional stream")
+	}
+	if _, err := server.qc.OpenStream(); err == nil {
+		t.Error("server opened a bidirectional stream towards the client")
+	}
+
+	// Finish the one stream in both directions. Its credit is never
+	// released, so the client still may not open another.
+	if err := client.CloseWrite(); err != nil {
+		t.Fatalf("client CloseWrite: %v", err)
+	}
+	if _, err := io.ReadAll(server); err != nil {
+		t.Fatalf("server reading to EOF: %v", err)
+	}
+	if err := server.CloseWrite(); err != nil {
+		t.Fatalf("server CloseWrite: %v", err)
+	}
+	if _, err := io.ReadAll(client); err != nil {
+		t.Fatalf("client reading to EOF: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := client.qc.OpenStreamSync(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("opening a stream after the first finished: err = %v, want it to stay blocked", err)
+	}
+}
+
+func TestQUICChannelBinding(t *testing.T) {
+	c1, s1 := quicPair(t, nil)
+	c2, s2 := quicPair(t, nil)
+	binding := func(c ChannelBinder) []byte {
+		t.Helper()
+		cb, err := c.ChannelBinding()
+		if err != nil {
+			t.Fatalf("ChannelBinding: %v", err)
+		}
+		if len(cb) != 32 {
+			t.Fatalf("ChannelBinding is %d bytes, want 32", len(cb))
+		}
+		return cb
+	}
+	cb1, cb2 := binding(c1), binding(c2)
+	if !bytes.Equal(cb1, binding(s1)) || !bytes.Equal(cb2, binding(s2)) {
+		t.Error("the two ends of a connection disagree on the channel binding")
+	}
+	if bytes.Equal(cb1, cb2) {
+		t.Error("two connections have the same channel binding")
+	}
+	// PROTOCOL.md §3: exporter label and empty context, spelled out here.
+	tlsState := c1.qc.ConnectionState().TLS
+	want, err := tlsState.ExportKeyingMaterial("EXPORTER-securechat-v1", []byte{}, 32)
+	if err != nil || !bytes.Equal(cb1, want) {
+		t.Errorf("ChannelBinding differs from the TLS exporter of PROTOCOL.md §3 (err %v)", err)
+	}
+}
+
+func TestTCPHasNoChannelBinding(t *testing.T) {
+	var c net.Conn = &tcpConn{}
+	if _, ok := c.(ChannelBinder); ok {
+		t.Error("TCP conns implement ChannelBinder; PROTOCOL.md §3 says their binding is empty")
+	}
+}
+
+// closeCause is the error that ended the server's QUIC connection.
+func closeCause(t *testing.T, c *quicConn) *quic.ApplicationError {
+	t.Helper()
+	select {
+	case <-c.qc.Context().Done():
+	case <-time.After(testTimeout):
+		t.Fatal("connection still open")
+	}
+	var ae *quic.ApplicationError
+	if err := context.Cause(c.qc.Context()); !errors.As(err, &ae) {
+		t.Fatalf("connection ended by %v, want an application close", err)
+	}
+	return ae
+}
+
+func TestQUICCloseCodes(t *testing.T) {
+	t.Run("graceful", func(t *testing.T) {
+		client, server := quicPair(t, nil)
+		go func() {
+			io.Copy(io.Discard, server)
+			server.Close()
+		}()
+		if err := client.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if ae := closeCause(t, server); !ae.Remote || ae.ErrorCode != 0 || ae.ErrorMessage != "" {
+			t.Errorf("graceful close arrived as %+v, want remote code 0x0 with no reason", ae)
+		}
+	})
+	t.Run("abort", func(t *testing.T) {
+		client, server := quicPair(t, nil)
+		if err := client.Abort(); err != nil {
+			t.Fatalf("Abort: %v", err)
+		}
+		if ae := closeCause(t, server); !ae.Remote || ae.ErrorCode != 1 || ae.ErrorMessage != "" {
+			t.Errorf("abort arrived as %+v, want remote code 0x1 with no reason", ae)
+		}
+	})
+}
+
+// TestQUICSilentClient: a client that never opens its stream neither blocks
+// Accept for others nor stays connected.
+func TestQUICSilentClient(t *testing.T) {
+	ln := listenQUIC(t, &Options{HandshakeIdleTimeout: 300 * time.Millisecond})
+	silent, err := QUIC.Dial(testCtx(t), ln.Addr().String(), nil)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer silent.Close()
+
+	good := dialQUIC(t, ln, nil)
+	server := acceptQUIC(t, ln)
+	closeAtCleanup(t, good, server)
+	if !samePort(t, server.RemoteAddr(), good.LocalAddr()) {
+		t.Fatalf("Accept returned the conn from %v, want the client that wrote, at %v", server.RemoteAddr(), good.LocalAddr())
+	}
+
+	silent.SetReadDeadline(time.Now().Add(testTimeout))
+	_, err = silent.Read(make([]byte, 1))
+	if !errors.Is(err, ErrAborted) {
+		t.Fatalf("silent client's Read: %v, want ErrAborted once the server gives up", err)
+	}
+}
+
+// TestQUICPeerVanished: a peer that disappears without a word is reported as
+// ErrAborted once the idle timeout passes, never as io.EOF.
+func TestQUICPeerVanished(t *testing.T) {
+	ln := listenQUIC(t, &Options{MaxIdleTimeout: 300 * time.Millisecond})
+	client := dialQUIC(t, ln, &Options{KeepAlivePeriod: -1})
+	server := acceptQUIC(t, ln)
+	closeAtCleanup(t, client, server)
+
+	// Dropping the client's endpoint closes its socket without sending
+	// CONNECTION_CLOSE, as if the process had been killed.
+	client.release()
+
+	server.SetReadDeadline(time.Now().Add(testTimeout))
+	_, err := server.Read(make([]byte, 1))
+	if !errors.Is(err, ErrAborted) || errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("server Read after the client vanished: %v, want ErrAborted", err)
+	}
+	if !strings.Contains(err.Error(), "no recent network activity") {
+		t.Errorf("error %q does not say it was the idle timeout", err)
+	}
+}
+
+func TestUDPBufferWarningOnce(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+
+	var big bufferWarning
+	big.check(log, 2*wantUDPBuffer, 2*wantUDPBuffer)
+	if logs.Len() != 0 {
+		t.Fatalf("warned about large enough buffers: %s", logs.String())
+	}
+
+	var small bufferWarning
+	small.check(log, 416<<10, 2*wantUDPBuffer)
+	small.check(log, wantUDPBuffer, 416<<10)
+	out := logs.String()
+	if n := strings.Count(out, "level=WARN"); n != 1 {
+		t.Fatalf("got %d warnings, want exactly 1:\n%s", n, out)
+	}
+	for _, want := range []string{"net.core.rmem_max=7500000", "net.core.wmem_max=7500000", "receive_kib=416"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("warning lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestQUICGoBufferWarningRouted(t *testing.T) {
+	if !inspectsUDPBuffers {
+		t.Skip("UDP buffers cannot be inspected on this system; quic-go keeps its own warning")
+	}
+	if _, set := os.LookupEnv(quicBufferEnv); set && !strings.EqualFold(os.Getenv(quicBufferEnv), "true") {
+		t.Skipf("%s is set by the environment; the user's choice stands", quicBufferEnv)
+	}
+	listenQUIC(t, nil)
+	if v := os.Getenv(quicBufferEnv); v != "true" {
+		t.Errorf("after Listen, %s = %q; quic-go would print its warning outside Options.Logger", quicBufferEnv, v)
+	}
+}
