@@ -86,7 +86,16 @@ func newClientHandshake(c net.Conn, cfg *ClientConfig) (*clientHandshake, error)
 // handshake is the client state machine of PROTOCOL.md §10.3, one step per
 // message. Nothing secret is sent before verifyServerFinished succeeds.
 func (hs *clientHandshake) handshake() error {
-	for _, step := range []func() error{
+	for _, step := range hs.steps() {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (hs *clientHandshake) steps() []func() error {
+	return []func() error{
 		hs.sendClientHello,
 		hs.readServerHello,
 		hs.checkServerHello,
@@ -96,12 +105,7 @@ func (hs *clientHandshake) handshake() error {
 		hs.readServerFinished,
 		hs.sendClientFinished,
 		hs.login,
-	} {
-		if err := step(); err != nil {
-			return err
-		}
 	}
-	return nil
 }
 
 func (hs *clientHandshake) sendClientHello() error {

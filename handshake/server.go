@@ -97,19 +97,23 @@ func newServerHandshake(ctx context.Context, c net.Conn, cfg *ServerConfig) (*se
 
 // handshake is the server state machine of PROTOCOL.md §10.3.
 func (hs *serverHandshake) handshake() error {
-	for _, step := range []func() error{
+	for _, step := range hs.steps() {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (hs *serverHandshake) steps() []func() error {
+	return []func() error{
 		hs.readClientHello,
 		hs.negotiate,
 		hs.sendServerHello,
 		hs.sendServerFinished,
 		hs.readClientFinished,
 		hs.authenticate,
-	} {
-		if err := step(); err != nil {
-			return err
-		}
 	}
-	return nil
 }
 
 // negotiationError is a CLIENT_HELLO the server answers with ABORT.
