@@ -117,11 +117,8 @@ func (hs *clientHandshake) sendClientHello() error {
 		return err
 	}
 	groups := hs.cfg.Groups
-	if groups == nil {
-		groups = defaultClientGroups
-	}
 	if len(groups) == 0 {
-		return errors.New("handshake: no key exchange groups configured")
+		groups = defaultClientGroups
 	}
 	rnd := hs.cfg.hooks.random()
 	ch := &clientHello{
@@ -267,6 +264,9 @@ func (hs *clientHandshake) login() error {
 	for attempt := 1; ; attempt++ {
 		pw, err := hs.cfg.Password(attempt)
 		if err != nil {
+			// Not a protocol failure: end the session properly.
+			hs.conn.Close()
+			hs.closed = true
 			return fmt.Errorf("handshake: reading password: %w", err)
 		}
 		payload, err := marshalAuth(hs.cfg.User, pw)

@@ -69,7 +69,7 @@ type Verifier interface {
 // ServerConfig configures Server. It is not modified and may be shared.
 type ServerConfig struct {
 	HostKey        ed25519.PrivateKey
-	Groups         []Group // allowed groups; nil = all three
+	Groups         []Group // allowed groups; empty = all three
 	Verifier       Verifier
 	Transport      string        // "tcp" or "quic"; must match CLIENT_HELLO
 	MaxAuthTries   int           // 0 = 3
@@ -82,7 +82,7 @@ type ServerConfig struct {
 
 // ClientConfig configures Client. It is not modified and may be shared.
 type ClientConfig struct {
-	Groups    []Group // offered, in order, each with a share; nil = mlkem768x25519, x25519
+	Groups    []Group // offered, in order, each with a share; empty = mlkem768x25519, x25519
 	Transport string  // "tcp" or "quic"
 	// HostKeyCallback decides whether the server's host key is trusted. It
 	// is called before the signature is checked and before any key is

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"io"
+	"net"
+	"strings"
 	"testing"
 )
 
@@ -101,5 +104,113 @@ func TestNoCommonGroup(t *testing.T) {
 	}
 	if s.err == nil || *asked != 0 {
 		t.Fatalf("server error %v, password asked %d times", s.err, *asked)
+	}
+}
+
+// bindingConn gives a connection a channel binding value, as the QUIC
+// adapter does.
+type bindingConn struct {
+	net.Conn
+	cb  []byte
+	err error
+}
+
+func (c *bindingConn) ChannelBinding() ([]byte, error) { return c.cb, c.err }
+
+func TestChannelBinding(t *testing.T) {
+	cbA := bytes.Repeat([]byte{0xA}, 32)
+	cbB := bytes.Repeat([]byte{0xB}, 32)
+	t.Run("same binding", func(t *testing.T) {
+		cc, sc := tcpPipe(t)
+		ccfg, _ := clientConfig("alice", "correct horse")
+		c, s := handshakePair(t, &bindingConn{Conn: cc, cb: cbA}, &bindingConn{Conn: sc, cb: cbA}, ccfg, serverConfig(newVerifier()))
+		if c.err != nil || s.err != nil {
+			t.Fatalf("client: %v, server: %v", c.err, s.err)
+		}
+	})
+	// A relay that terminates two outer connections (two bindings) and
+	// splices the inner streams is caught by the signature.
+	for name, pair := range map[string][2][]byte{"different": {cbA, cbB}, "client only": {cbA, nil}, "server only": {nil, cbB}} {
+		t.Run(name, func(t *testing.T) {
+			cc, sc := tcpPipe(t)
+			ccfg, asked := clientConfig("alice", "correct horse")
+			c, s := handshakePair(t, &bindingConn{Conn: cc, cb: pair[0]}, &bindingConn{Conn: sc, cb: pair[1]}, ccfg, serverConfig(newVerifier()))
+			if !errors.Is(c.err, errBadSignature) || s.err == nil || *asked != 0 {
+				t.Fatalf("client: %v, server: %v, asked %d", c.err, s.err, *asked)
+			}
+		})
+	}
+	t.Run("binding error", func(t *testing.T) {
+		cc, sc := tcpPipe(t)
+		ccfg, _ := clientConfig("alice", "correct horse")
+		boom := errors.New("no exporter")
+		c, _ := handshakePair(t, &bindingConn{Conn: cc, err: boom}, sc, ccfg, serverConfig(newVerifier()))
+		if !errors.Is(c.err, boom) {
+			t.Fatalf("client: %v", c.err)
+		}
+	})
+	t.Run("too long", func(t *testing.T) {
+		cc, sc := tcpPipe(t)
+		ccfg, _ := clientConfig("alice", "correct horse")
+		c, _ := handshakePair(t, &bindingConn{Conn: cc, cb: make([]byte, 256)}, sc, ccfg, serverConfig(newVerifier()))
+		if c.err == nil {
+			t.Fatal("256-byte binding accepted")
+		}
+	})
+}
+
+func TestConfigValidation(t *testing.T) {
+	good, _ := clientConfig("alice", "x")
+	for name, edit := range map[string]func(*ClientConfig){
+		"no host key callback": func(c *ClientConfig) { c.HostKeyCallback = nil },
+		"no password func":     func(c *ClientConfig) { c.Password = nil },
+		"bad user":             func(c *ClientConfig) { c.User = "Alice" },
+		"long user":            func(c *ClientConfig) { c.User = strings.Repeat("a", 33) },
+		"no transport":         func(c *ClientConfig) { c.Transport = "" },
+		"unknown group":        func(c *ClientConfig) { c.Groups = []Group{0x0017} },
+		"repeated group":       func(c *ClientConfig) { c.Groups = []Group{GroupX25519, GroupX25519} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := *good
+			edit(&cfg)
+			cc, sc := net.Pipe()
+			defer sc.Close()
+			if _, err := Client(t.Context(), cc, &cfg); err == nil || !strings.HasPrefix(err.Error(), "handshake: ") {
+				t.Fatalf("got %v", err)
+			}
+			if _, err := cc.Write([]byte{1}); err == nil {
+				t.Error("connection left open")
+			}
+		})
+	}
+	for name, edit := range map[string]func(*ServerConfig){
+		"no host key":   func(c *ServerConfig) { c.HostKey = nil },
+		"no verifier":   func(c *ServerConfig) { c.Verifier = nil },
+		"no transport":  func(c *ServerConfig) { c.Transport = "" },
+		"unknown group": func(c *ServerConfig) { c.Groups = []Group{0x0017} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := serverConfig(newVerifier())
+			edit(cfg)
+			cc, sc := net.Pipe()
+			defer cc.Close()
+			if _, err := Server(t.Context(), sc, cfg); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func TestPasswordCallbackError(t *testing.T) {
+	ccfg, _ := clientConfig("alice") // no passwords: the callback fails
+	v := newVerifier()
+	cc, sc := tcpPipe(t)
+	c, s := handshakePair(t, cc, sc, ccfg, serverConfig(v))
+	if c.err == nil || !strings.Contains(c.err.Error(), "no more passwords") {
+		t.Errorf("client: %v", c.err)
+	}
+	// The client ended the session with CLOSE; the server saw a clean end.
+	if !errors.Is(s.err, io.EOF) || v.callCount() != 0 {
+		t.Errorf("server: %v (verifier calls %d)", s.err, v.callCount())
 	}
 }

@@ -78,7 +78,7 @@ func newServerHandshake(ctx context.Context, c net.Conn, cfg *ServerConfig) (*se
 		return nil, err
 	}
 	groups := cfg.Groups
-	if groups == nil {
+	if len(groups) == 0 {
 		groups = allGroups
 	}
 	return &serverHandshake{
