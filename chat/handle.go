@@ -17,11 +17,11 @@ type ending struct {
 	result error // what Serve returns
 }
 
-// attach registers a new session, or refuses it.
-func (h *Hub) attach(s *session) {
+// attach registers a new session, possibly only to send it a refusal. It
+// returns false when the hub is shutting down.
+func (h *Hub) attach(s *session) bool {
 	if h.shutting {
-		s.result = ErrClosed
-		return
+		return false
 	}
 	s.attachedAt, s.lastSeen = h.now, h.now
 	h.sessions[s] = struct{}{}
@@ -32,7 +32,7 @@ func (h *Hub) attach(s *session) {
 			log:    "bad user name",
 			result: errors.New("chat: bad user name"),
 		})
-		return
+		return true
 	}
 	if r, ok := h.bans[s.name]; ok && r.active(h.now) {
 		s.refused = true
@@ -41,9 +41,10 @@ func (h *Hub) attach(s *session) {
 			log:    "banned",
 			result: ErrBanned,
 		})
-		return
+		return true
 	}
 	h.log.Info("chat: session attached", "user", s.name, "session", s.id, "admin", s.admin)
+	return true
 }
 
 // end stops a session: its last notice is queued, its writer told to

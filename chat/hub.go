@@ -282,7 +282,8 @@ func NewHub(cfg *Config) *Hub {
 // Cancelling ctx ends the session with a notice.
 func (h *Hub) Serve(ctx context.Context, c Conn, id Identity) error {
 	s := h.newSession(c, id)
-	if !h.call(func() { h.attach(s) }) || s.result == ErrClosed {
+	attached := false
+	if !h.call(func() { attached = h.attach(s) }) || !attached {
 		s.closeConn()
 		return ErrClosed
 	}
@@ -297,7 +298,7 @@ func (h *Hub) Serve(ctx context.Context, c Conn, id Identity) error {
 		})
 	})
 	var readErr error
-	if !s.refused {
+	if !s.refused { // written by attach, which returned before
 		readErr = s.readLoop()
 	}
 	if !stop() {

@@ -191,9 +191,10 @@ func marshal(v any) ([]byte, error) {
 // not check the meaning of the fields (room names, text length): the hub
 // does, so that it can answer with a precise error code.
 //
-// On error the returned *Error says what was wrong; the Request is still
-// returned when p was a JSON object, with ID set if the id was valid, so
-// that the error can name the request it answers.
+// On error the returned *Error says what was wrong. When p was a
+// well-formed JSON object with unique keys the Request is returned too,
+// with ID set if the id was valid, so that the error can name the request
+// it answers.
 func DecodeRequest(p []byte) (*Request, error) {
 	if len(p) > MaxPayload {
 		return nil, errorf(CodeBadRequest, "message is %d bytes, over %d", len(p), MaxPayload)
@@ -202,7 +203,7 @@ func DecodeRequest(p []byte) (*Request, error) {
 		return nil, errorf(CodeBadUTF8, "message is not valid UTF-8")
 	}
 	r := new(Request)
-	err := decodeObject(p, func(key string, dec *json.Decoder) error {
+	typeErr, err := decodeObject(p, func(key string, dec *json.Decoder) error {
 		switch key {
 		case "t":
 			return dec.Decode(&r.Type)
@@ -229,19 +230,16 @@ func DecodeRequest(p []byte) (*Request, error) {
 		}
 		return skipValue(dec)
 	})
+	if err != nil {
+		return nil, err
+	}
 	if r.ID != "" && !validID(r.ID) {
 		r.ID = ""
-		if err == nil {
-			err = errorf(CodeBadRequest, "id must be 1 to %d printable ASCII characters", MaxID)
-		}
-	}
-	if errors.Is(err, errNotObject) {
-		return nil, errorf(CodeBadRequest, "message is not a JSON object")
-	}
-	if err != nil {
-		return r, asError(err)
+		return r, errorf(CodeBadRequest, "id must be 1 to %d printable ASCII characters", MaxID)
 	}
 	switch {
+	case typeErr != nil:
+		return r, typeErr
 	case r.Type == "":
 		return r, errorf(CodeBadRequest, `missing "t"`)
 	case len(r.Args) > MaxArgs:
@@ -262,7 +260,7 @@ func DecodeEvent(p []byte) (*Event, error) {
 		return nil, errorf(CodeBadUTF8, "message is not valid UTF-8")
 	}
 	e := new(Event)
-	err := decodeObject(p, func(key string, dec *json.Decoder) error {
+	typeErr, err := decodeObject(p, func(key string, dec *json.Decoder) error {
 		var dst any
 		switch key {
 		case "t":
@@ -326,11 +324,11 @@ func DecodeEvent(p []byte) (*Event, error) {
 		}
 		return dec.Decode(dst)
 	})
-	if errors.Is(err, errNotObject) {
-		return nil, errorf(CodeBadRequest, "message is not a JSON object")
-	}
 	if err != nil {
-		return e, asError(err)
+		return nil, err
+	}
+	if typeErr != nil {
+		return e, typeErr
 	}
 	if e.Type == "" {
 		return e, errorf(CodeBadRequest, `missing "t"`)
@@ -338,56 +336,52 @@ func DecodeEvent(p []byte) (*Event, error) {
 	return e, nil
 }
 
-var errNotObject = errors.New("chat: not a JSON object")
-
 // decodeObject walks the top-level members of the JSON object in p and
 // calls field for each, which must consume exactly one value from dec. A
-// value of the wrong type for a known key is reported after the whole
-// object was read, so that the other fields (the id) are still filled.
-func decodeObject(p []byte, field func(key string, dec *json.Decoder) error) error {
+// value of the wrong type for a known key does not stop the walk, so that
+// the other fields (the id) are still filled: it is returned as typeErr.
+// Any other failure (not an object, bad JSON, a duplicate key, trailing
+// data) is err.
+func decodeObject(p []byte, field func(key string, dec *json.Decoder) error) (typeErr, err *Error) {
 	dec := json.NewDecoder(bytes.NewReader(p))
-	tok, err := dec.Token()
-	if err != nil {
-		return errNotObject
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return errNotObject
+	tok, terr := dec.Token()
+	if d, ok := tok.(json.Delim); terr != nil || !ok || d != '{' {
+		return nil, errorf(CodeBadRequest, "message is not a JSON object")
 	}
 	var seen map[string]struct{}
-	var typeErr error
 	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
+		tok, terr := dec.Token()
+		if terr != nil {
+			return nil, asError(terr)
 		}
 		key, ok := tok.(string)
 		if !ok {
-			return errorf(CodeBadRequest, "object key is not a string")
+			return nil, errorf(CodeBadRequest, "object key is not a string")
 		}
 		if _, dup := seen[key]; dup {
-			return errorf(CodeBadRequest, "duplicate key %q", key)
+			return nil, errorf(CodeBadRequest, "duplicate key %q", truncateUTF8(key, 32))
 		}
 		if seen == nil {
 			seen = make(map[string]struct{}, 8)
 		}
 		seen[key] = struct{}{}
-		if err := field(key, dec); err != nil {
+		if ferr := field(key, dec); ferr != nil {
 			var ute *json.UnmarshalTypeError
-			if !errors.As(err, &ute) {
-				return err
+			if !errors.As(ferr, &ute) {
+				return nil, asError(ferr)
 			}
 			if typeErr == nil {
 				typeErr = errorf(CodeBadRequest, "key %q: %s is the wrong type", key, ute.Value)
 			}
 		}
 	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
-		return err
+	if _, terr := dec.Token(); terr != nil { // the closing '}'
+		return nil, asError(terr)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errorf(CodeBadRequest, "data after the JSON object")
+	if _, terr := dec.Token(); terr != io.EOF {
+		return nil, errorf(CodeBadRequest, "data after the JSON object")
 	}
-	return typeErr
+	return typeErr, nil
 }
 
 func skipValue(dec *json.Decoder) error {
