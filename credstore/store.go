@@ -110,7 +110,25 @@ func Load(path string, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s.accounts.Store(&m)
+	s.logWeak(m)
 	return s, nil
+}
+
+// logWeak names the accounts whose hashes are below the current
+// parameters (PW-3's warning floor), so an operator sees imports waiting
+// for their upgrade.
+func (s *Store) logWeak(m map[string]*storedAccount) {
+	var weak []string
+	for name, a := range m {
+		if a.hash.weak(s.params) {
+			weak = append(weak, name)
+		}
+	}
+	if len(weak) > 0 {
+		sort.Strings(weak)
+		s.log.Info("credstore: password hashes below the current parameters, upgraded at the next login",
+			"params", s.params.String(), "users", weak)
+	}
 }
 
 // read parses the whole file into a fresh map.
@@ -174,6 +192,7 @@ func (s *Store) Reload() (Diff, error) {
 	sort.Strings(d.Removed)
 	sort.Strings(d.Changed)
 	s.accounts.Store(&m)
+	s.logWeak(m)
 	return d, nil
 }
 

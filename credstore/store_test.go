@@ -166,6 +166,9 @@ func TestRehashBcrypt(t *testing.T) {
 	content := "# team\n\ncarol:" + carol.hash.text + "\nbob:" + bcryptHash + ":admin\n# end\n"
 	var logs bytes.Buffer
 	s, path := loadStore(t, content, &Options{Params: storeParams, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if !strings.Contains(logs.String(), "users=[bob]") {
+		t.Errorf("the weak hash was not reported at load: %q", logs.String())
+	}
 
 	if err := s.Verify(t.Context(), "bob", []byte("wrong-password")); !errors.Is(err, ErrAuthFailed) {
 		t.Fatal(err)
