@@ -113,6 +113,7 @@ type readerConn struct {
 	net.Conn // nil: methods not overridden panic, which a test would notice
 	r        *bytes.Reader
 	written  bytes.Buffer
+	writes   int
 	closed   bool
 	aborted  bool
 }
@@ -125,7 +126,7 @@ func (c *readerConn) Read(b []byte) (int, error) {
 	}
 	return c.r.Read(b)
 }
-func (c *readerConn) Write(b []byte) (int, error)      { return c.written.Write(b) }
+func (c *readerConn) Write(b []byte) (int, error)      { c.writes++; return c.written.Write(b) }
 func (c *readerConn) Close() error                     { c.closed = true; return nil }
 func (c *readerConn) SetDeadline(time.Time) error      { return nil }
 func (c *readerConn) SetReadDeadline(time.Time) error  { return nil }

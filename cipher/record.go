@@ -127,6 +127,7 @@ type halfConn struct {
 	mac     *recordMAC
 	next    [32]byte // d_secret_(n+1), the only secret kept for this direction
 
+	gen      uint64    // key generation n of PROTOCOL.md §8
 	seq      uint64    // records opened or sealed under this generation
 	blocks   uint64    // AES blocks of ciphertext under this generation
 	bytes    int64     // wire bytes under this generation, for the soft limit
@@ -163,6 +164,7 @@ func (hc *halfConn) rotate() {
 	secret := hc.next
 	hc.install(secret[:])
 	clear(secret[:])
+	hc.gen++
 }
 
 // macHeader feeds the record-independent MAC prefix: label and seq.
