@@ -1,0 +1,320 @@
+// Package server is the bridge between a listening transport, the secure
+// channel and the chat hub: it accepts connections, applies the pre-login
+// limits, runs the handshake and login, and hands each logged-in session to
+// the hub.
+//
+// The one rule: nothing unauthenticated gets more than its share. Every
+// connection is admitted through a StartupGate (OpenSSH MaxStartups) and a
+// PenaltyBox (OpenSSH PerSourcePenalties) before any cryptography runs, and
+// the handshake's grace time bounds how long it may stay unauthenticated.
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"securechat/chat"
+	"securechat/cipher"
+	"securechat/handshake"
+)
+
+// Config configures a Server. Transport, HostKey, Verifier and Hub are
+// required.
+type Config struct {
+	Transport string // "tcp" or "quic": the name the handshake checks
+	HostKey   ed25519.PrivateKey
+	Groups    []handshake.Group // allowed; empty = all
+	Verifier  handshake.Verifier
+	// IsAdmin reports whether a logged-in user may moderate. Nil: nobody.
+	IsAdmin func(user string) bool
+	Hub     *chat.Hub
+
+	Gate      *StartupGate // nil: DefaultStartupGate
+	Penalties *PenaltyBox  // nil: DefaultPenaltyBox
+
+	MaxAuthTries   int
+	StepTimeout    time.Duration
+	LoginGraceTime time.Duration
+	Record         *cipher.Options
+
+	// WriteTimeout bounds one write of queued chat events to a client; a
+	// client that accepts nothing for this long is dropped. 0 means 30 s.
+	WriteTimeout time.Duration
+
+	Logger *slog.Logger
+}
+
+// Server serves one listener. Create it with New.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{} // not yet handed to the hub
+	shutting  bool
+	wg        sync.WaitGroup
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) *Server {
+	if cfg.Gate == nil {
+		cfg.Gate = DefaultStartupGate()
+	}
+	if cfg.Penalties == nil {
+		cfg.Penalties = DefaultPenaltyBox()
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		cfg:       cfg,
+		log:       log,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[net.Conn]struct{}),
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("server: closed")
+
+// Serve accepts connections on ln until ln fails or Shutdown is called. It
+// closes ln before returning. Each connection runs in its own goroutine.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutting {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	var tempDelay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			shutting := s.shutting
+			s.mu.Unlock()
+			if shutting || errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			// Running out of file descriptors must not end the server:
+			// back off and try again, as net/http does.
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "delay", tempDelay)
+				time.Sleep(tempDelay)
+				continue
+			}
+			return fmt.Errorf("server: accept: %w", err)
+		}
+		tempDelay = 0
+		if !s.track(c) {
+			c.Close()
+			return ErrServerClosed
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(ctx, c)
+		}()
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutting {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// sourceAddr extracts the peer's IP for the limits; an address it cannot
+// parse maps to the zero Addr, which shares one bucket.
+func sourceAddr(c net.Conn) netip.Addr {
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// loggingVerifier records, for this connection only, whether a login was
+// tried and logs each failure with its reason. The reason stays in the
+// server log; the client sees one failure byte whatever it was.
+type loggingVerifier struct {
+	next     handshake.Verifier
+	log      *slog.Logger
+	src      netip.Addr
+	failures int
+}
+
+func (v *loggingVerifier) Verify(ctx context.Context, user string, password []byte) error {
+	err := v.next.Verify(ctx, user, password)
+	if err != nil {
+		v.failures++
+		v.log.Warn("login failed", "src", v.src.String(), "user", user, "reason", err.Error())
+	}
+	return err
+}
+
+func (s *Server) handle(ctx context.Context, c net.Conn) {
+	src := sourceAddr(c)
+	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
+	if left, blocked := s.cfg.Penalties.Blocked(src); blocked {
+		log.Info("connection refused: source penalised", "for", left.Round(time.Second))
+		s.untrack(c)
+		abort(c)
+		return
+	}
+	release, ok := s.cfg.Gate.Admit(src)
+	if !ok {
+		log.Info("connection refused: too many unauthenticated connections",
+			"unauthenticated", s.cfg.Gate.Unauthenticated())
+		s.untrack(c)
+		abort(c)
+		return
+	}
+
+	verifier := &loggingVerifier{next: s.cfg.Verifier, log: log, src: src}
+	hcfg := &handshake.ServerConfig{
+		HostKey:        s.cfg.HostKey,
+		Groups:         s.cfg.Groups,
+		Verifier:       verifier,
+		Transport:      s.cfg.Transport,
+		MaxAuthTries:   s.cfg.MaxAuthTries,
+		StepTimeout:    s.cfg.StepTimeout,
+		LoginGraceTime: s.cfg.LoginGraceTime,
+		Record:         s.cfg.Record,
+	}
+	start := time.Now()
+	sess, err := handshake.Server(ctx, c, hcfg)
+	release()
+	s.untrack(c)
+	if err != nil {
+		ev := PenaltyNoAuth
+		switch {
+		case verifier.failures > 0:
+			ev = PenaltyAuthFail
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			ev = PenaltyGraceExceeded
+		}
+		// A client that ends the connection on purpose before login (for
+		// example after refusing our host key) is not misbehaving much,
+		// but OpenSSH's noauth penalty applies to it as well.
+		s.cfg.Penalties.Record(src, ev)
+		log.Info("handshake failed", "err", err, "auth_failures", verifier.failures)
+		return
+	}
+	log = log.With("user", sess.User, "session", fmt.Sprintf("%x", sess.SessionID[:6]))
+	log.Info("login", "group", sess.Group.String(), "handshake", time.Since(start).Round(time.Millisecond))
+
+	admin := s.cfg.IsAdmin != nil && s.cfg.IsAdmin(sess.User)
+	err = s.cfg.Hub.Serve(ctx, &sessionConn{sess: sess, writeTimeout: s.cfg.WriteTimeout},
+		chat.Identity{User: sess.User, Admin: admin})
+	switch {
+	case err == nil:
+		log.Info("session ended")
+	case errors.Is(err, cipher.ErrTruncated), errors.Is(err, io.ErrUnexpectedEOF):
+		log.Info("session ended without close (truncated)", "err", err)
+	default:
+		log.Info("session ended", "err", err)
+	}
+}
+
+// abort ends a connection we refuse before the handshake, as abruptly as
+// the transport allows, so a flood costs us as little as possible.
+func abort(c net.Conn) {
+	if a, ok := c.(interface{ Abort() error }); ok {
+		a.Abort()
+		return
+	}
+	c.Close()
+}
+
+// Shutdown stops accepting, asks the hub to end every session with a
+// notice and CLOSE records, and waits for all connection goroutines until
+// ctx is done. Connections still in their handshake are closed at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+
+	hubErr := s.cfg.Hub.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return hubErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sessionConn adapts a logged-in secure channel to chat.Conn.
+type sessionConn struct {
+	sess         *handshake.Session
+	writeTimeout time.Duration
+	closeOnce    sync.Once
+}
+
+func (c *sessionConn) ReadMessage() ([]byte, error) { return c.sess.ReadMessage() }
+
+func (c *sessionConn) WriteMessages(msgs [][]byte) error {
+	// A reader that stalls for writeTimeout is gone as far as chat is
+	// concerned; the deadline also lets Close unblock a stuck write.
+	c.sess.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	return c.sess.WriteMessages(msgs)
+}
+
+func (c *sessionConn) Close() error {
+	var err error
+	// The record layer bounds its CLOSE with its own deadline, so a peer
+	// that stopped reading cannot hold this.
+	c.closeOnce.Do(func() { err = c.sess.Close() })
+	return err
+}
