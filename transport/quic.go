@@ -29,9 +29,10 @@ func init() { Register(QUIC) }
 // The listener presents a self-signed Ed25519 certificate made at Listen; the
 // dialer does not verify it, because the securechat handshake inside the stream
 // authenticates the server. Neither side accepts 0-RTT or session resumption.
-// The server allows the client one bidirectional stream for the lifetime of
-// the connection and no unidirectional streams; the client allows the server
-// none.
+// The server allows the client one bidirectional stream and no
+// unidirectional ones, and takes only that one stream; a second one becomes
+// possible only as the server's Close signal (below), and is never accepted.
+// The client allows the server no streams.
 //
 // Because a QUIC peer cannot see a stream before data is written on it, the
 // listener's Accept returns a conn only once the client has written its first
@@ -51,22 +52,17 @@ func init() { Register(QUIC) }
 //   - net.ErrClosed: this side called Close or Abort.
 //   - os.ErrDeadlineExceeded: a deadline passed.
 //
-// Close is graceful and may block up to Options.CloseTimeout, because closing a
-// QUIC connection throws away stream data the peer has received but not yet
-// read. So the connection is closed by the side that finishes second in this
-// sense: Close sends the stream FIN after the data written so far, then
-//
-//   - if the peer's FIN had arrived before ours was sent, waits for the peer to
-//     close the connection (it will, having read our FIN);
-//   - otherwise reads and discards until the peer's FIN, then closes the
-//     connection with application error code 0 (no_error).
-//
-// Either wait ends at CloseTimeout, and then the connection is closed with
-// code 0 anyway. The securechat close (CLOSE record, FIN, the peer answers in
-// kind) fits this: the side that started it closes the connection once it has
-// read the answer. If both sides send their FIN at the same moment, both close
-// the connection after reading the other's FIN; a peer still reading after its
-// own CloseWrite can then lose its last bytes to ErrAborted.
+// Close is graceful, and may block up to Options.CloseTimeout, because closing
+// a QUIC connection throws away stream data the peer has received but not yet
+// read. Close sends the stream FIN after the data already written, then reads
+// and drops whatever the peer still sends, up to its FIN. The server side then
+// releases the stream's credit, which quic-go announces to the client
+// (MAX_STREAMS) once the stream is finished at the server, and waits for the
+// client to close the connection. The client side waits for that announcement
+// and closes the connection with application error code 0 (no_error). So the
+// connection ends only after both applications are done with the stream, and
+// neither loses data it was still reading. If CloseTimeout passes first, the
+// side closes the connection itself, with code 0.
 var QUIC Transport = quicTransport{}
 
 const (
@@ -109,9 +105,10 @@ func (quicTransport) Listen(ctx context.Context, addr string, opts *Options) (ne
 	conf := &quic.Config{
 		HandshakeIdleTimeout: opts.handshakeIdleTimeout(),
 		MaxIdleTimeout:       opts.maxIdleTimeout(),
-		// One bidirectional stream for the whole connection: without
-		// RequireStreamCreditRelease a finished stream would let the client
-		// open another. No unidirectional streams at all.
+		// One bidirectional stream: with RequireStreamCreditRelease even a
+		// finished stream keeps its credit until the server's Close hands
+		// it back as the "server done" sign (see quicConn.linger); by then
+		// no further stream is ever accepted. No unidirectional streams.
 		MaxIncomingStreams:         1,
 		RequireStreamCreditRelease: true,
 		MaxIncomingUniStreams:      -1,
@@ -202,7 +199,7 @@ func (quicTransport) Dial(ctx context.Context, addr string, opts *Options) (net.
 		ep.release()
 		return nil, fmt.Errorf("transport: quic dial: open stream: %w", err)
 	}
-	return newQUICConn(qc, st, ep.release, opts.closeTimeout()), nil
+	return newQUICConn(qc, st, true, ep.release, opts.closeTimeout()), nil
 }
 
 // checkQUICState re-checks, on the finished handshake, what the configuration
@@ -413,5 +410,5 @@ func (l *quicListener) awaitStream(qc *quic.Conn) (*quicConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no stream from client: %w", err)
 	}
-	return newQUICConn(qc, st, l.ep.release, l.closeTimeout), nil
+	return newQUICConn(qc, st, false, l.ep.release, l.closeTimeout), nil
 }

@@ -151,8 +151,8 @@ func TestQUICExtraStreamsRefused(t *testing.T) {
 		t.Error("server opened a bidirectional stream towards the client")
 	}
 
-	// Finish the one stream in both directions. Its credit is never
-	// released, so the client still may not open another.
+	// Finish the one stream in both directions. Its credit comes back only
+	// with the server's Close, so the client still may not open another.
 	if err := client.CloseWrite(); err != nil {
 		t.Fatalf("client CloseWrite: %v", err)
 	}

@@ -1,13 +1,13 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -19,6 +19,7 @@ import (
 type quicConn struct {
 	qc           *quic.Conn
 	st           *quic.Stream
+	isClient     bool
 	release      func() // lets go of the UDP endpoint; called once
 	closeTimeout time.Duration
 
@@ -28,12 +29,8 @@ type quicConn struct {
 	writeSem chan struct{}
 	closing  chan struct{} // closed when Close or Abort starts
 
-	peerEnded atomic.Bool // the peer's FIN (or reset) reached us
-
-	mu             sync.Mutex // orders deadline changes against Close
-	closed         bool
-	finSent        bool
-	peerEndedFirst bool // the peer's FIN had arrived when ours went out
+	mu     sync.Mutex // orders deadline changes against Close
+	closed bool
 }
 
 var (
@@ -43,19 +40,17 @@ var (
 	_ CloseWriter   = (*quicConn)(nil)
 )
 
-func newQUICConn(qc *quic.Conn, st *quic.Stream, release func(), closeTimeout time.Duration) *quicConn {
-	c := &quicConn{
+func newQUICConn(qc *quic.Conn, st *quic.Stream, isClient bool, release func(), closeTimeout time.Duration) *quicConn {
+	return &quicConn{
 		qc:           qc,
 		st:           st,
+		isClient:     isClient,
 		release:      sync.OnceFunc(release),
 		closeTimeout: closeTimeout,
 		readSem:      make(chan struct{}, 1),
 		writeSem:     make(chan struct{}, 1),
 		closing:      make(chan struct{}),
 	}
-	// Runs at once if the FIN is already in, else on quic-go's event loop.
-	st.SetReceiveFinalSizeCallback(func(int64) { c.peerEnded.Store(true) })
-	return c
 }
 
 func (c *quicConn) isClosing() bool {
@@ -117,25 +112,14 @@ func (c *quicConn) Write(p []byte) (int, error) {
 	return n, c.mapErr("write", err)
 }
 
-// sendFIN ends our sending half once and notes who finished first.
-// c.mu must be held.
-func (c *quicConn) sendFIN() {
-	if c.finSent {
-		return
-	}
-	c.finSent = true
-	c.peerEndedFirst = c.peerEnded.Load()
-	// Close only fails on a stream already reset, which has nothing to end.
-	_ = c.st.Close()
-}
-
 func (c *quicConn) CloseWrite() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return c.opError("close write", net.ErrClosed)
 	}
-	c.sendFIN()
+	// Close only fails on a stream already reset, which has nothing to end.
+	_ = c.st.Close()
 	return nil
 }
 
@@ -155,44 +139,57 @@ func (c *quicConn) Close() error {
 	// from Writes that returned is queued already and still goes out.
 	c.st.SetWriteDeadline(aLongTimeAgo)
 	c.st.SetReadDeadline(aLongTimeAgo)
-	c.sendFIN()
-	peerFirst := c.peerEndedFirst
+	_ = c.st.Close() // FIN
 	c.mu.Unlock()
 
-	c.linger(peerFirst)
+	c.linger()
 	c.qc.CloseWithError(quicNoError, "")
 	c.release()
 	return nil
 }
 
 // linger waits, at most closeTimeout, until closing the connection cannot
-// discard data the peer still wants to read.
-func (c *quicConn) linger(peerFirst bool) {
-	timer := time.NewTimer(c.closeTimeout)
-	defer timer.Stop()
-	if peerFirst {
-		// The peer ended first, so it is reading towards our FIN and will
-		// close the connection when it gets there.
-		select {
-		case <-c.qc.Context().Done():
-		case <-timer.C:
-		}
-		return
+// throw away data the peer still reads: quic-go drops received but unread
+// stream data when the connection closes. See QUIC for the scheme.
+func (c *quicConn) linger() {
+	deadline := time.Now().Add(c.closeTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if !c.isClient {
+		// Lets the client open a stream in place of this one, which quic-go
+		// announces (MAX_STREAMS) only once the stream is finished here:
+		// our FIN acknowledged and the client's FIN read below. That is the
+		// client's sign that the server is done.
+		c.st.ReleaseStreamCredit()
 	}
-	// We ended first: the peer may still be reading. Once its FIN arrives it
-	// has finished with the stream, so read (and drop) up to that FIN.
+
+	// Read up to the peer's FIN, dropping the data: the application has
+	// stopped reading, and draining keeps flow control open so the peer's
+	// last bytes and FIN can arrive.
 	select {
-	case c.readSem <- struct{}{}: // Reads in progress were woken above
-	case <-timer.C:
+	case c.readSem <- struct{}{}: // Reads in progress were woken by Close
+		c.st.SetReadDeadline(deadline)
+		buf := make([]byte, 4096)
+		for {
+			if _, err := c.st.Read(buf); err != nil {
+				break
+			}
+		}
+		<-c.readSem
+	case <-ctx.Done():
 		return
 	}
-	defer func() { <-c.readSem }()
-	c.st.SetReadDeadline(time.Now().Add(c.closeTimeout))
-	buf := make([]byte, 4096)
-	for {
-		if _, err := c.st.Read(buf); err != nil {
-			return
-		}
+
+	if c.isClient {
+		// The new stream credit means the server is done; the stream it
+		// allows is never used, and the caller closes the connection.
+		c.qc.OpenStreamSync(ctx)
+		return
+	}
+	// The client closes the connection once it sees the credit.
+	select {
+	case <-c.qc.Context().Done():
+	case <-ctx.Done():
 	}
 }
 

@@ -69,11 +69,19 @@ type Transport interface {
 	// listens on all local addresses, IPv4 and IPv6; port 0 picks a free port,
 	// reported by the Listener's Addr. ctx bounds only the setup of the
 	// listener; it does not affect the returned Listener. opts may be nil.
+	//
+	// The Listener's Accept returns conns that keep the conn contract of the
+	// package documentation. Its Close makes pending and later Accept calls
+	// return an error satisfying errors.Is(err, net.ErrClosed), releases the
+	// listening socket once no accepted conn still needs it, and leaves
+	// accepted conns open; a second Close returns a net.ErrClosed error.
 	Listen(ctx context.Context, addr string, opts *Options) (net.Listener, error)
 
 	// Dial connects to addr ("host:port"). ctx bounds the whole connection
 	// setup (resolution, TCP connect or QUIC handshake and stream opening)
-	// and has no effect once Dial has returned. opts may be nil.
+	// and has no effect once Dial has returned. opts may be nil. The conn
+	// keeps the conn contract of the package documentation; closing it
+	// releases every resource Dial made.
 	Dial(ctx context.Context, addr string, opts *Options) (net.Conn, error)
 }
 

@@ -47,8 +47,10 @@ func TestTransport(t *testing.T, tr transport.Transport, opts *transport.Options
 	t.Run("Addrs", s.testAddrs)
 	t.Run("Deadline", s.testDeadline)
 	t.Run("LocalClose", s.testLocalClose)
+	t.Run("CloseUnblocksWrite", s.testCloseUnblocksWrite)
 	t.Run("GracefulClose", s.testGracefulClose)
 	t.Run("HalfClose", s.testHalfClose)
+	t.Run("CloseExchange", s.testCloseExchange)
 	t.Run("Abort", s.testAbort)
 	t.Run("LargeTransfer", s.testLargeTransfer)
 	t.Run("ManyConns", s.testManyConns)
@@ -225,6 +227,9 @@ func (s *suite) testListenerCloseUnblocksAccept(t *testing.T) {
 	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close returned %v, want net.ErrClosed", err)
 	}
+	if err := ln.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("second Close returned %v, want net.ErrClosed", err)
+	}
 }
 
 func (s *suite) testListenerCloseKeepsConns(t *testing.T) {
@@ -340,6 +345,40 @@ func (s *suite) testLocalClose(t *testing.T) {
 	}
 }
 
+// testCloseUnblocksWrite closes a conn whose peer does not read, so that its
+// Writes soon block on flow control; the writer must get net.ErrClosed.
+func (s *suite) testCloseUnblocksWrite(t *testing.T) {
+	ln := s.listen(t)
+	dialed, accepted, err := s.connect(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	writeErr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for i := 0; ; i++ {
+			if _, err := dialed.Write(buf); err != nil {
+				writeErr <- err
+				return
+			}
+			if i == 0 {
+				close(started)
+			}
+		}
+	}()
+	<-started
+	closed := make(chan error, 1)
+	go func() { closed <- dialed.Close() }()
+	if err := <-writeErr; !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Write blocked during Close returned %v, want net.ErrClosed", err)
+	}
+	accepted.Close() // lets a graceful Close finish
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
 // testGracefulClose writes and closes at once; the peer must still get every
 // byte and then io.EOF.
 func (s *suite) testGracefulClose(t *testing.T) {
@@ -420,6 +459,59 @@ func (s *suite) testHalfClose(t *testing.T) {
 	}
 	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testCloseExchange repeats the securechat close (PROTOCOL.md §12) with each
+// side starting it in turn: the starter sends its last bytes and ends its
+// half, the other side reads them, answers and closes at once. The starter must
+// get the whole answer and then io.EOF, never ErrAborted, every time.
+func (s *suite) testCloseExchange(t *testing.T) {
+	const rounds = 20
+	ln := s.listen(t)
+	for i := range rounds {
+		dialed, accepted, err := s.connect(ln)
+		if err != nil {
+			t.Fatal(err)
+		}
+		starter, answerer := dialed, accepted
+		if i%2 == 1 {
+			starter, answerer = accepted, dialed
+		}
+		cw, ok := starter.(transport.CloseWriter)
+		if !ok {
+			closeBoth(dialed, accepted)
+			t.Skipf("%s conns do not implement transport.CloseWriter", s.tr.Name())
+		}
+		closing, answer := []byte("CLOSE"), randomBytes(uint64(i), 64<<10)
+		answered := make(chan error, 1)
+		go func() {
+			got := make([]byte, len(closing))
+			_, err := io.ReadFull(answerer, got)
+			if err == nil {
+				_, err = answerer.Write(answer)
+			}
+			if cerr := answerer.Close(); err == nil {
+				err = cerr
+			}
+			answered <- err
+		}()
+		if _, err := starter.Write(closing); err != nil {
+			t.Fatalf("round %d: Write: %v", i, err)
+		}
+		if err := cw.CloseWrite(); err != nil {
+			t.Fatalf("round %d: CloseWrite: %v", i, err)
+		}
+		got, err := io.ReadAll(starter)
+		if err != nil || !bytes.Equal(got, answer) {
+			t.Fatalf("round %d: starter read %d of %d answer bytes, then %v; want all, then io.EOF", i, len(got), len(answer), err)
+		}
+		if err := starter.Close(); err != nil {
+			t.Fatalf("round %d: starter Close: %v", i, err)
+		}
+		if err := <-answered; err != nil {
+			t.Fatalf("round %d: answerer: %v", i, err)
+		}
 	}
 }
 
