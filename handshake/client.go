@@ -264,14 +264,17 @@ func (hs *clientHandshake) login() error {
 	for attempt := 1; ; attempt++ {
 		pw, err := hs.cfg.Password(attempt)
 		if err != nil {
+			err = fmt.Errorf("handshake: reading password: %w", err)
+		}
+		var payload []byte
+		if err == nil {
+			payload, err = marshalAuth(hs.cfg.User, pw)
+			clear(pw)
+		}
+		if err != nil {
 			// Not a protocol failure: end the session properly.
 			hs.conn.Close()
 			hs.closed = true
-			return fmt.Errorf("handshake: reading password: %w", err)
-		}
-		payload, err := marshalAuth(hs.cfg.User, pw)
-		clear(pw)
-		if err != nil {
 			return err
 		}
 		if err := hs.dl.arm(); err != nil {

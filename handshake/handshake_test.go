@@ -214,3 +214,20 @@ func TestPasswordCallbackError(t *testing.T) {
 		t.Errorf("server: %v (verifier calls %d)", s.err, v.callCount())
 	}
 }
+
+func TestUnsendablePassword(t *testing.T) {
+	for name, pw := range map[string]string{"empty": "", "not utf-8": "\xff\xfe", "too long": strings.Repeat("p", 1025)} {
+		t.Run(name, func(t *testing.T) {
+			ccfg, _ := clientConfig("alice", pw)
+			v := newVerifier()
+			cc, sc := tcpPipe(t)
+			c, s := handshakePair(t, cc, sc, ccfg, serverConfig(v))
+			if c.err == nil || !strings.Contains(c.err.Error(), "password") {
+				t.Errorf("client: %v", c.err)
+			}
+			if !errors.Is(s.err, io.EOF) || v.callCount() != 0 {
+				t.Errorf("server: %v (verifier calls %d)", s.err, v.callCount())
+			}
+		})
+	}
+}

@@ -93,6 +93,9 @@ type PinnedKeyMismatchError struct {
 }
 
 func (e *PinnedKeyMismatchError) Error() string {
+	if e.HostPort == "" {
+		return fmt.Sprintf("handshake: host key is %s, not the pinned %s", e.Got, e.Want)
+	}
 	return fmt.Sprintf("handshake: host key for %s is %s, not the pinned %s", e.HostPort, e.Got, e.Want)
 }
 

@@ -236,3 +236,15 @@ func TestKnownHostsCallbackArguments(t *testing.T) {
 		t.Error("accepted an unknown policy")
 	}
 }
+
+func TestFixedHostKey(t *testing.T) {
+	cb := FixedHostKey(pub("a"))
+	if err := cb(pub("a")); err != nil {
+		t.Error(err)
+	}
+	var pinErr *PinnedKeyMismatchError
+	err := cb(pub("b"))
+	if !errors.As(err, &pinErr) || pinErr.Got != Fingerprint(pub("b")) || strings.Contains(err.Error(), "  ") {
+		t.Errorf("got %v", err)
+	}
+}
