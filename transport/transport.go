@@ -111,9 +111,14 @@ type Options struct {
 	// the kernel lingers on its own. 0 means 2 s.
 	CloseTimeout time.Duration
 
-	// Logger receives the transport's few log lines, such as the one-time
-	// warning that the UDP socket buffers are too small for QUIC. nil means
-	// slog.Default().
+	// Logger receives the transport's few log lines: debug lines about
+	// refused QUIC connections, and the warning, once per process, that the
+	// UDP socket buffers are smaller than quic-go wants (with the sysctl
+	// settings that fix it). quic-go would print that warning itself through
+	// the standard log package; the first QUIC Listen or Dial silences it by
+	// setting QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true in the process
+	// environment, unless that variable is already set, in which case its
+	// value rules both warnings. nil means slog.Default().
 	Logger *slog.Logger
 }
 
