@@ -188,7 +188,7 @@ func (v *loggingVerifier) Verify(ctx context.Context, user string, password []by
 	err := v.next.Verify(ctx, user, password)
 	if err != nil {
 		v.failures++
-		v.log.Warn("login failed", "src", v.src.String(), "user", user, "reason", err.Error())
+		v.log.Warn("login failed", "user", user, "reason", err.Error())
 	}
 	return err
 }

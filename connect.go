@@ -1,0 +1,861 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"securechat/chat"
+	"securechat/handshake"
+	"securechat/transport"
+)
+
+func init() { commands = append(commands, connectCommand()) }
+
+// scriptReconnects is how many times script mode reconnects after losing
+// an established connection before it gives up with exit code 5.
+const scriptReconnects = 5
+
+// dialTimeout bounds one connection attempt: transport setup, handshake
+// and login together (login prompts happen before it starts counting).
+const dialTimeout = 30 * time.Second
+
+func connectCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "connect",
+		Usage:     "chat on a securechat server",
+		ArgsUsage: "HOST:PORT",
+		Description: `Connects, checks the server's host key against known_hosts, logs in and
+joins #general (or --room). On a terminal it is an interactive client with
+history, Tab completion of nicks and commands, and reconnects on its own.
+With standard input not a terminal it is a script client: each line is sent
+to the current room (lines starting with / are commands), every event is
+printed as one line (or one JSON object with --json), and at the end of
+input it waits until the server has acknowledged every message, then closes
+cleanly. Script mode never prompts.
+
+Exit codes: 0 clean end, 1 error, 2 usage, 3 authentication failed,
+4 host key verification failed, 5 connection lost or refused.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
+			&cli.StringFlag{Name: "user", Usage: "account `NAME` (default: the local user name)", EnvVars: []string{"SECURECHAT_USER"}},
+			&cli.StringFlag{Name: "password-file", Usage: "read the password from `FILE` (one trailing newline is removed); $SECURECHAT_PASSWORD also works", EnvVars: []string{"SECURECHAT_PASSWORD_FILE"}},
+			&cli.StringFlag{Name: "known-hosts", Usage: "known hosts `FILE` (default: <user config dir>/securechat/known_hosts)", EnvVars: []string{"SECURECHAT_KNOWN_HOSTS"}},
+			&cli.StringFlag{Name: "host-key-check", Value: "ask", Usage: "unknown host keys: ask|accept-new|strict (script mode never asks)", EnvVars: []string{"SECURECHAT_HOST_KEY_CHECK"}},
+			&cli.StringFlag{Name: "fingerprint", Usage: "expect this host key, `SHA256:...`, and trust it without asking"},
+			&cli.StringFlag{Name: "room", Usage: "room to join instead of #general", EnvVars: []string{"SECURECHAT_ROOM"}},
+			&cli.BoolFlag{Name: "json", Usage: "script mode: print one JSON object per event"},
+			&cli.StringFlag{Name: "kex", Usage: "key exchange groups to offer, comma-separated (default: mlkem768x25519,x25519)", EnvVars: []string{"SECURECHAT_KEX"}},
+			&cli.BoolFlag{Name: "no-reconnect", Usage: "exit with code 5 when the connection is lost instead of reconnecting"},
+			&cli.BoolFlag{Name: "no-color", Usage: "no colours (so does a non-empty $NO_COLOR)"},
+			&cli.BoolFlag{Name: "no-timestamps", Usage: "no HH:MM before each line"},
+			&cli.BoolFlag{Name: "no-bell", Usage: "no terminal bell on mentions"},
+		},
+		Action: runConnect,
+	}
+}
+
+// connectConfig is everything a connection attempt needs.
+type connectConfig struct {
+	addr      string
+	tr        transport.Transport
+	user      string
+	groups    []handshake.Group
+	hostKey   func(ed25519.PublicKey) error
+	password  func(attempt int) ([]byte, error)
+	rooms     []string
+	reconnect bool
+}
+
+func runConnect(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageError("connect needs exactly one HOST:PORT argument")
+	}
+	addr := c.Args().First()
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usageError("%q is not HOST:PORT (IPv6 addresses go in brackets: [::1]:7777)", addr)
+	}
+	tr, err := transport.Lookup(c.String("transport"))
+	if err != nil {
+		return usageError("--transport %q: want one of %s", c.String("transport"), strings.Join(transport.Names(), ", "))
+	}
+	groups, err := parseGroups(c.String("kex"))
+	if err != nil {
+		return err
+	}
+	name, err := accountName(c.String("user"))
+	if err != nil {
+		return err
+	}
+	policy, err := handshake.ParseHostKeyPolicy(c.String("host-key-check"))
+	if err != nil {
+		return usageError("--host-key-check: %v", err)
+	}
+	var rooms []string
+	if r := c.String("room"); r != "" {
+		if !strings.HasPrefix(r, "#") {
+			r = "#" + r
+		}
+		if !chat.ValidRoom(r) {
+			return usageError("--room %q is not a valid room name", c.String("room"))
+		}
+		rooms = []string{r}
+	}
+	interactive := isTerminal(os.Stdin) && !c.Bool("json")
+
+	pw, err := passwordSource(c.String("password-file"), interactive)
+	if err != nil {
+		return err
+	}
+	khFile := c.String("known-hosts")
+	if khFile == "" {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return fmt.Errorf("no config directory for known_hosts: %w (use --known-hosts)", err)
+		}
+		khFile = filepath.Join(dir, "securechat", "known_hosts")
+	}
+	var ask func(hostport, fingerprint string) (bool, error)
+	if interactive {
+		ask = askOnTTY
+	} else if policy == handshake.PolicyAsk {
+		// Script mode never prompts: an unknown key is a verification
+		// failure unless accept-new or --fingerprint says otherwise.
+		policy = handshake.PolicyStrict
+	}
+	hostKey, err := handshake.KnownHostsCallback(khFile, addr, policy, c.String("fingerprint"), ask)
+	if err != nil {
+		return usageError("%v", err)
+	}
+
+	cfg := &connectConfig{
+		addr: addr, tr: tr, user: name, groups: groups, hostKey: hostKey,
+		password: pw, rooms: rooms, reconnect: !c.Bool("no-reconnect"),
+	}
+	if interactive {
+		return runInteractive(c.Context, cfg, termUIOptions{
+			Self:         name,
+			NoColor:      c.Bool("no-color"),
+			NoTimestamps: c.Bool("no-timestamps"),
+			NoBell:       c.Bool("no-bell"),
+		})
+	}
+	return runScript(c.Context, cfg, os.Stdin, c.App.Writer, c.Bool("json"))
+}
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// accountName picks the login name: --user, or the local user name if it
+// is a valid account name.
+func accountName(flag string) (string, error) {
+	if flag != "" {
+		if !chat.ValidUser(flag) {
+			return "", usageError("--user %q: names are 1 to 32 characters from a-z, 0-9, _ . -", flag)
+		}
+		return flag, nil
+	}
+	u, err := user.Current()
+	if err != nil || !chat.ValidUser(strings.ToLower(u.Username)) {
+		return "", usageError("cannot use the local user name as an account name; give --user NAME")
+	}
+	return strings.ToLower(u.Username), nil
+}
+
+// passwordSource returns how the password is obtained: a file, the
+// environment, or (interactive only) a prompt on the terminal. The password
+// is read once and kept for reconnects; it never comes from a flag value.
+func passwordSource(file string, interactive bool) (func(int) ([]byte, error), error) {
+	var fixed []byte
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("password file: %w", err)
+		}
+		b = trimOneNewline(b)
+		if len(b) == 0 {
+			return nil, fmt.Errorf("password file %s is empty", file)
+		}
+		fixed = b
+	case os.Getenv("SECURECHAT_PASSWORD") != "":
+		fixed = []byte(os.Getenv("SECURECHAT_PASSWORD"))
+	case !interactive:
+		return nil, withCode(exitError, errors.New("no password: standard input is not a terminal"),
+			"use --password-file FILE or set SECURECHAT_PASSWORD")
+	}
+	if fixed != nil {
+		return func(attempt int) ([]byte, error) {
+			if attempt > 1 {
+				// Retrying the same stored password cannot help and would
+				// only burn attempts.
+				return nil, handshake.ErrAuthFailed
+			}
+			return append([]byte(nil), fixed...), nil
+		}, nil
+	}
+	var mu sync.Mutex
+	var good []byte
+	return func(attempt int) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if good != nil && attempt == 1 {
+			return append([]byte(nil), good...), nil
+		}
+		p, err := readPasswordTTY("Password: ")
+		if err != nil {
+			return nil, err
+		}
+		good = append(good[:0], p...)
+		return p, nil
+	}, nil
+}
+
+// trimOneNewline removes exactly one trailing "\n" or "\r\n", as a file
+// written by echo or an editor ends.
+func trimOneNewline(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// askOnTTY asks about an unknown host key on the terminal, in OpenSSH's
+// words.
+func askOnTTY(hostport, fingerprint string) (bool, error) {
+	tty, err := os.OpenFile(ttyPath, os.O_RDWR, 0)
+	if err != nil {
+		return false, fmt.Errorf("cannot ask about the host key: no terminal (%v)", err)
+	}
+	defer tty.Close()
+	host, _, _ := net.SplitHostPort(hostport)
+	ok, err := askHostKey(tty, tty, hostport, host, fingerprint)
+	if err == nil && ok {
+		fmt.Fprint(tty, hostKeyAddedMessage(hostport))
+	}
+	return ok, err
+}
+
+// link is one established connection.
+type link struct {
+	sess    *handshake.Session
+	welcome *chat.Event
+	events  chan *chat.Event // closed when the connection ends
+	err     error            // why it ended; read after events is closed
+}
+
+func (l *link) send(r *chat.Request) error {
+	p, err := chat.EncodeRequest(r)
+	if err != nil {
+		return err
+	}
+	return l.sess.WriteMessage(p)
+}
+
+// dial connects, runs the handshake and login, says hello and waits for
+// the welcome. Errors are returned with their exit codes attached.
+func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	conn, err := cfg.tr.Dial(ctx, cfg.addr, nil)
+	if err != nil {
+		return nil, withCode(exitConnectLost, fmt.Errorf("cannot connect to %s: %w", cfg.addr, err), "")
+	}
+	sess, err := handshake.Client(ctx, conn, &handshake.ClientConfig{
+		Groups:          cfg.groups,
+		Transport:       cfg.tr.Name(),
+		HostKeyCallback: cfg.hostKey,
+		User:            cfg.user,
+		Password:        cfg.password,
+	})
+	if err != nil {
+		return nil, classifyHandshakeError(cfg, err)
+	}
+	l := &link{sess: sess, events: make(chan *chat.Event, 256)}
+	if err := l.send(&chat.Request{Type: chat.TypeHello, ID: "hello", V: chat.Version,
+		Client: "securechat " + version, Rooms: cfg.rooms}); err != nil {
+		sess.Abort()
+		return nil, withCode(exitConnectLost, fmt.Errorf("connection lost: %w", err), "")
+	}
+	go l.readLoop()
+	for {
+		select {
+		case ev, ok := <-l.events:
+			if !ok {
+				return nil, withCode(exitConnectLost, fmt.Errorf("connection lost during login: %w", l.err), "")
+			}
+			switch {
+			case ev.Type == chat.TypeWelcome:
+				l.welcome = ev
+				return l, nil
+			case ev.Type == chat.TypeError && (ev.Code == chat.CodeBanned || ev.Code == chat.CodeVersion || ev.Code == chat.CodeBadName):
+				sess.Close()
+				return nil, withCode(exitAuthFailed, fmt.Errorf("the server refused the session: %s", ev.Text), "")
+			}
+		case <-ctx.Done():
+			sess.Abort()
+			return nil, withCode(exitConnectLost, errors.New("no welcome from the server in time"), "")
+		}
+	}
+}
+
+// readLoop decodes events until the connection ends; it answers pings at
+// once so that a busy UI never looks dead to the server.
+func (l *link) readLoop() {
+	defer close(l.events)
+	for {
+		p, err := l.sess.ReadMessage()
+		if err != nil {
+			l.err = err
+			return
+		}
+		ev, err := chat.DecodeEvent(p)
+		if err != nil {
+			// A newer server may send what this client cannot parse; it
+			// must not end the session.
+			continue
+		}
+		if ev.Type == chat.TypePing {
+			l.send(&chat.Request{Type: chat.TypePong, ID: ev.ID})
+			continue
+		}
+		l.events <- ev
+	}
+}
+
+func classifyHandshakeError(cfg *connectConfig, err error) error {
+	var changed *handshake.HostKeyChangedError
+	var abort *handshake.AbortError
+	switch {
+	case errors.As(err, &changed):
+		return withCode(exitHostKey, errors.New(strings.TrimRight(
+			hostKeyChangedMessage(cfg.addr, changed.Got, changed.File, changed.Line), "\n")), "")
+	case isHostKeyError(err):
+		return withCode(exitHostKey, fmt.Errorf("host key verification failed: %w", err),
+			"check the fingerprint with the server's operator, then use --fingerprint SHA256:... or --host-key-check accept-new")
+	case errors.Is(err, handshake.ErrAuthFailed):
+		return withCode(exitAuthFailed, fmt.Errorf("authentication failed for %s", cfg.user), "")
+	case errors.As(err, &abort):
+		return withCode(exitError, fmt.Errorf("the server refused the handshake: %w", err),
+			"check --transport and --kex against the server's settings")
+	}
+	return withCode(exitConnectLost, fmt.Errorf("handshake with %s failed: %w", cfg.addr, err), "")
+}
+
+func isHostKeyError(err error) bool {
+	var unknown *handshake.HostKeyUnknownError
+	var pinned *handshake.PinnedKeyMismatchError
+	return errors.Is(err, handshake.ErrHostKeyRejected) || errors.As(err, &unknown) || errors.As(err, &pinned)
+}
+
+// fatal reports whether a connect error must not be retried.
+func fatal(err error) bool {
+	var ce *codedError
+	return errors.As(err, &ce) && ce.code != exitConnectLost
+}
+
+// toDisplay turns a chat event into the lines a person sees; ok is false
+// for events that show nothing (acks, pongs).
+func toDisplay(ev *chat.Event) []displayEvent {
+	ts := time.Now()
+	if ev.TS != "" {
+		if t, err := time.Parse(time.RFC3339Nano, ev.TS); err == nil {
+			ts = t
+		}
+	}
+	lines := func(kind, room, text string) []displayEvent {
+		var out []displayEvent
+		for _, l := range strings.Split(text, "\n") {
+			out = append(out, displayEvent{Time: ts, Kind: kind, Room: room, Text: l})
+		}
+		return out
+	}
+	switch ev.Type {
+	case chat.TypeMsg:
+		return []displayEvent{{ID: ev.MID, Time: ts, Kind: ev.Kind, Room: ev.Room, From: ev.From,
+			To: ev.To, Text: ev.Text, History: ev.History}}
+	case chat.TypeReply:
+		return lines("system", "", ev.Text)
+	case chat.TypeError:
+		return lines("error", "", ev.Text)
+	case chat.TypeWelcome:
+		out := lines("system", "", fmt.Sprintf("logged in as %s", ev.User))
+		if strings.TrimSpace(ev.MOTD) != "" {
+			out = append(out, lines("system", "", strings.TrimRight(ev.MOTD, "\n"))...)
+		}
+		return out
+	}
+	return nil
+}
+
+// roster tracks rooms and their members for completion and the prompt.
+type roster struct {
+	self    string
+	current string
+	members map[string]map[string]bool
+	pending map[string]bool // room events with More set
+}
+
+func newRoster(self string) *roster {
+	return &roster{self: self, members: map[string]map[string]bool{}, pending: map[string]bool{}}
+}
+
+// rooms lists the rooms joined, the current one first, so that a
+// reconnect comes back to where the user was.
+func (r *roster) rooms() []string {
+	var out []string
+	if _, ok := r.members[r.current]; ok {
+		out = append(out, r.current)
+	}
+	for name := range r.members {
+		if name != r.current {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// apply updates the roster from ev and reports whether the current room
+// changed.
+func (r *roster) apply(ev *chat.Event) bool {
+	before := r.current
+	switch ev.Type {
+	case chat.TypeRoom:
+		if !r.pending[ev.Room] || r.members[ev.Room] == nil {
+			r.members[ev.Room] = map[string]bool{}
+		}
+		for _, m := range ev.Members {
+			r.members[ev.Room][m] = true
+		}
+		r.pending[ev.Room] = ev.More
+		if r.current == "" {
+			r.current = ev.Room
+		}
+	case chat.TypeMsg:
+		if ev.History {
+			break
+		}
+		switch ev.Kind {
+		case chat.KindJoin:
+			if r.members[ev.Room] == nil {
+				r.members[ev.Room] = map[string]bool{}
+			}
+			r.members[ev.Room][ev.From] = true
+			if ev.From == r.self {
+				r.current = ev.Room
+			}
+		case chat.KindPart:
+			if ev.From == r.self {
+				delete(r.members, ev.Room)
+				if r.current == ev.Room {
+					r.current = ""
+					for name := range r.members {
+						r.current = name
+						break
+					}
+				}
+			} else if m := r.members[ev.Room]; m != nil {
+				delete(m, ev.From)
+			}
+		case chat.KindQuit:
+			for _, m := range r.members {
+				delete(m, ev.From)
+			}
+		}
+	}
+	return r.current != before
+}
+
+func (r *roster) nicks() []string {
+	var out []string
+	for m := range r.members[r.current] {
+		out = append(out, m)
+	}
+	return out
+}
+
+// runInteractive is the terminal client: connect (prompts happen here, in
+// cooked mode), then the line editor, reconnecting when the link drops.
+func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions) error {
+	l, err := dial(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	ui, restore, err := newTTYUI(os.Stdin, os.Stdout, opts)
+	if err != nil {
+		l.sess.Close()
+		return err
+	}
+	defer restore()
+	ui.SetCommands(commandNames())
+
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		for {
+			s, err := ui.ReadLine()
+			if err != nil {
+				return
+			}
+			lines <- s
+		}
+	}()
+
+	ros := newRoster(cfg.user)
+	ros.current = initialRoom(cfg, l.welcome)
+	ui.SetRoom(ros.current)
+	sys := func(format string, args ...any) {
+		ui.Show(displayEvent{Time: time.Now(), Kind: "system", Text: fmt.Sprintf(format, args...)})
+	}
+	sys("connected to %s over %s (%s, host key %s)", cfg.addr, cfg.tr.Name(), l.sess.Group, handshake.Fingerprint(l.sess.HostKey))
+	var bo reconnectBackoff
+	nextID := 0
+	for {
+		for _, d := range toDisplay(l.welcome) {
+			ui.Show(d)
+		}
+	connected:
+		for {
+			select {
+			case ev, ok := <-l.events:
+				if !ok {
+					break connected
+				}
+				if ros.apply(ev) {
+					ui.SetRoom(ros.current)
+				}
+				if ev.Type == chat.TypeRoom || ev.Type == chat.TypeMsg {
+					ui.SetNicks(ros.nicks())
+				}
+				for _, d := range toDisplay(ev) {
+					ui.Show(d)
+				}
+			case line, ok := <-lines:
+				if !ok {
+					l.sess.Close()
+					return nil
+				}
+				if strings.TrimSpace(line) == "" {
+					continue
+				}
+				req, err := chat.ParseLine(line, ros.current)
+				if err != nil {
+					sys("%v", err)
+					continue
+				}
+				if req.Type == chat.TypeCmd && req.Cmd == "quit" {
+					nextID++
+					req.ID = "q" + strconv.Itoa(nextID)
+					l.send(req)
+					l.sess.Close()
+					return nil
+				}
+				if req.Type == chat.TypeCmd && req.Cmd == "fingerprint" {
+					sys("host key fingerprint %s", handshake.Fingerprint(l.sess.HostKey))
+					continue
+				}
+				if req.Type == chat.TypeMsg && req.Room == "" && req.To == "" {
+					sys("you are in no room: /join #room first")
+					continue
+				}
+				nextID++
+				req.ID = "c" + strconv.Itoa(nextID)
+				if err := l.send(req); err != nil {
+					sys("send failed: %v", err)
+				}
+			case <-ctx.Done():
+				l.sess.Close()
+				return nil
+			}
+		}
+		if !cfg.reconnect {
+			return withCode(exitConnectLost, fmt.Errorf("connection lost: %v", l.err), "")
+		}
+		sys("connection lost (%v); reconnecting", l.err)
+		cfg.rooms = ros.rooms()
+		for {
+			d := bo.Next()
+			sys("reconnecting in %s", d.Round(100*time.Millisecond))
+			if err := sleepCtx(ctx, d); err != nil {
+				return nil
+			}
+			l, err = dial(ctx, cfg)
+			if err == nil {
+				break
+			}
+			if fatal(err) {
+				restore()
+				return err
+			}
+			sys("%v", err)
+		}
+		bo.Reset()
+		sys("reconnected to %s; host key %s checked again; rejoining %s", cfg.addr,
+			handshake.Fingerprint(l.sess.HostKey), strings.Join(cfg.rooms, " "))
+		ros = newRoster(cfg.user)
+		ros.current = initialRoom(cfg, l.welcome)
+		ui.SetRoom(ros.current)
+	}
+}
+
+// commandNames lists the slash commands for Tab completion.
+func commandNames() []string {
+	var out []string
+	for _, c := range chat.Commands() {
+		out = append(out, "/"+c.Name)
+	}
+	return append(out, "/fingerprint")
+}
+
+// scriptMsg is one line of input on its way to the server. The line is
+// parsed when it is first sent, so that it goes to the room current then.
+type scriptMsg struct {
+	id   string
+	line string
+	req  *chat.Request
+}
+
+// initialRoom is the room lines go to right after login: the one asked
+// for, else the first the welcome lists (#general on a default server).
+func initialRoom(cfg *connectConfig, welcome *chat.Event) string {
+	if len(cfg.rooms) > 0 {
+		return cfg.rooms[0]
+	}
+	for _, r := range welcome.Rooms {
+		if r.Room == "#general" {
+			return r.Room
+		}
+	}
+	if len(welcome.Rooms) > 0 {
+		return welcome.Rooms[0].Room
+	}
+	return ""
+}
+
+// runScript is the script/bot client. Every line of in becomes one request;
+// every event becomes one line on out. Messages are sent in order; with a
+// server flood limit each waits for its acknowledgement (so a rejected one
+// is retried without reordering), otherwise up to scriptWindow are in
+// flight. At the end of input it waits for every acknowledgement, then
+// sends CLOSE. After a lost connection it reconnects and resends what was
+// not acknowledged, so delivery is at least once.
+func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out io.Writer, asJSON bool) error {
+	const scriptWindow = 256
+	l, err := dial(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(out)
+	emit := func(d displayEvent) {
+		if asJSON {
+			b, err := formatJSON(d)
+			if err == nil {
+				w.Write(b)
+				w.WriteByte('\n')
+			}
+		} else {
+			w.WriteString(formatPlain(d))
+			w.WriteByte('\n')
+		}
+	}
+	show := func(ev *chat.Event) {
+		for _, d := range toDisplay(ev) {
+			emit(d)
+		}
+	}
+	show(l.welcome)
+	w.Flush()
+
+	input := make(chan string)
+	go func() {
+		defer close(input)
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64<<10), chat.MaxPayload)
+		for sc.Scan() {
+			select {
+			case input <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	ros := newRoster(cfg.user)
+	ros.current = initialRoom(cfg, l.welcome)
+	var (
+		pending   []scriptMsg // sent or to be sent, in order, not yet answered
+		inflight  int         // pending[:inflight] have been sent
+		nextID    int
+		rejected  int
+		eof       bool
+		retryAt   time.Time
+		reconnect int
+	)
+	limited := func() bool { return l.welcome.Limits != nil && l.welcome.Limits.Burst > 0 }
+	window := func() int {
+		if limited() {
+			return 1
+		}
+		return scriptWindow
+	}
+	// A command changes state (the room) that later lines depend on, so
+	// nothing is sent past an unanswered command.
+	blocked := func() bool {
+		for _, m := range pending[:inflight] {
+			if m.req != nil && m.req.Type == chat.TypeCmd {
+				return true
+			}
+		}
+		return false
+	}
+	pump := func() error {
+		for inflight < len(pending) && inflight < window() && !blocked() && !time.Now().Before(retryAt) {
+			m := pending[inflight]
+			if m.req == nil {
+				req, err := chat.ParseLine(m.line, ros.current)
+				if err != nil {
+					emit(displayEvent{Time: time.Now(), Kind: "error", Text: err.Error()})
+					rejected++
+					pending = append(pending[:inflight], pending[inflight+1:]...)
+					continue
+				}
+				req.ID = m.id
+				pending[inflight].req = req
+				m.req = req
+			}
+			if err := l.send(m.req); err != nil {
+				return err
+			}
+			inflight++
+		}
+		return nil
+	}
+	answer := func(id string) (scriptMsg, bool) {
+		for i, m := range pending[:inflight] {
+			if m.id == id {
+				pending = append(pending[:i], pending[i+1:]...)
+				inflight--
+				return m, true
+			}
+		}
+		return scriptMsg{}, false
+	}
+	var timer *time.Timer
+	var timerC <-chan time.Time
+	for {
+		if eof && len(pending) == 0 {
+			w.Flush()
+			l.sess.Close()
+			if rejected > 0 {
+				return withCode(exitError, fmt.Errorf("%d of the lines sent were rejected by the server", rejected), "")
+			}
+			return nil
+		}
+		var inputC <-chan string
+		if !eof && len(pending) < scriptWindow {
+			inputC = input
+		}
+		w.Flush()
+		select {
+		case line, ok := <-inputC:
+			if !ok {
+				eof = true
+				continue
+			}
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			nextID++
+			pending = append(pending, scriptMsg{id: "s" + strconv.Itoa(nextID), line: line})
+			if err := pump(); err != nil {
+				l.sess.Abort()
+			}
+		case ev, ok := <-l.events:
+			if !ok {
+				if !cfg.reconnect || reconnect >= scriptReconnects {
+					w.Flush()
+					return withCode(exitConnectLost, fmt.Errorf("connection lost: %v (%d lines unacknowledged)", l.err, len(pending)), "")
+				}
+				reconnect++
+				var bo reconnectBackoff
+				for i := 0; i < reconnect; i++ {
+					bo.Next()
+				}
+				if err := sleepCtx(ctx, bo.Next()); err != nil {
+					return withCode(exitConnectLost, errors.New("interrupted while reconnecting"), "")
+				}
+				cfg.rooms = ros.rooms()
+				nl, err := dial(ctx, cfg)
+				if err != nil {
+					if fatal(err) {
+						return err
+					}
+					l.err = err
+					l.events = make(chan *chat.Event)
+					close(l.events)
+					continue
+				}
+				l, inflight = nl, 0
+				ros = newRoster(cfg.user)
+				ros.current = initialRoom(cfg, l.welcome)
+				if err := pump(); err != nil {
+					l.sess.Abort()
+				}
+				continue
+			}
+			ros.apply(ev)
+			switch ev.Type {
+			case chat.TypeAck:
+				answer(ev.ID)
+			case chat.TypeError:
+				if ev.ID != "" {
+					if m, ok := answer(ev.ID); ok {
+						if ev.Code == chat.CodeFlood {
+							// Put it back at the front and wait as told.
+							pending = append([]scriptMsg{m}, pending...)
+							retryAt = time.Now().Add(time.Duration(max(ev.RetryMS, 50)) * time.Millisecond)
+							if timer != nil {
+								timer.Stop()
+							}
+							timer = time.NewTimer(time.Until(retryAt))
+							timerC = timer.C
+							continue
+						}
+						rejected++
+					}
+				}
+				show(ev)
+			default:
+				show(ev)
+			}
+			if err := pump(); err != nil {
+				l.sess.Abort()
+			}
+		case <-timerC:
+			timerC = nil
+			if err := pump(); err != nil {
+				l.sess.Abort()
+			}
+		case <-ctx.Done():
+			w.Flush()
+			l.sess.Close()
+			return nil
+		}
+	}
+}
