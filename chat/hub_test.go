@@ -1121,3 +1121,64 @@ func mustEncode(t *testing.T, r *Request) []byte {
 	}
 	return p
 }
+
+func TestCommandEdgeCases(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hs := newHarness(t, noFlood)
+		root := hs.login("root", true)
+		bob := hs.login("bob", false)
+		bob.take()
+		me := root.id()
+		root.send(&Request{Type: TypeCmd, ID: me, Cmd: "ME", Room: "#general", Args: []string{"waves"}})
+		badDur := root.id()
+		root.send(&Request{Type: TypeCmd, ID: badDur, Cmd: "ban", Args: []string{"bob", "forever"}})
+		badName := root.line("/whois b@d", "")
+		noRoom := root.say("#nowhere", "hello?")
+		notIn := root.say("#general2", "x")
+		usage := root.id()
+		root.send(&Request{Type: TypeCmd, ID: usage, Cmd: "whois"})
+		long := strings.Repeat("é", MaxReason) // 512 bytes: cut to 256 on a rune boundary
+		part := root.id()
+		root.send(&Request{Type: TypeCmd, ID: part, Cmd: "part", Room: "#general", Args: []string{long}})
+		synctest.Wait()
+		evs := root.take()
+		if a := mustAck(t, evs, me); a.MID == 0 {
+			t.Errorf("cmd me ack lacks the mid")
+		}
+		mustFail(t, evs, badDur, CodeBadRequest)
+		mustFail(t, evs, badName, CodeBadName)
+		mustFail(t, evs, noRoom, CodeNotMember)
+		mustFail(t, evs, notIn, CodeNotMember)
+		mustFail(t, evs, usage, CodeBadRequest)
+		mustAck(t, evs, part)
+		got := bob.take()
+		if m := ofKind(got, KindMe); len(m) != 1 || m[0].Text != "waves" || m[0].From != "root" {
+			t.Errorf("cmd me: %s", dump(got))
+		}
+		p := ofKind(got, KindPart)
+		if len(p) != 1 || len(p[0].Text) != MaxReason || p[0].Text != long[:MaxReason] {
+			t.Errorf("reason not cut to %d bytes on a character boundary: %d bytes", MaxReason, len(p[0].Text))
+		}
+		if hs.h.Banned("bob") {
+			t.Errorf("a ban with a bad duration was applied")
+		}
+	})
+}
+
+func TestTruncateUTF8(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"hello", 10, "hello"},
+		{"hello", 3, "hel"},
+		{"héllo", 2, "h"}, // é is 2 bytes: do not split it
+		{"héllo", 3, "hé"},
+		{"☃☃", 4, "☃"},
+	} {
+		if got := truncateUTF8(tc.in, tc.n); got != tc.want {
+			t.Errorf("truncateUTF8(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
