@@ -87,6 +87,7 @@ type termUI struct {
 	lastWasCR    bool
 	holdingEnter bool // outMu is held across a submitted line
 	quitPending  bool // Ctrl-C on an empty line: end ReadLine
+	ended        bool // ReadLine returned io.EOF: it always will
 }
 
 type historyCount struct {
@@ -215,27 +216,30 @@ func (ui *termUI) Show(ev displayEvent) {
 	ui.pollSizeLocked()
 
 	var out strings.Builder
-	key := historyKey(ev)
-	if ev.History {
-		if isMessageKind(ev.Kind) {
-			hc := ui.pending[key]
-			if hc == nil {
-				hc = &historyCount{first: ev.Time}
-				ui.pending[key] = hc
+	if key, ok := historyKey(ev); ok {
+		if ev.History {
+			if isMessageKind(ev.Kind) {
+				hc := ui.pending[key]
+				if hc == nil {
+					hc = &historyCount{first: ev.Time}
+					ui.pending[key] = hc
+				}
+				hc.n++
 			}
-			hc.n++
+		} else if hc := ui.pending[key]; hc != nil {
+			delete(ui.pending, key)
+			out.WriteString(ui.markerLine(key, hc.n, hc.first))
 		}
-	} else if hc := ui.pending[key]; hc != nil {
-		delete(ui.pending, key)
-		out.WriteString(ui.markerLine(ev.Room, hc.n, hc.first))
 	}
 
 	line, mention := ui.fmt.format(ev)
 	out.WriteString(line)
-	out.WriteByte('\n')
 	if mention && !ev.History && ui.bell {
+		// Before the newline, so the bell goes out in the same write as
+		// the line that caused it.
 		out.WriteByte('\a')
 	}
+	out.WriteByte('\n')
 	io.WriteString(ui.t, out.String())
 }
 
@@ -263,11 +267,17 @@ func (ui *termUI) EndOfHistory(room string, n int) {
 	io.WriteString(ui.t, ui.markerLine(room, count, first))
 }
 
-func historyKey(ev displayEvent) string {
-	if ev.Kind == "dm" {
-		return ""
+// historyKey names the stream an event belongs to for the new-messages
+// marker: its room, or "" for DMs. Lines outside any room and DM (system
+// messages, errors) belong to none, so they neither count nor end a replay.
+func historyKey(ev displayEvent) (string, bool) {
+	switch {
+	case ev.Kind == "dm":
+		return "", true
+	case ev.Room != "" && ev.Kind != "system" && ev.Kind != "error":
+		return ev.Room, true
 	}
-	return ev.Room
+	return "", false
 }
 
 func (ui *termUI) markerLine(room string, n int, since time.Time) string {
@@ -284,12 +294,16 @@ func (ui *termUI) markerLine(room string, n int, since time.Time) string {
 // wants for commands.
 //
 // Ctrl-C with text on the line clears the line; Ctrl-C or Ctrl-D on an empty
-// line returns io.EOF, as does the end of the input stream.
+// line returns io.EOF, as does the end of the input stream. After io.EOF every
+// later call returns io.EOF at once: the user asked to quit.
 func (ui *termUI) ReadLine() (string, error) {
 	ui.outMu.Lock()
 	ui.pollSizeLocked()
 	ui.outMu.Unlock()
 
+	if ui.ended {
+		return "", io.EOF
+	}
 	line, err := ui.t.ReadLine()
 	if errors.Is(err, term.ErrPasteIndicator) {
 		err = nil
@@ -301,8 +315,9 @@ func (ui *termUI) ReadLine() (string, error) {
 		ui.holdingEnter = false
 		ui.outMu.Unlock()
 	}
-	if ui.quitPending {
+	if ui.quitPending || errors.Is(err, io.EOF) {
 		ui.quitPending = false
+		ui.ended = true
 		return "", io.EOF
 	}
 	return line, err
