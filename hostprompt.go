@@ -40,9 +40,11 @@ func displayHost(host string) string {
 // should be the terminal (/dev/tty), not standard input, which may be a
 // script. "yes" (in any case) or the exact fingerprint accepts, "no"
 // refuses; anything else is asked again, up to maxHostKeyAnswers answers.
-// On acceptance it prints the "Permanently added" note: the caller must then
-// record the key (and should report it if that fails). The end of input
+// It does not print the "Permanently added" note: the caller prints
+// hostKeyAddedMessage once the key is really recorded. The end of input
 // without an answer is an error, not a refusal, so the caller can say why.
+// addr is shown in parentheses after host (OpenSSH shows the IP address);
+// "" leaves it out.
 func askHostKey(in io.Reader, out io.Writer, host, addr, fingerprint string) (bool, error) {
 	host = displayHost(host)
 	who := host
@@ -64,7 +66,6 @@ func askHostKey(in io.Reader, out io.Writer, host, addr, fingerprint string) (bo
 		answer = strings.TrimSpace(answer)
 		switch {
 		case strings.EqualFold(answer, "yes") || (fingerprint != "" && answer == fingerprint):
-			fmt.Fprint(out, hostKeyAddedMessage(host))
 			return true, nil
 		case strings.EqualFold(answer, "no"):
 			return false, nil

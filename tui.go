@@ -521,8 +521,8 @@ func (h *inputHistory) Len() int { return len(h.entries) }
 func (h *inputHistory) At(idx int) string { return h.entries[len(h.entries)-1-idx] }
 
 // newTTYUI puts the terminal on in into raw mode and builds the UI over in
-// and out, following the terminal's size. restore leaves the cursor on a
-// fresh line and restores the terminal mode; call it exactly once.
+// and out, following the terminal's size. restore erases the prompt and
+// restores the terminal mode; later calls do nothing.
 func newTTYUI(in, out *os.File, opts termUIOptions) (ui *termUI, restore func() error, err error) {
 	fd := int(in.Fd())
 	if !term.IsTerminal(fd) {
@@ -541,13 +541,18 @@ func newTTYUI(in, out *os.File, opts termUIOptions) (ui *termUI, restore func() 
 		sizeFd = fd
 	}
 	ui.setSizeFunc(func() (int, int, error) { return term.GetSize(sizeFd) })
+	var once sync.Once
+	var restoreErr error
 	restore = func() error {
-		// Straight to the terminal: through the line editor the prompt
-		// would be drawn again after the erase.
-		ui.outMu.Lock()
-		io.WriteString(out, "\r\x1b[K")
-		ui.outMu.Unlock()
-		return term.Restore(fd, state)
+		once.Do(func() {
+			// Straight to the terminal: through the line editor the
+			// prompt would be drawn again after the erase.
+			ui.outMu.Lock()
+			io.WriteString(out, "\r\x1b[K")
+			ui.outMu.Unlock()
+			restoreErr = term.Restore(fd, state)
+		})
+		return restoreErr
 	}
 	return ui, restore, nil
 }
