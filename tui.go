@@ -470,6 +470,20 @@ func (f inputFilter) Read(p []byte) (int, error) {
 		ui.inPending = ui.inPending[1:]
 		wasCR := ui.lastWasCR
 		ui.lastWasCR = c == '\r'
+		if c == 0x1b {
+			from, to, ok := translateKey(ui.inPending)
+			switch {
+			case ok && len(p)-n >= len(to):
+				ui.inPending = ui.inPending[len(from):]
+				n += copy(p[n:], to)
+				continue
+			case ok && n > 0:
+				// No room: hand it over on the next call.
+				ui.inPending = append([]byte{c}, ui.inPending...)
+				return n, nil
+			}
+			// Unknown, or no room at all: pass it on untranslated.
+		}
 		switch {
 		case c == keyCancel:
 			continue
@@ -493,6 +507,26 @@ func (f inputFilter) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return n, nil
+}
+
+// keyAliases are key sequences the line editor does not know, mapped to
+// ones it does: Home and End as sent by tmux, screen, the Linux console and
+// terminals in application mode, and Ctrl-Left/Right (word moves, which the
+// editor knows as Alt-Left/Right). Each is keyed by what follows the ESC.
+var keyAliases = []struct{ from, to string }{
+	{"[1~", "\x01"}, {"[7~", "\x01"}, {"OH", "\x01"},
+	{"[4~", "\x05"}, {"[8~", "\x05"}, {"OF", "\x05"},
+	{"[1;5D", "\x1b[1;3D"}, {"[1;5C", "\x1b[1;3C"},
+}
+
+// translateKey matches rest, the input after an ESC, against keyAliases.
+func translateKey(rest []byte) (from []byte, to string, ok bool) {
+	for _, a := range keyAliases {
+		if len(rest) >= len(a.from) && string(rest[:len(a.from)]) == a.from {
+			return rest[:len(a.from)], a.to, true
+		}
+	}
+	return nil, "", false
 }
 
 // inputHistory is the Up/Down history: bounded, without blank lines and

@@ -417,6 +417,8 @@ func (f *tuiFormatter) format(ev displayEvent) (line string, mention bool) {
 	case "notice":
 		if ev.From != "" {
 			b.WriteString("-" + f.nick(ev.From) + "- ")
+		} else {
+			b.WriteString("-- ")
 		}
 		b.WriteString(text)
 	case "join":

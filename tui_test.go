@@ -463,6 +463,26 @@ func TestTermUIInterruptAndEOF(t *testing.T) {
 	})
 }
 
+func TestTermUIKeyAliases(t *testing.T) {
+	h := newTUIHarness(t, monoOpts())
+	tests := []struct{ keys, want string }{
+		{"bc\x1b[1~a\r", "abc"},                   // Home (tmux, screen)
+		{"bc\x1b[7~a\r", "abc"},                   // Home (rxvt)
+		{"bc\x1bOHa\r", "abc"},                    // Home (application mode)
+		{"bc\x1b[H\x1b[4~a\r", "bca"},             // End (tmux)
+		{"bc\x1b[H\x1bOFa\r", "bca"},              // End (application mode)
+		{"one two\x1b[1;5DX\r", "one Xtwo"},       // Ctrl-Left
+		{"one two\x1b[H\x1b[1;5CX\r", "one Xtwo"}, // Ctrl-Right
+		{"ab\x1b[5~c\r", "abc"},                   // PgUp: ignored
+		{strings.Repeat("z", 300) + "\x1b[1~a\r", "a" + strings.Repeat("z", 300)}, // across reads
+	}
+	for _, tt := range tests {
+		res := h.readLineAsync()
+		h.typeKeys(tt.keys)
+		h.expectLine(res, tt.want)
+	}
+}
+
 func TestTermUIHistory(t *testing.T) {
 	h := newTUIHarness(t, monoOpts())
 	for _, l := range []string{"first", "second", "second", "", "   "} {
@@ -831,7 +851,7 @@ func TestTUIFormatKinds(t *testing.T) {
 		{displayEvent{Kind: "me", Room: "#g", From: "alice", Text: "waves"}, "09:07 #g * alice waves"},
 		{displayEvent{Kind: "dm", From: "alice", To: "bob", Text: "psst"}, "09:07 [dm] alice -> bob: psst"},
 		{displayEvent{Kind: "notice", Room: "#g", From: "server", Text: "maintenance"}, "09:07 #g -server- maintenance"},
-		{displayEvent{Kind: "notice", Text: "hello"}, "09:07 hello"},
+		{displayEvent{Kind: "notice", Text: "hello"}, "09:07 -- hello"},
 		{displayEvent{Kind: "join", Room: "#g", From: "bob"}, "09:07 #g --> bob joined"},
 		{displayEvent{Kind: "part", Room: "#g", From: "bob", Text: "bye"}, "09:07 #g <-- bob left (bye)"},
 		{displayEvent{Kind: "part", Room: "#g", From: "bob"}, "09:07 #g <-- bob left"},
