@@ -22,8 +22,9 @@ const (
 // below backoffMin. So attempt 0 waits 1 s, attempt 1 waits 1-2 s, attempt 2
 // 2-4 s, ..., and from attempt 6 on 30-60 s.
 func backoffDelay(attempt int, r float64) time.Duration {
+	attempt = max(attempt, 0)
 	step := backoffMax
-	if attempt >= 0 && attempt < 6 { // 1 s << 6 = 64 s is past the cap
+	if attempt < 6 { // 1 s << 6 = 64 s is past the cap
 		step = backoffMin << attempt
 	}
 	r = min(max(r, 0), 1)
