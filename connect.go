@@ -244,8 +244,7 @@ func askOnTTY(hostport, fingerprint string) (bool, error) {
 		return false, fmt.Errorf("cannot ask about the host key: no terminal (%v)", err)
 	}
 	defer tty.Close()
-	host, _, _ := net.SplitHostPort(hostport)
-	ok, err := askHostKey(tty, tty, hostport, host, fingerprint)
+	ok, err := askHostKey(tty, tty, hostport, "", fingerprint)
 	if err == nil && ok {
 		fmt.Fprint(tty, hostKeyAddedMessage(hostport))
 	}
@@ -497,6 +496,16 @@ func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions)
 	if err != nil {
 		return err
 	}
+	// From now on the terminal belongs to the line editor: a password
+	// prompt there could end up in the chat input. Reconnects reuse the
+	// password that worked, and a refused one ends the client (exit 3).
+	worked := cfg.password
+	cfg.password = func(attempt int) ([]byte, error) {
+		if attempt > 1 {
+			return nil, handshake.ErrAuthFailed
+		}
+		return worked(1)
+	}
 	ui, restore, err := newTTYUI(os.Stdin, os.Stdout, opts)
 	if err != nil {
 		l.sess.Close()
@@ -527,6 +536,7 @@ func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions)
 	var bo reconnectBackoff
 	nextID := 0
 	for {
+		connectedAt := time.Now()
 		for _, d := range toDisplay(l.welcome) {
 			ui.Show(d)
 		}
@@ -588,6 +598,11 @@ func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions)
 			return withCode(exitConnectLost, fmt.Errorf("connection lost: %v", l.err), "")
 		}
 		sys("connection lost (%v); reconnecting", l.err)
+		// Start the backoff over only after a connection that lasted: a
+		// server that accepts and drops at once must not be hit every second.
+		if time.Since(connectedAt) > backoffMax {
+			bo.Reset()
+		}
 		cfg.rooms = ros.rooms()
 		for {
 			d := bo.Next()
@@ -605,7 +620,6 @@ func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions)
 			}
 			sys("%v", err)
 		}
-		bo.Reset()
 		sys("reconnected to %s; host key %s checked again; rejoining %s", cfg.addr,
 			handshake.Fingerprint(l.sess.HostKey), strings.Join(cfg.rooms, " "))
 		ros = newRoster(cfg.user)
