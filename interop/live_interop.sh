@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Live interop on loopback: the Go server, the Go script client (gouser) and
+# the independent Python client (pyuser) in one room. Checks that each client
+# sees the other's message, that the Python client's CLOSE is logged by the
+# server as a clean end, and then runs interop/negative_checks.py.
+#
+# Usage: interop/live_interop.sh [WORKDIR]   (default /tmp/interop)
+# Only processes started here are stopped, by their PIDs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work="${1:-/tmp/interop}"
+sc=/tmp/interop-sc
+py=/usr/bin/python3
+
+server_pid=""
+go_pid=""
+cleanup() {
+	{ exec 3>&-; } 2>/dev/null || true
+	[ -n "$go_pid" ] && kill "$go_pid" 2>/dev/null || true
+	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+fail() { echo "live_interop: FAIL: $*" >&2; exit 1; }
+wait_for() { # FILE PATTERN: up to 10 s
+	for _ in $(seq 1 100); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+go build -o "$sc" .
+mkdir -p "$work"
+rm -rf "$work/state" "$work/creds.txt" "$work/known_hosts" "$work"/*.out "$work"/*.log "$work/go.in"
+
+# Throwaway passwords, in files only; never on argv.
+umask 077
+head -c 18 /dev/urandom | base64 >"$work/py.pw"
+head -c 18 /dev/urandom | base64 >"$work/go.pw"
+# Cheap hashes: these accounts exist for one run.
+"$sc" user add --creds "$work/creds.txt" --password-file "$work/py.pw" --argon2-params m=64,t=1,p=1 pyuser 2>/dev/null
+"$sc" user add --creds "$work/creds.txt" --password-file "$work/go.pw" --argon2-params m=64,t=1,p=1 gouser 2>/dev/null
+
+"$sc" serve --listen 127.0.0.1:0 --creds "$work/creds.txt" --state-dir "$work/state" \
+	--kex x25519,mlkem768x25519 --log-format text >"$work/serve.out" 2>"$work/serve.log" &
+server_pid=$!
+wait_for "$work/serve.out" "serving tcp on" || fail "server did not start: $(cat "$work/serve.log")"
+port=$(sed -n 's/^securechat: serving tcp on 127\.0\.0\.1://p' "$work/serve.out")
+fp=$(sed -n 's/^securechat: host key fingerprint //p' "$work/serve.out")
+echo "live_interop: server pid $server_pid on 127.0.0.1:$port, $fp"
+
+# The Go client's input stays open (a FIFO) so it is connected while the
+# Python client talks, and sends its own line only when told to.
+mkfifo "$work/go.in"
+"$sc" connect --user gouser --password-file "$work/go.pw" --known-hosts "$work/known_hosts" \
+	--host-key-check accept-new --no-reconnect "127.0.0.1:$port" <"$work/go.in" >"$work/go.out" 2>&1 &
+go_pid=$!
+exec 3>"$work/go.in"
+wait_for "$work/go.out" "gouser joined" || fail "Go client did not join: $(cat "$work/go.out")"
+
+# The Python client pins the fingerprint and keeps its own known_hosts.
+"$py" interop/scclient.py --host 127.0.0.1 --port "$port" --user pyuser \
+	--password-file "$work/py.pw" --fingerprint "$fp" --known-hosts "$work/known_hosts.py" \
+	--text "hello from the Python client" --linger 4 >"$work/py.out" 2>"$work/py.log" &
+py_pid=$!
+wait_for "$work/py.out" '"t":"ack"' || fail "Python client got no ack: $(cat "$work/py.log")"
+echo "hello from the Go client" >&3
+py_rc=0
+wait "$py_pid" || py_rc=$?
+exec 3>&-
+go_rc=0
+wait "$go_pid" || go_rc=$?
+go_pid=""
+
+echo "--- Python client (stdout, then stderr)"
+cat "$work/py.out" "$work/py.log"
+echo "--- Go client"
+cat "$work/go.out"
+echo "--- server log, pyuser"
+grep 'user=pyuser' "$work/serve.log" || true
+
+[ "$py_rc" = 0 ] || fail "Python client exit code $py_rc"
+[ "$go_rc" = 0 ] || fail "Go client exit code $go_rc"
+grep -q 'pyuser: hello from the Python client' "$work/go.out" || fail "Go client did not see the Python message"
+grep -q '"from":"gouser","text":"hello from the Go client"' "$work/py.out" || fail "Python client did not see the Go message"
+session=$(sed -n 's/.*logged in as pyuser, session \([0-9a-f]*\).*/\1/p' "$work/py.log")
+grep -q "msg=\"session ended\" .*session=$session\$" "$work/serve.log" ||
+	fail "server did not log a clean end for session $session"
+echo "live_interop: interop ok (session $session ended cleanly)"
+
+echo "--- negative checks"
+"$py" interop/negative_checks.py --host 127.0.0.1 --port "$port" --user pyuser \
+	--password-file "$work/py.pw" --fingerprint "$fp"
+grep -q 'session ended without close (truncated)' "$work/serve.log" ||
+	fail "server did not report the dropped connection as truncation"
+echo "live_interop: all checks passed"

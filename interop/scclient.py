@@ -1,0 +1,775 @@
+#!/usr/bin/python3
+"""An independent securechat v1 client, written from PROTOCOL.md alone.
+
+It exists to show that the specification is enough to interoperate with the
+Go server: it shares no code with it. Only what a script client needs is
+here: TCP, the x25519 group, password login, and the chat-layer flow of
+PROTOCOL.md §13.3 (hello, welcome, one room message, its ack, CLOSE).
+
+The protocol pieces (framing, key schedule, record layer) are plain functions
+and classes so that interop/test_vectors.py can check them against §15.
+
+Usage:
+  python3 interop/scclient.py --host 127.0.0.1 --port N --user U \
+      --password-file F [--fingerprint SHA256:...] [--known-hosts FILE]
+
+Exit codes follow the reference client's: 0 clean end, 1 error,
+3 authentication failed, 4 host key verification failed, 5 connection lost.
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import select
+import socket
+import struct
+import sys
+import time
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import (
+    X25519PrivateKey,
+    X25519PublicKey,
+)
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+# --- constants (§4, §5, §6, §9.1) ----------------------------------------
+
+FRAME_CLIENT_HELLO = 0x01
+FRAME_SERVER_HELLO = 0x02
+FRAME_ABORT = 0x7F
+MAX_FRAME_BODY = 8192
+
+MAGIC = b"SECURECHAT"
+VERSION_1 = 0x0001
+GROUP_X25519 = 0x001D
+SIG_ED25519 = 0x0807
+
+REC_FINISHED = 0x10
+REC_AUTH = 0x11
+REC_AUTH_RESULT = 0x12
+REC_KEY_UPDATE = 0x13
+REC_CLOSE = 0x14
+REC_APP = 0x20
+REC_NAMES = {
+    REC_FINISHED: "FINISHED",
+    REC_AUTH: "AUTH",
+    REC_AUTH_RESULT: "AUTH_RESULT",
+    REC_KEY_UPDATE: "KEY_UPDATE",
+    REC_CLOSE: "CLOSE",
+    REC_APP: "APP",
+}
+
+MAX_PLAINTEXT = 16384
+MIN_REC_LEN = 32  # IV + one CBC block: PKCS#7 always adds at least one byte
+MAX_REC_LEN = 16 + MAX_PLAINTEXT + 16  # IV + plaintext + a full padding block
+TAG_LEN = 32
+
+# §11 hard limits; a sender rekeys well before them.
+MAX_RECORDS_PER_GEN = 2**31
+MAX_BLOCKS_PER_GEN = 2**32
+REKEY_RECORDS = 2**30
+
+ABORT_CODES = {
+    0x01: "unsupported version",
+    0x02: "no common key exchange group or signature algorithm",
+    0x03: "handshake failure",
+}
+
+
+class ProtocolError(Exception):
+    """A failure that ends the connection (§9.3: close, send nothing)."""
+
+
+class Truncated(ProtocolError):
+    """End of stream without a CLOSE record (§12): never a clean end."""
+
+
+class AuthFailed(Exception):
+    pass
+
+
+class HostKeyError(Exception):
+    pass
+
+
+# --- cleartext frames (§4, §5) -------------------------------------------
+
+
+def frame(ftype, body):
+    if len(body) > MAX_FRAME_BODY:
+        raise ValueError("frame body too long")
+    return struct.pack(">B", ftype) + len(body).to_bytes(3, "big") + body
+
+
+def opaque8(b):
+    return struct.pack(">B", len(b)) + b
+
+
+def opaque16(b):
+    return struct.pack(">H", len(b)) + b
+
+
+def u16_list(values):
+    return struct.pack(">B", len(values)) + b"".join(struct.pack(">H", v) for v in values)
+
+
+def build_client_hello(client_random, x25519_public, transport="tcp"):
+    """The complete CLIENT_HELLO frame (header included, as hashed)."""
+    # One group only, so one share: there is no retry message (§5.1).
+    body = (
+        MAGIC
+        + u16_list([VERSION_1])
+        + client_random
+        + opaque8(transport.encode("ascii"))
+        + u16_list([GROUP_X25519])
+        + struct.pack(">B", 1)
+        + struct.pack(">H", GROUP_X25519)
+        + opaque16(x25519_public)
+        + u16_list([SIG_ED25519])
+        + opaque16(b"")
+    )
+    return frame(FRAME_CLIENT_HELLO, body)
+
+
+class Reader:
+    """Bounds-checked cursor: any short read is a malformed message."""
+
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0
+
+    def take(self, n):
+        if self.pos + n > len(self.data):
+            raise ProtocolError("malformed SERVER_HELLO: short field")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u16(self):
+        return struct.unpack(">H", self.take(2))[0]
+
+    def opaque16(self):
+        return self.take(self.u16())
+
+    def done(self):
+        return self.pos == len(self.data)
+
+
+def parse_server_hello(body):
+    """Parse a SERVER_HELLO body with the client's rules of §5.2.
+
+    Only what this client offered is acceptable: version 1, x25519, Ed25519.
+    """
+    r = Reader(body)
+    sh = {
+        "version": r.u16(),
+        "server_random": r.take(32),
+        "group": r.u16(),
+        "key_share": r.opaque16(),
+        "sig_alg": r.u16(),
+        "host_key": r.opaque16(),
+        "extensions": r.opaque16(),
+        "signature": r.opaque16(),
+    }
+    if not r.done():
+        raise ProtocolError("SERVER_HELLO: bytes after signature")
+    if sh["version"] != VERSION_1:
+        raise ProtocolError("SERVER_HELLO: version %#06x not offered" % sh["version"])
+    if sh["group"] != GROUP_X25519:
+        raise ProtocolError("SERVER_HELLO: group %#06x not offered" % sh["group"])
+    if sh["sig_alg"] != SIG_ED25519:
+        raise ProtocolError("SERVER_HELLO: sig_alg %#06x not offered" % sh["sig_alg"])
+    if len(sh["key_share"]) != 32:
+        raise ProtocolError("SERVER_HELLO: x25519 share is not 32 bytes")
+    if len(sh["host_key"]) != 32:
+        raise ProtocolError("SERVER_HELLO: host key is not 32 bytes")
+    # §5.2 says the field "MUST be empty in version 1"; a client that let it
+    # through would be accepting something it cannot have negotiated.
+    if sh["extensions"]:
+        raise ProtocolError("SERVER_HELLO: non-empty extensions")
+    if len(sh["signature"]) != 64:
+        raise ProtocolError("SERVER_HELLO: signature is not 64 bytes")
+    return sh
+
+
+# --- transcript and signature (§5.3, §7) ---------------------------------
+
+
+def transcript_prefix(cb=b""):
+    return b"securechat v1 transcript\x00" + struct.pack(">B", len(cb)) + cb
+
+
+def transcript_hash(ch, sh, cb=b""):
+    return hashlib.sha256(transcript_prefix(cb) + ch + sh).digest()
+
+
+def signed_hash(ch, sh, cb=b""):
+    # The signature covers SH without its own opaque16 (2 + 64 bytes), while
+    # the frame header still carries the full length (§7.2).
+    return hashlib.sha256(transcript_prefix(cb) + ch + sh[:-66]).digest()
+
+
+def signature_input(sh_hash):
+    return b"securechat v1 server signature\x00" + sh_hash
+
+
+def verify_server_signature(host_key, signature, ch, sh, cb=b""):
+    try:
+        Ed25519PublicKey.from_public_bytes(host_key).verify(
+            signature, signature_input(signed_hash(ch, sh, cb))
+        )
+    except InvalidSignature:
+        raise ProtocolError("SERVER_HELLO: bad host key signature") from None
+
+
+def fingerprint(host_key):
+    digest = hashlib.sha256(host_key).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+# --- x25519 (§6) ---------------------------------------------------------
+
+
+def x25519_shared(private_bytes, peer_public):
+    if len(peer_public) != 32:
+        raise ProtocolError("x25519 share is not 32 bytes")
+    priv = X25519PrivateKey.from_private_bytes(private_bytes)
+    try:
+        ss = priv.exchange(X25519PublicKey.from_public_bytes(peer_public))
+    except ValueError:
+        # OpenSSL refuses an all-zero result itself; same outcome as below.
+        raise ProtocolError("x25519: low-order peer point") from None
+    if ss == bytes(32):
+        raise ProtocolError("x25519: low-order peer point")
+    return ss
+
+
+def x25519_public(private_bytes):
+    return (
+        X25519PrivateKey.from_private_bytes(private_bytes)
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+
+
+# --- key schedule (§8) ---------------------------------------------------
+
+
+def hkdf_extract(salt, ikm):
+    # RFC 5869 §2.2: PRK = HMAC-Hash(salt, IKM).
+    return hmac.new(salt, ikm, hashlib.sha256).digest()
+
+
+def hkdf_expand(prk, info, length=32):
+    return HKDFExpand(algorithm=hashes.SHA256(), length=length, info=info).derive(prk)
+
+
+def label(name, context=b""):
+    full = b"securechat v1 " + name.encode("ascii")
+    return struct.pack(">B", len(full)) + full + struct.pack(">B", len(context)) + context
+
+
+class KeySchedule:
+    """Everything §8 derives from the shared secret and TH."""
+
+    def __init__(self, ss, th):
+        self.prk = hkdf_extract(b"securechat v1", ss)
+        self.c2s_secret_0 = hkdf_expand(self.prk, label("c2s traffic", th))
+        self.s2c_secret_0 = hkdf_expand(self.prk, label("s2c traffic", th))
+        self.fin_c = hkdf_expand(self.prk, label("c finished", th))
+        self.fin_s = hkdf_expand(self.prk, label("s finished", th))
+        self.session_id = hkdf_expand(self.prk, label("session id", th))
+        self.th = th
+
+    def server_finished(self):
+        return hmac.new(self.fin_s, self.th, hashlib.sha256).digest()
+
+    def client_finished(self):
+        return hmac.new(self.fin_c, self.th, hashlib.sha256).digest()
+
+
+def generation_keys(secret):
+    """(enc_key, mac_key, next_secret) of one key generation."""
+    return (
+        hkdf_expand(secret, label("enc")),
+        hkdf_expand(secret, label("mac")),
+        hkdf_expand(secret, label("next")),
+    )
+
+
+# --- record layer (§9) ---------------------------------------------------
+
+
+def pkcs7_pad(data):
+    n = 16 - len(data) % 16  # always 1..16: a full block when aligned
+    return data + bytes([n]) * n
+
+
+def pkcs7_unpad(data):
+    n = data[-1] if data else 0
+    if not 1 <= n <= 16 or n > len(data) or data[-n:] != bytes([n]) * n:
+        raise ProtocolError("record: bad padding")
+    return data[:-n]
+
+
+class Direction:
+    """One direction's keys and implicit sequence number (§8, §9, §11)."""
+
+    def __init__(self, secret_0):
+        self._install(secret_0)
+
+    def _install(self, secret):
+        self.enc_key, self.mac_key, self._next = generation_keys(secret)
+        self.seq = 0
+        self.blocks = 0
+
+    def rekey(self):
+        # The old secret is dropped with the old keys (§8).
+        self._install(self._next)
+
+    def _tag(self, header, iv_ct):
+        msg = b"SCv1 rec" + struct.pack(">Q", self.seq) + header + iv_ct
+        return hmac.new(self.mac_key, msg, hashlib.sha256).digest()
+
+    def seal(self, rtype, plaintext, iv=None):
+        """One whole record; iv is fixed only by the test vectors."""
+        if len(plaintext) > MAX_PLAINTEXT:
+            raise ValueError("record plaintext over 16384 bytes")
+        if iv is None:
+            iv = os.urandom(16)
+        enc = Cipher(algorithms.AES(self.enc_key), modes.CBC(iv)).encryptor()
+        ct = enc.update(pkcs7_pad(plaintext)) + enc.finalize()
+        header = struct.pack(">BI", rtype, len(iv) + len(ct))
+        record = header + iv + ct + self._tag(header, iv + ct)
+        self._count(len(ct))
+        return record
+
+    def open(self, header, body):
+        """Check the tag, then decrypt (§9.2 steps 3-5). Returns plaintext.
+
+        The caller has already checked the header bounds (step 1).
+        """
+        iv_ct, tag = body[:-TAG_LEN], body[-TAG_LEN:]
+        if not hmac.compare_digest(self._tag(header, iv_ct), tag):
+            raise ProtocolError("record: bad MAC")
+        iv, ct = iv_ct[:16], iv_ct[16:]
+        dec = Cipher(algorithms.AES(self.enc_key), modes.CBC(iv)).decryptor()
+        plaintext = pkcs7_unpad(dec.update(ct) + dec.finalize())
+        self._count(len(ct))
+        return plaintext
+
+    def _count(self, ct_len):
+        self.seq += 1
+        self.blocks += ct_len // 16
+        if self.seq > MAX_RECORDS_PER_GEN or self.blocks > MAX_BLOCKS_PER_GEN:
+            raise ProtocolError("record: key generation used past its limit")
+
+
+def check_record_header(header):
+    """§9.2 step 1: bounds on the 5-byte header alone, before any allocation."""
+    rtype, length = struct.unpack(">BI", header)
+    if not (MIN_REC_LEN <= length <= MAX_REC_LEN and (length - 16) % 16 == 0):
+        raise ProtocolError("record: length %d out of bounds" % length)
+    return rtype, length
+
+
+def check_form(rtype, payload):
+    """§9.2 step 6, the part that does not depend on state."""
+    if rtype == REC_FINISHED and len(payload) != 32:
+        raise ProtocolError("FINISHED payload is not 32 bytes")
+    if rtype == REC_AUTH_RESULT and payload not in (b"\x00", b"\x01"):
+        raise ProtocolError("AUTH_RESULT payload malformed")
+    if rtype in (REC_KEY_UPDATE, REC_CLOSE) and payload:
+        raise ProtocolError("%s payload not empty" % REC_NAMES[rtype])
+    if rtype == REC_AUTH:
+        raise ProtocolError("AUTH from the server")
+    if rtype not in REC_NAMES:
+        raise ProtocolError("unknown record type %#04x" % rtype)
+
+
+def auth_payload(user, password):
+    u, p = user.encode("utf-8"), password.encode("utf-8")
+    return b"\x01" + opaque8(u) + opaque16(p)
+
+
+# --- known hosts (§7.3) --------------------------------------------------
+
+
+def check_known_hosts(path, hostport, host_key, pinned_fp):
+    """Trust on first use. Raises HostKeyError when the key must be refused.
+
+    Returns "known", or "pinned"/"new" for a key the caller should record
+    with remember_host once the handshake has proved the server holds it.
+    """
+    matched, first_other = False, None
+    lines = []
+    if path and os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    for no, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split()
+        try:
+            key = base64.b64decode(fields[2], validate=True) if len(fields) == 3 else b""
+        except ValueError:
+            key = b""
+        if len(fields) != 3 or fields[1] != "securechat-ed25519" or len(key) != 32:
+            raise HostKeyError("%s:%d: invalid known_hosts line" % (path, no))
+        if fields[0] == hostport:
+            if key == host_key:
+                matched = True
+            elif first_other is None:
+                first_other = no
+    if matched:
+        return "known"
+    if first_other is not None:
+        # A pinned fingerprint never overrides a changed key (§7.3).
+        raise HostKeyError(
+            "HOST KEY CHANGED for %s (%s:%d); server now offers %s"
+            % (hostport, path, first_other, fingerprint(host_key))
+        )
+    if pinned_fp is not None and pinned_fp != fingerprint(host_key):
+        raise HostKeyError(
+            "host key %s does not match --fingerprint %s" % (fingerprint(host_key), pinned_fp)
+        )
+    return "pinned" if pinned_fp else "new"
+
+
+def remember_host(path, hostport, host_key):
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("%s securechat-ed25519 %s\n" % (hostport, base64.b64encode(host_key).decode()))
+
+
+# --- connection ----------------------------------------------------------
+
+
+class Connection:
+    """A securechat client connection over one TCP socket."""
+
+    def __init__(self, sock, verbose=True):
+        self.sock = sock
+        self.buf = b""
+        self.send_dir = None
+        self.recv_dir = None
+        self.close_sent = False
+        self.close_received = False
+        self.verbose = verbose
+
+    def log(self, msg):
+        if self.verbose:
+            print("scclient: " + msg, file=sys.stderr, flush=True)
+
+    # Byte stream helpers. A deadline (monotonic) bounds every wait so a
+    # silent peer cannot hang a script (§14: 10 s per handshake step).
+    def _fill(self, n, deadline):
+        while len(self.buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self.sock], [], [], left)
+            if not ready:
+                raise TimeoutError
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                raise Truncated("connection ended without CLOSE")
+            self.buf += chunk
+
+    def _take(self, n):
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_frame(self, deadline):
+        self._fill(4, deadline)
+        ftype = self.buf[0]
+        length = int.from_bytes(self.buf[1:4], "big")
+        if length > MAX_FRAME_BODY:  # checked on the header alone (§4)
+            raise ProtocolError("frame length %d over 8192" % length)
+        self._fill(4 + length, deadline)
+        whole = self._take(4 + length)
+        return ftype, whole
+
+    def read_record(self, deadline):
+        """Returns (type, payload) of the next record, or raises."""
+        self._fill(5, deadline)
+        header = self.buf[:5]
+        rtype, length = check_record_header(header)
+        self._fill(5 + length + TAG_LEN, deadline)
+        self._take(5)
+        body = self._take(length + TAG_LEN)
+        payload = self.recv_dir.open(header, body)
+        check_form(rtype, payload)
+        return rtype, payload
+
+    def send_records(self, records):
+        # Several records in one write is invisible to the peer (§13.1).
+        self.sock.sendall(b"".join(records))
+
+    def seal(self, rtype, payload):
+        if self.send_dir.seq >= REKEY_RECORDS and rtype != REC_CLOSE:
+            # §11: rekey our own direction well before the hard limit.
+            ku = self.send_dir.seal(REC_KEY_UPDATE, b"")
+            self.send_dir.rekey()
+            return ku + self.send_dir.seal(rtype, payload)
+        return self.send_dir.seal(rtype, payload)
+
+    # Handshake (§5-§10).
+    def handshake(self, hostport, known_hosts, pinned_fp, step_timeout=10.0):
+        eph = X25519PrivateKey.generate()
+        eph_priv = eph.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        ch = build_client_hello(os.urandom(32), x25519_public(eph_priv), "tcp")
+        self.sock.sendall(ch)
+
+        ftype, sh = self.read_frame(time.monotonic() + step_timeout)
+        if ftype == FRAME_ABORT:
+            code = sh[4] if len(sh) == 5 else None
+            raise ProtocolError(
+                "server sent ABORT %s (%s)"
+                % ("%#04x" % code if code is not None else "?", ABORT_CODES.get(code, "unknown"))
+            )
+        if ftype != FRAME_SERVER_HELLO:
+            raise ProtocolError("expected SERVER_HELLO, got frame type %#04x" % ftype)
+        hello = parse_server_hello(sh[4:])
+
+        # Validate the share, the host key and the signature before any key
+        # is derived or used (§5.2).
+        ss = x25519_shared(eph_priv, hello["key_share"])
+        del eph, eph_priv
+        how = check_known_hosts(known_hosts, hostport, hello["host_key"], pinned_fp)
+        verify_server_signature(hello["host_key"], hello["signature"], ch, sh)
+        self.log("host key %s (%s)" % (fingerprint(hello["host_key"]), how))
+
+        ks = KeySchedule(ss, transcript_hash(ch, sh))
+        del ss
+        self.send_dir = Direction(ks.c2s_secret_0)
+        self.recv_dir = Direction(ks.s2c_secret_0)
+        self.session_id = ks.session_id
+
+        rtype, payload = self.read_record(time.monotonic() + step_timeout)
+        if rtype != REC_FINISHED:
+            raise ProtocolError("expected FINISHED, got %s" % REC_NAMES[rtype])
+        if not hmac.compare_digest(payload, ks.server_finished()):
+            raise ProtocolError("server FINISHED does not verify")
+        # Only a server that signed the transcript and proved the same keys
+        # gets its host key written down.
+        if how != "known":
+            remember_host(known_hosts, hostport, hello["host_key"])
+        self.client_finished = ks.client_finished()
+        del ks
+
+    def login(self, user, password, step_timeout=10.0, corrupt_finished=False):
+        """Send FINISHED and AUTH; True on success, False on AUTH_RESULT 0x01."""
+        records = [self.seal(REC_FINISHED, self.client_finished)]
+        if corrupt_finished:
+            # Negative test only: one flipped ciphertext bit (§9.3).
+            r = bytearray(records[0])
+            r[5 + 16] ^= 0x01
+            records[0] = bytes(r)
+        records.append(self.seal(REC_AUTH, auth_payload(user, password)))
+        self.send_records(records)
+        rtype, payload = self.read_record(time.monotonic() + step_timeout)
+        if rtype == REC_CLOSE:
+            self.close_received = True
+            raise ProtocolError("server sent CLOSE instead of AUTH_RESULT")
+        if rtype != REC_AUTH_RESULT:
+            raise ProtocolError("expected AUTH_RESULT, got %s" % REC_NAMES[rtype])
+        return payload == b"\x00"
+
+    def send_app(self, obj):
+        data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        self.send_records([self.seal(REC_APP, data)])
+
+    def recv_app(self, deadline):
+        """Next chat object, None when the server sent CLOSE.
+
+        KEY_UPDATE is handled here; anything else outside ESTABLISHED's set
+        is fatal (§10.3).
+        """
+        while True:
+            rtype, payload = self.read_record(deadline)
+            if rtype == REC_KEY_UPDATE:
+                self.recv_dir.rekey()
+                continue
+            if rtype == REC_CLOSE:
+                self.close_received = True
+                return None
+            if rtype != REC_APP:
+                raise ProtocolError("unexpected %s after login" % REC_NAMES[rtype])
+            try:
+                return json.loads(payload.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                # A chat-layer problem, not a record-layer one: report it.
+                return {"t": "_undecodable", "raw": payload.hex()}
+
+    def close(self, deadline):
+        """Clean end (§12): CLOSE, half-close, then wait for the server's CLOSE.
+
+        Events still in flight before the server's CLOSE are returned so the
+        caller can show them.
+        """
+        late = []
+        if not self.close_sent:
+            self.send_records([self.send_dir.seal(REC_CLOSE, b"")])
+            self.close_sent = True
+            self.sock.shutdown(socket.SHUT_WR)
+        while not self.close_received:
+            obj = self.recv_app(deadline)
+            if obj is not None:
+                late.append(obj)
+        # After CLOSE the server ends its half: anything more is a violation.
+        try:
+            self._fill(1, deadline)
+        except Truncated:
+            return late
+        raise ProtocolError("bytes after the server's CLOSE")
+
+
+# --- chat script (§13.3, §13.5) ------------------------------------------
+
+
+def show(obj):
+    print(json.dumps(obj, ensure_ascii=False, separators=(",", ":")), flush=True)
+
+
+def chat_session(conn, args):
+    """hello, welcome, one message, its ack, optional linger, CLOSE."""
+    pending = {}
+
+    def pump(deadline, until=None):
+        # Print events, answer pings, and stop once until(obj) is true.
+        while True:
+            obj = conn.recv_app(deadline)
+            if obj is None:
+                raise ProtocolError("server ended the session (CLOSE)")
+            show(obj)
+            t = obj.get("t")
+            if t == "ping":
+                pong = {"t": "pong"}
+                if obj.get("id"):
+                    pong["id"] = obj["id"]
+                conn.send_app(pong)
+            if t in ("ack", "error") and obj.get("id") in pending:
+                pending[obj["id"]] = obj
+            if until is not None and until(obj):
+                return obj
+
+    conn.send_app({"t": "hello", "id": "h", "v": 1, "client": "scclient.py/1"})
+    welcome = pump(
+        time.monotonic() + 30,
+        lambda o: o.get("id") == "h" and o.get("t") in ("welcome", "error"),
+    )
+    if welcome.get("t") != "welcome":
+        raise ProtocolError("hello refused: %s" % welcome.get("code"))
+
+    mid = "py-%d" % os.getpid()
+    pending[mid] = None
+    conn.send_app({"t": "msg", "id": mid, "room": args.room, "text": args.text})
+    answer = pump(time.monotonic() + 30, lambda o: o.get("id") == mid and o.get("t") in ("ack", "error"))
+    if answer["t"] != "ack":
+        raise ProtocolError("message refused: %s" % answer.get("code"))
+    conn.log("message %s acknowledged as mid %s" % (mid, answer.get("mid")))
+
+    if args.linger > 0:
+        try:
+            pump(time.monotonic() + args.linger)
+        except TimeoutError:
+            pass
+
+    for obj in conn.close(time.monotonic() + 10):
+        show(obj)
+    conn.log("closed cleanly")
+
+
+def read_password(path):
+    with open(path, encoding="utf-8") as f:
+        pw = f.read()
+    # Same convention as the reference client: one trailing newline removed.
+    if pw.endswith("\r\n"):
+        pw = pw[:-2]
+    elif pw.endswith("\n"):
+        pw = pw[:-1]
+    return pw
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="independent securechat v1 client (TCP, x25519)")
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--user", required=True)
+    p.add_argument("--password-file", required=True, help="password file; never on argv")
+    p.add_argument("--fingerprint", help="expected host key, SHA256:...")
+    p.add_argument("--known-hosts", help="known hosts file (trust on first use)")
+    p.add_argument("--room", default="#general")
+    p.add_argument("--text", default="hello from the Python client")
+    p.add_argument("--linger", type=float, default=0, help="seconds to keep printing events before CLOSE")
+    args = p.parse_args(argv)
+
+    if not args.fingerprint and not args.known_hosts:
+        print("scclient: refusing to connect: give --fingerprint or --known-hosts", file=sys.stderr)
+        return 2
+    password = read_password(args.password_file)
+    host = "[%s]" % args.host if ":" in args.host else args.host
+    hostport = "%s:%d" % (host, args.port)
+
+    try:
+        sock = socket.create_connection((args.host, args.port), timeout=10)
+    except OSError as e:
+        print("scclient: connect: %s" % e, file=sys.stderr)
+        return 5
+    sock.settimeout(None)
+    conn = Connection(sock)
+    try:
+        conn.handshake(hostport, args.known_hosts, args.fingerprint)
+        if not conn.login(args.user, password):
+            # Only one attempt: a script has no other password to try, so it
+            # ends the session itself (§10.2).
+            conn.log("authentication failed (AUTH_RESULT 0x01)")
+            try:
+                conn.close(time.monotonic() + 5)
+            except (ProtocolError, TimeoutError, OSError):
+                pass
+            return 3
+        # The server logs a prefix of session_id (§8); printing the same
+        # prefix lets the two logs be matched up.
+        conn.log("logged in as %s, session %s" % (args.user, conn.session_id.hex()[:12]))
+        chat_session(conn, args)
+        return 0
+    except HostKeyError as e:
+        print("scclient: %s" % e, file=sys.stderr)
+        return 4
+    except Truncated as e:
+        print("scclient: truncation: %s" % e, file=sys.stderr)
+        return 5
+    except TimeoutError:
+        print("scclient: timed out waiting for the server", file=sys.stderr)
+        return 5
+    except OSError as e:
+        # A server may drop a connection before SERVER_HELLO (load, or a
+        # penalised source); that is a lost connection, not a protocol error.
+        print("scclient: connection lost: %s" % e, file=sys.stderr)
+        return 5
+    except ProtocolError as e:
+        # §9.3: stop, send nothing more, close.
+        print("scclient: protocol error: %s" % e, file=sys.stderr)
+        return 1
+    finally:
+        sock.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
