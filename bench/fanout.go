@@ -1,0 +1,487 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"securechat/chat"
+)
+
+// FanoutConfig configures RunFanout.
+type FanoutConfig struct {
+	Clients int     // sessions in #general, senders included
+	Senders int     // the first Senders clients send
+	Rate    float64 // messages per second per sender; 0: as fast as Window allows
+	// Window bounds, when Rate is 0, how many of one sender's messages may
+	// be on their way to some member. It keeps each member's server queue
+	// (256 events) from overflowing, so saturation is measured without
+	// loss. 0 means 128/Senders.
+	Window   int
+	Duration time.Duration // sending phase
+	TextSize int           // pad texts to this many bytes; 0: no padding
+
+	ConnectConcurrency int           // 0 means 64
+	ConnectTimeout     time.Duration // per client; 0 means 60 s
+	DrainTimeout       time.Duration // after sending, for the last deliveries; 0 means 10 s
+
+	Progress func(line string) // called about once a second; nil: quiet
+}
+
+// Bounds of one fan-out run.
+const (
+	MaxClients  = 100_000
+	MaxDuration = 10 * time.Minute
+	MaxRate     = 10_000.0
+)
+
+func (c *FanoutConfig) check() error {
+	switch {
+	case c.Clients < 1 || c.Clients > MaxClients:
+		return fmt.Errorf("bench: %d clients; want 1 to %d", c.Clients, MaxClients)
+	case c.Senders < 1 || c.Senders > c.Clients:
+		return fmt.Errorf("bench: %d senders; want 1 to the number of clients (%d)", c.Senders, c.Clients)
+	case c.Rate < 0 || c.Rate > MaxRate:
+		return fmt.Errorf("bench: rate %g per sender; want 0 (as fast as possible) to %g", c.Rate, MaxRate)
+	case c.Duration <= 0 || c.Duration > MaxDuration:
+		return fmt.Errorf("bench: duration %s; want up to %s", c.Duration, MaxDuration)
+	case c.Window < 0 || c.TextSize < 0 || c.TextSize > chat.MaxText:
+		return errors.New("bench: negative window, or text size beyond the chat limit")
+	}
+	return nil
+}
+
+// FanoutReport is the outcome of RunFanout. Counts are deliveries: one
+// message reaching one session.
+type FanoutReport struct {
+	Transport string `json:"transport"`
+	Server    string `json:"server"`
+
+	Clients        int      `json:"clients"`
+	Connected      int      `json:"connected"`
+	ConnectErrors  int      `json:"connect_errors"`
+	ConnectSeconds float64  `json:"connect_seconds"` // until all N were welcomed
+	SettleSeconds  float64  `json:"settle_seconds"`  // until all had read every join
+	Errors         []string `json:"errors,omitempty"`
+
+	Senders       int     `json:"senders"`
+	RatePerSender float64 `json:"rate_per_sender"` // 0: saturation
+	Window        int     `json:"window,omitempty"`
+	SendSeconds   float64 `json:"send_seconds"`
+
+	Sent               int64          `json:"sent"`
+	Rejected           int64          `json:"rejected"` // answered with an error event
+	Expected           int64          `json:"expected"` // (sent - rejected) × connected
+	Delivered          int64          `json:"delivered"`
+	Lost               int64          `json:"lost"` // expected - delivered
+	DeliveredPerSecond float64        `json:"delivered_per_second"`
+	Latency            LatencySummary `json:"latency"`
+	Disconnects        int64          `json:"disconnects"` // sessions that ended before the run did
+
+	RSSScope  string `json:"rss_scope,omitempty"`
+	RSSBefore int64  `json:"rss_before,omitempty"` // bytes, before the clients connected
+	RSSAfter  int64  `json:"rss_after,omitempty"`  // bytes, at the end of the sending phase
+}
+
+type fanSender struct {
+	idx      int
+	client   *chatClient
+	slots    []atomic.Int64 // deliveries seen per in-flight message, by seq % window
+	notify   chan struct{}
+	sent     atomic.Int64
+	acked    atomic.Int64
+	rejected atomic.Int64
+}
+
+type fanoutRun struct {
+	cfg     FanoutConfig
+	run     string
+	marker  []byte // `"text":"bench RUN `
+	senders []*fanSender
+	target  atomic.Int64 // members each message must reach
+	window  int
+	hist    Histogram
+
+	delivered   atomic.Int64
+	lastNS      atomic.Int64
+	syncSeen    atomic.Int64
+	disconnects atomic.Int64
+	closing     atomic.Bool
+
+	mu     sync.Mutex
+	errors []string
+}
+
+func (r *fanoutRun) noteError(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.errors) < 10 {
+		r.errors = append(r.errors, fmt.Sprintf(format, args...))
+	}
+}
+
+// RunFanout connects cfg.Clients sessions to #general on t, lets the first
+// cfg.Senders send for cfg.Duration, and measures every delivery: each
+// message carries its send time, and each member records the latency when
+// it reads it. Nothing is sent before every member has read a marker
+// message, so the join storm of the connect phase is over.
+func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutReport, error) {
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if cfg.ConnectConcurrency <= 0 {
+		cfg.ConnectConcurrency = 64
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 60 * time.Second
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
+	id := make([]byte, 4)
+	rand.Read(id)
+	r := &fanoutRun{cfg: cfg, run: hex.EncodeToString(id)}
+	r.marker = []byte(`"text":"bench ` + r.run + ` `)
+	rep := &FanoutReport{Transport: t.Transport.Name(), Server: serverDesc(t), Clients: cfg.Clients,
+		Senders: cfg.Senders, RatePerSender: cfg.Rate}
+	rep.RSSScope, rep.RSSBefore = rss(t)
+
+	r.window = cfg.Window
+	if r.window == 0 {
+		r.window = max(1, 128/cfg.Senders)
+	}
+	if cfg.Rate == 0 {
+		rep.Window = r.window
+	}
+	// The senders' state exists before any receive loop runs, so that the
+	// loops only ever read it.
+	for i := range cfg.Senders {
+		r.senders = append(r.senders, &fanSender{idx: i,
+			slots: make([]atomic.Int64, r.window), notify: make(chan struct{}, 1)})
+	}
+
+	var receivers sync.WaitGroup
+	progress := throttled(cfg.Progress)
+	conn := connectAll(ctx, t, cfg.Clients, cfg.ConnectConcurrency, cfg.ConnectTimeout,
+		func(c *chatClient) {
+			receivers.Go(func() { r.receive(c) })
+		},
+		func(done int) { progress(fmt.Sprintf("fanout: connected %d/%d", done, cfg.Clients)) })
+	defer func() {
+		r.closing.Store(true)
+		closeAll(conn.clients, 256)
+		receivers.Wait()
+	}()
+	rep.Connected, rep.ConnectErrors, rep.ConnectSeconds = conn.ok, conn.failed, conn.duration.Seconds()
+	rep.Errors = append(rep.Errors, conn.errors...)
+	if conn.ok == 0 {
+		return rep, fmt.Errorf("bench: no client connected: %s", errorText(conn.errors))
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, err
+	}
+	r.target.Store(int64(conn.ok))
+	for i, s := range r.senders {
+		if s.client = conn.clients[i]; s.client == nil {
+			return rep, fmt.Errorf("bench: sender %d did not connect", i)
+		}
+	}
+
+	// Settle: a marker through the room tells when every join is read.
+	settleStart := time.Now()
+	if err := r.senders[0].client.send(&chat.Request{Type: chat.TypeMsg, Room: "#general",
+		Text: "bench " + r.run + " sync"}); err != nil {
+		return rep, fmt.Errorf("bench: settle: %w", err)
+	}
+	if !waitUntil(ctx, time.Minute, func() bool { return r.syncSeen.Load() >= r.target.Load() }) {
+		return rep, fmt.Errorf("bench: only %d of %d members saw the settle marker within a minute", r.syncSeen.Load(), r.target.Load())
+	}
+	rep.SettleSeconds = time.Since(settleStart).Seconds()
+
+	start := time.Now()
+	end := start.Add(cfg.Duration)
+	stop := make(chan struct{})
+	timer := time.AfterFunc(cfg.Duration, func() { close(stop) })
+	defer timer.Stop()
+	var senders sync.WaitGroup
+	for _, s := range r.senders {
+		senders.Go(func() { r.sendLoop(ctx, s, start, end, stop) })
+	}
+	tick := time.NewTicker(time.Second)
+	for waiting := true; waiting; {
+		select {
+		case <-stop:
+			waiting = false
+		case <-ctx.Done():
+			waiting = false
+		case now := <-tick.C:
+			progress(fmt.Sprintf("fanout: %.0fs/%.0fs sent %d delivered %d p99 %.1f ms",
+				now.Sub(start).Seconds(), cfg.Duration.Seconds(), r.sent(), r.delivered.Load(),
+				ms(r.hist.Quantile(0.99))))
+		}
+	}
+	tick.Stop()
+	senders.Wait()
+	rep.SendSeconds = time.Since(start).Seconds()
+	_, rep.RSSAfter = rss(t)
+
+	waitUntil(ctx, cfg.DrainTimeout, func() bool {
+		var answered, accepted int64
+		for _, s := range r.senders {
+			answered += s.acked.Load() + s.rejected.Load()
+			accepted += s.sent.Load() - s.rejected.Load()
+		}
+		return answered >= r.sent() && r.delivered.Load() >= accepted*r.target.Load()
+	})
+	for _, s := range r.senders {
+		rep.Sent += s.sent.Load()
+		rep.Rejected += s.rejected.Load()
+	}
+	rep.Expected = (rep.Sent - rep.Rejected) * r.target.Load()
+	rep.Delivered = r.delivered.Load()
+	rep.Lost = rep.Expected - rep.Delivered
+	if last := r.lastNS.Load(); last > start.UnixNano() {
+		rep.DeliveredPerSecond = float64(rep.Delivered) / (float64(last-start.UnixNano()) / 1e9)
+	}
+	rep.Latency = r.hist.Summary()
+	rep.Disconnects = r.disconnects.Load()
+	r.mu.Lock()
+	rep.Errors = append(rep.Errors, r.errors...)
+	r.mu.Unlock()
+	progress("")
+	return rep, ctx.Err()
+}
+
+func (r *fanoutRun) sent() int64 {
+	var n int64
+	for _, s := range r.senders {
+		n += s.sent.Load()
+	}
+	return n
+}
+
+func (r *fanoutRun) sendLoop(ctx context.Context, s *fanSender, start, end time.Time, stop <-chan struct{}) {
+	var pad string
+	if r.cfg.TextSize > 0 {
+		pad = " " + strings.Repeat("x", r.cfg.TextSize)
+	}
+	// Senders are spread evenly over one interval, not all on the tick.
+	var interval time.Duration
+	if r.cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / r.cfg.Rate)
+		start = start.Add(interval * time.Duration(s.idx) / time.Duration(len(r.senders)))
+	}
+	for seq := 0; ctx.Err() == nil; seq++ {
+		if r.cfg.Rate > 0 {
+			next := start.Add(time.Duration(seq) * interval)
+			if !next.Before(end) {
+				return
+			}
+			if d := time.Until(next); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-stop:
+					return
+				}
+			}
+		} else {
+			slot := &s.slots[seq%r.window]
+			if seq >= r.window {
+				for slot.Load() < r.target.Load() {
+					select {
+					case <-s.notify:
+					case <-stop:
+						return
+					}
+				}
+			}
+			slot.Store(0)
+		}
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		text := "bench " + r.run + " " + strconv.Itoa(s.idx) + " " + strconv.Itoa(seq) + " " +
+			strconv.FormatInt(time.Now().UnixNano(), 10)
+		text = (text + pad)[:max(len(text), r.cfg.TextSize)]
+		err := s.client.send(&chat.Request{Type: chat.TypeMsg, ID: "m" + strconv.Itoa(seq), Room: "#general", Text: text})
+		if err != nil {
+			r.noteError("sender %d: %v", s.idx, err)
+			return
+		}
+		s.sent.Add(1)
+	}
+}
+
+func (r *fanoutRun) receive(c *chatClient) {
+	var s *fanSender
+	err := c.receive(func(kind string, p []byte) {
+		switch kind {
+		case chat.TypeMsg:
+			r.onMessage(p)
+		case chat.TypeAck, chat.TypeError:
+			if c.idx < len(r.senders) {
+				s = r.senders[c.idx]
+			}
+			r.onAnswer(c, s, kind, p)
+		}
+	})
+	if !r.closing.Load() {
+		r.disconnects.Add(1)
+		r.noteError("client %d: session ended: %v", c.idx, err)
+	}
+}
+
+// onMessage handles a msg event without decoding JSON unless it is ours:
+// the text is "bench RUN SENDER SEQ UNIXNANO [padding]", ASCII only.
+func (r *fanoutRun) onMessage(p []byte) {
+	i := bytes.Index(p, r.marker)
+	if i < 0 || bytes.Contains(p, []byte(`"history":true`)) {
+		return
+	}
+	rest := p[i+len(r.marker):]
+	if end := bytes.IndexByte(rest, '"'); end >= 0 {
+		rest = rest[:end]
+	}
+	if bytes.Equal(rest, []byte("sync")) {
+		r.syncSeen.Add(1)
+		return
+	}
+	f := bytes.Fields(rest)
+	if len(f) < 3 {
+		return
+	}
+	sender, err1 := strconv.Atoi(string(f[0]))
+	seq, err2 := strconv.Atoi(string(f[1]))
+	sentNS, err3 := strconv.ParseInt(string(f[2]), 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || sender < 0 || sender >= len(r.senders) || seq < 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	r.hist.Record(time.Duration(now - sentNS))
+	r.delivered.Add(1)
+	for {
+		last := r.lastNS.Load()
+		if now <= last || r.lastNS.CompareAndSwap(last, now) {
+			break
+		}
+	}
+	if r.cfg.Rate == 0 {
+		s := r.senders[sender]
+		if s.slots[seq%r.window].Add(1) == r.target.Load() {
+			select {
+			case s.notify <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (r *fanoutRun) onAnswer(c *chatClient, s *fanSender, kind string, p []byte) {
+	ev, err := chat.DecodeEvent(p)
+	if err != nil {
+		r.noteError("client %d: undecodable event: %v", c.idx, err)
+		return
+	}
+	seq := -1
+	if s != nil && strings.HasPrefix(ev.ID, "m") {
+		if n, err := strconv.Atoi(ev.ID[1:]); err == nil {
+			seq = n
+		}
+	}
+	switch {
+	case seq >= 0 && kind == chat.TypeAck:
+		s.acked.Add(1)
+	case seq >= 0:
+		s.rejected.Add(1)
+		r.noteError("sender %d: message %d rejected: %s: %s", s.idx, seq, ev.Code, ev.Text)
+		if r.cfg.Rate == 0 {
+			// Nobody will see it: free its window slot.
+			s.slots[seq%r.window].Store(r.target.Load())
+			select {
+			case s.notify <- struct{}{}:
+			default:
+			}
+		}
+	case kind == chat.TypeError:
+		r.noteError("client %d: error event: %s: %s", c.idx, ev.Code, ev.Text)
+	}
+}
+
+// waitUntil polls cond every 10 ms until it holds, ctx ends or timeout
+// passes, and reports whether it held.
+func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// serverDesc says where the server of t runs, for reports.
+func serverDesc(t *Target) string {
+	switch {
+	case t.InProcess:
+		return "in process"
+	case t.PID != 0:
+		return "process " + strconv.Itoa(t.PID)
+	}
+	return "external"
+}
+
+// rss measures the server's resident memory when it can be told apart:
+// the child or external process named by t.PID, or this whole process
+// (server and clients) when the server runs here.
+func rss(t *Target) (scope string, bytes int64) {
+	switch {
+	case t.PID != 0:
+		n, err := ProcessRSS(t.PID)
+		if err != nil {
+			return "", 0
+		}
+		return "server process", n
+	case t.InProcess:
+		n, err := ProcessRSS(0)
+		if err != nil {
+			return "", 0
+		}
+		return "bench process (server and clients)", n
+	}
+	return "", 0
+}
+
+// throttled wraps a progress callback so that it runs at most once a
+// second; an empty line always passes (it ends the progress display).
+func throttled(f func(string)) func(string) {
+	if f == nil {
+		return func(string) {}
+	}
+	var mu sync.Mutex
+	var last time.Time
+	return func(line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if line != "" && time.Since(last) < time.Second {
+			return
+		}
+		last = time.Now()
+		f(line)
+	}
+}

@@ -1,0 +1,399 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"securechat/chat"
+	"securechat/credstore"
+	"securechat/handshake"
+	"securechat/server"
+	"securechat/transport"
+)
+
+// ServeConfig configures Serve.
+type ServeConfig struct {
+	Transport transport.Transport
+	Listen    string // HOST:PORT; empty means 127.0.0.1:0
+	Creds     string // the creds file
+	Groups    []handshake.Group
+	Logger    *slog.Logger // nil discards
+}
+
+// Serve runs a chat server set up for load tests until ctx is done, then
+// shuts it down gracefully. It is the server of the serve command with the
+// limits a load test trips over lifted: creds are loaded without hash
+// upgrades at login (so benchmark accounts stay cheap), the pre-login gate
+// admits everyone, there are no per-source penalties and no flood limit.
+// The host key is made fresh for the run. ready is called once the
+// listener is up, with its address and the host key fingerprint.
+func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint string)) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	store, err := credstore.Load(cfg.Creds, &credstore.Options{NoRehash: true, Logger: log})
+	if err != nil {
+		return err
+	}
+	_, hostKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	hub := chat.NewHub(&chat.Config{Logger: log, FloodRate: -1})
+	defer hub.Close()
+	srv := server.New(server.Config{
+		Transport: cfg.Transport.Name(),
+		HostKey:   hostKey,
+		Groups:    cfg.Groups,
+		Verifier:  store,
+		Hub:       hub,
+		Gate:      &server.StartupGate{},
+		Penalties: &server.PenaltyBox{},
+		Logger:    log,
+	})
+	listen := cfg.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	ln, err := cfg.Transport.Listen(ctx, listen, &transport.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(context.WithoutCancel(ctx), ln) }()
+	ready(ln.Addr().String(), handshake.Fingerprint(hostKey.Public().(ed25519.PublicKey)))
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("bench: shutdown", "err", err)
+	}
+	if err := <-serveErr; !errors.Is(err, server.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// HeapStats is what the Go runtime says about a server's memory, to tell
+// live data from what the garbage collector or the OS keeps around.
+type HeapStats struct {
+	HeapAlloc    uint64 `json:"heap_alloc"`
+	HeapInuse    uint64 `json:"heap_inuse"`
+	HeapSys      uint64 `json:"heap_sys"`
+	HeapReleased uint64 `json:"heap_released"`
+	StackInuse   uint64 `json:"stack_inuse"`
+	Sys          uint64 `json:"sys"`
+	NumGC        uint32 `json:"num_gc"`
+	Goroutines   int    `json:"goroutines"`
+}
+
+// ReadHeapStats reads the statistics of this process without forcing a
+// collection.
+func ReadHeapStats() HeapStats {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return HeapStats{
+		HeapAlloc: ms.HeapAlloc, HeapInuse: ms.HeapInuse, HeapSys: ms.HeapSys,
+		HeapReleased: ms.HeapReleased, StackInuse: ms.StackInuse, Sys: ms.Sys,
+		NumGC: ms.NumGC, Goroutines: runtime.NumGoroutine(),
+	}
+}
+
+// Lines the server process prints on its standard output for the parent.
+const (
+	readyPrefix = "securechat: bench server ready "
+	heapPrefix  = "securechat: bench server heap "
+)
+
+// ProcessConfig adds what only a server process has to ServeConfig.
+type ProcessConfig struct {
+	ServeConfig
+	CPUProfile string // write a CPU profile of the whole run here
+	MemProfile string // write a heap profile here on each SIGUSR1
+}
+
+// RunServerProcess is the body of "securechat bench server": Serve, with
+// the ready line (address, fingerprint, PID) printed to stdout for the
+// parent, and on SIGUSR1 a line of HeapStats (and a heap profile, if
+// asked). It returns when ctx is done.
+func RunServerProcess(ctx context.Context, cfg ProcessConfig, stdout io.Writer) error {
+	if _, err := RaiseFileLimit(); err != nil {
+		return err
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("bench: cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var mu sync.Mutex // one line at a time on stdout
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-usr1:
+			}
+			b, _ := json.Marshal(ReadHeapStats())
+			if cfg.MemProfile != "" {
+				if f, err := os.Create(cfg.MemProfile); err == nil {
+					pprof.Lookup("heap").WriteTo(f, 0)
+					f.Close()
+				}
+			}
+			mu.Lock()
+			fmt.Fprintf(stdout, "%s%s\n", heapPrefix, b)
+			mu.Unlock()
+		}
+	}()
+	return Serve(ctx, cfg.ServeConfig, func(addr, fp string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stdout, "%stransport=%s addr=%s fingerprint=%s pid=%d\n",
+			readyPrefix, cfg.Transport.Name(), addr, fp, os.Getpid())
+	})
+}
+
+// ServerConfig configures StartServer.
+type ServerConfig struct {
+	Transport transport.Transport
+	Accounts  int    // benchmark accounts to provision
+	Prefix    string // their names' prefix; empty means "bench"
+	Groups    []handshake.Group
+
+	// Command, when set, runs the server as a child process: the argv of
+	// "securechat bench server", to which StartServer appends --creds,
+	// --transport and --listen, then Args. The child's RSS is the server's
+	// alone. Without Command the server runs in this process.
+	Command []string
+	Args    []string
+	Stderr  io.Writer // the child's standard error; nil discards
+}
+
+// Server is a chat server started for a run, with its accounts.
+type Server struct {
+	Target    Target
+	InProcess bool
+
+	dir string
+
+	cancel context.CancelFunc // in process
+	done   chan error
+
+	cmd    *exec.Cmd // child
+	heap   chan HeapStats
+	exited chan struct{}
+}
+
+// StartServer provisions cfg.Accounts benchmark accounts with a random
+// shared password in a temporary directory and starts a server on
+// loopback, in this process or as a child.
+func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "bench"
+	}
+	if cfg.Accounts < 1 {
+		cfg.Accounts = 1
+	}
+	dir, err := os.MkdirTemp("", "securechat-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	s := &Server{dir: dir, Target: Target{
+		Transport: cfg.Transport, Prefix: cfg.Prefix, Accounts: cfg.Accounts,
+		Password: RandomPassword(), Groups: cfg.Groups,
+	}}
+	creds := filepath.Join(dir, "creds.txt")
+	if err := Provision(creds, cfg.Prefix, cfg.Accounts, s.Target.Password, BenchParams); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if len(cfg.Command) == 0 {
+		err = s.startInProcess(ServeConfig{Transport: cfg.Transport, Creds: creds, Groups: cfg.Groups})
+	} else {
+		err = s.startChild(ctx, cfg, creds)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) startInProcess(cfg ServeConfig) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel, s.done, s.InProcess = cancel, make(chan error, 1), true
+	s.Target.InProcess = true
+	ready := make(chan struct{})
+	go func() {
+		s.done <- Serve(ctx, cfg, func(addr, fp string) {
+			s.Target.Addr, s.Target.Fingerprint = addr, fp
+			close(ready)
+		})
+	}()
+	select {
+	case <-ready:
+		return nil
+	case err := <-s.done:
+		cancel()
+		if err == nil {
+			err = errors.New("bench: server ended before it was ready")
+		}
+		return err
+	}
+}
+
+func (s *Server) startChild(ctx context.Context, cfg ServerConfig, creds string) error {
+	argv := append(append([]string{}, cfg.Command...),
+		"--creds", creds, "--transport", cfg.Transport.Name(), "--listen", "127.0.0.1:0")
+	if len(cfg.Groups) > 0 {
+		names := make([]string, len(cfg.Groups))
+		for i, g := range cfg.Groups {
+			names[i] = g.String()
+		}
+		argv = append(argv, "--kex", strings.Join(names, ","))
+	}
+	argv = append(argv, cfg.Args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stderr = cfg.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("bench: server process: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("bench: server process: %w", err)
+	}
+	s.cmd, s.heap, s.exited = cmd, make(chan HeapStats, 1), make(chan struct{})
+	ready := make(chan map[string]string, 1)
+	go func() {
+		defer close(s.exited)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			if rest, ok := strings.CutPrefix(line, readyPrefix); ok {
+				kv := map[string]string{}
+				for _, f := range strings.Fields(rest) {
+					if k, v, ok := strings.Cut(f, "="); ok {
+						kv[k] = v
+					}
+				}
+				select {
+				case ready <- kv:
+				default:
+				}
+			} else if rest, ok := strings.CutPrefix(line, heapPrefix); ok {
+				var hs HeapStats
+				if json.Unmarshal([]byte(rest), &hs) == nil {
+					select {
+					case s.heap <- hs:
+					default:
+					}
+				}
+			}
+		}
+		io.Copy(io.Discard, out)
+		cmd.Wait()
+	}()
+	timeout := time.NewTimer(60 * time.Second)
+	defer timeout.Stop()
+	select {
+	case kv := <-ready:
+		s.Target.Addr, s.Target.Fingerprint = kv["addr"], kv["fingerprint"]
+		s.Target.PID = cmd.Process.Pid
+		if s.Target.Addr == "" || s.Target.Fingerprint == "" {
+			s.Close()
+			return errors.New("bench: server process: malformed ready line")
+		}
+		return nil
+	case <-s.exited:
+		return fmt.Errorf("bench: server process %s exited before it was ready", argv[0])
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	case <-timeout.C:
+		s.Close()
+		return errors.New("bench: server process not ready after 60 s")
+	}
+}
+
+// HeapStats asks a child server for its runtime memory statistics. It
+// returns an error for an in-process server, whose heap holds the clients
+// too.
+func (s *Server) HeapStats(ctx context.Context) (HeapStats, error) {
+	if s.cmd == nil {
+		return HeapStats{}, errors.New("bench: heap statistics need a server process")
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return HeapStats{}, fmt.Errorf("bench: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	select {
+	case hs := <-s.heap:
+		return hs, nil
+	case <-s.exited:
+		return HeapStats{}, errors.New("bench: server process exited")
+	case <-ctx.Done():
+		return HeapStats{}, fmt.Errorf("bench: heap statistics: %w", ctx.Err())
+	}
+}
+
+// Close stops the server (gracefully, then by force after 15 s) and
+// removes its files.
+func (s *Server) Close() error {
+	defer os.RemoveAll(s.dir)
+	if s.cancel != nil {
+		s.cancel()
+		select {
+		case err := <-s.done:
+			return err
+		case <-time.After(15 * time.Second):
+			return errors.New("bench: in-process server did not stop within 15 s")
+		}
+	}
+	if s.cmd == nil {
+		return nil
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(15 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+		return errors.New("bench: server process killed after 15 s")
+	}
+	if st := s.cmd.ProcessState; st != nil && !st.Success() {
+		return fmt.Errorf("bench: server process: %s", st)
+	}
+	return nil
+}
