@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"securechat/bench"
+	"securechat/credstore"
+	"securechat/transport"
+)
+
+const benchHelperEnv = "SECURECHAT_TEST_BENCH_HELPER"
+
+// TestBenchServerHelperProcess is not a test: re-executed by the tests
+// below as the child server, it runs the securechat command line given
+// after "--" until SIGTERM.
+func TestBenchServerHelperProcess(t *testing.T) {
+	if os.Getenv(benchHelperEnv) != "1" {
+		t.Skip("helper process for the bench tests that start a child server")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	code := run(ctx, append([]string{"securechat"}, flag.Args()...), os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// useHelperServer makes bench start its child server through the test
+// binary.
+func useHelperServer(t *testing.T) {
+	t.Setenv(benchHelperEnv, "1")
+	old := benchServerArgv
+	benchServerArgv = func(string) []string {
+		return []string{os.Args[0], "-test.run=^TestBenchServerHelperProcess$", "--", "bench", "server"}
+	}
+	t.Cleanup(func() { benchServerArgv = old })
+}
+
+func runBench(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), append([]string{"securechat", "bench"}, args...), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestBenchFlagValidation(t *testing.T) {
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, []byte("bench-password\n"), 0o600)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"fanout", "--addr", "192.0.2.1:7777", "--fingerprint", "SHA256:x", "--password-file", pwFile}, "not a loopback address"},
+		{[]string{"idle", "--addr", "[2001:db8::1]:7777", "--fingerprint", "SHA256:x", "--password-file", pwFile}, "--allow-remote"},
+		{[]string{"fanout", "--addr", "192.0.2.1:7777", "--allow-remote", "--password-file", pwFile}, "needs --fingerprint"},
+		{[]string{"fanout", "--addr", "127.0.0.1:7777", "--fingerprint", "SHA256:x"}, "needs --password-file"},
+		{[]string{"fanout", "--addr", "127.0.0.1"}, "not HOST:PORT"},
+		{[]string{"fanout", "--clients", "0"}, "--clients 0"},
+		{[]string{"fanout", "--clients", "5", "--senders", "6"}, "--senders 6"},
+		{[]string{"fanout", "--rate", "-1"}, "--rate -1"},
+		{[]string{"fanout", "--duration", "1h"}, "--duration 1h0m0s"},
+		{[]string{"fanout", "--server", "elsewhere", "--clients", "1", "--senders", "1"}, `--server "elsewhere"`},
+		{[]string{"fanout", "--transport", "carrier-pigeon"}, "--transport"},
+		{[]string{"idle", "--clients", "-3"}, "--clients -3"},
+		{[]string{"idle", "--server", "inproc", "--server-cpuprofile", "x"}, "need --server child"},
+		{[]string{"throughput", "--size", "0"}, "--size 0"},
+		{[]string{"handshake", "--login", "cheap"}, `--login "cheap"`},
+		{[]string{"handshake", "--kex", "rot13"}, "--kex"},
+		{[]string{"handshake", "--concurrency", "0"}, "--concurrency 0"},
+		{[]string{"server", "--creds", "x", "--listen", "0.0.0.0:0"}, "loopback"},
+		{[]string{"server", "--creds", "x", "--listen", "192.0.2.1:7777"}, "--allow-remote"},
+		{[]string{"throughput", "extra"}, "takes no arguments"},
+	} {
+		code, _, stderr := runBench(t, c.args...)
+		if code != exitUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("bench %s: exit %d, stderr %q; want %d and %q", strings.Join(c.args, " "), code, stderr, exitUsage, c.want)
+		}
+	}
+}
+
+func TestBenchProvision(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	os.WriteFile(pwFile, []byte("bench-password\n"), 0o600)
+	creds := filepath.Join(dir, "bench-creds.txt")
+	code, stdout, stderr := runBench(t, "provision", "--creds", creds, "--users", "4", "--prefix", "lt", "--password-file", pwFile)
+	if code != 0 || !strings.Contains(stdout, "4 benchmark accounts lt0 … lt3") || !strings.Contains(stdout, "m=64,t=1,p=1") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	store, err := credstore.Load(creds, &credstore.Options{NoRehash: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Verify(context.Background(), "lt3", []byte("bench-password")); err != nil {
+		t.Fatalf("lt3 with the file's password (newline removed): %v", err)
+	}
+	code, _, stderr = runBench(t, "provision", "--creds", creds, "--users", "1", "--password-file", pwFile)
+	if code != exitError || !strings.Contains(stderr, "a file of their own") {
+		t.Errorf("second provision: exit %d, stderr %q", code, stderr)
+	}
+	os.WriteFile(pwFile, []byte("short\n"), 0o600)
+	code, _, stderr = runBench(t, "provision", "--creds", filepath.Join(dir, "other"), "--password-file", pwFile)
+	if code != exitUsage || !strings.Contains(stderr, "at least") {
+		t.Errorf("short password: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// benchJSON is the --json output, with the report left raw.
+type benchJSON struct {
+	Scenario string          `json:"scenario"`
+	Machine  bench.Machine   `json:"machine"`
+	Report   json.RawMessage `json:"report"`
+}
+
+func decodeBench(t *testing.T, stdout string, report any) benchJSON {
+	t.Helper()
+	var out benchJSON
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("--json output %q: %v", stdout, err)
+	}
+	if err := json.Unmarshal(out.Report, report); err != nil {
+		t.Fatal(err)
+	}
+	if out.Machine.CPUs < 1 || out.Machine.FDLimit == 0 {
+		t.Errorf("machine %+v", out.Machine)
+	}
+	return out
+}
+
+func TestBenchFanoutChildServer(t *testing.T) {
+	useHelperServer(t)
+	code, stdout, stderr := runBench(t, "fanout", "--clients", "5", "--senders", "2", "--rate", "10",
+		"--duration", "1s", "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var rep bench.FanoutReport
+	if out := decodeBench(t, stdout, &rep); out.Scenario != "fanout" {
+		t.Errorf("scenario %q", out.Scenario)
+	}
+	if rep.Connected != 5 || rep.Sent == 0 || rep.Expected != rep.Sent*5 || rep.Delivered != rep.Expected || rep.Lost != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	if !strings.HasPrefix(rep.Server, "process ") || rep.RSSScope != "server process" || rep.RSSBefore <= 0 || rep.RSSAfter <= 0 {
+		t.Errorf("server %q, rss %q %d %d", rep.Server, rep.RSSScope, rep.RSSBefore, rep.RSSAfter)
+	}
+}
+
+func TestBenchIdleChildServer(t *testing.T) {
+	useHelperServer(t)
+	code, stdout, stderr := runBench(t, "idle", "--clients", "5", "--duration", "1s", "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var rep bench.IdleReport
+	decodeBench(t, stdout, &rep)
+	if rep.Connected != 5 || rep.ConnectErrors != 0 || rep.Disconnects != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	if rep.RSSAfter <= 0 || rep.HeapBefore == nil || rep.HeapAfter == nil {
+		t.Fatalf("no server memory figures: %+v", rep)
+	}
+	// Each held session keeps at least its reader goroutine on the server.
+	if rep.GoroutinesPerConn < 1 {
+		t.Errorf("%.2f server goroutines per connection", rep.GoroutinesPerConn)
+	}
+}
+
+// TestBenchExternalServer loads a server the bench did not start, as an
+// operator would: accounts from a creds file, the password from a file,
+// the host key by fingerprint. A wrong fingerprint must stop it cold.
+func TestBenchExternalServer(t *testing.T) {
+	srv, err := bench.StartServer(context.Background(), bench.ServerConfig{Transport: transport.TCP, Accounts: 3, Prefix: "ext"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, append(srv.Target.Password, '\n'), 0o600)
+	args := []string{"fanout", "--addr", srv.Target.Addr, "--password-file", pwFile, "--prefix", "ext",
+		"--accounts", "3", "--clients", "4", "--senders", "1", "--duration", "1s", "--quiet"}
+
+	code, stdout, stderr := runBench(t, append(args, "--fingerprint", srv.Target.Fingerprint)...)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	for _, want := range []string{"fanout over tcp, server external", "4 connected of 4", " 0 lost", "latency", "machine: "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("report lacks %q:\n%s", want, stdout)
+		}
+	}
+
+	code, stdout, stderr = runBench(t, append(args, "--fingerprint", "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")...)
+	if code != exitError || !strings.Contains(stderr, "no client connected") || !strings.Contains(stdout, "is not the expected") {
+		t.Errorf("wrong fingerprint: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+func TestBenchThroughputAndHandshakeCommands(t *testing.T) {
+	code, stdout, stderr := runBench(t, "throughput", "--transport", "tcp", "--size", "1", "--primitive-time", "20ms", "--quiet")
+	if code != 0 || !strings.Contains(stdout, bench.RowSecure("tcp")) || !strings.Contains(stdout, bench.RowPrimitive) {
+		t.Fatalf("throughput: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	code, stdout, stderr = runBench(t, "handshake", "--kex", "x25519", "--login", "", "--duration", "100ms",
+		"--count", "20", "--concurrency", "2", "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("handshake: exit %d, stderr %q", code, stderr)
+	}
+	var rep bench.HandshakeReport
+	decodeBench(t, stdout, &rep)
+	if len(rep.Rows) != 2 || rep.Rows[0].Name != bench.RowTLSX25519 || rep.Rows[1].Count == 0 || rep.Rows[1].Ratio <= 0 {
+		t.Fatalf("rows %+v", rep.Rows)
+	}
+}
