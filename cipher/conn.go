@@ -2,6 +2,7 @@ package cipher
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,9 @@ func (t RecordType) String() string {
 
 // MaxPlaintext is the largest payload of one record (PROTOCOL.md §9).
 const MaxPlaintext = 16384
+
+// finishedLen is the size of a FINISHED payload, an HMAC-SHA-256 (§10.1).
+const finishedLen = 32
 
 var (
 	// ErrBadRecord is the one error for every record that fails any check of
@@ -96,7 +100,7 @@ type Options struct {
 	// MaxRecordsPerKey lowers the hard limit of 2^31 records per direction
 	// and generation, for tests. It binds both sides: the sender rekeys in
 	// time and the receiver fails on a record beyond it. 0 means 2^31; values
-	// are clamped to [2, 2^31].
+	// are clamped to [3, 2^31].
 	MaxRecordsPerKey uint64
 	// MaxBlocksPerKey lowers the hard limit of 2^32 AES blocks of ciphertext
 	// per direction and generation, for tests, like MaxRecordsPerKey. 0 means
@@ -342,7 +346,7 @@ func (c *Conn) readRecordLocked() (RecordType, []byte, error) {
 				return 0, nil, c.badRecordLocked()
 			}
 		case TypeFinished, TypeAuth, TypeAuthResult:
-			if established {
+			if established || !handshakeFormOK(t, payload) {
 				return 0, nil, c.badRecordLocked()
 			}
 		default:
@@ -379,6 +383,31 @@ func (c *Conn) fill(n int) error {
 	return c.in.err
 }
 
+// handshakeFormOK checks the wire form of the handshake records (PROTOCOL.md
+// §9.2 step 6, §10): FINISHED is 32 bytes, AUTH_RESULT one byte 0x00 or
+// 0x01, and the lengths inside AUTH add up exactly. What the fields mean
+// (method, user name, password, MAC value) is the handshake's to judge.
+func handshakeFormOK(t RecordType, p []byte) bool {
+	switch t {
+	case TypeFinished:
+		return len(p) == finishedLen
+	case TypeAuthResult:
+		return len(p) == 1 && p[0] <= 1
+	case TypeAuth:
+		// method u8 | username opaque8 | password opaque16
+		if len(p) < 2 {
+			return false
+		}
+		rest := p[2:]
+		if len(rest) < int(p[1])+2 {
+			return false
+		}
+		rest = rest[p[1]:]
+		return len(rest) == 2+int(binary.BigEndian.Uint16(rest))
+	}
+	return false
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
@@ -406,7 +435,9 @@ func (c *Conn) makeRoomLocked(t RecordType, n int) error {
 		}
 		return nil
 	}
-	hard := hc.seq+2 > c.lim.maxRecords || hc.blocks+blocks+1 > c.lim.maxBlocks
+	// PROTOCOL.md §11: KEY_UPDATE goes out while seq < maxRecords-1, and
+	// while the blocks so far plus its one block stay within maxBlocks.
+	hard := hc.seq+1 >= c.lim.maxRecords-1 || hc.blocks+blocks+1 > c.lim.maxBlocks
 	established := c.established.Load()
 	soft := established && (hc.bytes >= c.lim.rekeyBytes || time.Since(hc.genStart) >= c.lim.rekeyPeriod)
 	if !hard && !soft {

@@ -18,15 +18,18 @@
 // What the record layer itself enforces of the state machine (PROTOCOL.md
 // §10.3) is the part it can know:
 //   - unknown record types are bad;
-//   - KEY_UPDATE and CLOSE must be empty;
+//   - the payload must have its type's wire form (§9.2 step 6): KEY_UPDATE
+//     and CLOSE empty, FINISHED 32 bytes, AUTH_RESULT one byte 0x00 or 0x01,
+//     AUTH lengths that add up exactly;
 //   - before [Conn.SetEstablished]: FINISHED, AUTH, AUTH_RESULT and CLOSE are
 //     accepted and returned to the caller; APP and KEY_UPDATE are bad;
 //   - after [Conn.SetEstablished]: APP and CLOSE are returned, KEY_UPDATE is
 //     handled inside, FINISHED, AUTH and AUTH_RESULT are bad.
 //
-// The handshake checks which of the pre-login types it expects at each step
-// and the form of their payloads; when it rejects one it calls [Conn.Abort],
-// which fails the connection exactly as a bad record does.
+// The handshake checks which of the pre-login types it expects at each step,
+// which direction may send it, and what the fields mean; when it rejects a
+// record it calls [Conn.Abort], which fails the connection exactly as a bad
+// record does.
 //
 // # Sending
 //

@@ -29,8 +29,9 @@ const (
 	protocolMaxRecords = 1 << 31
 	protocolMaxBlocks  = 1 << 32
 	// A sender must always keep room for the KEY_UPDATE that ends a generation:
-	// one record of one block. These floors keep a lowered limit usable.
-	minMaxRecords = 2
+	// one record of one block, sent while seq < maxRecords-1. These floors
+	// keep a lowered limit usable.
+	minMaxRecords = 3
 	minMaxBlocks  = maxCiphertext/aes.BlockSize + 1
 )
 

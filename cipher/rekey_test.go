@@ -53,23 +53,25 @@ func TestRekeyAtRecordLimit(t *testing.T) {
 		}
 	}
 	stream := rc.written.Bytes()
-	if got, want := recordTypes(t, stream), "DDDKDDDKDDDKD"; got != want {
+	// KEY_UPDATE goes out while seq < 4-1, so each generation holds two
+	// messages and the KEY_UPDATE at seq 2.
+	if got, want := recordTypes(t, stream), "DDKDDKDDKDDKDD"; got != want {
 		t.Fatalf("records %s, want %s", got, want)
 	}
-	if sender.out.gen != 3 || sender.out.seq != 1 {
-		t.Fatalf("sender at generation %d seq %d, want 3 and 1", sender.out.gen, sender.out.seq)
+	if sender.out.gen != 4 || sender.out.seq != 2 {
+		t.Fatalf("sender at generation %d seq %d, want 4 and 2", sender.out.gen, sender.out.seq)
 	}
 	recs := splitRecords(t, stream)
 
 	c, _ := receiverFor(stream, opts, true)
 	readMessages(t, c, msgs)
-	if c.in.gen != 3 || c.in.seq != 1 {
-		t.Fatalf("receiver at generation %d seq %d, want 3 and 1", c.in.gen, c.in.seq)
+	if c.in.gen != 4 || c.in.seq != 2 {
+		t.Fatalf("receiver at generation %d seq %d, want 4 and 2", c.in.gen, c.in.seq)
 	}
 
 	// A record of an older generation fails after the rekey, even at a
 	// matching sequence number.
-	for _, old := range []int{0, 1, 4, 8} {
+	for _, old := range []int{0, 1, 3, 9} {
 		c, rc := receiverFor(concat(stream, recs[old]), opts, true)
 		readMessages(t, c, msgs)
 		expectBad(t, c, rc, 0)
