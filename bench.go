@@ -33,6 +33,8 @@ func benchCommand() *cli.Command {
               logins/s against a real creds store
   fanout      N clients in one room, S senders: deliveries, loss, latency
   idle        N idle logged-in connections: what each costs the server
+  targets     all of the above at the sizes of the performance targets,
+              with a verdict per target
 
 fanout and idle start their own server (a child process by default, so that
 its memory is its own) with throwaway benchmark accounts, or load an
@@ -43,6 +45,7 @@ See BENCHMARKS.md for the figures and how to reproduce them.`,
 			benchHandshakeCommand(),
 			benchFanoutCommand(),
 			benchIdleCommand(),
+			benchTargetsCommand(),
 			benchProvisionCommand(),
 			benchServerCommand(),
 		},
@@ -488,6 +491,71 @@ server, or --addr with --server-pid.`,
 			}
 			if rep.ConnectErrors > 0 || rep.Disconnects > 0 {
 				return fmt.Errorf("bench: %d clients could not connect, %d were disconnected", rep.ConnectErrors, rep.Disconnects)
+			}
+			return nil
+		},
+	}
+}
+
+func benchTargetsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "targets",
+		Usage: "run every scenario at the targets' sizes and judge each target",
+		Description: `Runs throughput (256 MiB), handshake (concurrency 8), fanout over tcp and
+quic (1000 clients, 10 senders × 10 msg/s, 20 s), saturation (1000 clients,
+tcp, 10 s) and idle (10,000 clients, which is also the connect storm), each
+against a fresh child server, and prints every report and then the table of
+targets with the baseline from the same run. Takes about three minutes and
+both cores; run it on a quiet machine. Exits 1 if a target is missed.`,
+		Flags: append([]cli.Flag{
+			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiply clients, sizes and durations (e.g. 0.1 for a quick look)"},
+			&cli.StringFlag{Name: "server", Value: "child", Usage: "where the chat servers run: child|inproc"},
+			&cli.StringFlag{Name: "server-cpuprofile", Usage: "child servers: write CPU profiles to `FILE` (each run overwrites it)"},
+		}, benchOutputFlags()...),
+		Action: func(c *cli.Context) error {
+			scale := c.Float64("scale")
+			if scale <= 0 || scale > 1 {
+				return usageError("--scale %g: want more than 0 and at most 1", scale)
+			}
+			cfg := bench.TargetsConfig{Scale: scale}
+			switch c.String("server") {
+			case "child":
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
+				}
+				cfg.ServerCommand = benchServerArgv(exe)
+				if f := c.String("server-cpuprofile"); f != "" {
+					cfg.ServerArgs = []string{"--cpuprofile", f}
+				}
+			case "inproc":
+			default:
+				return usageError("--server %q: want child or inproc", c.String("server"))
+			}
+			s, err := newBenchSetup(c)
+			if err != nil {
+				return err
+			}
+			cfg.Progress = s.progress
+			rep, err := bench.RunTargets(c.Context, cfg)
+			if rep == nil {
+				s.stopProf()
+				return err
+			}
+			if ferr := s.finish("targets", rep); ferr != nil {
+				return ferr
+			}
+			if err != nil {
+				return err
+			}
+			missed := 0
+			for _, t := range rep.Targets {
+				if !t.Met {
+					missed++
+				}
+			}
+			if missed > 0 || len(rep.Errors) > 0 {
+				return fmt.Errorf("bench: %d of %d targets missed, %d scenario errors", missed, len(rep.Targets), len(rep.Errors))
 			}
 			return nil
 		},

@@ -337,3 +337,60 @@ func TestHandshakeSmoke(t *testing.T) {
 		t.Error("unknown login cost accepted")
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	// A command name with spaces and a parenthesis, then fields 3 to 17.
+	stat := "42 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0\n"
+	got, err := parseStatCPU([]byte(stat))
+	if err != nil || got != 4*time.Second {
+		t.Fatalf("got %s, %v; want 4s (400 ticks)", got, err)
+	}
+	for _, bad := range []string{"42 x S 1", "42 (x) S 1 2 3", "42 (x) S 1 2 3 4 5 6 7 8 9 10 -1 0 0"} {
+		if _, err := parseStatCPU([]byte(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+	if _, err := ProcessCPU(0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTargetsSmoke(t *testing.T) {
+	rep, err := RunTargets(context.Background(), TargetsConfig{Scale: 0.001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Errors) != 0 {
+		t.Fatalf("scenario errors: %v", rep.Errors)
+	}
+	ids := map[int]int{}
+	for _, tr := range rep.Targets {
+		ids[tr.ID]++
+		if tr.Measured == "" || tr.Goal == "" {
+			t.Errorf("target %+v", tr)
+		}
+	}
+	for id := 1; id <= 8; id++ {
+		if ids[id] == 0 {
+			t.Errorf("target %d was not judged", id)
+		}
+	}
+	// In process, the memory target cannot be met: the RSS is not the
+	// server's alone.
+	for _, tr := range rep.Targets {
+		if tr.ID == 7 && tr.Met {
+			t.Errorf("idle memory judged met with an in-process server: %+v", tr)
+		}
+		if (tr.ID == 5 || tr.ID == 8) && !tr.Met {
+			t.Errorf("target %d missed at a tiny scale: %+v", tr.ID, tr)
+		}
+	}
+	if len(rep.Fanout) != 3 || rep.Fanout[2].RatePerSender != 0 || rep.Idle == nil || rep.Handshake == nil || rep.Throughput == nil {
+		t.Fatalf("reports missing: %+v", rep)
+	}
+	var sb strings.Builder
+	rep.WriteText(&sb)
+	if !strings.Contains(sb.String(), "verdict") || !strings.Contains(sb.String(), "crypto/tls") {
+		t.Errorf("text report:\n%s", sb.String())
+	}
+}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -56,7 +57,7 @@ func (t *Target) Dial(ctx context.Context, i int) (*handshake.Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return handshake.Client(ctx, c, &handshake.ClientConfig{
+	return handshake.Client(ctx, bufferReads(c), &handshake.ClientConfig{
 		Groups:    t.Groups,
 		Transport: t.Transport.Name(),
 		HostKeyCallback: func(key ed25519.PublicKey) error {
@@ -70,6 +71,52 @@ func (t *Target) Dial(ctx context.Context, i int) (*handshake.Session, error) {
 		Password:     func(int) ([]byte, error) { return bytes.Clone(t.Password), nil },
 		MaxAuthTries: 1,
 	})
+}
+
+// clientReadBuffer is the read buffer of each load-generating client.
+const clientReadBuffer = 4096
+
+// bufferReads gives a client connection a read buffer. The record layer
+// reads a record's header and then its body, two system calls per record;
+// through the buffer a burst of chat events costs one. The load generator
+// shares the machine with the server it measures, so it must cost as
+// little as it can.
+func bufferReads(c net.Conn) net.Conn {
+	bc := &bufConn{Conn: c, r: bufio.NewReaderSize(c, clientReadBuffer)}
+	if _, ok := c.(transport.ChannelBinder); ok {
+		return bindingBufConn{bc}
+	}
+	return bc
+}
+
+// bufConn is a net.Conn whose reads go through a bufio.Reader. It keeps
+// the optional transport interfaces the record layer and the handshake
+// look for.
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *bufConn) Abort() error {
+	if a, ok := c.Conn.(transport.Aborter); ok {
+		return a.Abort()
+	}
+	return c.Conn.Close()
+}
+
+func (c *bufConn) CloseWrite() error {
+	if cw, ok := c.Conn.(transport.CloseWriter); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("bench: transport cannot half close")
+}
+
+type bindingBufConn struct{ *bufConn }
+
+func (c bindingBufConn) ChannelBinding() ([]byte, error) {
+	return c.Conn.(transport.ChannelBinder).ChannelBinding()
 }
 
 // CheckLoopback refuses a server address that is not on this host unless

@@ -89,6 +89,14 @@ type FanoutReport struct {
 	RSSScope  string `json:"rss_scope,omitempty"`
 	RSSBefore int64  `json:"rss_before,omitempty"` // bytes, before the clients connected
 	RSSAfter  int64  `json:"rss_after,omitempty"`  // bytes, at the end of the sending phase
+
+	// CPU used during the sending phase, in cores (CPU seconds per
+	// second): the server process's when it has one of its own, and this
+	// process's (the clients, and the server when it runs here).
+	ServerCPUCores float64 `json:"server_cpu_cores,omitempty"`
+	BenchCPUCores  float64 `json:"bench_cpu_cores"`
+	// ServerCPUPerDelivery is the server's CPU time per delivery, in µs.
+	ServerCPUPerDelivery float64 `json:"server_cpu_us_per_delivery,omitempty"`
 }
 
 type fanSender struct {
@@ -209,6 +217,11 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutReport,
 	}
 	rep.SettleSeconds = time.Since(settleStart).Seconds()
 
+	benchCPU0, _ := ProcessCPU(0)
+	var serverCPU0 time.Duration
+	if t.PID != 0 {
+		serverCPU0, _ = ProcessCPU(t.PID)
+	}
 	start := time.Now()
 	end := start.Add(cfg.Duration)
 	stop := make(chan struct{})
@@ -234,6 +247,18 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutReport,
 	tick.Stop()
 	senders.Wait()
 	rep.SendSeconds = time.Since(start).Seconds()
+	deliveredInPhase := r.delivered.Load()
+	if c, err := ProcessCPU(0); err == nil {
+		rep.BenchCPUCores = (c - benchCPU0).Seconds() / rep.SendSeconds
+	}
+	if t.PID != 0 {
+		if c, err := ProcessCPU(t.PID); err == nil {
+			rep.ServerCPUCores = (c - serverCPU0).Seconds() / rep.SendSeconds
+			if deliveredInPhase > 0 {
+				rep.ServerCPUPerDelivery = float64((c-serverCPU0)/time.Microsecond) / float64(deliveredInPhase)
+			}
+		}
+	}
 	_, rep.RSSAfter = rss(t)
 
 	waitUntil(ctx, cfg.DrainTimeout, func() bool {

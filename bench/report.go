@@ -27,9 +27,13 @@ func (m Machine) WriteText(w io.Writer) {
 // WriteText prints the report as a table.
 func (r *ThroughputReport) WriteText(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "throughput\tMB/s\tMiB\tseconds\tratio")
+	fmt.Fprintln(tw, "throughput\tMB/s\tMiB\tseconds\tallocs/record\tratio")
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%.2f\t%s\n", row.Name, row.MBps, row.Bytes>>20, row.Seconds, ratioText(row.Ratio, row.Baseline))
+		allocs := ""
+		if row.AllocsPerRecord != nil {
+			allocs = fmt.Sprintf("%.2f", *row.AllocsPerRecord)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%.2f\t%s\t%s\n", row.Name, row.MBps, row.Bytes>>20, row.Seconds, allocs, ratioText(row.Ratio, row.Baseline))
 	}
 	tw.Flush()
 }
@@ -67,6 +71,11 @@ func (r *FanoutReport) WriteText(w io.Writer) {
 	fmt.Fprintf(tw, "delivered/s\t%.0f\n", r.DeliveredPerSecond)
 	fmt.Fprintf(tw, "latency\tp50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
 	fmt.Fprintf(tw, "disconnects\t%d\n", r.Disconnects)
+	if r.ServerCPUCores > 0 {
+		fmt.Fprintf(tw, "cpu while sending\tserver %.2f cores (%.1f µs per delivery), load generator %.2f cores\n", r.ServerCPUCores, r.ServerCPUPerDelivery, r.BenchCPUCores)
+	} else {
+		fmt.Fprintf(tw, "cpu while sending\t%.2f cores (server and load generator)\n", r.BenchCPUCores)
+	}
 	if r.RSSScope != "" {
 		fmt.Fprintf(tw, "rss (%s)\t%s before, %s after\n", r.RSSScope, kib(r.RSSBefore), kib(r.RSSAfter))
 	}

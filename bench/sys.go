@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // RaiseFileLimit raises the soft RLIMIT_NOFILE of this process (and so of
@@ -65,6 +66,48 @@ func parseVmRSS(status []byte) (int64, error) {
 		return kb << 10, nil
 	}
 	return 0, errors.New("bench: rss: no VmRSS line")
+}
+
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat. It
+// is 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// ProcessCPU returns the user plus system CPU time process pid has used
+// (utime and stime of /proc/PID/stat); pid 0 means this process.
+func ProcessCPU(pid int) (time.Duration, error) {
+	path := "/proc/self/stat"
+	if pid != 0 {
+		path = "/proc/" + strconv.Itoa(pid) + "/stat"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("bench: cpu time: %w", err)
+	}
+	return parseStatCPU(b)
+}
+
+// parseStatCPU reads fields 14 and 15 of a /proc stat line. The command
+// name (field 2) may hold spaces and parentheses, so fields are counted
+// from the last ")".
+func parseStatCPU(stat []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("bench: cpu time: malformed stat")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// f[0] is field 3 (state), so utime (14) is f[11] and stime (15) f[12].
+	if len(f) < 13 {
+		return 0, errors.New("bench: cpu time: malformed stat")
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return 0, errors.New("bench: cpu time: malformed stat")
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
 // Machine describes where a run took place, so that figures from two runs
