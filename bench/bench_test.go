@@ -394,3 +394,38 @@ func TestTargetsSmoke(t *testing.T) {
 		t.Errorf("text report:\n%s", sb.String())
 	}
 }
+
+func TestLeadingIntAndEventKind(t *testing.T) {
+	rest := []byte("12 0 1700000000123456789 xxxx")
+	var got []int64
+	for range 3 {
+		n, r, ok := leadingInt(rest)
+		if !ok {
+			t.Fatalf("no number at %q", rest)
+		}
+		got = append(got, n)
+		rest = r
+	}
+	if got[0] != 12 || got[1] != 0 || got[2] != 1700000000123456789 || string(rest) != "xxxx" {
+		t.Fatalf("got %v, rest %q", got, rest)
+	}
+	for _, bad := range []string{"", "x1", " 1", "99999999999999999999"} {
+		if _, _, ok := leadingInt([]byte(bad)); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+	for p, want := range map[string]string{
+		`{"t":"msg","mid":1}`: "msg", `{"t":"ping","id":"s1"}`: "ping", `{"t":"room"}`: "other",
+		`{"t":"ack"`: "ack", `{"x":1}`: "", `{"t":"err`: "",
+	} {
+		if got := eventKind([]byte(p)); got != want {
+			t.Errorf("eventKind(%s) = %q, want %q", p, got, want)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() {
+		leadingInt([]byte("123 4"))
+		eventKind([]byte(`{"t":"msg"}`))
+	}); a != 0 {
+		t.Errorf("%v allocations per parse", a)
+	}
+}

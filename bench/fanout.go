@@ -384,14 +384,15 @@ func (r *fanoutRun) onMessage(p []byte) {
 		r.syncSeen.Add(1)
 		return
 	}
-	f := bytes.Fields(rest)
-	if len(f) < 3 {
-		return
+	var f [3]int64
+	for i := range f {
+		var ok bool
+		if f[i], rest, ok = leadingInt(rest); !ok {
+			return
+		}
 	}
-	sender, err1 := strconv.Atoi(string(f[0]))
-	seq, err2 := strconv.Atoi(string(f[1]))
-	sentNS, err3 := strconv.ParseInt(string(f[2]), 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || sender < 0 || sender >= len(r.senders) || seq < 0 {
+	sender, seq, sentNS := int(f[0]), int(f[1]), f[2]
+	if sender >= len(r.senders) {
 		return
 	}
 	now := time.Now().UnixNano()
@@ -443,6 +444,26 @@ func (r *fanoutRun) onAnswer(c *chatClient, s *fanSender, kind string, p []byte)
 	case kind == chat.TypeError:
 		r.noteError("client %d: error event: %s: %s", c.idx, ev.Code, ev.Text)
 	}
+}
+
+// leadingInt parses the decimal number at the start of b and skips one
+// space after it, without allocating: receivers parse every delivery.
+func leadingInt(b []byte) (int64, []byte, bool) {
+	var n int64
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		if n > (1<<63-1)/10-1 {
+			return 0, nil, false
+		}
+		n = n*10 + int64(b[i]-'0')
+	}
+	if i == 0 {
+		return 0, nil, false
+	}
+	if i < len(b) && b[i] == ' ' {
+		i++
+	}
+	return n, b[i:], true
 }
 
 // waitUntil polls cond every 10 ms until it holds, ctx ends or timeout

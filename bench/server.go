@@ -131,7 +131,7 @@ const (
 type ProcessConfig struct {
 	ServeConfig
 	CPUProfile string // write a CPU profile of the whole run here
-	MemProfile string // write a heap profile here on each SIGUSR1
+	MemProfile string // write a heap profile here on each SIGUSR1 (sampling every 512 bytes)
 }
 
 // RunServerProcess is the body of "securechat bench server": Serve, with
@@ -152,6 +152,11 @@ func RunServerProcess(ctx context.Context, cfg ProcessConfig, stdout io.Writer) 
 			return fmt.Errorf("bench: cpu profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if cfg.MemProfile != "" {
+		// Fine sampling, so that per-connection costs of a few hundred
+		// bytes show up in the profile.
+		runtime.MemProfileRate = 512
 	}
 	var mu sync.Mutex // one line at a time on stdout
 	usr1 := make(chan os.Signal, 1)
