@@ -196,13 +196,14 @@ func newE2EEnv(t *testing.T) *e2eEnv {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(k, "SECURECHAT_") || strings.HasPrefix(k, "XDG_") ||
-			k == "HOME" || k == "NO_COLOR" || k == "TMUX" {
+			k == "HOME" || k == "NO_COLOR" || k == "TMUX" || k == "GORACE" {
 			continue
 		}
 		e.env = append(e.env, kv)
 	}
 	home := filepath.Join(e.dir, "home")
-	e.env = append(e.env, "HOME="+home,
+	// A race-enabled binary otherwise sleeps a second at every exit.
+	e.env = append(e.env, "GORACE=atexit_sleep_ms=0", "HOME="+home,
 		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
 		"XDG_STATE_HOME="+filepath.Join(home, ".local", "state"))
 	for _, u := range e2eUsers {
@@ -459,7 +460,7 @@ func (p *proc) exit() int {
 
 // exitUnless waits for the exit like exit, but fails at once when a stdout
 // line containing bad shows that the process can no longer end well.
-func (p *proc) exitUnless(bad string) int {
+func (p *proc) exitUnless(bad, why string) int {
 	p.t.Helper()
 	deadline := time.NewTimer(e2eWait)
 	defer deadline.Stop()
@@ -468,7 +469,7 @@ func (p *proc) exitUnless(bad string) int {
 		for _, l := range lines {
 			if strings.Contains(l, bad) {
 				p.dump()
-				p.t.Fatalf("%s printed %q before exiting", p.name, l)
+				p.t.Fatalf("%s printed %q before exiting: %s", p.name, l, why)
 			}
 		}
 	}
@@ -636,7 +637,8 @@ func TestE2EScriptBulk(t *testing.T) {
 			// A server that drops events to alice (its queue overflowing)
 			// may drop the acknowledgements she waits for: say so at once
 			// rather than wait for a hang to time out.
-			if code := alice.exitUnless("were not delivered"); code != 0 {
+			if code := alice.exitUnless("were not delivered",
+				"the server dropped events to her, acknowledgements among them, which she then waits for forever"); code != 0 {
 				alice.dump()
 				t.Fatalf("alice: exit code %d, want 0", code)
 			}
@@ -1116,7 +1118,8 @@ func TestE2EReload(t *testing.T) {
 }
 
 // tmuxSession drives an interactive client in a tmux session on a tmux
-// server of its own (its own socket), so that nothing else is touched.
+// server of its own (a socket in the test's directory), so that nothing
+// else is touched and nothing is left behind.
 type tmuxSession struct {
 	t      *testing.T
 	env    []string
@@ -1127,7 +1130,7 @@ type tmuxSession struct {
 func (m *tmuxSession) tmux(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "tmux", append([]string{"-L", m.socket, "-f", "/dev/null"}, args...)...)
+	cmd := exec.CommandContext(ctx, "tmux", append([]string{"-S", m.socket, "-f", "/dev/null"}, args...)...)
 	cmd.Env = m.env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -1240,7 +1243,7 @@ func TestE2EInteractive(t *testing.T) {
 			client := strings.Join([]string{"env", "SECURECHAT_PASSWORD=" + shellQuote(e2ePassword("alice")),
 				shellQuote(e.bin), "connect", "--transport", tr, "--user", "alice",
 				"--known-hosts", shellQuote(kh), "--host-key-check", "ask", s.addr}, " ")
-			m := &tmuxSession{t: t, env: e.env, socket: "securechat-e2e-" + filepath.Base(e.dir) + "-" + tr,
+			m := &tmuxSession{t: t, env: e.env, socket: filepath.Join(e.dir, "tmux.sock"),
 				name: "e2e-" + tr}
 			if _, err := m.tmux("new-session", "-d", "-s", m.name, "-x", "100", "-y", "30",
 				client+"; echo $? > "+shellQuote(rcFile)); err != nil {
@@ -1269,6 +1272,9 @@ func TestE2EInteractive(t *testing.T) {
 			m.keys("Enter")
 			m.waitText("logged in as alice")
 			m.waitScreen("the prompt", func(l []string) bool { return lastLine(l) == "[#general] >" })
+			if n := strings.Count(strings.Join(m.screen(), "\n"), "Warning: Permanently added '"+s.addr+"'"); n != 1 {
+				t.Errorf("the note that the key was recorded appears %d times, want once", n)
+			}
 			if b, err := os.ReadFile(kh); err != nil || !strings.Contains(string(b), s.addr) {
 				t.Errorf("the accepted key was not recorded in %s: %q, %v", kh, b, err)
 			}
