@@ -286,7 +286,8 @@ func benchHandshakeCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport of the securechat handshakes (crypto/tls runs over TCP)"},
 			&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "clients handshaking at once"},
-			&cli.DurationFlag{Name: "duration", Value: 3 * time.Second, Usage: "time of each row"},
+			&cli.DurationFlag{Name: "duration", Value: 3 * time.Second, Usage: "time of each row, all rounds together"},
+			&cli.IntFlag{Name: "rounds", Value: 3, Usage: "the rows take turns this many times, so that background load falls on all alike"},
 			&cli.IntFlag{Name: "count", Value: 1_000_000, Usage: "bound on the handshakes of each row"},
 			&cli.StringFlag{Name: "kex", Value: "x25519,mlkem768x25519,ffdhe3072", Usage: "groups to measure"},
 			&cli.StringFlag{Name: "login", Value: "bench,default", Usage: "login rows: argon2id cost bench (m=64,t=1,p=1) and/or default; empty: none"},
@@ -322,13 +323,16 @@ func benchHandshakeCommand() *cli.Command {
 			if c.Int("count") < 1 {
 				return usageError("--count must be positive")
 			}
+			if r := c.Int("rounds"); r < 1 || r > 100 {
+				return usageError("--rounds %d: want 1 to 100", r)
+			}
 			s, err := newBenchSetup(c)
 			if err != nil {
 				return err
 			}
 			rep, err := bench.RunHandshake(c.Context, bench.HandshakeConfig{
 				Transport: tr, Concurrency: c.Int("concurrency"), Duration: c.Duration("duration"),
-				MaxCount: c.Int("count"), Groups: groups, Logins: logins, Progress: s.progress,
+				MaxCount: c.Int("count"), Rounds: c.Int("rounds"), Groups: groups, Logins: logins, Progress: s.progress,
 			})
 			if err != nil {
 				s.stopProf()

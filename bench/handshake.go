@@ -32,7 +32,8 @@ const (
 type HandshakeConfig struct {
 	Transport   transport.Transport // for securechat; nil means TCP (the TLS baseline is always TCP)
 	Concurrency int                 // clients handshaking at once; 0 means 8
-	Duration    time.Duration       // per row; 0 means 3 s
+	Duration    time.Duration       // per row, all rounds together; 0 means 3 s
+	Rounds      int                 // the rows take turns this many times; 0 means 3
 	MaxCount    int                 // per row; 0 means 1,000,000
 	Groups      []handshake.Group   // nil means all three
 	Logins      []string            // login rows (LoginBench, LoginDefault); nil means both
@@ -56,6 +57,7 @@ type HandshakeRow struct {
 type HandshakeReport struct {
 	Transport   string         `json:"transport"`
 	Concurrency int            `json:"concurrency"`
+	Rounds      int            `json:"rounds"`
 	Rows        []HandshakeRow `json:"rows"`
 }
 
@@ -73,7 +75,8 @@ func RowLogin(g handshake.Group, cost string, p credstore.Params) string {
 }
 
 // RunHandshake measures full handshakes per second at a fixed concurrency
-// over loopback: crypto/tls 1.3 as the baseline (Ed25519 certificate
+// over loopback, the rows taking turns in cfg.Rounds rounds: crypto/tls
+// 1.3 as the baseline (Ed25519 certificate
 // verified against a root, no resumption, the server sends one byte of
 // data so that the client knows it is done), then securechat per group
 // with a verifier that accepts without hashing, then logins against a real
@@ -98,6 +101,12 @@ func RunHandshake(ctx context.Context, cfg HandshakeConfig) (*HandshakeReport, e
 	if cfg.MaxCount <= 0 {
 		cfg.MaxCount = 1_000_000
 	}
+	if cfg.Rounds <= 0 {
+		cfg.Rounds = 3
+	}
+	if cfg.Rounds > 100 {
+		return nil, fmt.Errorf("bench: %d rounds; want at most 100", cfg.Rounds)
+	}
 	if cfg.Groups == nil {
 		cfg.Groups = []handshake.Group{handshake.GroupX25519, handshake.GroupMLKEM768X25519, handshake.GroupFFDHE3072}
 	}
@@ -108,47 +117,45 @@ func RunHandshake(ctx context.Context, cfg HandshakeConfig) (*HandshakeReport, e
 	if progress == nil {
 		progress = func(string) {}
 	}
-	rep := &HandshakeReport{Transport: cfg.Transport.Name(), Concurrency: cfg.Concurrency}
-	add := func(r HandshakeRow) {
-		for _, b := range rep.Rows {
-			if b.Name == r.Baseline && b.PerSecond > 0 {
-				r.Ratio = r.PerSecond / b.PerSecond
-			}
-		}
-		rep.Rows = append(rep.Rows, r)
-	}
-	measure := func(name, baseline string, op func(context.Context) error) {
-		progress("handshake: " + name)
-		r := hammer(ctx, cfg.Concurrency, cfg.Duration, cfg.MaxCount, op)
-		r.Name, r.Baseline = name, baseline
-		add(r)
-	}
+	rep := &HandshakeReport{Transport: cfg.Transport.Name(), Concurrency: cfg.Concurrency, Rounds: cfg.Rounds}
 
+	// Every row's server runs for the whole measurement, so that the rows
+	// can take turns: background load then falls on baseline and
+	// securechat alike.
+	type row struct {
+		name, baseline string
+		op             func(context.Context) error
+	}
+	var rows []row
+	var cleanups []func()
+	defer func() {
+		for _, f := range cleanups {
+			f()
+		}
+	}()
 	tlsSrv, err := startTLSSink(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer tlsSrv.close()
+	cleanups = append(cleanups, tlsSrv.close)
 	_, hostKey, _ := ed25519.GenerateKey(rand.Reader)
-
 	for _, g := range cfg.Groups {
 		baseline := ""
 		switch g {
 		case handshake.GroupX25519:
 			baseline = RowTLSX25519
-			measure(RowTLSX25519, "", tlsSrv.dial(tls.X25519))
+			rows = append(rows, row{RowTLSX25519, "", tlsSrv.dial(tls.X25519)})
 		case handshake.GroupMLKEM768X25519:
 			baseline = RowTLSHybrid
-			measure(RowTLSHybrid, "", tlsSrv.dial(tls.X25519MLKEM768))
+			rows = append(rows, row{RowTLSHybrid, "", tlsSrv.dial(tls.X25519MLKEM768)})
 		}
 		sink, err := startHandshakeSink(ctx, cfg.Transport, hostKey, g, acceptAll{})
 		if err != nil {
-			return rep, err
+			return nil, err
 		}
-		measure(RowHandshake(g), baseline, sink.dial(g, "bench", []byte("bench-password")))
-		sink.close()
+		cleanups = append(cleanups, sink.close)
+		rows = append(rows, row{RowHandshake(g), baseline, sink.dial(g, "bench", []byte("bench-password"))})
 	}
-
 	for _, cost := range cfg.Logins {
 		p := BenchParams
 		switch cost {
@@ -156,22 +163,55 @@ func RunHandshake(ctx context.Context, cfg HandshakeConfig) (*HandshakeReport, e
 		case LoginDefault:
 			p = credstore.DefaultParams
 		default:
-			return rep, fmt.Errorf("bench: login cost %q; want %s or %s", cost, LoginBench, LoginDefault)
+			return nil, fmt.Errorf("bench: login cost %q; want %s or %s", cost, LoginBench, LoginDefault)
 		}
 		progress("handshake: provisioning " + cost + " accounts")
 		store, cleanup, err := loginStore(p)
 		if err != nil {
-			return rep, err
+			return nil, err
 		}
+		cleanups = append(cleanups, cleanup)
 		g := handshake.GroupX25519
 		sink, err := startHandshakeSink(ctx, cfg.Transport, hostKey, g, store)
 		if err != nil {
-			cleanup()
-			return rep, err
+			return nil, err
 		}
-		measure(RowLogin(g, cost, p), RowHandshake(g), sink.dial(g, "bench0", []byte(loginPassword)))
-		sink.close()
-		cleanup()
+		cleanups = append(cleanups, sink.close)
+		rows = append(rows, row{RowLogin(g, cost, p), RowHandshake(g), sink.dial(g, "bench0", []byte(loginPassword))})
+	}
+
+	sums := make([]HandshakeRow, len(rows))
+	total := make([]time.Duration, len(rows)) // time in successful ops, per row
+	slice := cfg.Duration / time.Duration(cfg.Rounds)
+	for round := 1; round <= cfg.Rounds && ctx.Err() == nil; round++ {
+		for i, r := range rows {
+			progress(fmt.Sprintf("handshake: round %d/%d: %s", round, cfg.Rounds, r.name))
+			m := hammer(ctx, cfg.Concurrency, slice, max(1, (cfg.MaxCount-sums[i].Count)/(cfg.Rounds-round+1)), r.op)
+			s := &sums[i]
+			s.Count += m.Count
+			s.Errors += m.Errors
+			if s.FirstError == "" {
+				s.FirstError = m.FirstError
+			}
+			s.Seconds += m.Seconds
+			total[i] += time.Duration(m.MeanMS * float64(m.Count) * float64(time.Millisecond))
+		}
+	}
+	for i, r := range rows {
+		s := sums[i]
+		s.Name, s.Baseline = r.name, r.baseline
+		if s.Seconds > 0 {
+			s.PerSecond = float64(s.Count) / s.Seconds
+		}
+		if s.Count > 0 {
+			s.MeanMS = float64(total[i]) / float64(s.Count) / 1e6
+		}
+		for _, b := range rep.Rows {
+			if b.Name == s.Baseline && b.PerSecond > 0 {
+				s.Ratio = s.PerSecond / b.PerSecond
+			}
+		}
+		rep.Rows = append(rep.Rows, s)
 	}
 	progress("")
 	return rep, ctx.Err()

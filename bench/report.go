@@ -41,7 +41,7 @@ func (r *ThroughputReport) WriteText(w io.Writer) {
 // WriteText prints the report as a table.
 func (r *HandshakeReport) WriteText(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "handshakes over %s, concurrency %d\tper second\tcount\terrors\tmean ms\tratio\n", r.Transport, r.Concurrency)
+	fmt.Fprintf(tw, "handshakes over %s, concurrency %d, %d rounds\tper second\tcount\terrors\tmean ms\tratio\n", r.Transport, r.Concurrency, r.Rounds)
 	for _, row := range r.Rows {
 		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%d\t%.2f\t%s\n", row.Name, row.PerSecond, row.Count, row.Errors, row.MeanMS, ratioText(row.Ratio, row.Baseline))
 	}
