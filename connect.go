@@ -154,7 +154,7 @@ func runConnect(c *cli.Context) error {
 			NoBell:       c.Bool("no-bell"),
 		})
 	}
-	return runScript(c.Context, cfg, os.Stdin, c.App.Writer, c.Bool("json"))
+	return runScript(c.Context, cfg, os.Stdin, c.App.Writer, c.App.ErrWriter, c.Bool("json"))
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
@@ -363,6 +363,22 @@ func isHostKeyError(err error) bool {
 	return errors.Is(err, handshake.ErrHostKeyRejected) || errors.As(err, &unknown) || errors.As(err, &pinned)
 }
 
+// endedByServer reports whether ev is the server ending this session on
+// purpose (a kick or a ban), after which reconnecting would be wrong, and
+// the error to exit with.
+func endedByServer(ev *chat.Event) (error, bool) {
+	if ev.Type != chat.TypeError || ev.ID != "" {
+		return nil, false
+	}
+	switch ev.Code {
+	case chat.CodeKicked:
+		return withCode(exitError, errors.New(ev.Text), ""), true
+	case chat.CodeBanned:
+		return withCode(exitAuthFailed, errors.New(ev.Text), ""), true
+	}
+	return nil, false
+}
+
 // fatal reports whether a connect error must not be retried.
 func fatal(err error) bool {
 	var ce *codedError
@@ -537,6 +553,7 @@ func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions)
 	nextID := 0
 	for {
 		connectedAt := time.Now()
+		var stop error
 		for _, d := range toDisplay(l.welcome) {
 			ui.Show(d)
 		}
@@ -546,6 +563,9 @@ func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions)
 			case ev, ok := <-l.events:
 				if !ok {
 					break connected
+				}
+				if err, ok := endedByServer(ev); ok {
+					stop = err
 				}
 				if ros.apply(ev) {
 					ui.SetRoom(ros.current)
@@ -593,6 +613,13 @@ func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions)
 				l.sess.Close()
 				return nil
 			}
+		}
+		// The server closed or the link broke: finish our side (CLOSE if
+		// the server's came, then the transport) before anything else.
+		l.sess.Close()
+		if stop != nil {
+			restore()
+			return stop
 		}
 		if !cfg.reconnect {
 			return withCode(exitConnectLost, fmt.Errorf("connection lost: %v", l.err), "")
@@ -669,8 +696,10 @@ func initialRoom(cfg *connectConfig, welcome *chat.Event) string {
 // flight. At the end of input it waits for every acknowledgement, then
 // sends CLOSE. After a lost connection it reconnects and resends what was
 // not acknowledged, so delivery is at least once.
-func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out io.Writer, asJSON bool) error {
-	const scriptWindow = 256
+func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOut io.Writer, asJSON bool) error {
+	// The window stays well below the server's per-session queue: every
+	// line in flight brings back an echo and an ack.
+	const scriptWindow = 64
 	l, err := dial(ctx, cfg)
 	if err != nil {
 		return err
@@ -720,6 +749,8 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out io.Wri
 		eof       bool
 		retryAt   time.Time
 		reconnect int
+		bo        reconnectBackoff
+		stop      error
 	)
 	limited := func() bool { return l.welcome.Limits != nil && l.welcome.Limits.Burst > 0 }
 	window := func() int {
@@ -802,16 +833,19 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out io.Wri
 			}
 		case ev, ok := <-l.events:
 			if !ok {
+				w.Flush()
+				l.sess.Close()
+				if stop != nil {
+					return stop
+				}
 				if !cfg.reconnect || reconnect >= scriptReconnects {
-					w.Flush()
 					return withCode(exitConnectLost, fmt.Errorf("connection lost: %v (%d lines unacknowledged)", l.err, len(pending)), "")
 				}
 				reconnect++
-				var bo reconnectBackoff
-				for i := 0; i < reconnect; i++ {
-					bo.Next()
-				}
-				if err := sleepCtx(ctx, bo.Next()); err != nil {
+				d := bo.Next()
+				fmt.Fprintf(errOut, "securechat: connection lost (%v); reconnecting in %s (attempt %d of %d)\n",
+					l.err, d.Round(100*time.Millisecond), reconnect, scriptReconnects)
+				if err := sleepCtx(ctx, d); err != nil {
 					return withCode(exitConnectLost, errors.New("interrupted while reconnecting"), "")
 				}
 				cfg.rooms = ros.rooms()
@@ -834,9 +868,17 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out io.Wri
 				continue
 			}
 			ros.apply(ev)
+			if err, ok := endedByServer(ev); ok {
+				stop = err
+			}
 			switch ev.Type {
 			case chat.TypeAck:
-				answer(ev.ID)
+				if _, ok := answer(ev.ID); ok && reconnect > 0 {
+					// Progress since the last reconnect: the budget of
+					// reconnects is for one outage, not for a lifetime.
+					reconnect = 0
+					bo.Reset()
+				}
 			case chat.TypeError:
 				if ev.ID != "" {
 					if m, ok := answer(ev.ID); ok {

@@ -935,16 +935,17 @@ func TestE2EChat(t *testing.T) {
 			alice.expect("[error]")
 
 			carol.send("/kick bob too noisy")
-			bob.expect("[notice] you were kicked by carol: too noisy")
-			bob.expectExit(exitConnectLost)
+			// A kick ends the client for good (exit 1), with no reconnect.
+			bob.expect("[error] you were kicked by carol: too noisy")
+			bob.expectExit(exitError)
 			alice.expect("[#general] -- bob quit (kicked by carol: too noisy)")
 			carol.expect("kicked bob")
 
 			bob2 := s.heldClient("bob", "--no-reconnect")
 			carol.expect("[#general] -- bob joined")
 			carol.send("/ban bob 1h spamming")
-			bob2.expect("[notice] you were banned by carol")
-			bob2.expectExit(exitConnectLost)
+			bob2.expect("[error] you were banned by carol")
+			bob2.expectExit(exitAuthFailed)
 			carol.expect("banned bob")
 
 			bob3 := s.client("bob", nil)

@@ -306,7 +306,7 @@ func (h *Hub) cmdKick(s *session, req *Request) {
 	}
 	reason := clampReason(arg(req, 1))
 	n := h.endUser(name, ending{
-		notice: "you were kicked by " + s.name + reasonText(reason),
+		final: &Event{Type: TypeError, Code: CodeKicked, Text: "you were kicked by " + s.name + reasonText(reason)},
 		quit:   "kicked by " + s.name + reasonText(reason),
 		log:    "kicked by " + s.name,
 		result: fmt.Errorf("%w: kicked by %s", ErrDisconnected, s.name),
@@ -332,7 +332,8 @@ func (h *Hub) cmdBan(s *session, req *Request) {
 	reason := clampReason(arg(req, 2))
 	h.bans[name] = restriction{until: until, by: s.name, reason: reason}
 	n := h.endUser(name, ending{
-		notice: "you were banned by " + s.name + untilText(until) + reasonText(reason),
+		final: &Event{Type: TypeError, Code: CodeBanned,
+			Text: "you were banned by " + s.name + untilText(until) + reasonText(reason)},
 		quit:   "banned by " + s.name + reasonText(reason),
 		log:    "banned by " + s.name,
 		result: fmt.Errorf("%w: banned by %s", ErrDisconnected, s.name),

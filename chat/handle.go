@@ -210,6 +210,10 @@ func (h *Hub) failErr(s *session, id string, err error) {
 // handle answers one request from a session's reader.
 func (h *Hub) handle(m inbound) {
 	s := m.s
+	defer func() {
+		s.inflight.Add(-1)
+		s.poke()
+	}()
 	if s.ending {
 		return
 	}

@@ -81,7 +81,10 @@ type Config struct {
 	FloodBurst int
 	FloodRate  float64
 
-	// SendQueue is how many events may wait for a session's writer: 256.
+	// SendQueue is how many events may wait for a session's writer: 512.
+	// A session's own requests stop being read while its queue is more
+	// than half full, so replies to a fast sender are never dropped; the
+	// other half absorbs bursts from the rooms it is in.
 	SendQueue int
 	// SlowConsumerTimeout is how long a session's queue may stay full before
 	// the session is disconnected: 10 s. While it is full, events for it are
@@ -129,7 +132,7 @@ func (c *Config) resolve() config {
 		historyReplay: 50,
 		floodBurst:    5,
 		floodRate:     2,
-		queue:         256,
+		queue:         512,
 		slow:          10 * time.Second,
 		flush:         2 * time.Second,
 		pingInterval:  30 * time.Second,

@@ -426,6 +426,12 @@ func TestFloodLimitCanBeRaised(t *testing.T) {
 		}
 		synctest.Wait()
 		evs := alice.take()
+		if testing.Verbose() {
+			for _, e := range evs {
+				t.Logf("%s %s %s %s", e.Type, e.ID, e.Kind, e.Text)
+			}
+			t.Logf("ended=%v err=%v stats=%+v", alice.ended(), alice.err, hs.h.Stats())
+		}
 		for _, id := range ids {
 			mustAck(t, evs, id)
 		}
@@ -616,7 +622,7 @@ func TestKick(t *testing.T) {
 			}
 			all := b.all()
 			last := all[len(all)-1]
-			if last.Kind != KindNotice || last.Text != "you were kicked by root: spamming" {
+			if last.Type != TypeError || last.Code != CodeKicked || last.Text != "you were kicked by root: spamming" {
 				t.Errorf("bob's last event = %+v", last)
 			}
 		}
@@ -1181,4 +1187,53 @@ func TestTruncateUTF8(t *testing.T) {
 			t.Errorf("truncateUTF8(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
 	}
+}
+
+// TestFastSenderLosesNoReplies: a client that sends far more requests than
+// its queue holds, while its writer is slow, must still get every echo and
+// every ack. The hub stops reading its requests while its queue is more
+// than half full instead of dropping what it owes it.
+func TestFastSenderLosesNoReplies(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const queue, n = 8, 200
+		hs := newHarness(t, &Config{FloodRate: -1, SendQueue: queue})
+		conn := newFakeConn(t)
+		conn.gate = make(chan struct{})
+		alice := hs.connectConn("alice", false, conn)
+		stop := make(chan struct{})
+		go func() { // a slow reader: one write at a time, when the test says
+			for {
+				select {
+				case conn.gate <- struct{}{}:
+				case <-stop:
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+		defer close(stop)
+		alice.send(&Request{Type: TypeHello, V: 1})
+		ids := make([]string, n)
+		for i := range n {
+			ids[i] = alice.say("#general", fmt.Sprint(i))
+		}
+		time.Sleep(time.Duration(4*n) * 10 * time.Millisecond)
+		synctest.Wait()
+		evs := alice.take()
+		if testing.Verbose() {
+			for _, e := range evs {
+				t.Logf("%s %s %s %s", e.Type, e.ID, e.Kind, e.Text)
+			}
+			t.Logf("ended=%v err=%v stats=%+v", alice.ended(), alice.err, hs.h.Stats())
+		}
+		for _, id := range ids {
+			mustAck(t, evs, id)
+		}
+		if m := ofKind(evs, KindMsg); len(m) != n {
+			t.Fatalf("alice saw %d of her %d messages", len(m), n)
+		}
+		if st := hs.h.Stats(); st.Dropped != 0 {
+			t.Fatalf("dropped %d events for a sender that kept reading", st.Dropped)
+		}
+	})
 }

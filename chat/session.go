@@ -3,6 +3,7 @@ package chat
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,6 +19,8 @@ type session struct {
 	// out carries encoded events to the writer. Only the loop sends on it,
 	// and it keeps one slot beyond cfg.queue free for the last notice.
 	out        chan []byte
+	drained    chan struct{} // poked by the writer after each write and the loop after each request
+	inflight   atomic.Int32  // requests passed to the loop and not yet handled
 	end        chan struct{} // closed by the loop: flush out, then close conn
 	writerDone chan struct{}
 	closeOnce  sync.Once
@@ -48,6 +51,7 @@ func (h *Hub) newSession(c Conn, id Identity) *session {
 		admin:      id.Admin,
 		conn:       c,
 		out:        make(chan []byte, h.cfg.queue+1),
+		drained:    make(chan struct{}, 1),
 		end:        make(chan struct{}),
 		writerDone: make(chan struct{}),
 		bucket:     bucket{burst: h.cfg.floodBurst, rate: h.cfg.floodRate, tokens: h.cfg.floodBurst},
@@ -58,6 +62,18 @@ func (h *Hub) newSession(c Conn, id Identity) *session {
 // fails. The flood limit is applied here, before the loop sees a request.
 func (s *session) readLoop() error {
 	for {
+		// Backpressure: a client that sends faster than it reads its own
+		// answers waits here (and so, through the transport, in its own
+		// writes) instead of overflowing its queue and losing them.
+		for s.inflight.Load() > 0 || len(s.out) > s.h.cfg.queue/2 {
+			select {
+			case <-s.drained:
+			case <-s.writerDone:
+				return ErrClosed
+			case <-s.h.done:
+				return ErrClosed
+			}
+		}
 		p, err := s.conn.ReadMessage()
 		if err != nil {
 			return err
@@ -68,6 +84,7 @@ func (s *session) readLoop() error {
 				derr = &floodError{wait: wait}
 			}
 		}
+		s.inflight.Add(1)
 		select {
 		case s.h.in <- inbound{s: s, req: req, err: derr}:
 		case <-s.h.done:
@@ -92,6 +109,7 @@ func (s *session) writeLoop() {
 				s.closeConn() // so that the reader stops too
 				return
 			}
+			s.poke()
 		case <-s.end:
 			for {
 				batch = s.fill(batch[:0])
@@ -121,6 +139,14 @@ func (s *session) fill(batch [][]byte) [][]byte {
 		}
 	}
 	return batch
+}
+
+// poke wakes the reader if it waits for room in the queue.
+func (s *session) poke() {
+	select {
+	case s.drained <- struct{}{}:
+	default:
+	}
 }
 
 func (s *session) closeConn() {

@@ -73,7 +73,8 @@ const (
 	CodeFlood          = "flood"           // too many requests; see retry_ms
 	CodeRoomLimit      = "room_limit"      // too many rooms
 	CodeUnsupported    = "unsupported"     // e.g. /nick: names are accounts
-	CodeBanned         = "banned"          // login refused; the server closes
+	CodeBanned         = "banned"          // login refused, or banned now; the server closes
+	CodeKicked         = "kicked"          // an admin ended this session; the server closes
 )
 
 // Error is a chat-layer error: what an error event carries.
