@@ -306,7 +306,7 @@ func (h *Hub) cmdKick(s *session, req *Request) {
 	}
 	reason := clampReason(arg(req, 1))
 	n := h.endUser(name, ending{
-		final: &Event{Type: TypeError, Code: CodeKicked, Text: "you were kicked by " + s.name + reasonText(reason)},
+		final:  &Event{Type: TypeError, Code: CodeKicked, Text: "you were kicked by " + s.name + reasonText(reason)},
 		quit:   "kicked by " + s.name + reasonText(reason),
 		log:    "kicked by " + s.name,
 		result: fmt.Errorf("%w: kicked by %s", ErrDisconnected, s.name),
