@@ -247,6 +247,13 @@ func runServe(c *cli.Context) error {
 		Logger: log,
 	})
 
+	// SIGHUP reloads the accounts: all or nothing, and sessions of removed
+	// users end with a notice.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	// (Registered before the address is printed: whoever reads it may
+	// signal at once, and an unhandled SIGHUP would kill the server.)
 	ctx := c.Context
 	ln, err := tr.Listen(ctx, c.String("listen"), &transport.Options{
 		HandshakeIdleTimeout: c.Duration("handshake-timeout"),
@@ -262,11 +269,6 @@ func runServe(c *cli.Context) error {
 	log.Info("serving", "transport", tr.Name(), "addr", ln.Addr().String(),
 		"fingerprint", handshake.Fingerprint(pub), "users", len(store.Users()))
 
-	// SIGHUP reloads the accounts: all or nothing, and sessions of removed
-	// users end with a notice.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for {
 			select {
