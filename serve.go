@@ -62,6 +62,7 @@ creds file; SIGINT or SIGTERM tells everyone, closes every session and exits.`,
 			&cli.IntFlag{Name: "per-source-max-startups", Value: 4, Usage: "unauthenticated connections per source address (0: no cap)"},
 			&cli.StringSliceFlag{Name: "penalty-exempt", Usage: "addresses or CIDR prefixes exempt from per-source limits and penalties", EnvVars: []string{"SECURECHAT_PENALTY_EXEMPT"}},
 			&cli.BoolFlag{Name: "no-penalties", Usage: "turn per-source penalties off"},
+			&cli.BoolFlag{Name: "no-rehash", Usage: "keep weak or imported hashes as they are at login (for benchmark accounts; normally they are upgraded)"},
 			&cli.DurationFlag{Name: "idle-timeout", Value: 30 * time.Second, Usage: "QUIC: end a connection silent for this long"},
 			&cli.DurationFlag{Name: "handshake-timeout", Value: 5 * time.Second, Usage: "transport connection setup timeout"},
 			&cli.DurationFlag{Name: "keepalive", Value: 15 * time.Second, Usage: "transport keepalive period (negative: off)"},
@@ -166,7 +167,7 @@ func runServe(c *cli.Context) error {
 		return usageError("--penalty-exempt: %v", err)
 	}
 
-	store, err := credstore.Load(c.String("creds"), &credstore.Options{Logger: log})
+	store, err := credstore.Load(c.String("creds"), &credstore.Options{Logger: log, NoRehash: c.Bool("no-rehash")})
 	if err != nil {
 		var me *credstore.ModeError
 		if errors.As(err, &me) {
