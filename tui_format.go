@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"hash/fnv"
+	"securechat/chat"
 	"strconv"
 	"strings"
 	"time"
@@ -30,137 +31,22 @@ type displayEvent struct {
 }
 
 // sanitize makes s safe to print on a terminal. It is defence in depth: the
-// server strips control characters too, but a line of chat must never be
-// able to move the cursor, retitle the window, ring the bell or reorder text.
-//
-// Removed: whole escape sequences (CSI, OSC/DCS/SOS/PM/APC strings, two- and
-// three-byte ESC sequences) in their 7-bit and C1 forms, every other C0 and C1
-// control and DEL, and the bidirectional embedding, override, isolate and
-// mark characters. Tab, newline, carriage return, vertical tab and form feed
-// become a space so that words do not run together. Invalid UTF-8 becomes
-// U+FFFD.
+// server strips control characters too (chat.SanitizeText, the same rules),
+// but a line of chat must never be able to move the cursor, retitle the
+// window, ring the bell or reorder text, whatever server sent it. On top of
+// the server's rules the client also drops the bidirectional marks (ALM, LRM,
+// RLM), which have no business in a nick or a one-line message.
 func sanitize(s string) string {
-	if isPlainText(s) {
+	s = chat.SanitizeText(s)
+	if !strings.ContainsAny(s, "\u061c\u200e\u200f") {
 		return s
 	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			b.WriteRune(utf8.RuneError)
-			i += max(size, 1)
-		case r == 0x1b:
-			i = skipEscape(s, i+size)
-		case r == 0x9b: // C1 CSI
-			i = skipCSI(s, i+size)
-		case r == 0x90 || r == 0x98 || r == 0x9d || r == 0x9e || r == 0x9f: // C1 DCS, SOS, OSC, PM, APC
-			i = skipControlString(s, i+size)
-		case r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f':
-			b.WriteByte(' ')
-			i += size
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || isBidiControl(r):
-			i += size
-		default:
-			b.WriteString(s[i : i+size])
-			i += size
+	return strings.Map(func(r rune) rune {
+		if r == 0x061c || r == 0x200e || r == 0x200f {
+			return -1
 		}
-	}
-	return b.String()
-}
-
-// isPlainText reports whether s is printable ASCII, the common case that
-// needs no copy.
-func isPlainText(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// isBidiControl reports the characters that change the display order of the
-// text around them (Unicode TR9): used to disguise what a line really says.
-func isBidiControl(r rune) bool {
-	switch {
-	case r == 0x061c, r == 0x200e, r == 0x200f: // ALM, LRM, RLM
-		return true
-	case r >= 0x202a && r <= 0x202e: // LRE, RLE, PDF, LRO, RLO
-		return true
-	case r >= 0x2066 && r <= 0x2069: // LRI, RLI, FSI, PDI
-		return true
-	}
-	return false
-}
-
-// skipEscape returns the index just past the escape sequence whose ESC ended
-// at i.
-func skipEscape(s string, i int) int {
-	if i >= len(s) {
-		return i
-	}
-	switch c := s[i]; {
-	case c == '[':
-		return skipCSI(s, i+1)
-	case c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_':
-		return skipControlString(s, i+1)
-	case c >= 0x20 && c <= 0x2f: // intermediates, then one final byte
-		for i < len(s) && s[i] >= 0x20 && s[i] <= 0x2f {
-			i++
-		}
-		if i < len(s) && s[i] >= 0x30 && s[i] <= 0x7e {
-			i++
-		}
-		return i
-	case c >= 0x30 && c <= 0x7e:
-		return i + 1
-	}
-	// A lone ESC: drop it and keep what follows, which is then sanitised
-	// on its own.
-	return i
-}
-
-// skipCSI skips the parameter and intermediate bytes and the final byte of a
-// control sequence. A byte that cannot belong to one ends the sequence
-// without being consumed.
-func skipCSI(s string, i int) int {
-	for i < len(s) {
-		c := s[i]
-		switch {
-		case c >= 0x20 && c <= 0x3f:
-			i++
-		case c >= 0x40 && c <= 0x7e:
-			return i + 1
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// skipControlString skips the payload of an OSC, DCS, SOS, PM or APC string
-// up to and including its terminator (BEL, ESC \ or C1 ST). An unterminated
-// string runs to the end of s: terminals would swallow it too.
-func skipControlString(s string, i int) int {
-	for i < len(s) {
-		if s[i] == 0x07 {
-			return i + 1
-		}
-		if s[i] == 0x1b {
-			if i+1 < len(s) && s[i+1] == '\\' {
-				return i + 2
-			}
-			return i + 1
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == 0x9c {
-			return i + size
-		}
-		i += size
-	}
-	return i
+		return r
+	}, s)
 }
 
 // sanitizeEvent returns ev with every displayed field sanitised.
