@@ -31,7 +31,7 @@ func (r *ThroughputReport) WriteText(w io.Writer) {
 	for _, row := range r.Rows {
 		allocs := ""
 		if row.AllocsPerRecord != nil {
-			allocs = fmt.Sprintf("%.2f", *row.AllocsPerRecord)
+			allocs = fmt.Sprintf("%.4f", *row.AllocsPerRecord)
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%.2f\t%s\t%s\n", row.Name, row.MBps, row.Bytes>>20, row.Seconds, allocs, ratioText(row.Ratio, row.Baseline))
 	}

@@ -114,9 +114,12 @@ func RunTargets(ctx context.Context, cfg TargetsConfig) (*TargetsReport, error) 
 		}
 		rep.set(TargetResult{ID: 1, Name: "record layer, 16 KiB records",
 			Goal:     fmt.Sprintf("≥ %.0f%% of the primitives, 0 allocs", targetRecordLayerRatio*100),
-			Measured: fmt.Sprintf("%.0f MB/s, %.2f allocs/record", rl.MBps, allocs),
+			Measured: fmt.Sprintf("%.0f MB/s, %.4f allocs/record", rl.MBps, allocs),
 			Baseline: fmt.Sprintf("%.0f MB/s primitives", prim.MBps), Ratio: rl.Ratio,
-			Met: rl.Ratio >= targetRecordLayerRatio && allocs >= 0 && allocs < 0.01})
+			// Allocations are counted process-wide, so the odd one of the
+			// runtime's own may land in the loop; one per 1000 records
+			// would be the record layer's.
+			Met: rl.Ratio >= targetRecordLayerRatio && allocs >= 0 && allocs < 0.001})
 		tcp := row(RowSecure("tcp"))
 		rep.set(TargetResult{ID: 2, Name: "bulk over tcp loopback",
 			Goal:     fmt.Sprintf("≥ %d MB/s", targetTCPBulkMBps),
