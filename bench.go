@@ -66,7 +66,7 @@ func benchTargetFlags(defaultAccounts string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|")},
 		&cli.StringFlag{Name: "kex", Usage: "key exchange groups the clients offer, comma-separated (default: the client default)"},
-		&cli.StringFlag{Name: "server", Value: "child", Usage: "where the server runs when --addr is not given: child|inproc"},
+		&cli.StringFlag{Name: "server", Value: "child", Usage: "server when --addr is not given: child ('bench server'), serve (the real 'serve' command) or inproc"},
 		&cli.StringFlag{Name: "addr", Usage: "load the external server at `HOST:PORT` instead of starting one"},
 		&cli.BoolFlag{Name: "allow-remote", Usage: "allow an --addr that is not a loopback address"},
 		&cli.StringFlag{Name: "fingerprint", Usage: "external server: its host key, `SHA256:...` (required with --addr)"},
@@ -222,12 +222,19 @@ func benchTarget(c *cli.Context, accounts int, stderr io.Writer) (*bench.Target,
 		if f := c.String("server-memprofile"); f != "" {
 			cfg.Args = append(cfg.Args, "--memprofile", f)
 		}
-	case "inproc":
+	case "serve", "inproc":
 		if c.String("server-cpuprofile") != "" || c.String("server-memprofile") != "" {
-			return nil, nil, usageError("--server-cpuprofile and --server-memprofile need --server child; use --cpuprofile")
+			return nil, nil, usageError("--server-cpuprofile and --server-memprofile need --server child")
+		}
+		if c.String("server") == "serve" {
+			exe, err := os.Executable()
+			if err != nil {
+				return nil, nil, fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
+			}
+			cfg.Command, cfg.RealServe = serveArgv(exe), true
 		}
 	default:
-		return nil, nil, usageError("--server %q: want child or inproc", c.String("server"))
+		return nil, nil, usageError("--server %q: want child, serve or inproc", c.String("server"))
 	}
 	srv, err := bench.StartServer(c.Context, cfg)
 	if err != nil {
@@ -236,8 +243,12 @@ func benchTarget(c *cli.Context, accounts int, stderr io.Writer) (*bench.Target,
 	return &srv.Target, srv, nil
 }
 
-// benchServerArgv is how a child server is started; tests replace it.
-var benchServerArgv = func(exe string) []string { return []string{exe, "bench", "server"} }
+// benchServerArgv and serveArgv are how child servers are started; tests
+// replace them.
+var (
+	benchServerArgv = func(exe string) []string { return []string{exe, "bench", "server"} }
+	serveArgv       = func(exe string) []string { return []string{exe, "serve"} }
+)
 
 func benchThroughputCommand() *cli.Command {
 	return &cli.Command{
@@ -474,7 +485,7 @@ server, or --addr with --server-pid.`,
 			}
 			cfg := bench.IdleConfig{Clients: n, Duration: c.Duration("duration"),
 				ConnectConcurrency: c.Int("connect-concurrency"), Progress: s.progress}
-			if srv != nil && !srv.InProcess {
+			if srv != nil && !srv.InProcess && c.String("server") == "child" {
 				cfg.HeapStats = srv.HeapStats
 			}
 			rep, err := bench.RunIdle(c.Context, t, cfg)

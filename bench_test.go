@@ -36,11 +36,11 @@ func TestBenchServerHelperProcess(t *testing.T) {
 // binary.
 func useHelperServer(t *testing.T) {
 	t.Setenv(benchHelperEnv, "1")
-	old := benchServerArgv
-	benchServerArgv = func(string) []string {
-		return []string{os.Args[0], "-test.run=^TestBenchServerHelperProcess$", "--", "bench", "server"}
-	}
-	t.Cleanup(func() { benchServerArgv = old })
+	oldBench, oldServe := benchServerArgv, serveArgv
+	helper := []string{os.Args[0], "-test.run=^TestBenchServerHelperProcess$", "--"}
+	benchServerArgv = func(string) []string { return append(helper, "bench", "server") }
+	serveArgv = func(string) []string { return append(helper, "serve") }
+	t.Cleanup(func() { benchServerArgv, serveArgv = oldBench, oldServe })
 }
 
 func runBench(t *testing.T, args ...string) (int, string, string) {
@@ -170,6 +170,34 @@ func TestBenchIdleChildServer(t *testing.T) {
 	// Each held session keeps at least its reader goroutine on the server.
 	if rep.GoroutinesPerConn < 1 {
 		t.Errorf("%.2f server goroutines per connection", rep.GoroutinesPerConn)
+	}
+}
+
+// TestBenchRealServe runs the scenarios against the serve command itself,
+// with the flags that lift its limits.
+func TestBenchRealServe(t *testing.T) {
+	useHelperServer(t)
+	code, stdout, stderr := runBench(t, "idle", "--server", "serve", "--clients", "5", "--duration", "1s", "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var rep bench.IdleReport
+	decodeBench(t, stdout, &rep)
+	if rep.Connected != 5 || rep.Disconnects != 0 || rep.RSSScope != "server process" || rep.RSSAfter <= 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	if rep.HeapAfter != nil {
+		t.Error("serve reported heap statistics it has no way to send")
+	}
+	code, stdout, stderr = runBench(t, "fanout", "--server", "serve", "--clients", "4", "--senders", "2",
+		"--rate", "20", "--duration", "1s", "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("fanout: exit %d, stderr %q", code, stderr)
+	}
+	var frep bench.FanoutReport
+	decodeBench(t, stdout, &frep)
+	if frep.Connected != 4 || frep.Sent == 0 || frep.Lost != 0 || frep.Rejected != 0 {
+		t.Fatalf("fanout report %+v", frep)
 	}
 }
 

@@ -201,8 +201,20 @@ type ServerConfig struct {
 	// --transport and --listen, then Args. The child's RSS is the server's
 	// alone. Without Command the server runs in this process.
 	Command []string
-	Args    []string
-	Stderr  io.Writer // the child's standard error; nil discards
+	// RealServe says Command is "securechat serve" instead: StartServer
+	// then also gives it a state directory and the flags that lift the
+	// limits a load test trips over, and reads its startup lines. Such a
+	// child cannot report heap statistics or write profiles.
+	RealServe bool
+	Args      []string
+	Stderr    io.Writer // the child's standard error; nil discards
+}
+
+// serveLimitFlags lift the limits of "securechat serve" that a load test
+// from one address trips over, and keep benchmark accounts cheap.
+var serveLimitFlags = []string{
+	"--max-startups", "0:0:0", "--per-source-max-startups", "0", "--no-penalties",
+	"--flood-rate", "-1", "--no-rehash", "--log-level", "error", "--log-format", "text",
 }
 
 // Server is a chat server started for a run, with its accounts.
@@ -215,9 +227,10 @@ type Server struct {
 	cancel context.CancelFunc // in process
 	done   chan error
 
-	cmd    *exec.Cmd // child
-	heap   chan HeapStats
-	exited chan struct{}
+	cmd       *exec.Cmd // child
+	realServe bool
+	heap      chan HeapStats
+	exited    chan struct{}
 }
 
 // StartServer provisions cfg.Accounts benchmark accounts with a random
@@ -281,6 +294,10 @@ func (s *Server) startInProcess(cfg ServeConfig) error {
 func (s *Server) startChild(ctx context.Context, cfg ServerConfig, creds string) error {
 	argv := append(append([]string{}, cfg.Command...),
 		"--creds", creds, "--transport", cfg.Transport.Name(), "--listen", "127.0.0.1:0")
+	if cfg.RealServe {
+		argv = append(argv, "--state-dir", filepath.Join(s.dir, "state"))
+		argv = append(argv, serveLimitFlags...)
+	}
 	if len(cfg.Groups) > 0 {
 		names := make([]string, len(cfg.Groups))
 		for i, g := range cfg.Groups {
@@ -298,13 +315,30 @@ func (s *Server) startChild(ctx context.Context, cfg ServerConfig, creds string)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("bench: server process: %w", err)
 	}
-	s.cmd, s.heap, s.exited = cmd, make(chan HeapStats, 1), make(chan struct{})
+	s.cmd, s.heap, s.exited, s.realServe = cmd, make(chan HeapStats, 1), make(chan struct{}), cfg.RealServe
 	ready := make(chan map[string]string, 1)
 	go func() {
 		defer close(s.exited)
 		sc := bufio.NewScanner(out)
+		serveKV := map[string]string{}
 		for sc.Scan() {
 			line := sc.Text()
+			if cfg.RealServe {
+				// "securechat: serving tcp on ADDR", then
+				// "securechat: host key fingerprint SHA256:...".
+				if rest, ok := strings.CutPrefix(line, "securechat: serving "); ok {
+					if _, addr, ok := strings.Cut(rest, " on "); ok {
+						serveKV["addr"] = addr
+					}
+				} else if fp, ok := strings.CutPrefix(line, "securechat: host key fingerprint "); ok {
+					serveKV["fingerprint"] = fp
+					select {
+					case ready <- serveKV:
+					default:
+					}
+				}
+				continue
+			}
 			if rest, ok := strings.CutPrefix(line, readyPrefix); ok {
 				kv := map[string]string{}
 				for _, f := range strings.Fields(rest) {
@@ -355,8 +389,8 @@ func (s *Server) startChild(ctx context.Context, cfg ServerConfig, creds string)
 // returns an error for an in-process server, whose heap holds the clients
 // too.
 func (s *Server) HeapStats(ctx context.Context) (HeapStats, error) {
-	if s.cmd == nil {
-		return HeapStats{}, errors.New("bench: heap statistics need a server process")
+	if s.cmd == nil || s.realServe {
+		return HeapStats{}, errors.New("bench: heap statistics need a \"securechat bench server\" process")
 	}
 	if err := s.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		return HeapStats{}, fmt.Errorf("bench: %w", err)
