@@ -587,9 +587,10 @@ cheap on purpose, so that a load test measures the server, not hashing.
 The file is labelled as benchmark-only; never load it on a production
 server. An existing file is refused.
 
-Note that 'securechat serve' upgrades weak hashes at each account's first
-login (one default-cost hash and one rewrite of the file each), so logins
-after the first cost the default; 'securechat bench server' does not.`,
+Serve it with 'securechat serve --no-rehash' (and --max-startups 0:0:0
+--per-source-max-startups 0 --no-penalties --flood-rate -1 for a load test
+from one address): without --no-rehash, serve upgrades each account to the
+default cost at its first login. 'securechat bench server' never does.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "creds", Required: true, Usage: "creds `FILE` to create"},
 			&cli.IntFlag{Name: "users", Value: 1000, Usage: "number of accounts"},
