@@ -256,7 +256,8 @@ func benchThroughputCommand() *cli.Command {
 		Usage: "bulk MB/s of one session, beside the raw transport and the primitives",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "transport", Value: "tcp,quic", Usage: "transports, comma-separated"},
-			&cli.Int64Flag{Name: "size", Value: 256, Usage: "MiB per transfer"},
+			&cli.Int64Flag{Name: "size", Value: 256, Usage: "MiB per transport, raw and secure each, all rounds together"},
+			&cli.IntFlag{Name: "rounds", Value: 4, Usage: "raw and secure transfers take turns this many times"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "bound on each transfer"},
 			&cli.DurationFlag{Name: "primitive-time", Value: time.Second, Usage: "time of each single-core loop"},
 		}, benchOutputFlags()...),
@@ -273,12 +274,15 @@ func benchThroughputCommand() *cli.Command {
 			if size < 1 || size > bench.MaxTransfer>>20 {
 				return usageError("--size %d: want 1 to %d MiB", size, bench.MaxTransfer>>20)
 			}
+			if r := c.Int("rounds"); r < 1 || r > 100 {
+				return usageError("--rounds %d: want 1 to 100", r)
+			}
 			s, err := newBenchSetup(c)
 			if err != nil {
 				return err
 			}
 			rep, err := bench.RunThroughput(c.Context, bench.ThroughputConfig{
-				Transports: trs, Size: size << 20, Timeout: c.Duration("timeout"),
+				Transports: trs, Size: size << 20, Rounds: c.Int("rounds"), Timeout: c.Duration("timeout"),
 				PrimitiveTime: c.Duration("primitive-time"), Progress: s.progress,
 			})
 			if err != nil {
