@@ -528,7 +528,7 @@ targets with the baseline from the same run. Takes about three minutes and
 both cores; run it on a quiet machine. Exits 1 if a target is missed.`,
 		Flags: append([]cli.Flag{
 			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiply clients, sizes and durations (e.g. 0.1 for a quick look)"},
-			&cli.StringFlag{Name: "server", Value: "child", Usage: "where the chat servers run: child|inproc"},
+			&cli.StringFlag{Name: "server", Value: "child", Usage: "the chat servers: child ('bench server'), serve (the real 'serve' command) or inproc"},
 			&cli.StringFlag{Name: "server-cpuprofile", Usage: "child servers: write CPU profiles to `FILE` (each run overwrites it)"},
 		}, benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
@@ -547,9 +547,15 @@ both cores; run it on a quiet machine. Exits 1 if a target is missed.`,
 				if f := c.String("server-cpuprofile"); f != "" {
 					cfg.ServerArgs = []string{"--cpuprofile", f}
 				}
+			case "serve":
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
+				}
+				cfg.ServerCommand, cfg.RealServe = serveArgv(exe), true
 			case "inproc":
 			default:
-				return usageError("--server %q: want child or inproc", c.String("server"))
+				return usageError("--server %q: want child, serve or inproc", c.String("server"))
 			}
 			s, err := newBenchSetup(c)
 			if err != nil {

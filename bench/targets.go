@@ -17,6 +17,7 @@ type TargetsConfig struct {
 	// ServerConfig.Command); empty runs them in this process, which makes
 	// the memory target unmeasurable.
 	ServerCommand []string
+	RealServe     bool // ServerCommand is "securechat serve" (see ServerConfig.RealServe)
 	ServerArgs    []string
 
 	// Scale multiplies client counts, transfer size and durations, for
@@ -202,7 +203,7 @@ func RunTargets(ctx context.Context, cfg TargetsConfig) (*TargetsReport, error) 
 	// 7-8: idle memory and the connect storm, in one run.
 	ic := IdleConfig{Clients: n(targetIdleClients), Duration: d(targetIdleHold), Progress: cfg.Progress}
 	ir, err := runOnServer(ctx, cfg, transport.TCP, min(ic.Clients, 100), func(t *Target, s *Server) (*IdleReport, error) {
-		if !s.InProcess {
+		if !s.InProcess && !cfg.RealServe {
 			ic.HeapStats = s.HeapStats
 		}
 		return RunIdle(ctx, t, ic)
@@ -230,7 +231,8 @@ func RunTargets(ctx context.Context, cfg TargetsConfig) (*TargetsReport, error) 
 // it and stops the server.
 func runOnServer[R any](ctx context.Context, cfg TargetsConfig, tr transport.Transport, accounts int,
 	run func(*Target, *Server) (*R, error)) (*R, error) {
-	srv, err := StartServer(ctx, ServerConfig{Transport: tr, Accounts: accounts, Command: cfg.ServerCommand, Args: cfg.ServerArgs})
+	srv, err := StartServer(ctx, ServerConfig{Transport: tr, Accounts: accounts, Command: cfg.ServerCommand,
+		RealServe: cfg.RealServe, Args: cfg.ServerArgs})
 	if err != nil {
 		return nil, err
 	}
