@@ -77,6 +77,10 @@ func TestBenchFlagValidation(t *testing.T) {
 		{[]string{"server", "--creds", "x", "--listen", "0.0.0.0:0"}, "loopback"},
 		{[]string{"server", "--creds", "x", "--listen", "192.0.2.1:7777"}, "--allow-remote"},
 		{[]string{"throughput", "extra"}, "takes no arguments"},
+		{[]string{"targets", "--scale", "2"}, "--scale 2"},
+		{[]string{"targets", "--server", "elsewhere"}, `--server "elsewhere"`},
+		{[]string{"throughput", "--rounds", "0"}, "--rounds 0"},
+		{[]string{"handshake", "--rounds", "1000"}, "--rounds 1000"},
 	} {
 		code, _, stderr := runBench(t, c.args...)
 		if code != exitUsage || !strings.Contains(stderr, c.want) {
