@@ -11,6 +11,9 @@ func ratioText(ratio float64, baseline string) string {
 	if baseline == "" || ratio == 0 {
 		return ""
 	}
+	if ratio < 0.1 {
+		return fmt.Sprintf("%.4f× %s", ratio, baseline)
+	}
 	return fmt.Sprintf("%.2f× %s", ratio, baseline)
 }
 
