@@ -158,10 +158,13 @@ type Conn struct {
 	peerDone     chan struct{}
 	peerDoneOnce sync.Once
 
-	in      halfConn // guards the fields below up to out
-	raw     []byte   // the record being read; payloads returned point into it
-	have    int      // bytes of raw read so far; a read timeout keeps them
-	pending []byte   // APP bytes not yet returned by Read
+	in       halfConn // guards the fields below up to out
+	rbuf     []byte   // small[:] or a pooled large buffer; payloads returned point into it
+	large    *[]byte  // the pooled buffer rbuf is, if any
+	have     int      // bytes of the current record in rbuf; a read timeout keeps them
+	consumed bool     // the record in rbuf was returned; it goes at the next read
+	pending  []byte   // APP bytes not yet returned by Read
+	small    [smallReadBuffer]byte
 
 	out       halfConn // guards the fields below
 	wbuf      []byte
@@ -181,8 +184,8 @@ func New(c net.Conn, sendSecret, recvSecret []byte, opts *Options) *Conn {
 		lim:       lim,
 		closeWait: wait,
 		peerDone:  make(chan struct{}),
-		raw:       make([]byte, maxRecordLen),
 	}
+	rc.rbuf = rc.small[:]
 	rc.out.encrypt = true
 	rc.out.install(sendSecret)
 	rc.in.install(recvSecret)
@@ -301,6 +304,7 @@ func (c *Conn) badRecordLocked() error {
 // readRecordLocked implements PROTOCOL.md §9.2. c.in is held.
 func (c *Conn) readRecordLocked() (RecordType, []byte, error) {
 	for {
+		c.consume()
 		if c.in.err != nil {
 			return 0, nil, c.in.err
 		}
@@ -312,7 +316,7 @@ func (c *Conn) readRecordLocked() (RecordType, []byte, error) {
 			return 0, nil, err
 		}
 		// Bounds on the header alone, before reading or trusting the body.
-		length, ok := checkHeader(c.raw[:headerLen])
+		length, ok := checkHeader(c.rbuf[:headerLen])
 		if !ok {
 			return 0, nil, c.badRecordLocked()
 		}
@@ -320,8 +324,8 @@ func (c *Conn) readRecordLocked() (RecordType, []byte, error) {
 		if err := c.fill(n); err != nil {
 			return 0, nil, err
 		}
-		c.have = 0
-		t, payload, ok := c.in.open(c.raw[:n], &c.lim)
+		c.consumed = true
+		t, payload, ok := c.in.open(c.rbuf[:n], &c.lim)
 		if !ok {
 			return 0, nil, c.badRecordLocked()
 		}
@@ -356,12 +360,44 @@ func (c *Conn) readRecordLocked() (RecordType, []byte, error) {
 	}
 }
 
-// fill reads until c.raw holds n bytes of the current record.
+// Read buffering. A connection reads headers and small records into a
+// buffer of its own and borrows a large one from a pool only while a record
+// that does not fit is read and used, giving it back at the next read; so
+// an idle connection, blocked on the next header, holds no large buffer.
+// Reads still ask for exactly the bytes of the current record (the header
+// alone first, RL-9), never more.
+const smallReadBuffer = 512
+
+var largeReadBuffers = sync.Pool{New: func() any {
+	b := make([]byte, maxRecordLen)
+	return &b
+}}
+
+// consume drops the record returned last (its payload is no longer valid)
+// and gives back a large buffer.
+func (c *Conn) consume() {
+	if !c.consumed {
+		return
+	}
+	c.consumed, c.have = false, 0
+	if c.large != nil {
+		largeReadBuffers.Put(c.large)
+		c.large = nil
+		c.rbuf = c.small[:]
+	}
+}
+
+// fill reads until rbuf holds n bytes of the current record.
 func (c *Conn) fill(n int) error {
 	if c.have >= n {
 		return nil
 	}
-	m, err := io.ReadFull(c.conn, c.raw[c.have:n])
+	if n > len(c.rbuf) {
+		c.large = largeReadBuffers.Get().(*[]byte)
+		copy(*c.large, c.rbuf[:c.have])
+		c.rbuf = *c.large
+	}
+	m, err := io.ReadFull(c.conn, c.rbuf[c.have:n])
 	c.have += m
 	if err == nil {
 		return nil
@@ -370,7 +406,7 @@ func (c *Conn) fill(n int) error {
 	case c.failed.Load():
 		c.in.err = ErrBadRecord
 	case isTimeout(err):
-		// Not sticky: the bytes read so far stay in c.raw for the retry.
+		// Not sticky: the bytes read so far stay in rbuf for the retry.
 		return err
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		c.in.err = ErrTruncated

@@ -11,9 +11,11 @@
 // # Receiving
 //
 // [Conn.ReadRecord] checks the 5-byte header bounds before it reads the body,
-// reads the body with io.ReadFull into one buffer owned by the connection,
-// compares the full 32-byte tag with hmac.Equal, and only then decrypts in
-// place and strips the PKCS#7 padding.
+// reads the body with io.ReadFull into the connection's read buffer (its own
+// 512 bytes, or for a larger record a buffer borrowed from a pool until the
+// next read, so that an idle connection holds no 16 KiB buffer), compares
+// the full 32-byte tag with hmac.Equal, and only then decrypts in place and
+// strips the PKCS#7 padding.
 //
 // What the record layer itself enforces of the state machine (PROTOCOL.md
 // §10.3) is the part it can know:
