@@ -63,9 +63,8 @@ func (h *Hub) end(s *session, e ending) {
 	}
 	if final != nil {
 		if b := h.encode(final); b != nil {
-			select { // out always has one slot beyond cfg.queue for this
-			case s.out <- b:
-			default:
+			if s.out.len() <= h.cfg.queue { // one beyond the bound, for this
+				s.out.push(b)
 			}
 		}
 	}
@@ -133,21 +132,23 @@ func (h *Hub) send(s *session, b []byte) {
 	if s.ending || b == nil {
 		return
 	}
+	queued := s.out.len()
 	if s.stalled {
-		if len(s.out) > h.cfg.queue/2 {
+		if queued > h.cfg.queue/2 {
 			s.dropped++
 			h.stats.Dropped++
 			return
 		}
 		h.recovered(s)
+		queued = s.out.len()
 	}
-	if len(s.out) >= h.cfg.queue {
+	if queued >= h.cfg.queue {
 		s.stalled, s.stalledSince = true, h.now
 		s.dropped++
 		h.stats.Dropped++
 		return
 	}
-	s.out <- b
+	s.out.push(b)
 	h.stats.Delivered++
 }
 

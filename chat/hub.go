@@ -471,7 +471,7 @@ func (h *Hub) tick() {
 			continue
 		}
 		if s.stalled {
-			if len(s.out) <= h.cfg.queue/2 {
+			if s.out.len() <= h.cfg.queue/2 {
 				h.recovered(s)
 			} else if now.Sub(s.stalledSince) >= h.cfg.slow {
 				h.stats.SlowDisconnects++

@@ -16,9 +16,9 @@ type session struct {
 	admin bool
 	conn  Conn
 
-	// out carries encoded events to the writer. Only the loop sends on it,
-	// and it keeps one slot beyond cfg.queue free for the last notice.
-	out        chan []byte
+	// out carries encoded events to the writer. Only the loop pushes, and
+	// it pushes one event beyond cfg.queue at most, the last notice.
+	out        outQueue
 	drained    chan struct{} // poked by the writer after each write and the loop after each request
 	inflight   atomic.Int32  // requests passed to the loop and not yet handled
 	end        chan struct{} // closed by the loop: flush out, then close conn
@@ -44,18 +44,19 @@ type session struct {
 }
 
 func (h *Hub) newSession(c Conn, id Identity) *session {
-	return &session{
+	s := &session{
 		h:          h,
 		id:         h.nextSession.Add(1),
 		name:       foldName(id.User),
 		admin:      id.Admin,
 		conn:       c,
-		out:        make(chan []byte, h.cfg.queue+1),
 		drained:    make(chan struct{}, 1),
 		end:        make(chan struct{}),
 		writerDone: make(chan struct{}),
 		bucket:     bucket{burst: h.cfg.floodBurst, rate: h.cfg.floodRate, tokens: h.cfg.floodBurst},
 	}
+	s.out.init()
+	return s
 }
 
 // readLoop passes the client's requests to the loop until ReadMessage
@@ -65,7 +66,7 @@ func (s *session) readLoop() error {
 		// Backpressure: a client that sends faster than it reads its own
 		// answers waits here (and so, through the transport, in its own
 		// writes) instead of overflowing its queue and losing them.
-		for s.inflight.Load() > 0 || len(s.out) > s.h.cfg.queue/2 {
+		for s.inflight.Load() > 0 || s.out.len() > s.h.cfg.queue/2 {
 			select {
 			case <-s.drained:
 			case <-s.writerDone:
@@ -101,18 +102,23 @@ func (s *session) writeLoop() {
 	batch := make([][]byte, 0, maxBatch)
 	for {
 		select {
-		case b := <-s.out:
-			batch = s.fill(append(batch[:0], b))
-			err := s.conn.WriteMessages(batch)
-			clear(batch)
-			if err != nil {
-				s.closeConn() // so that the reader stops too
-				return
+		case <-s.out.wake:
+			for {
+				batch = s.out.take(batch[:0], maxBatch)
+				if len(batch) == 0 {
+					break
+				}
+				err := s.conn.WriteMessages(batch)
+				clear(batch)
+				if err != nil {
+					s.closeConn() // so that the reader stops too
+					return
+				}
+				s.poke()
 			}
-			s.poke()
 		case <-s.end:
 			for {
-				batch = s.fill(batch[:0])
+				batch = s.out.take(batch[:0], maxBatch)
 				if len(batch) == 0 {
 					break
 				}
@@ -128,16 +134,89 @@ func (s *session) writeLoop() {
 	}
 }
 
-// fill appends pending events to batch without blocking.
-func (s *session) fill(batch [][]byte) [][]byte {
-	for len(batch) < maxBatch {
-		select {
-		case b := <-s.out:
-			batch = append(batch, b)
-		default:
-			return batch
+// outQueue is a session's queue of encoded events, with one producer (the
+// loop) and one consumer (the writer). It is a list of small chunks linked
+// as they fill, so that its memory follows what is pending: an idle
+// session holds one chunk of queueChunkLen slots, where a channel of
+// cfg.queue slots (12 KiB at 512) would be held for the whole life of
+// every session. Producer and consumer share no lock: items are published
+// by the chunk's atomic count, chunks by the atomic next pointer, and a
+// drained chunk goes back to the producer as the spare for the next one.
+type outQueue struct {
+	wake chan struct{} // a token: something was pushed
+
+	tail *queueChunk // the producer's
+	head *queueChunk // the consumer's
+	read int         // the consumer's index in head
+
+	spare         atomic.Pointer[queueChunk] // a drained chunk for the producer to reuse
+	pushed, taken atomic.Int64
+}
+
+const queueChunkLen = 16
+
+type queueChunk struct {
+	items [queueChunkLen][]byte
+	n     atomic.Int32 // items published
+	next  atomic.Pointer[queueChunk]
+}
+
+func (q *outQueue) init() {
+	c := new(queueChunk)
+	q.head, q.tail = c, c
+	q.wake = make(chan struct{}, 1)
+}
+
+// push appends b and wakes the consumer. Only the loop calls it.
+func (q *outQueue) push(b []byte) {
+	t := q.tail
+	n := t.n.Load()
+	if n == queueChunkLen {
+		c := q.spare.Swap(nil)
+		if c == nil {
+			c = new(queueChunk)
 		}
+		t.next.Store(c)
+		q.tail, t, n = c, c, 0
 	}
+	t.items[n] = b
+	t.n.Store(n + 1)
+	q.pushed.Add(1)
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// len reports how many events are pushed and not yet taken.
+func (q *outQueue) len() int { return int(q.pushed.Load() - q.taken.Load()) }
+
+// take appends pending events, oldest first, to batch until it holds max,
+// without waiting. Only the writer calls it.
+func (q *outQueue) take(batch [][]byte, max int) [][]byte {
+	start := len(batch)
+	for len(batch) < max {
+		h := q.head
+		if q.read == queueChunkLen {
+			next := h.next.Load()
+			if next == nil {
+				break
+			}
+			q.head, q.read = next, 0
+			// The producer has moved on for good: recycle h.
+			h.n.Store(0)
+			h.next.Store(nil)
+			q.spare.Store(h)
+			continue
+		}
+		if int32(q.read) >= h.n.Load() {
+			break
+		}
+		batch = append(batch, h.items[q.read])
+		h.items[q.read] = nil
+		q.read++
+	}
+	q.taken.Add(int64(len(batch) - start))
 	return batch
 }
 
