@@ -524,7 +524,7 @@ func benchTargetsCommand() *cli.Command {
 quic (1000 clients, 10 senders × 10 msg/s, 20 s), saturation (1000 clients,
 tcp, 10 s) and idle (10,000 clients, which is also the connect storm), each
 against a fresh child server, and prints every report and then the table of
-targets with the baseline from the same run. Takes about three minutes and
+targets with the baseline from the same run. Takes about two minutes and
 both cores; run it on a quiet machine. Exits 1 if a target is missed.`,
 		Flags: append([]cli.Flag{
 			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiply clients, sizes and durations (e.g. 0.1 for a quick look)"},
