@@ -30,8 +30,11 @@ func init() { commands = append(commands, connectCommand()) }
 // an established connection before it gives up with exit code 5.
 const scriptReconnects = 5
 
-// dialTimeout bounds one connection attempt: transport setup, handshake
-// and login together (login prompts happen before it starts counting).
+// dialTimeout bounds the transport setup of one connection attempt and,
+// separately, the wait for the welcome after login. The handshake itself is
+// not under it: the user may be reading a fingerprint or typing a
+// password, and the handshake's own step deadlines and the server's login
+// grace time bound the network waits.
 const dialTimeout = 30 * time.Second
 
 func connectCommand() *cli.Command {
@@ -270,9 +273,9 @@ func (l *link) send(r *chat.Request) error {
 // dial connects, runs the handshake and login, says hello and waits for
 // the welcome. Errors are returned with their exit codes attached.
 func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
-	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	conn, err := cfg.tr.Dial(ctx, cfg.addr, nil)
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	conn, err := cfg.tr.Dial(dctx, cfg.addr, nil)
+	cancel()
 	if err != nil {
 		return nil, withCode(exitConnectLost, fmt.Errorf("cannot connect to %s: %w", cfg.addr, err), "")
 	}
@@ -293,6 +296,8 @@ func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
 		return nil, withCode(exitConnectLost, fmt.Errorf("connection lost: %w", err), "")
 	}
 	go l.readLoop()
+	welcomeTimeout := time.NewTimer(dialTimeout)
+	defer welcomeTimeout.Stop()
 	for {
 		select {
 		case ev, ok := <-l.events:
@@ -307,9 +312,12 @@ func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
 				sess.Close()
 				return nil, withCode(exitAuthFailed, fmt.Errorf("the server refused the session: %s", ev.Text), "")
 			}
-		case <-ctx.Done():
+		case <-welcomeTimeout.C:
 			sess.Abort()
 			return nil, withCode(exitConnectLost, errors.New("no welcome from the server in time"), "")
+		case <-ctx.Done():
+			sess.Abort()
+			return nil, withCode(exitConnectLost, ctx.Err(), "")
 		}
 	}
 }

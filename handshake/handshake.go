@@ -179,6 +179,21 @@ func (d *deadlines) arm() error {
 	return nil
 }
 
+// armForPerson sets the deadline for a read that waits on a person rather
+// than the network: the client's FINISHED and AUTH come only after its user
+// has checked the host key fingerprint and typed a password, which takes
+// longer than a network step. Only the overall limit (LoginGraceTime)
+// applies then, as with OpenSSH's LoginGraceTime.
+func (d *deadlines) armForPerson() error {
+	if d.overall.IsZero() {
+		return d.arm()
+	}
+	if err := d.c.SetDeadline(d.overall); err != nil {
+		return fmt.Errorf("handshake: setting deadline: %w", err)
+	}
+	return nil
+}
+
 func orDefault[T int | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def

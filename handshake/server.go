@@ -288,7 +288,7 @@ func (hs *serverHandshake) sendServerFinished() error {
 }
 
 func (hs *serverHandshake) readClientFinished() error {
-	if err := hs.dl.arm(); err != nil {
+	if err := hs.dl.armForPerson(); err != nil {
 		return err
 	}
 	payload, err := readRecordOfType(hs.conn, cipher.TypeFinished)
@@ -308,7 +308,7 @@ func (hs *serverHandshake) readClientFinished() error {
 // whatever its cause, is the same single byte 0x01.
 func (hs *serverHandshake) authenticate() error {
 	for failures := 0; ; {
-		if err := hs.dl.arm(); err != nil {
+		if err := hs.dl.armForPerson(); err != nil {
 			return err
 		}
 		payload, err := readRecordOfType(hs.conn, cipher.TypeAuth)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"securechat/cipher"
 )
 
 // The tests here run on synctest's fake clock with net.Pipe, so a 10-second
@@ -188,6 +190,54 @@ func TestWrongFirstFrameType(t *testing.T) {
 		}
 		if err := <-srv; err == nil {
 			t.Error("server accepted")
+		}
+	})
+}
+
+// TestServerWaitsForPeople: between the server's FINISHED and the client's
+// FINISHED and AUTH a person reads a fingerprint and types a password. That
+// wait is bounded by the login grace time, not by the network step timeout.
+func TestServerWaitsForPeople(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cc, sc := net.Pipe()
+		defer cc.Close()
+		scfg := serverConfig(newVerifier())
+		scfg.StepTimeout = 10 * time.Second
+		scfg.LoginGraceTime = 60 * time.Second
+		srv := make(chan error, 1)
+		go func() {
+			s, err := Server(t.Context(), sc, scfg)
+			if err == nil {
+				s.Abort()
+			}
+			srv <- err
+		}()
+		ch, shares := newRawHello(t, GroupX25519)
+		r := sendRawHello(t, cc, ch, shares)
+		if err := r.readServerHello(); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.establish(); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.readServerFinished(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(25 * time.Second) // the user checks the fingerprint
+		if err := r.conn.WriteRecord(cipher.TypeFinished, r.clientFinished()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(25 * time.Second) // and types the password
+		auth, _ := marshalAuth("alice", []byte("correct horse"))
+		if err := r.conn.WriteRecord(cipher.TypeAuth, auth); err != nil {
+			t.Fatal(err)
+		}
+		typ, p, err := r.conn.ReadRecord()
+		if err != nil || typ != cipher.TypeAuthResult || len(p) != 1 || p[0] != 0 {
+			t.Fatalf("AUTH_RESULT: %v %v %x", typ, err, p)
+		}
+		if err := <-srv; err != nil {
+			t.Fatalf("server gave up on a person who took 50 s of a 60 s grace time: %v", err)
 		}
 	})
 }
