@@ -85,14 +85,7 @@ func newClientHandshake(c net.Conn, cfg *ClientConfig) (*clientHandshake, error)
 
 // handshake is the client state machine of PROTOCOL.md §10.3, one step per
 // message. Nothing secret is sent before verifyServerFinished succeeds.
-func (hs *clientHandshake) handshake() error {
-	for _, step := range hs.steps() {
-		if err := step(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (hs *clientHandshake) handshake() error { return runSteps(hs.steps()) }
 
 func (hs *clientHandshake) steps() []func() error {
 	return []func() error{

@@ -194,6 +194,17 @@ func (d *deadlines) armForPerson() error {
 	return nil
 }
 
+// runSteps runs the steps of a handshake in order and stops at the first
+// error.
+func runSteps(steps []func() error) error {
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func orDefault[T int | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def

@@ -96,14 +96,7 @@ func newServerHandshake(ctx context.Context, c net.Conn, cfg *ServerConfig) (*se
 }
 
 // handshake is the server state machine of PROTOCOL.md §10.3.
-func (hs *serverHandshake) handshake() error {
-	for _, step := range hs.steps() {
-		if err := step(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (hs *serverHandshake) handshake() error { return runSteps(hs.steps()) }
 
 func (hs *serverHandshake) steps() []func() error {
 	return []func() error{
