@@ -31,7 +31,7 @@ wait_for() { # FILE PATTERN: up to 10 s
 	return 1
 }
 
-go build -o "$sc" .
+GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" go build -o "$sc" .
 mkdir -p "$work"
 rm -rf "$work/state" "$work/creds.txt" "$work/known_hosts" "$work"/*.out "$work"/*.log "$work/go.in"
 

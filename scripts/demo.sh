@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 transport="${1:-tcp}"
+# go.mod needs Go 1.27.3; let an older go command fetch it.
+export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 
 work=$(mktemp -d)
 server_pid=""
