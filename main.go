@@ -95,7 +95,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 // run executes the app and returns the process exit code. Messages follow
 // one rule: lower case, no trailing period, "securechat: error: " first.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	err := newApp(stdout, stderr).RunContext(ctx, args)
+	app := newApp(stdout, stderr)
+	args, err := normalizeArgs(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, args)
+	}
 	if err == nil {
 		return exitOK
 	}
