@@ -15,17 +15,10 @@ func init() { commands = append(commands, keygenCommand(), fingerprintCommand())
 // hostKeyFile is the host key's name inside the state directory.
 const hostKeyFile = "host_ed25519_key"
 
-func stateDirFlag() cli.Flag {
-	return &cli.StringFlag{Name: "state-dir", Usage: "`DIR` of the host key (default: $XDG_STATE_HOME/securechat or ~/.local/state/securechat)", EnvVars: []string{"SECURECHAT_STATE_DIR"}}
-}
-
 func hostKeyPath(c *cli.Context) (string, error) {
-	dir := c.String("state-dir")
-	if dir == "" {
-		var err error
-		if dir, err = defaultStateDir(); err != nil {
-			return "", err
-		}
+	dir, err := stateDir(c)
+	if err != nil {
+		return "", err
 	}
 	return filepath.Join(dir, hostKeyFile), nil
 }

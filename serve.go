@@ -46,8 +46,8 @@ creds file; SIGINT or SIGTERM tells everyone, closes every session and exits.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: defaultListen, Usage: "address to listen on, `HOST:PORT`", EnvVars: []string{"SECURECHAT_LISTEN"}},
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
-			&cli.StringFlag{Name: "creds", Value: "creds.txt", Usage: "accounts `FILE`", EnvVars: []string{"SECURECHAT_CREDS"}},
-			&cli.StringFlag{Name: "state-dir", Usage: "`DIR` for the host key (default: $XDG_STATE_HOME/securechat or ~/.local/state/securechat)", EnvVars: []string{"SECURECHAT_STATE_DIR"}},
+			credsFlag(),
+			stateDirFlag(),
 			&cli.StringFlag{Name: "kex", Usage: "allowed key exchange groups, comma-separated (default: mlkem768x25519,x25519,ffdhe3072)", EnvVars: []string{"SECURECHAT_KEX"}},
 			&cli.StringFlag{Name: "log-format", Usage: "log format, text|json (default: text on a terminal, json otherwise)", EnvVars: []string{"SECURECHAT_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level, debug|info|warn|error", EnvVars: []string{"SECURECHAT_LOG_LEVEL"}},
@@ -167,26 +167,28 @@ func runServe(c *cli.Context) error {
 		return usageError("--penalty-exempt: %v", err)
 	}
 
-	store, err := credstore.Load(c.String("creds"), &credstore.Options{Logger: log, NoRehash: c.Bool("no-rehash")})
+	credsFile, err := credsPath(c, false)
+	if err != nil {
+		return err
+	}
+	store, err := credstore.Load(credsFile, &credstore.Options{Logger: log, NoRehash: c.Bool("no-rehash")})
 	if err != nil {
 		var me *credstore.ModeError
 		if errors.As(err, &me) {
 			return withCode(exitError, err, "the creds file holds password hashes; only its owner may read it")
 		}
 		if errors.Is(err, os.ErrNotExist) {
-			return withCode(exitError, err, "create it with 'securechat user add NAME --creds "+c.String("creds")+"'")
+			return withCode(exitError, err, "create it with 'securechat user add NAME"+credsArg(c)+"'")
 		}
 		return err
 	}
 	if len(store.Users()) == 0 {
-		log.Warn("the creds file has no accounts; nobody can log in", "creds", c.String("creds"))
+		log.Warn("the creds file has no accounts; nobody can log in", "creds", credsFile)
 	}
 
-	stateDir := c.String("state-dir")
-	if stateDir == "" {
-		if stateDir, err = defaultStateDir(); err != nil {
-			return err
-		}
+	stateDir, err := stateDir(c)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)

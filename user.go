@@ -27,7 +27,8 @@ var (
 	userReadPassword           = readPasswordTTYContext
 )
 
-const userHelp = `Accounts live in a creds file, one per line:
+const userHelp = `Accounts live in a creds file (by default creds.txt in the state directory,
+outside any source tree), one per line:
 
    name:$argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>[:admin]
 
@@ -46,14 +47,6 @@ to start on a creds file that group or others may read. A running server
 picks up changes on SIGHUP.`
 
 func userCommand() *cli.Command {
-	credsFlag := func() cli.Flag {
-		return &cli.StringFlag{
-			Name:    "creds",
-			Value:   "./creds.txt",
-			Usage:   "accounts `FILE`",
-			EnvVars: []string{"SECURECHAT_CREDS"},
-		}
-	}
 	passwordFileFlag := func() cli.Flag {
 		return &cli.StringFlag{
 			Name:  "password-file",
@@ -78,7 +71,7 @@ func userCommand() *cli.Command {
 				Usage:     "add an account",
 				ArgsUsage: "NAME",
 				Flags: []cli.Flag{
-					credsFlag(),
+					credsFlag(), stateDirFlag(),
 					&cli.BoolFlag{Name: "admin", Usage: "allow the moderation commands"},
 					passwordFileFlag(),
 					paramsFlag(),
@@ -89,20 +82,20 @@ func userCommand() *cli.Command {
 				Name:      "passwd",
 				Usage:     "set a new password for an account",
 				ArgsUsage: "NAME",
-				Flags:     []cli.Flag{credsFlag(), passwordFileFlag(), paramsFlag()},
+				Flags:     []cli.Flag{credsFlag(), stateDirFlag(), passwordFileFlag(), paramsFlag()},
 				Action:    userPasswd,
 			},
 			{
 				Name:      "del",
 				Usage:     "delete an account",
 				ArgsUsage: "NAME",
-				Flags:     []cli.Flag{credsFlag()},
+				Flags:     []cli.Flag{credsFlag(), stateDirFlag()},
 				Action:    userDel,
 			},
 			{
 				Name:   "list",
 				Usage:  "list the accounts: names, roles and hash schemes",
-				Flags:  []cli.Flag{credsFlag()},
+				Flags:  []cli.Flag{credsFlag(), stateDirFlag()},
 				Action: userList,
 			},
 		},
@@ -173,7 +166,10 @@ func userAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	path := c.String("creds")
+	path, err := credsPath(c, true)
+	if err != nil {
+		return err
+	}
 	if _, exists, err := userLookup(path, name); err != nil {
 		return err
 	} else if exists {
@@ -213,7 +209,10 @@ func userPasswd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	path := c.String("creds")
+	path, err := credsPath(c, false)
+	if err != nil {
+		return err
+	}
 	if _, exists, err := userLookup(path, name); err != nil {
 		return err
 	} else if !exists {
@@ -252,7 +251,10 @@ func userDel(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	path := c.String("creds")
+	path, err := credsPath(c, false)
+	if err != nil {
+		return err
+	}
 	wasOpen := userModeTooOpen(path)
 	err = credstore.Edit(path, func(f *credstore.File) error { return f.Delete(name) })
 	if errors.Is(err, credstore.ErrNoSuchUser) {
@@ -269,10 +271,13 @@ func userList(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usageError("list takes no arguments")
 	}
-	path := c.String("creds")
+	path, err := credsPath(c, false)
+	if err != nil {
+		return err
+	}
 	f, err := credstore.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return withCode(exitError, err, "create it with 'securechat user add --creds "+path+" NAME'")
+		return withCode(exitError, err, "create it with 'securechat user add NAME"+credsArg(c)+"'")
 	}
 	if err != nil {
 		return err
@@ -315,6 +320,18 @@ func userDone(c *cli.Context, path string, wasOpen bool, format string, args ...
 	if wasOpen {
 		fmt.Fprintf(w, "securechat: %s was readable by group or others; it is now mode 0600\n", path)
 	}
+	if top := gitWorkTree(path); top != "" {
+		fmt.Fprintf(w, "securechat: warning: %s is inside the git work tree %s; a creds file must never be committed (the default, without --creds, is the state directory)\n", path, top)
+	}
+	fmt.Fprintf(w, "securechat: a running server picks this up on SIGHUP (kill -HUP PID)\n")
+}
+
+// credsArg repeats the --creds flag for a hint, when it was given.
+func credsArg(c *cli.Context) string {
+	if p := c.String("creds"); p != "" {
+		return " --creds " + p
+	}
+	return ""
 }
 
 // userNewPassword gets the new password from --password-file, the
