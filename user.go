@@ -93,6 +93,13 @@ func userCommand() *cli.Command {
 				Action:    userDel,
 			},
 			{
+				Name:      "role",
+				Usage:     "make an account an admin or a plain user",
+				ArgsUsage: "NAME admin|user",
+				Flags:     []cli.Flag{credsFlag(), stateDirFlag()},
+				Action:    userRole,
+			},
+			{
 				Name:   "list",
 				Usage:  "list the accounts: names, roles and hash schemes",
 				Flags:  []cli.Flag{credsFlag(), stateDirFlag()},
@@ -264,6 +271,55 @@ func userDel(c *cli.Context) error {
 		return err
 	}
 	userDone(c, path, wasOpen, "deleted %s from %s", name, path)
+	return nil
+}
+
+func userRole(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return usageError("role wants NAME and admin or user (see 'securechat user role --help')")
+	}
+	name := c.Args().Get(0)
+	if err := credstore.CheckName(name); err != nil {
+		return withCode(exitUsage, err, "user names match "+credstore.NamePattern)
+	}
+	var role credstore.Role
+	switch c.Args().Get(1) {
+	case "admin":
+		role = credstore.RoleAdmin
+	case "user":
+		role = credstore.RoleUser
+	default:
+		return usageError("unknown role %q: want admin or user", c.Args().Get(1))
+	}
+	path, err := credsPath(c, false)
+	if err != nil {
+		return err
+	}
+	wasOpen := userModeTooOpen(path)
+	unchanged := false
+	err = credstore.Edit(path, func(f *credstore.File) error {
+		a, ok := f.Lookup(name)
+		if !ok {
+			return credstore.ErrNoSuchUser
+		}
+		if a.Role == role {
+			unchanged = true
+			return nil
+		}
+		a.Role = role
+		return f.Replace(a)
+	})
+	if errors.Is(err, credstore.ErrNoSuchUser) {
+		return userMissingError(path, name)
+	}
+	if err != nil {
+		return err
+	}
+	if unchanged {
+		fmt.Fprintf(c.App.ErrWriter, "securechat: %s is already %s in %s\n", name, role, path)
+		return nil
+	}
+	userDone(c, path, wasOpen, "%s is now %s in %s", name, role, path)
 	return nil
 }
 

@@ -432,3 +432,44 @@ func TestUserAddConcurrentProcesses(t *testing.T) {
 		t.Error("comment lost")
 	}
 }
+
+func TestUserRole(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "creds.txt")
+	userIO(t, "carol-password\n", false)
+	if code, _, stderr := runUser(t, "user", "add", "--creds", path, cheapParams, "carol"); code != 0 {
+		t.Fatalf("add: %d %s", code, stderr)
+	}
+	before := readCreds(t, path)
+	code, _, stderr := runUser(t, "user", "role", "carol", "admin", "--creds", path)
+	if code != 0 || !strings.Contains(stderr, "carol is now admin") || !strings.Contains(stderr, "SIGHUP") {
+		t.Fatalf("role admin: %d %s", code, stderr)
+	}
+	a, ok := readCreds(t, path).Lookup("carol")
+	if !ok || a.Role != credstore.RoleAdmin {
+		t.Fatalf("carol after role admin: %+v", a)
+	}
+	if old, _ := before.Lookup("carol"); old.String() != strings.TrimSuffix(a.String(), ":admin") {
+		t.Errorf("role changed the hash: %q -> %q", old.String(), a.String())
+	}
+	if !verifies(t, path, "carol", "carol-password") {
+		t.Error("carol's password no longer verifies")
+	}
+
+	code, _, stderr = runUser(t, "user", "role", "--creds", path, "carol", "admin")
+	if code != 0 || !strings.Contains(stderr, "already admin") {
+		t.Errorf("role admin again: %d %s", code, stderr)
+	}
+	code, _, _ = runUser(t, "user", "role", "--creds", path, "carol", "user")
+	if a, _ := readCreds(t, path).Lookup("carol"); code != 0 || a.Role != credstore.RoleUser {
+		t.Errorf("role user: exit %d, role %v", code, a.Role)
+	}
+
+	for _, args := range [][]string{{"carol"}, {"carol", "root"}, {"Bad Name", "admin"}} {
+		if code, _, stderr := runUser(t, append([]string{"user", "role", "--creds", path}, args...)...); code != exitUsage {
+			t.Errorf("role %q: exit %d, want %d: %s", args, code, exitUsage, stderr)
+		}
+	}
+	if code, _, stderr := runUser(t, "user", "role", "--creds", path, "nobody", "admin"); code != exitError || !strings.Contains(stderr, "nobody") {
+		t.Errorf("role of a missing user: exit %d: %s", code, stderr)
+	}
+}
