@@ -325,6 +325,7 @@ func (c *Conn) readRecordLocked() (RecordType, []byte, error) {
 			return 0, nil, err
 		}
 		c.consumed = true
+		first := c.in.gen == 0 && c.in.seq == 0
 		t, payload, ok := c.in.open(c.rbuf[:n], &c.lim)
 		if !ok {
 			return 0, nil, c.badRecordLocked()
@@ -338,7 +339,9 @@ func (c *Conn) readRecordLocked() (RecordType, []byte, error) {
 			c.in.rotate()
 			continue
 		case TypeClose:
-			if len(payload) != 0 {
+			// Before login the first record each way is FINISHED (§10.3):
+			// a CLOSE in its place is fatal and gets no CLOSE back.
+			if len(payload) != 0 || (first && !established) {
 				return 0, nil, c.badRecordLocked()
 			}
 			c.in.err = io.EOF

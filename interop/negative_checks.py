@@ -107,9 +107,11 @@ def raw_record(d, rtype, padded, length=None):
 
 
 def check_uniform_errors(args, password):
-    """Bad MAC, bad padding, a wrong record type and a bad length, once logged in."""
+    """Bad MAC, bad padding, a wrong record type, a bad length and an oversize
+    plaintext, once logged in."""
     outcomes = {}
-    for name in ("bad MAC", "bad padding", "FINISHED when established", "length 40"):
+    for name in ("bad MAC", "bad padding", "FINISHED when established", "length 40",
+                 "plaintext 16385 bytes"):
         conn, ok = established(args, password)
         if not ok:
             return False, "login failed"
@@ -120,6 +122,12 @@ def check_uniform_errors(args, password):
             rec = bytes(rec)
         elif name == "bad padding":
             rec = raw_record(d, sc.REC_APP, b'{"t":"ping"}' + bytes(4))  # last byte 0
+        elif name == "plaintext 16385 bytes":
+            # Fits the length field (16416) with 15 bytes of padding, but is
+            # over the §9.2 cap: fatal, not a chat-layer error.
+            obj = b'{"t":"ping","id":"p","pad":"' + b"x" * (16385 - 30) + b'"}'
+            assert len(obj) == 16385
+            rec = raw_record(d, sc.REC_APP, sc.pkcs7_pad(obj))
         elif name == "FINISHED when established":
             rec = conn.seal(sc.REC_FINISHED, bytes(32))
         else:

@@ -362,6 +362,10 @@ class Direction:
         iv, ct = iv_ct[:16], iv_ct[16:]
         dec = Cipher(algorithms.AES(self.enc_key), modes.CBC(iv)).decryptor()
         plaintext = pkcs7_unpad(dec.update(ct) + dec.finalize())
+        # Short padding under the largest length leaves room for 16399
+        # bytes; §9.2 step 5 makes anything over 16384 a failure.
+        if len(plaintext) > MAX_PLAINTEXT:
+            raise ProtocolError("record: plaintext over 16384 bytes")
         self._count(len(ct))
         return plaintext
 
