@@ -244,6 +244,8 @@ func (c *Conn) markPeerDone() { c.peerDoneOnce.Do(func() { close(c.peerDone) }) 
 // payload is valid until the next call of any read method. KEY_UPDATE is
 // handled inside. On CLOSE it answers with CLOSE if none was sent, half
 // closes, and returns TypeClose with io.EOF; every later read returns io.EOF.
+// Before SetEstablished, a CLOSE as the first record (in FINISHED's place)
+// is a bad record instead and is not answered.
 // Do not mix ReadRecord with Read on one connection.
 func (c *Conn) ReadRecord() (RecordType, []byte, error) {
 	c.in.Lock()
