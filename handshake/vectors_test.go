@@ -95,6 +95,7 @@ type katSession struct {
 	ServerMLKEMRandom   string `json:"server_mlkem_random,omitempty"`
 	ServerMLKEMCipher   string `json:"server_mlkem_ciphertext,omitempty"`
 	MLKEMSharedSecret   string `json:"mlkem_shared_secret,omitempty"`
+	MLKEMRejectedKey    string `json:"mlkem_implicit_rejection_key,omitempty"`
 	X25519SharedSecret  string `json:"x25519_shared_secret,omitempty"`
 	ClientFFDHEPrivate  string `json:"client_ffdhe_private,omitempty"`
 	ServerFFDHEPrivate  string `json:"server_ffdhe_private,omitempty"`
@@ -229,7 +230,8 @@ var katSessions = []katParams{
 	{
 		name: "mlkem768x25519-tcp", prefix: "mlkem768x25519 ", group: GroupMLKEM768X25519, transport: "tcp",
 		comment: "the hybrid group: ML-KEM-768 key pair from a 64-byte seed d||z (FIPS 203 ML-KEM.KeyGen_internal), " +
-			"encapsulation with fixed 32-byte randomness m (ML-KEM.Encaps_internal)",
+			"encapsulation with fixed 32-byte randomness m (ML-KEM.Encaps_internal); " +
+			"mlkem_implicit_rejection_key is what the ciphertext decapsulates to with its first byte XOR 0x01",
 	},
 	{
 		name: "ffdhe3072-tcp", prefix: "ffdhe3072 ", group: GroupFFDHE3072, transport: "tcp",
@@ -498,6 +500,15 @@ func buildSession(t *testing.T, p katParams) katSession {
 		if got, err := dk.Decapsulate(ct); err != nil || !bytes.Equal(got, kss) {
 			t.Fatal("ML-KEM decapsulation disagrees")
 		}
+		// Implicit rejection (FIPS 203 Algorithm 18): a changed ciphertext
+		// decapsulates to J(z || c), not to an error.
+		bad := bytes.Clone(ct)
+		bad[0] ^= 1
+		rejected, err := dk.Decapsulate(bad)
+		if err != nil || bytes.Equal(rejected, kss) {
+			t.Fatalf("ML-KEM implicit rejection: %x, %v", rejected, err)
+		}
+		vec.MLKEMRejectedKey = hex.EncodeToString(rejected)
 		xss := x25519Pair(in["client_x25519_private"], in["server_x25519_private"],
 			clientShare[mlkemEncapKeyLen:], serverShare[mlkemCiphertextLen:])
 		sharedSecret = append(bytes.Clone(kss), xss...)
