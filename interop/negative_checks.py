@@ -4,7 +4,10 @@
 Each check opens its own connection with interop/scclient.py and looks at
 the raw bytes the server sends back:
   - a flipped bit in a record (client FINISHED, or an APP record once
-    logged in) closes the connection with nothing sent (§9.3);
+    logged in) closes the connection with nothing sent (§9.3), and so do bad
+    padding, a wrong type, a bad length and a correctly tagged plaintext
+    over 16384 bytes; a CLOSE in place of the client's FINISHED gets no
+    CLOSE back (§10.3);
   - a wrong password gets AUTH_RESULT 0x01, and the third one also CLOSE
     (§10.2);
   - malformed or unacceptable CLIENT_HELLOs get the ABORT code of §5.1;
@@ -69,6 +72,16 @@ def check_flipped_finished(args, password):
         pass
     n, how = drain_raw(conn)
     return n == 0 and how in ("FIN", "RST"), "%d bytes after the bad record, then %s" % (n, how)
+
+
+def check_close_before_finished(args):
+    """CLOSE in place of the client's FINISHED is fatal, not an orderly end
+    (§10.3): the server closes without a CLOSE of its own."""
+    conn = sc.Connection(connect(args), verbose=False)
+    conn.handshake("%s:%d" % (args.host, args.port), None, args.fingerprint)
+    conn.send_records([conn.seal(sc.REC_CLOSE, b"")])
+    n, how = drain_raw(conn)
+    return n == 0 and how in ("FIN", "RST"), "%d bytes after the CLOSE, then %s" % (n, how)
 
 
 def check_flipped_app(args, password):
@@ -236,6 +249,7 @@ def main():
     failed = 0
     for name, fn in [
         ("flipped bit in client FINISHED", lambda: check_flipped_finished(args, password)),
+        ("CLOSE before the client's FINISHED", lambda: check_close_before_finished(args)),
         ("flipped bit in an APP record", lambda: check_flipped_app(args, password)),
         ("uniform record errors", lambda: check_uniform_errors(args, password)),
         ("wrong password x3", lambda: check_wrong_password(args, wrong)),
