@@ -69,7 +69,8 @@ func TestCloseAnswerOnWire(t *testing.T) {
 	if err := sender.WriteMessage([]byte("after close")); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("write after CLOSE: %v", err)
 	}
-	server, src := receiverFor(rc.written.Bytes(), nil, false)
+	// Established: before login a CLOSE may not be the first record.
+	server, src := receiverFor(rc.written.Bytes(), nil, true)
 	if typ, _, err := server.ReadRecord(); typ != TypeClose || err != io.EOF {
 		t.Fatalf("got %v %v, want CLOSE and io.EOF", typ, err)
 	}
@@ -77,6 +78,7 @@ func TestCloseAnswerOnWire(t *testing.T) {
 		t.Fatalf("answer %s, want one CLOSE", got)
 	}
 	client := New(newReaderConn(src.written.Bytes()), testC2S, testS2C, nil)
+	client.SetEstablished()
 	if typ, _, err := client.ReadRecord(); typ != TypeClose || err != io.EOF {
 		t.Fatalf("answer opens as %v %v", typ, err)
 	}

@@ -244,6 +244,8 @@ func (c *Conn) markPeerDone() { c.peerDoneOnce.Do(func() { close(c.peerDone) }) 
 // payload is valid until the next call of any read method. KEY_UPDATE is
 // handled inside. On CLOSE it answers with CLOSE if none was sent, half
 // closes, and returns TypeClose with io.EOF; every later read returns io.EOF.
+// Before SetEstablished, a CLOSE as the first record (in FINISHED's place)
+// is a bad record instead and is not answered.
 // Do not mix ReadRecord with Read on one connection.
 func (c *Conn) ReadRecord() (RecordType, []byte, error) {
 	c.in.Lock()
@@ -325,6 +327,7 @@ func (c *Conn) readRecordLocked() (RecordType, []byte, error) {
 			return 0, nil, err
 		}
 		c.consumed = true
+		first := c.in.gen == 0 && c.in.seq == 0
 		t, payload, ok := c.in.open(c.rbuf[:n], &c.lim)
 		if !ok {
 			return 0, nil, c.badRecordLocked()
@@ -338,7 +341,9 @@ func (c *Conn) readRecordLocked() (RecordType, []byte, error) {
 			c.in.rotate()
 			continue
 		case TypeClose:
-			if len(payload) != 0 {
+			// Before login the first record each way is FINISHED (§10.3):
+			// a CLOSE in its place is fatal and gets no CLOSE back.
+			if len(payload) != 0 || (first && !established) {
 				return 0, nil, c.badRecordLocked()
 			}
 			c.in.err = io.EOF

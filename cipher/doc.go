@@ -15,7 +15,8 @@
 // 512 bytes, or for a larger record a buffer borrowed from a pool until the
 // next read, so that an idle connection holds no 16 KiB buffer), compares
 // the full 32-byte tag with hmac.Equal, and only then decrypts in place and
-// strips the PKCS#7 padding.
+// strips the PKCS#7 padding. A plaintext over [MaxPlaintext] is bad even
+// though the largest length field leaves room for 15 more bytes.
 //
 // What the record layer itself enforces of the state machine (PROTOCOL.md
 // §10.3) is the part it can know:
@@ -24,7 +25,9 @@
 //     and CLOSE empty, FINISHED 32 bytes, AUTH_RESULT one byte 0x00 or 0x01,
 //     AUTH lengths that add up exactly;
 //   - before [Conn.SetEstablished]: FINISHED, AUTH, AUTH_RESULT and CLOSE are
-//     accepted and returned to the caller; APP and KEY_UPDATE are bad;
+//     accepted and returned to the caller; APP and KEY_UPDATE are bad, and so
+//     is a CLOSE as the first record, where only FINISHED may be (a CLOSE
+//     there is not answered);
 //   - after [Conn.SetEstablished]: APP and CLOSE are returned, KEY_UPDATE is
 //     handled inside, FINISHED, AUTH and AUTH_RESULT are bad.
 //

@@ -261,7 +261,10 @@ func (hc *halfConn) open(rec []byte, lim *limits) (t RecordType, payload []byte,
 	hc.cbc.SetIV(rec[headerLen : headerLen+ivLen])
 	hc.cbc.CryptBlocks(ct, ct)
 	payload, ok = unpadPKCS7(ct)
-	if !ok {
+	// The length field leaves room for up to 16399 bytes under a short
+	// padding; §9.2 step 5 caps every plaintext at MaxPlaintext, so a larger
+	// one is the same failure as bad padding and never reaches a caller.
+	if !ok || len(payload) > MaxPlaintext {
 		return 0, nil, false
 	}
 	hc.seq++

@@ -437,3 +437,90 @@ func (c *scriptConn) Read(b []byte) (int, error) {
 	return 0, io.EOF
 }
 func (c *scriptConn) Close() error { return nil }
+
+// TestOversizePlaintext seals correctly tagged records whose plaintext is
+// 16385 to 16399 bytes: the length field has room for them (a short padding
+// under length 16416), but PROTOCOL.md §9.2 caps plaintext at 16384, so each
+// is the one sticky bad record, in either role, for APP after login and for
+// a handshake record before it. 16384 bytes still open.
+func TestOversizePlaintext(t *testing.T) {
+	roles := []struct {
+		name       string
+		send, recv []byte
+	}{
+		{"server receives", testC2S, testS2C},
+		{"client receives", testS2C, testC2S},
+	}
+	longAuth := func(n int) []byte {
+		// method | user "a" | password filling the rest: the lengths add up,
+		// so only the size cap can refuse it.
+		pw := n - 5
+		p := []byte{1, 1, 'a', byte(pw >> 8), byte(pw)}
+		return append(p, bytes.Repeat([]byte{'p'}, pw)...)
+	}
+	for _, role := range roles {
+		for _, n := range []int{MaxPlaintext, MaxPlaintext + 1, MaxPlaintext + 8, maxCiphertext - 1} {
+			for _, tc := range []struct {
+				typ         RecordType
+				payload     []byte
+				established bool
+			}{
+				{TypeApp, bytes.Repeat([]byte{'{'}, n), true},
+				{TypeAuth, longAuth(n), false},
+			} {
+				sender := New(nil, role.send, role.recv, nil)
+				rec := sealRaw(sender, tc.typ, tc.payload)
+				if n > MaxPlaintext && binary.BigEndian.Uint32(rec[1:headerLen]) != maxLength {
+					t.Fatalf("%d bytes sealed with length %d, want the largest legal one", n, binary.BigEndian.Uint32(rec[1:headerLen]))
+				}
+				// A good record after it shows the error is sticky.
+				next := sealRaw(sender, TypeApp, []byte("after"))
+				rc := newReaderConn(concat(rec, next))
+				c := New(rc, role.recv, role.send, nil)
+				if tc.established {
+					c.SetEstablished()
+				}
+				if n <= MaxPlaintext {
+					typ, p, err := c.ReadRecord()
+					if err != nil || typ != tc.typ || len(p) != n {
+						t.Fatalf("%s %v %d bytes: got %v, %d bytes, %v", role.name, tc.typ, n, typ, len(p), err)
+					}
+					continue
+				}
+				expectBad(t, c, rc, 0)
+				if c.in.decrypts != 1 {
+					t.Fatalf("%s %v %d bytes: decrypts = %d, want 1 (the tag was valid)", role.name, tc.typ, n, c.in.decrypts)
+				}
+				if _, _, err := c.ReadRecord(); !isBad(err) {
+					t.Fatalf("%s %v %d bytes: next read %v, want ErrBadRecord", role.name, tc.typ, n, err)
+				}
+			}
+		}
+	}
+}
+
+// TestCloseBeforeFinished: before login the first record each way must be
+// FINISHED (PROTOCOL.md §10.3). A CLOSE in its place is a bad record, and it
+// is not answered with a CLOSE; after a first record, or once logged in, a
+// CLOSE is the ordinary end.
+func TestCloseBeforeFinished(t *testing.T) {
+	t.Run("first record", func(t *testing.T) {
+		sender := New(nil, testC2S, testS2C, nil)
+		c, rc := receiverFor(sealRaw(sender, TypeClose, nil), nil, false)
+		expectBad(t, c, rc, 0)
+	})
+	t.Run("after FINISHED", func(t *testing.T) {
+		sender := New(nil, testC2S, testS2C, nil)
+		stream := concat(sealRaw(sender, TypeFinished, make([]byte, 32)), sealRaw(sender, TypeClose, nil))
+		c, rc := receiverFor(stream, nil, false)
+		if typ, _, err := c.ReadRecord(); err != nil || typ != TypeFinished {
+			t.Fatalf("FINISHED: %v %v", typ, err)
+		}
+		if typ, _, err := c.ReadRecord(); typ != TypeClose || err != io.EOF {
+			t.Fatalf("got %v %v, want CLOSE and io.EOF", typ, err)
+		}
+		if got := recordTypes(t, rc.written.Bytes()); got != "C" {
+			t.Fatalf("answer %q, want one CLOSE", got)
+		}
+	})
+}

@@ -5,9 +5,11 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"securechat/cipher"
 )
@@ -125,8 +127,9 @@ func TestInjectedFrames(t *testing.T) {
 	}
 }
 
-// TestRecordsBeforeFinished: AUTH or APP instead of the client's FINISHED is
-// fatal, and no password reaches the verifier.
+// TestRecordsBeforeFinished: AUTH, APP, CLOSE or anything else instead of the
+// client's FINISHED is fatal (PROTOCOL.md §10.3): no password reaches the
+// verifier and the server sends nothing more, not even a CLOSE of its own.
 func TestRecordsBeforeFinished(t *testing.T) {
 	auth, _ := marshalAuth("alice", []byte("correct horse"))
 	for _, tc := range []struct {
@@ -172,6 +175,10 @@ func TestRecordsBeforeFinished(t *testing.T) {
 			}
 			if v.callCount() != 0 {
 				t.Error("verifier called")
+			}
+			cc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if rest, err := io.ReadAll(cc); len(rest) != 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("server sent %d bytes after the bad record (%v), want a silent close", len(rest), err)
 			}
 		})
 	}

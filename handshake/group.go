@@ -137,10 +137,26 @@ func newClientKeyShare(g Group, rnd io.Reader) (clientKeyShare, error) {
 	return nil, fmt.Errorf("handshake: cannot make a key share for %v", g)
 }
 
+// encapsulateFunc is ML-KEM-768 encapsulation. Production code uses the
+// standard library's randomized one; known-answer tests substitute a
+// derandomized one, because Encapsulate takes no randomness source.
+type encapsulateFunc func(ek *mlkem.EncapsulationKey768) (sharedKey, ciphertext []byte, err error)
+
+func encapsulate768(ek *mlkem.EncapsulationKey768) ([]byte, []byte, error) {
+	sharedKey, ciphertext := ek.Encapsulate()
+	return sharedKey, ciphertext, nil
+}
+
 // serverKeyExchange validates the client's share for the chosen group and
 // answers it: the server's share and the shared secret ss. The server's
 // ephemeral private values never leave this function.
 func serverKeyExchange(g Group, clientShare []byte, rnd io.Reader) (serverShare, ss []byte, err error) {
+	return serverKeyExchangeWith(g, clientShare, rnd, encapsulate768)
+}
+
+// serverKeyExchangeWith is serverKeyExchange with the ML-KEM encapsulation
+// made explicit, for test hooks.
+func serverKeyExchangeWith(g Group, clientShare []byte, rnd io.Reader, encapsulate encapsulateFunc) (serverShare, ss []byte, err error) {
 	if len(clientShare) != g.clientShareLen() {
 		return nil, nil, errBadShare
 	}
@@ -170,7 +186,10 @@ func serverKeyExchange(g Group, clientShare []byte, rnd io.Reader) (serverShare,
 			return nil, nil, err
 		}
 		defer clear(xss)
-		kss, ct := ek.Encapsulate()
+		kss, ct, err := encapsulate(ek)
+		if err != nil {
+			return nil, nil, fmt.Errorf("handshake: ml-kem encapsulation: %w", err)
+		}
 		defer clear(kss)
 		serverShare = make([]byte, 0, hybridServerShareLen)
 		serverShare = append(append(serverShare, ct...), xk.PublicKey().Bytes()...)

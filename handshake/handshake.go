@@ -107,6 +107,9 @@ type testHooks struct {
 	rand io.Reader // randoms and ephemeral keys; nil = crypto/rand
 	// finished, if set, may change our Finished payload before it is sealed.
 	finished func(payload []byte)
+	// encapsulate, if set, replaces the server's randomized ML-KEM
+	// encapsulation (known-answer tests fix its randomness).
+	encapsulate encapsulateFunc
 }
 
 func (h *testHooks) random() io.Reader {
@@ -114,6 +117,13 @@ func (h *testHooks) random() io.Reader {
 		return rand.Reader
 	}
 	return h.rand
+}
+
+func (h *testHooks) encapsulator() encapsulateFunc {
+	if h == nil || h.encapsulate == nil {
+		return encapsulate768
+	}
+	return h.encapsulate
 }
 
 func (h *testHooks) mutateFinished(p []byte) {

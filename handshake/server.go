@@ -231,7 +231,7 @@ func (hs *serverHandshake) allows(g Group) bool {
 // SERVER_HELLO and installs the record layer.
 func (hs *serverHandshake) sendServerHello() error {
 	rnd := hs.cfg.hooks.random()
-	share, ss, err := serverKeyExchange(hs.group, hs.clientShare, rnd)
+	share, ss, err := serverKeyExchangeWith(hs.group, hs.clientShare, rnd, hs.cfg.hooks.encapsulator())
 	if err != nil {
 		return &negotiationError{code: AbortHandshakeFailure, err: err}
 	}

@@ -4,7 +4,10 @@
 Each check opens its own connection with interop/scclient.py and looks at
 the raw bytes the server sends back:
   - a flipped bit in a record (client FINISHED, or an APP record once
-    logged in) closes the connection with nothing sent (§9.3);
+    logged in) closes the connection with nothing sent (§9.3), and so do bad
+    padding, a wrong type, a bad length and a correctly tagged plaintext
+    over 16384 bytes; a CLOSE in place of the client's FINISHED gets no
+    CLOSE back (§10.3);
   - a wrong password gets AUTH_RESULT 0x01, and the third one also CLOSE
     (§10.2);
   - malformed or unacceptable CLIENT_HELLOs get the ABORT code of §5.1;
@@ -71,6 +74,16 @@ def check_flipped_finished(args, password):
     return n == 0 and how in ("FIN", "RST"), "%d bytes after the bad record, then %s" % (n, how)
 
 
+def check_close_before_finished(args):
+    """CLOSE in place of the client's FINISHED is fatal, not an orderly end
+    (§10.3): the server closes without a CLOSE of its own."""
+    conn = sc.Connection(connect(args), verbose=False)
+    conn.handshake("%s:%d" % (args.host, args.port), None, args.fingerprint)
+    conn.send_records([conn.seal(sc.REC_CLOSE, b"")])
+    n, how = drain_raw(conn)
+    return n == 0 and how in ("FIN", "RST"), "%d bytes after the CLOSE, then %s" % (n, how)
+
+
 def check_flipped_app(args, password):
     conn, ok = established(args, password)
     if not ok:
@@ -107,9 +120,11 @@ def raw_record(d, rtype, padded, length=None):
 
 
 def check_uniform_errors(args, password):
-    """Bad MAC, bad padding, a wrong record type and a bad length, once logged in."""
+    """Bad MAC, bad padding, a wrong record type, a bad length and an oversize
+    plaintext, once logged in."""
     outcomes = {}
-    for name in ("bad MAC", "bad padding", "FINISHED when established", "length 40"):
+    for name in ("bad MAC", "bad padding", "FINISHED when established", "length 40",
+                 "plaintext 16385 bytes"):
         conn, ok = established(args, password)
         if not ok:
             return False, "login failed"
@@ -120,6 +135,12 @@ def check_uniform_errors(args, password):
             rec = bytes(rec)
         elif name == "bad padding":
             rec = raw_record(d, sc.REC_APP, b'{"t":"ping"}' + bytes(4))  # last byte 0
+        elif name == "plaintext 16385 bytes":
+            # Fits the length field (16416) with 15 bytes of padding, but is
+            # over the §9.2 cap: fatal, not a chat-layer error.
+            obj = b'{"t":"ping","id":"p","pad":"' + b"x" * (16385 - 30) + b'"}'
+            assert len(obj) == 16385
+            rec = raw_record(d, sc.REC_APP, sc.pkcs7_pad(obj))
         elif name == "FINISHED when established":
             rec = conn.seal(sc.REC_FINISHED, bytes(32))
         else:
@@ -228,6 +249,7 @@ def main():
     failed = 0
     for name, fn in [
         ("flipped bit in client FINISHED", lambda: check_flipped_finished(args, password)),
+        ("CLOSE before the client's FINISHED", lambda: check_close_before_finished(args)),
         ("flipped bit in an APP record", lambda: check_flipped_app(args, password)),
         ("uniform record errors", lambda: check_uniform_errors(args, password)),
         ("wrong password x3", lambda: check_wrong_password(args, wrong)),

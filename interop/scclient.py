@@ -120,18 +120,22 @@ def u16_list(values):
     return struct.pack(">B", len(values)) + b"".join(struct.pack(">H", v) for v in values)
 
 
-def build_client_hello(client_random, x25519_public, transport="tcp"):
-    """The complete CLIENT_HELLO frame (header included, as hashed)."""
+def build_client_hello(client_random, share, transport="tcp", group=GROUP_X25519):
+    """The complete CLIENT_HELLO frame (header included, as hashed).
+
+    This client offers x25519 only; the test vectors also build hellos for
+    the other groups of §6 with their shares.
+    """
     # One group only, so one share: there is no retry message (§5.1).
     body = (
         MAGIC
         + u16_list([VERSION_1])
         + client_random
         + opaque8(transport.encode("ascii"))
-        + u16_list([GROUP_X25519])
+        + u16_list([group])
         + struct.pack(">B", 1)
-        + struct.pack(">H", GROUP_X25519)
-        + opaque16(x25519_public)
+        + struct.pack(">H", group)
+        + opaque16(share)
         + u16_list([SIG_ED25519])
         + opaque16(b"")
     )
@@ -362,6 +366,10 @@ class Direction:
         iv, ct = iv_ct[:16], iv_ct[16:]
         dec = Cipher(algorithms.AES(self.enc_key), modes.CBC(iv)).decryptor()
         plaintext = pkcs7_unpad(dec.update(ct) + dec.finalize())
+        # Short padding under the largest length leaves room for 16399
+        # bytes; §9.2 step 5 makes anything over 16384 a failure.
+        if len(plaintext) > MAX_PLAINTEXT:
+            raise ProtocolError("record: plaintext over 16384 bytes")
         self._count(len(ct))
         return plaintext
 

@@ -1,91 +1,154 @@
 #!/usr/bin/python3
-"""Recompute the x25519 session of PROTOCOL.md §15 with interop/scclient.py.
+"""Recompute every test vector of PROTOCOL.md §15 from the specification.
 
-The vectors are parsed out of PROTOCOL.md itself, so this checks the text a
-reader implements from, not only the JSON copy (which is compared as well).
-Every value is rebuilt from the inputs and compared byte for byte; any
-difference exits non-zero.
+The vectors live in one machine-readable file, vectors/securechat-v1.json,
+which the specification names. This script rebuilds every value in it from
+the session's fixed inputs with interop/scclient.py (framing, key schedule,
+record layer), interop/mlkem768.py (ML-KEM-768 written from FIPS 203) and
+Python's own X25519, Ed25519 and big integers; nothing comes from the Go
+implementation. It also checks that the text of PROTOCOL.md shows the same
+values: the ffdhe3072 prime of §6 (rebuilt from the RFC 7919 formula too),
+the session table of §15 and the x25519 session written out there.
 
-Run from the repository root or anywhere: python3 interop/test_vectors.py
+Any difference exits non-zero.
+
+  python3 interop/test_vectors.py            check
+  python3 interop/test_vectors.py --render   print the §15 table and block
+                                             and the §6 prime from the JSON
 """
 
+import copy
 import hashlib
 import json
 import os
-import re
+import struct
 import sys
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mlkem768  # noqa: E402
 import scclient as sc  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = os.path.join(ROOT, "PROTOCOL.md")
-JSON_COPY = os.path.join(ROOT, "handshake", "testdata", "vectors_x25519.json")
+VECTORS_NAME = "vectors/securechat-v1.json"
+VECTORS = os.path.join(ROOT, VECTORS_NAME)
+SPEC_SESSION = "x25519-tcp"  # the session PROTOCOL.md §15 writes out
 
-RECORD_TYPES = {
-    "FINISHED": sc.REC_FINISHED,
-    "AUTH": sc.REC_AUTH,
-    "AUTH_RESULT": sc.REC_AUTH_RESULT,
-    "APP": sc.REC_APP,
-}
+INPUT_PREFIX = b"securechat v1 test vector "
+
+GROUPS = {"x25519": 0x001D, "mlkem768x25519": 0x11EC, "ffdhe3072": 0x0101}
+RECORD_TYPES = {name: t for t, name in sc.REC_NAMES.items()}
 
 
-def parse_spec(path):
-    """Read the first code block of §15 into a dict like the JSON copy."""
-    text = open(path, encoding="utf-8").read()
-    section = text.split("## 15. Test vectors", 1)[1].split("\n## ", 1)[0]
-    block = section.split("```", 2)[1].split("\n", 1)[1]
+# --- the ffdhe3072 prime (§6) ----------------------------------------------
 
-    kv, records = {}, []
-    multi = None  # name of a value continued on indented hex lines
-    rec = None
-    for line in block.split("\n"):
-        if not line.strip():
+
+def rfc7919_prime():
+    """p = 2^3072 - 2^3008 + {[2^2942 * e] + 2625351} * 2^64 - 1 (RFC 7919 A.2).
+
+    floor(2^2942 * e) is the sum of 2^2942 / k! over k, computed with 64
+    guard bits so that the truncations cannot add up to a carry.
+    """
+    guard = 64
+    term, total, k = 1 << (2942 + guard), 0, 1
+    while term:
+        total += term
+        term //= k
+        k += 1
+    e_part = total >> guard
+    return (1 << 3072) - (1 << 3008) + (e_part + 2625351) * (1 << 64) - 1
+
+
+def is_probable_prime(n, rounds=16):
+    """Miller-Rabin with fixed small bases (enough for a check, not for keys)."""
+    if n < 2:
+        return False
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d //= 2
+        s += 1
+    for a in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53)[:rounds]:
+        x = pow(a, d, n)
+        if x in (1, n - 1):
             continue
-        indent = len(line) - len(line.lstrip(" "))
-        s = line.strip()
-        if rec is not None:
-            # Inside the records list: "  dir seq N TYPE", "    iv HEX", ...
-            m = re.fullmatch(r"(c2s|s2c) seq (\d+) (\w+)", s)
-            if indent == 2 and m:
-                rec = {"direction": m[1], "seq": int(m[2]), "type": m[3], "record": ""}
-                records.append(rec)
-            elif indent == 4 and s == "record:":
-                pass
-            elif indent == 4:
-                k, v = s.split(None, 1)
-                rec[k] = v
-            elif indent == 6:
-                rec["record"] += s
-            else:
-                raise ValueError("unexpected line in §15 records: %r" % line)
+        for _ in range(s - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+# --- rendering the spec's copy ---------------------------------------------
+
+
+def render_prime(p):
+    """The prime as §6 shows it: 8-digit groups, 8 groups a line."""
+    digits = "%0768X" % p
+    groups = [digits[i : i + 8] for i in range(0, len(digits), 8)]
+    return "\n".join("    " + " ".join(groups[i : i + 8]) for i in range(0, len(groups), 8))
+
+
+def render_table(vectors):
+    lines = [
+        "| session | group | transport | channel binding | transcript hash `TH` |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for s in vectors["sessions"]:
+        cb = "%d bytes" % (len(s["channel_binding"]) // 2) if s["channel_binding"] else "empty"
+        lines.append("| `%s` | `%s` | `%s` | %s | `%s` |" % (
+            s["name"], s["group"], s["transport"], cb, s["transcript_hash"]))
+    return "\n".join(lines)
+
+
+SKIP_IN_BLOCK = ("name", "comment", "inputs", "records")
+
+
+def hex_lines(value, indent):
+    return ["%s%s" % (" " * indent, value[i : i + 64]) for i in range(0, len(value), 64)]
+
+
+def render_block(s):
+    """One session written out, as in the §15 code block."""
+    out = [
+        "securechat v1 test vectors, session %s of %s" % (s["name"], VECTORS_NAME),
+        s["comment"],
+        "",
+    ]
+    for k, v in s.items():
+        if k in SKIP_IN_BLOCK:
             continue
-        if s.startswith("records ("):
-            rec = {}
-            multi = None
-            continue
-        if indent == 4 and multi:
-            kv[multi] += s
-            continue
-        m = re.fullmatch(r"([a-z0-9_]+):", s)
-        if m and indent == 0:
-            multi = m[1]
-            kv[multi] = ""
-            continue
-        m = re.fullmatch(r"([a-z0-9_]+) {2,}(.*)", line.rstrip("\n"))
-        if m:
-            kv[m[1]] = m[2].strip()
-            multi = None
-            continue
-        # The two title lines of the block.
-        if s.startswith("securechat v1 "):
-            continue
-        raise ValueError("unparsed line in §15: %r" % line)
-    kv["records"] = records
-    return kv
+        if len(v) > 64:
+            out.append(k + ":")
+            out.extend(hex_lines(v, 4))
+        else:
+            out.append(("%-24s %s" % (k, v)).rstrip())
+    out.append("")
+    out.append("records (type u8 | length u32 | IV | CT | TAG), in the order sent:")
+    for r in s["records"]:
+        out.append("  %s gen %d seq %d %s" % (r["direction"], r["generation"], r["seq"], r["type"]))
+        out.append("    iv        %s" % r["iv"])
+        out.append("    plaintext %s" % (r["plaintext"] or "(empty)"))
+        out.append("    record:")
+        out.extend(hex_lines(r["record"], 6))
+    return "\n".join(out)
+
+
+def spec_section(text, heading):
+    return text.split(heading, 1)[1].split("\n## ", 1)[0]
+
+
+def spec_code_blocks(section):
+    parts = section.split("```")
+    return [parts[i].split("\n", 1)[1].rstrip("\n") for i in range(1, len(parts), 2)]
+
+
+# --- checks -------------------------------------------------------------
 
 
 class Checker:
@@ -111,165 +174,280 @@ class Checker:
 def raises(fn, *a):
     try:
         fn(*a)
-    except sc.ProtocolError:
+    except (sc.ProtocolError, ValueError):
         return True
     return False
 
 
-def main():
-    v = parse_spec(SPEC)
-    c = Checker()
+def input_value(label, size):
+    if size == 32:
+        return hashlib.sha256(INPUT_PREFIX + label.encode()).digest()
+    if 32 < size <= 64:
+        return hashlib.sha512(INPUT_PREFIX + label.encode()).digest()[:size]
+    raise ValueError("input size %d" % size)
+
+
+def ffdhe_public(x, p):
+    y = pow(2, x, p)
+    if not 1 < y < p - 1:
+        raise sc.ProtocolError("ffdhe: public value out of range")
+    return y.to_bytes(384, "big")
+
+
+def ffdhe_shared(x, peer, p):
+    y = int.from_bytes(peer, "big")
+    if len(peer) != 384 or not 1 < y < p - 1:
+        raise sc.ProtocolError("ffdhe: peer value out of range")
+    k = pow(y, x, p)
+    if k in (1, p - 1):
+        raise sc.ProtocolError("ffdhe: shared value in the small subgroup")
+    return k.to_bytes(384, "big")
+
+
+def check_session(c, s, p):
+    """Rebuild one session from its inputs; every value must match."""
+    name = s["name"]
     h = bytes.fromhex
 
-    # The spec and its JSON copy must agree on every field both carry.
-    j = json.load(open(JSON_COPY, encoding="utf-8"))
-    for k, want in j.items():
-        if k in ("comment", "records"):
-            continue
-        c.eq("PROTOCOL.md vs JSON: " + k, v.get(k), want)
-    c.eq("PROTOCOL.md vs JSON: record count", len(v["records"]), len(j["records"]))
-    for a, b in zip(v["records"], j["records"]):
-        for k in ("direction", "seq", "type", "iv", "plaintext", "record"):
-            c.eq("PROTOCOL.md vs JSON: record %s %s %s" % (a["direction"], a["seq"], k), a[k], b[k])
+    def eq(field, got, want=None):
+        c.eq("%s: %s" % (name, field), got, s[field] if want is None else want)
 
-    # Inputs: SHA-256("securechat v1 test vector " || name). The name is the
-    # field name with "_" read as a space; record IVs are the first 16 bytes
-    # of the hash for "record iv N", N counting records in the listed order.
-    def vec(name):
-        return hashlib.sha256(b"securechat v1 test vector " + name.encode()).digest()
+    # Inputs: the rule of §15, each field named with its label.
+    for ref in s["inputs"]:
+        eq("input " + ref["field"], input_value(ref["label"], ref["size"]), h(s[ref["field"]]))
+    for r in s["records"]:
+        eq("record iv " + r["iv_label"], input_value(r["iv_label"], 32)[:16], h(r["iv"]))
 
-    for k in ("client_random", "client_x25519_private", "server_random",
-              "server_x25519_private", "host_key_seed"):
-        c.eq("input rule: " + k, vec(k.replace("_", " ")), h(v[k]))
-    for i, r in enumerate(v["records"]):
-        c.eq("input rule: record iv %d" % i, vec("record iv %d" % i)[:16], h(r["iv"]))
+    group = s["group"]
+    cb = h(s["channel_binding"])
+    eq("channel binding by transport", s["transport"] == "quic" or cb == b"", True)
 
-    c.eq("group", v["group"], "x25519")
-    c.eq("transport", v["transport"], "tcp")
-    cb = h(v["channel_binding"])
-    c.eq("channel binding is empty", cb, b"")
+    # Shares and the shared secret of §6, computed on both sides.
+    if group in ("x25519", "mlkem768x25519"):
+        cpriv, spriv = h(s["client_x25519_private"]), h(s["server_x25519_private"])
+        cx, sx = sc.x25519_public(cpriv), sc.x25519_public(spriv)
+        eq("client_x25519_public", cx)
+        eq("server_x25519_public", sx)
+        xss = sc.x25519_shared(cpriv, sx)
+        eq("x25519 shared secret, server side", sc.x25519_shared(spriv, cx), xss)
+    if group == "x25519":
+        client_share, server_share, ss = cx, sx, xss
+    elif group == "mlkem768x25519":
+        ek, dk = mlkem768.keygen(h(s["client_mlkem_seed"]))
+        eq("client_mlkem_encapsulation_key", ek)
+        key, ct = mlkem768.encaps(ek, h(s["server_mlkem_random"]))
+        eq("server_mlkem_ciphertext", ct)
+        eq("mlkem_shared_secret", key)
+        eq("mlkem_shared_secret, decapsulated", mlkem768.decaps(dk, ct), key)
+        bad = bytearray(ct)
+        bad[0] ^= 1
+        eq("mlkem_implicit_rejection_key (first ciphertext byte XOR 0x01)", mlkem768.decaps(dk, bytes(bad)),
+           h(s["mlkem_implicit_rejection_key"]))
+        eq("x25519_shared_secret", xss)
+        # The ML-KEM part comes first in shares and in ss (§6).
+        client_share, server_share, ss = ek + cx, ct + sx, key + xss
+        eq("client share size", len(client_share), 1216)
+        eq("server share size", len(server_share), 1120)
+    elif group == "ffdhe3072":
+        xc = int.from_bytes(h(s["client_ffdhe_private"]), "big")
+        xs = int.from_bytes(h(s["server_ffdhe_private"]), "big")
+        client_share, server_share = ffdhe_public(xc, p), ffdhe_public(xs, p)
+        ss = ffdhe_shared(xc, server_share, p)
+        eq("ffdhe shared secret, server side", ffdhe_shared(xs, client_share, p), ss)
+        c.true(name + ": Y = p-1 refused", raises(ffdhe_shared, xc, (p - 1).to_bytes(384, "big"), p))
+        c.true(name + ": Y = 1 refused", raises(ffdhe_shared, xc, (1).to_bytes(384, "big"), p))
+    else:
+        raise ValueError("unknown group %r" % group)
+    eq("client_share", client_share)
+    eq("server_share", server_share)
+    eq("shared_secret", ss)
 
-    # Public keys and fingerprint.
-    cpriv, spriv = h(v["client_x25519_private"]), h(v["server_x25519_private"])
-    c.eq("client_x25519_public", sc.x25519_public(cpriv), h(v["client_x25519_public"]))
-    c.eq("server_x25519_public", sc.x25519_public(spriv), h(v["server_x25519_public"]))
-    host = Ed25519PrivateKey.from_private_bytes(h(v["host_key_seed"]))
-    host_pub = host.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    c.eq("host_public_key", host_pub, h(v["host_public_key"]))
-    c.eq("host_key_fingerprint", sc.fingerprint(host_pub), v["host_key_fingerprint"])
+    # Host key.
+    host = Ed25519PrivateKey.from_private_bytes(h(s["host_key_seed"]))
+    host_pub = host.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    eq("host_public_key", host_pub)
+    eq("host_key_fingerprint", sc.fingerprint(host_pub))
 
     # CLIENT_HELLO as the client builds it.
-    ch = sc.build_client_hello(h(v["client_random"]), sc.x25519_public(cpriv), v["transport"])
-    c.eq("client_hello", ch, h(v["client_hello"]))
+    gid = GROUPS[group]
+    ch = sc.build_client_hello(h(s["client_random"]), client_share, s["transport"], gid)
+    eq("client_hello", ch)
 
-    # SERVER_HELLO as a server would build it from §5.2 and §7.2; Ed25519 is
-    # deterministic, so the signature must come out identical.
+    # SERVER_HELLO from §5.2 and §7.2; Ed25519 is deterministic, so the
+    # signature must come out identical.
     def sh_frame(signature):
         body = (
-            b"\x00\x01" + h(v["server_random"]) + b"\x00\x1d"
-            + sc.opaque16(sc.x25519_public(spriv)) + b"\x08\x07"
+            b"\x00\x01" + h(s["server_random"]) + struct.pack(">H", gid)
+            + sc.opaque16(server_share) + b"\x08\x07"
             + sc.opaque16(host_pub) + sc.opaque16(b"") + sc.opaque16(signature)
         )
         return sc.frame(sc.FRAME_SERVER_HELLO, body)
 
-    placeholder = sh_frame(bytes(64))  # the header length already counts the signature
-    c.eq("transcript_prefix", sc.transcript_prefix(cb), h(v["transcript_prefix"]))
-    shash = sc.signed_hash(ch, placeholder, cb)
-    c.eq("signed_hash", shash, h(v["signed_hash"]))
+    eq("transcript_prefix", sc.transcript_prefix(cb))
+    shash = sc.signed_hash(ch, sh_frame(bytes(64)), cb)  # the header already counts the signature
+    eq("signed_hash", shash)
     sig = host.sign(sc.signature_input(shash))
-    c.eq("signature", sig, h(v["signature"]))
+    eq("signature", sig)
     sh = sh_frame(sig)
-    c.eq("server_hello", sh, h(v["server_hello"]))
+    eq("server_hello", sh)
+    c.true(name + ": signature verifies",
+           not raises(sc.verify_server_signature, host_pub, sig, ch, sh, cb))
+    c.true(name + ": signature fails under another channel binding",
+           raises(sc.verify_server_signature, host_pub, sig, ch, sh, cb + b"x"))
 
-    # The client's view of the stored SERVER_HELLO.
-    sh_v = h(v["server_hello"])
-    parsed = sc.parse_server_hello(sh_v[4:])
-    c.eq("parsed host_key", parsed["host_key"], host_pub)
-    c.true("signature verifies", not raises(
-        sc.verify_server_signature, parsed["host_key"], parsed["signature"], ch, sh_v, cb))
-    bad = bytearray(sh_v)
-    bad[10] ^= 1
-    c.true("signature fails on a changed server_random",
-           raises(sc.verify_server_signature, parsed["host_key"], parsed["signature"], ch, bytes(bad), cb))
-
-    # Shared secret, both sides.
-    ss_c = sc.x25519_shared(cpriv, parsed["key_share"])
-    ss_s = sc.x25519_shared(spriv, sc.x25519_public(cpriv))
-    c.eq("shared_secret (client)", ss_c, h(v["shared_secret"]))
-    c.eq("shared_secret (server)", ss_s, h(v["shared_secret"]))
-    c.true("all-zero x25519 result rejected", raises(sc.x25519_shared, cpriv, bytes(32)))
-
-    # Key schedule.
-    th = sc.transcript_hash(ch, sh_v, cb)
-    c.eq("transcript_hash", th, h(v["transcript_hash"]))
-    ks = sc.KeySchedule(ss_c, th)
+    # Key schedule (§8), generations 0 and 1 of both directions.
+    th = sc.transcript_hash(ch, sh, cb)
+    eq("transcript_hash", th)
+    ks = sc.KeySchedule(ss, th)
     for k in ("prk", "c2s_secret_0", "s2c_secret_0", "fin_c", "fin_s", "session_id"):
-        c.eq(k, getattr(ks, k), h(v[k]))
+        eq(k, getattr(ks, k))
     for d in ("c2s", "s2c"):
-        enc, mac, nxt = sc.generation_keys(getattr(ks, d + "_secret_0"))
-        c.eq(d + "_enc_key_0", enc, h(v[d + "_enc_key_0"]))
-        c.eq(d + "_mac_key_0", mac, h(v[d + "_mac_key_0"]))
-        c.eq(d + "_secret_1", nxt, h(v[d + "_secret_1"]))
-    c.eq("server_finished", ks.server_finished(), h(v["server_finished"]))
-    c.eq("client_finished", ks.client_finished(), h(v["client_finished"]))
+        secret = getattr(ks, d + "_secret_0")
+        for n in (0, 1):
+            enc, mac, nxt = sc.generation_keys(secret)
+            eq("%s_enc_key_%d" % (d, n), enc)
+            eq("%s_mac_key_%d" % (d, n), mac)
+            eq("%s_secret_%d" % (d, n + 1), nxt)
+            secret = nxt
+    eq("server_finished", ks.server_finished())
+    eq("client_finished", ks.client_finished())
 
-    # Payloads the records should carry.
     expected_pt = {
         ("s2c", "FINISHED"): ks.server_finished(),
         ("c2s", "FINISHED"): ks.client_finished(),
-        ("c2s", "AUTH"): sc.auth_payload(v["user"], v["password"]),
+        ("c2s", "AUTH"): sc.auth_payload(s["user"], s["password"]),
         ("s2c", "AUTH_RESULT"): b"\x00",
+        ("c2s", "KEY_UPDATE"): b"",
+        ("s2c", "KEY_UPDATE"): b"",
+        ("c2s", "CLOSE"): b"",
+        ("s2c", "CLOSE"): b"",
     }
 
-    # Records: the sender's direction seals with the given IV; a separate
-    # receiver's direction opens in order, as the peer would.
+    # Records: each direction's sender seals with the given IV; a separate
+    # receiver opens in order, as the peer would. KEY_UPDATE moves both to
+    # the next generation with seq 0 (§11).
     secrets = {"c2s": ks.c2s_secret_0, "s2c": ks.s2c_secret_0}
-    sealers = {d: sc.Direction(s) for d, s in secrets.items()}
-    openers = {d: sc.Direction(s) for d, s in secrets.items()}
-    for r in v["records"]:
-        d, name = r["direction"], "record %s seq %d %s" % (r["direction"], r["seq"], r["type"])
+    sealers = {d: sc.Direction(x) for d, x in secrets.items()}
+    openers = {d: sc.Direction(x) for d, x in secrets.items()}
+    gens = {"c2s": 0, "s2c": 0}
+    types_seen = set()
+    for r in s["records"]:
+        d, t = r["direction"], r["type"]
+        rname = "%s: record %s gen %d seq %d %s" % (name, d, r["generation"], r["seq"], t)
+        types_seen.add(t)
         pt = h(r["plaintext"])
-        if (d, r["type"]) in expected_pt:
-            c.eq(name + " plaintext", pt, expected_pt[(d, r["type"])])
-        c.eq(name + " seq", sealers[d].seq, r["seq"])
-        sealed = sealers[d].seal(RECORD_TYPES[r["type"]], pt, iv=h(r["iv"]))
-        c.eq(name, sealed, h(r["record"]))
-
+        if (d, t) in expected_pt:
+            c.eq(rname + " plaintext", pt, expected_pt[(d, t)])
+        c.eq(rname + " generation", gens[d], r["generation"])
+        c.eq(rname + " seq", sealers[d].seq, r["seq"])
+        rec = sealers[d].seal(RECORD_TYPES[t], pt, iv=h(r["iv"]))
+        c.eq(rname, rec, h(r["record"]))
         rec = h(r["record"])
         rtype, _ = sc.check_record_header(rec[:5])
-        c.eq(name + " header type", rtype, RECORD_TYPES[r["type"]])
+        c.eq(rname + " header type", rtype, RECORD_TYPES[t])
 
-        # Tamper checks on copies, so the real opener's seq is untouched.
+        # Tampering, on copies so that the real receiver is untouched.
         other = "s2c" if d == "c2s" else "c2s"
-        wrong_dir = sc.Direction(secrets[other])
+        wrong_dir = copy.deepcopy(openers[other])
         wrong_dir.seq = r["seq"]
-        c.true(name + " fails in the other direction", raises(wrong_dir.open, rec[:5], rec[5:]))
-        wrong_seq = sc.Direction(secrets[d])
-        wrong_seq.seq = r["seq"] + 1
-        c.true(name + " fails at another seq", raises(wrong_seq.open, rec[:5], rec[5:]))
+        c.true(rname + " fails in the other direction", raises(wrong_dir.open, rec[:5], rec[5:]))
+        wrong_seq = copy.deepcopy(openers[d])
+        wrong_seq.seq += 1
+        c.true(rname + " fails at another seq", raises(wrong_seq.open, rec[:5], rec[5:]))
+        if r["generation"] > 0:
+            old_gen = sc.Direction(secrets[d])
+            old_gen.seq = r["seq"]
+            c.true(rname + " fails under generation 0", raises(old_gen.open, rec[:5], rec[5:]))
         for pos in (0, 5, 5 + 16, len(rec) - 1):  # type, IV, CT, TAG
             flipped = bytearray(rec)
             flipped[pos] ^= 0x80
-            probe = sc.Direction(secrets[d])
-            probe.seq = r["seq"]
-            c.true("%s fails with byte %d flipped" % (name, pos),
+            probe = copy.deepcopy(openers[d])
+            c.true("%s fails with byte %d flipped" % (rname, pos),
                    raises(probe.open, bytes(flipped[:5]), bytes(flipped[5:])))
 
         try:
             opened = openers[d].open(rec[:5], rec[5:])
+            if d == "s2c":
+                sc.check_form(rtype, opened)  # the client's receive rules
         except sc.ProtocolError as e:
             opened = "error: %s" % e
-        c.eq(name + " opens", opened, pt)
+        c.eq(rname + " opens", opened, pt)
+        if t == "KEY_UPDATE":
+            sealers[d].rekey()
+            openers[d].rekey()
+            gens[d] += 1
+    c.eq(name + ": record types", sorted(types_seen),
+         sorted(["FINISHED", "AUTH", "AUTH_RESULT", "APP", "KEY_UPDATE", "CLOSE"]))
 
+
+def seal_unchecked(d, rtype, plaintext, iv):
+    """A correctly tagged record of any size, as a misbehaving peer could
+    make; Direction.seal refuses plaintext over 16384 bytes."""
+    enc = Cipher(algorithms.AES(d.enc_key), modes.CBC(iv)).encryptor()
+    ct = enc.update(sc.pkcs7_pad(plaintext)) + enc.finalize()
+    header = struct.pack(">BI", rtype, len(iv) + len(ct))
+    return header + iv + ct + d._tag(header, iv + ct)
+
+
+def check_record_limits(c):
     # Header bounds of §9.2 step 1.
     for length, ok in ((31, False), (32, True), (40, False), (16416, True), (16432, False)):
         hdr = bytes([sc.REC_APP]) + length.to_bytes(4, "big")
         c.eq("length %d accepted" % length, not raises(sc.check_record_header, hdr), ok)
+    # §9.2 step 5: the length field has room for 16399 bytes under a short
+    # padding, but a plaintext over 16384 bytes is a failure.
+    secret = hashlib.sha256(b"record size check").digest()
+    for n, ok in ((16384, True), (16385, False), (16399, False)):
+        rec = seal_unchecked(sc.Direction(secret), sc.REC_APP, b"x" * n, bytes(16))
+        c.eq("length field for a %d-byte plaintext" % n, struct.unpack(">I", rec[1:5])[0], 16416)
+        opener = sc.Direction(secret)
+        c.eq("%d-byte plaintext accepted" % n, not raises(opener.open, rec[:5], rec[5:]), ok)
+
+
+def main(argv):
+    vectors = json.load(open(VECTORS, encoding="utf-8"))
+    spec = open(SPEC, encoding="utf-8").read()
+    p = int(vectors["ffdhe3072_p"], 16)
+    spec_session = next(s for s in vectors["sessions"] if s["name"] == SPEC_SESSION)
+
+    if "--render" in argv:
+        print(render_prime(p))
+        print()
+        print(render_table(vectors))
+        print()
+        print(render_block(spec_session))
+        return 0
+
+    c = Checker()
+
+    # The group of §6: the RFC 7919 formula, a safe prime, and the same
+    # digits in the specification and the JSON.
+    c.eq("ffdhe3072_p is the RFC 7919 prime", p, rfc7919_prime())
+    c.eq("ffdhe3072_g", vectors["ffdhe3072_g"], 2)
+    c.true("ffdhe3072 p and (p-1)/2 are prime", is_probable_prime(p) and is_probable_prime((p - 1) // 2))
+    prime_blocks = [b for b in spec_code_blocks(spec_section(spec, "## 6. Key exchange groups"))
+                    if b.startswith("    FFFFFFFF")]
+    c.eq("PROTOCOL.md §6 shows the prime", len(prime_blocks), 1)
+    if prime_blocks:
+        c.eq("PROTOCOL.md §6 prime digits", prime_blocks[0], render_prime(p))
+
+    # §15 names the file and shows the session table and one whole session.
+    s15 = spec_section(spec, "## 15. Test vectors")
+    c.true("PROTOCOL.md §15 names " + VECTORS_NAME, "`%s`" % VECTORS_NAME in s15)
+    c.true("PROTOCOL.md §15 session table", render_table(vectors) in s15)
+    blocks = spec_code_blocks(s15)
+    c.true("PROTOCOL.md §15 writes out session " + SPEC_SESSION, render_block(spec_session) in blocks)
+
+    for s in vectors["sessions"]:
+        check_session(c, s, p)
+    c.eq("groups covered", sorted({s["group"] for s in vectors["sessions"]}), sorted(GROUPS))
+    c.true("a session over quic with a channel binding",
+           any(s["transport"] == "quic" and s["channel_binding"] for s in vectors["sessions"]))
+    check_record_limits(c)
 
     print("%d checks passed, %d failed" % (c.passed, c.failed))
     return 1 if c.failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
