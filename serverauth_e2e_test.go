@@ -198,15 +198,19 @@ func TestE2EServerNotAuthenticated(t *testing.T) {
 				t.Error("logged in anyway")
 			}
 
-			// The real server, with the same known_hosts file.
-			p = e.start("alice", "hello\n", s.connectArgs("alice", kh, "--host-key-check", "accept-new")...)
+			// The real server at the same address, with the same known_hosts.
+			r.setMode(passThrough)
+			p = e.start("alice", "hello\n", "connect", "--transport", "tcp", "--user", "alice",
+				"--password-file", e.passwordFile("alice"), "--known-hosts", kh,
+				"--host-key-check", "accept-new", r.addr)
 			p.expectExit(exitOK)
-			if n := strings.Count(p.stderr(), "Warning: Permanently added '"+s.addr+"' (ED25519)"); n != 1 {
+			if n := strings.Count(p.stderr(), "Warning: Permanently added '"+r.addr+"' (ED25519)"); n != 1 {
 				t.Errorf("\"Permanently added\" printed %d times, want once:\n%s", n, p.stderr())
 			}
-			b, err := os.ReadFile(kh)
-			if err != nil || !strings.Contains(string(b), s.addr+" securechat-ed25519 ") || strings.Count(string(b), "\n") != 1 {
-				t.Errorf("known_hosts after the real server: %q, %v", b, err)
+			k, err := handshake.LoadKnownHosts(kh)
+			if err != nil || len(k.Hosts) != 1 || k.Hosts[0].HostPort != r.addr ||
+				handshake.Fingerprint(k.Hosts[0].Key) != s.fingerprint {
+				t.Errorf("known_hosts after the real server: %+v, %v; want %s with %s", k, err, r.addr, s.fingerprint)
 			}
 		})
 	}
