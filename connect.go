@@ -52,7 +52,8 @@ input it waits until the server has acknowledged every message, then closes
 cleanly. Script mode never prompts.
 
 Exit codes: 0 clean end, 1 error, 2 usage, 3 authentication failed,
-4 host key verification failed, 5 connection lost or refused.`,
+4 the server could not be authenticated (host key, signature or FINISHED;
+never retried), 5 connection lost or refused.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
 			&cli.StringFlag{Name: "user", Usage: "account `NAME` (default: the local user name)", EnvVars: []string{"SECURECHAT_USER"}},

@@ -168,7 +168,8 @@ func (hs *clientHandshake) readServerHello() error {
 	}
 	sh, err := parseServerHello(frame)
 	if err != nil {
-		return err
+		// A whole SERVER_HELLO arrived and it is not one (PROTOCOL.md §7.4).
+		return notAuthenticated(err)
 	}
 	hs.sh, hs.shFrame = sh, frame
 	return nil
