@@ -75,17 +75,18 @@ never retried), 5 connection lost or refused.`,
 
 // connectConfig is everything a connection attempt needs.
 type connectConfig struct {
-	addr    string
-	tr      transport.Transport
-	user    string
-	groups  []handshake.Group
-	hostKey func(ed25519.PublicKey) error
+	addr      string
+	tr        transport.Transport
+	user      string
+	groups    []handshake.Group
+	hostKey   func(ed25519.PublicKey) error
+	password  func(attempt int) ([]byte, error)
+	rooms     []string
+	reconnect bool
+
 	// hostKeyVerified records a new host key; the handshake calls it only
 	// once the server has proved it holds the key.
 	hostKeyVerified func(ed25519.PublicKey) error
-	password        func(attempt int) ([]byte, error)
-	rooms           []string
-	reconnect       bool
 }
 
 func runConnect(c *cli.Context) error {
