@@ -52,7 +52,8 @@ input it waits until the server has acknowledged every message, then closes
 cleanly. Script mode never prompts.
 
 Exit codes: 0 clean end, 1 error, 2 usage, 3 authentication failed,
-4 host key verification failed, 5 connection lost or refused.`,
+4 the server could not be authenticated (host key, signature or FINISHED;
+never retried), 5 connection lost or refused.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
 			&cli.StringFlag{Name: "user", Usage: "account `NAME` (default: the local user name)", EnvVars: []string{"SECURECHAT_USER"}},
@@ -82,6 +83,10 @@ type connectConfig struct {
 	password  func(attempt int) ([]byte, error)
 	rooms     []string
 	reconnect bool
+
+	// hostKeyVerified records a new host key; the handshake calls it only
+	// once the server has proved it holds the key.
+	hostKeyVerified func(ed25519.PublicKey) error
 }
 
 func runConnect(c *cli.Context) error {
@@ -140,13 +145,13 @@ func runConnect(c *cli.Context) error {
 		// failure unless accept-new or --fingerprint says otherwise.
 		policy = handshake.PolicyStrict
 	}
-	hostKey, err := handshake.KnownHostsCallback(khFile, addr, policy, c.String("fingerprint"), ask)
+	hostKey, recordHostKey, err := hostKeyChecks(khFile, addr, policy, c.String("fingerprint"), ask, c.App.ErrWriter)
 	if err != nil {
 		return usageError("%v", err)
 	}
 
 	cfg := &connectConfig{
-		addr: addr, tr: tr, user: name, groups: groups, hostKey: hostKey,
+		addr: addr, tr: tr, user: name, groups: groups, hostKey: hostKey, hostKeyVerified: recordHostKey,
 		password: pw, rooms: rooms, reconnect: !c.Bool("no-reconnect"),
 	}
 	if interactive {
@@ -240,18 +245,42 @@ func trimOneNewline(b []byte) []byte {
 }
 
 // askOnTTY asks about an unknown host key on the terminal, in OpenSSH's
-// words.
+// words. A yes records nothing yet: see hostKeyChecks.
 func askOnTTY(hostport, fingerprint string) (bool, error) {
 	tty, err := os.OpenFile(ttyPath, os.O_RDWR, 0)
 	if err != nil {
 		return false, fmt.Errorf("cannot ask about the host key: no terminal (%v)", err)
 	}
 	defer tty.Close()
-	ok, err := askHostKey(tty, tty, hostport, "", fingerprint)
-	if err == nil && ok {
-		fmt.Fprint(tty, hostKeyAddedMessage(hostport))
+	return askHostKey(tty, tty, hostport, "", fingerprint)
+}
+
+// hostKeyChecks returns the host key check for the server at addr (by
+// known_hosts, policy, pinned fingerprint and ask) and the step that
+// records a newly accepted key. The handshake runs the second only after
+// the server's signature and FINISHED verified (PROTOCOL.md §7.3), and it
+// prints OpenSSH's "Permanently added" note on notes only once the key is
+// really written.
+func hostKeyChecks(file, addr string, policy handshake.HostKeyPolicy, pinned string,
+	ask func(hostport, fingerprint string) (bool, error), notes io.Writer) (check, record func(ed25519.PublicKey) error, err error) {
+	k, err := handshake.NewKnownHostsChecker(file, addr, policy, pinned, ask)
+	if err != nil {
+		return nil, nil, err
 	}
-	return ok, err
+	record = func(key ed25519.PublicKey) error {
+		added, err := k.Record(key)
+		var changed *handshake.HostKeyChangedError
+		switch {
+		case errors.As(err, &changed):
+			return err
+		case err != nil:
+			return withCode(exitError, fmt.Errorf("cannot record the host key of %s: %w", addr, err), "")
+		case added:
+			fmt.Fprint(notes, hostKeyAddedMessage(addr))
+		}
+		return nil
+	}
+	return k.Check, record, nil
 }
 
 // link is one established connection.
@@ -283,6 +312,7 @@ func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
 		Groups:          cfg.groups,
 		Transport:       cfg.tr.Name(),
 		HostKeyCallback: cfg.hostKey,
+		HostKeyVerified: cfg.hostKeyVerified,
 		User:            cfg.user,
 		Password:        cfg.password,
 	})
@@ -346,16 +376,31 @@ func (l *link) readLoop() {
 	}
 }
 
+// classifyHandshakeError is the one place that gives handshake errors their
+// exit codes. A server that could not be authenticated exits 4 like a
+// refused host key: it is what an attack in the middle looks like, and
+// fatal keeps the reconnect loops from trying again.
 func classifyHandshakeError(cfg *connectConfig, err error) error {
 	var changed *handshake.HostKeyChangedError
 	var abort *handshake.AbortError
+	var notAuth *handshake.ServerAuthError
+	var coded *codedError
+	cause := err
+	if errors.As(err, &notAuth) {
+		cause = notAuth.Err
+	}
 	switch {
 	case errors.As(err, &changed):
 		return withCode(exitHostKey, errors.New(strings.TrimRight(
 			hostKeyChangedMessage(cfg.addr, changed.Got, changed.File, changed.Line), "\n")), "")
 	case isHostKeyError(err):
-		return withCode(exitHostKey, fmt.Errorf("host key verification failed: %w", err),
+		return withCode(exitHostKey, fmt.Errorf("host key verification failed: %w", cause),
 			"check the fingerprint with the server's operator, then use --fingerprint SHA256:... or --host-key-check accept-new")
+	case notAuth != nil:
+		return withCode(exitHostKey, &notAuthenticatedError{addr: cfg.addr, err: notAuth},
+			"not retrying: someone may be intercepting the connection, or the server is broken; check with its operator")
+	case errors.As(err, &coded):
+		return coded
 	case errors.Is(err, handshake.ErrAuthFailed):
 		return withCode(exitAuthFailed, fmt.Errorf("authentication failed for %s", cfg.user), "")
 	case errors.As(err, &abort):
@@ -364,6 +409,20 @@ func classifyHandshakeError(cfg *connectConfig, err error) error {
 	}
 	return withCode(exitConnectLost, fmt.Errorf("handshake with %s failed: %w", cfg.addr, err), "")
 }
+
+// notAuthenticatedError says which server could not be authenticated and
+// why, and keeps handshake.ErrServerNotAuthenticated matchable.
+type notAuthenticatedError struct {
+	addr string
+	err  *handshake.ServerAuthError
+}
+
+func (e *notAuthenticatedError) Error() string {
+	return fmt.Sprintf("the server at %s could not be authenticated: %s",
+		e.addr, strings.TrimPrefix(e.err.Err.Error(), "handshake: "))
+}
+
+func (e *notAuthenticatedError) Unwrap() error { return e.err }
 
 func isHostKeyError(err error) bool {
 	var unknown *handshake.HostKeyUnknownError
@@ -387,8 +446,12 @@ func endedByServer(ev *chat.Event) (error, bool) {
 	return nil, false
 }
 
-// fatal reports whether a connect error must not be retried.
+// fatal reports whether a connect error must not be retried. A server
+// that could not be authenticated is never retried, whatever its code.
 func fatal(err error) bool {
+	if errors.Is(err, handshake.ErrServerNotAuthenticated) {
+		return true
+	}
 	var ce *codedError
 	return errors.As(err, &ce) && ce.code != exitConnectLost
 }

@@ -24,7 +24,7 @@ func TestMITMOwnHostKey(t *testing.T) {
 	if err := os.WriteFile(kh, []byte("# mine\n"+line), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cb, err := KnownHostsCallback(kh, "chat.example:7000", PolicyAsk, "", func(string, string) (bool, error) {
+	k, err := NewKnownHostsChecker(kh, "chat.example:7000", PolicyAsk, "", func(string, string) (bool, error) {
 		t.Error("asked about a changed key")
 		return true, nil
 	})
@@ -32,7 +32,7 @@ func TestMITMOwnHostKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	ccfg, asked := clientConfig("alice", "correct horse")
-	ccfg.HostKeyCallback = cb
+	ccfg.HostKeyCallback = k.Check
 	scfg := serverConfig(newVerifier())
 	scfg.HostKey = testHostKey("attacker")
 	cc, sc := tcpPipe(t)

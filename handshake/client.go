@@ -16,8 +16,9 @@ import (
 // Client runs the client side of the handshake and login on c (PROTOCOL.md
 // §4-§10) and returns the established session. On failure it closes c. If
 // the server sends ABORT the error is an *AbortError; if the server refuses
-// every password it wraps ErrAuthFailed; a host key that HostKeyCallback
-// refuses comes back as the callback's error.
+// every password it wraps ErrAuthFailed; if the server could not be
+// authenticated it is a *ServerAuthError (matching ErrServerNotAuthenticated)
+// whose cause is, for a refused host key, the HostKeyCallback's error.
 func Client(ctx context.Context, c net.Conn, cfg *ClientConfig) (*Session, error) {
 	hs, err := newClientHandshake(c, cfg)
 	if err != nil {
@@ -92,10 +93,13 @@ func (hs *clientHandshake) steps() []func() error {
 		hs.sendClientHello,
 		hs.readServerHello,
 		hs.checkServerHello,
-		hs.verifyHostKey,
+		// The signature first: the user is asked only about a key that
+		// signed this very handshake, never about a key sent with garbage.
 		hs.verifySignature,
+		hs.verifyHostKey,
 		hs.establishKeys,
 		hs.readServerFinished,
+		hs.hostKeyVerified,
 		hs.sendClientFinished,
 		hs.login,
 	}
@@ -164,15 +168,21 @@ func (hs *clientHandshake) readServerHello() error {
 	}
 	sh, err := parseServerHello(frame)
 	if err != nil {
-		return err
+		// A whole SERVER_HELLO arrived and it is not one (PROTOCOL.md §7.4).
+		return notAuthenticated(err)
 	}
 	hs.sh, hs.shFrame = sh, frame
 	return nil
 }
 
 // checkServerHello enforces that the server chose only what was offered
-// (PROTOCOL.md §5.2) and that the share has its group's exact length.
+// (PROTOCOL.md §5.2) and that the share has its group's exact length. A
+// server that did otherwise is not authenticated (§7.4).
 func (hs *clientHandshake) checkServerHello() error {
+	return notAuthenticated(hs.checkServerChoices())
+}
+
+func (hs *clientHandshake) checkServerChoices() error {
 	sh := hs.sh
 	if sh.version != versionV1 {
 		return fmt.Errorf("handshake: server chose version 0x%04x, which was not offered", sh.version)
@@ -197,12 +207,14 @@ func (hs *clientHandshake) checkServerHello() error {
 	return nil
 }
 
+// verifyHostKey asks HostKeyCallback whether the key is trusted. The key is
+// not recorded here: the server has proved nothing yet (see hostKeyVerified).
 func (hs *clientHandshake) verifyHostKey() error {
-	return hs.cfg.HostKeyCallback(ed25519.PublicKey(hs.sh.hostKey))
+	return notAuthenticated(hs.cfg.HostKeyCallback(ed25519.PublicKey(hs.sh.hostKey)))
 }
 
 func (hs *clientHandshake) verifySignature() error {
-	return verifyServerHello(hs.sh.hostKey, hs.prefix, hs.chFrame, hs.shFrame, hs.sh.signature)
+	return notAuthenticated(verifyServerHello(hs.sh.hostKey, hs.prefix, hs.chFrame, hs.shFrame, hs.sh.signature))
 }
 
 // establishKeys validates the server's share, runs the key schedule and
@@ -211,7 +223,8 @@ func (hs *clientHandshake) establishKeys() error {
 	ss, err := hs.share.finish(hs.sh.keyShare)
 	hs.eraseShares()
 	if err != nil {
-		return err
+		// The share is the server's; a MITM's low-order point ends here.
+		return notAuthenticated(err)
 	}
 	hs.th = transcriptHash(hs.prefix, hs.chFrame, hs.shFrame)
 	hs.keys = deriveKeys(ss, hs.th)
@@ -222,19 +235,42 @@ func (hs *clientHandshake) establishKeys() error {
 	return nil
 }
 
+// readServerFinished reads and checks the server's FINISHED. Anything but a
+// valid one in the first record (a record that does not open, another
+// type, CLOSE, a wrong MAC) means the server is not authenticated. The
+// transport failing before a whole record arrived is only a lost
+// connection: an attacker can always cause that, and so can the network.
 func (hs *clientHandshake) readServerFinished() error {
 	if err := hs.dl.arm(); err != nil {
 		return err
 	}
-	payload, err := readRecordOfType(hs.conn, cipher.TypeFinished)
-	if err != nil {
-		return err
+	typ, payload, err := hs.conn.ReadRecord()
+	switch {
+	case errors.Is(err, io.EOF):
+		return notAuthenticated(errors.New("handshake: server sent CLOSE instead of FINISHED"))
+	case errors.Is(err, cipher.ErrBadRecord):
+		return notAuthenticated(fmt.Errorf("handshake: waiting for %v: %w", cipher.TypeFinished, err))
+	case err != nil:
+		return fmt.Errorf("handshake: waiting for %v: %w", cipher.TypeFinished, err)
+	case typ != cipher.TypeFinished:
+		hs.conn.Abort()
+		return notAuthenticated(fmt.Errorf("handshake: got %v record while waiting for %v", typ, cipher.TypeFinished))
 	}
 	want := finishedMAC(hs.keys.finS, hs.th)
 	if !hmac.Equal(payload, want) {
-		return errors.New("handshake: server FINISHED does not verify")
+		return notAuthenticated(errors.New("handshake: server FINISHED does not verify"))
 	}
 	return nil
+}
+
+// hostKeyVerified tells HostKeyVerified that the server proved its key: it
+// signed this transcript and derived the same keys. Only now may a new key
+// be recorded (PROTOCOL.md §7.3).
+func (hs *clientHandshake) hostKeyVerified() error {
+	if hs.cfg.HostKeyVerified == nil {
+		return nil
+	}
+	return hs.cfg.HostKeyVerified(ed25519.PublicKey(hs.sh.hostKey))
 }
 
 func (hs *clientHandshake) sendClientFinished() error {

@@ -2,10 +2,11 @@
 // and login (PROTOCOL.md §4-§8, §10), plus host keys and known_hosts.
 //
 // The one rule: nothing secret flows before the server has proved itself.
-// The client checks the host key (HostKeyCallback, usually a known_hosts
-// file with OpenSSH semantics), the Ed25519 signature over the transcript
-// and the server's FINISHED, and only then sends its own FINISHED and asks
-// for the password. The server accepts nothing but FINISHED and then AUTH
+// The client checks the Ed25519 signature over the transcript, the host key
+// (HostKeyCallback, usually a known_hosts file with OpenSSH semantics) and
+// the server's FINISHED, and only then records a new host key
+// (HostKeyVerified), sends its own FINISHED and asks for the password. Any
+// of those checks failing is a *ServerAuthError, never a lost connection. The server accepts nothing but FINISHED and then AUTH
 // until login succeeds.
 //
 // # Steps

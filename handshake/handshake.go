@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"securechat/cipher"
@@ -34,6 +35,37 @@ const (
 // client used up its attempts; a Verifier wraps it for an unknown user or a
 // wrong password.
 var ErrAuthFailed = errors.New("handshake: authentication failed")
+
+// ErrServerNotAuthenticated matches (with errors.Is) every error of Client
+// that means the server did not prove who it is (PROTOCOL.md §7.4): a host
+// key that is refused, a SERVER_HELLO that chose what was not offered or
+// carries an invalid share, a signature that does not verify, or a first
+// record that is not a valid FINISHED. Such a failure is what an active
+// attacker causes, not a network fault: a client reports it as such and
+// does not reconnect by itself.
+var ErrServerNotAuthenticated = errors.New("handshake: the server could not be authenticated")
+
+// ServerAuthError is the error Client returns when the server could not be
+// authenticated. It matches ErrServerNotAuthenticated, and Err, the cause
+// (such as a *HostKeyChangedError), is reachable with errors.Is and
+// errors.As.
+type ServerAuthError struct {
+	Err error
+}
+
+func (e *ServerAuthError) Error() string {
+	return ErrServerNotAuthenticated.Error() + ": " + strings.TrimPrefix(e.Err.Error(), "handshake: ")
+}
+
+func (e *ServerAuthError) Unwrap() []error { return []error{ErrServerNotAuthenticated, e.Err} }
+
+// notAuthenticated wraps a failure of server authentication; nil stays nil.
+func notAuthenticated(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ServerAuthError{Err: err}
+}
 
 // AbortError is a cleartext ABORT received from the server (PROTOCOL.md §4).
 // The client does not retry with another offer.
@@ -85,10 +117,20 @@ type ClientConfig struct {
 	Groups    []Group // offered, in order, each with a share; empty = mlkem768x25519, x25519
 	Transport string  // "tcp" or "quic"
 	// HostKeyCallback decides whether the server's host key is trusted. It
-	// is called before the signature is checked and before any key is
-	// derived; a non-nil error aborts. It is required (see
-	// KnownHostsCallback and FixedHostKey).
+	// is called once the SERVER_HELLO signature verified with that key, but
+	// before any key is derived and before the server's FINISHED, so the
+	// server has not yet proved that it completed this handshake: the
+	// callback must not record the key anywhere (HostKeyVerified does).
+	// A non-nil error aborts, wrapped in a *ServerAuthError. It is required
+	// (see KnownHostsChecker and FixedHostKey).
 	HostKeyCallback func(key ed25519.PublicKey) error
+	// HostKeyVerified, if set, is called with the same key once the server
+	// has proved it holds it: after the signature and the server's FINISHED
+	// verified, before the client's FINISHED and before the password is
+	// asked for. This is where a key accepted for the first time is
+	// recorded (PROTOCOL.md §7.3). A non-nil error aborts the handshake and
+	// comes back as is.
+	HostKeyVerified func(key ed25519.PublicKey) error
 	User            string
 	// Password returns the password for attempt 1, 2, ... It is called only
 	// after the server proved its host key and sent a valid FINISHED. The

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // knownHostKeyType is the key type field of a known_hosts line (PROTOCOL.md §7.3).
@@ -257,21 +258,45 @@ func (k *KnownHosts) Add(hostport string, key ed25519.PublicKey) error {
 	return nil
 }
 
-// KnownHostsCallback builds a ClientConfig.HostKeyCallback for the server
-// at hostport (as the user gave it), using the known_hosts file at file:
+// KnownHostsChecker checks the host key of one server, at hostport as the
+// user gave it, against a known_hosts file, and records a key accepted for
+// the first time only once the server has proved it holds it (PROTOCOL.md
+// §7.3). Check is a ClientConfig.HostKeyCallback and never writes; Record,
+// called from ClientConfig.HostKeyVerified, appends the key. So a server
+// that cannot sign the transcript or finish the handshake pins nothing.
+//
+// Check decides:
 //
 //   - listed with the same key: accepted (and checked against pinned, if set);
 //   - listed with another key: *HostKeyChangedError, under every policy;
-//   - not listed, pinned set ("SHA256:..."): accepted and recorded if the
-//     fingerprint matches, *PinnedKeyMismatchError if not;
+//   - not listed, pinned set ("SHA256:..."): accepted if the fingerprint
+//     matches, *PinnedKeyMismatchError if not;
 //   - not listed, no pin: by policy. PolicyStrict returns
-//     *HostKeyUnknownError, PolicyAcceptNew records the key, PolicyAsk calls
-//     ask(hostport, fingerprint) and records the key on yes or returns
+//     *HostKeyUnknownError, PolicyAcceptNew accepts, PolicyAsk calls
+//     ask(hostport, fingerprint) and accepts on yes or returns
 //     ErrHostKeyRejected on no.
 //
-// The file is read on every call, so a key accepted by another process counts.
-func KnownHostsCallback(file, hostport string, policy HostKeyPolicy, pinned string,
-	ask func(hostport, fingerprint string) (bool, error)) (func(ed25519.PublicKey) error, error) {
+// The file is read on every call, so a key recorded by another process
+// counts. A checker may serve one connection after another (reconnects)
+// and is safe for concurrent use.
+type KnownHostsChecker struct {
+	file     string
+	hostport string
+	policy   HostKeyPolicy
+	pinned   string
+	ask      func(hostport, fingerprint string) (bool, error)
+
+	mu sync.Mutex
+	// accepted holds the unlisted keys Check let through, until Record
+	// writes them or they are accepted again.
+	accepted map[string]bool
+}
+
+// NewKnownHostsChecker returns a checker for the server at hostport using
+// the known_hosts file at file. ask is needed for PolicyAsk unless pinned is
+// set.
+func NewKnownHostsChecker(file, hostport string, policy HostKeyPolicy, pinned string,
+	ask func(hostport, fingerprint string) (bool, error)) (*KnownHostsChecker, error) {
 	if err := checkHostPort(hostport); err != nil {
 		return nil, fmt.Errorf("handshake: %v", err)
 	}
@@ -289,41 +314,79 @@ func KnownHostsCallback(file, hostport string, policy HostKeyPolicy, pinned stri
 	default:
 		return nil, fmt.Errorf("handshake: unknown host key policy %v", policy)
 	}
-	return func(key ed25519.PublicKey) error {
-		kh, err := LoadKnownHosts(file)
+	return &KnownHostsChecker{
+		file: file, hostport: hostport, policy: policy, pinned: pinned, ask: ask,
+		accepted: map[string]bool{},
+	}, nil
+}
+
+// Check decides whether key is trusted for the server, asking if the policy
+// says so. It never writes the file: a key it accepts that the file does
+// not list is remembered for Record.
+func (k *KnownHostsChecker) Check(key ed25519.PublicKey) error {
+	kh, err := LoadKnownHosts(k.file)
+	if err != nil {
+		return err
+	}
+	fp := Fingerprint(key)
+	err = kh.Check(k.hostport, key)
+	var unknown *HostKeyUnknownError
+	switch {
+	case err == nil:
+		if k.pinned != "" && k.pinned != fp {
+			return &PinnedKeyMismatchError{HostPort: k.hostport, Want: k.pinned, Got: fp}
+		}
+		return nil
+	case !errors.As(err, &unknown):
+		return err
+	}
+	switch {
+	case k.pinned != "":
+		if k.pinned != fp {
+			return &PinnedKeyMismatchError{HostPort: k.hostport, Want: k.pinned, Got: fp}
+		}
+	case k.policy == PolicyStrict:
+		return err
+	case k.policy == PolicyAsk:
+		ok, err := k.ask(k.hostport, fp)
 		if err != nil {
 			return err
 		}
-		fp := Fingerprint(key)
-		err = kh.Check(hostport, key)
-		var unknown *HostKeyUnknownError
-		switch {
-		case err == nil:
-			if pinned != "" && pinned != fp {
-				return &PinnedKeyMismatchError{HostPort: hostport, Want: pinned, Got: fp}
-			}
-			return nil
-		case !errors.As(err, &unknown):
-			return err
+		if !ok {
+			return ErrHostKeyRejected
 		}
-		switch {
-		case pinned != "":
-			if pinned != fp {
-				return &PinnedKeyMismatchError{HostPort: hostport, Want: pinned, Got: fp}
-			}
-		case policy == PolicyStrict:
-			return err
-		case policy == PolicyAsk:
-			ok, err := ask(hostport, fp)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return ErrHostKeyRejected
-			}
-		}
-		return kh.Add(hostport, key)
-	}, nil
+	}
+	k.mu.Lock()
+	k.accepted[string(key)] = true
+	k.mu.Unlock()
+	return nil
+}
+
+// Record appends key to the file if Check accepted it as a new key, and
+// reports whether it did. Call it only once the server has proved that it
+// holds key: after the signature and its FINISHED verified. A key that is
+// listed by now (another process recorded it) is not added again; one
+// listed with another key by now is refused with *HostKeyChangedError.
+func (k *KnownHostsChecker) Record(key ed25519.PublicKey) (added bool, err error) {
+	k.mu.Lock()
+	accepted := k.accepted[string(key)]
+	delete(k.accepted, string(key))
+	k.mu.Unlock()
+	if !accepted {
+		return false, nil
+	}
+	kh, err := LoadKnownHosts(k.file)
+	if err != nil {
+		return false, err
+	}
+	var unknown *HostKeyUnknownError
+	if err := kh.Check(k.hostport, key); !errors.As(err, &unknown) {
+		return false, err
+	}
+	if err := kh.Add(k.hostport, key); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // checkFingerprint accepts what Fingerprint prints: "SHA256:" and 43

@@ -106,15 +106,16 @@ func TestKnownHostsMalformed(t *testing.T) {
 	}
 }
 
-// callbackCase runs a KnownHostsCallback against a key and reports the
-// error, whether ask was called and the file afterwards.
+// runCallback runs a KnownHostsChecker's Check against a key and, if it
+// passes, Record (as a handshake does once the server has proved the key).
+// It reports the error, whether ask was called and the file afterwards.
 func runCallback(t *testing.T, initial string, policy HostKeyPolicy, pinned string, answer bool, key ed25519.PublicKey) (asked bool, file string, err error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "known_hosts")
 	if initial != "" {
 		os.WriteFile(path, []byte(initial), 0o600)
 	}
-	cb, err := KnownHostsCallback(path, "chat.example:7000", policy, pinned, func(hp, fp string) (bool, error) {
+	k, err := NewKnownHostsChecker(path, "chat.example:7000", policy, pinned, func(hp, fp string) (bool, error) {
 		asked = true
 		if hp != "chat.example:7000" || fp != Fingerprint(key) {
 			t.Errorf("asked about %s %s", hp, fp)
@@ -124,12 +125,18 @@ func runCallback(t *testing.T, initial string, policy HostKeyPolicy, pinned stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = cb(key)
+	if err = k.Check(key); err == nil {
+		before, _ := os.ReadFile(path)
+		if string(before) != initial {
+			t.Errorf("Check wrote the file: %q", before)
+		}
+		_, err = k.Record(key)
+	}
 	data, _ := os.ReadFile(path)
 	return asked, string(data), err
 }
 
-func TestKnownHostsCallbackPolicies(t *testing.T) {
+func TestKnownHostsCheckerPolicies(t *testing.T) {
 	line := FormatKnownHost("chat.example:7000", pub("a")) + "\n"
 	var unknown *HostKeyUnknownError
 	var changed *HostKeyChangedError
@@ -206,19 +213,19 @@ func TestKnownHostsCallbackPolicies(t *testing.T) {
 	})
 }
 
-func TestKnownHostsCallbackArguments(t *testing.T) {
+func TestKnownHostsCheckerArguments(t *testing.T) {
 	ask := func(string, string) (bool, error) { return true, nil }
 	for name, f := range map[string]func() error{
 		"bad pin": func() error {
-			_, err := KnownHostsCallback("kh", "a:1", PolicyAsk, "MD5:xx", ask)
+			_, err := NewKnownHostsChecker("kh", "a:1", PolicyAsk, "MD5:xx", ask)
 			return err
 		},
 		"bad hostport": func() error {
-			_, err := KnownHostsCallback("kh", "a", PolicyAsk, "", ask)
+			_, err := NewKnownHostsChecker("kh", "a", PolicyAsk, "", ask)
 			return err
 		},
 		"ask without func": func() error {
-			_, err := KnownHostsCallback("kh", "a:1", PolicyAsk, "", nil)
+			_, err := NewKnownHostsChecker("kh", "a:1", PolicyAsk, "", nil)
 			return err
 		},
 	} {

@@ -12,7 +12,10 @@ the raw bytes the server sends back:
     (§10.2);
   - malformed or unacceptable CLIENT_HELLOs get the ABORT code of §5.1;
   - dropping the connection without CLOSE is not a clean end (§12): the
-    caller compares the server log for the last check with a clean one.
+    caller compares the server log for the last check with a clean one;
+  - the Python client itself, through a relay that tampers with the
+    server's SERVER_HELLO signature or FINISHED, reports a server
+    authentication failure and records no host key (§7.3, §7.4).
 
 Usage: python3 interop/negative_checks.py --host H --port N --user U \
            --password-file F --fingerprint SHA256:...
@@ -27,6 +30,8 @@ import os
 import socket
 import struct
 import sys
+import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -235,6 +240,87 @@ def check_truncation(args, password):
     return True, "dropped without CLOSE (see the server log)"
 
 
+def tampering_relay(args, tamper):
+    """One-connection relay to the server; tamper is "signature" or "finished".
+
+    Returns the port to connect to. The relay flips the last byte of the
+    SERVER_HELLO (its signature) or of the first record (the FINISHED tag),
+    as an attacker in the path would, and copies everything else.
+    """
+    ln = socket.socket()
+    ln.bind(("127.0.0.1", 0))
+    ln.listen(1)
+
+    def copy(src, dst):
+        try:
+            while True:
+                b = src.recv(65536)
+                if not b:
+                    break
+                dst.sendall(b)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def read_exact(s, n):
+        out = b""
+        while len(out) < n:
+            b = s.recv(n - len(out))
+            if not b:
+                raise OSError("relay: short read")
+            out += b
+        return out
+
+    def run():
+        c, _ = ln.accept()
+        ln.close()
+        up = connect(args)
+        threading.Thread(target=copy, args=(c, up), daemon=True).start()
+        try:
+            hdr = read_exact(up, 4)
+            sh = bytearray(hdr + read_exact(up, int.from_bytes(hdr[1:4], "big")))
+            if tamper == "signature":
+                sh[-1] ^= 0x01
+            c.sendall(bytes(sh))
+            if tamper == "finished":
+                rh = read_exact(up, 5)
+                rec = bytearray(rh + read_exact(up, struct.unpack(">I", rh[1:5])[0] + sc.TAG_LEN))
+                rec[-1] ^= 0x01
+                c.sendall(bytes(rec))
+        except OSError:
+            pass
+        copy(up, c)
+        c.close()
+        up.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return ln.getsockname()[1]
+
+
+def check_impostor_not_recorded(args, tamper):
+    """§7.3/§7.4 in this client: a tampered handshake pins nothing."""
+    with tempfile.TemporaryDirectory() as d:
+        kh = os.path.join(d, "known_hosts")
+        port = tampering_relay(args, tamper)
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.settimeout(None)
+        conn = sc.Connection(s, verbose=False)
+        try:
+            conn.handshake("127.0.0.1:%d" % port, kh, None)
+            return False, "handshake succeeded through the tampering relay"
+        except sc.ServerNotAuthenticated as e:
+            note = "server not authenticated (%s)" % e
+        finally:
+            s.close()
+        if os.path.exists(kh):
+            return False, "known_hosts written: %r" % open(kh).read()
+        return True, note + "; known_hosts untouched"
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--host", required=True)
@@ -255,6 +341,8 @@ def main():
         ("wrong password x3", lambda: check_wrong_password(args, wrong)),
         ("ABORT codes", lambda: check_aborts(args)),
         ("truncation", lambda: check_truncation(args, password)),
+        ("bad signature pins nothing", lambda: check_impostor_not_recorded(args, "signature")),
+        ("bad FINISHED pins nothing", lambda: check_impostor_not_recorded(args, "finished")),
     ]:
         try:
             ok, note = fn()

@@ -14,7 +14,8 @@ Usage:
       --password-file F [--fingerprint SHA256:...] [--known-hosts FILE]
 
 Exit codes follow the reference client's: 0 clean end, 1 error,
-3 authentication failed, 4 host key verification failed, 5 connection lost.
+3 authentication failed, 4 the server could not be authenticated (host key,
+signature or FINISHED; §7.4), 5 connection lost.
 """
 
 import argparse
@@ -89,6 +90,10 @@ class ProtocolError(Exception):
 
 class Truncated(ProtocolError):
     """End of stream without a CLOSE record (§12): never a clean end."""
+
+
+class ServerNotAuthenticated(ProtocolError):
+    """§7.4: the server did not prove who it is (never a network fault)."""
 
 
 class AuthFailed(Exception):
@@ -552,14 +557,23 @@ class Connection:
             )
         if ftype != FRAME_SERVER_HELLO:
             raise ProtocolError("expected SERVER_HELLO, got frame type %#04x" % ftype)
-        hello = parse_server_hello(sh[4:])
 
-        # Validate the share, the host key and the signature before any key
-        # is derived or used (§5.2).
-        ss = x25519_shared(eph_priv, hello["key_share"])
-        del eph, eph_priv
+        # From here until a valid FINISHED, every failure except the
+        # transport's is a server authentication failure (§7.4).
+        # Validate the share and the signature, then the host key, before
+        # any key is derived or used (§5.2); the signature first, so that
+        # only a key that signed this handshake is looked up (§7.3).
+        try:
+            hello = parse_server_hello(sh[4:])
+            ss = x25519_shared(eph_priv, hello["key_share"])
+            verify_server_signature(hello["host_key"], hello["signature"], ch, sh)
+        except ServerNotAuthenticated:
+            raise
+        except ProtocolError as e:
+            raise ServerNotAuthenticated(str(e)) from None
+        finally:
+            del eph, eph_priv
         how = check_known_hosts(known_hosts, hostport, hello["host_key"], pinned_fp)
-        verify_server_signature(hello["host_key"], hello["signature"], ch, sh)
         self.log("host key %s (%s)" % (fingerprint(hello["host_key"]), how))
 
         ks = KeySchedule(ss, transcript_hash(ch, sh))
@@ -568,13 +582,18 @@ class Connection:
         self.recv_dir = Direction(ks.s2c_secret_0)
         self.session_id = ks.session_id
 
-        rtype, payload = self.read_record(time.monotonic() + step_timeout)
+        try:
+            rtype, payload = self.read_record(time.monotonic() + step_timeout)
+        except Truncated:
+            raise  # the transport ended: a lost connection
+        except ProtocolError as e:
+            raise ServerNotAuthenticated("waiting for FINISHED: %s" % e) from None
         if rtype != REC_FINISHED:
-            raise ProtocolError("expected FINISHED, got %s" % REC_NAMES[rtype])
+            raise ServerNotAuthenticated("expected FINISHED, got %s" % REC_NAMES[rtype])
         if not hmac.compare_digest(payload, ks.server_finished()):
-            raise ProtocolError("server FINISHED does not verify")
+            raise ServerNotAuthenticated("server FINISHED does not verify")
         # Only a server that signed the transcript and proved the same keys
-        # gets its host key written down.
+        # gets its host key written down (§7.3), before our FINISHED.
         if how != "known":
             remember_host(known_hosts, hostport, hello["host_key"])
         self.client_finished = ks.client_finished()
@@ -759,6 +778,10 @@ def main(argv=None):
         return 0
     except HostKeyError as e:
         print("scclient: %s" % e, file=sys.stderr)
+        return 4
+    except ServerNotAuthenticated as e:
+        # §7.4: an impostor or an attacker in the path; never retried.
+        print("scclient: the server could not be authenticated: %s" % e, file=sys.stderr)
         return 4
     except Truncated as e:
         print("scclient: truncation: %s" % e, file=sys.stderr)
