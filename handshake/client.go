@@ -246,9 +246,9 @@ func (hs *clientHandshake) readServerFinished() error {
 	}
 	typ, payload, err := hs.conn.ReadRecord()
 	switch {
-	case errors.Is(err, io.EOF):
-		return notAuthenticated(errors.New("handshake: server sent CLOSE instead of FINISHED"))
 	case errors.Is(err, cipher.ErrBadRecord):
+		// A CLOSE in place of FINISHED lands here too: the record layer
+		// refuses a CLOSE as the first record of a direction (§10.3).
 		return notAuthenticated(fmt.Errorf("handshake: waiting for %v: %w", cipher.TypeFinished, err))
 	case err != nil:
 		return fmt.Errorf("handshake: waiting for %v: %w", cipher.TypeFinished, err)
