@@ -402,6 +402,20 @@ func (h *Hub) Disconnect(user, reason string) int {
 	return n
 }
 
+// Notify sends a notice to every logged-in session of user and returns
+// how many it reached.
+func (h *Hub) Notify(user, text string) int {
+	n := 0
+	text = clampMOTD(text)
+	h.call(func() {
+		if u := h.users[foldName(user)]; u != nil {
+			n = len(u.sessions)
+			h.tell(u.name, text)
+		}
+	})
+	return n
+}
+
 // SetMOTD replaces the message of the day shown at login.
 func (h *Hub) SetMOTD(text string) {
 	text = clampMOTD(text)
