@@ -231,7 +231,14 @@ func (h *Hub) keep(r *room, e *Event, cost int) {
 		h.cfg.historyBytes > 0 && cost > h.cfg.historyBytes {
 		return
 	}
-	x := &histEntry{e: e, cost: cost, room: r, prev: r.history.newest, older: h.histNewest}
+	// In steady state every kept event forgets one: reuse its entry.
+	x := h.spareEntry
+	if x != nil {
+		h.spareEntry = nil
+	} else {
+		x = new(histEntry)
+	}
+	*x = histEntry{e: e, cost: cost, room: r, prev: r.history.newest, older: h.histNewest}
 	if x.prev != nil {
 		x.prev.next = x
 	} else {
@@ -279,6 +286,7 @@ func (h *Hub) forget(x *histEntry) {
 	r.history.bytes -= x.cost
 	h.histBytes -= x.cost
 	*x = histEntry{}
+	h.spareEntry = x
 	if r.history.n == 0 {
 		h.maybeDeleteRoom(r)
 	}

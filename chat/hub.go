@@ -263,6 +263,7 @@ type Hub struct {
 	// Every room's history, oldest first, and what it is charged.
 	histOldest, histNewest *histEntry
 	histBytes              int
+	spareEntry             *histEntry // forgotten, for keep to reuse
 	encBuf                 bytes.Buffer
 	enc                    *json.Encoder
 }
