@@ -78,7 +78,8 @@ func startServer(t *testing.T, tr transport.Transport, o serverOpts) *testServer
 	if flood == 0 {
 		flood = -1
 	}
-	hub := chat.NewHub(&chat.Config{FloodRate: flood})
+	// No cap on sessions per account: tests open hundreds for three accounts.
+	hub := chat.NewHub(&chat.Config{FloodRate: flood, MaxSessionsPerUser: -1})
 	if o.gate == nil {
 		o.gate = &StartupGate{}
 	}
