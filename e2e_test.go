@@ -1180,6 +1180,26 @@ func TestE2EReloadPasswordAndRole(t *testing.T) {
 	s.stop()
 }
 
+// TestE2ESessionLimit checks --max-sessions end to end: a login over the
+// cap is refused with the server's reason, and the account's session that
+// is in goes on.
+func TestE2ESessionLimit(t *testing.T) {
+	t.Parallel()
+	e := newE2EEnv(t)
+	s := e.serve("tcp", "127.0.0.1:0", filepath.Join(e.dir, "state"), "--max-sessions", "1")
+	alice := s.heldClient("alice")
+	second := s.client("alice", []string{"one too many"}, "--no-reconnect")
+	second.expectExit(exitConnectLost)
+	if !strings.Contains(second.stderr(), "alice already has 1 session(s), the most allowed") {
+		t.Errorf("the refused client should say why: %q", second.stderr())
+	}
+	alice.send("still in")
+	alice.expect("[#general] alice: still in")
+	alice.closeStdin()
+	alice.expectExit(exitOK)
+	s.stop()
+}
+
 // tmuxSession drives an interactive client in a tmux session on a tmux
 // server of its own (a socket in the test's directory), so that nothing
 // else is touched and nothing is left behind.

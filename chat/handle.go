@@ -48,7 +48,7 @@ func (h *Hub) attach(s *session) bool {
 		s.refused = true
 		h.end(s, ending{
 			final: &Event{Type: TypeError, Code: CodeSessionLimit,
-				Text: fmt.Sprintf("%s already has %d sessions, the most allowed; end one first", s.name, a.live)},
+				Text: fmt.Sprintf("%s already has %d session(s), the most allowed; end one first", s.name, a.live)},
 			log:    "session limit",
 			result: ErrSessionLimit,
 		})

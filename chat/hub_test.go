@@ -474,7 +474,7 @@ func TestSessionsPerAccountCapped(t *testing.T) {
 			t.Fatalf("third session: ended=%v err=%v, want ErrSessionLimit", a3.ended(), a3.err)
 		}
 		if evs := a3.all(); len(evs) != 1 || evs[0].Type != TypeError || evs[0].Code != CodeSessionLimit ||
-			!strings.Contains(evs[0].Text, "2 sessions") {
+			!strings.Contains(evs[0].Text, "2 session(s)") {
 			t.Errorf("the refused session wants one session_limit error: %s", dump(evs))
 		}
 		if bob := hs.login("bob", false); len(ofType(bob.all(), TypeWelcome)) != 1 {
