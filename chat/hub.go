@@ -82,7 +82,7 @@ type Config struct {
 	// HistoryRoomBytes bounds the memory one room's history may take:
 	// 1 MiB. HistoryBytes bounds all rooms' history together: 64 MiB. Each
 	// kept event is charged its encoded size plus the hub's bookkeeping
-	// (about 300 bytes). Past either budget the oldest events are dropped:
+	// (about 500 bytes). Past either budget the oldest events are dropped:
 	// the room's own, or the server's oldest anywhere. Negative: no budget.
 	// (Without them 1000 rooms of 500 messages of 4 KiB could hold 2 GiB.)
 	HistoryRoomBytes int
