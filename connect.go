@@ -341,6 +341,11 @@ func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
 			case ev.Type == chat.TypeError && (ev.Code == chat.CodeBanned || ev.Code == chat.CodeVersion || ev.Code == chat.CodeBadName):
 				sess.Close()
 				return nil, withCode(exitAuthFailed, fmt.Errorf("the server refused the session: %s", ev.Text), "")
+			case ev.Type == chat.TypeError && ev.Code == chat.CodeSessionLimit:
+				// Another session of the account may end soon: a reconnect
+				// may try again, as after a lost connection.
+				sess.Close()
+				return nil, withCode(exitConnectLost, fmt.Errorf("the server refused the session: %s", chat.SanitizeText(ev.Text)), "")
 			}
 		case <-welcomeTimeout.C:
 			sess.Abort()

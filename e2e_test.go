@@ -1118,6 +1118,88 @@ func TestE2EReload(t *testing.T) {
 	}
 }
 
+// TestE2EReloadPasswordAndRole checks SIGHUP for changed accounts: a reset
+// password ends the sessions that logged in with the old one, and an admin
+// role taken away ends the moderation commands of a session already logged
+// in, which is told.
+func TestE2EReloadPasswordAndRole(t *testing.T) {
+	t.Parallel()
+	e := newE2EEnv(t)
+	s := e.serve("tcp", "127.0.0.1:0", filepath.Join(e.dir, "state"), "--flood-rate", "-1")
+	alice := s.heldClient("alice")
+	carol := s.heldClient("carol")
+	bob := s.heldClient("bob")
+	carol.send("/bans")
+	carol.expect("[system] nobody is banned or muted")
+
+	newPassword := filepath.Join(e.dir, "new-password-alice")
+	if err := os.WriteFile(newPassword, []byte("a brand new password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := e.run("user", "passwd", "--creds", e.creds, "--password-file", newPassword,
+		"--argon2-params", e2eArgon2, "alice"); code != 0 {
+		t.Fatalf("user passwd alice: exit %d: %s", code, stderr)
+	}
+	creds, err := os.ReadFile(e.creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(creds), "\n") {
+		if strings.HasPrefix(l, "carol:") {
+			l = strings.TrimSuffix(l, ":admin")
+		}
+		lines = append(lines, l)
+	}
+	if err := os.WriteFile(e.creds, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.signal(syscall.SIGHUP)
+	s.waitStderr(`"msg":"creds reloaded"`)
+
+	alice.expect("[notice] disconnected by the server: your password was changed")
+	bob.expect("[#general] -- alice quit")
+	// alice's client tries again with the old password, which no longer works.
+	alice.expectExit(exitAuthFailed)
+
+	carol.expect("[notice] you are no longer an admin")
+	carol.send("/kick bob", "/bans")
+	carol.expect("[error] /kick is for admins only")
+	carol.expect("[error] /bans is for admins only")
+	if bob.exited() {
+		t.Fatal("a kick by a former admin ended bob's session")
+	}
+	// carol's password did not change: her session goes on.
+	carol.send("still here")
+	bob.expect("[#general] carol: still here")
+
+	carol.closeStdin()
+	carol.expectExit(exitError) // the refused commands
+	bob.closeStdin()
+	bob.expectExit(exitOK)
+	s.stop()
+}
+
+// TestE2ESessionLimit checks --max-sessions end to end: a login over the
+// cap is refused with the server's reason, and the account's session that
+// is in goes on.
+func TestE2ESessionLimit(t *testing.T) {
+	t.Parallel()
+	e := newE2EEnv(t)
+	s := e.serve("tcp", "127.0.0.1:0", filepath.Join(e.dir, "state"), "--max-sessions", "1")
+	alice := s.heldClient("alice")
+	second := s.client("alice", []string{"one too many"}, "--no-reconnect")
+	second.expectExit(exitConnectLost)
+	if !strings.Contains(second.stderr(), "alice already has 1 session(s), the most allowed") {
+		t.Errorf("the refused client should say why: %q", second.stderr())
+	}
+	alice.send("still in")
+	alice.expect("[#general] alice: still in")
+	alice.closeStdin()
+	alice.expectExit(exitOK)
+	s.stop()
+}
+
 // tmuxSession drives an interactive client in a tmux session on a tmux
 // server of its own (a socket in the test's directory), so that nothing
 // else is touched and nothing is left behind.

@@ -48,7 +48,9 @@ func (h *Hub) command(s *session, req *Request) {
 		h.fail(s, req.ID, CodeUnknownCommand, "unknown command /%s: see /help", truncateUTF8(SanitizeText(req.Cmd), 32))
 		return
 	}
-	if info.Admin && !s.admin {
+	// The role is asked now, not remembered from login: an account whose
+	// admin role was taken away loses these commands at once.
+	if info.Admin && !h.isAdmin(s) {
 		h.fail(s, req.ID, CodeForbidden, "/%s is for admins only", info.Name)
 		return
 	}
@@ -191,14 +193,15 @@ func (h *Hub) cmdWhois(s *session, req *Request) {
 	for _, r := range u.sortedRooms() {
 		joined = append(joined, r.name)
 	}
+	admin := h.userIsAdmin(u)
 	text := fmt.Sprintf("%s is online in %d session(s) since %s", u.name, len(u.sessions), formatTime(u.since))
-	if u.admin() {
+	if admin {
 		text += ", admin"
 	}
 	if len(joined) > 0 {
 		text += ", in " + strings.Join(joined, " ")
 	}
-	h.reply(s, req.ID, &Event{Cmd: "whois", User: u.name, Admin: u.admin(), Sessions: len(u.sessions),
+	h.reply(s, req.ID, &Event{Cmd: "whois", User: u.name, Admin: admin, Sessions: len(u.sessions),
 		Since: formatTime(u.since), Joined: joined, Text: text})
 	h.ack(s, req.ID, 0)
 }
@@ -217,7 +220,7 @@ func (h *Hub) cmdMOTD(s *session, req *Request) {
 		h.ack(s, req.ID, 0)
 		return
 	}
-	if !s.admin {
+	if !h.isAdmin(s) {
 		h.fail(s, req.ID, CodeForbidden, "only admins can set the message of the day")
 		return
 	}
@@ -241,8 +244,9 @@ func (h *Hub) cmdHelp(s *session, req *Request) {
 		}
 		cmds = []CommandInfo{c}
 	} else {
+		admin := h.isAdmin(s)
 		for _, c := range commandTable {
-			if !c.Admin || s.admin {
+			if !c.Admin || admin {
 				cmds = append(cmds, c)
 			}
 		}

@@ -43,8 +43,42 @@ func (h *Hub) attach(s *session) bool {
 		})
 		return true
 	}
-	h.log.Info("chat: session attached", "user", s.name, "session", s.id, "admin", s.admin)
+	a := h.accounts[s.name]
+	if a != nil && h.cfg.maxSessions > 0 && a.live >= h.cfg.maxSessions {
+		s.refused = true
+		h.end(s, ending{
+			final: &Event{Type: TypeError, Code: CodeSessionLimit,
+				Text: fmt.Sprintf("%s already has %d session(s), the most allowed; end one first", s.name, a.live)},
+			log:    "session limit",
+			result: ErrSessionLimit,
+		})
+		return true
+	}
+	if a == nil {
+		a = &account{bucket: bucket{burst: h.cfg.floodBurst, rate: h.cfg.floodRate, tokens: h.cfg.floodBurst}}
+		h.accounts[s.name] = a
+	}
+	a.live++
+	a.refs++
+	s.acct, s.live = a, true
+	h.log.Info("chat: session attached", "user", s.name, "session", s.id, "admin", h.isAdmin(s))
 	return true
+}
+
+// isAdmin asks, now, whether s's account may moderate.
+func (h *Hub) isAdmin(s *session) bool {
+	if h.isAdminFunc != nil {
+		return h.isAdminFunc(s.name)
+	}
+	return s.admin
+}
+
+// userIsAdmin is isAdmin for a logged-in user.
+func (h *Hub) userIsAdmin(u *user) bool {
+	if h.isAdminFunc != nil {
+		return h.isAdminFunc(u.name)
+	}
+	return slices.ContainsFunc(u.sessions, func(s *session) bool { return s.admin })
 }
 
 // end stops a session: its last notice is queued, its writer told to
@@ -54,6 +88,10 @@ func (h *Hub) end(s *session, e ending) {
 		return
 	}
 	s.ending = true
+	if s.live {
+		s.acct.live--
+		s.live = false
+	}
 	if s.result == nil {
 		s.result = e.result
 	}
@@ -79,6 +117,12 @@ func (h *Hub) end(s *session, e ending) {
 // gone forgets a session whose Serve call is returning.
 func (h *Hub) gone(s *session) {
 	delete(h.sessions, s)
+	if s.acct != nil {
+		if s.acct.refs--; s.acct.refs == 0 {
+			delete(h.accounts, s.name)
+		}
+		s.acct = nil
+	}
 	if s.flushTimer != nil {
 		s.flushTimer.Stop()
 	}
@@ -170,12 +214,81 @@ func (h *Hub) newMsg(kind, room, from, to, text string) *Event {
 // broadcast appends e to r's order: history, then every member's queue.
 func (h *Hub) broadcast(r *room, e *Event) {
 	b := h.encode(e)
-	if e.Kind == KindMsg || e.Kind == KindMe || e.Kind == KindTopic {
-		r.history.push(e)
+	if b != nil && (e.Kind == KindMsg || e.Kind == KindMe || e.Kind == KindTopic) {
+		h.keep(r, e, len(b)+histEntryOverhead)
 	}
 	r.lastActive = h.now
 	for _, s := range r.sessions() {
 		h.send(s, b)
+	}
+}
+
+// keep adds e to r's history, then drops the oldest events until the
+// room's count and byte budget and the server-wide byte budget hold.
+func (h *Hub) keep(r *room, e *Event, cost int) {
+	if h.cfg.historySize == 0 ||
+		h.cfg.historyRoomBytes > 0 && cost > h.cfg.historyRoomBytes ||
+		h.cfg.historyBytes > 0 && cost > h.cfg.historyBytes {
+		return
+	}
+	// In steady state every kept event forgets one: reuse its entry.
+	x := h.spareEntry
+	if x != nil {
+		h.spareEntry = nil
+	} else {
+		x = new(histEntry)
+	}
+	*x = histEntry{e: e, cost: cost, room: r, prev: r.history.newest, older: h.histNewest}
+	if x.prev != nil {
+		x.prev.next = x
+	} else {
+		r.history.oldest = x
+	}
+	r.history.newest = x
+	if x.older != nil {
+		x.older.newer = x
+	} else {
+		h.histOldest = x
+	}
+	h.histNewest = x
+	r.history.n++
+	r.history.bytes += cost
+	h.histBytes += cost
+	for r.history.n > h.cfg.historySize || h.cfg.historyRoomBytes > 0 && r.history.bytes > h.cfg.historyRoomBytes {
+		h.forget(r.history.oldest)
+	}
+	for h.cfg.historyBytes > 0 && h.histBytes > h.cfg.historyBytes {
+		h.forget(h.histOldest)
+	}
+}
+
+// forget drops x, the oldest event of its room, and the room itself if
+// nothing else keeps it.
+func (h *Hub) forget(x *histEntry) {
+	r := x.room
+	r.history.oldest = x.next
+	if x.next != nil {
+		x.next.prev = nil
+	} else {
+		r.history.newest = nil
+	}
+	if x.older != nil {
+		x.older.newer = x.newer
+	} else {
+		h.histOldest = x.newer
+	}
+	if x.newer != nil {
+		x.newer.older = x.older
+	} else {
+		h.histNewest = x.older
+	}
+	r.history.n--
+	r.history.bytes -= x.cost
+	h.histBytes -= x.cost
+	*x = histEntry{}
+	h.spareEntry = x
+	if r.history.n == 0 {
+		h.maybeDeleteRoom(r)
 	}
 }
 
@@ -294,7 +407,7 @@ func (h *Hub) hello(s *session, req *Request) {
 		}
 	}
 
-	w := &Event{Type: TypeWelcome, ID: req.ID, V: min(req.V, Version), User: u.name, Admin: s.admin, MOTD: h.motd,
+	w := &Event{Type: TypeWelcome, ID: req.ID, V: min(req.V, Version), User: u.name, Admin: h.isAdmin(s), MOTD: h.motd,
 		Limits: &Limits{Text: MaxText, Topic: MaxTopic, History: h.cfg.historyReplay, Ping: int(h.cfg.pingInterval / time.Second)}}
 	if h.cfg.floodRate >= 0 {
 		w.Limits.Burst, w.Limits.Rate = int(h.cfg.floodBurst), h.cfg.floodRate
@@ -329,7 +442,7 @@ func (h *Hub) addMember(u *user, name string) (*room, bool, *Error) {
 		if len(h.rooms) >= h.cfg.maxRooms && !h.evictRoom() {
 			return nil, false, errorf(CodeRoomLimit, "the server has %d rooms, the most allowed", h.cfg.maxRooms)
 		}
-		r = newRoom(name, h.cfg.historySize, h.now)
+		r = newRoom(name, h.now)
 		h.rooms[name] = r
 	}
 	r.members[u] = struct{}{}
@@ -351,12 +464,15 @@ func (h *Hub) evictRoom() bool {
 		return false
 	}
 	delete(h.rooms, oldest.name)
+	for oldest.history.n > 0 {
+		h.forget(oldest.history.oldest)
+	}
 	return true
 }
 
 // maybeDeleteRoom forgets an empty room that has nothing worth keeping.
 func (h *Hub) maybeDeleteRoom(r *room) {
-	if len(r.members) == 0 && r.history.len() == 0 && r.topic == "" && r.name != h.cfg.defaultRoom {
+	if len(r.members) == 0 && r.history.len() == 0 && r.topic == "" && r.name != h.cfg.defaultRoom && h.rooms[r.name] == r {
 		delete(h.rooms, r.name)
 	}
 }

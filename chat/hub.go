@@ -39,8 +39,10 @@ type Conn interface {
 
 // Identity is who a session belongs to, as the server glue authenticated it.
 type Identity struct {
-	User  string // account name, [a-z0-9_.-]{1,32}
-	Admin bool   // may use the moderation commands
+	User string // account name, [a-z0-9_.-]{1,32}
+	// Admin says the account could moderate at login. It is used only when
+	// Config.IsAdmin is nil; otherwise the hub asks IsAdmin each time.
+	Admin bool
 }
 
 var (
@@ -52,6 +54,10 @@ var (
 	// ErrDisconnected is wrapped by the error Serve returns when the hub
 	// ended the session: kick, ban, Disconnect, slow consumer, ping timeout.
 	ErrDisconnected = errors.New("chat: disconnected by the server")
+	// ErrSessionLimit is returned by Serve for a session refused because
+	// its account had Config.MaxSessionsPerUser sessions already; the
+	// client got an error event with code "session_limit" first.
+	ErrSessionLimit = errors.New("chat: too many sessions for the account")
 )
 
 // Config configures a Hub. The zero value is usable; zero fields take the
@@ -73,13 +79,36 @@ type Config struct {
 	// Negative: none.
 	HistoryReplay int
 
-	// FloodBurst and FloodRate shape the per-session token bucket: FloodBurst
-	// requests at once (5), refilled at FloodRate per second (2). This is
-	// ergo's fakelag default ("burst 5, then 2 messages per 1 s window") as a
-	// bucket; refilling from empty takes 2.5 s, close to fakelag's 2 s
-	// cooldown. A negative FloodRate turns the limit off.
+	// HistoryRoomBytes bounds the memory one room's history may take:
+	// 1 MiB. HistoryBytes bounds all rooms' history together: 64 MiB. Each
+	// kept event is charged its encoded size plus the hub's bookkeeping
+	// (about 500 bytes). Past either budget the oldest events are dropped:
+	// the room's own, or the server's oldest anywhere. Negative: no budget.
+	// (Without them 1000 rooms of 500 messages of 4 KiB could hold 2 GiB.)
+	HistoryRoomBytes int
+	HistoryBytes     int
+
+	// FloodBurst and FloodRate shape the token bucket that all sessions of
+	// one account share: FloodBurst requests at once (5), refilled at
+	// FloodRate per second (2). This is ergo's fakelag default ("burst 5,
+	// then 2 messages per 1 s window") as a bucket; refilling from empty
+	// takes 2.5 s, close to fakelag's 2 s cooldown. Sharing it means more
+	// sessions do not buy an account more requests. A negative FloodRate
+	// turns the limit off.
 	FloodBurst int
 	FloodRate  float64
+
+	// MaxSessionsPerUser bounds the sessions one account may have at once:
+	// 10, as many IRC servers bound clients per user. One more is refused
+	// with error "session_limit". Negative: no bound.
+	MaxSessionsPerUser int
+
+	// IsAdmin reports whether user may use the moderation commands now.
+	// The hub asks it at every admin command (and for welcome, whois and
+	// help), so a role taken away applies to sessions already logged in.
+	// It runs on the hub's loop: it must be quick, must not block and must
+	// not call the Hub. Nil: Identity.Admin, as given at login.
+	IsAdmin func(user string) bool
 
 	// SendQueue is how many events may wait for a session's writer: 512.
 	// A session's own requests stop being read while its queue is more
@@ -96,9 +125,13 @@ type Config struct {
 
 	// PingInterval is how long a session may be silent before the server
 	// pings it: 30 s. A session silent for PingInterval+PingTimeout (30 s)
-	// is disconnected; one that has not said hello within PingTimeout too.
+	// is disconnected.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
+	// HelloTimeout is how long a new session may take to send hello before
+	// it is disconnected: 30 s. It is separate from the keepalive, so that
+	// a long ping interval does not let idle unnamed sessions linger.
+	HelloTimeout time.Duration
 
 	// MaxRooms bounds the number of rooms: 1000.
 	MaxRooms int
@@ -111,33 +144,41 @@ const maxRoomsPerUser = 50
 const maxBatch = 64
 
 type config struct {
-	defaultRoom   string
-	historySize   int
-	historyReplay int
-	floodBurst    float64
-	floodRate     float64 // < 0: unlimited
-	queue         int
-	slow          time.Duration
-	flush         time.Duration
-	pingInterval  time.Duration
-	pingTimeout   time.Duration
-	maxRooms      int
-	tick          time.Duration
+	defaultRoom      string
+	historySize      int
+	historyReplay    int
+	historyRoomBytes int // 0: no budget
+	historyBytes     int // 0: no budget
+	floodBurst       float64
+	floodRate        float64 // < 0: unlimited
+	maxSessions      int     // 0: no bound
+	queue            int
+	slow             time.Duration
+	flush            time.Duration
+	pingInterval     time.Duration
+	pingTimeout      time.Duration
+	hello            time.Duration
+	maxRooms         int
+	tick             time.Duration
 }
 
 func (c *Config) resolve() config {
 	r := config{
-		defaultRoom:   "#general",
-		historySize:   500,
-		historyReplay: 50,
-		floodBurst:    5,
-		floodRate:     2,
-		queue:         512,
-		slow:          10 * time.Second,
-		flush:         2 * time.Second,
-		pingInterval:  30 * time.Second,
-		pingTimeout:   30 * time.Second,
-		maxRooms:      1000,
+		defaultRoom:      "#general",
+		historySize:      500,
+		historyReplay:    50,
+		historyRoomBytes: 1 << 20,
+		historyBytes:     64 << 20,
+		floodBurst:       5,
+		floodRate:        2,
+		maxSessions:      10,
+		queue:            512,
+		slow:             10 * time.Second,
+		flush:            2 * time.Second,
+		pingInterval:     30 * time.Second,
+		pingTimeout:      30 * time.Second,
+		hello:            30 * time.Second,
+		maxRooms:         1000,
 	}
 	if c.DefaultRoom != "" {
 		r.defaultRoom = foldName(c.DefaultRoom)
@@ -151,6 +192,9 @@ func (c *Config) resolve() config {
 	}
 	set(&r.historySize, c.HistorySize)
 	set(&r.historyReplay, c.HistoryReplay)
+	set(&r.historyRoomBytes, c.HistoryRoomBytes)
+	set(&r.historyBytes, c.HistoryBytes)
+	set(&r.maxSessions, c.MaxSessionsPerUser)
 	if r.historyReplay > r.historySize {
 		r.historyReplay = r.historySize
 	}
@@ -175,12 +219,13 @@ func (c *Config) resolve() config {
 	setDur(&r.flush, c.FlushTimeout)
 	setDur(&r.pingInterval, c.PingInterval)
 	setDur(&r.pingTimeout, c.PingTimeout)
+	setDur(&r.hello, c.HelloTimeout)
 	if c.MaxRooms > 0 {
 		r.maxRooms = c.MaxRooms
 	}
 	// The housekeeping tick decides how late a timeout may fire: at most a
 	// quarter of the shortest one.
-	r.tick = min(r.slow, r.pingInterval, r.pingTimeout) / 4
+	r.tick = min(r.slow, r.pingInterval, r.pingTimeout, r.hello) / 4
 	r.tick = max(r.tick, time.Millisecond)
 	return r
 }
@@ -190,8 +235,9 @@ func (c *Config) resolve() config {
 // shared between sessions. The loop never blocks on a session: it hands
 // encoded events to per-session bounded queues.
 type Hub struct {
-	cfg config
-	log *slog.Logger
+	cfg         config
+	log         *slog.Logger
+	isAdminFunc func(user string) bool
 
 	in       chan inbound // requests read by the sessions' readers
 	ops      chan op      // everything else, run on the loop
@@ -204,7 +250,8 @@ type Hub struct {
 	// Owned by the loop goroutine.
 	now      time.Time
 	sessions map[*session]struct{}
-	users    map[string]*user // users with a logged-in session
+	users    map[string]*user    // users with a logged-in session
+	accounts map[string]*account // accounts with an attached session
 	rooms    map[string]*room
 	bans     map[string]restriction
 	mutes    map[string]restriction
@@ -213,8 +260,12 @@ type Hub struct {
 	shutting bool
 	drained  chan struct{} // closed once shutting and no session is left
 	stats    Stats
-	encBuf   bytes.Buffer
-	enc      *json.Encoder
+	// Every room's history, oldest first, and what it is charged.
+	histOldest, histNewest *histEntry
+	histBytes              int
+	spareEntry             *histEntry // forgotten, for keep to reuse
+	encBuf                 bytes.Buffer
+	enc                    *json.Encoder
 }
 
 type op struct {
@@ -241,6 +292,7 @@ type Stats struct {
 	Sessions        int    // attached sessions
 	Users           int    // users with a logged-in session
 	Rooms           int    // rooms
+	HistoryBytes    int    // charged to the rooms' history (Config.HistoryBytes)
 	Messages        uint64 // msg events created (rooms, DMs, notices)
 	Delivered       uint64 // events queued to sessions
 	Dropped         uint64 // events dropped because a session's queue was full
@@ -257,19 +309,21 @@ func NewHub(cfg *Config) *Hub {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{
-		cfg:      cfg.resolve(),
-		log:      log,
-		in:       make(chan inbound, 256),
-		ops:      make(chan op),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-		sessions: make(map[*session]struct{}),
-		users:    make(map[string]*user),
-		rooms:    make(map[string]*room),
-		bans:     make(map[string]restriction),
-		mutes:    make(map[string]restriction),
-		motd:     clampMOTD(cfg.MOTD),
-		drained:  make(chan struct{}),
+		cfg:         cfg.resolve(),
+		log:         log,
+		isAdminFunc: cfg.IsAdmin,
+		accounts:    make(map[string]*account),
+		in:          make(chan inbound, 256),
+		ops:         make(chan op),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+		sessions:    make(map[*session]struct{}),
+		users:       make(map[string]*user),
+		rooms:       make(map[string]*room),
+		bans:        make(map[string]restriction),
+		mutes:       make(map[string]restriction),
+		motd:        clampMOTD(cfg.MOTD),
+		drained:     make(chan struct{}),
 	}
 	h.enc = json.NewEncoder(&h.encBuf)
 	h.enc.SetEscapeHTML(false)
@@ -349,6 +403,20 @@ func (h *Hub) Disconnect(user, reason string) int {
 	return n
 }
 
+// Notify sends a notice to every logged-in session of user and returns
+// how many it reached.
+func (h *Hub) Notify(user, text string) int {
+	n := 0
+	text = clampMOTD(text)
+	h.call(func() {
+		if u := h.users[foldName(user)]; u != nil {
+			n = len(u.sessions)
+			h.tell(u.name, text)
+		}
+	})
+	return n
+}
+
 // SetMOTD replaces the message of the day shown at login.
 func (h *Hub) SetMOTD(text string) {
 	text = clampMOTD(text)
@@ -363,6 +431,7 @@ func (h *Hub) Stats() Stats {
 		st.Sessions = len(h.sessions)
 		st.Users = len(h.users)
 		st.Rooms = len(h.rooms)
+		st.HistoryBytes = h.histBytes
 	})
 	return st
 }
@@ -484,7 +553,7 @@ func (h *Hub) tick() {
 				continue
 			}
 		}
-		if !s.loggedIn && now.Sub(s.attachedAt) >= h.cfg.pingTimeout {
+		if !s.loggedIn && now.Sub(s.attachedAt) >= h.cfg.hello {
 			h.end(s, ending{notice: "disconnected: no hello", log: "no hello",
 				result: fmt.Errorf("%w: no hello", ErrDisconnected)})
 			continue

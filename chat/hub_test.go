@@ -376,18 +376,18 @@ func TestFloodLimitTokenBucket(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hs := newHarness(t, nil) // defaults: burst 5, 2 per second
 		alice := hs.login("alice", false)
-		// hello took one token.
+		// The first hello is free (the login paid for it).
 		alice.take()
 		var ids []string
-		for i := range 6 {
+		for i := range 7 {
 			ids = append(ids, alice.say("#general", fmt.Sprint(i)))
 		}
 		synctest.Wait()
 		evs := alice.take()
-		for _, id := range ids[:4] {
+		for _, id := range ids[:5] {
 			mustAck(t, evs, id)
 		}
-		for _, id := range ids[4:] {
+		for _, id := range ids[5:] {
 			e := mustFail(t, evs, id, CodeFlood)
 			if e.RetryMS <= 0 || e.RetryMS > 500 {
 				t.Errorf("retry_ms = %d, want (0, 500]", e.RetryMS)
@@ -412,6 +412,150 @@ func TestFloodLimitTokenBucket(t *testing.T) {
 			mustAck(t, evs, id)
 		}
 		mustFail(t, evs, ids[5], CodeFlood)
+	})
+}
+
+// TestFloodBucketSharedByAccount checks that more sessions do not buy an
+// account more requests: its sessions draw on one bucket, other accounts
+// on their own.
+func TestFloodBucketSharedByAccount(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hs := newHarness(t, nil) // defaults: burst 5, 2 per second
+		a1 := hs.login("alice", false)
+		a2 := hs.login("alice", false)
+		bob := hs.login("bob", false)
+		var ids1, ids2, bobIDs []string
+		for i := range 3 {
+			ids1 = append(ids1, a1.say("#general", fmt.Sprint("one ", i)))
+			ids2 = append(ids2, a2.say("#general", fmt.Sprint("two ", i)))
+		}
+		for i := range 5 {
+			bobIDs = append(bobIDs, bob.say("#general", fmt.Sprint("bob ", i)))
+		}
+		synctest.Wait()
+		acks, floods := 0, 0
+		for _, c := range []struct {
+			cl  *client
+			ids []string
+		}{{a1, ids1}, {a2, ids2}} {
+			evs := c.cl.all()
+			for _, id := range c.ids {
+				switch e := answer(t, evs, id); {
+				case e.Type == TypeAck:
+					acks++
+				case e.Code == CodeFlood:
+					floods++
+				default:
+					t.Errorf("%s: %s %s", id, e.Code, e.Text)
+				}
+			}
+		}
+		if acks != 5 || floods != 1 {
+			t.Errorf("alice's two sessions got %d acks and %d flood errors for 6 requests; want 5 and 1 (one bucket of 5)", acks, floods)
+		}
+		evs := bob.all()
+		for _, id := range bobIDs {
+			mustAck(t, evs, id)
+		}
+	})
+}
+
+// TestSessionsPerAccountCapped checks MaxSessionsPerUser: one session
+// over the cap is refused with session_limit, other accounts are not
+// affected, and a slot freed by a session that ended can be used again.
+func TestSessionsPerAccountCapped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hs := newHarness(t, &Config{MaxSessionsPerUser: 2})
+		a1 := hs.login("alice", false)
+		hs.login("alice", false)
+		a3 := hs.connect("alice", false) // counted before its hello
+		synctest.Wait()
+		if !a3.ended() || !errors.Is(a3.err, ErrSessionLimit) {
+			t.Fatalf("third session: ended=%v err=%v, want ErrSessionLimit", a3.ended(), a3.err)
+		}
+		if evs := a3.all(); len(evs) != 1 || evs[0].Type != TypeError || evs[0].Code != CodeSessionLimit ||
+			!strings.Contains(evs[0].Text, "2 session(s)") {
+			t.Errorf("the refused session wants one session_limit error: %s", dump(evs))
+		}
+		if bob := hs.login("bob", false); len(ofType(bob.all(), TypeWelcome)) != 1 {
+			t.Errorf("another account is not limited by alice's sessions: %s", dump(bob.all()))
+		}
+		a1.hangup()
+		<-a1.done
+		if a4 := hs.login("alice", false); len(ofType(a4.all(), TypeWelcome)) != 1 {
+			t.Errorf("a slot freed by an ended session must be usable: %s", dump(a4.all()))
+		}
+		if st := hs.h.Stats(); st.Sessions != 3 {
+			t.Errorf("sessions = %d, want 3", st.Sessions)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		hs := newHarness(t, nil) // default: 10
+		for i := range 10 {
+			if c := hs.login("alice", false); len(ofType(c.all(), TypeWelcome)) != 1 {
+				t.Fatalf("session %d of 10 refused: %s", i+1, dump(c.all()))
+			}
+		}
+		if c := hs.login("alice", false); !c.ended() || !errors.Is(c.err, ErrSessionLimit) {
+			t.Errorf("session 11: ended=%v err=%v, want ErrSessionLimit (default cap 10)", c.ended(), c.err)
+		}
+	})
+}
+
+// TestAdminRoleAskedAtEachCommand checks that the hub asks Config.IsAdmin
+// at every admin command instead of trusting the role at login: a role
+// taken away applies at once to a session already logged in.
+func TestAdminRoleAskedAtEachCommand(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		admins := map[string]bool{"root": true}
+		hs := newHarness(t, &Config{FloodRate: -1, IsAdmin: func(user string) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return admins[user]
+		}})
+		root := hs.login("root", true)
+		bob := hs.login("bob", false)
+		if w := ofType(root.take(), TypeWelcome); len(w) != 1 || !w[0].Admin {
+			t.Fatalf("welcome.admin for an admin: %s", dump(w))
+		}
+		mute := root.line("/mute bob", "#general")
+		synctest.Wait()
+		mustAck(t, root.take(), mute)
+
+		mu.Lock()
+		delete(admins, "root")
+		admins["bob"] = true
+		mu.Unlock()
+		var ids []string
+		for _, l := range []string{"/kick bob", "/ban bob 1h", "/unmute bob", "/bans", "/motd new motd"} {
+			ids = append(ids, root.line(l, "#general"))
+		}
+		whois, help := root.line("/whois root", "#general"), root.line("/help", "#general")
+		synctest.Wait()
+		evs := root.take()
+		for _, id := range ids {
+			mustFail(t, evs, id, CodeForbidden)
+		}
+		for _, r := range ofType(evs, TypeReply) {
+			if r.ID == whois && r.Admin {
+				t.Errorf("whois still shows root as admin")
+			}
+			if r.ID == help {
+				for _, c := range r.Commands {
+					if c.Admin {
+						t.Errorf("help for a former admin lists %s", c.Name)
+					}
+				}
+			}
+		}
+		if bob.ended() {
+			t.Fatalf("a former admin's kick or ban took effect: %v", bob.err)
+		}
+		// Promoted after login: bob's session gains the commands.
+		bans := bob.line("/bans", "#general")
+		synctest.Wait()
+		mustAck(t, bob.take(), bans)
 	})
 }
 
@@ -905,7 +1049,7 @@ func TestVersionTooOld(t *testing.T) {
 
 func TestPingKeepaliveAndTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hs := newHarness(t, &Config{PingInterval: 10 * time.Second, PingTimeout: 5 * time.Second})
+		hs := newHarness(t, &Config{PingInterval: 10 * time.Second, PingTimeout: 5 * time.Second, HelloTimeout: 10 * time.Second})
 		alive := hs.login("alive", false)
 		dead := hs.connect("dead", false)
 		dead.conn.autoPong.Store(false)
@@ -920,7 +1064,7 @@ func TestPingKeepaliveAndTimeout(t *testing.T) {
 			t.Fatalf("idle session wants a ping: %s", dump(dead.all()))
 		}
 		if !silent.ended() || !errors.Is(silent.err, ErrDisconnected) {
-			t.Errorf("no hello within PingTimeout must disconnect: %v", silent.err)
+			t.Errorf("no hello within HelloTimeout must disconnect: %v", silent.err)
 		}
 		// Bound: interval + timeout + one tick (5s/4).
 		time.Sleep(5*time.Second + 5*time.Second/4)
@@ -933,6 +1077,36 @@ func TestPingKeepaliveAndTimeout(t *testing.T) {
 		}
 		if n := len(ofType(alive.all(), TypePing)); n < 4 {
 			t.Errorf("alive got %d pings in 76s", n)
+		}
+	})
+}
+
+// TestHelloDeadlineIndependentOfPing checks that the keepalive settings
+// do not move the hello deadline: short pings leave it at its 30 s default,
+// and long pings do not stretch a short HelloTimeout.
+func TestHelloDeadlineIndependentOfPing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hs := newHarness(t, &Config{PingInterval: 2 * time.Second, PingTimeout: 2 * time.Second})
+		silent := hs.connect("silent", false)
+		time.Sleep(20 * time.Second)
+		synctest.Wait()
+		if silent.ended() {
+			t.Fatalf("a 2 s ping timeout ended a session after 20 s without hello: %v (the default hello deadline is 30 s)", silent.err)
+		}
+		time.Sleep(10*time.Second + time.Second) // + a tick of the housekeeping
+		synctest.Wait()
+		if !silent.ended() || !errors.Is(silent.err, ErrDisconnected) {
+			t.Errorf("no hello within 30 s must disconnect: ended=%v err=%v", silent.ended(), silent.err)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		hs := newHarness(t, &Config{PingInterval: time.Hour, PingTimeout: time.Hour, HelloTimeout: 3 * time.Second})
+		silent := hs.connect("silent", false)
+		time.Sleep(3*time.Second + time.Second)
+		synctest.Wait()
+		if !silent.ended() || !errors.Is(silent.err, ErrDisconnected) {
+			t.Errorf("no hello within HelloTimeout (3 s) must disconnect even with hour-long pings: ended=%v err=%v",
+				silent.ended(), silent.err)
 		}
 	})
 }

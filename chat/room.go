@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // user is an account with at least one logged-in session. Room membership
@@ -20,29 +21,19 @@ func (u *user) sortedRooms() []*room {
 	return slices.SortedFunc(maps.Keys(u.rooms), func(a, b *room) int { return strings.Compare(a.name, b.name) })
 }
 
-func (u *user) admin() bool {
-	for _, s := range u.sessions {
-		if s.admin {
-			return true
-		}
-	}
-	return false
-}
-
 type room struct {
 	name       string
 	topic      string
 	members    map[*user]struct{}
 	fanout     []*session // sessions of the members; nil when stale
-	history    ring
+	history    history
 	lastActive time.Time
 }
 
-func newRoom(name string, historySize int, now time.Time) *room {
+func newRoom(name string, now time.Time) *room {
 	return &room{
 		name:       name,
 		members:    make(map[*user]struct{}),
-		history:    ring{size: historySize},
 		lastActive: now,
 	}
 }
@@ -72,33 +63,47 @@ func (r *room) memberNames() []string {
 	return names
 }
 
-// ring keeps the last size events of a room, oldest first.
-type ring struct {
-	size int
-	buf  []*Event
-	head int // index of the oldest event once buf is full
+// history is what a room keeps of its past: events oldest first, with
+// their count and the bytes charged for them. The hub's keep and forget
+// change it, because each entry is also on the hub's server-wide list.
+type history struct {
+	oldest, newest *histEntry
+	n, bytes       int
 }
 
-func (r *ring) push(e *Event) {
-	if r.size == 0 {
-		return
-	}
-	if len(r.buf) < r.size {
-		r.buf = append(r.buf, e)
-		return
-	}
-	r.buf[r.head] = e
-	r.head = (r.head + 1) % r.size
+// histEntry is one kept event. Entries are linked twice: within their room
+// (prev and next, oldest first) and across all rooms in the order they were
+// kept (older and newer), so that the server-wide budget can drop the
+// oldest message anywhere in constant time. Each room's events are kept in
+// the server-wide order, so the server-wide oldest is also the oldest of
+// its room.
+type histEntry struct {
+	e            *Event
+	cost         int
+	room         *room
+	prev, next   *histEntry
+	older, newer *histEntry
 }
 
-func (r *ring) len() int { return len(r.buf) }
+// histEntryOverhead is charged to every kept event on top of its encoded
+// size: the Event and the entry themselves.
+const histEntryOverhead = int(unsafe.Sizeof(Event{}) + unsafe.Sizeof(histEntry{}))
+
+func (h *history) len() int { return h.n }
 
 // last returns the newest n events, oldest first.
-func (r *ring) last(n int) []*Event {
-	n = min(n, len(r.buf))
+func (h *history) last(n int) []*Event {
+	n = min(n, h.n)
+	if n <= 0 {
+		return nil
+	}
+	x := h.newest
+	for range n - 1 {
+		x = x.prev
+	}
 	out := make([]*Event, 0, n)
-	for i := len(r.buf) - n; i < len(r.buf); i++ {
-		out = append(out, r.buf[(r.head+i)%len(r.buf)])
+	for ; x != nil; x = x.next {
+		out = append(out, x.e)
 	}
 	return out
 }

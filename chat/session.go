@@ -25,9 +25,12 @@ type session struct {
 	writerDone chan struct{}
 	closeOnce  sync.Once
 
-	bucket bucket // the reader's
+	// acct is shared with the account's other sessions; set by attach
+	// before the reader starts, cleared by gone after it stopped.
+	acct *account
 
 	// Owned by the loop.
+	live         bool // counted in acct.live
 	user         *user
 	loggedIn     bool
 	refused      bool  // attached only to send a refusal
@@ -53,7 +56,6 @@ func (h *Hub) newSession(c Conn, id Identity) *session {
 		drained:    make(chan struct{}, 1),
 		end:        make(chan struct{}),
 		writerDone: make(chan struct{}),
-		bucket:     bucket{burst: h.cfg.floodBurst, rate: h.cfg.floodRate, tokens: h.cfg.floodBurst},
 	}
 	s.out.init()
 	return s
@@ -62,6 +64,7 @@ func (h *Hub) newSession(c Conn, id Identity) *session {
 // readLoop passes the client's requests to the loop until ReadMessage
 // fails. The flood limit is applied here, before the loop sees a request.
 func (s *session) readLoop() error {
+	helloSeen := false
 	for {
 		// Backpressure: a client that sends faster than it reads its own
 		// answers waits here (and so, through the transport, in its own
@@ -80,8 +83,15 @@ func (s *session) readLoop() error {
 			return err
 		}
 		req, derr := DecodeRequest(p)
-		if req == nil || req.Type != TypePong {
-			if ok, wait := s.bucket.take(time.Now()); !ok {
+		// A pong answers the server; the first hello is paid for by the
+		// login, which costs far more. Without that exemption the sessions
+		// of an account starting together would eat its shared bucket.
+		free := req != nil && (req.Type == TypePong || req.Type == TypeHello && !helloSeen)
+		if req != nil && req.Type == TypeHello {
+			helloSeen = true
+		}
+		if !free {
+			if ok, wait := s.acct.take(time.Now()); !ok {
 				derr = &floodError{wait: wait}
 			}
 		}
@@ -230,6 +240,25 @@ func (s *session) poke() {
 
 func (s *session) closeConn() {
 	s.closeOnce.Do(func() { _ = s.conn.Close() })
+}
+
+// account is what the sessions of one account share while any of them is
+// attached. The loop owns the counts; the bucket is taken by the sessions'
+// readers, under mu. It is forgotten when the last session is gone, so a
+// new login starts with a full bucket, but logins cost a handshake and a
+// password hash each, and are limited on their own.
+type account struct {
+	live int // attached sessions not yet ending: what MaxSessionsPerUser bounds
+	refs int // attached sessions, ending or not
+
+	mu     sync.Mutex
+	bucket bucket
+}
+
+func (a *account) take(now time.Time) (bool, time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.bucket.take(now)
 }
 
 // bucket is a token bucket: burst tokens at most, refilled at rate per

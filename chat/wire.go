@@ -75,6 +75,7 @@ const (
 	CodeUnsupported    = "unsupported"     // e.g. /nick: names are accounts
 	CodeBanned         = "banned"          // login refused, or banned now; the server closes
 	CodeKicked         = "kicked"          // an admin ended this session; the server closes
+	CodeSessionLimit   = "session_limit"   // login refused: the account has too many sessions; the server closes
 )
 
 // Error is a chat-layer error: what an error event carries.

@@ -207,27 +207,100 @@ func TestChunk(t *testing.T) {
 	}
 }
 
-func TestRing(t *testing.T) {
-	r := ring{size: 3}
-	if got := r.last(5); len(got) != 0 {
-		t.Fatalf("empty ring returned %d", len(got))
+// bareHub is a Hub without its loop, for the bookkeeping that runs on it.
+func bareHub(cfg *Config) *Hub {
+	return &Hub{cfg: cfg.resolve(), rooms: make(map[string]*room)}
+}
+
+func mids(evs []*Event) []uint64 {
+	var out []uint64
+	for _, e := range evs {
+		out = append(out, e.MID)
+	}
+	return out
+}
+
+func TestHistoryKeepsNewest(t *testing.T) {
+	h := bareHub(&Config{HistorySize: 3})
+	r := newRoom("#a", time.Time{})
+	h.rooms[r.name] = r
+	if got := r.history.last(5); len(got) != 0 {
+		t.Fatalf("empty history returned %d", len(got))
 	}
 	for i := 1; i <= 5; i++ {
-		r.push(&Event{MID: uint64(i)})
+		h.keep(r, &Event{MID: uint64(i)}, 100)
 	}
-	var mids []uint64
-	for _, e := range r.last(5) {
-		mids = append(mids, e.MID)
+	if got := mids(r.history.last(5)); !reflect.DeepEqual(got, []uint64{3, 4, 5}) {
+		t.Errorf("last = %v", got)
 	}
-	if !reflect.DeepEqual(mids, []uint64{3, 4, 5}) {
-		t.Errorf("last = %v", mids)
+	if got := mids(r.history.last(1)); !reflect.DeepEqual(got, []uint64{5}) {
+		t.Errorf("last(1) = %v", got)
 	}
-	if e := r.last(1); len(e) != 1 || e[0].MID != 5 {
-		t.Errorf("last(1) = %v", e)
+	if r.history.bytes != 300 || h.histBytes != 300 {
+		t.Errorf("charged %d to the room and %d in all, want 300", r.history.bytes, h.histBytes)
 	}
-	none := ring{}
-	none.push(&Event{})
-	if none.len() != 0 {
-		t.Errorf("size 0 ring kept an event")
+
+	none := bareHub(&Config{HistorySize: -1})
+	r = newRoom("#a", time.Time{})
+	none.keep(r, &Event{}, 100)
+	if r.history.len() != 0 || none.histBytes != 0 {
+		t.Errorf("a hub without history kept an event")
+	}
+}
+
+// TestHistoryByteBudgets checks both budgets: a room's history stays
+// within its own, dropping its oldest, and all rooms together within the
+// server's, dropping the oldest anywhere (and a room that keeps nothing
+// else with it).
+func TestHistoryByteBudgets(t *testing.T) {
+	h := bareHub(&Config{HistorySize: 100, HistoryRoomBytes: 1000, HistoryBytes: 2500})
+	a, b, c := newRoom("#a", time.Time{}), newRoom("#b", time.Time{}), newRoom("#c", time.Time{})
+	for _, r := range []*room{a, b, c} {
+		h.rooms[r.name] = r
+	}
+	mid := uint64(0)
+	keep := func(r *room, cost int) {
+		mid++
+		h.keep(r, &Event{MID: mid}, cost)
+	}
+	for range 5 {
+		keep(a, 300) // mids 1-5: a keeps 3, 4, 5 (900 bytes)
+	}
+	if got := mids(a.history.last(10)); !reflect.DeepEqual(got, []uint64{3, 4, 5}) || a.history.bytes != 900 {
+		t.Fatalf("room budget: kept %v (%d bytes), want [3 4 5] in 900", got, a.history.bytes)
+	}
+	keep(b, 800)  // 6: 1700 in all
+	keep(c, 1000) // 7: 2700 > 2500, so a's 3 goes (2400)
+	if got := mids(a.history.last(10)); !reflect.DeepEqual(got, []uint64{4, 5}) {
+		t.Errorf("server budget: a keeps %v, want [4 5]", got)
+	}
+	if h.histBytes != 2400 {
+		t.Errorf("charged %d in all, want 2400", h.histBytes)
+	}
+	keep(c, 1000) // 8: c's own budget drops 7: 600+800+1000 = 2400
+	// 9: a's budget drops 4 and 5; then 1000+800+1000 = 2800 is over the
+	// server's, and b's 6 is the oldest anywhere: it goes, and #b with it.
+	keep(a, 1000)
+	if got := mids(a.history.last(10)); !reflect.DeepEqual(got, []uint64{9}) {
+		t.Errorf("a keeps %v, want [9]", got)
+	}
+	if b.history.len() != 0 || h.rooms["#b"] != nil {
+		t.Errorf("#b kept %d events; an empty room with no history must go", b.history.len())
+	}
+	if h.histBytes != 2000 || h.histBytes != a.history.bytes+c.history.bytes {
+		t.Errorf("charged %d in all, rooms %d+%d, want 2000", h.histBytes, a.history.bytes, c.history.bytes)
+	}
+	// The server-wide list holds exactly the rooms' events, oldest first.
+	var all []uint64
+	for x := h.histOldest; x != nil; x = x.newer {
+		all = append(all, x.e.MID)
+	}
+	if !reflect.DeepEqual(all, []uint64{8, 9}) {
+		t.Errorf("server-wide order %v, want [8 9]", all)
+	}
+	// An event over a budget is not kept at all.
+	keep(a, 1001)
+	if got := mids(a.history.last(10)); !reflect.DeepEqual(got, []uint64{9}) || h.histBytes != 2000 {
+		t.Errorf("an event over the room budget changed the history: %v, %d bytes", got, h.histBytes)
 	}
 }

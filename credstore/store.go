@@ -60,7 +60,12 @@ type storedAccount struct {
 type Diff struct {
 	Added   []string
 	Removed []string // sessions of these users should end
-	Changed []string // password or role changed
+	Changed []string // password or role changed: the union of the next two
+	// Password lists the accounts whose hash changed: a password reset,
+	// so sessions logged in with the old password should end.
+	Password []string
+	// Role lists the accounts whose role changed.
+	Role []string
 }
 
 // Load reads and checks the creds file at path. Every line must parse, no
@@ -181,6 +186,12 @@ func (s *Store) Reload() (Diff, error) {
 			d.Added = append(d.Added, name)
 		case o.hash.text != a.hash.text || o.Role != a.Role:
 			d.Changed = append(d.Changed, name)
+			if o.hash.text != a.hash.text {
+				d.Password = append(d.Password, name)
+			}
+			if o.Role != a.Role {
+				d.Role = append(d.Role, name)
+			}
 		}
 	}
 	for name := range old {
@@ -191,6 +202,8 @@ func (s *Store) Reload() (Diff, error) {
 	sort.Strings(d.Added)
 	sort.Strings(d.Removed)
 	sort.Strings(d.Changed)
+	sort.Strings(d.Password)
+	sort.Strings(d.Role)
 	s.accounts.Store(&m)
 	s.logWeak(m)
 	return d, nil

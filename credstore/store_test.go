@@ -361,8 +361,10 @@ func TestReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Diff{Added: []string{"dave"}, Removed: []string{"alice"}, Changed: []string{"bob", "carol"}}
-	if !slices.Equal(d.Added, want.Added) || !slices.Equal(d.Removed, want.Removed) || !slices.Equal(d.Changed, want.Changed) {
+	want := Diff{Added: []string{"dave"}, Removed: []string{"alice"}, Changed: []string{"bob", "carol"},
+		Password: []string{"bob"}, Role: []string{"carol"}}
+	if !slices.Equal(d.Added, want.Added) || !slices.Equal(d.Removed, want.Removed) || !slices.Equal(d.Changed, want.Changed) ||
+		!slices.Equal(d.Password, want.Password) || !slices.Equal(d.Role, want.Role) {
 		t.Errorf("diff %+v, want %+v", d, want)
 	}
 	if err := s.Verify(t.Context(), "alice", []byte("alice-password")); !errors.Is(err, ErrAuthFailed) {

@@ -21,7 +21,8 @@
 // # Key exchange
 //
 // Three groups: mlkem768x25519 (the TLS X25519MLKEM768 construction, ML-KEM
-// first), x25519 and ffdhe3072 (RFC 7919). Peer values are validated as
+// first), x25519 and ffdhe3072 (RFC 7919), which a server allows only when
+// ServerConfig.Groups lists it. Peer values are validated as
 // PROTOCOL.md §6 requires: exact lengths, the ML-KEM modulus check, no
 // all-zero X25519 secret, 1 < Y < p-1 and K not in {1, p-1}.
 //

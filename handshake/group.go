@@ -23,8 +23,14 @@ const (
 // the hybrid first, X25519 as the fallback the server may prefer for speed.
 var defaultClientGroups = []Group{GroupMLKEM768X25519, GroupX25519}
 
-// allGroups is what a server allows when ServerConfig.Groups is nil.
+// allGroups lists every group this package implements.
 var allGroups = []Group{GroupMLKEM768X25519, GroupX25519, GroupFFDHE3072}
+
+// defaultServerGroups is what a server allows when ServerConfig.Groups is
+// nil. ffdhe3072 is left out: its math/big exponentiation is variable-time
+// and costs about 12 times the CPU of x25519, and any unauthenticated
+// client could choose it. A server that needs it lists it.
+var defaultServerGroups = []Group{GroupMLKEM768X25519, GroupX25519}
 
 // String returns the protocol name of g, or a hex form for unknown ids.
 func (g Group) String() string {

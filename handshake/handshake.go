@@ -101,7 +101,7 @@ type Verifier interface {
 // ServerConfig configures Server. It is not modified and may be shared.
 type ServerConfig struct {
 	HostKey        ed25519.PrivateKey
-	Groups         []Group // allowed groups; empty = all three
+	Groups         []Group // allowed groups; empty = mlkem768x25519, x25519 (ffdhe3072 only if listed)
 	Verifier       Verifier
 	Transport      string        // "tcp" or "quic"; must match CLIENT_HELLO
 	MaxAuthTries   int           // 0 = 3

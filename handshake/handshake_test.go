@@ -107,6 +107,48 @@ func TestNoCommonGroup(t *testing.T) {
 	}
 }
 
+// TestServerDefaultGroups checks that a server left to its defaults does
+// not let an unauthenticated client choose ffdhe3072 (variable-time and
+// about 12 times the CPU of x25519), and that listing it still allows it.
+func TestServerDefaultGroups(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		server []Group
+		client []Group
+		want   Group // 0: no common group
+	}{
+		{"default refuses ffdhe3072", nil, []Group{GroupFFDHE3072}, 0},
+		{"default takes mlkem768x25519", nil, []Group{GroupFFDHE3072, GroupMLKEM768X25519}, GroupMLKEM768X25519},
+		{"default takes x25519", nil, []Group{GroupFFDHE3072, GroupX25519}, GroupX25519},
+		{"listed ffdhe3072", []Group{GroupX25519, GroupFFDHE3072}, []Group{GroupFFDHE3072}, GroupFFDHE3072},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ccfg, asked := clientConfig("alice", "correct horse")
+			ccfg.Groups = tc.client
+			scfg := serverConfig(newVerifier())
+			scfg.Groups = tc.server
+			cc, sc := tcpPipe(t)
+			c, s := handshakePair(t, cc, sc, ccfg, scfg)
+			if tc.want == 0 {
+				var ae *AbortError
+				if !errors.As(c.err, &ae) || ae.Code != AbortNoCommonAlgorithm {
+					t.Fatalf("client error %v, want ABORT 0x02", c.err)
+				}
+				if s.err == nil || *asked != 0 {
+					t.Fatalf("server error %v, password asked %d times", s.err, *asked)
+				}
+				return
+			}
+			if c.err != nil || s.err != nil {
+				t.Fatalf("client: %v, server: %v", c.err, s.err)
+			}
+			if c.s.Group != tc.want || s.s.Group != tc.want {
+				t.Errorf("negotiated %v/%v, want %v", c.s.Group, s.s.Group, tc.want)
+			}
+		})
+	}
+}
+
 // bindingConn gives a connection a channel binding value, as the QUIC
 // adapter does.
 type bindingConn struct {

@@ -83,9 +83,12 @@ func tcpPipe(t testing.TB) (client, server net.Conn) {
 	return client, r.c
 }
 
+// serverConfig allows every group, ffdhe3072 included, so that the tests
+// can exercise each; TestServerDefaultGroups covers the default list.
 func serverConfig(v Verifier) *ServerConfig {
 	return &ServerConfig{
 		HostKey:   testHostKey("server"),
+		Groups:    allGroups,
 		Verifier:  v,
 		Transport: "tcp",
 	}

@@ -79,7 +79,7 @@ func newServerHandshake(ctx context.Context, c net.Conn, cfg *ServerConfig) (*se
 	}
 	groups := cfg.Groups
 	if len(groups) == 0 {
-		groups = allGroups
+		groups = defaultServerGroups
 	}
 	return &serverHandshake{
 		ctx: ctx,

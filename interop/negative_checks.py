@@ -199,14 +199,21 @@ def abort_code(args, hello_frame):
     return data
 
 
+# PROTOCOL.md §6: the ffdhe3072 id and share length. A server SHOULD NOT
+# allow it unless told to, and the live server runs with its defaults.
+GROUP_FFDHE3072 = 0x0101
+FFDHE_SHARE_LEN = 384
+
+
 def client_hello_body(transport=b"tcp", groups=(sc.GROUP_X25519,), sig_algs=(sc.SIG_ED25519,),
                       versions=(sc.VERSION_1,)):
-    share = os.urandom(32)
+    def share(g):
+        return os.urandom(FFDHE_SHARE_LEN if g == GROUP_FFDHE3072 else 32)
     return (
         sc.MAGIC + sc.u16_list(list(versions)) + os.urandom(32) + sc.opaque8(transport)
         + sc.u16_list(list(groups))
         + struct.pack(">B", len(groups))
-        + b"".join(struct.pack(">H", g) + sc.opaque16(share) for g in groups)
+        + b"".join(struct.pack(">H", g) + sc.opaque16(share(g)) for g in groups)
         + sc.u16_list(list(sig_algs)) + sc.opaque16(b"")
     )
 
@@ -216,6 +223,8 @@ def check_aborts(args):
         ("transport quic over TCP", sc.frame(sc.FRAME_CLIENT_HELLO, client_hello_body(transport=b"quic")), b"\x7f\x00\x00\x01\x03"),
         ("only version 2", sc.frame(sc.FRAME_CLIENT_HELLO, client_hello_body(versions=(2,))), b"\x7f\x00\x00\x01\x01"),
         ("only an unknown group", sc.frame(sc.FRAME_CLIENT_HELLO, client_hello_body(groups=(0x7777,))), b"\x7f\x00\x00\x01\x02"),
+        ("only ffdhe3072, off by default", sc.frame(sc.FRAME_CLIENT_HELLO, client_hello_body(groups=(GROUP_FFDHE3072,))),
+         b"\x7f\x00\x00\x01\x02"),
         ("no Ed25519", sc.frame(sc.FRAME_CLIENT_HELLO, client_hello_body(sig_algs=(0x0403,))), b"\x7f\x00\x00\x01\x02"),
         ("header length 8193", b"\x01\x00\x20\x01", b"\x7f\x00\x00\x01\x03"),
         ("first frame not CLIENT_HELLO", sc.frame(sc.FRAME_SERVER_HELLO, b"x"), b""),

@@ -32,9 +32,12 @@ import (
 type Config struct {
 	Transport string // "tcp" or "quic": the name the handshake checks
 	HostKey   ed25519.PrivateKey
-	Groups    []handshake.Group // allowed; empty = all
+	Groups    []handshake.Group // allowed; empty = the handshake's default (no ffdhe3072)
 	Verifier  handshake.Verifier
-	// IsAdmin reports whether a logged-in user may moderate. Nil: nobody.
+	// IsAdmin reports whether a user may moderate, for Identity.Admin at
+	// login. Nil: nobody. A role can change while a session runs, so give
+	// the hub the same function (chat.Config.IsAdmin): it asks at every
+	// admin command.
 	IsAdmin func(user string) bool
 	Hub     *chat.Hub
 

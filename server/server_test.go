@@ -78,7 +78,8 @@ func startServer(t *testing.T, tr transport.Transport, o serverOpts) *testServer
 	if flood == 0 {
 		flood = -1
 	}
-	hub := chat.NewHub(&chat.Config{FloodRate: flood})
+	// No cap on sessions per account: tests open hundreds for three accounts.
+	hub := chat.NewHub(&chat.Config{FloodRate: flood, MaxSessionsPerUser: -1})
 	if o.gate == nil {
 		o.gate = &StartupGate{}
 	}
@@ -88,7 +89,9 @@ func startServer(t *testing.T, tr transport.Transport, o serverOpts) *testServer
 	srv := New(Config{
 		Transport: tr.Name(),
 		HostKey:   hostKey,
-		Verifier:  store,
+		// ffdhe3072 is off by default; these tests cover every group.
+		Groups:   []handshake.Group{handshake.GroupMLKEM768X25519, handshake.GroupX25519, handshake.GroupFFDHE3072},
+		Verifier: store,
 		IsAdmin: func(u string) bool {
 			r, ok := store.Role(u)
 			return ok && r == credstore.RoleAdmin
