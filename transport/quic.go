@@ -123,6 +123,10 @@ func (quicTransport) Listen(ctx context.Context, addr string, opts *Options) (ne
 		return nil, fmt.Errorf("transport: quic listen: %w", err)
 	}
 	ep := newUDPEndpoint(pc)
+	if opts != nil && opts.StatelessResetKey != nil {
+		key := quic.StatelessResetKey(*opts.StatelessResetKey)
+		ep.tr.StatelessResetKey = &key
+	}
 	qln, err := ep.tr.Listen(tlsConf, conf)
 	checkUDPBuffers(pc, log)
 	if err != nil {

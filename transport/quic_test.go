@@ -330,3 +330,44 @@ func TestQUICGoBufferWarningRouted(t *testing.T) {
 		t.Errorf("after Listen, %s = %q; quic-go would print its warning outside Options.Logger", quicBufferEnv, v)
 	}
 }
+
+// TestQUICRestartResetsOldConnections: a server that comes back on the same
+// port with the same stateless reset key resets the connections of its
+// previous run at their first packet, so their clients need not wait for the
+// idle timeout (here the default 30 s, longer than the test's bound).
+func TestQUICRestartResetsOldConnections(t *testing.T) {
+	key := [32]byte{0: 's', 1: 'c', 31: 1}
+	opts := &Options{StatelessResetKey: &key}
+	ln, err := QUIC.Listen(testCtx(t), "127.0.0.1:0", opts)
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	addr := ln.Addr().String()
+	client := dialQUIC(t, ln, &Options{KeepAlivePeriod: -1})
+	server := acceptQUIC(t, ln)
+	closeAtCleanup(t, client)
+
+	// The server process dies: its socket goes away without a
+	// CONNECTION_CLOSE (Transport.Close says nothing to its connections).
+	ln.Close()
+	server.release()
+
+	restarted, err := QUIC.Listen(testCtx(t), addr, opts)
+	if err != nil {
+		t.Fatalf("Listen again on %s: %v", addr, err)
+	}
+	defer restarted.Close()
+
+	if _, err := client.Write([]byte("anyone there?")); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	client.SetReadDeadline(time.Now().Add(testTimeout))
+	_, err = client.Read(make([]byte, 1))
+	if !errors.Is(err, ErrAborted) {
+		t.Fatalf("old client's Read after the restart: %v, want ErrAborted", err)
+	}
+	var reset *quic.StatelessResetError
+	if cause := context.Cause(client.qc.Context()); !errors.As(cause, &reset) {
+		t.Errorf("old connection ended by %v, want a stateless reset", cause)
+	}
+}

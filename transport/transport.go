@@ -111,6 +111,15 @@ type Options struct {
 	// the kernel lingers on its own. 0 means 2 s.
 	CloseTimeout time.Duration
 
+	// StatelessResetKey, if not nil, is the key a QUIC listener makes its
+	// stateless reset tokens with (RFC 9000 §10.3). When a packet arrives
+	// for a connection the listener does not know (say, one from before a
+	// restart), it answers with a stateless reset, and the peer's Reads
+	// fail with ErrAborted at once instead of after the idle timeout. The
+	// key must stay the same across restarts and be secret; nil disables
+	// stateless resets. Dial and TCP ignore it.
+	StatelessResetKey *[32]byte
+
 	// Logger receives the transport's few log lines: debug lines about
 	// refused QUIC connections, and the warning, once per process, that the
 	// UDP socket buffers are smaller than quic-go wants (with the sysctl
