@@ -260,7 +260,10 @@ func runServe(c *cli.Context) error {
 	// connections of its previous run at once.
 	resetKey := handshake.StatelessResetKey(hostKey)
 	ln, err := tr.Listen(ctx, c.String("listen"), &transport.Options{
-		StatelessResetKey:    &resetKey,
+		StatelessResetKey: &resetKey,
+		// Limits and penalties reach QUIC connections before their stream
+		// does, so one source cannot fill the places of waiting ones.
+		Admit:                srv.AdmitQUIC,
 		HandshakeIdleTimeout: c.Duration("handshake-timeout"),
 		MaxIdleTimeout:       c.Duration("idle-timeout"),
 		KeepAlivePeriod:      c.Duration("keepalive"),

@@ -37,8 +37,11 @@ func init() { Register(QUIC) }
 // Because a QUIC peer cannot see a stream before data is written on it, the
 // listener's Accept returns a conn only once the client has written its first
 // bytes (securechat's client speaks first). Connections that do not get that
-// far within Options.HandshakeIdleTimeout are closed with error 0x1 without
-// ever being returned, and never hold up other connections.
+// far within Options.StreamTimeout are closed with error 0x1 without ever
+// being returned, and never hold up other connections. Until then each holds
+// one of the listener's pending places; Options.Admit lets the application
+// refuse a connection before it takes one for long, for example because its
+// source already holds its share.
 //
 // Conns implement ChannelBinder, Aborter and CloseWriter. What Read returns:
 //
@@ -139,7 +142,8 @@ func (quicTransport) Listen(ctx context.Context, addr string, opts *Options) (ne
 		ln:           qln,
 		ep:           ep,
 		log:          log,
-		streamWait:   opts.handshakeIdleTimeout(),
+		streamWait:   opts.streamTimeout(),
+		admit:        opts.admit(),
 		closeTimeout: opts.closeTimeout(),
 		ctx:          lctx,
 		cancel:       cancel,
@@ -311,6 +315,7 @@ type quicListener struct {
 	log          *slog.Logger
 	streamWait   time.Duration
 	closeTimeout time.Duration
+	admit        func(net.Addr) (func(error), bool) // nil: keep all
 
 	ctx    context.Context // cancelled by Close, ends waits for streams
 	cancel context.CancelFunc
@@ -381,26 +386,47 @@ func (l *quicListener) acceptLoop() {
 			<-l.slots
 			return
 		}
+		release := func(error) {}
+		if l.admit != nil {
+			rel, ok := l.admit(qc.RemoteAddr())
+			if !ok {
+				l.log.Debug("transport: quic: connection not admitted", "remote", qc.RemoteAddr().String())
+				<-l.slots
+				// CloseWithError waits for the connection's loop to end;
+				// this loop must get back to quic-go's queue at once, or a
+				// flood fills it and quic-go refuses everyone.
+				l.wg.Go(func() { qc.CloseWithError(quicProtoFail, "") })
+				continue
+			}
+			release = rel
+		}
 		l.ep.acquire()
 		l.wg.Go(func() {
 			defer func() { <-l.slots }()
-			l.handOver(qc)
+			l.handOver(qc, release)
 		})
 	}
 }
 
-func (l *quicListener) handOver(qc *quic.Conn) {
+// errListenerClosed is what release hears about a connection the listener
+// dropped because it was closed.
+var errListenerClosed = errors.New("transport: quic: listener closed")
+
+func (l *quicListener) handOver(qc *quic.Conn, release func(error)) {
 	c, err := l.awaitStream(qc)
 	if err != nil {
 		l.log.Debug("transport: quic: refusing connection", "remote", qc.RemoteAddr().String(), "err", err)
 		qc.CloseWithError(quicProtoFail, "")
 		l.ep.release()
+		release(err)
 		return
 	}
 	select {
 	case l.ready <- c:
+		release(nil)
 	case <-l.done:
 		c.Abort()
+		release(errListenerClosed)
 	}
 }
 
@@ -412,7 +438,10 @@ func (l *quicListener) awaitStream(qc *quic.Conn) (*quicConn, error) {
 	defer cancel()
 	st, err := qc.AcceptStream(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("no stream from client: %w", err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("transport: quic: no stream from client within %v", l.streamWait)
+		}
+		return nil, fmt.Errorf("transport: quic: no stream from client: %w", err)
 	}
 	return newQUICConn(qc, st, false, l.ep.release, l.closeTimeout), nil
 }

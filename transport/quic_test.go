@@ -371,3 +371,122 @@ func TestQUICRestartResetsOldConnections(t *testing.T) {
 		t.Errorf("old connection ended by %v, want a stateless reset", cause)
 	}
 }
+
+// admissions records what a listener's Admit hook saw, by client port.
+type admissions struct {
+	mu       sync.Mutex
+	refused  map[string]bool
+	released map[string][]error // in order
+}
+
+func portOf(a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return port
+}
+
+func (a *admissions) refuse(port string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.refused == nil {
+		a.refused = make(map[string]bool)
+	}
+	a.refused[port] = true
+}
+
+func (a *admissions) admit(remote net.Addr) (func(error), bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	port := portOf(remote)
+	if a.refused[port] {
+		return nil, false
+	}
+	return func(dropped error) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.released == nil {
+			a.released = make(map[string][]error)
+		}
+		a.released[port] = append(a.released[port], dropped)
+	}, true
+}
+
+func (a *admissions) releases(local net.Addr) []error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]error(nil), a.released[portOf(local)]...)
+}
+
+// rawQUICDial makes a QUIC connection to ln that never opens a stream, from
+// a socket the caller gets to see first.
+func rawQUICDial(t *testing.T, ln net.Listener, beforeDial func(local net.Addr)) *quic.Conn {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: pc}
+	t.Cleanup(func() { tr.Close(); pc.Close() })
+	if beforeDial != nil {
+		beforeDial(pc.LocalAddr())
+	}
+	tlsConf := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{quicALPN}}
+	qc, err := tr.Dial(testCtx(t), ln.Addr().(*net.UDPAddr), tlsConf, nil)
+	if err != nil {
+		t.Fatalf("QUIC handshake: %v", err)
+	}
+	return qc
+}
+
+// serverCloseCode waits for the server to close qc and returns its code.
+func serverCloseCode(t *testing.T, qc *quic.Conn) quic.ApplicationErrorCode {
+	t.Helper()
+	select {
+	case <-qc.Context().Done():
+	case <-time.After(testTimeout):
+		t.Fatal("connection still open")
+	}
+	var ae *quic.ApplicationError
+	if cause := context.Cause(qc.Context()); !errors.As(cause, &ae) || !ae.Remote {
+		t.Fatalf("connection ended by %v, want the server's application close", cause)
+	}
+	return ae.ErrorCode
+}
+
+// TestQUICAdmit checks the post-conditions of Options.Admit: a refused
+// connection is closed with 0x1 without waiting for a stream and never
+// reaches Accept; an admitted one is released exactly once, with nil when
+// Accept returns it and with the reason when it is dropped before.
+func TestQUICAdmit(t *testing.T) {
+	adm := &admissions{}
+	ln := listenQUIC(t, &Options{Admit: adm.admit, StreamTimeout: 300 * time.Millisecond})
+
+	refused := rawQUICDial(t, ln, func(local net.Addr) { adm.refuse(portOf(local)) })
+	if code := serverCloseCode(t, refused); code != 1 {
+		t.Errorf("refused connection closed with %#x, want 0x1", code)
+	}
+	if got := adm.releases(refused.LocalAddr()); len(got) != 0 {
+		t.Errorf("release called %d times for a refused connection, want never", len(got))
+	}
+
+	silent := rawQUICDial(t, ln, nil)
+
+	good := dialQUIC(t, ln, nil)
+	server := acceptQUIC(t, ln)
+	closeAtCleanup(t, good, server)
+	if !samePort(t, server.RemoteAddr(), good.LocalAddr()) {
+		t.Fatalf("Accept returned a conn from %v, want the admitted client at %v", server.RemoteAddr(), good.LocalAddr())
+	}
+	if got := adm.releases(good.LocalAddr()); len(got) != 1 || got[0] != nil {
+		t.Errorf("admitted and accepted connection released with %v, want exactly one nil", got)
+	}
+
+	if code := serverCloseCode(t, silent); code != 1 {
+		t.Errorf("stream-less connection closed with %#x, want 0x1", code)
+	}
+	// The release comes just after the close; Close waits for it.
+	ln.Close()
+	got := adm.releases(silent.LocalAddr())
+	if len(got) != 1 || got[0] == nil || !strings.Contains(got[0].Error(), "no stream") {
+		t.Errorf("stream-less connection released with %v, want exactly one 'no stream' error", got)
+	}
+}

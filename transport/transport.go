@@ -89,10 +89,34 @@ type Transport interface {
 // the defaults noted on each field.
 type Options struct {
 	// HandshakeIdleTimeout bounds connection setup. TCP: the connect timeout
-	// of Dial. QUIC: quic-go's HandshakeIdleTimeout, and on the listening
-	// side also how long after the QUIC handshake the client has to open its
-	// stream and send its first bytes. 0 means 5 s.
+	// of Dial. QUIC: quic-go's HandshakeIdleTimeout. 0 means 5 s.
 	HandshakeIdleTimeout time.Duration
+
+	// StreamTimeout is how long a QUIC listener gives a client, once the
+	// QUIC handshake is done, to open its stream and write its first bytes
+	// (securechat's client writes CLIENT_HELLO at once, so this takes one
+	// flight). Until then the connection holds one of the listener's few
+	// pending places, so the wait is short. 0 means 2 s, or
+	// HandshakeIdleTimeout if that is shorter. TCP ignores it.
+	StreamTimeout time.Duration
+
+	// Admit, if not nil, decides whether a QUIC listener keeps a connection
+	// from remote. It is called once per connection, as soon as the QUIC
+	// handshake is done and before the listener waits for the stream, so a
+	// server can apply to connections it cannot see yet the limits it
+	// applies to the ones Accept returns (per-source caps, penalties). Calls
+	// come one at a time from the listener's own goroutine, so Admit must be
+	// quick. TCP ignores it.
+	//
+	// If ok is false, the listener closes the connection at once with
+	// application error 0x1 and never returns it from Accept. If ok is true,
+	// release must not be nil, and the listener calls it exactly once: with
+	// nil when Accept returns the connection (from then on the caller
+	// applies its own limits, as to any connection), or with the reason
+	// when it drops the connection before that (no stream within
+	// StreamTimeout, a QUIC state it refuses, or the listener's Close). By
+	// the time the listener's Close returns, every release has been called.
+	Admit func(remote net.Addr) (release func(dropped error), ok bool)
 
 	// MaxIdleTimeout ends a QUIC connection on which nothing has been
 	// received for this long (the effective value is the smaller of both
@@ -143,6 +167,22 @@ func (o *Options) handshakeIdleTimeout() time.Duration {
 		return defaultHandshakeIdleTimeout
 	}
 	return o.HandshakeIdleTimeout
+}
+
+const defaultStreamTimeout = 2 * time.Second
+
+func (o *Options) streamTimeout() time.Duration {
+	if o != nil && o.StreamTimeout > 0 {
+		return o.StreamTimeout
+	}
+	return min(defaultStreamTimeout, o.handshakeIdleTimeout())
+}
+
+func (o *Options) admit() func(net.Addr) (func(error), bool) {
+	if o == nil {
+		return nil
+	}
+	return o.Admit
 }
 
 func (o *Options) maxIdleTimeout() time.Duration {
