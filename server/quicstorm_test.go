@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -190,5 +191,53 @@ func TestAdmitQUIC(t *testing.T) {
 	}
 	if n := srv.cfg.Gate.Unauthenticated(); n != 0 {
 		t.Errorf("%d admissions still held after every release", n)
+	}
+}
+
+// TestQUICAbortThenOrderlyClose pins PROTOCOL.md §3's close codes for
+// ABORT: the frame is delivered, the server ends its stream with FIN, and,
+// when the client does not close first, closes the connection with 0x0
+// after its close wait: an orderly end after the in-band reason, as a FIN
+// is on TCP. (0x1 is for connections that end without one.)
+func TestQUICAbortThenOrderlyClose(t *testing.T) {
+	ts := startServer(t, transport.QUIC, serverOpts{})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: pc}
+	defer pc.Close()
+	defer tr.Close()
+	server, err := net.ResolveUDPAddr("udp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	qc, err := tr.Dial(ctx, server, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"securechat/1"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := qc.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A CLIENT_HELLO header announcing 8193 bytes: ABORT 0x03 (§4).
+	if _, err := st.Write([]byte{0x01, 0x00, 0x20, 0x01}); err != nil {
+		t.Fatal(err)
+	}
+	st.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(st)
+	if err != nil || !bytes.Equal(got, []byte{0x7f, 0, 0, 1, 0x03}) {
+		t.Fatalf("client read %x, then %v; want ABORT 0x03 (7f00000103), then the server's FIN", got, err)
+	}
+	select {
+	case <-qc.Context().Done():
+	case <-ctx.Done():
+		t.Fatal("the server did not close the connection")
+	}
+	var ae *quic.ApplicationError
+	if cause := context.Cause(qc.Context()); !errors.As(cause, &ae) || !ae.Remote || ae.ErrorCode != 0 || ae.ErrorMessage != "" {
+		t.Errorf("after ABORT the connection ended by %v, want the server's close with 0x0 and no reason", cause)
 	}
 }

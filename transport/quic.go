@@ -30,9 +30,7 @@ func init() { Register(QUIC) }
 // dialer does not verify it, because the securechat handshake inside the stream
 // authenticates the server. Neither side accepts 0-RTT or session resumption.
 // The server allows the client one bidirectional stream and no
-// unidirectional ones, and takes only that one stream; a second one becomes
-// possible only as the server's Close signal (below), and is never accepted.
-// The client allows the server no streams.
+// unidirectional ones; the client allows the server no streams.
 //
 // Because a QUIC peer cannot see a stream before data is written on it, the
 // listener's Accept returns a conn only once the client has written its first
@@ -57,14 +55,15 @@ func init() { Register(QUIC) }
 //
 // Close is graceful, and may block up to Options.CloseTimeout, because closing
 // a QUIC connection throws away stream data the peer has received but not yet
-// read. Close sends the stream FIN after the data already written, then reads
-// and drops whatever the peer still sends, up to its FIN. The server side then
-// releases the stream's credit, which quic-go announces to the client
-// (MAX_STREAMS) once the stream is finished at the server, and waits for the
-// client to close the connection. The client side waits for that announcement
-// and closes the connection with application error code 0 (no_error). So the
-// connection ends only after both applications are done with the stream, and
-// neither loses data it was still reading. If CloseTimeout passes first, the
+// read. The rule (PROTOCOL.md §3) needs nothing but stream FINs and the
+// connection close, so that a peer written with any QUIC library can keep it:
+// the client closes the connection, with application error code 0 (no_error),
+// once it has read the server's FIN; and the server sends its FIN only when it
+// has read all it wants. So a server's CloseWrite holds the FIN back until Read
+// has reached the client's FIN, or until Close. Close sends the FIN (on the
+// client, after the data already written), then reads and drops whatever the
+// peer still sends, up to its FIN; the client then closes the connection, the
+// server waits for the client to close it. If CloseTimeout passes first, the
 // side closes the connection itself, with code 0.
 var QUIC Transport = quicTransport{}
 
@@ -108,10 +107,9 @@ func (quicTransport) Listen(ctx context.Context, addr string, opts *Options) (ne
 	conf := &quic.Config{
 		HandshakeIdleTimeout: opts.handshakeIdleTimeout(),
 		MaxIdleTimeout:       opts.maxIdleTimeout(),
-		// One bidirectional stream: with RequireStreamCreditRelease even a
-		// finished stream keeps its credit until the server's Close hands
-		// it back as the "server done" sign (see quicConn.linger); by then
-		// no further stream is ever accepted. No unidirectional streams.
+		// One bidirectional stream, ever: with RequireStreamCreditRelease a
+		// finished stream keeps its credit, which is never released, so the
+		// client cannot open a second one. No unidirectional streams.
 		MaxIncomingStreams:         1,
 		RequireStreamCreditRelease: true,
 		MaxIncomingUniStreams:      -1,

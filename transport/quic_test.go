@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -151,8 +152,8 @@ func TestQUICExtraStreamsRefused(t *testing.T) {
 		t.Error("server opened a bidirectional stream towards the client")
 	}
 
-	// Finish the one stream in both directions. Its credit comes back only
-	// with the server's Close, so the client still may not open another.
+	// Finish the one stream in both directions. Its credit never comes
+	// back, so the client still may not open another.
 	if err := client.CloseWrite(); err != nil {
 		t.Fatalf("client CloseWrite: %v", err)
 	}
@@ -488,5 +489,67 @@ func TestQUICAdmit(t *testing.T) {
 	got := adm.releases(silent.LocalAddr())
 	if len(got) != 1 || got[0] == nil || !strings.Contains(got[0].Error(), "no stream") {
 		t.Errorf("stream-less connection released with %v, want exactly one 'no stream' error", got)
+	}
+}
+
+// TestQUICCloseWithPlainClient: the clean end of PROTOCOL.md §3 needs only
+// stream FINs and a connection close, so a client written with any QUIC
+// library can keep it: it closes the connection as soon as it has read the
+// server's FIN. A server that ends its sending half and reads on (the shape
+// of the securechat close, §12) must still get all of the client's last
+// bytes, however late it reads them.
+func TestQUICCloseWithPlainClient(t *testing.T) {
+	ln := listenQUIC(t, nil)
+	qc := rawQUICDial(t, ln, nil)
+	st, err := qc.OpenStreamSync(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write([]byte{'H'}); err != nil {
+		t.Fatal(err)
+	}
+	server := acceptQUIC(t, ln)
+
+	closing, answer := []byte("CLOSE"), bytes.Repeat([]byte("last words "), 6000)
+	clientDone := make(chan error, 1)
+	go func() {
+		clientDone <- func() error {
+			got := make([]byte, len(closing))
+			if _, err := io.ReadFull(st, got); err != nil {
+				return fmt.Errorf("client reading the server's last bytes: %w", err)
+			}
+			if _, err := st.Write(answer); err != nil {
+				return fmt.Errorf("client answering: %w", err)
+			}
+			st.Close()
+			if rest, err := io.ReadAll(st); err != nil || len(rest) != 0 {
+				return fmt.Errorf("client reading to the server's FIN: %d more bytes, %v", len(rest), err)
+			}
+			return qc.CloseWithError(0, "")
+		}()
+	}()
+
+	if _, err := server.Write(closing); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	// A busy server gets round to reading a little later; a client that
+	// had seen the FIN already would have closed the connection by now.
+	time.Sleep(200 * time.Millisecond)
+	got, err := io.ReadAll(server)
+	if err != nil || !bytes.Equal(got, answer) {
+		t.Fatalf("server read %d of the client's %d last bytes, then %v; want all, then io.EOF", len(got), len(answer), err)
+	}
+	if err := <-clientDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Close(); err != nil {
+		t.Fatalf("server Close: %v", err)
+	}
+	var ae *quic.ApplicationError
+	if cause := context.Cause(server.qc.Context()); !errors.As(cause, &ae) || !ae.Remote || ae.ErrorCode != 0 {
+		t.Errorf("connection ended by %v, want the client's close with 0x0", cause)
 	}
 }

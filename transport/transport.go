@@ -240,7 +240,10 @@ type Aborter interface {
 // CloseWriter is implemented by conns that can end their sending half while
 // still reading: the peer reads the bytes written so far, then io.EOF. Later
 // Writes fail with net.ErrClosed. TCP: shutdown(SHUT_WR). QUIC: the stream's
-// FIN. Close is still needed afterwards to release the connection.
+// FIN; on a conn from a QUIC listener the FIN, and so the peer's io.EOF, waits
+// until Read has returned the peer's io.EOF or until Close (PROTOCOL.md §3),
+// so a peer must not wait for it before ending its own half. Close is still
+// needed afterwards to release the connection.
 type CloseWriter interface {
 	CloseWrite() error
 }
