@@ -128,6 +128,9 @@ func (quicTransport) Listen(ctx context.Context, addr string, opts *Options) (ne
 		key := quic.StatelessResetKey(*opts.StatelessResetKey)
 		ep.tr.StatelessResetKey = &key
 	}
+	load := &handshakeLoad{retryAbove: quicRetryAbove}
+	ep.tr.ConnContext = load.enter
+	ep.tr.VerifySourceAddress = load.verifySource
 	qln, err := ep.tr.Listen(tlsConf, conf)
 	checkUDPBuffers(pc, log)
 	if err != nil {
@@ -139,6 +142,7 @@ func (quicTransport) Listen(ctx context.Context, addr string, opts *Options) (ne
 	l := &quicListener{
 		ln:           qln,
 		ep:           ep,
+		load:         load,
 		log:          log,
 		streamWait:   opts.streamTimeout(),
 		admit:        opts.admit(),
@@ -307,9 +311,62 @@ func (ep *udpEndpoint) release() {
 	}
 }
 
+// quicRetryAbove is how many connections a listener may have in their QUIC
+// handshake or waiting for their stream before it asks new ones to prove
+// their source address first (a variable for tests).
+var quicRetryAbove int64 = maxPendingQUIC
+
+// handshakeLoad counts a listener's connections from their first packet
+// until the listener hands them to Accept or drops them, and turns on QUIC's
+// Retry (RFC 9000 §8.1.2) while there are more than retryAbove.
+//
+// The limits of Options.Admit apply once the QUIC handshake is done, which a
+// spoofed source address can never reach; but every Initial packet, spoofed
+// or not, makes quic-go sign a handshake and send up to three times what it
+// received to that address. Retry answers an Initial with a stateless token
+// the client must echo from its real address, so under load a flood from
+// spoofed addresses costs us a packet each and holds no state, while real
+// clients pay one round trip. Without load nobody pays it.
+type handshakeLoad struct {
+	retryAbove int64
+	inFlight   atomic.Int64
+	retries    atomic.Int64 // Retry packets asked for, for tests
+}
+
+type handshakeLoadKey struct{}
+
+// enter is quic-go's ConnContext: a new connection (its address verified
+// by Retry or not) starts counting, and stops when it closes or leave is
+// called, whichever comes first.
+func (h *handshakeLoad) enter(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
+	h.inFlight.Add(1)
+	leave := sync.OnceFunc(func() { h.inFlight.Add(-1) })
+	ctx = context.WithValue(ctx, handshakeLoadKey{}, leave)
+	context.AfterFunc(ctx, leave)
+	return ctx, nil
+}
+
+// leave stops counting qc once the listener is done with it before Accept.
+func (h *handshakeLoad) leave(qc *quic.Conn) {
+	if leave, ok := qc.Context().Value(handshakeLoadKey{}).(func()); ok {
+		leave()
+	}
+}
+
+// verifySource is quic-go's VerifySourceAddress, asked about each Initial
+// packet without a valid token.
+func (h *handshakeLoad) verifySource(net.Addr) bool {
+	if h.inFlight.Load() < h.retryAbove {
+		return false
+	}
+	h.retries.Add(1)
+	return true
+}
+
 type quicListener struct {
 	ln           *quic.Listener
 	ep           *udpEndpoint
+	load         *handshakeLoad
 	log          *slog.Logger
 	streamWait   time.Duration
 	closeTimeout time.Duration
@@ -389,6 +446,7 @@ func (l *quicListener) acceptLoop() {
 			rel, ok := l.admit(qc.RemoteAddr())
 			if !ok {
 				l.log.Debug("transport: quic: connection not admitted", "remote", qc.RemoteAddr().String())
+				l.load.leave(qc)
 				<-l.slots
 				// CloseWithError waits for the connection's loop to end;
 				// this loop must get back to quic-go's queue at once, or a
@@ -411,6 +469,7 @@ func (l *quicListener) acceptLoop() {
 var errListenerClosed = errors.New("transport: quic: listener closed")
 
 func (l *quicListener) handOver(qc *quic.Conn, release func(error)) {
+	defer l.load.leave(qc)
 	c, err := l.awaitStream(qc)
 	if err != nil {
 		l.log.Debug("transport: quic: refusing connection", "remote", qc.RemoteAddr().String(), "err", err)

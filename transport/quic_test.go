@@ -553,3 +553,42 @@ func TestQUICCloseWithPlainClient(t *testing.T) {
 		t.Errorf("connection ended by %v, want the client's close with 0x0", cause)
 	}
 }
+
+// TestQUICRetryUnderLoad: while more connections than the threshold are in
+// their handshake or waiting for their stream, a new client must answer a
+// Retry first (and gets in); once the load is gone, nobody is asked.
+func TestQUICRetryUnderLoad(t *testing.T) {
+	old := quicRetryAbove
+	quicRetryAbove = 1
+	t.Cleanup(func() { quicRetryAbove = old })
+	ln := listenQUIC(t, &Options{StreamTimeout: 500 * time.Millisecond})
+	load := ln.(*quicListener).load
+
+	silent := rawQUICDial(t, ln, nil) // holds its place until StreamTimeout
+	if n := load.retries.Load(); n != 0 {
+		t.Fatalf("%d Retry packets with nobody else connecting, want none", n)
+	}
+	good := dialQUIC(t, ln, nil)
+	server := acceptQUIC(t, ln)
+	closeAtCleanup(t, good, server)
+	// (Its ClientHello may span two Initial packets, each answered.)
+	retries := load.retries.Load()
+	if retries == 0 {
+		t.Error("no Retry for the client that came under load")
+	}
+
+	if code := serverCloseCode(t, silent); code != 1 {
+		t.Fatalf("stream-less connection closed with %#x, want 0x1", code)
+	}
+	for deadline := time.Now().Add(testTimeout); load.inFlight.Load() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still counted after all were accepted or dropped", load.inFlight.Load())
+		}
+	}
+	late := dialQUIC(t, ln, nil)
+	lateServer := acceptQUIC(t, ln)
+	closeAtCleanup(t, late, lateServer)
+	if n := load.retries.Load(); n != retries {
+		t.Errorf("%d Retry packets before the load was gone, %d after; the client after the load was asked too", retries, n)
+	}
+}
