@@ -285,7 +285,14 @@ func runServe(c *cli.Context) error {
 	// (Registered before the address is printed: whoever reads it may
 	// signal at once, and an unhandled SIGHUP would kill the server.)
 	ctx := c.Context
+	// Derived from the host key, so a restarted server resets the QUIC
+	// connections of its previous run at once.
+	resetKey := handshake.StatelessResetKey(hostKey)
 	ln, err := tr.Listen(ctx, c.String("listen"), &transport.Options{
+		StatelessResetKey: &resetKey,
+		// Limits and penalties reach QUIC connections before their stream
+		// does, so one source cannot fill the places of waiting ones.
+		Admit:                srv.AdmitQUIC,
 		HandshakeIdleTimeout: c.Duration("handshake-timeout"),
 		MaxIdleTimeout:       c.Duration("idle-timeout"),
 		KeepAlivePeriod:      c.Duration("keepalive"),

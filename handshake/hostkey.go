@@ -3,6 +3,7 @@ package handshake
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -22,6 +23,30 @@ import (
 func Fingerprint(pub ed25519.PublicKey) string {
 	sum := sha256.Sum256(pub)
 	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+}
+
+// statelessResetLabel is the HKDF info of StatelessResetKey. It is used for
+// nothing else, so the reset key is independent of every other secret drawn
+// from the host key.
+const statelessResetLabel = "securechat-v1 quic stateless reset key"
+
+// StatelessResetKey derives, from the host key's private seed, the key a QUIC
+// server makes its stateless reset tokens with (RFC 9000 §10.3): HKDF-SHA-256
+// with no salt and info "securechat-v1 quic stateless reset key", 32 bytes.
+// It is the same across restarts of a server that keeps its host key, so a
+// restarted server can tell the clients of its previous run, at their first
+// packet, that their connections are gone; with a random key they would wait
+// for the idle timeout. The key cannot be turned back into the host key, and
+// tokens reveal nothing of it.
+func StatelessResetKey(hostKey ed25519.PrivateKey) [32]byte {
+	var key [32]byte
+	b, err := hkdf.Key(sha256.New, hostKey.Seed(), nil, statelessResetLabel, len(key))
+	if err != nil {
+		// Only an output length beyond 255 hash blocks fails.
+		panic("handshake: stateless reset key: " + err.Error())
+	}
+	copy(key[:], b)
+	return key
 }
 
 const hostKeyPEMType = "PRIVATE KEY"

@@ -3,6 +3,7 @@ package handshake
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -121,5 +122,25 @@ func TestHostKeyBadFiles(t *testing.T) {
 				t.Errorf("got %v (created %v), want error containing %q", err, created, tc.want)
 			}
 		})
+	}
+}
+
+func TestStatelessResetKey(t *testing.T) {
+	host := testHostKey("server")
+	key := StatelessResetKey(host)
+	if again := StatelessResetKey(host); again != key {
+		t.Fatal("StatelessResetKey differs between two calls on the same host key; a restarted server could not reset old connections")
+	}
+	if other := StatelessResetKey(testHostKey("other")); other == key {
+		t.Error("two host keys give the same stateless reset key")
+	}
+	// The label keeps the key apart from the seed and from any other HKDF
+	// output of the same seed.
+	if bytes.Equal(key[:], host.Seed()) {
+		t.Error("stateless reset key is the host key's seed")
+	}
+	want, err := hkdf.Key(sha256.New, host.Seed(), nil, "securechat-v1 quic stateless reset key", 32)
+	if err != nil || !bytes.Equal(key[:], want) {
+		t.Errorf("StatelessResetKey is not HKDF-SHA-256(seed, no salt, the documented label) (err %v)", err)
 	}
 }

@@ -169,8 +169,10 @@ func (s *Server) untrack(c net.Conn) {
 
 // sourceAddr extracts the peer's IP for the limits; an address it cannot
 // parse maps to the zero Addr, which shares one bucket.
-func sourceAddr(c net.Conn) netip.Addr {
-	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+func sourceAddr(c net.Conn) netip.Addr { return addrOf(c.RemoteAddr()) }
+
+func addrOf(a net.Addr) netip.Addr {
+	ap, err := netip.ParseAddrPort(a.String())
 	if err != nil {
 		return netip.Addr{}
 	}
@@ -196,19 +198,51 @@ func (v *loggingVerifier) Verify(ctx context.Context, user string, password []by
 	return err
 }
 
-func (s *Server) handle(ctx context.Context, c net.Conn) {
-	src := sourceAddr(c)
-	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
+// admit applies the PenaltyBox and the StartupGate to a new connection from
+// src, and logs a refusal. On success the caller must call release once.
+func (s *Server) admit(src netip.Addr, log *slog.Logger) (release func(), ok bool) {
 	if left, blocked := s.cfg.Penalties.Blocked(src); blocked {
 		log.Info("connection refused: source penalised", "for", left.Round(time.Second))
-		s.untrack(c)
-		abort(c)
-		return
+		return nil, false
 	}
-	release, ok := s.cfg.Gate.Admit(src)
+	release, ok = s.cfg.Gate.Admit(src)
 	if !ok {
 		log.Info("connection refused: too many unauthenticated connections",
 			"unauthenticated", s.cfg.Gate.Unauthenticated())
+		return nil, false
+	}
+	return release, true
+}
+
+// AdmitQUIC is the Admit hook of transport.Options for a QUIC listener: it
+// applies the PenaltyBox and the StartupGate to a QUIC connection as soon as
+// its QUIC handshake is done, while the listener still waits for its stream,
+// and logs a refusal as for any connection. The connection then holds a
+// place at the gate (its source's share included) until the listener hands
+// it over or drops it; one dropped for want of a stream counts as a
+// connection that never tried to log in (PenaltyNoAuth). Once handed over it
+// goes through the same admission in Serve as a TCP connection.
+func (s *Server) AdmitQUIC(remote net.Addr) (release func(dropped error), ok bool) {
+	src := addrOf(remote)
+	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
+	leave, ok := s.admit(src, log)
+	if !ok {
+		return nil, false
+	}
+	return func(dropped error) {
+		leave()
+		if dropped != nil {
+			s.cfg.Penalties.Record(src, PenaltyNoAuth)
+			log.Info("handshake failed", "err", dropped)
+		}
+	}, true
+}
+
+func (s *Server) handle(ctx context.Context, c net.Conn) {
+	src := sourceAddr(c)
+	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
+	release, ok := s.admit(src, log)
+	if !ok {
 		s.untrack(c)
 		abort(c)
 		return

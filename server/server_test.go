@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"runtime"
@@ -39,6 +40,7 @@ type serverOpts struct {
 	gate      *StartupGate
 	penalties *PenaltyBox
 	flood     float64
+	logger    *slog.Logger
 }
 
 // startServer runs a real server on loopback over tr with accounts
@@ -99,8 +101,9 @@ func startServer(t *testing.T, tr transport.Transport, o serverOpts) *testServer
 		Hub:       hub,
 		Gate:      o.gate,
 		Penalties: o.penalties,
+		Logger:    o.logger,
 	})
-	ln, err := tr.Listen(context.Background(), "127.0.0.1:0", nil)
+	ln, err := tr.Listen(context.Background(), "127.0.0.1:0", &transport.Options{Admit: srv.AdmitQUIC})
 	if err != nil {
 		t.Fatal(err)
 	}

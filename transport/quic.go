@@ -30,15 +30,16 @@ func init() { Register(QUIC) }
 // dialer does not verify it, because the securechat handshake inside the stream
 // authenticates the server. Neither side accepts 0-RTT or session resumption.
 // The server allows the client one bidirectional stream and no
-// unidirectional ones, and takes only that one stream; a second one becomes
-// possible only as the server's Close signal (below), and is never accepted.
-// The client allows the server no streams.
+// unidirectional ones; the client allows the server no streams.
 //
 // Because a QUIC peer cannot see a stream before data is written on it, the
 // listener's Accept returns a conn only once the client has written its first
 // bytes (securechat's client speaks first). Connections that do not get that
-// far within Options.HandshakeIdleTimeout are closed with error 0x1 without
-// ever being returned, and never hold up other connections.
+// far within Options.StreamTimeout are closed with error 0x1 without ever
+// being returned, and never hold up other connections. Until then each holds
+// one of the listener's pending places; Options.Admit lets the application
+// refuse a connection before it takes one for long, for example because its
+// source already holds its share.
 //
 // Conns implement ChannelBinder, Aborter and CloseWriter. What Read returns:
 //
@@ -54,14 +55,15 @@ func init() { Register(QUIC) }
 //
 // Close is graceful, and may block up to Options.CloseTimeout, because closing
 // a QUIC connection throws away stream data the peer has received but not yet
-// read. Close sends the stream FIN after the data already written, then reads
-// and drops whatever the peer still sends, up to its FIN. The server side then
-// releases the stream's credit, which quic-go announces to the client
-// (MAX_STREAMS) once the stream is finished at the server, and waits for the
-// client to close the connection. The client side waits for that announcement
-// and closes the connection with application error code 0 (no_error). So the
-// connection ends only after both applications are done with the stream, and
-// neither loses data it was still reading. If CloseTimeout passes first, the
+// read. The rule (PROTOCOL.md §3) needs nothing but stream FINs and the
+// connection close, so that a peer written with any QUIC library can keep it:
+// the client closes the connection, with application error code 0 (no_error),
+// once it has read the server's FIN; and the server sends its FIN only when it
+// has read all it wants. So a server's CloseWrite holds the FIN back until Read
+// has reached the client's FIN, or until Close. Close sends the FIN (on the
+// client, after the data already written), then reads and drops whatever the
+// peer still sends, up to its FIN; the client then closes the connection, the
+// server waits for the client to close it. If CloseTimeout passes first, the
 // side closes the connection itself, with code 0.
 var QUIC Transport = quicTransport{}
 
@@ -105,10 +107,9 @@ func (quicTransport) Listen(ctx context.Context, addr string, opts *Options) (ne
 	conf := &quic.Config{
 		HandshakeIdleTimeout: opts.handshakeIdleTimeout(),
 		MaxIdleTimeout:       opts.maxIdleTimeout(),
-		// One bidirectional stream: with RequireStreamCreditRelease even a
-		// finished stream keeps its credit until the server's Close hands
-		// it back as the "server done" sign (see quicConn.linger); by then
-		// no further stream is ever accepted. No unidirectional streams.
+		// One bidirectional stream, ever: with RequireStreamCreditRelease a
+		// finished stream keeps its credit, which is never released, so the
+		// client cannot open a second one. No unidirectional streams.
 		MaxIncomingStreams:         1,
 		RequireStreamCreditRelease: true,
 		MaxIncomingUniStreams:      -1,
@@ -123,6 +124,13 @@ func (quicTransport) Listen(ctx context.Context, addr string, opts *Options) (ne
 		return nil, fmt.Errorf("transport: quic listen: %w", err)
 	}
 	ep := newUDPEndpoint(pc)
+	if opts != nil && opts.StatelessResetKey != nil {
+		key := quic.StatelessResetKey(*opts.StatelessResetKey)
+		ep.tr.StatelessResetKey = &key
+	}
+	load := &handshakeLoad{retryAbove: quicRetryAbove}
+	ep.tr.ConnContext = load.enter
+	ep.tr.VerifySourceAddress = load.verifySource
 	qln, err := ep.tr.Listen(tlsConf, conf)
 	checkUDPBuffers(pc, log)
 	if err != nil {
@@ -134,8 +142,10 @@ func (quicTransport) Listen(ctx context.Context, addr string, opts *Options) (ne
 	l := &quicListener{
 		ln:           qln,
 		ep:           ep,
+		load:         load,
 		log:          log,
-		streamWait:   opts.handshakeIdleTimeout(),
+		streamWait:   opts.streamTimeout(),
+		admit:        opts.admit(),
 		closeTimeout: opts.closeTimeout(),
 		ctx:          lctx,
 		cancel:       cancel,
@@ -301,12 +311,66 @@ func (ep *udpEndpoint) release() {
 	}
 }
 
+// quicRetryAbove is how many connections a listener may have in their QUIC
+// handshake or waiting for their stream before it asks new ones to prove
+// their source address first (a variable for tests).
+var quicRetryAbove int64 = maxPendingQUIC
+
+// handshakeLoad counts a listener's connections from their first packet
+// until the listener hands them to Accept or drops them, and turns on QUIC's
+// Retry (RFC 9000 §8.1.2) while there are more than retryAbove.
+//
+// The limits of Options.Admit apply once the QUIC handshake is done, which a
+// spoofed source address can never reach; but every Initial packet, spoofed
+// or not, makes quic-go sign a handshake and send up to three times what it
+// received to that address. Retry answers an Initial with a stateless token
+// the client must echo from its real address, so under load a flood from
+// spoofed addresses costs us a packet each and holds no state, while real
+// clients pay one round trip. Without load nobody pays it.
+type handshakeLoad struct {
+	retryAbove int64
+	inFlight   atomic.Int64
+	retries    atomic.Int64 // Retry packets asked for, for tests
+}
+
+type handshakeLoadKey struct{}
+
+// enter is quic-go's ConnContext: a new connection (its address verified
+// by Retry or not) starts counting, and stops when it closes or leave is
+// called, whichever comes first.
+func (h *handshakeLoad) enter(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
+	h.inFlight.Add(1)
+	leave := sync.OnceFunc(func() { h.inFlight.Add(-1) })
+	ctx = context.WithValue(ctx, handshakeLoadKey{}, leave)
+	context.AfterFunc(ctx, leave)
+	return ctx, nil
+}
+
+// leave stops counting qc once the listener is done with it before Accept.
+func (h *handshakeLoad) leave(qc *quic.Conn) {
+	if leave, ok := qc.Context().Value(handshakeLoadKey{}).(func()); ok {
+		leave()
+	}
+}
+
+// verifySource is quic-go's VerifySourceAddress, asked about each Initial
+// packet without a valid token.
+func (h *handshakeLoad) verifySource(net.Addr) bool {
+	if h.inFlight.Load() < h.retryAbove {
+		return false
+	}
+	h.retries.Add(1)
+	return true
+}
+
 type quicListener struct {
 	ln           *quic.Listener
 	ep           *udpEndpoint
+	load         *handshakeLoad
 	log          *slog.Logger
 	streamWait   time.Duration
 	closeTimeout time.Duration
+	admit        func(net.Addr) (func(error), bool) // nil: keep all
 
 	ctx    context.Context // cancelled by Close, ends waits for streams
 	cancel context.CancelFunc
@@ -377,26 +441,49 @@ func (l *quicListener) acceptLoop() {
 			<-l.slots
 			return
 		}
+		release := func(error) {}
+		if l.admit != nil {
+			rel, ok := l.admit(qc.RemoteAddr())
+			if !ok {
+				l.log.Debug("transport: quic: connection not admitted", "remote", qc.RemoteAddr().String())
+				l.load.leave(qc)
+				<-l.slots
+				// CloseWithError waits for the connection's loop to end;
+				// this loop must get back to quic-go's queue at once, or a
+				// flood fills it and quic-go refuses everyone.
+				l.wg.Go(func() { qc.CloseWithError(quicProtoFail, "") })
+				continue
+			}
+			release = rel
+		}
 		l.ep.acquire()
 		l.wg.Go(func() {
 			defer func() { <-l.slots }()
-			l.handOver(qc)
+			l.handOver(qc, release)
 		})
 	}
 }
 
-func (l *quicListener) handOver(qc *quic.Conn) {
+// errListenerClosed is what release hears about a connection the listener
+// dropped because it was closed.
+var errListenerClosed = errors.New("transport: quic: listener closed")
+
+func (l *quicListener) handOver(qc *quic.Conn, release func(error)) {
+	defer l.load.leave(qc)
 	c, err := l.awaitStream(qc)
 	if err != nil {
 		l.log.Debug("transport: quic: refusing connection", "remote", qc.RemoteAddr().String(), "err", err)
 		qc.CloseWithError(quicProtoFail, "")
 		l.ep.release()
+		release(err)
 		return
 	}
 	select {
 	case l.ready <- c:
+		release(nil)
 	case <-l.done:
 		c.Abort()
+		release(errListenerClosed)
 	}
 }
 
@@ -408,7 +495,10 @@ func (l *quicListener) awaitStream(qc *quic.Conn) (*quicConn, error) {
 	defer cancel()
 	st, err := qc.AcceptStream(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("no stream from client: %w", err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("transport: quic: no stream from client within %v", l.streamWait)
+		}
+		return nil, fmt.Errorf("transport: quic: no stream from client: %w", err)
 	}
 	return newQUICConn(qc, st, false, l.ep.release, l.closeTimeout), nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -151,8 +152,8 @@ func TestQUICExtraStreamsRefused(t *testing.T) {
 		t.Error("server opened a bidirectional stream towards the client")
 	}
 
-	// Finish the one stream in both directions. Its credit comes back only
-	// with the server's Close, so the client still may not open another.
+	// Finish the one stream in both directions. Its credit never comes
+	// back, so the client still may not open another.
 	if err := client.CloseWrite(); err != nil {
 		t.Fatalf("client CloseWrite: %v", err)
 	}
@@ -328,5 +329,266 @@ func TestQUICGoBufferWarningRouted(t *testing.T) {
 	listenQUIC(t, nil)
 	if v := os.Getenv(quicBufferEnv); v != "true" {
 		t.Errorf("after Listen, %s = %q; quic-go would print its warning outside Options.Logger", quicBufferEnv, v)
+	}
+}
+
+// TestQUICRestartResetsOldConnections: a server that comes back on the same
+// port with the same stateless reset key resets the connections of its
+// previous run at their first packet, so their clients need not wait for the
+// idle timeout (here the default 30 s, longer than the test's bound).
+func TestQUICRestartResetsOldConnections(t *testing.T) {
+	key := [32]byte{0: 's', 1: 'c', 31: 1}
+	opts := &Options{StatelessResetKey: &key}
+	ln, err := QUIC.Listen(testCtx(t), "127.0.0.1:0", opts)
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	addr := ln.Addr().String()
+	client := dialQUIC(t, ln, &Options{KeepAlivePeriod: -1})
+	server := acceptQUIC(t, ln)
+	closeAtCleanup(t, client)
+
+	// The server process dies: its socket goes away without a
+	// CONNECTION_CLOSE (Transport.Close says nothing to its connections).
+	ln.Close()
+	server.release()
+
+	restarted, err := QUIC.Listen(testCtx(t), addr, opts)
+	if err != nil {
+		t.Fatalf("Listen again on %s: %v", addr, err)
+	}
+	defer restarted.Close()
+
+	if _, err := client.Write([]byte("anyone there?")); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	client.SetReadDeadline(time.Now().Add(testTimeout))
+	_, err = client.Read(make([]byte, 1))
+	if !errors.Is(err, ErrAborted) {
+		t.Fatalf("old client's Read after the restart: %v, want ErrAborted", err)
+	}
+	var reset *quic.StatelessResetError
+	if cause := context.Cause(client.qc.Context()); !errors.As(cause, &reset) {
+		t.Errorf("old connection ended by %v, want a stateless reset", cause)
+	}
+}
+
+// admissions records what a listener's Admit hook saw, by client port.
+type admissions struct {
+	mu       sync.Mutex
+	refused  map[string]bool
+	released map[string][]error // in order
+}
+
+func portOf(a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return port
+}
+
+func (a *admissions) refuse(port string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.refused == nil {
+		a.refused = make(map[string]bool)
+	}
+	a.refused[port] = true
+}
+
+func (a *admissions) admit(remote net.Addr) (func(error), bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	port := portOf(remote)
+	if a.refused[port] {
+		return nil, false
+	}
+	return func(dropped error) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.released == nil {
+			a.released = make(map[string][]error)
+		}
+		a.released[port] = append(a.released[port], dropped)
+	}, true
+}
+
+func (a *admissions) releases(local net.Addr) []error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]error(nil), a.released[portOf(local)]...)
+}
+
+// rawQUICDial makes a QUIC connection to ln that never opens a stream, from
+// a socket the caller gets to see first.
+func rawQUICDial(t *testing.T, ln net.Listener, beforeDial func(local net.Addr)) *quic.Conn {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: pc}
+	t.Cleanup(func() { tr.Close(); pc.Close() })
+	if beforeDial != nil {
+		beforeDial(pc.LocalAddr())
+	}
+	tlsConf := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{quicALPN}}
+	qc, err := tr.Dial(testCtx(t), ln.Addr().(*net.UDPAddr), tlsConf, nil)
+	if err != nil {
+		t.Fatalf("QUIC handshake: %v", err)
+	}
+	return qc
+}
+
+// serverCloseCode waits for the server to close qc and returns its code.
+func serverCloseCode(t *testing.T, qc *quic.Conn) quic.ApplicationErrorCode {
+	t.Helper()
+	select {
+	case <-qc.Context().Done():
+	case <-time.After(testTimeout):
+		t.Fatal("connection still open")
+	}
+	var ae *quic.ApplicationError
+	if cause := context.Cause(qc.Context()); !errors.As(cause, &ae) || !ae.Remote {
+		t.Fatalf("connection ended by %v, want the server's application close", cause)
+	}
+	return ae.ErrorCode
+}
+
+// TestQUICAdmit checks the post-conditions of Options.Admit: a refused
+// connection is closed with 0x1 without waiting for a stream and never
+// reaches Accept; an admitted one is released exactly once, with nil when
+// Accept returns it and with the reason when it is dropped before.
+func TestQUICAdmit(t *testing.T) {
+	adm := &admissions{}
+	ln := listenQUIC(t, &Options{Admit: adm.admit, StreamTimeout: 300 * time.Millisecond})
+
+	refused := rawQUICDial(t, ln, func(local net.Addr) { adm.refuse(portOf(local)) })
+	if code := serverCloseCode(t, refused); code != 1 {
+		t.Errorf("refused connection closed with %#x, want 0x1", code)
+	}
+	if got := adm.releases(refused.LocalAddr()); len(got) != 0 {
+		t.Errorf("release called %d times for a refused connection, want never", len(got))
+	}
+
+	silent := rawQUICDial(t, ln, nil)
+
+	good := dialQUIC(t, ln, nil)
+	server := acceptQUIC(t, ln)
+	closeAtCleanup(t, good, server)
+	if !samePort(t, server.RemoteAddr(), good.LocalAddr()) {
+		t.Fatalf("Accept returned a conn from %v, want the admitted client at %v", server.RemoteAddr(), good.LocalAddr())
+	}
+	if got := adm.releases(good.LocalAddr()); len(got) != 1 || got[0] != nil {
+		t.Errorf("admitted and accepted connection released with %v, want exactly one nil", got)
+	}
+
+	if code := serverCloseCode(t, silent); code != 1 {
+		t.Errorf("stream-less connection closed with %#x, want 0x1", code)
+	}
+	// The release comes just after the close; Close waits for it.
+	ln.Close()
+	got := adm.releases(silent.LocalAddr())
+	if len(got) != 1 || got[0] == nil || !strings.Contains(got[0].Error(), "no stream") {
+		t.Errorf("stream-less connection released with %v, want exactly one 'no stream' error", got)
+	}
+}
+
+// TestQUICCloseWithPlainClient: the clean end of PROTOCOL.md §3 needs only
+// stream FINs and a connection close, so a client written with any QUIC
+// library can keep it: it closes the connection as soon as it has read the
+// server's FIN. A server that ends its sending half and reads on (the shape
+// of the securechat close, §12) must still get all of the client's last
+// bytes, however late it reads them.
+func TestQUICCloseWithPlainClient(t *testing.T) {
+	ln := listenQUIC(t, nil)
+	qc := rawQUICDial(t, ln, nil)
+	st, err := qc.OpenStreamSync(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write([]byte{'H'}); err != nil {
+		t.Fatal(err)
+	}
+	server := acceptQUIC(t, ln)
+
+	closing, answer := []byte("CLOSE"), bytes.Repeat([]byte("last words "), 6000)
+	clientDone := make(chan error, 1)
+	go func() {
+		clientDone <- func() error {
+			got := make([]byte, len(closing))
+			if _, err := io.ReadFull(st, got); err != nil {
+				return fmt.Errorf("client reading the server's last bytes: %w", err)
+			}
+			if _, err := st.Write(answer); err != nil {
+				return fmt.Errorf("client answering: %w", err)
+			}
+			st.Close()
+			if rest, err := io.ReadAll(st); err != nil || len(rest) != 0 {
+				return fmt.Errorf("client reading to the server's FIN: %d more bytes, %v", len(rest), err)
+			}
+			return qc.CloseWithError(0, "")
+		}()
+	}()
+
+	if _, err := server.Write(closing); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	// A busy server gets round to reading a little later; a client that
+	// had seen the FIN already would have closed the connection by now.
+	time.Sleep(200 * time.Millisecond)
+	got, err := io.ReadAll(server)
+	if err != nil || !bytes.Equal(got, answer) {
+		t.Fatalf("server read %d of the client's %d last bytes, then %v; want all, then io.EOF", len(got), len(answer), err)
+	}
+	if err := <-clientDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Close(); err != nil {
+		t.Fatalf("server Close: %v", err)
+	}
+	var ae *quic.ApplicationError
+	if cause := context.Cause(server.qc.Context()); !errors.As(cause, &ae) || !ae.Remote || ae.ErrorCode != 0 {
+		t.Errorf("connection ended by %v, want the client's close with 0x0", cause)
+	}
+}
+
+// TestQUICRetryUnderLoad: while more connections than the threshold are in
+// their handshake or waiting for their stream, a new client must answer a
+// Retry first (and gets in); once the load is gone, nobody is asked.
+func TestQUICRetryUnderLoad(t *testing.T) {
+	old := quicRetryAbove
+	quicRetryAbove = 1
+	t.Cleanup(func() { quicRetryAbove = old })
+	ln := listenQUIC(t, &Options{StreamTimeout: 500 * time.Millisecond})
+	load := ln.(*quicListener).load
+
+	silent := rawQUICDial(t, ln, nil) // holds its place until StreamTimeout
+	if n := load.retries.Load(); n != 0 {
+		t.Fatalf("%d Retry packets with nobody else connecting, want none", n)
+	}
+	good := dialQUIC(t, ln, nil)
+	server := acceptQUIC(t, ln)
+	closeAtCleanup(t, good, server)
+	// (Its ClientHello may span two Initial packets, each answered.)
+	retries := load.retries.Load()
+	if retries == 0 {
+		t.Error("no Retry for the client that came under load")
+	}
+
+	if code := serverCloseCode(t, silent); code != 1 {
+		t.Fatalf("stream-less connection closed with %#x, want 0x1", code)
+	}
+	for deadline := time.Now().Add(testTimeout); load.inFlight.Load() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still counted after all were accepted or dropped", load.inFlight.Load())
+		}
+	}
+	late := dialQUIC(t, ln, nil)
+	lateServer := acceptQUIC(t, ln)
+	closeAtCleanup(t, late, lateServer)
+	if n := load.retries.Load(); n != retries {
+		t.Errorf("%d Retry packets before the load was gone, %d after; the client after the load was asked too", retries, n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -29,8 +30,13 @@ type quicConn struct {
 	writeSem chan struct{}
 	closing  chan struct{} // closed when Close or Abort starts
 
-	mu     sync.Mutex // orders deadline changes against Close
+	mu     sync.Mutex // orders deadline changes and the FIN against Close
 	closed bool
+	// The server sends its FIN only after reading the client's (see QUIC):
+	// finWanted records a CloseWrite still waiting for peerFIN.
+	finWanted   bool
+	peerFIN     bool
+	writeClosed atomic.Bool
 }
 
 var (
@@ -95,7 +101,22 @@ func (c *quicConn) Read(p []byte) (int, error) {
 		return 0, c.opError("read", net.ErrClosed)
 	}
 	n, err := c.st.Read(p)
+	if err == io.EOF {
+		c.sawPeerFIN()
+	}
 	return n, c.mapErr("read", err)
+}
+
+// sawPeerFIN notes that the peer's stream is read to its end, and on the
+// server sends the FIN a CloseWrite left waiting for that.
+func (c *quicConn) sawPeerFIN() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.peerFIN = true
+	if c.finWanted && !c.closed {
+		c.finWanted = false
+		_ = c.st.Close()
+	}
 }
 
 func (c *quicConn) Write(p []byte) (int, error) {
@@ -105,7 +126,7 @@ func (c *quicConn) Write(p []byte) (int, error) {
 		return 0, c.opError("write", net.ErrClosed)
 	}
 	defer func() { <-c.writeSem }()
-	if c.isClosing() {
+	if c.isClosing() || c.writeClosed.Load() {
 		return 0, c.opError("write", net.ErrClosed)
 	}
 	n, err := c.st.Write(p)
@@ -117,6 +138,14 @@ func (c *quicConn) CloseWrite() error {
 	defer c.mu.Unlock()
 	if c.closed {
 		return c.opError("close write", net.ErrClosed)
+	}
+	c.writeClosed.Store(true)
+	if !c.isClient && !c.peerFIN {
+		// The FIN follows once Read has reached the client's FIN, or at
+		// Close: the client closes the connection when it sees our FIN,
+		// which would throw away data we still mean to read.
+		c.finWanted = true
+		return nil
 	}
 	// Close only fails on a stream already reset, which has nothing to end.
 	_ = c.st.Close()
@@ -139,7 +168,11 @@ func (c *quicConn) Close() error {
 	// from Writes that returned is queued already and still goes out.
 	c.st.SetWriteDeadline(aLongTimeAgo)
 	c.st.SetReadDeadline(aLongTimeAgo)
-	_ = c.st.Close() // FIN
+	// FIN now, even on a server whose CloseWrite still waits for the
+	// client's FIN: this side reads nothing more, so nothing it could lose
+	// when the client closes the connection matters any longer.
+	c.finWanted = false
+	_ = c.st.Close()
 	c.mu.Unlock()
 
 	c.linger()
@@ -155,13 +188,6 @@ func (c *quicConn) linger() {
 	deadline := time.Now().Add(c.closeTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	if !c.isClient {
-		// Lets the client open a stream in place of this one, which quic-go
-		// announces (MAX_STREAMS) only once the stream is finished here:
-		// our FIN acknowledged and the client's FIN read below. That is the
-		// client's sign that the server is done.
-		c.st.ReleaseStreamCredit()
-	}
 
 	// Read up to the peer's FIN, dropping the data: the application has
 	// stopped reading, and draining keeps flow control open so the peer's
@@ -177,16 +203,13 @@ func (c *quicConn) linger() {
 		}
 		<-c.readSem
 	case <-ctx.Done():
-		return
 	}
-
 	if c.isClient {
-		// The new stream credit means the server is done; the stream it
-		// allows is never used, and the caller closes the connection.
-		c.qc.OpenStreamSync(ctx)
+		// The server sent its FIN once it had read all it wanted: the
+		// caller closes the connection.
 		return
 	}
-	// The client closes the connection once it sees the credit.
+	// The client closes the connection once it has read our FIN.
 	select {
 	case <-c.qc.Context().Done():
 	case <-ctx.Done():

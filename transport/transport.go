@@ -89,10 +89,34 @@ type Transport interface {
 // the defaults noted on each field.
 type Options struct {
 	// HandshakeIdleTimeout bounds connection setup. TCP: the connect timeout
-	// of Dial. QUIC: quic-go's HandshakeIdleTimeout, and on the listening
-	// side also how long after the QUIC handshake the client has to open its
-	// stream and send its first bytes. 0 means 5 s.
+	// of Dial. QUIC: quic-go's HandshakeIdleTimeout. 0 means 5 s.
 	HandshakeIdleTimeout time.Duration
+
+	// StreamTimeout is how long a QUIC listener gives a client, once the
+	// QUIC handshake is done, to open its stream and write its first bytes
+	// (securechat's client writes CLIENT_HELLO at once, so this takes one
+	// flight). Until then the connection holds one of the listener's few
+	// pending places, so the wait is short. 0 means 2 s, or
+	// HandshakeIdleTimeout if that is shorter. TCP ignores it.
+	StreamTimeout time.Duration
+
+	// Admit, if not nil, decides whether a QUIC listener keeps a connection
+	// from remote. It is called once per connection, as soon as the QUIC
+	// handshake is done and before the listener waits for the stream, so a
+	// server can apply to connections it cannot see yet the limits it
+	// applies to the ones Accept returns (per-source caps, penalties). Calls
+	// come one at a time from the listener's own goroutine, so Admit must be
+	// quick. TCP ignores it.
+	//
+	// If ok is false, the listener closes the connection at once with
+	// application error 0x1 and never returns it from Accept. If ok is true,
+	// release must not be nil, and the listener calls it exactly once: with
+	// nil when Accept returns the connection (from then on the caller
+	// applies its own limits, as to any connection), or with the reason
+	// when it drops the connection before that (no stream within
+	// StreamTimeout, a QUIC state it refuses, or the listener's Close). By
+	// the time the listener's Close returns, every release has been called.
+	Admit func(remote net.Addr) (release func(dropped error), ok bool)
 
 	// MaxIdleTimeout ends a QUIC connection on which nothing has been
 	// received for this long (the effective value is the smaller of both
@@ -110,6 +134,15 @@ type Options struct {
 	// the stream (see the QUIC conn documentation in quic.go). TCP ignores it,
 	// the kernel lingers on its own. 0 means 2 s.
 	CloseTimeout time.Duration
+
+	// StatelessResetKey, if not nil, is the key a QUIC listener makes its
+	// stateless reset tokens with (RFC 9000 §10.3). When a packet arrives
+	// for a connection the listener does not know (say, one from before a
+	// restart), it answers with a stateless reset, and the peer's Reads
+	// fail with ErrAborted at once instead of after the idle timeout. The
+	// key must stay the same across restarts and be secret; nil disables
+	// stateless resets. Dial and TCP ignore it.
+	StatelessResetKey *[32]byte
 
 	// Logger receives the transport's few log lines: debug lines about
 	// refused QUIC connections, and the warning, once per process, that the
@@ -134,6 +167,22 @@ func (o *Options) handshakeIdleTimeout() time.Duration {
 		return defaultHandshakeIdleTimeout
 	}
 	return o.HandshakeIdleTimeout
+}
+
+const defaultStreamTimeout = 2 * time.Second
+
+func (o *Options) streamTimeout() time.Duration {
+	if o != nil && o.StreamTimeout > 0 {
+		return o.StreamTimeout
+	}
+	return min(defaultStreamTimeout, o.handshakeIdleTimeout())
+}
+
+func (o *Options) admit() func(net.Addr) (func(error), bool) {
+	if o == nil {
+		return nil
+	}
+	return o.Admit
 }
 
 func (o *Options) maxIdleTimeout() time.Duration {
@@ -191,7 +240,10 @@ type Aborter interface {
 // CloseWriter is implemented by conns that can end their sending half while
 // still reading: the peer reads the bytes written so far, then io.EOF. Later
 // Writes fail with net.ErrClosed. TCP: shutdown(SHUT_WR). QUIC: the stream's
-// FIN. Close is still needed afterwards to release the connection.
+// FIN; on a conn from a QUIC listener the FIN, and so the peer's io.EOF, waits
+// until Read has returned the peer's io.EOF or until Close (PROTOCOL.md §3),
+// so a peer must not wait for it before ending its own half. Close is still
+// needed afterwards to release the connection.
 type CloseWriter interface {
 	CloseWrite() error
 }
