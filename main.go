@@ -29,9 +29,6 @@ const (
 	exitConnectLost = 5
 )
 
-// version is set with -ldflags "-X main.version=..." in release builds.
-var version = "v0.1.0-dev"
-
 // commands is filled by the init functions of the command files.
 var commands []*cli.Command
 
@@ -63,7 +60,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:                 "securechat",
 		Usage:                "a secure chat server and terminal client",
-		Version:              version,
+		Version:              versionString(),
 		Commands:             commands,
 		Writer:               stdout,
 		ErrWriter:            stderr,
