@@ -321,7 +321,7 @@ func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
 	}
 	l := &link{sess: sess, events: make(chan *chat.Event, 256)}
 	if err := l.send(&chat.Request{Type: chat.TypeHello, ID: "hello", V: chat.Version,
-		Client: "securechat " + version, Rooms: cfg.rooms}); err != nil {
+		Client: "securechat " + moduleVersion(), Rooms: cfg.rooms}); err != nil {
 		sess.Abort()
 		return nil, withCode(exitConnectLost, fmt.Errorf("connection lost: %w", err), "")
 	}

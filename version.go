@@ -20,6 +20,15 @@ func versionString() string {
 	return describeBuild(info, version)
 }
 
+// moduleVersion is the version alone, as the client names itself to the
+// server.
+func moduleVersion() string {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		return orDefault(version, orDefault(info.Main.Version, "(devel)"))
+	}
+	return orDefault(version, "(devel)")
+}
+
 func describeBuild(info *debug.BuildInfo, override string) string {
 	v := orDefault(override, orDefault(info.Main.Version, "(devel)"))
 	var rev, when, modified string
