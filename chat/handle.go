@@ -384,16 +384,19 @@ func (h *Hub) hello(s *session, req *Request) {
 	}
 	inherited := u.sortedRooms()
 
+	// The rooms the client names replace the default room: a user who
+	// asked for #lobby is in #lobby alone, and a reconnecting client gets
+	// back exactly the rooms it was in.
 	var want []string
-	if first {
-		want = append(want, h.cfg.defaultRoom)
-	}
 	for _, name := range req.Rooms {
 		if name = foldName(name); ValidRoom(name) {
 			want = append(want, name)
 		} else {
 			h.sendEvent(s, &Event{Type: TypeError, Code: CodeBadRoom, Text: badRoom(truncateUTF8(name, 40)).Text})
 		}
+	}
+	if first && len(want) == 0 {
+		want = append(want, h.cfg.defaultRoom)
 	}
 	var joined []*room
 	for _, name := range want {

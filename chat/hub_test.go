@@ -124,6 +124,60 @@ func TestPresenceJoinPartQuit(t *testing.T) {
 	})
 }
 
+// The rooms a first session names in hello replace the default room, so
+// that "connect --room lobby" is in #lobby alone; with none named, or none
+// valid, it is in #general.
+func TestHelloRoomsReplaceDefault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hs := newHarness(t, nil)
+		bob := hs.login("bob", false)
+		bob.take()
+		for _, tc := range []struct {
+			user  string
+			rooms []string
+			want  []string
+		}{
+			{"alice", []string{"#Lobby"}, []string{"#lobby"}},
+			{"carol", []string{"#lobby", "#general"}, []string{"#general", "#lobby"}},
+			{"dave", nil, []string{"#general"}},
+			{"erin", []string{"bad room"}, []string{"#general"}},
+		} {
+			c := hs.connect(tc.user, false)
+			c.send(&Request{Type: TypeHello, ID: "h", V: 1, Rooms: tc.rooms})
+			synctest.Wait()
+			evs := c.take()
+			w := ofType(evs, TypeWelcome)
+			if len(w) != 1 {
+				t.Fatalf("%s: no welcome: %s", tc.user, dump(evs))
+			}
+			var got []string
+			for _, r := range w[0].Rooms {
+				got = append(got, r.Room)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("%s with hello rooms %q is in %q, want %q", tc.user, tc.rooms, got, tc.want)
+			}
+		}
+		// Only those who are in #general are announced there.
+		var joined []string
+		for _, j := range ofKind(bob.take(), KindJoin) {
+			joined = append(joined, j.From)
+		}
+		if !slices.Equal(joined, []string{"carol", "dave", "erin"}) {
+			t.Errorf("bob saw joins of %q in #general, want carol, dave, erin", joined)
+		}
+		// A later session of alice names #extra: she keeps #lobby and
+		// gains #extra, and is still not put in #general.
+		a2 := hs.connect("alice", false)
+		a2.send(&Request{Type: TypeHello, ID: "h", V: 1, Rooms: []string{"#extra"}})
+		synctest.Wait()
+		w := ofType(a2.take(), TypeWelcome)
+		if len(w) != 1 || len(w[0].Rooms) != 2 || w[0].Rooms[0].Room != "#extra" || w[0].Rooms[1].Room != "#lobby" {
+			t.Errorf("second session: %+v", w)
+		}
+	})
+}
+
 func TestMultipleSessionsQuitOnLast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hs := newHarness(t, nil)

@@ -92,6 +92,15 @@ grep -q "msg=\"session ended\" .*session=$session\$" "$work/serve.log" ||
 	fail "server did not log a clean end for session $session"
 echo "live_interop: interop ok (session $session ended cleanly)"
 
+echo "--- a room named in hello replaces #general"
+"$py" interop/scclient.py --host 127.0.0.1 --port "$port" --user pyuser \
+	--password-file "$work/py.pw" --fingerprint "$fp" --room '#Lobby' \
+	--text "hello from the lobby" >"$work/py-room.out" 2>"$work/py-room.log" ||
+	fail "Python client with --room: $(cat "$work/py-room.log")"
+grep -q '"t":"welcome".*"rooms":\[{"room":"#lobby","count":1}\]' "$work/py-room.out" ||
+	fail "welcome does not put the session in #lobby alone: $(head -1 "$work/py-room.out")"
+echo "live_interop: --room #Lobby: welcome lists #lobby alone"
+
 echo "--- negative checks"
 "$py" interop/negative_checks.py --host 127.0.0.1 --port "$port" --user pyuser \
 	--password-file "$work/py.pw" --fingerprint "$fp"
