@@ -137,11 +137,27 @@ func (h *Hub) cmdWho(s *session, req *Request) {
 		return
 	}
 	names := r.memberNames()
-	runs := chunk(len(names), func(i int) int { return len(names[i]) + 3 }, listBudget)
+	away := make(map[string]bool)
+	for u := range r.members {
+		if u.away != "" {
+			away[u.name] = true
+		}
+	}
+	// Each name may appear twice in a part: in members and away_members.
+	runs := chunk(len(names), func(i int) int { return 2 * (len(names[i]) + 3) }, listBudget)
 	for i, run := range runs {
 		part := names[run[0]:run[1]]
-		h.reply(s, req.ID, &Event{Cmd: "who", Room: r.name, Members: part, More: i < len(runs)-1,
-			Text: fmt.Sprintf("%s (%d): %s", r.name, len(names), strings.Join(part, " "))})
+		e := &Event{Cmd: "who", Room: r.name, Members: part, More: i < len(runs)-1,
+			Text: fmt.Sprintf("%s (%d): %s", r.name, len(names), strings.Join(part, " "))}
+		for _, n := range part {
+			if away[n] {
+				e.AwayMembers = append(e.AwayMembers, n)
+			}
+		}
+		if len(e.AwayMembers) > 0 {
+			e.Text += " (away: " + strings.Join(e.AwayMembers, " ") + ")"
+		}
+		h.reply(s, req.ID, e)
 	}
 	h.ack(s, req.ID, 0)
 }
@@ -168,9 +184,50 @@ func (h *Hub) cmdWhois(s *session, req *Request) {
 	if len(joined) > 0 {
 		text += ", in " + strings.Join(joined, " ")
 	}
+	if u.away != "" {
+		text += ", away: " + u.away
+	}
 	h.reply(s, req.ID, &Event{Cmd: "whois", User: u.name, Admin: admin, Sessions: len(u.sessions),
-		Since: formatTime(u.since), Joined: joined, Text: text})
+		Since: formatTime(u.since), Joined: joined, Away: u.away, Text: text})
 	h.ack(s, req.ID, 0)
+}
+
+// defaultAway is the away message of a plain /away.
+const defaultAway = "away"
+
+func (h *Hub) cmdAway(s *session, req *Request) {
+	if len(req.Args) > 0 {
+		if m, ok := h.muted(s); ok {
+			h.fail(s, req.ID, CodeMuted, "you are muted%s", untilText(m.until))
+			return
+		}
+	}
+	// An away message is shown like a reason: one line, cut to MaxReason.
+	text := strings.TrimSpace(clampReason(arg(req, 0)))
+	if text == "" {
+		text = defaultAway
+	}
+	s.user.away = text
+	h.reply(s, req.ID, &Event{Cmd: "away", User: s.name, Away: text, Text: "you are marked away: " + text})
+	h.ack(s, req.ID, 0)
+}
+
+func (h *Hub) cmdBack(s *session, req *Request) {
+	text := "you are no longer marked away"
+	if s.user.away == "" {
+		text = "you were not marked away"
+	}
+	s.user.away = ""
+	h.reply(s, req.ID, &Event{Cmd: "back", User: s.name, Text: text})
+	h.ack(s, req.ID, 0)
+}
+
+// awayEvent tells the sender of a direct message that its recipient u is
+// away, as IRC's RPL_AWAY does.
+func (h *Hub) awayEvent(u *user) *Event {
+	e := h.newMsg(KindAway, "", "", "", u.name+" is away: "+u.away)
+	e.User, e.Away = u.name, u.away
+	return e
 }
 
 func (h *Hub) cmdNick(s *session, req *Request) {

@@ -410,7 +410,7 @@ func (h *Hub) hello(s *session, req *Request) {
 		}
 	}
 
-	w := &Event{Type: TypeWelcome, ID: req.ID, V: min(req.V, Version), User: u.name, Admin: h.isAdmin(s), MOTD: h.motd,
+	w := &Event{Type: TypeWelcome, ID: req.ID, V: min(req.V, Version), User: u.name, Admin: h.isAdmin(s), MOTD: h.motd, Away: u.away,
 		Limits: &Limits{Text: MaxText, Topic: MaxTopic, History: h.cfg.historyReplay, Ping: int(h.cfg.pingInterval / time.Second)}}
 	if h.cfg.floodRate >= 0 {
 		w.Limits.Burst, w.Limits.Rate = int(h.cfg.floodBurst), h.cfg.floodRate
@@ -591,6 +591,9 @@ func (h *Hub) message(s *session, req *Request) {
 	if target != u {
 		for _, t := range u.sessions {
 			h.send(t, b)
+		}
+		if target.away != "" {
+			h.sendEvent(s, h.awayEvent(target))
 		}
 	}
 	h.log.Debug("chat: direct message", "from", u.name, "to", to, "mid", e.MID, "text", text)

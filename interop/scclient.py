@@ -712,6 +712,24 @@ def chat_session(conn, args):
     if in_rooms != [room]:
         raise ProtocolError("welcome puts this first session in %s, want only %s" % (in_rooms, room))
 
+    if args.away:
+        # §13.9: away, then a reply naming the message, then the ack.
+        pending["away"] = None
+        conn.send_app({"t": "cmd", "id": "away", "cmd": "away", "args": [args.away]})
+        replies = []
+
+        def away_answered(o):
+            if o.get("t") == "reply" and o.get("id") == "away":
+                replies.append(o)
+            return o.get("id") == "away" and o.get("t") in ("ack", "error")
+
+        answer = pump(time.monotonic() + 30, away_answered)
+        if answer["t"] != "ack":
+            raise ProtocolError("away refused: %s" % answer.get("code"))
+        if len(replies) != 1 or replies[0].get("cmd") != "away" or replies[0].get("away") != args.away:
+            raise ProtocolError("away: want one reply naming %r, got %s" % (args.away, replies))
+        conn.log("marked away: %s" % args.away)
+
     mid = "py-%d" % os.getpid()
     pending[mid] = None
     conn.send_app({"t": "msg", "id": mid, "room": room, "text": args.text})
@@ -752,6 +770,7 @@ def main(argv=None):
     p.add_argument("--known-hosts", help="known hosts file (trust on first use)")
     p.add_argument("--room", help="room to be in instead of #general (sent in hello)")
     p.add_argument("--text", default="hello from the Python client")
+    p.add_argument("--away", help="mark this user away with this text after login (§13.9)")
     p.add_argument("--linger", type=float, default=0, help="seconds to keep printing events before CLOSE")
     args = p.parse_args(argv)
 
