@@ -173,6 +173,9 @@ func formatHelp(cmds []CommandInfo) string {
 			text.WriteByte('\n')
 		}
 		fmt.Fprintf(&text, "%-32s %s", SanitizeText(c.Usage), SanitizeText(c.Help))
+		if len(c.Aliases) > 0 {
+			fmt.Fprintf(&text, " (also /%s)", SanitizeText(strings.Join(c.Aliases, " /")))
+		}
 	}
 	return text.String()
 }

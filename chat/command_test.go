@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -391,6 +392,12 @@ func TestHelpTextAddsClientCommands(t *testing.T) {
 			if c.Name == "fingerprint" {
 				t.Errorf("the server lists the client's own command: %+v", c)
 			}
+			if c.Name == "who" && !slices.Equal(c.Aliases, []string{"names"}) {
+				t.Errorf("help lists /who without its alias: %+v", c)
+			}
+		}
+		if !strings.Contains(reply.Text, "list the members of a room (also /names)") {
+			t.Errorf("help text does not name the aliases:\n%s", reply.Text)
 		}
 		text := HelpText(reply)
 		if !strings.HasPrefix(text, reply.Text+"\n") {
