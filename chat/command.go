@@ -45,9 +45,10 @@ type command struct {
 	run              func(h *Hub, s *session, req *Request)
 }
 
+// info is c as Commands returns it: a copy callers may change.
 func (c *command) info() CommandInfo {
 	return CommandInfo{Name: c.name, Usage: c.usage, Help: c.help, Admin: c.admin,
-		Aliases: c.aliases, Local: c.local}
+		Aliases: slices.Clone(c.aliases), Local: c.local}
 }
 
 // commandTable is filled in init, because the handlers it names refer back
