@@ -8,65 +8,32 @@ import (
 	"time"
 )
 
-// handler is the server side of one command: how many args it takes,
-// whether it applies to req.Room, and what it does.
-type handler struct {
-	minArgs, maxArgs int
-	room             bool
-	run              func(h *Hub, s *session, req *Request)
-}
-
-var handlers map[string]handler
-
-func init() {
-	handlers = map[string]handler{
-		"join":   {0, 0, true, (*Hub).cmdJoin},
-		"part":   {0, 1, true, (*Hub).cmdPart},
-		"msg":    {2, 2, false, (*Hub).cmdMsg},
-		"me":     {1, 1, true, (*Hub).cmdMe},
-		"rooms":  {0, 0, false, (*Hub).cmdRooms},
-		"topic":  {0, 1, true, (*Hub).cmdTopic},
-		"who":    {0, 0, true, (*Hub).cmdWho},
-		"whois":  {1, 1, false, (*Hub).cmdWhois},
-		"nick":   {0, 1, false, (*Hub).cmdNick},
-		"motd":   {0, 1, false, (*Hub).cmdMOTD},
-		"help":   {0, 1, false, (*Hub).cmdHelp},
-		"quit":   {0, 1, false, (*Hub).cmdQuit},
-		"kick":   {1, 2, false, (*Hub).cmdKick},
-		"ban":    {1, 3, false, (*Hub).cmdBan},
-		"unban":  {1, 1, false, (*Hub).cmdUnban},
-		"mute":   {1, 2, false, (*Hub).cmdMute},
-		"unmute": {1, 1, false, (*Hub).cmdUnmute},
-		"bans":   {0, 0, false, (*Hub).cmdBans},
-	}
-}
-
+// command dispatches a cmd request through commandTable.
 func (h *Hub) command(s *session, req *Request) {
-	info, ok := LookupCommand(req.Cmd)
-	hd, known := handlers[info.Name]
-	if !ok || !known {
+	c := lookupCommand(req.Cmd)
+	if c == nil || c.local {
 		h.fail(s, req.ID, CodeUnknownCommand, "unknown command /%s: see /help", truncateUTF8(SanitizeText(req.Cmd), 32))
 		return
 	}
 	// The role is asked now, not remembered from login: an account whose
 	// admin role was taken away loses these commands at once.
-	if info.Admin && !h.isAdmin(s) {
-		h.fail(s, req.ID, CodeForbidden, "/%s is for admins only", info.Name)
+	if c.admin && !h.isAdmin(s) {
+		h.fail(s, req.ID, CodeForbidden, "/%s is for admins only", c.name)
 		return
 	}
-	req.Cmd = info.Name
-	if len(req.Args) < hd.minArgs || len(req.Args) > hd.maxArgs {
-		h.fail(s, req.ID, CodeBadRequest, "usage: %s", info.Usage)
+	req.Cmd = c.name
+	if len(req.Args) < c.minArgs || len(req.Args) > c.maxArgs {
+		h.fail(s, req.ID, CodeBadRequest, "usage: %s", c.usage)
 		return
 	}
-	if hd.room {
+	if c.inRoom {
 		req.Room = foldName(req.Room)
 		if !ValidRoom(req.Room) {
 			h.fail(s, req.ID, CodeBadRoom, "%s", badRoom(truncateUTF8(SanitizeText(req.Room), 40)).Text)
 			return
 		}
 	}
-	hd.run(h, s, req)
+	c.run(h, s, req)
 }
 
 // arg returns args[i], or "" when absent.
@@ -170,11 +137,27 @@ func (h *Hub) cmdWho(s *session, req *Request) {
 		return
 	}
 	names := r.memberNames()
-	runs := chunk(len(names), func(i int) int { return len(names[i]) + 3 }, listBudget)
+	away := make(map[string]bool)
+	for u := range r.members {
+		if u.away != "" {
+			away[u.name] = true
+		}
+	}
+	// Each name may appear twice in a part: in members and away_members.
+	runs := chunk(len(names), func(i int) int { return 2 * (len(names[i]) + 3) }, listBudget)
 	for i, run := range runs {
 		part := names[run[0]:run[1]]
-		h.reply(s, req.ID, &Event{Cmd: "who", Room: r.name, Members: part, More: i < len(runs)-1,
-			Text: fmt.Sprintf("%s (%d): %s", r.name, len(names), strings.Join(part, " "))})
+		e := &Event{Cmd: "who", Room: r.name, Members: part, More: i < len(runs)-1,
+			Text: fmt.Sprintf("%s (%d): %s", r.name, len(names), strings.Join(part, " "))}
+		for _, n := range part {
+			if away[n] {
+				e.AwayMembers = append(e.AwayMembers, n)
+			}
+		}
+		if len(e.AwayMembers) > 0 {
+			e.Text += " (away: " + strings.Join(e.AwayMembers, " ") + ")"
+		}
+		h.reply(s, req.ID, e)
 	}
 	h.ack(s, req.ID, 0)
 }
@@ -201,9 +184,50 @@ func (h *Hub) cmdWhois(s *session, req *Request) {
 	if len(joined) > 0 {
 		text += ", in " + strings.Join(joined, " ")
 	}
+	if u.away != "" {
+		text += ", away: " + u.away
+	}
 	h.reply(s, req.ID, &Event{Cmd: "whois", User: u.name, Admin: admin, Sessions: len(u.sessions),
-		Since: formatTime(u.since), Joined: joined, Text: text})
+		Since: formatTime(u.since), Joined: joined, Away: u.away, Text: text})
 	h.ack(s, req.ID, 0)
+}
+
+// defaultAway is the away message of a plain /away.
+const defaultAway = "away"
+
+func (h *Hub) cmdAway(s *session, req *Request) {
+	if len(req.Args) > 0 {
+		if m, ok := h.muted(s); ok {
+			h.fail(s, req.ID, CodeMuted, "you are muted%s", untilText(m.until))
+			return
+		}
+	}
+	// An away message is shown like a reason: one line, cut to MaxReason.
+	text := strings.TrimSpace(clampReason(arg(req, 0)))
+	if text == "" {
+		text = defaultAway
+	}
+	s.user.away = text
+	h.reply(s, req.ID, &Event{Cmd: "away", User: s.name, Away: text, Text: "you are marked away: " + text})
+	h.ack(s, req.ID, 0)
+}
+
+func (h *Hub) cmdBack(s *session, req *Request) {
+	text := "you are no longer marked away"
+	if s.user.away == "" {
+		text = "you were not marked away"
+	}
+	s.user.away = ""
+	h.reply(s, req.ID, &Event{Cmd: "back", User: s.name, Text: text})
+	h.ack(s, req.ID, 0)
+}
+
+// awayEvent tells the sender of a direct message that its recipient u is
+// away, as IRC's RPL_AWAY does.
+func (h *Hub) awayEvent(u *user) *Event {
+	e := h.newMsg(KindAway, "", "", "", u.name+" is away: "+u.away)
+	e.User, e.Away = u.name, u.away
+	return e
 }
 
 func (h *Hub) cmdNick(s *session, req *Request) {
@@ -237,28 +261,21 @@ func (h *Hub) cmdMOTD(s *session, req *Request) {
 func (h *Hub) cmdHelp(s *session, req *Request) {
 	var cmds []CommandInfo
 	if len(req.Args) == 1 {
-		c, ok := LookupCommand(strings.TrimSpace(req.Args[0]))
-		if !ok {
+		c := lookupCommand(strings.TrimSpace(req.Args[0]))
+		if c == nil || c.local {
 			h.fail(s, req.ID, CodeUnknownCommand, "unknown command %s", truncateUTF8(SanitizeText(req.Args[0]), 32))
 			return
 		}
-		cmds = []CommandInfo{c}
+		cmds = []CommandInfo{c.info()}
 	} else {
 		admin := h.isAdmin(s)
-		for _, c := range commandTable {
+		for _, c := range Commands() {
 			if !c.Admin || admin {
 				cmds = append(cmds, c)
 			}
 		}
 	}
-	var text strings.Builder
-	for i, c := range cmds {
-		if i > 0 {
-			text.WriteByte('\n')
-		}
-		fmt.Fprintf(&text, "%-32s %s", c.Usage, c.Help)
-	}
-	h.reply(s, req.ID, &Event{Cmd: "help", Commands: cmds, Text: text.String()})
+	h.reply(s, req.ID, &Event{Cmd: "help", Commands: cmds, Text: formatHelp(cmds)})
 	h.ack(s, req.ID, 0)
 }
 

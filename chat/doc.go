@@ -26,4 +26,8 @@
 //
 // [EncodeRequest], [DecodeEvent], [ParseLine] and [SanitizeText] are what a
 // terminal client or a bot needs; formatting is left to the client.
+// ParseLine's errors are [*UsageError]s, to be shown as errors without
+// sending anything. [Commands] lists what a server serves and
+// [ClientCommands] what the client carries out itself; [HelpText] joins
+// the two for a help reply.
 package chat

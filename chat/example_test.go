@@ -1,6 +1,7 @@
 package chat_test
 
 import (
+	"errors"
 	"fmt"
 
 	"securechat/chat"
@@ -17,6 +18,20 @@ func ExampleParseLine() {
 	p, _ := chat.EncodeRequest(req)
 	fmt.Println(string(p))
 	// Output: {"t":"msg","id":"c-1","to":"bob","text":"see you at 5"}
+}
+
+// A line that does not fit its command is not sent: the client shows the
+// usage line as an error.
+func ExampleUsageError() {
+	_, err := chat.ParseLine("/msg bob", "#general")
+	var ue *chat.UsageError
+	if errors.As(err, &ue) {
+		fmt.Printf("error: %v\n", err)
+		fmt.Println(ue.Usage)
+	}
+	// Output:
+	// error: usage: /msg NAME TEXT
+	// /msg NAME TEXT
 }
 
 // A client decodes what the server sent and sanitises text before

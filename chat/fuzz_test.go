@@ -80,9 +80,9 @@ func checkParseLine(t *testing.T, s string) {
 	for _, room := range []string{"", "#general"} {
 		req, err := ParseLine(s, room)
 		if err != nil {
-			var ce *Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("ParseLine error is not an *Error: %v", err)
+			var ue *UsageError
+			if !errors.As(err, &ue) || ue.Text == "" {
+				t.Fatalf("ParseLine error is not a *UsageError: %v", err)
 			}
 			continue
 		}

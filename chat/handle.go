@@ -384,16 +384,19 @@ func (h *Hub) hello(s *session, req *Request) {
 	}
 	inherited := u.sortedRooms()
 
+	// The rooms the client names replace the default room: a user who
+	// asked for #lobby is in #lobby alone, and a reconnecting client gets
+	// back exactly the rooms it was in.
 	var want []string
-	if first {
-		want = append(want, h.cfg.defaultRoom)
-	}
 	for _, name := range req.Rooms {
 		if name = foldName(name); ValidRoom(name) {
 			want = append(want, name)
 		} else {
 			h.sendEvent(s, &Event{Type: TypeError, Code: CodeBadRoom, Text: badRoom(truncateUTF8(name, 40)).Text})
 		}
+	}
+	if first && len(want) == 0 {
+		want = append(want, h.cfg.defaultRoom)
 	}
 	var joined []*room
 	for _, name := range want {
@@ -407,7 +410,7 @@ func (h *Hub) hello(s *session, req *Request) {
 		}
 	}
 
-	w := &Event{Type: TypeWelcome, ID: req.ID, V: min(req.V, Version), User: u.name, Admin: h.isAdmin(s), MOTD: h.motd,
+	w := &Event{Type: TypeWelcome, ID: req.ID, V: min(req.V, Version), User: u.name, Admin: h.isAdmin(s), MOTD: h.motd, Away: u.away,
 		Limits: &Limits{Text: MaxText, Topic: MaxTopic, History: h.cfg.historyReplay, Ping: int(h.cfg.pingInterval / time.Second)}}
 	if h.cfg.floodRate >= 0 {
 		w.Limits.Burst, w.Limits.Rate = int(h.cfg.floodBurst), h.cfg.floodRate
@@ -588,6 +591,9 @@ func (h *Hub) message(s *session, req *Request) {
 	if target != u {
 		for _, t := range u.sessions {
 			h.send(t, b)
+		}
+		if target.away != "" {
+			h.sendEvent(s, h.awayEvent(target))
 		}
 	}
 	h.log.Debug("chat: direct message", "from", u.name, "to", to, "mid", e.MID, "text", text)

@@ -70,7 +70,8 @@ type Config struct {
 	// MOTD is shown at login, multi-line; SetMOTD and /motd change it.
 	MOTD string
 
-	// DefaultRoom is joined by a user's first session at login: "#general".
+	// DefaultRoom is joined by a user's first session at login when its
+	// hello names no valid room: "#general".
 	DefaultRoom string
 
 	// HistorySize is the ring of messages kept per room: 500. Negative: none.

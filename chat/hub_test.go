@@ -124,6 +124,162 @@ func TestPresenceJoinPartQuit(t *testing.T) {
 	})
 }
 
+// The rooms a first session names in hello replace the default room, so
+// that "connect --room lobby" is in #lobby alone; with none named, or none
+// valid, it is in #general.
+func TestHelloRoomsReplaceDefault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hs := newHarness(t, nil)
+		bob := hs.login("bob", false)
+		bob.take()
+		for _, tc := range []struct {
+			user  string
+			rooms []string
+			want  []string
+		}{
+			{"alice", []string{"#Lobby"}, []string{"#lobby"}},
+			{"carol", []string{"#lobby", "#general"}, []string{"#general", "#lobby"}},
+			{"dave", nil, []string{"#general"}},
+			{"erin", []string{"bad room"}, []string{"#general"}},
+		} {
+			c := hs.connect(tc.user, false)
+			c.send(&Request{Type: TypeHello, ID: "h", V: 1, Rooms: tc.rooms})
+			synctest.Wait()
+			evs := c.take()
+			w := ofType(evs, TypeWelcome)
+			if len(w) != 1 {
+				t.Fatalf("%s: no welcome: %s", tc.user, dump(evs))
+			}
+			var got []string
+			for _, r := range w[0].Rooms {
+				got = append(got, r.Room)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("%s with hello rooms %q is in %q, want %q", tc.user, tc.rooms, got, tc.want)
+			}
+		}
+		// Only those who are in #general are announced there.
+		var joined []string
+		for _, j := range ofKind(bob.take(), KindJoin) {
+			joined = append(joined, j.From)
+		}
+		if !slices.Equal(joined, []string{"carol", "dave", "erin"}) {
+			t.Errorf("bob saw joins of %q in #general, want carol, dave, erin", joined)
+		}
+		// A later session of alice names #extra: she keeps #lobby and
+		// gains #extra, and is still not put in #general.
+		a2 := hs.connect("alice", false)
+		a2.send(&Request{Type: TypeHello, ID: "h", V: 1, Rooms: []string{"#extra"}})
+		synctest.Wait()
+		w := ofType(a2.take(), TypeWelcome)
+		if len(w) != 1 || len(w[0].Rooms) != 2 || w[0].Rooms[0].Room != "#extra" || w[0].Rooms[1].Room != "#lobby" {
+			t.Errorf("second session: %+v", w)
+		}
+	})
+}
+
+// /away marks the user (every session) away: /who and /whois show it, a
+// direct message to them is answered with an away event, as IRC's
+// RPL_AWAY; /back and the end of the user's last session clear it.
+func TestAwayAndBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hs := newHarness(t, noFlood)
+		alice := hs.login("alice", false)
+		bob := hs.login("bob", false)
+		admin := hs.login("root", true)
+		alice.take()
+		bob.take()
+
+		away := bob.line("/away at lunch \x1b[31m", "#general")
+		synctest.Wait()
+		evs := bob.take()
+		mustAck(t, evs, away)
+		if r := ofType(evs, TypeReply); len(r) != 1 || r[0].Cmd != "away" || r[0].Away != "at lunch" || r[0].Text == "" {
+			t.Fatalf("away reply: %s", dump(evs))
+		}
+
+		dm := alice.line("/msg bob are you there?", "#general")
+		whois := alice.line("/whois bob", "#general")
+		who := alice.line("/who", "#general")
+		synctest.Wait()
+		evs = alice.take()
+		mustAck(t, evs, dm)
+		var kinds []string
+		for _, e := range evs {
+			if e.Type == TypeMsg || e.ID == dm {
+				kinds = append(kinds, e.Type+"/"+e.Kind)
+			}
+		}
+		if want := []string{"msg/dm", "msg/away", "ack/"}; !slices.Equal(kinds, want) {
+			t.Errorf("sender wants its dm, the away event, then the ack; got %q", kinds)
+		}
+		if a := ofKind(evs, KindAway); len(a) != 1 || a[0].User != "bob" || a[0].Away != "at lunch" ||
+			a[0].From != "" || a[0].Text != "bob is away: at lunch" || a[0].MID == 0 {
+			t.Errorf("away event: %s", dump(a))
+		}
+		replies := map[string]*Event{}
+		for _, e := range ofType(evs, TypeReply) {
+			replies[e.ID] = e
+		}
+		if r := replies[whois]; r == nil || r.Away != "at lunch" || !strings.Contains(r.Text, "away: at lunch") {
+			t.Errorf("whois reply: %+v", r)
+		}
+		if r := replies[who]; r == nil || !slices.Equal(r.AwayMembers, []string{"bob"}) || !strings.HasSuffix(r.Text, "(away: bob)") {
+			t.Errorf("who reply: %+v", r)
+		}
+		if got := bob.take(); len(ofKind(got, KindAway)) != 0 || len(ofKind(got, KindDM)) != 1 {
+			t.Errorf("bob wants the dm and no away event: %s", dump(got))
+		}
+
+		// A second session of bob is told at login; /back from it
+		// applies to the user.
+		bob2 := hs.login("bob", false)
+		if w := ofType(bob2.take(), TypeWelcome); len(w) != 1 || w[0].Away != "at lunch" {
+			t.Errorf("welcome of a second session: %s", dump(w))
+		}
+		back := bob2.line("/back", "#general")
+		synctest.Wait()
+		evs = bob2.take()
+		mustAck(t, evs, back)
+		if r := ofType(evs, TypeReply); len(r) != 1 || r[0].Cmd != "back" || r[0].Away != "" {
+			t.Errorf("back reply: %s", dump(evs))
+		}
+		dm = alice.line("/msg bob back yet?", "#general")
+		whois = alice.line("/whois bob", "#general")
+		synctest.Wait()
+		evs = alice.take()
+		mustAck(t, evs, dm)
+		if a := ofKind(evs, KindAway); len(a) != 0 {
+			t.Errorf("no away event after /back: %s", dump(a))
+		}
+		if r := ofType(evs, TypeReply); len(r) != 1 || r[0].ID != whois || r[0].Away != "" || strings.Contains(r[0].Text, "away") {
+			t.Errorf("whois after /back: %s", dump(r))
+		}
+
+		// Without text the message is "away"; the end of the last session
+		// forgets it.
+		bob.line("/away", "#general")
+		synctest.Wait()
+		if r := ofType(bob.take(), TypeReply); len(r) != 1 || r[0].Away != "away" {
+			t.Errorf("plain /away: %s", dump(r))
+		}
+		bob.hangup()
+		bob2.hangup()
+		synctest.Wait()
+		bob3 := hs.login("bob", false)
+		if w := ofType(bob3.take(), TypeWelcome); len(w) != 1 || w[0].Away != "" {
+			t.Errorf("away survived the last session: %s", dump(w))
+		}
+
+		// A muted user may not publish an away message.
+		admin.line("/mute bob", "#general")
+		synctest.Wait()
+		muted := bob3.line("/away buy my stuff", "#general")
+		synctest.Wait()
+		mustFail(t, bob3.take(), muted, CodeMuted)
+	})
+}
+
 func TestMultipleSessionsQuitOnLast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hs := newHarness(t, nil)

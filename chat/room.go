@@ -15,6 +15,7 @@ type user struct {
 	sessions []*session // logged in, in login order
 	rooms    map[*room]struct{}
 	since    time.Time
+	away     string // the away message; "" while not away
 }
 
 func (u *user) sortedRooms() []*room {

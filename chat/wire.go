@@ -49,6 +49,9 @@ const (
 	KindJoin   = "join"   // from joined room
 	KindPart   = "part"   // from left room; text is the reason
 	KindQuit   = "quit"   // from's last session ended; text is the reason
+	// KindAway answers a direct message to a user who is away, to the
+	// sending session only: user is who is away, away their message.
+	KindAway = "away"
 )
 
 // Error codes of error events. Clients must treat an unknown code like
@@ -113,8 +116,9 @@ type Event struct {
 	ID   string `json:"id,omitempty"` // the request answered (ack, error, reply, pong) or a server ping's id
 
 	V      int     `json:"v,omitempty"`      // welcome: version in use
-	User   string  `json:"user,omitempty"`   // welcome: own name; whois reply: the user
+	User   string  `json:"user,omitempty"`   // welcome: own name; whois reply, away msg: the user
 	Admin  bool    `json:"admin,omitempty"`  // welcome, whois reply
+	Away   string  `json:"away,omitempty"`   // welcome, whois, away and back replies, away msg: the away message
 	MOTD   string  `json:"motd,omitempty"`   // welcome, motd reply
 	Limits *Limits `json:"limits,omitempty"` // welcome
 
@@ -127,17 +131,19 @@ type Event struct {
 	Text    string `json:"text,omitempty"`    // msg, reply (for people), error
 	History bool   `json:"history,omitempty"` // msg: replayed from history
 
-	Cmd      string        `json:"cmd,omitempty"`      // reply: the command answered
-	Topic    string        `json:"topic,omitempty"`    // room, topic reply
-	Members  []string      `json:"members,omitempty"`  // room, who reply
-	Rooms    []RoomInfo    `json:"rooms,omitempty"`    // welcome, rooms reply
-	Sessions int           `json:"sessions,omitempty"` // whois reply
-	Since    string        `json:"since,omitempty"`    // whois reply: online since
-	Joined   []string      `json:"joined,omitempty"`   // whois reply
-	Bans     []Restriction `json:"bans,omitempty"`     // bans reply
-	Mutes    []Restriction `json:"mutes,omitempty"`    // bans reply
-	Commands []CommandInfo `json:"commands,omitempty"` // help reply
-	More     bool          `json:"more,omitempty"`     // room, reply: another part of this list follows
+	Cmd     string   `json:"cmd,omitempty"`     // reply: the command answered
+	Topic   string   `json:"topic,omitempty"`   // room, topic reply
+	Members []string `json:"members,omitempty"` // room, who reply
+	// AwayMembers are the members of Members who are away (who reply).
+	AwayMembers []string      `json:"away_members,omitempty"`
+	Rooms       []RoomInfo    `json:"rooms,omitempty"`    // welcome, rooms reply
+	Sessions    int           `json:"sessions,omitempty"` // whois reply
+	Since       string        `json:"since,omitempty"`    // whois reply: online since
+	Joined      []string      `json:"joined,omitempty"`   // whois reply
+	Bans        []Restriction `json:"bans,omitempty"`     // bans reply
+	Mutes       []Restriction `json:"mutes,omitempty"`    // bans reply
+	Commands    []CommandInfo `json:"commands,omitempty"` // help reply
+	More        bool          `json:"more,omitempty"`     // room, reply: another part of this list follows
 
 	Code    string `json:"code,omitempty"`     // error
 	RetryMS int64  `json:"retry_ms,omitempty"` // error (flood): wait at least this long
@@ -275,6 +281,8 @@ func DecodeEvent(p []byte) (*Event, error) {
 			dst = &e.User
 		case "admin":
 			dst = &e.Admin
+		case "away":
+			dst = &e.Away
 		case "motd":
 			dst = &e.MOTD
 		case "limits":
@@ -301,6 +309,8 @@ func DecodeEvent(p []byte) (*Event, error) {
 			dst = &e.Topic
 		case "members":
 			dst = &e.Members
+		case "away_members":
+			dst = &e.AwayMembers
 		case "rooms":
 			dst = &e.Rooms
 		case "sessions":

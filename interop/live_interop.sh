@@ -2,7 +2,9 @@
 # Live interop on loopback: the Go server, the Go script client (gouser) and
 # the independent Python client (pyuser) in one room. Checks that each client
 # sees the other's message, that the Python client's CLOSE is logged by the
-# server as a clean end, and then runs interop/negative_checks.py.
+# server as a clean end, that a direct message to the Python client, which
+# marked itself away, tells the Go client so, and that a room named in hello
+# replaces #general; then it runs interop/negative_checks.py.
 #
 # Usage: interop/live_interop.sh [WORKDIR]   (default /tmp/interop)
 # Only processes started here are stopped, by their PIDs.
@@ -65,10 +67,11 @@ wait_for "$work/go.out" "gouser joined" || fail "Go client did not join: $(cat "
 # The Python client pins the fingerprint and keeps its own known_hosts.
 "$py" interop/scclient.py --host 127.0.0.1 --port "$port" --user pyuser \
 	--password-file "$work/py.pw" --fingerprint "$fp" --known-hosts "$work/known_hosts.py" \
-	--text "hello from the Python client" --linger 4 >"$work/py.out" 2>"$work/py.log" &
+	--text "hello from the Python client" --away "testing interop" --linger 4 >"$work/py.out" 2>"$work/py.log" &
 py_pid=$!
-wait_for "$work/py.out" '"t":"ack"' || fail "Python client got no ack: $(cat "$work/py.log")"
+wait_for "$work/py.out" '"t":"ack","id":"py-' || fail "Python client got no ack: $(cat "$work/py.log")"
 echo "hello from the Go client" >&3
+echo "/msg pyuser are you there?" >&3
 py_rc=0
 wait "$py_pid" || py_rc=$?
 exec 3>&-
@@ -87,10 +90,22 @@ grep 'user=pyuser' "$work/serve.log" || true
 [ "$go_rc" = 0 ] || fail "Go client exit code $go_rc"
 grep -q 'pyuser: hello from the Python client' "$work/go.out" || fail "Go client did not see the Python message"
 grep -q '"from":"gouser","text":"hello from the Go client"' "$work/py.out" || fail "Python client did not see the Go message"
+grep -q '"kind":"dm","from":"gouser","to":"pyuser","text":"are you there?"' "$work/py.out" ||
+	fail "Python client did not get the Go client's direct message"
+grep -q 'pyuser is away: testing interop' "$work/go.out" || fail "Go client was not told that pyuser is away"
 session=$(sed -n 's/.*logged in as pyuser, session \([0-9a-f]*\).*/\1/p' "$work/py.log")
 grep -q "msg=\"session ended\" .*session=$session\$" "$work/serve.log" ||
 	fail "server did not log a clean end for session $session"
 echo "live_interop: interop ok (session $session ended cleanly)"
+
+echo "--- a room named in hello replaces #general"
+"$py" interop/scclient.py --host 127.0.0.1 --port "$port" --user pyuser \
+	--password-file "$work/py.pw" --fingerprint "$fp" --room '#Lobby' \
+	--text "hello from the lobby" >"$work/py-room.out" 2>"$work/py-room.log" ||
+	fail "Python client with --room: $(cat "$work/py-room.log")"
+grep -q '"t":"welcome".*"rooms":\[{"room":"#lobby","count":1}\]' "$work/py-room.out" ||
+	fail "welcome does not put the session in #lobby alone: $(head -1 "$work/py-room.out")"
+echo "live_interop: --room #Lobby: welcome lists #lobby alone"
 
 echo "--- negative checks"
 "$py" interop/negative_checks.py --host 127.0.0.1 --port "$port" --user pyuser \

@@ -695,17 +695,44 @@ def chat_session(conn, args):
             if until is not None and until(obj):
                 return obj
 
-    conn.send_app({"t": "hello", "id": "h", "v": 1, "client": "scclient.py/1"})
+    hello = {"t": "hello", "id": "h", "v": 1, "client": "scclient.py/1"}
+    room = "#general"
+    if args.room:
+        # §13.3: the rooms named in hello replace the default room.
+        room = args.room.lower()
+        hello["rooms"] = [room]
+    conn.send_app(hello)
     welcome = pump(
         time.monotonic() + 30,
         lambda o: o.get("id") == "h" and o.get("t") in ("welcome", "error"),
     )
     if welcome.get("t") != "welcome":
         raise ProtocolError("hello refused: %s" % welcome.get("code"))
+    in_rooms = [r.get("room") for r in welcome.get("rooms") or []]
+    if in_rooms != [room]:
+        raise ProtocolError("welcome puts this first session in %s, want only %s" % (in_rooms, room))
+
+    if args.away:
+        # §13.9: away, then a reply naming the message, then the ack.
+        pending["away"] = None
+        conn.send_app({"t": "cmd", "id": "away", "cmd": "away", "args": [args.away]})
+        replies = []
+
+        def away_answered(o):
+            if o.get("t") == "reply" and o.get("id") == "away":
+                replies.append(o)
+            return o.get("id") == "away" and o.get("t") in ("ack", "error")
+
+        answer = pump(time.monotonic() + 30, away_answered)
+        if answer["t"] != "ack":
+            raise ProtocolError("away refused: %s" % answer.get("code"))
+        if len(replies) != 1 or replies[0].get("cmd") != "away" or replies[0].get("away") != args.away:
+            raise ProtocolError("away: want one reply naming %r, got %s" % (args.away, replies))
+        conn.log("marked away: %s" % args.away)
 
     mid = "py-%d" % os.getpid()
     pending[mid] = None
-    conn.send_app({"t": "msg", "id": mid, "room": args.room, "text": args.text})
+    conn.send_app({"t": "msg", "id": mid, "room": room, "text": args.text})
     answer = pump(time.monotonic() + 30, lambda o: o.get("id") == mid and o.get("t") in ("ack", "error"))
     if answer["t"] != "ack":
         raise ProtocolError("message refused: %s" % answer.get("code"))
@@ -741,8 +768,9 @@ def main(argv=None):
     p.add_argument("--password-file", required=True, help="password file; never on argv")
     p.add_argument("--fingerprint", help="expected host key, SHA256:...")
     p.add_argument("--known-hosts", help="known hosts file (trust on first use)")
-    p.add_argument("--room", default="#general")
+    p.add_argument("--room", help="room to be in instead of #general (sent in hello)")
     p.add_argument("--text", default="hello from the Python client")
+    p.add_argument("--away", help="mark this user away with this text after login (§13.9)")
     p.add_argument("--linger", type=float, default=0, help="seconds to keep printing events before CLOSE")
     args = p.parse_args(argv)
 
