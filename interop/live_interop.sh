@@ -11,7 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="${1:-/tmp/interop}"
-sc=/tmp/interop-sc
+mkdir -p "$work"
+sc="$work/securechat"
 py=/usr/bin/python3
 
 server_pid=""
@@ -34,7 +35,6 @@ wait_for() { # FILE PATTERN: up to 10 s
 }
 
 GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" go build -o "$sc" .
-mkdir -p "$work"
 rm -rf "$work/state" "$work/creds.txt" "$work/known_hosts" "$work"/*.out "$work"/*.log "$work/go.in"
 
 # Throwaway passwords, in files only; never on argv.
