@@ -72,8 +72,12 @@ func MarshalHostKeyAnnouncement(current, next ed25519.PrivateKey, sessionID [32]
 }
 
 // IsHostKeyAnnouncement reports whether an APP payload is a hostkeys event,
-// without judging it. Only the type is looked at.
+// without judging it. Only the type is looked at. It is cheap for the
+// payloads that are not: those are never decoded here.
 func IsHostKeyAnnouncement(payload []byte) bool {
+	if !bytes.Contains(payload, []byte(`"`+HostKeysEventType+`"`)) {
+		return false
+	}
 	var t struct {
 		T string `json:"t"`
 	}

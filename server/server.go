@@ -33,9 +33,6 @@ import (
 type Config struct {
 	Transport string // "tcp" or "quic": the name the handshake checks
 	HostKey   ed25519.PrivateKey
-	// NextHostKey, if set, is announced to every client after login with
-	// proofs by both keys (host key rotation, PROTOCOL.md §7.5).
-	NextHostKey ed25519.PrivateKey
 	Groups    []handshake.Group // allowed; empty = all
 	Verifier  handshake.Verifier
 	// IsAdmin reports whether a logged-in user may moderate. Nil: nobody.
@@ -53,6 +50,10 @@ type Config struct {
 	// WriteTimeout bounds one write of queued chat events to a client; a
 	// client that accepts nothing for this long is dropped. 0 means 30 s.
 	WriteTimeout time.Duration
+
+	// NextHostKey, if set, is announced to every client after login with
+	// proofs by both keys (host key rotation, PROTOCOL.md §7.5).
+	NextHostKey ed25519.PrivateKey
 
 	Logger *slog.Logger
 }
