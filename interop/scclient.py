@@ -4,7 +4,9 @@
 It exists to show that the specification is enough to interoperate with the
 Go server: it shares no code with it. Only what a script client needs is
 here: TCP, the x25519 group, password login, and the chat-layer flow of
-PROTOCOL.md §13.3 (hello, welcome, one room message, its ack, CLOSE).
+PROTOCOL.md §13.3 (hello, welcome, one room message, its ack, CLOSE). With
+--known-hosts it also honours @revoked lines and records a next host key that
+the server announces and proves (§7.5).
 
 The protocol pieces (framing, key schedule, record layer) are plain functions
 and classes so that interop/test_vectors.py can check them against §15.
