@@ -2,7 +2,8 @@
 # Live interop on loopback: the Go server, the Go script client (gouser) and
 # the independent Python client (pyuser) in one room. Checks that each client
 # sees the other's message, that the Python client's CLOSE is logged by the
-# server as a clean end, and then runs interop/negative_checks.py.
+# server as a clean end, then rotates the host key (PROTOCOL.md §7.5) under
+# the Python client, and then runs interop/negative_checks.py.
 #
 # Usage: interop/live_interop.sh [WORKDIR]   (default /tmp/interop)
 # Only processes started here are stopped, by their PIDs.
@@ -33,7 +34,7 @@ wait_for() { # FILE PATTERN: up to 10 s
 
 GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" go build -o "$sc" .
 mkdir -p "$work"
-rm -rf "$work/state" "$work/creds.txt" "$work/known_hosts" "$work"/*.out "$work"/*.log "$work/go.in"
+rm -rf "$work/state" "$work/creds.txt" "$work"/known_hosts* "$work"/*.out "$work"/*.log "$work/go.in"
 
 # Throwaway passwords, in files only; never on argv.
 umask 077
