@@ -62,6 +62,13 @@ func TestE2EHostKeyRotation(t *testing.T) {
 			s.signal(syscall.SIGHUP)
 			s.waitStderr(`"msg":"host keys reloaded"`)
 
+			// A client that stays connected through the switch: it logs in
+			// during the announcement and reconnects to the promoted key.
+			khHeld := filepath.Join(e.dir, "known_hosts.held")
+			copyFile(t, stale, khHeld)
+			held := e.startHeld("bob (held)", s.connectArgs("bob", khHeld, "--host-key-check", "strict")...)
+			held.expect("[system] logged in as bob")
+
 			quiet(say(kh, "strict", "learning the next key"), "strict client during the announcement")
 			got := khLines(kh)
 			if len(got) != 2 || !strings.HasPrefix(got[1], s.addr+" securechat-ed25519 ") {
@@ -85,6 +92,12 @@ func TestE2EHostKeyRotation(t *testing.T) {
 			if s2.fingerprint != nextFP {
 				t.Fatalf("restarted server has %s, want the promoted %s", s2.fingerprint, nextFP)
 			}
+			held.expect("[notice] the server is shutting down")
+			held.expect("[#general] -- bob joined") // logged in again, to the promoted key
+			held.send("still here after the switch")
+			held.expect("[#general] bob: still here after the switch")
+			held.closeStdin()
+			quiet(held, "client connected through the switch")
 			quiet(say(kh, "strict", "after the switch"), "client that was online at the announcement")
 			if n := len(khLines(kh)); n != 2 {
 				t.Errorf("known_hosts has %d lines after the switch, want 2", n)
