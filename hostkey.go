@@ -167,13 +167,20 @@ func fingerprintCommand() *cli.Command {
 }
 
 // loadNextHostKey returns the next host key beside the one at path, or nil
-// when no rotation is under way.
-func loadNextHostKey(path string) (ed25519.PrivateKey, error) {
+// when no rotation is under way. A next key that is the current one (a
+// copy) is refused: it could not be announced.
+func loadNextHostKey(path string, current ed25519.PrivateKey) (ed25519.PrivateKey, error) {
 	key, err := handshake.LoadHostKey(path + nextKeySuffix)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	return key, err
+	if err != nil {
+		return nil, err
+	}
+	if key.Equal(current) {
+		return nil, fmt.Errorf("%s is the current host key, not a new one; delete it and run securechat keygen --next", path+nextKeySuffix)
+	}
+	return key, nil
 }
 
 // reloadHostKeys rereads the host key and the next one (on SIGHUP) and
@@ -185,7 +192,7 @@ func reloadHostKeys(srv *server.Server, path string, log *slog.Logger) {
 		log.Error("host key reload failed; keeping the old keys", "err", err)
 		return
 	}
-	next, err := loadNextHostKey(path)
+	next, err := loadNextHostKey(path, current)
 	if err != nil {
 		log.Error("host key reload failed; keeping the old keys", "err", err)
 		return

@@ -117,3 +117,41 @@ func TestKnownHostsRemoveCommand(t *testing.T) {
 		t.Errorf("file changed by refused commands: %q", b)
 	}
 }
+
+// TestLoadNextHostKey: no next key is no rotation; a copy of the current
+// key is refused rather than announced; a real one is returned.
+func TestLoadNextHostKey(t *testing.T) {
+	dir := t.TempDir()
+	cur := filepath.Join(dir, hostKeyFile)
+	current, err := handshake.CreateHostKey(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := loadNextHostKey(cur, current); k != nil || err != nil {
+		t.Fatalf("no next key: %v, %v; want nil, nil", k, err)
+	}
+	b, err := os.ReadFile(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cur+nextKeySuffix, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := loadNextHostKey(cur, current); k != nil || err == nil || !strings.Contains(err.Error(), "is the current host key") {
+		t.Fatalf("a copy of the current key: %v, %v; want refused", k, err)
+	}
+	os.Remove(cur + nextKeySuffix)
+	next, err := handshake.CreateHostKey(cur + nextKeySuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := loadNextHostKey(cur, current); err != nil || !k.Equal(next) {
+		t.Fatalf("next key: %v; want the one written", err)
+	}
+	if err := os.Chmod(cur+nextKeySuffix, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadNextHostKey(cur, current); err == nil {
+		t.Fatal("a next key readable by others was accepted")
+	}
+}

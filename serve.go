@@ -203,7 +203,7 @@ func runServe(c *cli.Context) error {
 	if created {
 		log.Info("generated a new host key", "file", hostKeyPath)
 	}
-	nextHostKey, err := loadNextHostKey(hostKeyPath)
+	nextHostKey, err := loadNextHostKey(hostKeyPath, hostKey)
 	if err != nil {
 		return err
 	}
