@@ -312,8 +312,13 @@ func (k *KnownHosts) Add(hostport string, key ed25519.PublicKey) error {
 // called from ClientConfig.HostKeyVerified, appends the key. So a server
 // that cannot sign the transcript or finish the handshake pins nothing.
 //
+// RecordNext records the next key a server announces during a host key
+// rotation (PROTOCOL.md §7.5), for a current key that went through Record.
+//
 // Check decides:
 //
+//   - marked @revoked (for hostport or "*"): *HostKeyRevokedError, under
+//     every policy and whatever the pin;
 //   - listed with the same key: accepted (and checked against pinned, if set);
 //   - listed with another key: *HostKeyChangedError, under every policy;
 //   - not listed, pinned set ("SHA256:..."): accepted if the fingerprint
