@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,6 +86,9 @@ type connectConfig struct {
 	// hostKeyVerified records a new host key; the handshake calls it only
 	// once the server has proved it holds the key.
 	hostKeyVerified func(ed25519.PublicKey) error
+	// hostKeysAnnounced handles a host key announcement, the first APP
+	// record of a session (PROTOCOL.md §7.5).
+	hostKeysAnnounced func(*handshake.Session, []byte)
 }
 
 func runConnect(c *cli.Context) error {
@@ -129,13 +131,9 @@ func runConnect(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	khFile := c.String("known-hosts")
-	if khFile == "" {
-		dir, err := os.UserConfigDir()
-		if err != nil {
-			return fmt.Errorf("no config directory for known_hosts: %w (use --known-hosts)", err)
-		}
-		khFile = filepath.Join(dir, "securechat", "known_hosts")
+	khFile, err := knownHostsPath(c.String("known-hosts"))
+	if err != nil {
+		return err
 	}
 	var ask func(hostport, fingerprint string) (bool, error)
 	if interactive {
@@ -145,14 +143,15 @@ func runConnect(c *cli.Context) error {
 		// failure unless accept-new or --fingerprint says otherwise.
 		policy = handshake.PolicyStrict
 	}
-	hostKey, recordHostKey, err := hostKeyChecks(khFile, addr, policy, c.String("fingerprint"), ask, c.App.ErrWriter)
+	trust, err := knownHostsTrust(khFile, addr, policy, c.String("fingerprint"), ask, c.App.ErrWriter)
 	if err != nil {
 		return usageError("%v", err)
 	}
 
 	cfg := &connectConfig{
-		addr: addr, tr: tr, user: name, groups: groups, hostKey: hostKey, hostKeyVerified: recordHostKey,
+		addr: addr, tr: tr, user: name, groups: groups, hostKey: trust.check, hostKeyVerified: trust.record,
 		password: pw, rooms: rooms, reconnect: !c.Bool("no-reconnect"),
+		hostKeysAnnounced: trust.recordNext,
 	}
 	if interactive {
 		return runInteractive(c.Context, cfg, termUIOptions{
@@ -263,15 +262,46 @@ func askOnTTY(hostport, fingerprint string) (bool, error) {
 // really written.
 func hostKeyChecks(file, addr string, policy handshake.HostKeyPolicy, pinned string,
 	ask func(hostport, fingerprint string) (bool, error), notes io.Writer) (check, record func(ed25519.PublicKey) error, err error) {
-	k, err := handshake.NewKnownHostsChecker(file, addr, policy, pinned, ask)
+	t, err := knownHostsTrust(file, addr, policy, pinned, ask, notes)
 	if err != nil {
 		return nil, nil, err
 	}
-	record = func(key ed25519.PublicKey) error {
+	return t.check, t.record, nil
+}
+
+// hostKeyTrust is what hostKeyChecks returns, and recordNext: the step that
+// records a next host key which the server announced in a session and
+// proved for it (PROTOCOL.md §7.5). It never asks, whatever the policy:
+// the server was authenticated by a key the user already trusts. It is
+// silent when it records; a refused announcement gets a warning on notes
+// and the session goes on.
+type hostKeyTrust struct {
+	check, record func(ed25519.PublicKey) error
+	recordNext    func(*handshake.Session, []byte)
+}
+
+func knownHostsTrust(file, addr string, policy handshake.HostKeyPolicy, pinned string,
+	ask func(hostport, fingerprint string) (bool, error), notes io.Writer) (*hostKeyTrust, error) {
+	k, err := handshake.NewKnownHostsChecker(file, addr, policy, pinned, ask)
+	if err != nil {
+		return nil, err
+	}
+	recordNext := func(sess *handshake.Session, payload []byte) {
+		next, err := handshake.VerifyHostKeyAnnouncement(payload, sess.HostKey, sess.SessionID)
+		if err == nil {
+			_, err = k.RecordNext(sess.HostKey, next)
+		}
+		if err != nil {
+			fmt.Fprintf(notes, "securechat: warning: not recording the next host key that %s announced: %s\n",
+				displayHost(addr), strings.TrimPrefix(err.Error(), "handshake: "))
+		}
+	}
+	record := func(key ed25519.PublicKey) error {
 		added, err := k.Record(key)
 		var changed *handshake.HostKeyChangedError
+		var revoked *handshake.HostKeyRevokedError
 		switch {
-		case errors.As(err, &changed):
+		case errors.As(err, &changed), errors.As(err, &revoked):
 			return err
 		case err != nil:
 			return withCode(exitError, fmt.Errorf("cannot record the host key of %s: %w", addr, err), "")
@@ -280,7 +310,7 @@ func hostKeyChecks(file, addr string, policy handshake.HostKeyPolicy, pinned str
 		}
 		return nil
 	}
-	return k.Check, record, nil
+	return &hostKeyTrust{check: k.Check, record: record, recordNext: recordNext}, nil
 }
 
 // link is one established connection.
@@ -289,6 +319,8 @@ type link struct {
 	welcome *chat.Event
 	events  chan *chat.Event // closed when the connection ends
 	err     error            // why it ended; read after events is closed
+
+	hostKeysAnnounced func(*handshake.Session, []byte) // nil: ignore announcements
 }
 
 func (l *link) send(r *chat.Request) error {
@@ -319,7 +351,7 @@ func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
 	if err != nil {
 		return nil, classifyHandshakeError(cfg, err)
 	}
-	l := &link{sess: sess, events: make(chan *chat.Event, 256)}
+	l := &link{sess: sess, events: make(chan *chat.Event, 256), hostKeysAnnounced: cfg.hostKeysAnnounced}
 	if err := l.send(&chat.Request{Type: chat.TypeHello, ID: "hello", V: chat.Version,
 		Client: "securechat " + moduleVersion(), Rooms: cfg.rooms}); err != nil {
 		sess.Abort()
@@ -361,11 +393,18 @@ func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
 // once so that a busy UI never looks dead to the server.
 func (l *link) readLoop() {
 	defer close(l.events)
-	for {
+	for first := true; ; first = false {
 		p, err := l.sess.ReadMessage()
 		if err != nil {
 			l.err = err
 			return
+		}
+		if handshake.IsHostKeyAnnouncement(p) {
+			// Only as the session's first APP record (PROTOCOL.md §7.5).
+			if first && l.hostKeysAnnounced != nil {
+				l.hostKeysAnnounced(l.sess, p)
+			}
+			continue
 		}
 		ev, err := chat.DecodeEvent(p)
 		if err != nil {
@@ -387,6 +426,7 @@ func (l *link) readLoop() {
 // fatal keeps the reconnect loops from trying again.
 func classifyHandshakeError(cfg *connectConfig, err error) error {
 	var changed *handshake.HostKeyChangedError
+	var revoked *handshake.HostKeyRevokedError
 	var abort *handshake.AbortError
 	var notAuth *handshake.ServerAuthError
 	var coded *codedError
@@ -395,6 +435,9 @@ func classifyHandshakeError(cfg *connectConfig, err error) error {
 		cause = notAuth.Err
 	}
 	switch {
+	case errors.As(err, &revoked):
+		return withCode(exitHostKey, errors.New(strings.TrimRight(
+			hostKeyRevokedMessage(cfg.addr, revoked.Fingerprint, revoked.File, revoked.Line), "\n")), "")
 	case errors.As(err, &changed):
 		return withCode(exitHostKey, errors.New(strings.TrimRight(
 			hostKeyChangedMessage(cfg.addr, changed.Got, changed.File, changed.Line), "\n")), "")

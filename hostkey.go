@@ -2,18 +2,29 @@ package main
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
 	"securechat/handshake"
+	"securechat/server"
 )
 
 func init() { commands = append(commands, keygenCommand(), fingerprintCommand()) }
 
-// hostKeyFile is the host key's name inside the state directory.
-const hostKeyFile = "host_ed25519_key"
+// hostKeyFile is the host key's name inside the state directory. During a
+// rotation the next key lies beside it with nextKeySuffix; after
+// keygen --promote the replaced key stays with oldKeySuffix, for a rollback.
+const (
+	hostKeyFile   = "host_ed25519_key"
+	nextKeySuffix = ".next"
+	oldKeySuffix  = ".old"
+)
 
 func hostKeyPath(c *cli.Context) (string, error) {
 	dir, err := stateDir(c)
@@ -26,11 +37,24 @@ func hostKeyPath(c *cli.Context) (string, error) {
 func keygenCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "keygen",
-		Usage: "create the server's host key (serve also does on first start)",
+		Usage: "create the server's host key, or rotate it with --next and --promote",
 		Description: `Creates an Ed25519 host key in the state directory (mode 0600, never
 overwriting one that exists) and prints its fingerprint, to publish to users
-before they first connect.`,
-		Flags: []cli.Flag{stateDirFlag()},
+before they first connect.
+
+Rotation, in two steps:
+  keygen --next     creates host_ed25519_key.next beside the current key. A
+                    running server picks it up on SIGHUP (or at restart) and
+                    from then on proves it to every client that logs in;
+                    clients that trust the current key record the next one.
+  keygen --promote  makes the next key current, keeping the replaced one as
+                    host_ed25519_key.old for a rollback. The server switches
+                    on SIGHUP or restart. Clients that connected since the
+                    announcement see no warning; others see a changed key.`,
+		Flags: []cli.Flag{stateDirFlag(),
+			&cli.BoolFlag{Name: "next", Usage: "create the next host key for a rotation"},
+			&cli.BoolFlag{Name: "promote", Usage: "make the next host key current (the old one is kept as .old)"},
+		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return usageError("keygen takes no arguments")
@@ -39,13 +63,21 @@ before they first connect.`,
 			if err != nil {
 				return err
 			}
+			switch {
+			case c.Bool("next") && c.Bool("promote"):
+				return usageError("--next and --promote are two steps; give one")
+			case c.Bool("next"):
+				return keygenNext(c, path)
+			case c.Bool("promote"):
+				return keygenPromote(c, path)
+			}
 			key, created, err := handshake.LoadOrCreateHostKey(path)
 			if err != nil {
 				return err
 			}
 			if !created {
 				return withCode(exitError, fmt.Errorf("%s already exists; refusing to overwrite it", path),
-					"securechat fingerprint prints the fingerprint of the existing key")
+					"securechat fingerprint prints the fingerprint of the existing key; keygen --next starts a rotation")
 			}
 			fmt.Fprintf(c.App.ErrWriter, "securechat: wrote host key to %s\n", path)
 			fmt.Fprintln(c.App.Writer, handshake.Fingerprint(key.Public().(ed25519.PublicKey)))
@@ -54,12 +86,57 @@ before they first connect.`,
 	}
 }
 
+// keygenNext creates the next host key beside the current one.
+func keygenNext(c *cli.Context, path string) error {
+	if _, err := handshake.LoadHostKey(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return withCode(exitError, fmt.Errorf("there is no current host key %s to rotate", path),
+				"securechat keygen creates the first one")
+		}
+		return err
+	}
+	next := path + nextKeySuffix
+	key, err := handshake.CreateHostKey(next)
+	if errors.Is(err, fs.ErrExist) {
+		return withCode(exitError, fmt.Errorf("%s already exists; refusing to overwrite it", next),
+			"securechat keygen --promote makes it current; delete it to start over")
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "securechat: wrote the next host key to %s; send SIGHUP to a running server to announce it\n", next)
+	fmt.Fprintln(c.App.Writer, handshake.Fingerprint(key.Public().(ed25519.PublicKey)))
+	return nil
+}
+
+// keygenPromote makes the next host key current.
+func keygenPromote(c *cli.Context, path string) error {
+	next, old := path+nextKeySuffix, path+oldKeySuffix
+	if _, err := os.Stat(next); errors.Is(err, fs.ErrNotExist) {
+		return withCode(exitError, fmt.Errorf("there is no next host key %s to promote", next),
+			"securechat keygen --next creates it; let clients learn it before promoting")
+	}
+	if err := handshake.PromoteHostKey(path, next, old); err != nil {
+		return err
+	}
+	key, err := handshake.LoadHostKey(path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "securechat: %s is now the host key; the previous one is kept as %s; "+
+		"send SIGHUP to a running server (or restart it) to switch\n", path, old)
+	fmt.Fprintln(c.App.Writer, handshake.Fingerprint(key.Public().(ed25519.PublicKey)))
+	return nil
+}
+
 func fingerprintCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "fingerprint",
 		Usage:       "print the server's host key fingerprint",
-		Description: `Prints SHA256:... for the host key in the state directory, the value clients see on first contact and can pin with --fingerprint.`,
-		Flags:       []cli.Flag{stateDirFlag()},
+		Description: `Prints SHA256:... for the host key in the state directory, the value clients see on first contact and can pin with --fingerprint. With --next, that of the next key of a rotation.`,
+		Flags: []cli.Flag{stateDirFlag(),
+			&cli.BoolFlag{Name: "next", Usage: "the next host key's (keygen --next), which must exist"},
+		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return usageError("fingerprint takes no arguments")
@@ -67,6 +144,14 @@ func fingerprintCommand() *cli.Command {
 			path, err := hostKeyPath(c)
 			if err != nil {
 				return err
+			}
+			if c.Bool("next") {
+				key, err := handshake.LoadHostKey(path + nextKeySuffix)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(c.App.Writer, handshake.Fingerprint(key.Public().(ed25519.PublicKey)))
+				return nil
 			}
 			key, created, err := handshake.LoadOrCreateHostKey(path)
 			if err != nil {
@@ -79,4 +164,43 @@ func fingerprintCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// loadNextHostKey returns the next host key beside the one at path, or nil
+// when no rotation is under way. A next key that is the current one (a
+// copy) is refused: it could not be announced.
+func loadNextHostKey(path string, current ed25519.PrivateKey) (ed25519.PrivateKey, error) {
+	key, err := handshake.LoadHostKey(path + nextKeySuffix)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if key.Equal(current) {
+		return nil, fmt.Errorf("%s is the current host key, not a new one; delete it and run securechat keygen --next", path+nextKeySuffix)
+	}
+	return key, nil
+}
+
+// reloadHostKeys rereads the host key and the next one (on SIGHUP) and
+// hands them to srv for new connections: all or nothing, and the current
+// key must exist (a reload never creates one).
+func reloadHostKeys(srv *server.Server, path string, log *slog.Logger) {
+	current, err := handshake.LoadHostKey(path)
+	if err != nil {
+		log.Error("host key reload failed; keeping the old keys", "err", err)
+		return
+	}
+	next, err := loadNextHostKey(path, current)
+	if err != nil {
+		log.Error("host key reload failed; keeping the old keys", "err", err)
+		return
+	}
+	srv.SetHostKeys(current, next)
+	args := []any{"fingerprint", handshake.Fingerprint(current.Public().(ed25519.PublicKey))}
+	if next != nil {
+		args = append(args, "next", handshake.Fingerprint(next.Public().(ed25519.PublicKey)))
+	}
+	log.Info("host keys reloaded", args...)
 }

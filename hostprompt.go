@@ -132,7 +132,26 @@ func hostKeyChangedMessage(host, fingerprint, file string, line int) string {
 	b.WriteString(sanitize(fingerprint) + ".\n")
 	b.WriteString("Check it with the server's operator over a channel you trust.\n")
 	b.WriteString("Offending " + hostKeyType + " key in " + loc + "\n")
-	b.WriteString("  If the new key is genuine, delete line " + strconv.Itoa(line) + " of " + file + " and connect again.\n")
+	b.WriteString("  If the new key is genuine, delete line " + strconv.Itoa(line) + " of " + file + " and connect again\n")
+	b.WriteString("  (securechat known-hosts remove " + host + " removes every line for it).\n")
+	b.WriteString("Host key verification failed.\n")
+	return b.String()
+}
+
+// hostKeyRevokedMessage is the text shown, on standard error, when a host
+// presents a key that known_hosts marks @revoked at file:line. Nothing
+// overrides it: a revoked key is one its owner said was lost or stolen.
+func hostKeyRevokedMessage(host, fingerprint, file string, line int) string {
+	host = displayHost(host)
+	loc := sanitize(file) + ":" + strconv.Itoa(line)
+	var b strings.Builder
+	b.WriteString("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n")
+	b.WriteString("@       WARNING: REVOKED HOST KEY DETECTED!               @\n")
+	b.WriteString("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n")
+	b.WriteString("The server at '" + host + "' presented the " + hostKeyType + " key\n")
+	b.WriteString(sanitize(fingerprint) + ",\n")
+	b.WriteString("which is REVOKED by " + loc + ". Whoever holds it may be impersonating\n")
+	b.WriteString("the server. Refusing to connect.\n")
 	b.WriteString("Host key verification failed.\n")
 	return b.String()
 }

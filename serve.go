@@ -43,7 +43,8 @@ func serveCommand() *cli.Command {
 		Description: `Listens for securechat clients, authenticates them against the creds file
 and serves rooms, direct messages, presence and history. It prints the
 transport, address and host key fingerprint at start. SIGHUP reloads the
-creds file; SIGINT or SIGTERM tells everyone, closes every session and exits.`,
+creds file and the host keys (see keygen --next); SIGINT or SIGTERM tells
+everyone, closes every session and exits.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: defaultListen, Usage: "address to listen on, `HOST:PORT`", EnvVars: []string{"SECURECHAT_LISTEN"}},
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
@@ -224,13 +225,21 @@ func runServe(c *cli.Context) error {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	hostKey, created, err := handshake.LoadOrCreateHostKey(filepath.Join(stateDir, "host_ed25519_key"))
+	hostKeyPath := filepath.Join(stateDir, hostKeyFile)
+	hostKey, created, err := handshake.LoadOrCreateHostKey(hostKeyPath)
 	if err != nil {
 		return err
 	}
 	pub := hostKey.Public().(ed25519.PublicKey)
 	if created {
-		log.Info("generated a new host key", "file", filepath.Join(stateDir, "host_ed25519_key"))
+		log.Info("generated a new host key", "file", hostKeyPath)
+	}
+	nextHostKey, err := loadNextHostKey(hostKeyPath, hostKey)
+	if err != nil {
+		return err
+	}
+	if nextHostKey != nil {
+		log.Info("announcing the next host key", "next", handshake.Fingerprint(nextHostKey.Public().(ed25519.PublicKey)))
 	}
 
 	motd := ""
@@ -266,6 +275,7 @@ func runServe(c *cli.Context) error {
 		Hub:            hub,
 		Gate:           gate,
 		Penalties:      penalties,
+		NextHostKey:    nextHostKey,
 		MaxAuthTries:   c.Int("max-auth-tries"),
 		LoginGraceTime: c.Duration("login-grace-time"),
 		Record: &cipher.Options{
@@ -278,7 +288,9 @@ func runServe(c *cli.Context) error {
 	// SIGHUP reloads the accounts: all or nothing. Sessions of removed
 	// accounts and of changed passwords end with a notice (a reset password
 	// must lock out whoever logged in with the old one); a role change
-	// applies at the next command, and the account's sessions are told.
+	// applies at the next command, and the account's sessions are told. It
+	// also rereads the host keys (a rotation's next key, or a promoted one)
+	// for new connections.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -312,6 +324,7 @@ func runServe(c *cli.Context) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
+				reloadHostKeys(srv, hostKeyPath, log)
 				diff, err := store.Reload()
 				if err != nil {
 					log.Error("creds reload failed; keeping the old accounts", "err", err)

@@ -158,3 +158,51 @@ func parseHostKey(data []byte, path string) (ed25519.PrivateKey, error) {
 	}
 	return key, nil
 }
+
+// LoadHostKey reads the Ed25519 host key at path, which must exist, with
+// the same checks as LoadOrCreateHostKey.
+func LoadHostKey(path string) (ed25519.PrivateKey, error) { return loadHostKey(path) }
+
+// CreateHostKey generates a host key and writes it to path with mode 0600.
+// It never overwrites: an existing file is an error matching fs.ErrExist.
+func CreateHostKey(path string) (ed25519.PrivateKey, error) { return createHostKey(path) }
+
+// PromoteHostKey makes the key at next the current host key at current,
+// for host key rotation (PROTOCOL.md §7.5), and keeps the key it replaces
+// at old for a rollback. Both keys are loaded and checked first. The old
+// key is hard-linked to old (replacing an earlier one), then next is
+// renamed over current: each step is atomic, and at every moment current
+// holds a whole key, so a server starting meanwhile never finds it
+// missing (and never generates a fresh one).
+func PromoteHostKey(current, next, old string) error {
+	cur, err := loadHostKey(current)
+	if err != nil {
+		return err
+	}
+	nxt, err := loadHostKey(next)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(cur.Public().(ed25519.PublicKey), nxt.Public().(ed25519.PublicKey)) {
+		return fmt.Errorf("handshake: %s holds the same key as %s", next, current)
+	}
+	clear(cur)
+	clear(nxt)
+	tmp := old + ".tmp"
+	os.Remove(tmp)
+	if err := os.Link(current, tmp); err != nil {
+		return fmt.Errorf("handshake: keeping the old host key: %w", err)
+	}
+	if err := os.Rename(tmp, old); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("handshake: keeping the old host key: %w", err)
+	}
+	if err := os.Rename(next, current); err != nil {
+		return fmt.Errorf("handshake: promoting the next host key: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(current)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -100,15 +100,35 @@ func (e *PinnedKeyMismatchError) Error() string {
 	return fmt.Sprintf("handshake: host key for %s is %s, not the pinned %s", e.HostPort, e.Got, e.Want)
 }
 
+// HostKeyRevokedError reports a server whose key known_hosts marks
+// @revoked, for its host:port or for every host ("*"). A revoked key is
+// refused under every policy, even where another line lists it as valid.
+type HostKeyRevokedError struct {
+	HostPort    string
+	File        string
+	Line        int
+	Fingerprint string
+}
+
+func (e *HostKeyRevokedError) Error() string {
+	return fmt.Sprintf("handshake: host key %s of %s is REVOKED (%s:%d)", e.Fingerprint, e.HostPort, e.File, e.Line)
+}
+
 // ErrHostKeyRejected is returned when the user declines an unknown host key.
 var ErrHostKeyRejected = errors.New("handshake: host key not accepted")
 
 // KnownHost is one parsed known_hosts line.
 type KnownHost struct {
-	HostPort string
+	HostPort string // "*" only on a revoked line: every host
 	Key      ed25519.PublicKey
 	Line     int
+	// Revoked marks a "@revoked" line: the key is never trusted.
+	Revoked bool
 }
+
+// revokedMarker starts a line that revokes a key (PROTOCOL.md §7.3), as in
+// OpenSSH's known_hosts.
+const revokedMarker = "@revoked"
 
 // KnownHosts is the content of one known_hosts file.
 type KnownHosts struct {
@@ -133,7 +153,8 @@ func LoadKnownHosts(path string) (*KnownHosts, error) {
 // ParseKnownHosts parses known_hosts lines from r; file names the source in
 // errors ("handshake: known_hosts FILE:LINE: ..."). Blank lines and lines
 // starting with '#' are skipped; anything else must be exactly
-// "host:port securechat-ed25519 BASE64KEY".
+// "host:port securechat-ed25519 BASE64KEY", optionally after the marker
+// "@revoked" (whose host may also be "*", every host).
 func ParseKnownHosts(r io.Reader, file string) (*KnownHosts, error) {
 	k := &KnownHosts{File: file}
 	sc := bufio.NewScanner(r)
@@ -159,11 +180,21 @@ func ParseKnownHosts(r io.Reader, file string) (*KnownHosts, error) {
 
 func parseKnownHostLine(text string) (KnownHost, error) {
 	fields := strings.Fields(text)
-	if len(fields) != 3 {
-		return KnownHost{}, fmt.Errorf("want \"host:port %s KEY\", got %d fields", knownHostKeyType, len(fields))
+	revoked := false
+	if len(fields) > 0 && strings.HasPrefix(fields[0], "@") {
+		if fields[0] != revokedMarker {
+			return KnownHost{}, fmt.Errorf("unknown marker %q (only %s is known)", fields[0], revokedMarker)
+		}
+		revoked = true
+		fields = fields[1:]
 	}
-	if err := checkHostPort(fields[0]); err != nil {
-		return KnownHost{}, err
+	if len(fields) != 3 {
+		return KnownHost{}, fmt.Errorf("want \"[%s] host:port %s KEY\", got %d fields", revokedMarker, knownHostKeyType, len(fields))
+	}
+	if !revoked || fields[0] != "*" {
+		if err := checkHostPort(fields[0]); err != nil {
+			return KnownHost{}, err
+		}
 	}
 	if fields[1] != knownHostKeyType {
 		return KnownHost{}, fmt.Errorf("unknown key type %q (want %s)", fields[1], knownHostKeyType)
@@ -172,7 +203,7 @@ func parseKnownHostLine(text string) (KnownHost, error) {
 	if err != nil || len(key) != ed25519.PublicKeySize {
 		return KnownHost{}, errors.New("key is not a base64 32-byte Ed25519 public key")
 	}
-	return KnownHost{HostPort: fields[0], Key: key}, nil
+	return KnownHost{HostPort: fields[0], Key: key, Revoked: revoked}, nil
 }
 
 func checkHostPort(hp string) error {
@@ -183,21 +214,37 @@ func checkHostPort(hp string) error {
 	return nil
 }
 
-// Lookup returns the lines listing hostport, in file order.
+// Lookup returns the lines listing hostport with a trusted key, in file
+// order; @revoked lines are not among them.
 func (k *KnownHosts) Lookup(hostport string) []KnownHost {
 	var out []KnownHost
 	for _, h := range k.Hosts {
-		if h.HostPort == hostport {
+		if h.HostPort == hostport && !h.Revoked {
 			out = append(out, h)
 		}
 	}
 	return out
 }
 
-// Check returns nil if hostport is listed with key, a *HostKeyChangedError if
-// it is listed only with other keys, and a *HostKeyUnknownError if it is not
-// listed at all.
+// revoked returns the first @revoked line that covers key for hostport.
+func (k *KnownHosts) revoked(hostport string, key ed25519.PublicKey) (KnownHost, bool) {
+	for _, h := range k.Hosts {
+		if h.Revoked && (h.HostPort == hostport || h.HostPort == "*") &&
+			subtle.ConstantTimeCompare(h.Key, key) == 1 {
+			return h, true
+		}
+	}
+	return KnownHost{}, false
+}
+
+// Check returns a *HostKeyRevokedError if a @revoked line covers key for
+// hostport, whatever else the file says; otherwise nil if hostport is
+// listed with key, a *HostKeyChangedError if it is listed only with other
+// keys, and a *HostKeyUnknownError if it is not listed at all.
 func (k *KnownHosts) Check(hostport string, key ed25519.PublicKey) error {
+	if h, ok := k.revoked(hostport, key); ok {
+		return &HostKeyRevokedError{HostPort: hostport, File: k.File, Line: h.Line, Fingerprint: Fingerprint(key)}
+	}
 	lines := k.Lookup(hostport)
 	for _, h := range lines {
 		if subtle.ConstantTimeCompare(h.Key, key) == 1 {
@@ -265,8 +312,13 @@ func (k *KnownHosts) Add(hostport string, key ed25519.PublicKey) error {
 // called from ClientConfig.HostKeyVerified, appends the key. So a server
 // that cannot sign the transcript or finish the handshake pins nothing.
 //
+// RecordNext records the next key a server announces during a host key
+// rotation (PROTOCOL.md §7.5), for a current key that went through Record.
+//
 // Check decides:
 //
+//   - marked @revoked (for hostport or "*"): *HostKeyRevokedError, under
+//     every policy and whatever the pin;
 //   - listed with the same key: accepted (and checked against pinned, if set);
 //   - listed with another key: *HostKeyChangedError, under every policy;
 //   - not listed, pinned set ("SHA256:..."): accepted if the fingerprint
@@ -290,6 +342,9 @@ type KnownHostsChecker struct {
 	// accepted holds the unlisted keys Check let through, until Record
 	// writes them or they are accepted again.
 	accepted map[string]bool
+	// verified holds the keys passed to Record: keys a server proved it
+	// holds, which may vouch for a next key (RecordNext).
+	verified map[string]bool
 }
 
 // NewKnownHostsChecker returns a checker for the server at hostport using
@@ -316,7 +371,7 @@ func NewKnownHostsChecker(file, hostport string, policy HostKeyPolicy, pinned st
 	}
 	return &KnownHostsChecker{
 		file: file, hostport: hostport, policy: policy, pinned: pinned, ask: ask,
-		accepted: map[string]bool{},
+		accepted: map[string]bool{}, verified: map[string]bool{},
 	}, nil
 }
 
@@ -369,6 +424,7 @@ func (k *KnownHostsChecker) Check(key ed25519.PublicKey) error {
 // listed with another key by now is refused with *HostKeyChangedError.
 func (k *KnownHostsChecker) Record(key ed25519.PublicKey) (added bool, err error) {
 	k.mu.Lock()
+	k.verified[string(key)] = true
 	accepted := k.accepted[string(key)]
 	delete(k.accepted, string(key))
 	k.mu.Unlock()
@@ -387,6 +443,121 @@ func (k *KnownHostsChecker) Record(key ed25519.PublicKey) (added bool, err error
 		return false, err
 	}
 	return true, nil
+}
+
+// RecordNext appends next, the key that a server authenticated by current
+// announced and proved (VerifyHostKeyAnnouncement), to the file for the
+// same host:port, without asking, under every policy (PROTOCOL.md §7.5).
+// It refuses unless current went through Record in this checker (its
+// server signed the handshake and sent a valid FINISHED) and the file
+// still trusts current for this host:port; and it never adds a key the
+// file marks @revoked (*HostKeyRevokedError). added is false if next is
+// listed already.
+func (k *KnownHostsChecker) RecordNext(current, next ed25519.PublicKey) (added bool, err error) {
+	k.mu.Lock()
+	verified := k.verified[string(current)]
+	k.mu.Unlock()
+	if !verified {
+		return false, errors.New("handshake: a next host key can only be recorded for a current key the server proved")
+	}
+	kh, err := LoadKnownHosts(k.file)
+	if err != nil {
+		return false, err
+	}
+	if err := kh.Check(k.hostport, current); err != nil {
+		return false, fmt.Errorf("handshake: not recording the next host key of %s: the current key is not trusted: %w", k.hostport, err)
+	}
+	var revoked *HostKeyRevokedError
+	switch err := kh.Check(k.hostport, next); {
+	case err == nil:
+		return false, nil
+	case errors.As(err, &revoked):
+		return false, err
+	}
+	if err := kh.Add(k.hostport, next); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// RemovedLine is one line that RemoveKnownHost took out of the file.
+type RemovedLine struct {
+	Line int
+	Text string
+}
+
+// RemoveKnownHost removes every line for hostport from the known_hosts
+// file at path, as ssh-keygen -R does, and returns them. Comments, other
+// hosts, lines it cannot parse for other hosts, and @revoked lines stay:
+// a revocation is undone only by editing the file. The file is replaced
+// atomically (a temporary file in the same directory, synced, then
+// renamed over it) and keeps mode 0600. Nothing is written when no line
+// matches.
+func RemoveKnownHost(path, hostport string) ([]RemovedLine, error) {
+	if err := checkHostPort(hostport); err != nil {
+		return nil, fmt.Errorf("handshake: %v", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("handshake: known_hosts: %w", err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	var kept strings.Builder
+	var removed []RemovedLine
+	for i, line := range lines {
+		fields := strings.Fields(line)
+		if len(fields) > 0 && fields[0] == hostport {
+			removed = append(removed, RemovedLine{Line: i + 1, Text: strings.TrimRight(line, "\r\n")})
+			continue
+		}
+		kept.WriteString(line)
+	}
+	if len(removed) == 0 {
+		return nil, nil
+	}
+	if err := replaceFile(path, []byte(kept.String())); err != nil {
+		return nil, fmt.Errorf("handshake: known_hosts: %w", err)
+	}
+	return removed, nil
+}
+
+// replaceFile writes data to path atomically with mode 0600: a temporary
+// file beside it, fsync, rename, fsync of the directory.
+func replaceFile(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }
 
 // checkFingerprint accepts what Fingerprint prints: "SHA256:" and 43

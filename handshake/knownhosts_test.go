@@ -95,6 +95,10 @@ func TestKnownHostsMalformed(t *testing.T) {
 		"short key":     {"a:1 securechat-ed25519 AAAA\n", 1},
 		"no port":       {"example.com securechat-ed25519 " + strings.Fields(good)[2] + "\n", 1},
 		"unbracketed 6": {"::1:7000 securechat-ed25519 " + strings.Fields(good)[2] + "\n", 1},
+		"other marker":  {"@cert-authority " + good + "\n", 1},
+		"bare marker":   {"@revoked\n", 1},
+		"star, valid":   {"* securechat-ed25519 " + strings.Fields(good)[2] + "\n", 1},
+		"revoked short": {"@revoked a:1 securechat-ed25519 AAAA\n", 1},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ParseKnownHosts(strings.NewReader(tc.text), "/home/u/.securechat/known_hosts")
@@ -253,5 +257,78 @@ func TestFixedHostKey(t *testing.T) {
 	err := cb(pub("b"))
 	if !errors.As(err, &pinErr) || pinErr.Got != Fingerprint(pub("b")) || strings.Contains(err.Error(), "  ") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestKnownHostsRevoked: a key marked @revoked, for its host:port or for
+// every host, is refused under every policy and whatever pin, even where
+// another line lists it as valid; nothing is asked or recorded.
+func TestKnownHostsRevoked(t *testing.T) {
+	valid := FormatKnownHost("chat.example:7000", pub("a")) + "\n"
+	other := FormatKnownHost("chat.example:7000", pub("b")) + "\n"
+	for name, initial := range map[string]string{
+		"listed and revoked":       valid + revokedMarker + " " + valid,
+		"revoked for every host":   revokedMarker + " * " + strings.SplitN(valid, " ", 2)[1] + valid,
+		"revoked, host lists more": other + revokedMarker + "\t" + valid,
+		"revoked, host not listed": "# c\n" + revokedMarker + " " + valid,
+	} {
+		for _, policy := range []HostKeyPolicy{PolicyAsk, PolicyAcceptNew, PolicyStrict} {
+			for _, pinned := range []string{"", Fingerprint(pub("a"))} {
+				asked, file, err := runCallback(t, initial, policy, pinned, true, pub("a"))
+				var rev *HostKeyRevokedError
+				if !errors.As(err, &rev) || !strings.Contains(err.Error(), "REVOKED") || asked || file != initial {
+					t.Errorf("%s, %v, pin %q: err %v, asked %v, file changed %v; want REVOKED, untouched",
+						name, policy, pinned, err, asked, file != initial)
+				}
+			}
+		}
+	}
+	// A revocation for another host leaves this one alone.
+	initial := valid + revokedMarker + " " + FormatKnownHost("elsewhere.example:7000", pub("a")) + "\n"
+	if _, _, err := runCallback(t, initial, PolicyStrict, "", false, pub("a")); err != nil {
+		t.Errorf("key revoked for another host refused here: %v", err)
+	}
+}
+
+// TestRemoveKnownHost: every line for the host goes, the rest stays as
+// written (comments, other hosts, revocations), the file keeps mode 0600,
+// and a host that is not listed leaves the file untouched.
+func TestRemoveKnownHost(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	a1 := FormatKnownHost("chat.example:7000", pub("a"))
+	a2 := FormatKnownHost("chat.example:7000", pub("b"))
+	keep := "# my servers\n\n" + FormatKnownHost("chat.example:7001", pub("a")) + "\n" +
+		revokedMarker + " " + FormatKnownHost("chat.example:7000", pub("c")) + "\n" +
+		FormatKnownHost("[::1]:7000", pub("a")) + "\n"
+	initial := a1 + "\n" + keep[:14] + "  " + a2 + "\n" + keep[14:]
+	if err := os.WriteFile(path, []byte(initial), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := RemoveKnownHost(path, "chat.example:7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []RemovedLine{{1, a1}, {4, "  " + a2}}
+	if fmt.Sprint(removed) != fmt.Sprint(want) {
+		t.Errorf("removed %v, want %v", removed, want)
+	}
+	if b, _ := os.ReadFile(path); string(b) != keep {
+		t.Errorf("file after removal:\n%s\nwant:\n%s", b, keep)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode after removal: %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
+		t.Errorf("%d files in the directory, want only known_hosts (no temporary file left)", len(entries))
+	}
+	removed, err = RemoveKnownHost(path, "chat.example:7000")
+	if err != nil || len(removed) != 0 {
+		t.Errorf("second removal: %v, %v; want nothing", removed, err)
+	}
+	if _, err := RemoveKnownHost(path, "no-port"); err == nil {
+		t.Error("a host without a port was accepted")
+	}
+	if _, err := RemoveKnownHost(filepath.Join(t.TempDir(), "missing"), "a:1"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v, want not exist", err)
 	}
 }

@@ -25,6 +25,10 @@ const (
 	appRecord        // a type the client's record layer refuses before login
 	closeRecord
 	hangUp // the transport closes after SERVER_HELLO
+	// announceRecord: a valid host key announcement (PROTOCOL.md §7.5),
+	// proved by the signer and fakeServer.next for this session, in place
+	// of FINISHED.
+	announceRecord
 )
 
 // fakeServer is a test double that speaks the server side of the protocol
@@ -36,6 +40,7 @@ type fakeServer struct {
 	hostKey   []byte             // host_key field; nil: the signer's public key
 	zeroShare bool               // send the low-order point 0 as the share
 	then      instead
+	next      ed25519.PrivateKey // the key announceRecord announces
 }
 
 // serve answers one CLIENT_HELLO on c, then reads until the client hangs
@@ -105,6 +110,12 @@ func (f *fakeServer) serve(c net.Conn) error {
 		rec = sealRecord(enc[:], mac[:], 0, cipher.TypeApp, iv, []byte(`{"type":"welcome"}`))
 	case closeRecord:
 		rec = sealRecord(enc[:], mac[:], 0, cipher.TypeClose, iv, nil)
+	case announceRecord:
+		p, err := MarshalHostKeyAnnouncement(f.signer, f.next, keys.sessionID)
+		if err != nil {
+			return err
+		}
+		rec = sealRecord(enc[:], mac[:], 0, cipher.TypeApp, iv, p)
 	}
 	if _, err := c.Write(rec); err != nil {
 		return err

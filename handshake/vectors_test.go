@@ -11,6 +11,7 @@ import (
 	"crypto/mlkem/mlkemtest"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -46,6 +48,30 @@ type katFile struct {
 	FFDHEPrime string       `json:"ffdhe3072_p"`
 	FFDHEGen   int          `json:"ffdhe3072_g"`
 	Sessions   []katSession `json:"sessions"`
+
+	Announcement katAnnouncement `json:"host_key_announcement"`
+}
+
+// katAnnouncement is the host key announcement of PROTOCOL.md §7.5 as the
+// server of one vector session would send it while it holds a next key:
+// both signed messages, both proofs, the APP payload and the record, sealed
+// as that session's s2c generation 0 seq 2 (the first APP record after
+// login, in place of the session's own).
+type katAnnouncement struct {
+	Comment         string        `json:"comment"`
+	Session         string        `json:"session"`
+	Inputs          []katInputRef `json:"inputs"`
+	SessionID       string        `json:"session_id"`
+	HostPublicKey   string        `json:"host_public_key"`
+	NextHostKeySeed string        `json:"next_host_key_seed"`
+	NextPublicKey   string        `json:"next_host_public_key"`
+	NextFingerprint string        `json:"next_host_key_fingerprint"`
+	CurrentMessage  string        `json:"current_signed_message"`
+	NextMessage     string        `json:"next_signed_message"`
+	ProofCurrent    string        `json:"proof_current"`
+	ProofNext       string        `json:"proof_next"`
+	Payload         string        `json:"payload"`
+	Record          katRecord     `json:"record"`
 }
 
 // katInputRef names one fixed input: the session field that holds it, the
@@ -759,7 +785,70 @@ func buildVectors(t *testing.T) *katFile {
 	for _, p := range katSessions {
 		f.Sessions = append(f.Sessions, buildSession(t, p))
 	}
+	f.Announcement = buildAnnouncement(t, &f.Sessions[0])
 	return f
+}
+
+// buildAnnouncement makes the announcement vector for session vec. The
+// signed messages are put together here by hand, with the labels written
+// out, apart from the package's code; the payload must be the one the
+// package makes, and it must verify.
+func buildAnnouncement(t *testing.T, vec *katSession) katAnnouncement {
+	t.Helper()
+	const seedLabel = "next host key seed"
+	seed := katInput(seedLabel, 32)
+	current := ed25519.NewKeyFromSeed(mustHex(t, vec.HostKeySeed))
+	next := ed25519.NewKeyFromSeed(seed)
+	curPub, nextPub := current.Public().(ed25519.PublicKey), next.Public().(ed25519.PublicKey)
+	sid := mustHex(t, vec.SessionID)
+	msg := func(label string) []byte {
+		return slices.Concat([]byte(label), sid, curPub, nextPub)
+	}
+	curMsg := msg("securechat v1 host key announcement, current\x00")
+	nextMsg := msg("securechat v1 host key announcement, next\x00")
+	proofCur, proofNext := ed25519.Sign(current, curMsg), ed25519.Sign(next, nextMsg)
+	b64 := base64.StdEncoding.EncodeToString
+	payload := []byte(`{"t":"hostkeys","next":"` + b64(nextPub) + `","proof_current":"` + b64(proofCur) +
+		`","proof_next":"` + b64(proofNext) + `"}`)
+
+	var sessionID [32]byte
+	copy(sessionID[:], sid)
+	made, err := MarshalHostKeyAnnouncement(current, next, sessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(made, payload) {
+		t.Errorf("announcement payload:\n got  %s\n want %s", made, payload)
+	}
+	if got, err := VerifyHostKeyAnnouncement(payload, curPub, sessionID); err != nil || !bytes.Equal(got, nextPub) {
+		t.Errorf("the vector's announcement does not verify: %v", err)
+	}
+
+	const ivLabel = "host key announcement record iv"
+	iv := katInput(ivLabel, 32)[:16]
+	const seq = 2
+	return katAnnouncement{
+		Comment: "PROTOCOL.md §7.5: what the server of session " + vec.Name + " sends, holding the next host key " +
+			"made from next_host_key_seed, as its first APP record after login: s2c generation 0 seq 2, in place of " +
+			"that session's first server APP record; proofs are Ed25519 over the signed messages",
+		Session:         vec.Name,
+		Inputs:          []katInputRef{{Field: "next_host_key_seed", Label: seedLabel, Size: 32}},
+		SessionID:       vec.SessionID,
+		HostPublicKey:   vec.HostPublicKey,
+		NextHostKeySeed: hex.EncodeToString(seed),
+		NextPublicKey:   hex.EncodeToString(nextPub),
+		NextFingerprint: Fingerprint(nextPub),
+		CurrentMessage:  hex.EncodeToString(curMsg),
+		NextMessage:     hex.EncodeToString(nextMsg),
+		ProofCurrent:    hex.EncodeToString(proofCur),
+		ProofNext:       hex.EncodeToString(proofNext),
+		Payload:         hex.EncodeToString(payload),
+		Record: katRecord{
+			Direction: "s2c", Generation: 0, Seq: seq, Type: cipher.TypeApp.String(),
+			IVLabel: ivLabel, IV: hex.EncodeToString(iv), Plaintext: hex.EncodeToString(payload),
+			Record: hex.EncodeToString(sealRecord(mustHex(t, vec.S2CEncKey0), mustHex(t, vec.S2CMacKey0), seq, cipher.TypeApp, iv, payload)),
+		},
+	}
 }
 
 // TestVectors runs every vector session with the real Client and Server,
@@ -803,6 +892,10 @@ func TestVectors(t *testing.T) {
 	if len(got.Sessions) != len(want.Sessions) {
 		t.Fatalf("%d sessions built, %d stored", len(got.Sessions), len(want.Sessions))
 	}
+	if !reflect.DeepEqual(got.Announcement, want.Announcement) {
+		t.Errorf("host_key_announcement differs:\n got  %+v\n want %+v", got.Announcement, want.Announcement)
+	}
+	openAnnouncement(t, &want)
 	for i := range got.Sessions {
 		gv, wv := reflect.ValueOf(got.Sessions[i]), reflect.ValueOf(want.Sessions[i])
 		for j := 0; j < gv.NumField(); j++ {
@@ -815,5 +908,46 @@ func TestVectors(t *testing.T) {
 		c2s, s2c := mustHex(t, w.C2SSecret0), mustHex(t, w.S2CSecret0)
 		openWithRecordLayer(t, w, "c2s", s2c, c2s) // as the server
 		openWithRecordLayer(t, w, "s2c", c2s, s2c) // as the client
+	}
+}
+
+// openAnnouncement opens the stored announcement record with the record
+// layer as the client of its session would, after FINISHED and
+// AUTH_RESULT (seq 0 and 1), and verifies what it carries.
+func openAnnouncement(t *testing.T, f *katFile) {
+	t.Helper()
+	a := &f.Announcement
+	var vec *katSession
+	for i := range f.Sessions {
+		if f.Sessions[i].Name == a.Session {
+			vec = &f.Sessions[i]
+		}
+	}
+	if vec == nil {
+		t.Fatalf("host_key_announcement names session %q, which the file does not have", a.Session)
+	}
+	var stream []byte
+	for _, r := range vec.Records {
+		if r.Direction == "s2c" && r.Generation == 0 && r.Seq < a.Record.Seq {
+			stream = append(stream, mustHex(t, r.Record)...)
+		}
+	}
+	stream = append(stream, mustHex(t, a.Record.Record)...)
+	conn := cipher.New(&streamConn{r: bytes.NewReader(stream)}, mustHex(t, vec.C2SSecret0), mustHex(t, vec.S2CSecret0), nil)
+	for range a.Record.Seq {
+		if _, _, err := conn.ReadRecord(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.SetEstablished()
+	typ, p, err := conn.ReadRecord()
+	if err != nil || typ != cipher.TypeApp || hex.EncodeToString(p) != a.Payload {
+		t.Fatalf("announcement record opened to %v %x, %v", typ, p, err)
+	}
+	var sid [32]byte
+	copy(sid[:], mustHex(t, vec.SessionID))
+	next, err := VerifyHostKeyAnnouncement(p, mustHex(t, vec.HostPublicKey), sid)
+	if err != nil || hex.EncodeToString(next) != a.NextPublicKey {
+		t.Errorf("stored announcement: next %x, %v", next, err)
 	}
 }

@@ -4,7 +4,8 @@
 # sees the other's message, that the Python client's CLOSE is logged by the
 # server as a clean end, that a direct message to the Python client, which
 # marked itself away, tells the Go client so, and that a room named in hello
-# replaces #general; then it runs interop/negative_checks.py.
+# replaces #general; then it rotates the host key (PROTOCOL.md §7.5) under
+# the Python client, and runs interop/negative_checks.py.
 #
 # Usage: interop/live_interop.sh [WORKDIR]   (default /tmp/interop)
 # Only processes started here are stopped, by their PIDs.
@@ -35,7 +36,7 @@ wait_for() { # FILE PATTERN: up to 10 s
 }
 
 GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" go build -o "$sc" .
-rm -rf "$work/state" "$work/creds.txt" "$work/known_hosts" "$work"/*.out "$work"/*.log "$work/go.in"
+rm -rf "$work/state" "$work/creds.txt" "$work"/known_hosts* "$work"/*.out "$work"/*.log "$work/go.in"
 
 # Throwaway passwords, in files only; never on argv.
 umask 077
@@ -106,6 +107,48 @@ echo "--- a room named in hello replaces #general"
 grep -q '"t":"welcome".*"rooms":\[{"room":"#lobby","count":1}\]' "$work/py-room.out" ||
 	fail "welcome does not put the session in #lobby alone: $(head -1 "$work/py-room.out")"
 echo "live_interop: --room #Lobby: welcome lists #lobby alone"
+
+# Host key rotation (PROTOCOL.md §7.5) with the Python client: it learned
+# the current key above (known_hosts.py), records the announced next key,
+# and after the switch connects on its known_hosts alone.
+echo "--- host key rotation"
+wait_count() { # FILE PATTERN N: up to 10 s for N matching lines
+	for _ in $(seq 1 100); do
+		[ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "$3" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+next_fp=$("$sc" keygen --next --state-dir "$work/state" 2>/dev/null)
+kill -HUP "$server_pid"
+wait_count "$work/serve.log" "host keys reloaded" 1 || fail "server did not reload its host keys"
+"$py" interop/scclient.py --host 127.0.0.1 --port "$port" --user pyuser \
+	--password-file "$work/py.pw" --known-hosts "$work/known_hosts.py" \
+	--text "during the rotation" >"$work/py2.out" 2>"$work/py2.log" ||
+	fail "Python client during the announcement: $(cat "$work/py2.log")"
+grep -q "recorded the next host key $next_fp" "$work/py2.log" ||
+	fail "Python client did not record the next key: $(cat "$work/py2.log")"
+[ "$(grep -c securechat-ed25519 "$work/known_hosts.py")" = 2 ] ||
+	fail "known_hosts.py does not list two keys: $(cat "$work/known_hosts.py")"
+"$sc" keygen --promote --state-dir "$work/state" >/dev/null 2>&1 || fail "keygen --promote failed"
+kill -HUP "$server_pid"
+wait_count "$work/serve.log" "host keys reloaded" 2 || fail "server did not reload its host keys again"
+"$py" interop/scclient.py --host 127.0.0.1 --port "$port" --user pyuser \
+	--password-file "$work/py.pw" --known-hosts "$work/known_hosts.py" \
+	--text "after the rotation" >"$work/py3.out" 2>"$work/py3.log" ||
+	fail "Python client after the switch: $(cat "$work/py3.log")"
+grep -q "host key $next_fp (known)" "$work/py3.log" ||
+	fail "Python client did not see the promoted key as known: $(cat "$work/py3.log")"
+# The same file with the new key revoked: refused (exit 4), REVOKED.
+{ cat "$work/known_hosts.py"; sed -n '2s/^[^ ]* /@revoked * /p' "$work/known_hosts.py"; } >"$work/known_hosts.rev"
+rev_rc=0
+"$py" interop/scclient.py --host 127.0.0.1 --port "$port" --user pyuser \
+	--password-file "$work/py.pw" --known-hosts "$work/known_hosts.rev" \
+	--text "revoked" >/dev/null 2>"$work/py4.log" || rev_rc=$?
+[ "$rev_rc" = 4 ] && grep -q REVOKED "$work/py4.log" ||
+	fail "revoked key: exit $rev_rc: $(cat "$work/py4.log")"
+fp=$next_fp
+echo "live_interop: rotation ok (now $fp; a revoked key is refused)"
 
 echo "--- negative checks"
 "$py" interop/negative_checks.py --host 127.0.0.1 --port "$port" --user pyuser \

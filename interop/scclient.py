@@ -4,7 +4,9 @@
 It exists to show that the specification is enough to interoperate with the
 Go server: it shares no code with it. Only what a script client needs is
 here: TCP, the x25519 group, password login, and the chat-layer flow of
-PROTOCOL.md §13.3 (hello, welcome, one room message, its ack, CLOSE).
+PROTOCOL.md §13.3 (hello, welcome, one room message, its ack, CLOSE). With
+--known-hosts it also honours @revoked lines and records a next host key that
+the server announces and proves (§7.5).
 
 The protocol pieces (framing, key schedule, record layer) are plain functions
 and classes so that interop/test_vectors.py can check them against §15.
@@ -415,13 +417,14 @@ def auth_payload(user, password):
 # --- known hosts (§7.3) --------------------------------------------------
 
 
-def check_known_hosts(path, hostport, host_key, pinned_fp):
-    """Trust on first use. Raises HostKeyError when the key must be refused.
+def read_known_hosts(path):
+    """The lines of a known_hosts file as (line, revoked, host, key).
 
-    Returns "known", or "pinned"/"new" for a key the caller should record
-    with remember_host once the handshake has proved the server holds it.
+    A line is "HOST:PORT securechat-ed25519 BASE64KEY", optionally after the
+    marker "@revoked", whose host may also be "*" (every host). Anything else
+    but blank lines and comments makes the whole file invalid (§7.3).
     """
-    matched, first_other = False, None
+    out = []
     lines = []
     if path and os.path.exists(path):
         with open(path, encoding="utf-8") as f:
@@ -430,13 +433,41 @@ def check_known_hosts(path, hostport, host_key, pinned_fp):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = line.split()
+        revoked = bool(fields) and fields[0] == "@revoked"
+        if revoked:
+            fields = fields[1:]
         try:
             key = base64.b64decode(fields[2], validate=True) if len(fields) == 3 else b""
         except ValueError:
             key = b""
-        if len(fields) != 3 or fields[1] != "securechat-ed25519" or len(key) != 32:
+        if len(fields) != 3 or fields[1] != "securechat-ed25519" or len(key) != 32 \
+                or (fields[0] == "*" and not revoked) or fields[0].startswith("@"):
             raise HostKeyError("%s:%d: invalid known_hosts line" % (path, no))
-        if fields[0] == hostport:
+        out.append((no, revoked, fields[0], key))
+    return out
+
+
+def revoked_line(entries, hostport, key):
+    for no, revoked, host, k in entries:
+        if revoked and host in (hostport, "*") and k == key:
+            return no
+    return None
+
+
+def check_known_hosts(path, hostport, host_key, pinned_fp):
+    """Trust on first use. Raises HostKeyError when the key must be refused.
+
+    Returns "known", or "pinned"/"new" for a key the caller should record
+    with remember_host once the handshake has proved the server holds it.
+    """
+    entries = read_known_hosts(path)
+    no = revoked_line(entries, hostport, host_key)
+    if no is not None:
+        # Refused whatever else the file says, and whatever the pin (§7.3).
+        raise HostKeyError("host key %s of %s is REVOKED (%s:%d)" % (fingerprint(host_key), hostport, path, no))
+    matched, first_other = False, None
+    for no, revoked, host, key in entries:
+        if host == hostport and not revoked:
             if key == host_key:
                 matched = True
             elif first_other is None:
@@ -460,6 +491,65 @@ def remember_host(path, hostport, host_key):
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write("%s securechat-ed25519 %s\n" % (hostport, base64.b64encode(host_key).decode()))
+
+
+# --- host key rotation (§7.5) ----------------------------------------------
+
+ANNOUNCE_LABEL_CURRENT = b"securechat v1 host key announcement, current\x00"
+ANNOUNCE_LABEL_NEXT = b"securechat v1 host key announcement, next\x00"
+
+
+def announce_message(label, session_id, current, nxt):
+    return label + session_id + current + nxt
+
+
+def verify_host_key_announcement(obj, current, session_id):
+    """The next host key from a "hostkeys" event, or ProtocolError.
+
+    Both proofs must verify for this session: one by the current key (the
+    one that signed this handshake), one by the announced key.
+    """
+    def b64(name, size):
+        v = obj.get(name)
+        try:
+            b = base64.b64decode(v, validate=True) if isinstance(v, str) else b""
+        except ValueError:
+            b = b""
+        if len(b) != size or base64.b64encode(b).decode() != v:
+            raise ProtocolError("hostkeys: %s is not %d bytes of base64" % (name, size))
+        return b
+
+    if obj.get("t") != "hostkeys":
+        raise ProtocolError("not a hostkeys event")
+    nxt = b64("next", 32)
+    if nxt == current:
+        raise ProtocolError("hostkeys: the next key is the current one")
+    for name, label, key in (("proof_current", ANNOUNCE_LABEL_CURRENT, current),
+                             ("proof_next", ANNOUNCE_LABEL_NEXT, nxt)):
+        sig = b64(name, 64)
+        try:
+            Ed25519PublicKey.from_public_bytes(key).verify(sig, announce_message(label, session_id, current, nxt))
+        except (InvalidSignature, ValueError):
+            raise ProtocolError("hostkeys: %s does not verify for this session" % name) from None
+    return nxt
+
+
+def record_next_host_key(path, hostport, current, nxt):
+    """Append the announced key for hostport, without asking (§7.5).
+
+    Only while the file still trusts current for hostport, never a revoked
+    key, and not twice. Returns True if a line was added.
+    """
+    entries = read_known_hosts(path)
+    if revoked_line(entries, hostport, nxt) is not None:
+        raise HostKeyError("announced host key %s is REVOKED" % fingerprint(nxt))
+    valid = [k for _, revoked, host, k in entries if host == hostport and not revoked]
+    if current not in valid:
+        raise HostKeyError("the current key of %s is not in %s" % (hostport, path))
+    if nxt in valid:
+        return False
+    remember_host(path, hostport, nxt)
+    return True
 
 
 # --- connection ----------------------------------------------------------
@@ -596,6 +686,8 @@ class Connection:
         # gets its host key written down (§7.3), before our FINISHED.
         if how != "known":
             remember_host(known_hosts, hostport, hello["host_key"])
+        # The key this server proved; only it may vouch for a next key (§7.5).
+        self.host_key = hello["host_key"]
         self.client_finished = ks.client_finished()
         del ks
 
@@ -673,9 +765,26 @@ def show(obj):
     print(json.dumps(obj, ensure_ascii=False, separators=(",", ":")), flush=True)
 
 
+def host_keys_announced(conn, args, obj):
+    """A hostkeys event as the first APP record: record the next key (§7.5).
+
+    A refused announcement is reported and the session goes on.
+    """
+    if not args.known_hosts:
+        return
+    hostport = "%s:%d" % ("[%s]" % args.host if ":" in args.host else args.host, args.port)
+    try:
+        nxt = verify_host_key_announcement(obj, conn.host_key, conn.session_id)
+        if record_next_host_key(args.known_hosts, hostport, conn.host_key, nxt):
+            conn.log("recorded the next host key %s for %s" % (fingerprint(nxt), hostport))
+    except (ProtocolError, HostKeyError) as e:
+        conn.log("warning: not recording the announced host key: %s" % e)
+
+
 def chat_session(conn, args):
     """hello, welcome, one message, its ack, optional linger, CLOSE."""
     pending = {}
+    first = [True]
 
     def pump(deadline, until=None):
         # Print events, answer pings, and stop once until(obj) is true.
@@ -683,6 +792,12 @@ def chat_session(conn, args):
             obj = conn.recv_app(deadline)
             if obj is None:
                 raise ProtocolError("server ended the session (CLOSE)")
+            was_first, first[0] = first[0], False
+            if obj.get("t") == "hostkeys":
+                # Only the session's first APP record counts (§7.5).
+                if was_first:
+                    host_keys_announced(conn, args, obj)
+                continue
             show(obj)
             t = obj.get("t")
             if t == "ping":

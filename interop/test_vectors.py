@@ -17,6 +17,7 @@ Any difference exits non-zero.
                                              and the §6 prime from the JSON
 """
 
+import base64
 import copy
 import hashlib
 import json
@@ -380,6 +381,83 @@ def check_session(c, s, p):
          sorted(["FINISHED", "AUTH", "AUTH_RESULT", "APP", "KEY_UPDATE", "CLOSE"]))
 
 
+def render_announcement(a):
+    """The announcement vector as §15 writes it out (hex, 64 digits a line)."""
+    out = ["host key announcement of session %s (%s, host_key_announcement)" % (a["session"], VECTORS_NAME), ""]
+    for k in ("next_host_key_seed", "next_host_public_key", "next_host_key_fingerprint",
+              "proof_current", "proof_next"):
+        v = a[k]
+        if len(v) > 64:
+            out.append(k + ":")
+            out.extend(hex_lines(v, 4))
+        else:
+            out.append("%-26s %s" % (k, v))
+    out.append("payload (JSON):")
+    out.append("    " + bytes.fromhex(a["payload"]).decode())
+    return "\n".join(out)
+
+
+def check_announcement(c, vectors):
+    """Rebuild the host key announcement of §7.5 from its inputs."""
+    a = vectors["host_key_announcement"]
+    s = next(x for x in vectors["sessions"] if x["name"] == a["session"])
+    h = bytes.fromhex
+
+    def eq(field, got):
+        c.eq("host_key_announcement: " + field, got, a[field])
+
+    c.eq("announcement inputs", [(i["field"], i["size"]) for i in a["inputs"]], [("next_host_key_seed", 32)])
+    seed = input_value(a["inputs"][0]["label"], 32)
+    eq("next_host_key_seed", seed)
+    eq("session_id", s["session_id"])
+    eq("host_public_key", s["host_public_key"])
+    current = Ed25519PrivateKey.from_private_bytes(h(s["host_key_seed"]))
+    nxt = Ed25519PrivateKey.from_private_bytes(seed)
+    raw = (serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    cur_pub, nxt_pub = current.public_key().public_bytes(*raw), nxt.public_key().public_bytes(*raw)
+    eq("next_host_public_key", nxt_pub)
+    eq("next_host_key_fingerprint", sc.fingerprint(nxt_pub))
+    sid = h(s["session_id"])
+    cur_msg = sc.announce_message(sc.ANNOUNCE_LABEL_CURRENT, sid, cur_pub, nxt_pub)
+    nxt_msg = sc.announce_message(sc.ANNOUNCE_LABEL_NEXT, sid, cur_pub, nxt_pub)
+    eq("current_signed_message", cur_msg)
+    eq("next_signed_message", nxt_msg)
+    proof_cur, proof_nxt = current.sign(cur_msg), nxt.sign(nxt_msg)  # Ed25519 is deterministic
+    eq("proof_current", proof_cur)
+    eq("proof_next", proof_nxt)
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    obj = {"t": "hostkeys", "next": b64(nxt_pub), "proof_current": b64(proof_cur), "proof_next": b64(proof_nxt)}
+    payload = json.dumps(obj, separators=(",", ":")).encode()
+    eq("payload", payload)
+
+    r = a["record"]
+    c.eq("announcement record position", (r["direction"], r["generation"], r["seq"], r["type"]), ("s2c", 0, 2, "APP"))
+    iv = input_value(r["iv_label"], 32)[:16]
+    c.eq("announcement record iv", iv, r["iv"])
+    sealer = sc.Direction(h(s["s2c_secret_0"]))
+    sealer.seq = r["seq"]
+    c.eq("announcement record", sealer.seal(sc.REC_APP, payload, iv=iv), r["record"])
+    c.eq("announcement record plaintext", payload, r["plaintext"])
+
+    # The client's side: the record opens at its place in the session, and
+    # the proofs verify for this session only.
+    opener = sc.Direction(h(s["s2c_secret_0"]))
+    opener.seq = r["seq"]
+    rec = h(r["record"])
+    c.eq("announcement record opens", opener.open(rec[:5], rec[5:]), payload)
+    got = json.loads(payload)
+    c.eq("announcement verifies", sc.verify_host_key_announcement(got, cur_pub, sid), nxt_pub)
+    c.true("announcement for another session refused",
+           raises(sc.verify_host_key_announcement, got, cur_pub, bytes(32)))
+    c.true("announcement under another current key refused",
+           raises(sc.verify_host_key_announcement, got, nxt_pub, sid))
+    swapped = dict(got, proof_current=got["proof_next"], proof_next=got["proof_current"])
+    c.true("announcement with swapped proofs refused", raises(sc.verify_host_key_announcement, swapped, cur_pub, sid))
+    other = Ed25519PrivateKey.from_private_bytes(input_value("another key", 32))
+    forged = dict(got, proof_next=b64(other.sign(nxt_msg)))
+    c.true("announcement proved by the wrong key refused", raises(sc.verify_host_key_announcement, forged, cur_pub, sid))
+
+
 def seal_unchecked(d, rtype, plaintext, iv):
     """A correctly tagged record of any size, as a misbehaving peer could
     make; Direction.seal refuses plaintext over 16384 bytes."""
@@ -416,6 +494,8 @@ def main(argv):
         print(render_table(vectors))
         print()
         print(render_block(spec_session))
+        print()
+        print(render_announcement(vectors["host_key_announcement"]))
         return 0
 
     c = Checker()
@@ -437,6 +517,8 @@ def main(argv):
     c.true("PROTOCOL.md §15 session table", render_table(vectors) in s15)
     blocks = spec_code_blocks(s15)
     c.true("PROTOCOL.md §15 writes out session " + SPEC_SESSION, render_block(spec_session) in blocks)
+    c.true("PROTOCOL.md §15 writes out the host key announcement",
+           render_announcement(vectors["host_key_announcement"]) in blocks)
 
     for s in vectors["sessions"]:
         check_session(c, s, p)
@@ -444,6 +526,7 @@ def main(argv):
     c.true("a session over quic with a channel binding",
            any(s["transport"] == "quic" and s["channel_binding"] for s in vectors["sessions"]))
     check_record_limits(c)
+    check_announcement(c, vectors)
 
     print("%d checks passed, %d failed" % (c.passed, c.failed))
     return 1 if c.failed else 0

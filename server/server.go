@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"securechat/chat"
@@ -53,6 +54,10 @@ type Config struct {
 	// client that accepts nothing for this long is dropped. 0 means 30 s.
 	WriteTimeout time.Duration
 
+	// NextHostKey, if set, is announced to every client after login with
+	// proofs by both keys (host key rotation, PROTOCOL.md §7.5).
+	NextHostKey ed25519.PrivateKey
+
 	Logger *slog.Logger
 }
 
@@ -60,6 +65,9 @@ type Config struct {
 type Server struct {
 	cfg Config
 	log *slog.Logger
+	// keys holds the host keys in use; SetHostKeys swaps them for new
+	// connections.
+	keys atomic.Pointer[hostKeys]
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -83,12 +91,26 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{
+	s := &Server{
 		cfg:       cfg,
 		log:       log,
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
 	}
+	s.keys.Store(&hostKeys{current: cfg.HostKey, next: cfg.NextHostKey})
+	return s
+}
+
+// hostKeys is the current host key and, during a rotation, the next one.
+type hostKeys struct {
+	current, next ed25519.PrivateKey
+}
+
+// SetHostKeys replaces the host keys for connections accepted from now on
+// (after a SIGHUP, say); sessions already running keep theirs. next may be
+// nil: no rotation under way.
+func (s *Server) SetHostKeys(current, next ed25519.PrivateKey) {
+	s.keys.Store(&hostKeys{current: current, next: next})
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -249,8 +271,9 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	}
 
 	verifier := &loggingVerifier{next: s.cfg.Verifier, log: log, src: src}
+	keys := s.keys.Load()
 	hcfg := &handshake.ServerConfig{
-		HostKey:        s.cfg.HostKey,
+		HostKey:        keys.current,
 		Groups:         s.cfg.Groups,
 		Verifier:       verifier,
 		Transport:      s.cfg.Transport,
@@ -282,8 +305,17 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	log.Info("login", "group", sess.Group.String(), "handshake", time.Since(start).Round(time.Millisecond))
 
 	admin := s.cfg.IsAdmin != nil && s.cfg.IsAdmin(sess.User)
-	err = s.cfg.Hub.Serve(ctx, &sessionConn{sess: sess, writeTimeout: s.cfg.WriteTimeout},
-		chat.Identity{User: sess.User, Admin: admin})
+	sc := &sessionConn{sess: sess, writeTimeout: s.cfg.WriteTimeout}
+	if keys.next != nil {
+		// The first APP record after login (PROTOCOL.md §7.5). A failure
+		// here is the connection's, and the hub will meet it too.
+		if p, err := handshake.MarshalHostKeyAnnouncement(keys.current, keys.next, sess.SessionID); err != nil {
+			log.Error("host key announcement", "err", err)
+		} else if err := sc.WriteMessages([][]byte{p}); err != nil {
+			log.Debug("host key announcement not sent", "err", err)
+		}
+	}
+	err = s.cfg.Hub.Serve(ctx, sc, chat.Identity{User: sess.User, Admin: admin})
 	switch {
 	case err == nil:
 		log.Info("session ended")
