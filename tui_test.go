@@ -909,6 +909,7 @@ func TestFormatPlain(t *testing.T) {
 		{displayEvent{Kind: "quit", From: "bob", Text: "ping timeout"}, "[system] -- bob quit (ping timeout)"},
 		{displayEvent{Kind: "topic", Room: "#general", From: "alice", Text: "hi"}, "[#general] -- alice set the topic: hi"},
 		{displayEvent{Kind: "error", Room: "#general", Text: "not allowed"}, "[error] not allowed"},
+		{displayEvent{Kind: "error", Text: "too long", Line: 7, Code: "too_long"}, "[error] line 7: too long"},
 		{displayEvent{Kind: "system", Text: "connected to example.org"}, "[system] connected to example.org"},
 		{displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "old", History: true}, "[#general] (history) alice: old"},
 		{displayEvent{Kind: "dm", From: "a", To: "b", Text: "old", History: true}, "[dm] (history) a -> b: old"},
@@ -928,7 +929,7 @@ func TestFormatJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"ts":"2026-05-06T07:07:30Z","id":42,"kind":"msg","room":"#general","from":"alice","to":"","text":"a <b> & \"c\"","history":true}`
+	want := `{"ts":"2026-05-06T07:07:30Z","id":42,"kind":"msg","room":"#general","from":"alice","to":"","text":"a <b> & \"c\"","history":true,"line":0,"code":""}`
 	if string(got) != want {
 		t.Errorf("formatJSON =\n%s\nwant\n%s", got, want)
 	}
@@ -936,7 +937,7 @@ func TestFormatJSON(t *testing.T) {
 	kinds := []string{"msg", "me", "dm", "notice", "join", "part", "quit", "topic", "error", "system"}
 	for i, kind := range kinds {
 		ev := displayEvent{ID: uint64(i), Time: when, Kind: kind, Room: "#r", From: "f", To: "t",
-			Text: "x\x1b[2Jy\u202e\nz"}
+			Text: "x\x1b[2Jy\u202e\nz", Line: i, Code: "c\x1b[0m"}
 		b, err := formatJSON(ev)
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)
@@ -949,7 +950,7 @@ func TestFormatJSON(t *testing.T) {
 			t.Fatalf("%s: %v", kind, err)
 		}
 		wantMap := map[string]any{"ts": "2026-05-06T07:07:30Z", "id": float64(i), "kind": kind, "room": "#r",
-			"from": "f", "to": "t", "text": "xy z", "history": false}
+			"from": "f", "to": "t", "text": "xy z", "history": false, "line": float64(i), "code": "c"}
 		if !reflect.DeepEqual(m, wantMap) {
 			t.Errorf("%s: got %v, want %v", kind, m, wantMap)
 		}
