@@ -649,6 +649,7 @@ def show(obj):
 def chat_session(conn, args):
     """hello, welcome, one message, its ack, optional linger, CLOSE."""
     pending = {}
+    welcomed = [False]
 
     def pump(deadline, until=None):
         # Print events, answer pings, and stop once until(obj) is true.
@@ -658,6 +659,11 @@ def chat_session(conn, args):
                 raise ProtocolError("server ended the session (CLOSE)")
             show(obj)
             t = obj.get("t")
+            if t == "welcome":
+                # One welcome per session (§13.3); a second is a violation.
+                if welcomed[0]:
+                    raise ProtocolError("the server sent a second welcome")
+                welcomed[0] = True
             if t == "ping":
                 pong = {"t": "pong"}
                 if obj.get("id"):
