@@ -50,7 +50,10 @@ With standard input not a terminal it is a script client: each line is sent
 to the current room (lines starting with / are commands), every event is
 printed as one line (or one JSON object with --json), and at the end of
 input it waits until the server has acknowledged every message, then closes
-cleanly. Script mode never prompts.
+cleanly. A line that cannot be sent (too long, a bad command) is refused
+with an error naming its line number; the lines after it are still sent and
+the exit code is 1. PROTOCOL.md §17 specifies this output. Script mode
+never prompts.
 
 Exit codes: 0 clean end, 1 error, 2 usage, 3 authentication failed,
 4 host key verification failed, 5 connection lost or refused.`,
