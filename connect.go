@@ -581,7 +581,9 @@ func toDisplay(ev *chat.Event) []displayEvent {
 		return []displayEvent{{ID: ev.MID, Time: ts, Kind: msgKind(ev.Kind), Room: ev.Room, From: ev.From,
 			To: ev.To, Text: ev.Text, History: ev.History}}
 	case chat.TypeReply:
-		return lines("system", "", ev.Text)
+		// A /help reply lists the server's commands; HelpText adds the
+		// client's own (/fingerprint).
+		return lines("system", "", chat.HelpText(ev))
 	case chat.TypeError:
 		out := lines("error", "", ev.Text)
 		for i := range out {
@@ -789,7 +791,10 @@ func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions)
 				}
 				req, err := chat.ParseLine(line, ros.current)
 				if err != nil {
-					sys("%v", err)
+					// A usage error is an error, not an info line.
+					for _, d := range toDisplay(&chat.Event{Type: chat.TypeError, Text: err.Error()}) {
+						ui.Show(d)
+					}
 					continue
 				}
 				if req.Type == chat.TypeCmd && req.Cmd == "quit" {
@@ -871,10 +876,13 @@ func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions)
 // commandNames lists the slash commands for Tab completion.
 func commandNames() []string {
 	var out []string
-	for _, c := range chat.Commands() {
+	for _, c := range append(chat.Commands(), chat.ClientCommands()...) {
 		out = append(out, "/"+c.Name)
+		for _, a := range c.Aliases {
+			out = append(out, "/"+a)
+		}
 	}
-	return append(out, "/fingerprint")
+	return out
 }
 
 // scriptMsg is one line of input on its way to the server. The line is

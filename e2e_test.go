@@ -1259,8 +1259,8 @@ func TestE2EReloadPasswordAndRole(t *testing.T) {
 
 	carol.expect("[notice] you are no longer an admin")
 	carol.send("/kick bob", "/bans")
-	carol.expect("[error] /kick is for admins only")
-	carol.expect("[error] /bans is for admins only")
+	carol.expect("[error] line 2: /kick is for admins only")
+	carol.expect("[error] line 3: /bans is for admins only")
 	if bob.exited() {
 		t.Fatal("a kick by a former admin ended bob's session")
 	}
