@@ -106,7 +106,8 @@ func (g *StartupGate) Unauthenticated() int {
 type PenaltyEvent int
 
 const (
-	// PenaltyAuthFail: a password check failed (recorded for each one).
+	// PenaltyAuthFail: a login failed; recorded once per connection, at
+	// its first failure.
 	PenaltyAuthFail PenaltyEvent = iota
 	// PenaltyNoAuth: the connection ended without ever trying to log in.
 	PenaltyNoAuth
@@ -144,9 +145,7 @@ type PenaltyBox struct {
 }
 
 // DefaultPenaltyBox returns OpenSSH's defaults: authfail 5 s, noauth 1 s,
-// grace-exceeded 10 s, min 15 s, max 10 min, 65536 sources. Unlike
-// OpenSSH, which counts authfail once per connection, the server records it
-// for every failed password.
+// grace-exceeded 10 s, min 15 s, max 10 min, 65536 sources.
 func DefaultPenaltyBox() *PenaltyBox {
 	return &PenaltyBox{
 		AuthFail: 5 * time.Second, NoAuth: time.Second, GraceExceeded: 10 * time.Second,

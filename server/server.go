@@ -186,8 +186,8 @@ func sourceAddr(c net.Conn) netip.Addr {
 }
 
 // loginVerifier is the Verifier of one connection. It puts each password
-// check through the penalty box and the check queue, records every failure
-// at once, and logs each failure with its reason. The reason stays in the
+// check through the penalty box and the check queue, records the first
+// failure at once, and logs each failure with its reason. The reason stays in the
 // server log; the client sees one failure byte whatever it was.
 type loginVerifier struct {
 	next      handshake.Verifier
@@ -208,8 +208,7 @@ func (v *loginVerifier) Verify(ctx context.Context, user string, password []byte
 	switch {
 	case err == nil:
 	case errors.Is(err, handshake.ErrAuthFailed):
-		v.failures++
-		v.penalties.Record(v.src, PenaltyAuthFail)
+		v.failed()
 		v.log.Warn("login failed", "user", user, "reason", err.Error())
 	default:
 		// Not the client's failure (the grace time ran out in the queue,
@@ -245,9 +244,19 @@ func (v *loginVerifier) check(ctx context.Context, user string, password []byte)
 // AuthRejected counts an AUTH the handshake refused unchecked (malformed
 // name or password, another method) as a failed login.
 func (v *loginVerifier) AuthRejected(reason string) {
-	v.failures++
-	v.penalties.Record(v.src, PenaltyAuthFail)
+	v.failed()
 	v.log.Warn("login failed", "reason", reason)
+}
+
+// failed counts a failed login. The connection's first failure earns the
+// authfail penalty at once, as OpenSSH charges it once per connection, but
+// without waiting for the connection to end: a storm whose connections
+// queue for minutes must not stay unpunished meanwhile.
+func (v *loginVerifier) failed() {
+	if v.failures == 0 {
+		v.penalties.Record(v.src, PenaltyAuthFail)
+	}
+	v.failures++
 }
 
 func (s *Server) handle(ctx context.Context, c net.Conn) {
@@ -284,7 +293,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	release()
 	s.untrack(c)
 	if err != nil {
-		// Failed passwords were recorded as they happened.
+		// A failed login was recorded when it happened.
 		if verifier.failures == 0 {
 			ev, why := PenaltyNoAuth, "noauth"
 			if errors.Is(err, os.ErrDeadlineExceeded) {

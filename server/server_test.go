@@ -490,8 +490,11 @@ func TestMalformedNameIsAuthFailure(t *testing.T) {
 	for range 3 {
 		r.AuthRejected("malformed user name")
 	}
-	if left, _, blocked := pen.Blocked(src); !blocked || left != 3*pen.AuthFail {
-		t.Errorf("after 3 malformed names: blocked=%v for %v, want blocked for %v", blocked, left, 3*pen.AuthFail)
+	pen.mu.Lock()
+	left := pen.until[sourceBlock(src)].until.Sub(now)
+	pen.mu.Unlock()
+	if left != pen.AuthFail {
+		t.Errorf("penalty after a connection's malformed names: %v, want AuthFail (%v) once", left, pen.AuthFail)
 	}
 }
 
