@@ -190,8 +190,8 @@ func (b *PenaltyBox) Blocked(src netip.Addr) (left time.Duration, why string, bl
 	return b.blocked(src, 0)
 }
 
-// blocked is Blocked not counting own of the source's checks in flight,
-// for a check that asks whether it may still run.
+// blocked is Blocked leaving out own of the source's checks in flight: a
+// check that asks whether it may still run does not count itself.
 func (b *PenaltyBox) blocked(src netip.Addr, own int) (time.Duration, string, bool) {
 	if b.Exempt.Contains(src) {
 		return 0, "", false

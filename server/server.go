@@ -42,7 +42,8 @@ type Config struct {
 	Penalties *PenaltyBox  // nil: DefaultPenaltyBox
 	// Checks schedules password checks. Nil: a CheckQueue with Gate's
 	// exempt list that lets one check per source wait if Gate caps sources
-	// (PerSource > 0), and any number otherwise.
+	// (PerSource > 0), and any number otherwise. New makes it rank
+	// sources by Penalties, so a CheckQueue serves one Server only.
 	Checks *CheckQueue
 
 	MaxAuthTries   int
@@ -187,8 +188,8 @@ func sourceAddr(c net.Conn) netip.Addr {
 
 // loginVerifier is the Verifier of one connection. It puts each password
 // check through the penalty box and the check queue, records the first
-// failure at once, and logs each failure with its reason. The reason stays in the
-// server log; the client sees one failure byte whatever it was.
+// failure at once, and logs each failure with its reason. The reason stays
+// in the server log; the client sees one failure byte whatever it was.
 type loginVerifier struct {
 	next      handshake.Verifier
 	checks    *CheckQueue
