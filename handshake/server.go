@@ -313,8 +313,17 @@ func (hs *serverHandshake) authenticate() error {
 			hs.conn.Abort()
 			return err
 		}
-		ok := method == authMethodPassword && validUsername(user) && validPassword(pw) &&
-			hs.cfg.Verifier.Verify(hs.ctx, user, pw) == nil
+		var ok bool
+		switch {
+		case method != authMethodPassword:
+			hs.rejected("unknown AUTH method")
+		case !validUsername(user):
+			hs.rejected("malformed user name")
+		case !validPassword(pw):
+			hs.rejected("malformed password")
+		default:
+			ok = hs.cfg.Verifier.Verify(hs.ctx, user, pw) == nil
+		}
 		clear(pw)
 		clear(payload)
 		result := []byte{authFailure}
@@ -340,6 +349,12 @@ func (hs *serverHandshake) authenticate() error {
 			}
 			return fmt.Errorf("%w: %d failed attempts", ErrAuthFailed, failures)
 		}
+	}
+}
+
+func (hs *serverHandshake) rejected(reason string) {
+	if r, ok := hs.cfg.Verifier.(RejectRecorder); ok {
+		r.AuthRejected(reason)
 	}
 }
 

@@ -44,6 +44,11 @@ type Config struct {
 
 	Gate      *StartupGate // nil: DefaultStartupGate
 	Penalties *PenaltyBox  // nil: DefaultPenaltyBox
+	// Checks schedules password checks. Nil: a CheckQueue with Gate's
+	// exempt list that lets one check per source wait if Gate caps sources
+	// (PerSource > 0), and any number otherwise. New makes it rank
+	// sources by Penalties, so a CheckQueue serves one Server only.
+	Checks *CheckQueue
 
 	MaxAuthTries   int
 	StepTimeout    time.Duration
@@ -83,6 +88,13 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Penalties == nil {
 		cfg.Penalties = DefaultPenaltyBox()
+	}
+	if cfg.Checks == nil {
+		cfg.Checks = &CheckQueue{Exempt: cfg.Gate.Exempt, PerSource: min(cfg.Gate.PerSource, 1)}
+	}
+	cfg.Checks.score = cfg.Penalties.score
+	if cfg.LoginGraceTime <= 0 {
+		cfg.LoginGraceTime = handshake.DefaultLoginGraceTime
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 30 * time.Second
@@ -201,36 +213,90 @@ func addrOf(a net.Addr) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// loggingVerifier records, for this connection only, whether a login was
-// tried and logs each failure with its reason. The reason stays in the
-// server log; the client sees one failure byte whatever it was.
-type loggingVerifier struct {
-	next     handshake.Verifier
-	log      *slog.Logger
-	src      netip.Addr
-	failures int
+// loginVerifier is the Verifier of one connection. It puts each password
+// check through the penalty box and the check queue, records the first
+// failure at once, and logs each failure with its reason. The reason stays
+// in the server log; the client sees one failure byte whatever it was.
+type loginVerifier struct {
+	next      handshake.Verifier
+	checks    *CheckQueue
+	penalties *PenaltyBox
+	log       *slog.Logger
+	src       netip.Addr
+	deadline  time.Time // the login grace time's end
+	failures  int
 }
 
-func (v *loggingVerifier) Verify(ctx context.Context, user string, password []byte) error {
-	err := v.next.Verify(ctx, user, password)
-	if err != nil {
-		v.failures++
+func (v *loginVerifier) Verify(ctx context.Context, user string, password []byte) error {
+	ctx, cancel := context.WithDeadline(ctx, v.deadline)
+	defer cancel()
+	end := v.penalties.beginCheck(v.src)
+	defer end()
+	err := v.check(ctx, user, password)
+	switch {
+	case err == nil:
+	case errors.Is(err, handshake.ErrAuthFailed):
+		v.failed()
 		v.log.Warn("login failed", "user", user, "reason", err.Error())
+	default:
+		// Not the client's failure (the grace time ran out in the queue,
+		// or the server is shutting down): no authfail penalty.
+		v.log.Warn("login not checked", "user", user, "reason", err.Error())
 	}
 	return err
+}
+
+// check runs the password check unless the source is refused: a check is
+// refused, without any hashing, when the source would now be refused at
+// accept, counting its other checks in flight but not this one. It asks
+// before and after waiting for the queue, as other checks of the source
+// may have failed meanwhile.
+func (v *loginVerifier) check(ctx context.Context, user string, password []byte) error {
+	if _, why, blocked := v.penalties.blocked(v.src, 1); blocked {
+		return fmt.Errorf("%w: check refused: %s", handshake.ErrAuthFailed, why)
+	}
+	release, err := v.checks.Acquire(ctx, v.src)
+	if errors.Is(err, ErrSourceBusy) {
+		return fmt.Errorf("%w: check refused: another check from this source is waiting", handshake.ErrAuthFailed)
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
+	if _, why, blocked := v.penalties.blocked(v.src, 1); blocked {
+		return fmt.Errorf("%w: check refused: %s", handshake.ErrAuthFailed, why)
+	}
+	return v.next.Verify(ctx, user, password)
+}
+
+// AuthRejected counts an AUTH the handshake refused unchecked (malformed
+// name or password, another method) as a failed login.
+func (v *loginVerifier) AuthRejected(reason string) {
+	v.failed()
+	v.log.Warn("login failed", "reason", reason)
+}
+
+// failed counts a failed login. The connection's first failure earns the
+// authfail penalty at once, as OpenSSH charges it once per connection, but
+// without waiting for the connection to end: a storm whose connections
+// queue for minutes must not stay unpunished meanwhile.
+func (v *loginVerifier) failed() {
+	if v.failures == 0 {
+		v.penalties.Record(v.src, PenaltyAuthFail)
+	}
+	v.failures++
 }
 
 // admit applies the PenaltyBox and the StartupGate to a new connection from
 // src, and logs a refusal. On success the caller must call release once.
 func (s *Server) admit(src netip.Addr, log *slog.Logger) (release func(), ok bool) {
-	if left, blocked := s.cfg.Penalties.Blocked(src); blocked {
-		log.Info("connection refused: source penalised", "for", left.Round(time.Second))
+	if left, why, blocked := s.cfg.Penalties.Blocked(src); blocked {
+		log.Info("connection refused", "reason", why, "for", left.Round(time.Second))
 		return nil, false
 	}
-	release, ok = s.cfg.Gate.Admit(src)
+	release, why, ok := s.cfg.Gate.Admit(src)
 	if !ok {
-		log.Info("connection refused: too many unauthenticated connections",
-			"unauthenticated", s.cfg.Gate.Unauthenticated())
+		log.Info("connection refused", "reason", why, "unauthenticated", s.cfg.Gate.Unauthenticated())
 		return nil, false
 	}
 	return release, true
@@ -261,6 +327,7 @@ func (s *Server) AdmitQUIC(remote net.Addr) (release func(dropped error), ok boo
 }
 
 func (s *Server) handle(ctx context.Context, c net.Conn) {
+	start := time.Now()
 	src := sourceAddr(c)
 	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
 	release, ok := s.admit(src, log)
@@ -270,7 +337,8 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 
-	verifier := &loggingVerifier{next: s.cfg.Verifier, log: log, src: src}
+	verifier := &loginVerifier{next: s.cfg.Verifier, checks: s.cfg.Checks, penalties: s.cfg.Penalties,
+		log: log, src: src, deadline: start.Add(s.cfg.LoginGraceTime)}
 	keys := s.keys.Load()
 	hcfg := &handshake.ServerConfig{
 		HostKey:        keys.current,
@@ -282,23 +350,25 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		LoginGraceTime: s.cfg.LoginGraceTime,
 		Record:         s.cfg.Record,
 	}
-	start := time.Now()
 	sess, err := handshake.Server(ctx, c, hcfg)
 	release()
 	s.untrack(c)
 	if err != nil {
-		ev := PenaltyNoAuth
-		switch {
-		case verifier.failures > 0:
-			ev = PenaltyAuthFail
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			ev = PenaltyGraceExceeded
+		// A failed login was recorded when it happened.
+		if verifier.failures == 0 {
+			ev, why := PenaltyNoAuth, "noauth"
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				ev, why = PenaltyGraceExceeded, "grace time exceeded"
+			}
+			// A client that ends the connection on purpose before login
+			// (for example after refusing our host key) is not
+			// misbehaving much, but OpenSSH's noauth penalty applies to it
+			// as well.
+			s.cfg.Penalties.Record(src, ev)
+			log.Info("handshake failed", "err", err, "penalty", why)
+			return
 		}
-		// A client that ends the connection on purpose before login (for
-		// example after refusing our host key) is not misbehaving much,
-		// but OpenSSH's noauth penalty applies to it as well.
-		s.cfg.Penalties.Record(src, ev)
-		log.Info("handshake failed", "err", err, "auth_failures", verifier.failures)
+		log.Info("handshake failed", "err", err, "auth_failures", verifier.failures, "penalty", "authfail")
 		return
 	}
 	log = log.With("user", sess.User, "session", fmt.Sprintf("%x", sess.SessionID[:6]))
