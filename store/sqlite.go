@@ -155,7 +155,7 @@ func openSQLite(path string, opts *Options) (d *sqliteDB, lastID uint64, err err
 func openError(path string, err error) error {
 	switch code := sqliteCode(err); code {
 	case sqlite3.SQLITE_FULL:
-		return fmt.Errorf("store: %s: %w: free some space and start again (%v)", path, ErrDiskFull, err)
+		return &diskFullError{fmt.Sprintf("store: %s: disk full: free some space and start again (%v)", path, err)}
 	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM:
 		return fmt.Errorf("store: %s: cannot write the database (is the disk or the file read-only?): %v", path, err)
 	case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
@@ -163,6 +163,13 @@ func openError(path string, err error) error {
 	}
 	return fmt.Errorf("store: %s: %w", path, err)
 }
+
+// diskFullError is an ErrDiskFull with its own words, so that the message
+// does not say "store:" twice.
+type diskFullError struct{ msg string }
+
+func (e *diskFullError) Error() string { return e.msg }
+func (e *diskFullError) Unwrap() error { return ErrDiskFull }
 
 // sqliteCode returns the primary SQLite result code in err, or 0.
 func sqliteCode(err error) int {

@@ -161,7 +161,7 @@ func TestOpenErrors(t *testing.T) {
 // both as SQLITE_FULL.
 func TestDiskFullAtOpen(t *testing.T) {
 	_, err := Open(filepath.Join(t.TempDir(), "chat.db"), &Options{maxPages: 3})
-	if !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), "free some space") {
+	if !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), "chat.db: disk full: free some space") || strings.Count(err.Error(), "store:") != 1 {
 		t.Fatalf("Open on a full disk: %v, want ErrDiskFull with a hint", err)
 	}
 }
@@ -203,8 +203,16 @@ func TestDiskFullAtRunTime(t *testing.T) {
 	if errs := appendErrs(t, s, roomMsg(next+1, "#a", "x", big)); !errors.Is(errs[0], ErrDiskFull) {
 		t.Errorf("append on a full disk: %v, want ErrDiskFull", errs[0])
 	}
+	// Space comes back: writing resumes without a restart.
+	if _, err := s.b.(*sqliteDB).w.Exec("PRAGMA max_page_count = 100000"); err != nil {
+		t.Fatal(err)
+	}
+	if errs := appendErrs(t, s, roomMsg(next+2, "#a", "x", big)); errs[0] != nil {
+		t.Errorf("append once there is space again: %v", errs[0])
+	}
+	acked = append(acked, next+2)
 	s.Close()
-	// After a restart with room, what was acknowledged is still there.
+	// After a restart, what was acknowledged is still there.
 	s2 := openT(t, path, nil)
 	defer s2.Close()
 	if got, _ := s2.History("#a", 0, 1000); !slices.Equal(ids(got), acked) {

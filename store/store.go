@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -194,6 +195,8 @@ type Store struct {
 
 	// Owned by the writer goroutine.
 	lastID uint64
+
+	committedID atomic.Uint64 // lastID, for readers
 }
 
 func newStore(b backend, opts *Options, lastID uint64) *Store {
@@ -220,6 +223,7 @@ func newStore(b backend, opts *Options, lastID uint64) *Store {
 		pruneDone:  make(chan struct{}),
 		lastID:     lastID,
 	}
+	s.committedID.Store(lastID)
 	go s.writer()
 	if o.Retention > 0 || o.MaxPerRoom > 0 {
 		go s.pruner()
@@ -285,6 +289,7 @@ func (s *Store) commit(batch []*op) {
 			s.lastID = max(s.lastID, o.msg.ID, o.id)
 		}
 	}
+	s.committedID.Store(s.lastID)
 	failed := 0
 	for _, o := range batch {
 		if o.err != nil {
@@ -491,32 +496,18 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// Load reads the state a server needs at start. Call it before the first
-// change.
+// Load reads the state a server needs at start.
 func (s *Store) Load() (State, error) {
 	st, err := s.b.load(time.Now())
 	if err != nil {
 		return State{}, err
 	}
-	st.LastID = max(st.LastID, s.lastIDAtOpen())
+	st.LastID = max(st.LastID, s.LastID())
 	return st, nil
 }
 
-// lastIDAtOpen is read under the queue lock so that it is not raced by the
-// writer; before any change it is the id found at open.
-func (s *Store) lastIDAtOpen() uint64 {
-	if err := s.Sync(); err != nil {
-		return 0
-	}
-	ch := make(chan uint64, 1)
-	if s.enqueue(&op{kind: opSync, done: func(error) { ch <- s.lastID }}) != nil {
-		return 0
-	}
-	return <-ch
-}
-
-// LastID returns the highest message id committed or found at open.
-func (s *Store) LastID() uint64 { return s.lastIDAtOpen() }
+// LastID returns the highest message id committed, or found at open.
+func (s *Store) LastID() uint64 { return s.committedID.Load() }
 
 // History returns up to n messages of room with ids below before (0: the
 // newest), oldest first.

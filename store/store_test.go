@@ -195,6 +195,7 @@ func TestIDsIncrease(t *testing.T) {
 		if err := s.SetLastID(30); err != nil { // lower: no effect
 			t.Fatal(err)
 		}
+		mustSync(t, s)
 		if id := s.LastID(); id != 40 {
 			t.Errorf("LastID after SetLastID(40) = %d", id)
 		}
