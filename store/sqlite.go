@@ -54,14 +54,13 @@ func dsn(path string, query ...string) string {
 		k, v, _ := strings.Cut(p, "=")
 		q.Add(k, v)
 	}
-	// modernc passes the part before '?' to SQLite as the file name.
-	return "file:" + path + "?" + q.Encode()
+	// SQLite reads a "file:" name as a URI: escape the path, or a '%', '?'
+	// or '#' in a directory name would change what is opened.
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
 
 func openSQLite(path string, opts *Options) (d *sqliteDB, lastID uint64, err error) {
-	if strings.ContainsAny(path, "?#") {
-		return nil, 0, fmt.Errorf("store: %s: the database path may not contain '?' or '#'", path)
-	}
+	path = filepath.Clean(path) // "//x" would be a URI authority
 	dir := filepath.Dir(path)
 	if fi, err := os.Stat(dir); err != nil {
 		return nil, 0, fmt.Errorf("store: state directory: %w", err)

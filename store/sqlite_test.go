@@ -142,7 +142,6 @@ func TestOpenErrors(t *testing.T) {
 		{"directory is a file", filepath.Join(notDir, "chat.db"), "is not a directory"},
 		{"path is a directory", dir, "cannot open the database for writing"},
 		{"not a database", garbage, "not a securechat database"},
-		{"query in path", filepath.Join(dir, "a?mode=ro"), "may not contain"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, err := Open(c.path, nil)
@@ -217,5 +216,25 @@ func TestDiskFullAtRunTime(t *testing.T) {
 	defer s2.Close()
 	if got, _ := s2.History("#a", 0, 1000); !slices.Equal(ids(got), acked) {
 		t.Errorf("history after restart = %v, want %v", ids(got), acked)
+	}
+}
+
+// The state directory may have any name: the path must reach SQLite as
+// written, not decoded as a URI.
+func TestOddPaths(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "my state %41 ?mode=ro#x dir")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := "/" + filepath.Join(dir, "chat.db") // and a leading "//"
+	s := openT(t, path, nil)
+	appendAll(t, s, roomMsg(1, "#a", "x", "y"))
+	s.Close()
+	if _, err := os.Stat(filepath.Join(dir, "chat.db")); err != nil {
+		t.Fatalf("the database is not where it was asked to be: %v", err)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(dir))
+	if len(entries) != 1 {
+		t.Errorf("files made outside the state directory: %v", entries)
 	}
 }
