@@ -89,6 +89,8 @@ type Options struct {
 
 	// Retention deletes messages older than this. Zero: keep them.
 	// Direct messages still waiting on an offline account's queue are kept.
+	// Ids follow time, so age is judged in id order: after the clock was
+	// set back, a message goes no earlier than the ones before it.
 	Retention time.Duration
 	// MaxPerRoom keeps only the newest MaxPerRoom messages of each room.
 	// Zero: no limit. Direct messages are not counted.
@@ -197,6 +199,25 @@ type Store struct {
 	lastID uint64
 
 	committedID atomic.Uint64 // lastID, for readers
+	stats       struct{ batches, committed, failed atomic.Uint64 }
+}
+
+// Stats are counters for metrics and logs.
+type Stats struct {
+	Batches   uint64 // transactions the writer committed or tried
+	Committed uint64 // changes committed
+	Failed    uint64 // changes that failed (each also logged)
+	Backlog   int    // changes waiting for the writer now
+}
+
+// Stats returns the writer's counters.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Batches:   s.stats.batches.Load(),
+		Committed: s.stats.committed.Load(),
+		Failed:    s.stats.failed.Load(),
+		Backlog:   len(s.queue),
+	}
 }
 
 func newStore(b backend, opts *Options, lastID uint64) *Store {
@@ -302,6 +323,9 @@ func (s *Store) commit(batch []*op) {
 			o.done(o.err)
 		}
 	}
+	s.stats.batches.Add(1)
+	s.stats.failed.Add(uint64(failed))
+	s.stats.committed.Add(uint64(len(batch) - failed))
 	if failed > 1 {
 		s.log.Error("store: writes failed in one batch", "failed", failed, "batch", len(batch))
 	}
@@ -336,7 +360,8 @@ func (s *Store) enqueue(o *op) error {
 // exactly once, on the writer goroutine, when the transaction holding m has
 // committed (nil: m is durable) or failed (an error, wrapping ErrDiskFull
 // when the disk is full, or ErrIDOrder). Callbacks come in Append order
-// and must not block: the next batch waits for them.
+// and must not block: the next batch waits for them. A callback must not
+// call Sync, Prune or Close, which wait for the writer it runs on.
 //
 // m.ID must be above every id appended before, and above State.LastID.
 func (s *Store) Append(m Message, done func(error)) error {

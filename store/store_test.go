@@ -189,6 +189,9 @@ func TestIDsIncrease(t *testing.T) {
 		if id := s.LastID(); id != 6 {
 			t.Errorf("LastID = %d, want 6", id)
 		}
+		if st := s.Stats(); st.Committed != 2 || st.Failed != 2 || st.Batches == 0 || st.Backlog != 0 {
+			t.Errorf("Stats = %+v, want 2 committed, 2 failed", st)
+		}
 		if err := s.SetLastID(40); err != nil {
 			t.Fatal(err)
 		}
