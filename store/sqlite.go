@@ -41,7 +41,7 @@ type sqliteDB struct {
 	w       *sql.DB // one connection: the writer goroutine's
 	r       *sql.DB // readers; WAL lets them run beside the writer
 
-	insertMsg, insertPending, lastIDStmt *sql.Stmt
+	insertMsg, insertPending, indexFrom, lastIDStmt *sql.Stmt
 	historyStmt, pendingStmt             *sql.Stmt
 }
 
@@ -129,6 +129,7 @@ func openSQLite(path string, opts *Options) (d *sqliteDB, lastID uint64, err err
 	}{
 		{&d.insertMsg, `INSERT INTO messages (id, conv, ts, kind, sender, recipient, body, queued) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&d.insertPending, `INSERT INTO pending (recipient, id) VALUES (?, ?)`},
+		{&d.indexFrom, `INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages WHERE id >= ? AND +conv GLOB '#*'`},
 		{&d.lastIDStmt, `UPDATE meta SET value = max(value, ?) WHERE key = 'last_id'`},
 	} {
 		if *s.p, err = d.w.Prepare(s.q); err != nil {
@@ -222,7 +223,7 @@ func (d *sqliteDB) migrate() error {
 
 func (d *sqliteDB) close() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{d.insertMsg, d.insertPending, d.lastIDStmt, d.historyStmt, d.pendingStmt} {
+	for _, s := range []*sql.Stmt{d.insertMsg, d.insertPending, d.indexFrom, d.lastIDStmt, d.historyStmt, d.pendingStmt} {
 		if s != nil {
 			s.Close()
 		}
@@ -258,14 +259,28 @@ func (d *sqliteDB) applyTx(ops []*op) error {
 	if err != nil {
 		return err
 	}
-	var top uint64
+	// Bind the prepared statements to this transaction once, not per row.
+	w := &txStmts{Tx: tx, insertMsg: tx.Stmt(d.insertMsg), insertPending: tx.Stmt(d.insertPending), indexFrom: tx.Stmt(d.indexFrom)}
+	var top, firstRoomMsg uint64
 	for _, o := range ops {
 		o.deleted = 0
-		if err := d.exec(tx, o); err != nil {
+		if err := d.exec(w, o); err != nil {
 			tx.Rollback()
 			return err
 		}
 		top = max(top, o.msg.ID, o.id*boolToU64(o.kind == opLastID))
+		if o.kind == opAppend && o.msg.Kind != KindDM && firstRoomMsg == 0 {
+			firstRoomMsg = o.msg.ID
+		}
+	}
+	if firstRoomMsg > 0 {
+		// Ids increase, so the batch's room messages are all those from
+		// its first one on. The + keeps SQLite on the rowid range rather
+		// than the conv index, which would scan every room message.
+		if _, err := w.indexFrom.Exec(int64(firstRoomMsg)); err != nil {
+			tx.Rollback()
+			return err
+		}
 	}
 	if top > 0 {
 		if _, err := tx.Stmt(d.lastIDStmt).Exec(int64(top)); err != nil {
@@ -283,14 +298,19 @@ func boolToU64(b bool) uint64 {
 	return 0
 }
 
-func (d *sqliteDB) exec(tx *sql.Tx, o *op) error {
+type txStmts struct {
+	*sql.Tx
+	insertMsg, insertPending, indexFrom *sql.Stmt
+}
+
+func (d *sqliteDB) exec(tx *txStmts, o *op) error {
 	var err error
 	switch o.kind {
 	case opAppend:
 		m := &o.msg
-		_, err = tx.Stmt(d.insertMsg).Exec(int64(m.ID), m.conversation(), m.Time.UnixMilli(), m.Kind, m.From, m.To, m.Text, m.Queued)
+		_, err = tx.insertMsg.Exec(int64(m.ID), m.conversation(), m.Time.UnixMilli(), m.Kind, m.From, m.To, m.Text, m.Queued)
 		if err == nil && m.Queued && m.Kind == KindDM {
-			_, err = tx.Stmt(d.insertPending).Exec(m.To, int64(m.ID))
+			_, err = tx.insertPending.Exec(m.To, int64(m.ID))
 		}
 	case opMOTD:
 		_, err = tx.Exec(`UPDATE meta SET value = ? WHERE key = 'motd'`, o.text)
@@ -332,7 +352,7 @@ func (d *sqliteDB) exec(tx *sql.Tx, o *op) error {
 	case opLastID, opSync:
 		// opLastID is written with the batch's top id, in applyTx.
 	case opPrune:
-		o.deleted, err = d.prune(tx, o.now)
+		o.deleted, err = d.prune(tx.Tx, o.now)
 	default:
 		err = fmt.Errorf("unknown change %v", o.kind)
 	}
