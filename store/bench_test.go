@@ -16,10 +16,12 @@ import (
 // The benchmarks share one database of a million messages, made once per
 // run (its generation time is logged) and removed at the end:
 //
-//	go test ./store -run '^$' -bench . -benchtime 2000x
+//	go test ./store -run '^$' -bench 'Open|History|Search' -benchtime 2000x
+//	go test ./store -run '^$' -bench GroupCommit -benchtime 200000x
 //
 // Each latency benchmark reports its p50 and p99 as metrics; ns/op is
-// their mean. Nothing here asserts on time.
+// their mean. Group commit needs many messages to reach a steady state:
+// a few thousand fit in three batches. Nothing here asserts on time.
 
 const (
 	benchMessages = 1_000_000

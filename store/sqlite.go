@@ -42,7 +42,7 @@ type sqliteDB struct {
 	r       *sql.DB // readers; WAL lets them run beside the writer
 
 	insertMsg, insertPending, indexFrom, lastIDStmt *sql.Stmt
-	historyStmt, pendingStmt             *sql.Stmt
+	historyStmt, pendingStmt                        *sql.Stmt
 }
 
 func dsn(path string, query ...string) string {
