@@ -172,10 +172,11 @@ func (d *memDB) history(conv string, before uint64, n int) ([]Message, error) {
 	return slices.Clone(ms[max(0, end-n):end]), nil
 }
 
-func (d *memDB) pending(user string) ([]Message, error) {
+func (d *memDB) pending(user string, n int) ([]Message, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return slices.Clone(d.queues[user]), nil
+	q := d.queues[user]
+	return slices.Clone(q[:min(n, len(q))]), nil
 }
 
 func (d *memDB) search(words []string, rooms []string, before uint64, n int) ([]Message, error) {

@@ -145,7 +145,7 @@ func openSQLite(path string, opts *Options) (d *sqliteDB, lastID uint64, err err
 	if d.historyStmt, err = d.r.Prepare(`SELECT ` + msgColumns + ` FROM messages m WHERE conv = ? AND id < ? ORDER BY id DESC LIMIT ?`); err != nil {
 		return d, 0, err
 	}
-	if d.pendingStmt, err = d.r.Prepare(`SELECT ` + msgColumns + ` FROM pending p JOIN messages m ON m.id = p.id WHERE p.recipient = ? ORDER BY p.id`); err != nil {
+	if d.pendingStmt, err = d.r.Prepare(`SELECT ` + msgColumns + ` FROM pending p JOIN messages m ON m.id = p.id WHERE p.recipient = ? ORDER BY p.id LIMIT ?`); err != nil {
 		return d, 0, err
 	}
 	return d, lastID, nil
@@ -450,8 +450,8 @@ func (d *sqliteDB) history(conv string, before uint64, n int) ([]Message, error)
 	return out, err
 }
 
-func (d *sqliteDB) pending(user string) ([]Message, error) {
-	return scanMessages(d.pendingStmt.Query(user))
+func (d *sqliteDB) pending(user string, n int) ([]Message, error) {
+	return scanMessages(d.pendingStmt.Query(user, n))
 }
 
 func (d *sqliteDB) search(words []string, rooms []string, before uint64, n int) ([]Message, error) {

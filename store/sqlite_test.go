@@ -48,7 +48,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if got, _ := s.History("#a", 0, 10); !slices.Equal(ids(got), []uint64{1, 3}) {
 		t.Errorf("history after reopen = %v", ids(got))
 	}
-	if got, _ := s.Pending("bob"); !slices.Equal(ids(got), []uint64{2}) {
+	if got, _ := s.Pending("bob", 100); !slices.Equal(ids(got), []uint64{2}) {
 		t.Errorf("queue after reopen = %v", ids(got))
 	}
 	if got, _ := s.Search("world", []string{"#a"}, 0, 10); !slices.Equal(ids(got), []uint64{1}) {

@@ -131,7 +131,7 @@ type backend interface {
 	apply(ops []*op)
 	load(now time.Time) (State, error)
 	history(conv string, before uint64, n int) ([]Message, error)
-	pending(user string) ([]Message, error)
+	pending(user string, n int) ([]Message, error)
 	search(query []string, rooms []string, before uint64, n int) ([]Message, error)
 	userRooms(user string) ([]string, error)
 	lastRead(user string) (map[string]uint64, error)
@@ -563,9 +563,15 @@ func beforeOrMax(before uint64) uint64 {
 // and SQLite integers are signed 64-bit.
 const maxID = 1<<63 - 1
 
-// Pending returns the direct messages queued for user, oldest first. They
-// stay queued until Delivered.
-func (s *Store) Pending(user string) ([]Message, error) { return s.b.pending(user) }
+// Pending returns the oldest n direct messages queued for user, oldest
+// first. They stay queued until Delivered, so a login delivers a long
+// queue in pages: Pending, send, Delivered(last id), Pending again.
+func (s *Store) Pending(user string, n int) ([]Message, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	return s.b.pending(user, n)
+}
 
 // Search returns up to n room messages of the given rooms that contain
 // every word of text (whole words, ignoring case and accents), newest

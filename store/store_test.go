@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -216,7 +218,7 @@ func TestOfflineQueue(t *testing.T) {
 			dm(3, "alice", "bob", "seen live", false),
 			dm(4, "bob", "alice", "for alice", true),
 		)
-		got, err := s.Pending("bob")
+		got, err := s.Pending("bob", 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,6 +228,12 @@ func TestOfflineQueue(t *testing.T) {
 		if got[1].From != "carol" || got[1].Text != "two" || !got[1].Queued {
 			t.Errorf("pending message read back as %+v", got[1])
 		}
+		if got, _ := s.Pending("bob", 1); !slices.Equal(ids(got), []uint64{1}) {
+			t.Errorf("Pending(bob, 1) = %v, want the oldest [1]", ids(got))
+		}
+		if got, _ := s.Pending("bob", 0); len(got) != 0 {
+			t.Errorf("Pending(bob, 0) = %v", ids(got))
+		}
 		// Another DM arrives between reading the queue and delivering it:
 		// Delivered(through 2) must leave it queued.
 		appendAll(t, s, dm(5, "carol", "bob", "late", true))
@@ -233,10 +241,10 @@ func TestOfflineQueue(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustSync(t, s)
-		if got, _ := s.Pending("bob"); !slices.Equal(ids(got), []uint64{5}) {
+		if got, _ := s.Pending("bob", 100); !slices.Equal(ids(got), []uint64{5}) {
 			t.Errorf("Pending(bob) after Delivered(2) = %v, want [5]", ids(got))
 		}
-		if got, _ := s.Pending("alice"); !slices.Equal(ids(got), []uint64{4}) {
+		if got, _ := s.Pending("alice", 100); !slices.Equal(ids(got), []uint64{4}) {
 			t.Errorf("Pending(alice) = %v, want [4]", ids(got))
 		}
 		// Delivered messages stay in the conversation, still marked.
@@ -244,7 +252,7 @@ func TestOfflineQueue(t *testing.T) {
 		if len(got) != 2 || !got[0].Queued {
 			t.Errorf("DMHistory(bob, carol) = %+v", got)
 		}
-		if got, _ := s.Pending("nobody"); len(got) != 0 {
+		if got, _ := s.Pending("nobody", 100); len(got) != 0 {
 			t.Errorf("Pending(nobody) = %v", ids(got))
 		}
 	})
@@ -430,10 +438,10 @@ func TestDeleteUser(t *testing.T) {
 				t.Errorf("DMHistory(%s, %s) after DeleteUser(alice) = %v", pair[0], pair[1], ids(got))
 			}
 		}
-		if got, _ := s.Pending("alice"); len(got) != 0 {
+		if got, _ := s.Pending("alice", 100); len(got) != 0 {
 			t.Errorf("alice's queue survived: %v", ids(got))
 		}
-		if got, _ := s.Pending("carol"); !slices.Equal(ids(got), []uint64{4}) {
+		if got, _ := s.Pending("carol", 100); !slices.Equal(ids(got), []uint64{4}) {
 			t.Errorf("Pending(carol) = %v, want only bob's [4]", ids(got))
 		}
 		if got, _ := s.DMHistory("bob", "carol", 0, 10); !slices.Equal(ids(got), []uint64{4}) {
@@ -500,7 +508,7 @@ func TestRetention(t *testing.T) {
 		if got, _ := s.DMHistory("x", "y", 0, 50); len(got) != 0 {
 			t.Errorf("an old DM survived: %v", ids(got))
 		}
-		if got, _ := s.Pending("z"); !slices.Equal(ids(got), []uint64{6}) {
+		if got, _ := s.Pending("z", 100); !slices.Equal(ids(got), []uint64{6}) {
 			t.Errorf("a queued DM was pruned before delivery: %v", ids(got))
 		}
 		if got, _ := s.Search("m", []string{"#a"}, 0, 50); !slices.Equal(ids(got), []uint64{12, 11, 10}) {
@@ -576,6 +584,68 @@ func TestBacklog(t *testing.T) {
 		}
 		if got, _ := s.History("#a", 0, 10); !slices.Equal(ids(got), []uint64{1, 2}) {
 			t.Errorf("history = %v, want [1 2]", ids(got))
+		}
+	})
+}
+
+// Readers run beside the writer: each sees a consistent history that
+// holds at least every message acknowledged before the read began.
+func TestReadsDuringWrites(t *testing.T) {
+	forEachStore(t, nil, func(t *testing.T, s *Store) {
+		const total = 300
+		var acked atomic.Uint64
+		allDone := make(chan struct{})
+		go func() {
+			for id := uint64(1); id <= total; id++ {
+				err := s.Append(roomMsg(id, "#a", "w", "word"), func(err error) {
+					if err != nil {
+						t.Errorf("append %d: %v", id, err)
+					}
+					acked.Store(id)
+					if id == total {
+						close(allDone)
+					}
+				})
+				if err != nil { // the default backlog holds all of them
+					t.Errorf("Append %d: %v", id, err)
+					return
+				}
+			}
+		}()
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				for i := 0; i < 2000; i++ {
+					floor := acked.Load()
+					got, err := s.History("#a", 0, 50)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if floor > 0 && (len(got) == 0 || got[len(got)-1].ID < floor) {
+						t.Errorf("History after %d was acknowledged ends at %v", floor, ids(got))
+						return
+					}
+					for j := 1; j < len(got); j++ {
+						if got[j].ID != got[j-1].ID+1 {
+							t.Errorf("History has a gap: %v", ids(got))
+							return
+						}
+					}
+					if floor == total {
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		select {
+		case <-allDone:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the appends never finished")
+		}
+		if got, _ := s.Search("word", []string{"#a"}, 0, 1000); len(got) != total {
+			t.Errorf("Search found %d of %d", len(got), total)
 		}
 	})
 }
