@@ -273,3 +273,22 @@ func BenchmarkGroupCommit(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 	b.ReportMetric(float64(s.Stats().Committed)/float64(s.Stats().Batches), "msgs/batch")
 }
+
+// BenchmarkPrune1M times one retention step (pruneChunk messages over the
+// per-room limit, with their search index entries): how long the writer,
+// and every Append behind it, waits while retention runs. It deletes from
+// the shared database, so it comes last.
+func BenchmarkPrune1M(b *testing.B) {
+	s, err := Open(benchDB(b), &Options{MaxPerRoom: 1000, PruneEvery: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for b.Loop() {
+		n, err := s.Prune(time.Now())
+		if err != nil || n != pruneChunk {
+			b.Fatalf("Prune = %d, %v; want a full chunk of %d", n, err, pruneChunk)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/chunk")
+}
