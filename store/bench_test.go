@@ -284,11 +284,15 @@ func BenchmarkPrune1M(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	for b.Loop() {
+	// The database has some 900 chunks over the limit; time at most 50
+	// whatever -benchtime says, so that later runs find work too.
+	steps := min(b.N, 50)
+	start := time.Now()
+	for range steps {
 		n, err := s.Prune(time.Now())
 		if err != nil || n != pruneChunk {
 			b.Fatalf("Prune = %d, %v; want a full chunk of %d", n, err, pruneChunk)
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/chunk")
+	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(steps), "ms/chunk")
 }
