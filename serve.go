@@ -151,6 +151,14 @@ func parseMaxStartups(s string) (start, rate, full int, err error) {
 	return v[0], v[1], v[2], nil
 }
 
+// tellManager logs a failed service manager notification: the server
+// keeps serving, but the operator should know systemd was not told.
+func tellManager(log *slog.Logger, err error) {
+	if err != nil {
+		log.Warn("service manager notification failed", "err", err)
+	}
+}
+
 // newLogger builds the server log: text on a terminal, JSON otherwise.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
@@ -178,6 +186,13 @@ func runServe(c *cli.Context) error {
 		return usageError("serve takes no arguments, got %q", c.Args().First())
 	}
 	log, err := newLogger(c.App.ErrWriter, c.String("log-format"), c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	// Under systemd with Type=notify: READY=1 once listening,
+	// RELOADING=1 and READY=1 around a SIGHUP reload, STOPPING=1 at
+	// shutdown.
+	notifier, err := newServiceNotifier(notifySocketFromEnv())
 	if err != nil {
 		return err
 	}
@@ -305,6 +320,8 @@ func runServe(c *cli.Context) error {
 		tr.Name(), ln.Addr(), handshake.Fingerprint(pub))
 	log.Info("serving", "transport", tr.Name(), "addr", ln.Addr().String(),
 		"fingerprint", handshake.Fingerprint(pub), "users", len(store.Users()))
+	status := fmt.Sprintf("serving %s on %s", tr.Name(), ln.Addr())
+	tellManager(log, notifier.ready(status))
 
 	go func() {
 		for {
@@ -312,7 +329,11 @@ func runServe(c *cli.Context) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
+				tellManager(log, notifier.reloading())
 				diff, err := store.Reload()
+				// Ready again either way: a failed reload keeps the old
+				// accounts and the server goes on serving.
+				tellManager(log, notifier.ready(status))
 				if err != nil {
 					log.Error("creds reload failed; keeping the old accounts", "err", err)
 					continue
@@ -352,6 +373,7 @@ func runServe(c *cli.Context) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "grace", shutdownGrace)
+	tellManager(log, notifier.stopping())
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
