@@ -45,6 +45,7 @@ and serves rooms, direct messages, presence and history. It prints the
 transport, address and host key fingerprint at start. SIGHUP reloads the
 creds file; SIGINT or SIGTERM tells everyone, closes every session and exits.`,
 		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "check", Usage: "load and validate the configuration (flags, creds, host key, motd) and exit: 0 if serve would start, else the first problem"},
 			&cli.StringFlag{Name: "listen", Value: defaultListen, Usage: "address to listen on, `HOST:PORT`", EnvVars: []string{"SECURECHAT_LISTEN"}},
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
 			credsFlag(),
@@ -185,9 +186,8 @@ func runServe(c *cli.Context) error {
 	if c.Args().Present() {
 		return usageError("serve takes no arguments, got %q", c.Args().First())
 	}
-	log, err := newLogger(c.App.ErrWriter, c.String("log-format"), c.String("log-level"))
-	if err != nil {
-		return err
+	if c.Bool("check") {
+		return runServeCheck(c)
 	}
 	// Under systemd with Type=notify: READY=1 once listening,
 	// RELOADING=1 and READY=1 around a SIGHUP reload, STOPPING=1 at
@@ -196,86 +196,38 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	tr, err := transport.Lookup(c.String("transport"))
-	if err != nil {
-		return usageError("--transport %q: want one of %s", c.String("transport"), strings.Join(transport.Names(), ", "))
-	}
-	groups, err := parseGroups(c.String("kex"))
+	setup, err := loadServeSetup(c, false)
 	if err != nil {
 		return err
 	}
-	start, rate, full, err := parseMaxStartups(c.String("max-startups"))
-	if err != nil {
-		return err
-	}
-	exempt, err := server.ParsePrefixList(c.StringSlice("penalty-exempt"))
-	if err != nil {
-		return usageError("--penalty-exempt: %v", err)
-	}
-
-	credsFile, err := credsPath(c, false)
-	if err != nil {
-		return err
-	}
-	store, err := credstore.Load(credsFile, &credstore.Options{Logger: log, NoRehash: c.Bool("no-rehash")})
-	if err != nil {
-		var me *credstore.ModeError
-		if errors.As(err, &me) {
-			return withCode(exitError, err, "the creds file holds password hashes; only its owner may read it")
-		}
-		if errors.Is(err, os.ErrNotExist) {
-			return withCode(exitError, err, "create it with 'securechat user add NAME"+credsArg(c)+"'")
-		}
-		return err
-	}
+	log, tr, store, hostKey := setup.log, setup.tr, setup.store, setup.hostKey
 	if len(store.Users()) == 0 {
-		log.Warn("the creds file has no accounts; nobody can log in", "creds", credsFile)
-	}
-
-	stateDir, err := stateDir(c)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
-	}
-	hostKey, created, err := handshake.LoadOrCreateHostKey(filepath.Join(stateDir, "host_ed25519_key"))
-	if err != nil {
-		return err
+		log.Warn("the creds file has no accounts; nobody can log in", "creds", setup.credsFile)
 	}
 	pub := hostKey.Public().(ed25519.PublicKey)
-	if created {
-		log.Info("generated a new host key", "file", filepath.Join(stateDir, "host_ed25519_key"))
+	if setup.hostKeyCreated {
+		log.Info("generated a new host key", "file", setup.hostKeyFile)
 	}
 
-	motd := ""
-	if f := c.String("motd"); f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("motd: %w", err)
-		}
-		motd = string(b)
-	}
 	// The role is looked up at every admin command, so a reload that takes
 	// it away applies to sessions already logged in.
 	isAdmin := func(user string) bool {
 		r, ok := store.Role(user)
 		return ok && r == credstore.RoleAdmin
 	}
-	hub := chat.NewHub(hubConfig(c, log, motd, isAdmin))
+	hub := chat.NewHub(hubConfig(c, log, setup.motd, isAdmin))
 	defer hub.Close()
 
-	gate := &server.StartupGate{Start: start, Rate: rate, Full: full,
-		PerSource: c.Int("per-source-max-startups"), Exempt: exempt}
+	gate := setup.gate
 	penalties := server.DefaultPenaltyBox()
-	penalties.Exempt = exempt
+	penalties.Exempt = setup.exempt
 	if c.Bool("no-penalties") {
 		penalties = &server.PenaltyBox{}
 	}
 	srv := server.New(server.Config{
 		Transport:      tr.Name(),
 		HostKey:        hostKey,
-		Groups:         groups,
+		Groups:         setup.groups,
 		Verifier:       store,
 		IsAdmin:        isAdmin,
 		Hub:            hub,

@@ -158,3 +158,10 @@ func parseHostKey(data []byte, path string) (ed25519.PrivateKey, error) {
 	}
 	return key, nil
 }
+
+// LoadHostKey reads the host key at path, with the checks of
+// LoadOrCreateHostKey, but never creates one: for validating a
+// configuration without changing it.
+func LoadHostKey(path string) (ed25519.PrivateKey, error) {
+	return loadHostKey(path)
+}
