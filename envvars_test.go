@@ -1,0 +1,54 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
+
+// envOnlyOnCommandLine are flags with no variable on purpose: a stray
+// SECURECHAT_CHECK=1 in a service's environment file would turn every start
+// into a check that exits at once.
+var envOnlyOnCommandLine = []string{"check", "help"}
+
+// TestEveryFlagHasEnvVar: every serve and connect flag can be set from the
+// environment (a systemd EnvironmentFile, a container), as
+// SECURECHAT_<FLAG>, and --help shows the variable.
+func TestEveryFlagHasEnvVar(t *testing.T) {
+	for _, cmd := range []*cli.Command{serveCommand(), connectCommand()} {
+		code, help, stderr := runUser(t, cmd.Name, "--help")
+		if code != 0 {
+			t.Fatalf("%s --help: exit %d: %s", cmd.Name, code, stderr)
+		}
+		for _, f := range cmd.Flags {
+			name := f.Names()[0]
+			if slices.Contains(envOnlyOnCommandLine, name) {
+				continue
+			}
+			want := "SECURECHAT_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+			var got []string
+			if ev, ok := f.(interface{ GetEnvVars() []string }); ok {
+				got = ev.GetEnvVars()
+			}
+			if !slices.Equal(got, []string{want}) {
+				t.Errorf("%s --%s: environment variables %q, want [%s]", cmd.Name, name, got, want)
+			}
+			if !strings.Contains(help, "[$"+want+"]") {
+				t.Errorf("%s --help does not show $%s", cmd.Name, want)
+			}
+		}
+	}
+}
+
+func TestServeFlagsFromEnv(t *testing.T) {
+	// A flag set only in the environment reaches serve --check, which
+	// validates it like the command line.
+	w := newCheckWorld(t)
+	t.Setenv("SECURECHAT_LOGIN_GRACE_TIME", "-1s")
+	code, _, stderr := runUser(t, w.args()...)
+	if code != exitUsage || !strings.Contains(stderr, "--login-grace-time -1s") {
+		t.Errorf("SECURECHAT_LOGIN_GRACE_TIME=-1s: exit %d, %q", code, stderr)
+	}
+}
