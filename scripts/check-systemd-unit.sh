@@ -2,6 +2,7 @@
 # Checks contrib/systemd/securechat.service with systemd's own tools:
 #   systemd-analyze verify: directives, the ExecStart binary and the man
 #     page named by Documentation= exist; any output is a failure;
+#   systemd-sysusers: securechat.sysusers makes the unit's User=;
 #   systemd-analyze security --offline: the exposure level is at most
 #     max_exposure (2.0 of 10; lower is better).
 # Usage: scripts/check-systemd-unit.sh (needs systemd 252 or later).
@@ -26,6 +27,16 @@ if ! MANPATH="$work/man" systemd-analyze verify "$work/securechat.service" >"$wo
 	echo "systemd-analyze verify $unit:"; cat "$work/verify.log"; exit 1
 fi
 echo "systemd-analyze verify $unit: clean"
+
+# The unit's User= comes from securechat.sysusers: create it in an empty
+# root to see that the file is valid and makes that user.
+mkdir -p "$work/root/etc"
+systemd-sysusers --root="$work/root" - <contrib/systemd/securechat.sysusers >/dev/null 2>&1
+user=$(sed -n 's/^User=//p' "$unit")
+if ! grep -q "^$user:.*:/var/lib/securechat:" "$work/root/etc/passwd"; then
+	echo "contrib/systemd/securechat.sysusers does not make the unit's user $user"; exit 1
+fi
+echo "systemd-sysusers contrib/systemd/securechat.sysusers: makes $user"
 
 # --threshold counts in tenths (exposure 2.0 is 20); the overall line is
 # printed too, so the number is in the log.
