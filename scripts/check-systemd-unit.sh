@@ -31,7 +31,7 @@ echo "systemd-analyze verify $unit: clean"
 # The unit's User= comes from securechat.sysusers: create it in an empty
 # root to see that the file is valid and makes that user.
 mkdir -p "$work/root/etc"
-systemd-sysusers --root="$work/root" - <contrib/systemd/securechat.sysusers >/dev/null 2>&1
+systemd-sysusers --root="$work/root" - <contrib/systemd/securechat.sysusers >/dev/null
 user=$(sed -n 's/^User=//p' "$unit")
 if ! grep -q "^$user:.*:/var/lib/securechat:" "$work/root/etc/passwd"; then
 	echo "contrib/systemd/securechat.sysusers does not make the unit's user $user"; exit 1
