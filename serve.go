@@ -189,18 +189,19 @@ func runServe(c *cli.Context) error {
 	if c.Bool("check") {
 		return runServeCheck(c)
 	}
-	// Under systemd with Type=notify: READY=1 once listening,
-	// RELOADING=1 and READY=1 around a SIGHUP reload, STOPPING=1 at
-	// shutdown.
-	notifier, err := newServiceNotifier(notifySocketFromEnv())
-	if err != nil {
-		return err
-	}
 	setup, err := loadServeSetup(c, false)
 	if err != nil {
 		return err
 	}
 	log, tr, store, hostKey := setup.log, setup.tr, setup.store, setup.hostKey
+	// Under systemd with Type=notify: READY=1 once listening,
+	// RELOADING=1 and READY=1 around a SIGHUP reload, STOPPING=1 at
+	// shutdown. A malformed $NOTIFY_SOCKET is not worth refusing to
+	// serve: if a manager waits on it, its start timeout will say so.
+	notifier, err := newServiceNotifier(notifySocketFromEnv())
+	if err != nil {
+		log.Warn("not notifying the service manager", "err", err)
+	}
 	if len(store.Users()) == 0 {
 		log.Warn("the creds file has no accounts; nobody can log in", "creds", setup.credsFile)
 	}
