@@ -134,7 +134,12 @@ func completionTree(app *cli.App) []completionNode {
 		}
 		nodes = append(nodes, completionNode{path: path, cmds: visible, flags: vflags})
 		for _, c := range visible {
-			walk(strings.TrimSpace(path+" "+c.Name), c.Subcommands, append(c.Flags, cli.HelpFlag))
+			flags := slices.Clone(c.Flags)
+			if !slices.Contains(flags, cli.HelpFlag) {
+				// urfave/cli adds it when the command runs.
+				flags = append(flags, cli.HelpFlag)
+			}
+			walk(strings.TrimSpace(path+" "+c.Name), c.Subcommands, flags)
 		}
 	}
 	walk("", app.Commands, []cli.Flag{cli.HelpFlag, cli.VersionFlag})
