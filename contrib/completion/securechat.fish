@@ -3,7 +3,7 @@
 
 function __fish_securechat_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i bench throughput handshake fanout idle targets provision server completion connect fingerprint keygen serve user add passwd del role list
+        if contains -- $i bench throughput handshake fanout idle targets provision server completion connect fingerprint keygen known-hosts remove serve user add passwd del role list
             return 1
         end
     end
@@ -132,9 +132,17 @@ complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l no-bell -d
 complete -c securechat -n '__fish_seen_subcommand_from fingerprint' -f -l help -s h -d 'show help'
 complete -r -c securechat -n '__fish_securechat_no_subcommand' -a 'fingerprint' -d 'print the server\'s host key fingerprint'
 complete -c securechat -n '__fish_seen_subcommand_from fingerprint' -f -l state-dir -r -d '`DIR` of the host key and the accounts (default: $XDG_STATE_HOME/securechat or ~/.local/state/securechat)'
+complete -c securechat -n '__fish_seen_subcommand_from fingerprint' -f -l next -d 'the next host key\'s (keygen --next), which must exist'
 complete -c securechat -n '__fish_seen_subcommand_from keygen' -f -l help -s h -d 'show help'
-complete -r -c securechat -n '__fish_securechat_no_subcommand' -a 'keygen' -d 'create the server\'s host key (serve also does on first start)'
+complete -r -c securechat -n '__fish_securechat_no_subcommand' -a 'keygen' -d 'create the server\'s host key, or rotate it with --next and --promote'
 complete -c securechat -n '__fish_seen_subcommand_from keygen' -f -l state-dir -r -d '`DIR` of the host key and the accounts (default: $XDG_STATE_HOME/securechat or ~/.local/state/securechat)'
+complete -c securechat -n '__fish_seen_subcommand_from keygen' -f -l next -d 'create the next host key for a rotation'
+complete -c securechat -n '__fish_seen_subcommand_from keygen' -f -l promote -d 'make the next host key current (the old one is kept as .old)'
+complete -c securechat -n '__fish_seen_subcommand_from known-hosts' -f -l help -s h -d 'show help'
+complete -r -c securechat -n '__fish_securechat_no_subcommand' -a 'known-hosts' -d 'manage the client\'s known_hosts file'
+complete -c securechat -n '__fish_seen_subcommand_from remove' -f -l help -s h -d 'show help'
+complete -r -c securechat -n '__fish_seen_subcommand_from known-hosts' -a 'remove' -d 'remove every key of HOST:PORT (as ssh-keygen -R does)'
+complete -c securechat -n '__fish_seen_subcommand_from remove' -f -l known-hosts -r -d 'known hosts `FILE` (default: <user config dir>/securechat/known_hosts)'
 complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l help -s h -d 'show help'
 complete -r -c securechat -n '__fish_securechat_no_subcommand' -a 'serve' -d 'run a chat server'
 complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l check -d 'load and validate the configuration (flags, creds, host key, motd) and exit: 0 if serve would start, else the first problem'
@@ -156,8 +164,8 @@ complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l max-sessions
 complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l max-auth-tries -r -d 'password attempts per connection'
 complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l login-grace-time -r -d 'time from accept to login'
 complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l max-startups -r -d 'unauthenticated connections, `start:rate:full` as in OpenSSH'
-complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l per-source-max-startups -r -d 'unauthenticated connections per source address (0: no cap)'
-complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l penalty-exempt -r -d 'addresses or CIDR prefixes exempt from per-source limits and penalties'
+complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l per-source-max-startups -r -d 'unauthenticated connections per source address or IPv6 /64 (0: no cap, and any number of password checks from one source may queue)'
+complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l penalty-exempt -r -d 'trusted addresses or CIDR prefixes: no penalties, no per-source or max-startups cap, first in the password check queue'
 complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l no-penalties -d 'turn per-source penalties off'
 complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l no-rehash -d 'keep weak or imported hashes as they are at login (for benchmark accounts; normally they are upgraded)'
 complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l idle-timeout -r -d 'QUIC: end a connection silent for this long'
