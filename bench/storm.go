@@ -570,39 +570,48 @@ func startStreamless(ctx context.Context, t *Target, rate float64, maxOpen int, 
 }
 
 // startProbes runs cfg.Probes probe logins from fresh sources and as many
-// from the exempt source, spread over phase, in two series side by side.
-// The returned function waits for both (each probe is bounded by
-// cfg.ProbeTimeout) and summarises them.
+// from the exempt source, spread over phase: each starts at its time
+// whether or not the one before it has ended, so that slow logins do not
+// stretch the phase beyond phase + cfg.ProbeTimeout. The returned function
+// waits for all of them and summarises each kind.
 func startProbes(ctx context.Context, t *Target, cfg StormConfig, phase time.Duration, fresh *atomic.Int64) func() (*ProbeStats, *ProbeStats) {
 	begin := time.Now()
-	series := func(kind string, offset float64, source func() string) *ProbeStats {
-		ps := &ProbeStats{Kind: kind, Count: cfg.Probes}
+	type result struct {
+		d             time.Duration
+		attempts      int
+		firstErr, err error
+	}
+	var wg sync.WaitGroup
+	series := func(offset float64, source func() string) []result {
+		res := make([]result, cfg.Probes)
 		for k := range cfg.Probes {
 			at := begin.Add(time.Duration((float64(k) + offset) * float64(phase) / float64(cfg.Probes+1)))
-			select {
-			case <-time.After(time.Until(at)):
-			case <-ctx.Done():
-				return ps
-			}
-			d, attempts, firstErr, err := probeLogin(ctx, t, source(), cfg.ProbeTimeout)
-			ps.record(d, attempts, firstErr, err)
+			wg.Go(func() {
+				select {
+				case <-time.After(time.Until(at)):
+				case <-ctx.Done():
+					res[k].err = ctx.Err()
+					return
+				}
+				r := &res[k]
+				r.d, r.attempts, r.firstErr, r.err = probeLogin(ctx, t, source(), cfg.ProbeTimeout)
+			})
+		}
+		return res
+	}
+	freshRes := series(1, func() string { return loopbackSource(blockFresh, int(fresh.Add(1)-1)) })
+	exemptRes := series(1.5, func() string { return stormExemptSource })
+	summary := func(kind string, res []result) *ProbeStats {
+		ps := &ProbeStats{Kind: kind, Count: cfg.Probes}
+		for _, r := range res {
+			ps.record(r.d, r.attempts, r.firstErr, r.err)
 		}
 		ps.summarise()
 		return ps
 	}
-	var wg sync.WaitGroup
-	var freshStats, exemptStats *ProbeStats
-	wg.Go(func() {
-		freshStats = series("fresh source", 1, func() string {
-			return loopbackSource(blockFresh, int(fresh.Add(1)-1))
-		})
-	})
-	wg.Go(func() {
-		exemptStats = series("exempt source", 1.5, func() string { return stormExemptSource })
-	})
 	return func() (*ProbeStats, *ProbeStats) {
 		wg.Wait()
-		return freshStats, exemptStats
+		return summary("fresh source", freshRes), summary("exempt source", exemptRes)
 	}
 }
 
