@@ -521,6 +521,7 @@ server, or --addr with --server-pid.`,
 }
 
 func benchStormCommand() *cli.Command {
+	def := bench.DefaultStormConfig()
 	return &cli.Command{
 		Name:  "storm",
 		Usage: "logins and fan-out during a password storm, beside a no-attack run",
@@ -550,20 +551,20 @@ Exits 1 if a goal is missed.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport of the fan-out, the storm and the probes: " + strings.Join(transport.Names(), "|")},
 			&cli.StringFlag{Name: "kex", Usage: "key exchange groups the clients offer, comma-separated (default: the client default)"},
-			&cli.IntFlag{Name: "clients", Value: 1000, Usage: "sessions in the room"},
-			&cli.IntFlag{Name: "senders", Value: 10, Usage: "of which send"},
-			&cli.Float64Flag{Name: "rate", Value: 10, Usage: "messages per second per sender"},
-			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "sending time of each phase"},
-			&cli.IntFlag{Name: "connect-concurrency", Value: 8, Usage: "clients connecting at once (below serve's --max-startups start, 10, so none is dropped)"},
-			&cli.IntFlag{Name: "sources", Value: 40, Usage: "storm source addresses"},
-			&cli.Float64Flag{Name: "storm-rate", Value: 2900, Usage: "storm connections per second, all sources together"},
-			&cli.IntFlag{Name: "wrong-passwords", Value: 3, Usage: "password attempts per storm connection, all wrong"},
-			&cli.IntFlag{Name: "max-in-flight", Value: 4096, Usage: "storm connections open at once, at most"},
-			&cli.IntFlag{Name: "probes", Value: 5, Usage: "probe logins per phase from fresh sources, and as many from the exempt source"},
-			&cli.DurationFlag{Name: "probe-timeout", Value: 10 * time.Second, Usage: "bound on one probe login, retries included"},
-			&cli.Float64Flag{Name: "quic-rate", Value: 200, Usage: "stream-less QUIC connections per second from one source (0: skip that phase)"},
-			&cli.DurationFlag{Name: "quic-duration", Value: 5 * time.Second, Usage: "time of each QUIC phase"},
-			&cli.StringFlag{Name: "argon2-params", Value: credstore.DefaultParams.String(), Usage: "Argon2id cost of the attacked and probe accounts, m=KiB,t=passes,p=lanes"},
+			&cli.IntFlag{Name: "clients", Value: def.Fanout.Clients, Usage: "sessions in the room"},
+			&cli.IntFlag{Name: "senders", Value: def.Fanout.Senders, Usage: "of which send"},
+			&cli.Float64Flag{Name: "rate", Value: def.Fanout.Rate, Usage: "messages per second per sender"},
+			&cli.DurationFlag{Name: "duration", Value: def.Fanout.Duration, Usage: "sending time of each phase"},
+			&cli.IntFlag{Name: "connect-concurrency", Value: def.Fanout.ConnectConcurrency, Usage: "clients connecting at once (below serve's --max-startups start, 10, so none is dropped)"},
+			&cli.IntFlag{Name: "sources", Value: def.Sources, Usage: "storm source addresses"},
+			&cli.Float64Flag{Name: "storm-rate", Value: def.Rate, Usage: "storm connections per second, all sources together"},
+			&cli.IntFlag{Name: "wrong-passwords", Value: def.WrongPasswords, Usage: "password attempts per storm connection, all wrong"},
+			&cli.IntFlag{Name: "max-in-flight", Value: def.MaxInFlight, Usage: "storm connections open at once, at most"},
+			&cli.IntFlag{Name: "probes", Value: def.Probes, Usage: "probe logins per phase from fresh sources, and as many from the exempt source"},
+			&cli.DurationFlag{Name: "probe-timeout", Value: def.ProbeTimeout, Usage: "bound on one probe login, retries included"},
+			&cli.Float64Flag{Name: "quic-rate", Value: def.QUICRate, Usage: "stream-less QUIC connections per second from one source (0: skip that phase)"},
+			&cli.DurationFlag{Name: "quic-duration", Value: def.QUICDuration, Usage: "time of each QUIC phase"},
+			&cli.StringFlag{Name: "argon2-params", Value: def.StrongParams.String(), Usage: "Argon2id cost of the attacked and probe accounts, m=KiB,t=passes,p=lanes"},
 			&cli.StringSliceFlag{Name: "serve-flag", Usage: "more flags for the serve child, one per use (e.g. --serve-flag=--max-startups=20:30:200)"},
 		}, benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
@@ -679,11 +680,14 @@ quic (1000 clients, 10 senders × 10 msg/s, 20 s), saturation (1000 clients,
 tcp, 10 s) and idle (10,000 clients, which is also the connect storm), each
 against a fresh child server, and prints every report and then the table of
 targets with the baseline from the same run. Takes about two minutes and
-both cores; run it on a quiet machine. Exits 1 if a target is missed.`,
+both cores; run it on a quiet machine. With --storm it then runs 'bench
+storm' at its default sizes (targets 9-12, logins under attack), which
+takes about a minute more and needs Linux. Exits 1 if a target is missed.`,
 		Flags: append([]cli.Flag{
 			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiply clients, sizes and durations (e.g. 0.1 for a quick look)"},
 			&cli.StringFlag{Name: "server", Value: "child", Usage: "the chat servers: child ('bench server'), serve (the real 'serve' command) or inproc"},
 			&cli.StringFlag{Name: "server-cpuprofile", Usage: "child servers: write CPU profiles to `FILE` (each run overwrites it)"},
+			&cli.BoolFlag{Name: "storm", Usage: "also run 'bench storm' at its default sizes against the serve command (targets 9-12, about a minute more)"},
 		}, benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
 			scale := c.Float64("scale")
@@ -691,6 +695,15 @@ both cores; run it on a quiet machine. Exits 1 if a target is missed.`,
 				return usageError("--scale %g: want more than 0 and at most 1", scale)
 			}
 			cfg := bench.TargetsConfig{Scale: scale}
+			if c.Bool("storm") {
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("cannot find this program to start the server: %w", err)
+				}
+				sc := bench.DefaultStormConfig()
+				sc.Transport, sc.Command, sc.Stderr = transport.TCP, serveArgv(exe), c.App.ErrWriter
+				cfg.Storm = &sc
+			}
 			switch c.String("server") {
 			case "child":
 				exe, err := os.Executable()

@@ -314,3 +314,27 @@ func TestBenchStormSmoke(t *testing.T) {
 		t.Fatalf("stream-less phase: %+v, %+v", rep.Streamless, rep.QUICFlood)
 	}
 }
+
+// TestBenchTargetsStorm checks that targets --storm adds the login-storm
+// goals (9-12) and the storm report, here at a tiny scale.
+func TestBenchTargetsStorm(t *testing.T) {
+	useHelperServer(t)
+	code, stdout, stderr := runBench(t, "targets", "--scale", "0.002", "--server", "inproc", "--storm", "--json", "--quiet")
+	if code != 0 && (code != exitError || !strings.Contains(stderr, "targets missed, 0 scenario errors")) {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var rep bench.TargetsReport
+	decodeBench(t, stdout, &rep)
+	if rep.Storm == nil || rep.Storm.Baseline == nil || rep.Storm.Storm == nil || rep.Storm.Storm.Storm == nil {
+		t.Fatalf("no storm report: %+v", rep.Storm)
+	}
+	ids := map[int]bool{}
+	for _, tr := range rep.Targets {
+		ids[tr.ID] = true
+	}
+	for id := 1; id <= 12; id++ {
+		if !ids[id] {
+			t.Errorf("target %d was not judged", id)
+		}
+	}
+}

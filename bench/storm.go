@@ -63,6 +63,24 @@ type StormConfig struct {
 	Progress func(line string)
 }
 
+// DefaultStormConfig returns the sizes of the hardening issue: 1000
+// clients chatting at 100 messages/s (10 senders × 10), 40 storm sources
+// at 2,900 connections/s with 3 wrong passwords each, 10 s per phase, 5
+// probes of each kind, and 200 stream-less QUIC connections/s for 5 s.
+// Transport and Command are left to the caller.
+func DefaultStormConfig() StormConfig {
+	return StormConfig{
+		Fanout: FanoutConfig{Clients: 1000, Senders: 10, Rate: 10, Duration: 10 * time.Second,
+			// Below serve's MaxStartups start (10), so that the gate
+			// drops none of them.
+			ConnectConcurrency: 8},
+		Sources: 40, Rate: 2900, WrongPasswords: 3, MaxInFlight: 4096,
+		Probes: 5, ProbeTimeout: 10 * time.Second,
+		QUICRate: 200, QUICDuration: 5 * time.Second,
+		StrongParams: credstore.DefaultParams,
+	}
+}
+
 // Bounds of one storm run.
 const (
 	MaxStormSources = 250
