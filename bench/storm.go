@@ -375,7 +375,10 @@ func runStreamless(ctx context.Context, cfg StormConfig, rep *StormReport,
 		rssStop := sampleRSS(t.PID)
 		var stop func() *StreamlessLoad
 		if flood {
-			stop = startStreamless(ctx, t, cfg.QUICRate, cfg.MaxInFlight, progress)
+			if stop, err = startStreamless(ctx, t, cfg.QUICRate, cfg.MaxInFlight, progress); err != nil {
+				rssStop()
+				return err
+			}
 		}
 		probes := startProbes(ctx, t, cfg, cfg.QUICDuration, fresh)
 		select {
@@ -512,18 +515,20 @@ const quicALPN = "securechat/1"
 // startStreamless opens QUIC connections to t from stormStreamlessSource
 // at rate per second, each completing the QUIC handshake and never opening
 // a stream, and holds each until the server closes it or the flood stops.
-func startStreamless(ctx context.Context, t *Target, rate float64, maxOpen int, progress func(string)) func() *StreamlessLoad {
+func startStreamless(ctx context.Context, t *Target, rate float64, maxOpen int, progress func(string)) (func() *StreamlessLoad, error) {
+	raddr, err := net.ResolveUDPAddr("udp", t.Addr)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := net.ListenPacket("udp", net.JoinHostPort(stormStreamlessSource, "0"))
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	load := &StreamlessLoad{TargetRate: rate}
 	var started, established, failed, skipped, open, most atomic.Int64
 	var conns sync.WaitGroup
 	begin := time.Now()
-	pc, err := net.ListenPacket("udp", net.JoinHostPort(stormStreamlessSource, "0"))
-	raddr, rerr := net.ResolveUDPAddr("udp", t.Addr)
-	if err != nil || rerr != nil {
-		cancel()
-		return func() *StreamlessLoad { return load }
-	}
 	qt := &quic.Transport{Conn: pc}
 	tlsConf := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{quicALPN}, MinVersion: tls.VersionTLS13}
 	qconf := &quic.Config{HandshakeIdleTimeout: 5 * time.Second, MaxIdleTimeout: 30 * time.Second}
@@ -584,7 +589,7 @@ func startStreamless(ctx context.Context, t *Target, rate float64, maxOpen int, 
 			started.Load(), established.Load(), failed.Load(), skipped.Load(), most.Load()
 		load.AchievedRate = float64(load.Started) / load.Seconds
 		return load
-	}
+	}, nil
 }
 
 // startProbes runs cfg.Probes probe logins from fresh sources and as many
