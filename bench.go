@@ -546,7 +546,7 @@ first attempt to the login. The report gives both fan-outs (p99 ratio,
 lost deliveries), the probes, the storm's achieved rate and outcomes, the
 server's log lines counted by message per phase (refusals by reason), and
 the server's RSS, then a verdict per goal. Linux only (it dials from many
-loopback addresses). Takes about 40 s and both cores at the defaults.
+loopback addresses). Takes about a minute and both cores at the defaults.
 Exits 1 if a goal is missed.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport of the fan-out, the storm and the probes: " + strings.Join(transport.Names(), "|")},
