@@ -3,7 +3,7 @@
 
 function __fish_securechat_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i bench throughput handshake fanout idle targets provision server completion connect fingerprint keygen known-hosts remove serve user add passwd del role list
+        if contains -- $i bench throughput handshake fanout idle storm targets provision server completion connect fingerprint keygen known-hosts remove serve user add passwd del role list
             return 1
         end
     end
@@ -86,11 +86,35 @@ complete -c securechat -n '__fish_seen_subcommand_from idle' -f -l json -d 'prin
 complete -c securechat -n '__fish_seen_subcommand_from idle' -f -l quiet -s q -d 'no progress line on standard error'
 complete -c securechat -n '__fish_seen_subcommand_from idle' -f -l cpuprofile -r -d 'write a CPU profile of this process to `FILE`'
 complete -c securechat -n '__fish_seen_subcommand_from idle' -f -l memprofile -r -d 'write a heap profile of this process to `FILE` at the end'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l help -s h -d 'show help'
+complete -r -c securechat -n '__fish_seen_subcommand_from bench' -a 'storm' -d 'logins and fan-out during a password storm, beside a no-attack run'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l transport -r -d 'transport of the fan-out, the storm and the probes: quic|tcp'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l kex -r -d 'key exchange groups the clients offer, comma-separated (default: the client default)'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l clients -r -d 'sessions in the room'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l senders -r -d 'of which send'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l rate -r -d 'messages per second per sender'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l duration -r -d 'sending time of each phase'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l connect-concurrency -r -d 'clients connecting at once (below serve\'s --max-startups start, 10, so none is dropped)'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l sources -r -d 'storm source addresses'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l storm-rate -r -d 'storm connections per second, all sources together'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l wrong-passwords -r -d 'password attempts per storm connection, all wrong'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l max-in-flight -r -d 'storm connections open at once, at most'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l probes -r -d 'probe logins per phase from fresh sources, and as many from the exempt source'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l probe-timeout -r -d 'bound on one probe login, retries included'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l quic-rate -r -d 'stream-less QUIC connections per second from one source (0: skip that phase)'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l quic-duration -r -d 'time of each QUIC phase'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l argon2-params -r -d 'Argon2id cost of the attacked and probe accounts, m=KiB,t=passes,p=lanes'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l serve-flag -r -d 'more flags for the serve child, one per use (e.g. --serve-flag=--max-startups=20:30:200)'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l json -d 'print the report as JSON'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l quiet -s q -d 'no progress line on standard error'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l cpuprofile -r -d 'write a CPU profile of this process to `FILE`'
+complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l memprofile -r -d 'write a heap profile of this process to `FILE` at the end'
 complete -c securechat -n '__fish_seen_subcommand_from targets' -f -l help -s h -d 'show help'
 complete -r -c securechat -n '__fish_seen_subcommand_from bench' -a 'targets' -d 'run every scenario at the targets\' sizes and judge each target'
 complete -c securechat -n '__fish_seen_subcommand_from targets' -f -l scale -r -d 'multiply clients, sizes and durations (e.g. 0.1 for a quick look)'
 complete -c securechat -n '__fish_seen_subcommand_from targets' -f -l server -r -d 'the chat servers: child (\'bench server\'), serve (the real \'serve\' command) or inproc'
 complete -c securechat -n '__fish_seen_subcommand_from targets' -f -l server-cpuprofile -r -d 'child servers: write CPU profiles to `FILE` (each run overwrites it)'
+complete -c securechat -n '__fish_seen_subcommand_from targets' -f -l storm -d 'also run \'bench storm\' at its default sizes against the serve command (targets 9-12, about a minute more)'
 complete -c securechat -n '__fish_seen_subcommand_from targets' -f -l json -d 'print the report as JSON'
 complete -c securechat -n '__fish_seen_subcommand_from targets' -f -l quiet -s q -d 'no progress line on standard error'
 complete -c securechat -n '__fish_seen_subcommand_from targets' -f -l cpuprofile -r -d 'write a CPU profile of this process to `FILE`'
