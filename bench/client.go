@@ -162,6 +162,10 @@ func CheckLoopback(ctx context.Context, addr string, allowRemote bool) error {
 type chatClient struct {
 	idx  int
 	sess *handshake.Session
+	// event holds a copy of the payload being handled: closeAll may call
+	// Close, which reads the rest of the stream into the record layer's
+	// buffer, while handle still looks at the last payload.
+	event []byte
 }
 
 // connectChat dials, logs in and says hello, and returns once the welcome
@@ -217,7 +221,8 @@ func (c *chatClient) hello(ctx context.Context) error {
 }
 
 // receive reads events until the session ends, answers the server's pings
-// and hands every other APP payload to handle (valid until it returns).
+// and hands every other APP payload to handle (valid until it returns; a
+// copy in c.event, reused, so the receive path stays allocation-free).
 func (c *chatClient) receive(handle func(kind string, p []byte)) error {
 	for {
 		t, p, err := c.sess.ReadRecord()
@@ -238,7 +243,8 @@ func (c *chatClient) receive(handle func(kind string, p []byte)) error {
 			}
 			continue
 		}
-		handle(kind, p)
+		c.event = append(c.event[:0], p...)
+		handle(kind, c.event)
 	}
 }
 
