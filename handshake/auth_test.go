@@ -113,7 +113,7 @@ func TestAuthUnknownMethodIsOrdinaryFailure(t *testing.T) {
 	}()
 	r := rawLogin(t, cc, GroupX25519)
 	auth, _ := marshalAuth("alice", []byte("correct horse"))
-	auth[0] = 0x02 // not password
+	auth[0] = 0x7f // no such method
 	if err := r.conn.WriteRecord(cipher.TypeAuth, auth); err != nil {
 		t.Fatal(err)
 	}
