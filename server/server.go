@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"securechat/chat"
 	"securechat/cipher"
 	"securechat/handshake"
@@ -44,6 +46,11 @@ type Config struct {
 
 	Gate      *StartupGate // nil: DefaultStartupGate
 	Penalties *PenaltyBox  // nil: DefaultPenaltyBox
+
+	// PublicKeyOnly refuses password logins (serve --auth publickey): a
+	// password AUTH gets the ordinary failure byte, without hashing, and
+	// counts as a failed attempt.
+	PublicKeyOnly bool
 
 	MaxAuthTries   int
 	StepTimeout    time.Duration
@@ -205,17 +212,40 @@ func addrOf(a net.Addr) netip.Addr {
 // tried and logs each failure with its reason. The reason stays in the
 // server log; the client sees one failure byte whatever it was.
 type loggingVerifier struct {
-	next     handshake.Verifier
-	log      *slog.Logger
-	src      netip.Addr
-	failures int
+	next        handshake.Verifier
+	log         *slog.Logger
+	src         netip.Addr
+	failures    int
+	noPasswords bool
 }
 
+var errPasswordsOff = fmt.Errorf("%w: password logins are turned off (--auth publickey)", handshake.ErrAuthFailed)
+
 func (v *loggingVerifier) Verify(ctx context.Context, user string, password []byte) error {
-	err := v.next.Verify(ctx, user, password)
+	var err error
+	if v.noPasswords {
+		err = errPasswordsOff
+	} else {
+		err = v.next.Verify(ctx, user, password)
+	}
 	if err != nil {
 		v.failures++
-		v.log.Warn("login failed", "user", user, "reason", err.Error())
+		v.log.Warn("login failed", "user", user, "method", "password", "reason", err.Error())
+	}
+	return err
+}
+
+// VerifyPublicKey passes key logins on when the configured Verifier takes
+// them. It is called only for keys that signed this session; the
+// handshake's error counts a signature that did not verify.
+func (v *loggingVerifier) VerifyPublicKey(ctx context.Context, user string, key ed25519.PublicKey) error {
+	err := fmt.Errorf("%w: this server has no authorized keys", handshake.ErrAuthFailed)
+	if pkv, ok := v.next.(handshake.PublicKeyVerifier); ok {
+		err = pkv.VerifyPublicKey(ctx, user, key)
+	}
+	if err != nil {
+		v.failures++
+		v.log.Warn("login failed", "user", user, "method", "publickey", "reason", err.Error())
 	}
 	return err
 }
@@ -270,7 +300,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 
-	verifier := &loggingVerifier{next: s.cfg.Verifier, log: log, src: src}
+	verifier := &loggingVerifier{next: s.cfg.Verifier, log: log, src: src, noPasswords: s.cfg.PublicKeyOnly}
 	keys := s.keys.Load()
 	hcfg := &handshake.ServerConfig{
 		HostKey:        keys.current,
@@ -289,7 +319,9 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	if err != nil {
 		ev := PenaltyNoAuth
 		switch {
-		case verifier.failures > 0:
+		case verifier.failures > 0, errors.Is(err, handshake.ErrAuthFailed):
+			// The second: attempts used up by key signatures that did not
+			// verify, which never reach the verifier.
 			ev = PenaltyAuthFail
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			ev = PenaltyGraceExceeded
@@ -302,7 +334,14 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 	log = log.With("user", sess.User, "session", fmt.Sprintf("%x", sess.SessionID[:6]))
-	log.Info("login", "group", sess.Group.String(), "handshake", time.Since(start).Round(time.Millisecond))
+	method := "password"
+	if sess.UserKey != nil {
+		// As ssh-keygen -l and 'securechat user key list' print it.
+		if pk, err := ssh.NewPublicKey(sess.UserKey); err == nil {
+			method = "publickey " + ssh.FingerprintSHA256(pk)
+		}
+	}
+	log.Info("login", "group", sess.Group.String(), "method", method, "handshake", time.Since(start).Round(time.Millisecond))
 
 	admin := s.cfg.IsAdmin != nil && s.cfg.IsAdmin(sess.User)
 	sc := &sessionConn{sess: sess, writeTimeout: s.cfg.WriteTimeout}
