@@ -43,12 +43,14 @@ func serveCommand() *cli.Command {
 		Description: `Listens for securechat clients, authenticates them against the creds file
 and serves rooms, direct messages, presence and history. It prints the
 transport, address and host key fingerprint at start. SIGHUP reloads the
-creds file and the host keys (see keygen --next); SIGINT or SIGTERM tells
+creds file, the authorized keys file and the host keys (see keygen --next); SIGINT or SIGTERM tells
 everyone, closes every session and exits.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: defaultListen, Usage: "address to listen on, `HOST:PORT`", EnvVars: []string{"SECURECHAT_LISTEN"}},
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
 			credsFlag(),
+			keysFlag(),
+			&cli.StringFlag{Name: "auth", Value: "any", Usage: "login methods accepted: any (password or key) or publickey (keys only)", EnvVars: []string{"SECURECHAT_AUTH"}},
 			stateDirFlag(),
 			&cli.StringFlag{Name: "kex", Usage: "allowed key exchange groups, comma-separated (default: mlkem768x25519,x25519; ffdhe3072 only if listed: it costs about 12 times the CPU of x25519)", EnvVars: []string{"SECURECHAT_KEX"}},
 			&cli.StringFlag{Name: "log-format", Usage: "log format, text|json (default: text on a terminal, json otherwise)", EnvVars: []string{"SECURECHAT_LOG_FORMAT"}},
@@ -105,6 +107,20 @@ func hubConfig(c *cli.Context, log *slog.Logger, motd string, isAdmin func(strin
 		HelloTimeout:       c.Duration("hello-timeout"),
 	}
 }
+
+// accountVerifier checks passwords against the creds file and keys
+// against the authorized keys file: a key login never waits for the
+// password hashing.
+type accountVerifier struct {
+	*credstore.Store
+	keys *credstore.KeyStore
+}
+
+func (v accountVerifier) VerifyPublicKey(ctx context.Context, user string, key ed25519.PublicKey) error {
+	return v.keys.VerifyPublicKey(ctx, user, key)
+}
+
+var _ handshake.PublicKeyVerifier = accountVerifier{}
 
 // defaultStateDir follows the XDG base directory rule for state.
 func defaultStateDir() (string, error) {
@@ -214,8 +230,24 @@ func runServe(c *cli.Context) error {
 		}
 		return err
 	}
-	if len(store.Users()) == 0 {
-		log.Warn("the creds file has no accounts; nobody can log in", "creds", credsFile)
+	keysOnly := false
+	switch c.String("auth") {
+	case "any":
+	case "publickey":
+		keysOnly = true
+	default:
+		return usageError("--auth %q: want any or publickey", c.String("auth"))
+	}
+	keysFile := keysPath(c, credsFile)
+	keys, err := credstore.LoadKeys(keysFile)
+	if err != nil {
+		return withCode(exitError, err, "")
+	}
+	if len(store.Users()) == 0 && len(keys.Users()) == 0 {
+		log.Warn("the creds file has no accounts and there are no keys; nobody can log in", "creds", credsFile, "keys", keysFile)
+	}
+	if keysOnly && len(keys.Users()) == 0 {
+		log.Warn("--auth publickey, but the keys file has no keys yet; nobody can log in until it has", "keys", keysFile)
 	}
 
 	stateDir, err := stateDir(c)
@@ -270,7 +302,8 @@ func runServe(c *cli.Context) error {
 		Transport:      tr.Name(),
 		HostKey:        hostKey,
 		Groups:         groups,
-		Verifier:       store,
+		Verifier:       accountVerifier{store, keys},
+		PublicKeyOnly:  keysOnly,
 		IsAdmin:        isAdmin,
 		Hub:            hub,
 		Gate:           gate,
@@ -325,6 +358,16 @@ func runServe(c *cli.Context) error {
 				return
 			case <-hup:
 				reloadHostKeys(srv, hostKeyPath, log)
+				if lost, err := keys.Reload(); err != nil {
+					log.Error("keys reload failed; keeping the old keys", "err", err)
+				} else {
+					log.Info("keys reloaded", "keys", keys.Path(), "key_removed", lost)
+					// Like a reset password: whoever logged in with a key
+					// taken away must not stay.
+					for _, u := range lost {
+						hub.Disconnect(u, "a key of your account was removed")
+					}
+				}
 				diff, err := store.Reload()
 				if err != nil {
 					log.Error("creds reload failed; keeping the old accounts", "err", err)
