@@ -296,7 +296,10 @@ func (hs *clientHandshake) login() error {
 	for attempt := 1; ; attempt++ {
 		var payload []byte
 		var err error
-		for payload == nil && len(keys) > 0 {
+		// While there is a password, keys leave it the last attempt: a
+		// client with many keys must not lock itself out, as ssh clients
+		// with full agents do.
+		for payload == nil && len(keys) > 0 && (hs.cfg.Password == nil || attempt < hs.maxTries) {
 			// A key that cannot sign (an agent that refuses, say) is
 			// skipped without using an attempt.
 			payload, keyErr = marshalKeyAuth(hs.th, hs.cfg.User, keys[0])

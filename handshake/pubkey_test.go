@@ -317,3 +317,19 @@ func TestKeyThatCannotSignIsSkipped(t *testing.T) {
 		t.Errorf("%d keys checked, want 2", v.keyCallCount())
 	}
 }
+
+// TestKeysLeaveThePasswordAnAttempt: a client with more wrong keys than
+// attempts still gets to its password.
+func TestKeysLeaveThePasswordAnAttempt(t *testing.T) {
+	v := newKeyVerifier()
+	keys := []crypto.Signer{testUserKey("x"), testUserKey("y"), testUserKey("z"), testUserKey("w")}
+	ccfg, asked := keyClientConfig("alice", keys, "correct horse")
+	cc, sc := tcpPipe(t)
+	c, s := handshakePair(t, cc, sc, ccfg, serverConfig(v))
+	if c.err != nil || s.err != nil {
+		t.Fatalf("client: %v, server: %v", c.err, s.err)
+	}
+	if *asked != 1 || v.keyCallCount() != DefaultMaxAuthTries-1 {
+		t.Errorf("%d keys tried and the password asked %d times; want %d and 1", v.keyCallCount(), *asked, DefaultMaxAuthTries-1)
+	}
+}
