@@ -359,9 +359,9 @@ func runServe(c *cli.Context) error {
 			case <-hup:
 				reloadHostKeys(srv, hostKeyPath, log)
 				if lost, err := keys.Reload(); err != nil {
-					log.Error("keys reload failed; keeping the old keys", "err", err)
+					log.Error("authorized keys reload failed; keeping the old keys", "err", err)
 				} else {
-					log.Info("keys reloaded", "keys", keys.Path(), "key_removed", lost)
+					log.Info("authorized keys reloaded", "file", keys.Path(), "key_removed", lost)
 					// Like a reset password: whoever logged in with a key
 					// taken away must not stay.
 					for _, u := range lost {
