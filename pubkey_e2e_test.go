@@ -172,3 +172,26 @@ func TestE2EKeyLogin(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EReloadRemovedKey: a SIGHUP after 'user key del' ends the sessions
+// of the account that lost the key, and the key no longer logs in.
+func TestE2EReloadRemovedKey(t *testing.T) {
+	t.Parallel()
+	e := newE2EEnv(t)
+	keyFile := filepath.Join(e.dir, "alice_key")
+	e.userKey("alice", keyFile, "")
+	s := e.serve("tcp", "127.0.0.1:0", filepath.Join(e.dir, "state"), "--auth", "publickey")
+	alice := e.startHeld("alice", "connect", "--transport", "tcp", "--user", "alice", "--identity", keyFile,
+		"--known-hosts", e.knownHosts(), "--host-key-check", "accept-new", s.addr)
+	alice.expect("[system] logged in as alice")
+
+	if _, stderr, code := e.run("user", "key", "del", "--creds", e.creds, "--all", "alice"); code != 0 {
+		t.Fatalf("user key del: exit %d: %s", code, stderr)
+	}
+	s.signal(syscall.SIGHUP)
+	s.waitStderr(`"msg":"authorized keys reloaded"`)
+	alice.expect("[notice] disconnected by the server: a key of your account was removed")
+	// The client reconnects with the same key, which is refused now.
+	alice.expectExit(exitAuthFailed)
+	s.stop()
+}
