@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,7 +50,10 @@ With standard input not a terminal it is a script client: each line is sent
 to the current room (lines starting with / are commands), every event is
 printed as one line (or one JSON object with --json), and at the end of
 input it waits until the server has acknowledged every message, then closes
-cleanly. Script mode never prompts.
+cleanly. A line that cannot be sent (too long, a bad command) is refused
+with an error naming its line number; the lines after it are still sent and
+the exit code is 1. PROTOCOL.md §17 specifies this output. Script mode
+never prompts.
 
 Exit codes: 0 clean end, 1 error, 2 usage, 3 authentication failed,
 4 the server could not be authenticated (host key, signature or FINISHED;
@@ -62,14 +66,14 @@ never retried), 5 connection lost or refused.`,
 			&cli.StringFlag{Name: "passphrase-file", Usage: "read the passphrase of the --identity key from `FILE` (one trailing newline is removed); on a terminal it is asked", EnvVars: []string{"SECURECHAT_PASSPHRASE_FILE"}},
 			&cli.StringFlag{Name: "known-hosts", Usage: "known hosts `FILE` (default: <user config dir>/securechat/known_hosts)", EnvVars: []string{"SECURECHAT_KNOWN_HOSTS"}},
 			&cli.StringFlag{Name: "host-key-check", Value: "ask", Usage: "unknown host keys: ask|accept-new|strict (script mode never asks)", EnvVars: []string{"SECURECHAT_HOST_KEY_CHECK"}},
-			&cli.StringFlag{Name: "fingerprint", Usage: "expect this host key, `SHA256:...`, and trust it without asking"},
+			&cli.StringFlag{Name: "fingerprint", Usage: "expect this host key, `SHA256:...`, and trust it without asking", EnvVars: []string{"SECURECHAT_FINGERPRINT"}},
 			&cli.StringFlag{Name: "room", Usage: "room to join instead of #general", EnvVars: []string{"SECURECHAT_ROOM"}},
-			&cli.BoolFlag{Name: "json", Usage: "script mode: print one JSON object per event"},
+			&cli.BoolFlag{Name: "json", Usage: "script mode: print one JSON object per event", EnvVars: []string{"SECURECHAT_JSON"}},
 			&cli.StringFlag{Name: "kex", Usage: "key exchange groups to offer, comma-separated (default: mlkem768x25519,x25519)", EnvVars: []string{"SECURECHAT_KEX"}},
-			&cli.BoolFlag{Name: "no-reconnect", Usage: "exit with code 5 when the connection is lost instead of reconnecting"},
-			&cli.BoolFlag{Name: "no-color", Usage: "no colours (so does a non-empty $NO_COLOR)"},
-			&cli.BoolFlag{Name: "no-timestamps", Usage: "no HH:MM before each line"},
-			&cli.BoolFlag{Name: "no-bell", Usage: "no terminal bell on mentions"},
+			&cli.BoolFlag{Name: "no-reconnect", Usage: "exit with code 5 when the connection is lost instead of reconnecting", EnvVars: []string{"SECURECHAT_NO_RECONNECT"}},
+			&cli.BoolFlag{Name: "no-color", Usage: "no colours (so does a non-empty $NO_COLOR)", EnvVars: []string{"SECURECHAT_NO_COLOR"}},
+			&cli.BoolFlag{Name: "no-timestamps", Usage: "no HH:MM before each line", EnvVars: []string{"SECURECHAT_NO_TIMESTAMPS"}},
+			&cli.BoolFlag{Name: "no-bell", Usage: "no terminal bell on mentions", EnvVars: []string{"SECURECHAT_NO_BELL"}},
 		},
 		Action: runConnect,
 	}
@@ -402,9 +406,13 @@ func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
 }
 
 // readLoop decodes events until the connection ends; it answers pings at
-// once so that a busy UI never looks dead to the server.
+// once so that a busy UI never looks dead to the server. Every event is
+// cleaned (cleanEvent) before anyone else sees it. A second welcome is a
+// protocol violation (PROTOCOL.md §13.3): it ends the connection with a
+// *protocolError, which the callers do not retry.
 func (l *link) readLoop() {
 	defer close(l.events)
+	welcomed := false
 	for first := true; ; first = false {
 		p, err := l.sess.ReadMessage()
 		if err != nil {
@@ -428,7 +436,53 @@ func (l *link) readLoop() {
 			l.send(&chat.Request{Type: chat.TypePong, ID: ev.ID})
 			continue
 		}
+		if ev.Type == chat.TypeWelcome {
+			if welcomed {
+				l.err = &protocolError{what: "the server sent a second welcome in mid-session"}
+				l.sess.Abort()
+				return
+			}
+			welcomed = true
+		}
+		cleanEvent(ev)
 		l.events <- ev
+	}
+}
+
+// protocolError is a server breaking the chat protocol. The session cannot
+// be trusted to mean what it says any more, and a reconnect would meet the
+// same server, so it ends the client with exit code 1.
+type protocolError struct{ what string }
+
+func (e *protocolError) Error() string { return "protocol error: " + e.what }
+
+// cleanEvent makes ev safe to print and to act on, in place. Text the server
+// sends reaches the terminal in many ways (event lines, the prompt, Tab
+// completion, error messages on stderr), so it is sanitised here, once,
+// as it arrives (PROTOCOL.md §13.10: clients sanitise again what they
+// show): texts that may span lines keep LF, all others become one line.
+// Names that break the rules of PROTOCOL.md §13.8 are dropped from lists
+// and emptied elsewhere, so that no invalid name ever lands in the roster,
+// the prompt or a completion.
+func cleanEvent(ev *chat.Event) {
+	ev.Text = chat.SanitizeMultiline(ev.Text)
+	ev.MOTD = chat.SanitizeMultiline(ev.MOTD)
+	for _, s := range []*string{&ev.Kind, &ev.Cmd, &ev.Topic, &ev.Code, &ev.TS, &ev.Since} {
+		*s = chat.SanitizeText(*s)
+	}
+	for _, s := range []*string{&ev.User, &ev.From, &ev.To} {
+		if !chat.ValidUser(*s) {
+			*s = ""
+		}
+	}
+	if !chat.ValidRoom(ev.Room) {
+		ev.Room = ""
+	}
+	ev.Members = slices.DeleteFunc(ev.Members, func(n string) bool { return !chat.ValidUser(n) })
+	ev.Joined = slices.DeleteFunc(ev.Joined, func(n string) bool { return !chat.ValidRoom(n) })
+	ev.Rooms = slices.DeleteFunc(ev.Rooms, func(r chat.RoomInfo) bool { return !chat.ValidRoom(r.Room) })
+	for i := range ev.Rooms {
+		ev.Rooms[i].Topic = chat.SanitizeText(ev.Rooms[i].Topic)
 	}
 }
 
@@ -497,11 +551,13 @@ func endedByServer(ev *chat.Event) (error, bool) {
 	if ev.Type != chat.TypeError || ev.ID != "" {
 		return nil, false
 	}
+	// The text becomes an error message on stderr: one sanitised line.
+	text := chat.SanitizeText(ev.Text)
 	switch ev.Code {
 	case chat.CodeKicked:
-		return withCode(exitError, errors.New(ev.Text), ""), true
+		return withCode(exitError, errors.New(text), ""), true
 	case chat.CodeBanned:
-		return withCode(exitAuthFailed, errors.New(ev.Text), ""), true
+		return withCode(exitAuthFailed, errors.New(text), ""), true
 	}
 	return nil, false
 }
@@ -534,12 +590,18 @@ func toDisplay(ev *chat.Event) []displayEvent {
 	}
 	switch ev.Type {
 	case chat.TypeMsg:
-		return []displayEvent{{ID: ev.MID, Time: ts, Kind: ev.Kind, Room: ev.Room, From: ev.From,
+		return []displayEvent{{ID: ev.MID, Time: ts, Kind: msgKind(ev.Kind), Room: ev.Room, From: ev.From,
 			To: ev.To, Text: ev.Text, History: ev.History}}
 	case chat.TypeReply:
-		return lines("system", "", ev.Text)
+		// A /help reply lists the server's commands; HelpText adds the
+		// client's own (/fingerprint).
+		return lines("system", "", chat.HelpText(ev))
 	case chat.TypeError:
-		return lines("error", "", ev.Text)
+		out := lines("error", "", ev.Text)
+		for i := range out {
+			out[i].Code = ev.Code
+		}
+		return out
 	case chat.TypeWelcome:
 		out := lines("system", "", fmt.Sprintf("logged in as %s", ev.User))
 		if strings.TrimSpace(ev.MOTD) != "" {
@@ -548,6 +610,18 @@ func toDisplay(ev *chat.Event) []displayEvent {
 		return out
 	}
 	return nil
+}
+
+// msgKind is the kind a msg event is shown as: a kind this client does not
+// know is shown as a notice (PROTOCOL.md §13.2), so that the kinds printed
+// are exactly those of §17.
+func msgKind(kind string) string {
+	switch kind {
+	case chat.KindMsg, chat.KindMe, chat.KindDM, chat.KindNotice, chat.KindTopic,
+		chat.KindJoin, chat.KindPart, chat.KindQuit:
+		return kind
+	}
+	return chat.KindNotice
 }
 
 // roster tracks rooms and their members for completion and the prompt.
@@ -581,8 +655,13 @@ func (r *roster) rooms() []string {
 // changed.
 func (r *roster) apply(ev *chat.Event) bool {
 	before := r.current
+	// cleanEvent has emptied invalid names; an event without a valid
+	// name says nothing about the roster.
 	switch ev.Type {
 	case chat.TypeRoom:
+		if ev.Room == "" {
+			break
+		}
 		if !r.pending[ev.Room] || r.members[ev.Room] == nil {
 			r.members[ev.Room] = map[string]bool{}
 		}
@@ -594,11 +673,14 @@ func (r *roster) apply(ev *chat.Event) bool {
 			r.current = ev.Room
 		}
 	case chat.TypeMsg:
-		if ev.History {
+		if ev.History || ev.From == "" {
 			break
 		}
 		switch ev.Kind {
 		case chat.KindJoin:
+			if ev.Room == "" {
+				break
+			}
 			if r.members[ev.Room] == nil {
 				r.members[ev.Room] = map[string]bool{}
 			}
@@ -607,6 +689,9 @@ func (r *roster) apply(ev *chat.Event) bool {
 				r.current = ev.Room
 			}
 		case chat.KindPart:
+			if ev.Room == "" {
+				break
+			}
 			if ev.From == r.self {
 				delete(r.members, ev.Room)
 				if r.current == ev.Room {
@@ -660,6 +745,7 @@ func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions)
 	}
 	defer restore()
 	ui.SetCommands(commandNames())
+	ui.SetMaxLine(textLimit(l.welcome))
 
 	lines := make(chan string)
 	go func() {
@@ -717,7 +803,10 @@ func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions)
 				}
 				req, err := chat.ParseLine(line, ros.current)
 				if err != nil {
-					sys("%v", err)
+					// A usage error is an error, not an info line.
+					for _, d := range toDisplay(&chat.Event{Type: chat.TypeError, Text: err.Error()}) {
+						ui.Show(d)
+					}
 					continue
 				}
 				if req.Type == chat.TypeCmd && req.Cmd == "quit" {
@@ -733,6 +822,10 @@ func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions)
 				}
 				if req.Type == chat.TypeMsg && req.Room == "" && req.To == "" {
 					sys("you are in no room: /join #room first")
+					continue
+				}
+				if err := checkRequestSize(req, textLimit(l.welcome)); err != nil {
+					ui.Show(displayEvent{Time: time.Now(), Kind: "error", Text: errorText(err) + " (Up brings the line back)"})
 					continue
 				}
 				nextID++
@@ -751,6 +844,11 @@ func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions)
 		if stop != nil {
 			restore()
 			return stop
+		}
+		var pe *protocolError
+		if errors.As(l.err, &pe) {
+			restore()
+			return withCode(exitError, pe, "")
 		}
 		if !cfg.reconnect {
 			return withCode(exitConnectLost, fmt.Errorf("connection lost: %v", l.err), "")
@@ -783,24 +881,28 @@ func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions)
 		ros = newRoster(cfg.user)
 		ros.current = initialRoom(cfg, l.welcome)
 		ui.SetRoom(ros.current)
+		ui.SetMaxLine(textLimit(l.welcome))
 	}
 }
 
 // commandNames lists the slash commands for Tab completion.
 func commandNames() []string {
 	var out []string
-	for _, c := range chat.Commands() {
+	for _, c := range append(chat.Commands(), chat.ClientCommands()...) {
 		out = append(out, "/"+c.Name)
+		for _, a := range c.Aliases {
+			out = append(out, "/"+a)
+		}
 	}
-	return append(out, "/fingerprint")
+	return out
 }
 
 // scriptMsg is one line of input on its way to the server. The line is
 // parsed when it is first sent, so that it goes to the room current then.
 type scriptMsg struct {
-	id   string
-	line string
-	req  *chat.Request
+	id  string
+	in  inputLine
+	req *chat.Request
 }
 
 // initialRoom is the room lines go to right after login: the one asked
@@ -809,6 +911,7 @@ func initialRoom(cfg *connectConfig, welcome *chat.Event) string {
 	if len(cfg.rooms) > 0 {
 		return cfg.rooms[0]
 	}
+	// cleanEvent has dropped invalid room names from the list.
 	for _, r := range welcome.Rooms {
 		if r.Room == "#general" {
 			return r.Room
@@ -820,13 +923,196 @@ func initialRoom(cfg *connectConfig, welcome *chat.Event) string {
 	return ""
 }
 
+// maxScriptLine is the longest input line script mode keeps. A longer line
+// cannot become a request that fits in one record (PROTOCOL.md §13.1), so
+// of such a line only the start and the length are kept: memory stays
+// bounded and the line is still refused by name rather than dropped.
+const maxScriptLine = chat.MaxPayload
+
+// inputLine is one line of script input.
+type inputLine struct {
+	num  int    // line number, from 1; blank lines count
+	text string // the line without its end (LF or CRLF); only its first maxScriptLine bytes when size is larger
+	size int    // the line's length in bytes, without its end
+}
+
+// cut reports whether the line was longer than maxScriptLine.
+func (in inputLine) cut() bool { return in.size > len(in.text) }
+
+// readInput calls next for every line of r, blank ones included, until the
+// input ends, reading fails or next returns false. No line is too long to
+// be reported: of a line longer than maxScriptLine only the start is kept
+// (see inputLine). A last line without an LF counts. The error is nil at
+// the end of input.
+func readInput(r io.Reader, next func(inputLine) bool) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var buf []byte
+	for num := 1; ; num++ {
+		buf = buf[:0]
+		size := 0
+		var last2 [2]byte // the line's last two bytes, for its end
+		var err error
+		for {
+			var chunk []byte
+			chunk, err = br.ReadSlice('\n')
+			size += len(chunk)
+			if room := maxScriptLine + 2 - len(buf); room > 0 {
+				buf = append(buf, chunk[:min(len(chunk), room)]...)
+			}
+			switch n := len(chunk); {
+			case n >= 2:
+				last2 = [2]byte{chunk[n-2], chunk[n-1]}
+			case n == 1:
+				last2 = [2]byte{last2[1], chunk[0]}
+			}
+			if err != bufio.ErrBufferFull {
+				break
+			}
+		}
+		if size == 0 {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		if last2[1] == '\n' {
+			size--
+			if size > 0 && last2[0] == '\r' {
+				size--
+			}
+		}
+		if !next(inputLine{num: num, text: string(buf[:min(len(buf), size, maxScriptLine)]), size: size}) {
+			return nil
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// textLimit is the longest message text the server takes: welcome.limits.text,
+// or the protocol's 4096 bytes when the welcome names none (PROTOCOL.md
+// §13.11).
+func textLimit(welcome *chat.Event) int {
+	if welcome != nil && welcome.Limits != nil && welcome.Limits.Text > 0 {
+		return welcome.Limits.Text
+	}
+	return chat.MaxText
+}
+
+// errorText is err's text for people: a chat error without its "chat: "
+// prefix.
+func errorText(err error) string {
+	var ce *chat.Error
+	if errors.As(err, &ce) {
+		return ce.Text
+	}
+	return err.Error()
+}
+
+// tooLong is the local error for a line refused for its size (PROTOCOL.md
+// §17.3); it uses the server's code for the same fault.
+func tooLong(format string, args ...any) error {
+	return &chat.Error{Code: chat.CodeTooLong, Text: fmt.Sprintf(format, args...)}
+}
+
+// checkRequestSize refuses, before sending, a request the server would
+// refuse for its size or that cannot be sent at all: a message whose text
+// is over limit bytes (the server would answer too_long), or a request
+// whose JSON does not fit in one record (sealing it would break the
+// connection). Both modes of the client call it, so a long line costs
+// only itself.
+func checkRequestSize(req *chat.Request, limit int) error {
+	if req.Type == chat.TypeMsg && len(req.Text) > limit {
+		return tooLong("the message is %d bytes, over the server's limit of %d; not sent", len(req.Text), limit)
+	}
+	if _, err := chat.EncodeRequest(req); err != nil {
+		var ce *chat.Error
+		if errors.As(err, &ce) {
+			return tooLong("the request does not fit in one record (%s); not sent", ce.Text)
+		}
+		return err
+	}
+	return nil
+}
+
+// scriptRequest turns one input line into its request for room, or says
+// why the line is not sent.
+func scriptRequest(in inputLine, room string, limit int) (*chat.Request, error) {
+	if in.cut() {
+		if text, ok := strings.CutPrefix(in.text, "/"); !ok || strings.HasPrefix(text, "/") {
+			n := in.size
+			if ok {
+				n-- // "//" sends a line starting with one "/"
+			}
+			return nil, tooLong("the message is %d bytes, over the server's limit of %d; not sent", n, limit)
+		}
+		return nil, tooLong("the line is %d bytes, more than one request can carry (%d); not sent", in.size, maxScriptLine)
+	}
+	req, err := chat.ParseLine(in.text, room)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRequestSize(req, limit); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// Bounds on the wait a flood error asks for (retry_ms, PROTOCOL.md
+// §13.11). The floor keeps a server that says 0 from being hammered; the
+// ceiling keeps an absurd value from hanging the script for good, and
+// from overflowing time.Duration (2^63-1 ms would wrap to a wait in the
+// past and the line would be resent in a tight loop).
+const (
+	minFloodWait = 50 * time.Millisecond
+	maxFloodWait = 5 * time.Minute
+)
+
+// floodWait is how long to wait before resending a line refused with
+// error flood and retry_ms.
+func floodWait(retryMS int64) time.Duration {
+	switch {
+	case retryMS <= minFloodWait.Milliseconds():
+		return minFloodWait
+	case retryMS >= maxFloodWait.Milliseconds():
+		return maxFloodWait
+	}
+	return time.Duration(retryMS) * time.Millisecond
+}
+
+// scriptOutcome is how a script run that reached the end of its input
+// ends: nil when every line was delivered, else an error with exit code 1
+// that counts what was not.
+func scriptOutcome(refused, rejected int, readErr error) error {
+	var parts []string
+	if readErr != nil {
+		parts = append(parts, fmt.Sprintf("reading standard input failed: %v", readErr))
+	}
+	if refused > 0 {
+		parts = append(parts, fmt.Sprintf("%d of the input lines were not sent", refused))
+	}
+	if rejected > 0 {
+		parts = append(parts, fmt.Sprintf("%d of the lines sent were rejected by the server", rejected))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return withCode(exitError, errors.New(strings.Join(parts, "; ")), "")
+}
+
 // runScript is the script/bot client. Every line of in becomes one request;
-// every event becomes one line on out. Messages are sent in order; with a
-// server flood limit each waits for its acknowledgement (so a rejected one
-// is retried without reordering), otherwise up to scriptWindow are in
-// flight. At the end of input it waits for every acknowledgement, then
-// sends CLOSE. After a lost connection it reconnects and resends what was
-// not acknowledged, so delivery is at least once.
+// every event becomes one line on out (PROTOCOL.md §17). Messages are sent
+// in order; with a server flood limit each waits for its acknowledgement
+// (so a rejected one is retried without reordering), otherwise up to
+// scriptWindow are in flight. A line that cannot be sent (bad command, too
+// long) is refused with an error naming it, and the rest go on. At the end
+// of input it waits for every acknowledgement, then sends CLOSE. After a
+// lost connection it reconnects and resends what was not acknowledged, so
+// delivery is at least once.
 func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOut io.Writer, asJSON bool) error {
 	// The window stays well below the server's per-session queue: every
 	// line in flight brings back an echo and an ack.
@@ -848,26 +1134,28 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOu
 			w.WriteByte('\n')
 		}
 	}
-	show := func(ev *chat.Event) {
+	// show prints ev; line is the input line it answers, 0 for none.
+	show := func(ev *chat.Event, line int) {
 		for _, d := range toDisplay(ev) {
+			d.Line = line
 			emit(d)
 		}
 	}
-	show(l.welcome)
+	show(l.welcome, 0)
 	w.Flush()
 
-	input := make(chan string)
+	input := make(chan inputLine)
+	var readErr error // written before input is closed
 	go func() {
 		defer close(input)
-		sc := bufio.NewScanner(in)
-		sc.Buffer(make([]byte, 64<<10), chat.MaxPayload)
-		for sc.Scan() {
+		readErr = readInput(in, func(line inputLine) bool {
 			select {
-			case input <- sc.Text():
+			case input <- line:
+				return true
 			case <-ctx.Done():
-				return
+				return false
 			}
-		}
+		})
 	}()
 
 	ros := newRoster(cfg.user)
@@ -876,7 +1164,8 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOu
 		pending   []scriptMsg // sent or to be sent, in order, not yet answered
 		inflight  int         // pending[:inflight] have been sent
 		nextID    int
-		rejected  int
+		refused   int // lines not sent: refused here
+		rejected  int // lines sent and refused by the server
 		eof       bool
 		retryAt   time.Time
 		reconnect int
@@ -900,15 +1189,23 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOu
 		}
 		return false
 	}
+	refuse := func(in inputLine, err error) {
+		code := chat.CodeBadRequest
+		var ce *chat.Error
+		if errors.As(err, &ce) {
+			code = ce.Code
+		}
+		emit(displayEvent{Time: time.Now(), Kind: "error", Line: in.num, Code: code, Text: errorText(err)})
+		refused++
+	}
 	pump := func() error {
 		for inflight < len(pending) && inflight < window() && !blocked() && !time.Now().Before(retryAt) {
 			m := pending[inflight]
 			if m.req == nil {
-				req, err := chat.ParseLine(m.line, ros.current)
+				req, err := scriptRequest(m.in, ros.current, textLimit(l.welcome))
 				if err != nil {
-					emit(displayEvent{Time: time.Now(), Kind: "error", Text: err.Error()})
-					rejected++
-					pending = append(pending[:inflight], pending[inflight+1:]...)
+					refuse(m.in, err)
+					pending = slices.Delete(pending, inflight, inflight+1)
 					continue
 				}
 				req.ID = m.id
@@ -925,12 +1222,20 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOu
 	answer := func(id string) (scriptMsg, bool) {
 		for i, m := range pending[:inflight] {
 			if m.id == id {
-				pending = append(pending[:i], pending[i+1:]...)
+				pending = slices.Delete(pending, i, i+1)
 				inflight--
 				return m, true
 			}
 		}
 		return scriptMsg{}, false
+	}
+	lineOf := func(id string) int {
+		for _, m := range pending[:inflight] {
+			if m.id == id {
+				return m.in.num
+			}
+		}
+		return 0
 	}
 	var timer *time.Timer
 	var timerC <-chan time.Time
@@ -938,12 +1243,9 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOu
 		if eof && len(pending) == 0 {
 			w.Flush()
 			l.sess.Close()
-			if rejected > 0 {
-				return withCode(exitError, fmt.Errorf("%d of the lines sent were rejected by the server", rejected), "")
-			}
-			return nil
+			return scriptOutcome(refused, rejected, readErr)
 		}
-		var inputC <-chan string
+		var inputC <-chan inputLine
 		if !eof && len(pending) < scriptWindow {
 			inputC = input
 		}
@@ -954,11 +1256,11 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOu
 				eof = true
 				continue
 			}
-			if strings.TrimSpace(line) == "" {
+			if !line.cut() && strings.TrimSpace(line.text) == "" {
 				continue
 			}
 			nextID++
-			pending = append(pending, scriptMsg{id: "s" + strconv.Itoa(nextID), line: line})
+			pending = append(pending, scriptMsg{id: "s" + strconv.Itoa(nextID), in: line})
 			if err := pump(); err != nil {
 				l.sess.Abort()
 			}
@@ -968,6 +1270,10 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOu
 				l.sess.Close()
 				if stop != nil {
 					return stop
+				}
+				var pe *protocolError
+				if errors.As(l.err, &pe) {
+					return withCode(exitError, pe, "")
 				}
 				if !cfg.reconnect || reconnect >= scriptReconnects {
 					return withCode(exitConnectLost, fmt.Errorf("connection lost: %v (%d lines unacknowledged)", l.err, len(pending)), "")
@@ -1011,12 +1317,13 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOu
 					bo.Reset()
 				}
 			case chat.TypeError:
+				line := 0
 				if ev.ID != "" {
 					if m, ok := answer(ev.ID); ok {
 						if ev.Code == chat.CodeFlood {
 							// Put it back at the front and wait as told.
 							pending = append([]scriptMsg{m}, pending...)
-							retryAt = time.Now().Add(time.Duration(max(ev.RetryMS, 50)) * time.Millisecond)
+							retryAt = time.Now().Add(floodWait(ev.RetryMS))
 							if timer != nil {
 								timer.Stop()
 							}
@@ -1025,11 +1332,14 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOu
 							continue
 						}
 						rejected++
+						line = m.in.num
 					}
 				}
-				show(ev)
+				show(ev, line)
+			case chat.TypeReply:
+				show(ev, lineOf(ev.ID))
 			default:
-				show(ev)
+				show(ev, 0)
 			}
 			if err := pump(); err != nil {
 				l.sess.Abort()

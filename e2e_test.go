@@ -747,6 +747,89 @@ func TestE2EScriptJSON(t *testing.T) {
 	}
 }
 
+// TestE2EScriptLongLines feeds lines over the message limit among normal
+// ones: a 70 KiB line (once the end of all input, silently, with exit 0)
+// and a 20 KB one (once a record the server had to refuse, five
+// reconnects and exit 5). Each must be refused by the client with an error
+// naming its line, the lines after it must arrive, and the exit code must
+// be 1.
+func TestE2EScriptLongLines(t *testing.T) {
+	t.Parallel()
+	for _, tr := range e2eTransports {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			e := newE2EEnv(t)
+			s := e.serve(tr, "127.0.0.1:0", filepath.Join(e.dir, "state"), "--flood-rate", "-1")
+			bob := s.heldClient("bob")
+			bob.expect("[#general] -- bob joined")
+
+			atLimit := strings.Repeat("z", 4096)
+			input := []string{
+				"before the long lines",     // 1
+				strings.Repeat("x", 70<<10), // 2
+				"between them",              // 3
+				strings.Repeat("y", 20000),  // 4
+				atLimit,                     // 5: exactly the limit, sent
+				"after the long lines",      // 6
+			}
+			alice := s.client("alice", input)
+			alice.expectExit(exitError)
+			for _, want := range []string{
+				"[error] line 2: the message is 71680 bytes, over the server's limit of 4096; not sent",
+				"[error] line 4: the message is 20000 bytes, over the server's limit of 4096; not sent",
+			} {
+				if alice.countLines(want) != 1 {
+					t.Errorf("alice's output lacks %q", want)
+				}
+			}
+			if n := alice.countLines("[error]"); n != 2 {
+				t.Errorf("alice printed %d error lines, want 2", n)
+			}
+			if !strings.Contains(alice.stderr(), "2 of the input lines were not sent") {
+				t.Errorf("alice's stderr does not count the refused lines: %q", alice.stderr())
+			}
+			if strings.Contains(alice.stderr(), "connection lost") {
+				t.Errorf("a long line cost the connection: %q", alice.stderr())
+			}
+			sent := []string{input[0], input[2], atLimit, input[5]}
+			checkSequence(t, "alice (own echo)", messagesFrom(alice.stdoutLines(), "#general", "alice"), sent)
+
+			bob.expect("[#general] alice: " + input[5])
+			bob.closeStdin()
+			bob.expectExit(exitOK)
+			checkSequence(t, "bob", messagesFrom(bob.stdoutLines(), "#general", "alice"), sent)
+
+			if tr != "tcp" {
+				return
+			}
+			// The same refusal in JSON: the line and the code are fields.
+			carol := s.client("carol", []string{"one", strings.Repeat("x", 70<<10), "three"}, "--json")
+			carol.expectExit(exitError)
+			var refusals, echoes int
+			for _, l := range carol.stdoutLines() {
+				var ev struct {
+					Kind, From, Text, Code string
+					Line                   int
+				}
+				if err := json.Unmarshal([]byte(l), &ev); err != nil {
+					t.Fatalf("carol's output is not JSON: %q", l)
+				}
+				switch {
+				case ev.Kind == "error" && ev.Line == 2 && ev.Code == "too_long":
+					refusals++
+				case ev.Kind == "error":
+					t.Errorf("unexpected error event: %s", l)
+				case ev.Kind == "msg" && ev.From == "carol" && (ev.Text == "one" || ev.Text == "three"):
+					echoes++
+				}
+			}
+			if refusals != 1 || echoes != 2 {
+				t.Errorf("carol's JSON holds %d refusals of line 2 and %d of her two short lines; want 1 and 2", refusals, echoes)
+			}
+		})
+	}
+}
+
 // TestE2EExitCodes checks the documented exit codes of connect. Each
 // subtest owns its processes; the cases within one run in sequence against
 // one server.
@@ -1176,8 +1259,8 @@ func TestE2EReloadPasswordAndRole(t *testing.T) {
 
 	carol.expect("[notice] you are no longer an admin")
 	carol.send("/kick bob", "/bans")
-	carol.expect("[error] /kick is for admins only")
-	carol.expect("[error] /bans is for admins only")
+	carol.expect("[error] line 2: /kick is for admins only")
+	carol.expect("[error] line 3: /bans is for admins only")
 	if bob.exited() {
 		t.Fatal("a kick by a former admin ended bob's session")
 	}

@@ -17,6 +17,8 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"securechat/chat"
 )
 
 // Exit codes, documented in README.md.
@@ -109,7 +111,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !errors.As(err, &ce) && errors.As(err, &ec) {
 		code = ec.ExitCode()
 	}
-	if msg := err.Error(); msg != "" {
+	// Error texts can carry what a server sent; whatever path they took,
+	// nothing reaches the terminal that could drive it.
+	if msg := chat.SanitizeMultiline(err.Error()); msg != "" {
 		fmt.Fprintf(stderr, "securechat: error: %s\n", msg)
 	}
 	if ce != nil && ce.hint != "" {

@@ -72,11 +72,13 @@ type termUI struct {
 	sizeFn  func() (width, height int, err error)
 	pending map[string]*historyCount // per room: history lines shown, marker not yet printed
 
-	// compMu guards the completion lists, read by the completion callback.
+	// compMu guards the completion lists and the line limit, read by the
+	// key callback.
 	compMu   sync.Mutex
 	nicks    []string
 	commands []string
 	self     string
+	maxLine  int // bytes; keys that would make the line longer are refused
 
 	// Owned by the ReadLine goroutine (the input filter and the completion
 	// callback run on it).
@@ -88,7 +90,13 @@ type termUI struct {
 	holdingEnter bool // outMu is held across a submitted line
 	quitPending  bool // Ctrl-C on an empty line: end ReadLine
 	ended        bool // ReadLine returned io.EOF: it always will
+	limitShown   bool // the user has been told that the line is full
 }
+
+// maxEditorLine is the most the line editor can hold: x/term ignores keys
+// past 4096 runes without a word, so the UI's own limit, which says so,
+// must never be above it.
+const maxEditorLine = 4096
 
 type historyCount struct {
 	n     int
@@ -111,6 +119,7 @@ func newTermUI(rw io.ReadWriter, opts termUIOptions) *termUI {
 		pending:  make(map[string]*historyCount),
 		commands: slices.Clone(defaultCommands),
 		self:     opts.Self,
+		maxLine:  maxEditorLine,
 		in:       rw,
 	}
 	ui.t = term.NewTerminal(struct {
@@ -164,6 +173,16 @@ func (ui *termUI) SetCommands(cmds []string) {
 	slices.Sort(s)
 	ui.compMu.Lock()
 	ui.commands = slices.Compact(s)
+	ui.compMu.Unlock()
+}
+
+// SetMaxLine sets the longest line, in bytes, that the editor accepts
+// (at most 4096). Keys that would make the line longer are refused, and
+// the user is told once per line, so a long paste is never cut silently.
+func (ui *termUI) SetMaxLine(n int) {
+	n = max(1, min(n, maxEditorLine))
+	ui.compMu.Lock()
+	ui.maxLine = n
 	ui.compMu.Unlock()
 }
 
@@ -305,6 +324,7 @@ func (ui *termUI) ReadLine() (string, error) {
 		return "", io.EOF
 	}
 	line, err := ui.t.ReadLine()
+	ui.limitShown = false
 	if errors.Is(err, term.ErrPasteIndicator) {
 		err = nil
 	}
@@ -333,12 +353,22 @@ func (ui *termUI) eraseSubmittedLocked(line string) {
 	ui.t.Write([]byte(strings.Repeat("\x1b[1A\x1b[2K", rows)))
 }
 
-// onKey is the line editor's AutoCompleteCallback: Tab completion and
-// Ctrl-C (arriving as keyCancel). It runs on the ReadLine goroutine.
+// onKey is the line editor's AutoCompleteCallback: Tab completion, Ctrl-C
+// (arriving as keyCancel) and the line limit. The editor calls it for
+// every key it has no binding of its own for, which covers every printable
+// key. It runs on the ReadLine goroutine.
 func (ui *termUI) onKey(line string, pos int, key rune) (string, int, bool) {
+	ui.compMu.Lock()
+	limit := ui.maxLine
+	ui.compMu.Unlock()
 	switch key {
 	case keyTab:
-		return ui.complete(line, pos)
+		newLine, newPos, ok := ui.complete(line, pos)
+		if ok && len(newLine) > limit {
+			ui.lineFull(limit)
+			return line, pos, true
+		}
+		return newLine, newPos, ok
 	case keyCancel:
 		if line == "" {
 			ui.quitPending = true
@@ -346,7 +376,31 @@ func (ui *termUI) onKey(line string, pos int, key rune) (string, int, bool) {
 		}
 		return "", 0, true
 	}
+	if key >= 0x20 && !(key >= 0xd800 && key <= 0xdbff) { // what the editor would insert
+		if len(line)+utf8.RuneLen(key) > limit {
+			// Returning the line unchanged as "handled" keeps the key out.
+			ui.lineFull(limit)
+			return line, pos, true
+		}
+		ui.limitShown = false
+	}
 	return "", 0, false
+}
+
+// lineFull tells the user, once until a key is accepted again, that the
+// line is full and what was typed or pasted past the limit was left out.
+func (ui *termUI) lineFull(limit int) {
+	if ui.limitShown {
+		return
+	}
+	ui.limitShown = true
+	if !ui.holdingEnter {
+		ui.outMu.Lock()
+		defer ui.outMu.Unlock()
+	}
+	line, _ := ui.fmt.format(displayEvent{Time: time.Now(), Kind: "error",
+		Text: fmt.Sprintf("the line is full (%d bytes, the most one message may have): the rest was not added", limit)})
+	io.WriteString(ui.t, line+"\n")
 }
 
 // complete completes the word before pos: a command after "/" at the start
@@ -517,6 +571,11 @@ var keyAliases = []struct{ from, to string }{
 	{"[1~", "\x01"}, {"[7~", "\x01"}, {"OH", "\x01"},
 	{"[4~", "\x05"}, {"[8~", "\x05"}, {"OF", "\x05"},
 	{"[1;5D", "\x1b[1;3D"}, {"[1;5C", "\x1b[1;3C"},
+	// The bracketed-paste markers, in case a terminal sends them although
+	// the client never asks for them: in paste mode the editor inserts
+	// keys without asking onKey, past any limit. Without the markers a
+	// paste is typing, and the line limit holds.
+	{"[200~", ""}, {"[201~", ""},
 }
 
 // translateKey matches rest, the input after an ESC, against keyAliases.

@@ -28,6 +28,8 @@ type displayEvent struct {
 	To      string // DM recipient
 	Text    string // message body; for part and quit the reason, for topic the topic
 	History bool   // replayed history
+	Line    int    // script mode: the input line an error or reply answers; 0 for none
+	Code    string // errors: the error code (PROTOCOL.md §13.13, or a local one of §17)
 }
 
 // sanitize makes s safe to print on a terminal. It is defence in depth: the
@@ -56,6 +58,7 @@ func sanitizeEvent(ev displayEvent) displayEvent {
 	ev.From = sanitize(ev.From)
 	ev.To = sanitize(ev.To)
 	ev.Text = sanitize(ev.Text)
+	ev.Code = sanitize(ev.Code)
 	return ev
 }
 
@@ -76,6 +79,7 @@ func sanitizeEvent(ev displayEvent) displayEvent {
 //	[#general] -- alice set the topic: text
 //	[system] text
 //	[error] text
+//	[error] line 7: text             (an error answering input line 7)
 //
 // Replayed history carries " (history)" right after the tag, so
 // `grep -v '^\[[^]]*\] (history) '` keeps only live traffic:
@@ -104,6 +108,11 @@ func formatPlain(ev displayEvent) string {
 		b.WriteString(ev.Text)
 	case "join", "part", "quit", "topic":
 		b.WriteString("-- " + presenceText(ev))
+	case "error":
+		if ev.Line > 0 {
+			b.WriteString("line " + strconv.Itoa(ev.Line) + ": ")
+		}
+		b.WriteString(ev.Text)
 	default:
 		if ev.From != "" {
 			b.WriteString(ev.From + ": ")
@@ -151,8 +160,9 @@ func presenceText(ev displayEvent) string {
 	return ev.Text
 }
 
-// jsonEvent fixes the field names and order of script-mode JSON. Every
-// field is always present so that scripts can rely on the shape.
+// jsonEvent fixes the field names and order of script-mode JSON, as
+// PROTOCOL.md §17 specifies them. Every field is always present so that
+// scripts can rely on the shape.
 type jsonEvent struct {
 	TS      string `json:"ts"` // RFC 3339 in UTC, "" when unknown
 	ID      uint64 `json:"id"`
@@ -162,6 +172,8 @@ type jsonEvent struct {
 	To      string `json:"to"`
 	Text    string `json:"text"`
 	History bool   `json:"history"`
+	Line    int    `json:"line"`
+	Code    string `json:"code"`
 }
 
 // formatJSON renders ev as one JSON object without a trailing newline, for
@@ -178,6 +190,8 @@ func formatJSON(ev displayEvent) ([]byte, error) {
 		To:      ev.To,
 		Text:    ev.Text,
 		History: ev.History,
+		Line:    ev.Line,
+		Code:    ev.Code,
 	}
 	if !ev.Time.IsZero() {
 		je.TS = ev.Time.UTC().Format(time.RFC3339)

@@ -909,6 +909,7 @@ func TestFormatPlain(t *testing.T) {
 		{displayEvent{Kind: "quit", From: "bob", Text: "ping timeout"}, "[system] -- bob quit (ping timeout)"},
 		{displayEvent{Kind: "topic", Room: "#general", From: "alice", Text: "hi"}, "[#general] -- alice set the topic: hi"},
 		{displayEvent{Kind: "error", Room: "#general", Text: "not allowed"}, "[error] not allowed"},
+		{displayEvent{Kind: "error", Text: "too long", Line: 7, Code: "too_long"}, "[error] line 7: too long"},
 		{displayEvent{Kind: "system", Text: "connected to example.org"}, "[system] connected to example.org"},
 		{displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "old", History: true}, "[#general] (history) alice: old"},
 		{displayEvent{Kind: "dm", From: "a", To: "b", Text: "old", History: true}, "[dm] (history) a -> b: old"},
@@ -928,7 +929,7 @@ func TestFormatJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"ts":"2026-05-06T07:07:30Z","id":42,"kind":"msg","room":"#general","from":"alice","to":"","text":"a <b> & \"c\"","history":true}`
+	want := `{"ts":"2026-05-06T07:07:30Z","id":42,"kind":"msg","room":"#general","from":"alice","to":"","text":"a <b> & \"c\"","history":true,"line":0,"code":""}`
 	if string(got) != want {
 		t.Errorf("formatJSON =\n%s\nwant\n%s", got, want)
 	}
@@ -936,7 +937,7 @@ func TestFormatJSON(t *testing.T) {
 	kinds := []string{"msg", "me", "dm", "notice", "join", "part", "quit", "topic", "error", "system"}
 	for i, kind := range kinds {
 		ev := displayEvent{ID: uint64(i), Time: when, Kind: kind, Room: "#r", From: "f", To: "t",
-			Text: "x\x1b[2Jy\u202e\nz"}
+			Text: "x\x1b[2Jy\u202e\nz", Line: i, Code: "c\x1b[0m"}
 		b, err := formatJSON(ev)
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)
@@ -949,7 +950,7 @@ func TestFormatJSON(t *testing.T) {
 			t.Fatalf("%s: %v", kind, err)
 		}
 		wantMap := map[string]any{"ts": "2026-05-06T07:07:30Z", "id": float64(i), "kind": kind, "room": "#r",
-			"from": "f", "to": "t", "text": "xy z", "history": false}
+			"from": "f", "to": "t", "text": "xy z", "history": false, "line": float64(i), "code": "c"}
 		if !reflect.DeepEqual(m, wantMap) {
 			t.Errorf("%s: got %v, want %v", kind, m, wantMap)
 		}
@@ -958,5 +959,59 @@ func TestFormatJSON(t *testing.T) {
 	b, err := formatJSON(displayEvent{Kind: "system", Text: "no time"})
 	if err != nil || !strings.Contains(string(b), `"ts":""`) {
 		t.Errorf("zero time: %s, %v; want empty ts", b, err)
+	}
+}
+
+// TestTermUILineLimit: the line editor takes at most one message's worth of
+// bytes and says so when typing or a paste goes past it, instead of cutting
+// the line without a word (x/term alone stops at 4096 runes, which in
+// two-byte characters is twice what the server takes).
+func TestTermUILineLimit(t *testing.T) {
+	h := newTUIHarness(t, monoOpts())
+	h.ui.SetRoom("#general")
+	rawFull := func() int {
+		h.scr.mu.Lock()
+		defer h.scr.mu.Unlock()
+		return strings.Count(string(h.scr.raw), "the line is full")
+	}
+
+	res := h.readLineAsync()
+	// 3000 two-byte characters: 6000 bytes, under x/term's 4096 runes.
+	h.typeKeys(strings.Repeat("é", 3000))
+	h.waitRaw("the line is full (4096 bytes")
+	h.typeKeys("\r")
+	r := <-res
+	if r.err != nil || r.line != strings.Repeat("é", 2048) {
+		t.Fatalf("ReadLine = %d bytes, %v; want the first 4096 bytes (2048 é)", len(r.line), r.err)
+	}
+	if n := rawFull(); n != 1 {
+		t.Errorf("the user was told %d times, want once per line", n)
+	}
+
+	// A bracketed paste (markers the editor would obey by inserting past
+	// any limit) is held to the limit too, and a smaller server limit holds.
+	h.ui.SetMaxLine(100)
+	res = h.readLineAsync()
+	h.typeKeys("\x1b[200~" + strings.Repeat("p", 300) + "\x1b[201~")
+	h.waitFor("the second notice", func(*vtScreen) bool { return strings.Count(string(h.scr.raw), "the line is full") == 2 })
+	h.typeKeys("\r")
+	r = <-res
+	if r.err != nil || r.line != strings.Repeat("p", 100) {
+		t.Fatalf("ReadLine after a paste = %q (%d bytes), %v; want 100 p", r.line, len(r.line), r.err)
+	}
+
+	// Under the limit nothing is said, and Tab cannot push a line over it.
+	h.ui.SetNicks([]string{"bartholomew"})
+	res = h.readLineAsync()
+	h.typeKeys(strings.Repeat("q", 95) + " bart\t\r")
+	r = <-res
+	if r.err != nil || r.line != strings.Repeat("q", 95)+" bart" {
+		t.Fatalf("ReadLine = %q, %v; want the completion refused", r.line, r.err)
+	}
+	res = h.readLineAsync()
+	h.typeKeys("short\r")
+	h.expectLine(res, "short")
+	if n := rawFull(); n != 3 {
+		t.Errorf("%d notices in all, want 3 (one per full line)", n)
 	}
 }

@@ -31,6 +31,9 @@ type Target struct {
 	Groups      []handshake.Group // offered; nil means the client default
 	PID         int               // the server process on this host, for its RSS; 0 if unknown
 	InProcess   bool              // the server runs in this process (its RSS includes the clients)
+	// Source, if set, gives the local IP address client i dials from, so
+	// that clients appear as many sources (see transport.Options.LocalAddr).
+	Source func(i int) string
 }
 
 func (t *Target) check() error {
@@ -53,7 +56,11 @@ func (t *Target) check() error {
 
 // Dial connects as client i (account i modulo Accounts) and logs in.
 func (t *Target) Dial(ctx context.Context, i int) (*handshake.Session, error) {
-	c, err := t.Transport.Dial(ctx, t.Addr, nil)
+	var opts *transport.Options
+	if t.Source != nil {
+		opts = &transport.Options{LocalAddr: t.Source(i)}
+	}
+	c, err := t.Transport.Dial(ctx, t.Addr, opts)
 	if err != nil {
 		return nil, err
 	}

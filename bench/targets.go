@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -24,6 +25,10 @@ type TargetsConfig struct {
 	// Scale multiplies client counts, transfer size and durations, for
 	// smoke runs (for example 0.01); 0 means 1, the targets' own sizes.
 	Scale float64
+
+	// Storm, if set, also runs the login-storm scenario (targets 9-12) at
+	// its sizes times Scale. It needs the serve command (Storm.Command).
+	Storm *StormConfig
 
 	Progress func(line string)
 }
@@ -70,6 +75,7 @@ type TargetsReport struct {
 	Handshake  *HandshakeReport  `json:"handshake,omitempty"`
 	Fanout     []*FanoutReport   `json:"fanout,omitempty"` // tcp, quic, saturation
 	Idle       *IdleReport       `json:"idle,omitempty"`
+	Storm      *StormReport      `json:"storm,omitempty"`
 	Errors     []string          `json:"errors,omitempty"`
 	sections   []func(io.Writer) // for WriteText, in run order
 }
@@ -230,6 +236,29 @@ func RunTargets(ctx context.Context, cfg TargetsConfig) (*TargetsReport, error) 
 			Goal:     "all connect, no errors",
 			Measured: fmt.Sprintf("%d of %d in %.1f s (%.0f/s), %d errors, %d disconnects", ir.Connected, ic.Clients, ir.ConnectSeconds, ir.ConnectsPerSecond, ir.ConnectErrors, ir.Disconnects),
 			Met:      ir.Connected == ic.Clients && ir.ConnectErrors == 0 && ir.Disconnects == 0})
+	}
+
+	// 9-12: logins under attack.
+	if sc := cfg.Storm; sc != nil && ctx.Err() == nil {
+		sc := *sc
+		sc.Fanout.Clients = n(sc.Fanout.Clients)
+		sc.Fanout.Senders = min(sc.Fanout.Senders, sc.Fanout.Clients)
+		sc.Fanout.Duration = d(sc.Fanout.Duration)
+		sc.Sources, sc.Rate = n(sc.Sources), max(1, sc.Rate*scale)
+		sc.QUICRate, sc.QUICDuration = sc.QUICRate*scale, d(sc.QUICDuration)
+		sc.Progress, sc.Fanout.Progress = cfg.Progress, cfg.Progress
+		sr, err := RunStorm(ctx, sc)
+		if err != nil {
+			fail("storm", err)
+		}
+		if sr != nil {
+			rep.Storm = sr
+			rep.sections = append(rep.sections, sr.WriteText)
+			rep.Targets = append(rep.Targets, sr.Targets...)
+			for _, e := range sr.Errors {
+				fail("storm", errors.New(e))
+			}
+		}
 	}
 	return rep, ctx.Err()
 }

@@ -164,16 +164,28 @@ func parseAccount(line string, max Params) (Account, error) {
 	if len(fields) < 2 || len(fields) > 3 {
 		return Account{}, errors.New("want name:hash or name:hash:admin")
 	}
+	// No error below may quote a field that could hold a hash (PHC and
+	// bcrypt strings start with '$'): a misplaced ':' shifts the hash into
+	// the name or role field, and error text ends up in logs and terminals.
 	name := fields[0]
+	if strings.Contains(name, "$") {
+		return Account{}, errors.New("the user name field holds a '$' (is the name missing before the hash?)")
+	}
 	if err := CheckName(name); err != nil {
 		return Account{}, err
 	}
 	a := Account{Name: name}
 	if len(fields) == 3 {
-		if fields[2] != "admin" {
-			return Account{}, fmt.Errorf("unknown role %q (the only role is admin)", fields[2])
+		switch role := fields[2]; {
+		case role == "admin":
+			a.Role = RoleAdmin
+		case strings.Contains(role, "$"):
+			return Account{}, errors.New("the hash is not the second field (a user name cannot contain ':'; want name:hash or name:hash:admin)")
+		case len(role) > 16:
+			return Account{}, errors.New("unknown role (the only role is admin)")
+		default:
+			return Account{}, fmt.Errorf("unknown role %q (the only role is admin)", role)
 		}
-		a.Role = RoleAdmin
 	}
 	if fields[1] == "" {
 		return Account{}, fmt.Errorf("user %s has no password hash", name)

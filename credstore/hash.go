@@ -180,8 +180,17 @@ func parseArgon2id(s string, max Params) (*passwordHash, error) {
 	if len(parts) != 6 {
 		return nil, errors.New("malformed argon2id hash (want $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>)")
 	}
+	// The version and parameter fields are quoted in errors only if they
+	// hold a '=', which unpadded base64 never does: a shifted salt or key
+	// is never shown.
 	if parts[2] != "v=19" {
+		if !strings.Contains(parts[2], "=") {
+			return nil, errors.New("malformed argon2id version (want v=19)")
+		}
 		return nil, fmt.Errorf("unsupported argon2 version %q (want v=19)", parts[2])
+	}
+	if !strings.Contains(parts[3], "=") {
+		return nil, errors.New("malformed argon2id parameters (want m=<KiB>,t=<passes>,p=<lanes>)")
 	}
 	p, err := ParseParams(parts[3])
 	if err != nil {
@@ -263,11 +272,26 @@ func (h *passwordHash) matches(password []byte) bool {
 		got := argon2.IDKey(password, h.salt, h.params.Time, h.params.Memory, h.params.Threads, uint32(len(h.key)))
 		return subtle.ConstantTimeCompare(got, h.key) == 1
 	case schemeBcrypt:
-		// bcrypt reads at most 72 bytes of the password; that is the
-		// imported system's limit, and the rehash at login lifts it.
+		if len(password) > bcryptMaxPassword {
+			// bcrypt would compare the first 72 bytes only and call a
+			// longer password right by its prefix. Refuse it, after the
+			// same work as a real check so the refusal takes as long.
+			bcrypt.CompareHashAndPassword([]byte(h.text), password[:bcryptMaxPassword])
+			return false
+		}
 		return bcrypt.CompareHashAndPassword([]byte(h.text), password) == nil
 	}
 	return false
+}
+
+// bcryptMaxPassword is the most bcrypt reads of a password, in bytes.
+const bcryptMaxPassword = 72
+
+// cheaperThan reports whether checking a password against h costs less
+// than a check at def: bcrypt (whatever its cost, it is not what an unknown
+// user costs) or an Argon2id hash below def in memory or passes.
+func (h *passwordHash) cheaperThan(def Params) bool {
+	return h.scheme == schemeBcrypt || h.params.below(def)
 }
 
 // weak reports whether h should be replaced by a hash at def.

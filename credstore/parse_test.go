@@ -316,3 +316,40 @@ func TestShippedCredsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestParseErrorsNeverShowHash: a misplaced field must not put a hash, or
+// a piece of one, into an error message (which reaches logs and terminals).
+func TestParseErrorsNeverShowHash(t *testing.T) {
+	salt, key := "c29tZXNhbHQ", "CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc"
+	bcryptTail := bcryptHash[7:]
+	lines := []string{
+		"al:ice:" + refHash,
+		"al:ice:" + bcryptHash,
+		"alice:" + refHash + ":" + refHash,
+		"alice:x:" + bcryptHash,
+		refHash + ":alice",
+		bcryptHash + ":alice",
+		refHash,
+		"alice:$argon2id$" + key + "$m=65536,t=2,p=1$" + salt + "$" + key,
+		"alice:$argon2id$v=19$" + salt + "$" + salt + "$" + key,
+		"alice:$argon2id$v=19$" + key + "$" + salt + "$" + key,
+		"alice:" + refHash + ":" + key,
+	}
+	for _, line := range lines {
+		_, err := parseFile("creds.txt", []byte(line+"\n"), MaxParams)
+		if err == nil {
+			t.Errorf("%q parsed", line)
+			continue
+		}
+		msg := err.Error()
+		for _, secret := range []string{salt, key, key[:12], bcryptTail, bcryptTail[:12]} {
+			if strings.Contains(msg, secret) {
+				t.Errorf("error for %q shows hash text %q: %s", line, secret, msg)
+			}
+		}
+	}
+	_, err := parseFile("creds.txt", []byte("al:ice:"+refHash+"\n"), MaxParams)
+	if err == nil || !strings.Contains(err.Error(), "a user name cannot contain ':'") {
+		t.Errorf("':' in a name: %v, want a hint at the ':'", err)
+	}
+}

@@ -46,8 +46,9 @@ type Store struct {
 	sem   chan struct{}
 	dummy *passwordHash // what unknown users are checked against
 
-	// testHookHash, if set, runs inside each pool slot around the hash.
-	testHookHash func(enter bool)
+	// testHookHash, if set, runs inside each pool slot around each hash
+	// computation, with the hash being computed against.
+	testHookHash func(enter bool, h *passwordHash)
 }
 
 // storedAccount is an account as the server holds it.
@@ -234,10 +235,17 @@ func (s *Store) Users() []string {
 // text says which, for the server log; never the password), or another
 // error if ctx ended while waiting for a hashing slot.
 //
-// An unknown user costs one Argon2id computation at the current default
-// parameters, like a real account, so response time does not reveal which
-// names exist. A successful login with a bcrypt hash, or an Argon2id hash
-// below the defaults, rewrites that account's line with a new hash.
+// A wrong password costs at least one Argon2id computation at the current
+// default parameters, whoever the user is, so response time does not tell
+// which names exist nor which accounts still have a cheap hash: an unknown
+// user is checked against a dummy at the defaults, and a failed check
+// against a bcrypt hash, or an Argon2id hash below the defaults, is followed
+// by the same dummy computation. A successful login with such a hash
+// rewrites that account's line with a new hash.
+//
+// bcrypt reads only the first 72 bytes of a password, so a longer one is
+// refused for a bcrypt account: it would match by its prefix, and the
+// rehash would then store what was typed, a password never checked.
 func (s *Store) Verify(ctx context.Context, user string, password []byte) error {
 	a := (*s.accounts.Load())[user]
 	if err := s.acquire(ctx); err != nil {
@@ -247,14 +255,17 @@ func (s *Store) Verify(ctx context.Context, user string, password []byte) error 
 	if a != nil {
 		h = a.hash
 	}
-	s.hook(true)
-	ok := h.matches(password)
-	s.hook(false)
+	ok := s.compute(h, password)
+	if !ok && h.cheaperThan(s.params) {
+		s.compute(s.dummy, password)
+	}
 	s.release()
 
 	switch {
 	case a == nil:
 		return fmt.Errorf("%w: unknown user %q", ErrAuthFailed, user)
+	case h.scheme == schemeBcrypt && len(password) > bcryptMaxPassword:
+		return fmt.Errorf("%w: password for user %s is longer than bcrypt's %d bytes", ErrAuthFailed, user, bcryptMaxPassword)
 	case !ok:
 		return fmt.Errorf("%w: wrong password for user %s", ErrAuthFailed, user)
 	}
@@ -262,6 +273,13 @@ func (s *Store) Verify(ctx context.Context, user string, password []byte) error 
 		s.upgrade(ctx, a, password)
 	}
 	return nil
+}
+
+// compute runs one comparison; the caller holds a pool slot.
+func (s *Store) compute(h *passwordHash, password []byte) bool {
+	s.hook(true, h)
+	defer s.hook(false, h)
+	return h.matches(password)
 }
 
 func (s *Store) acquire(ctx context.Context) error {
@@ -278,9 +296,9 @@ func (s *Store) acquire(ctx context.Context) error {
 
 func (s *Store) release() { <-s.sem }
 
-func (s *Store) hook(enter bool) {
+func (s *Store) hook(enter bool, h *passwordHash) {
 	if s.testHookHash != nil {
-		s.testHookHash(enter)
+		s.testHookHash(enter, h)
 	}
 }
 
@@ -292,9 +310,9 @@ func (s *Store) upgrade(ctx context.Context, a *storedAccount, password []byte) 
 	if err := s.acquire(ctx); err != nil {
 		return
 	}
-	s.hook(true)
+	s.hook(true, s.dummy)
 	fresh := newArgon2id(password, s.params)
-	s.hook(false)
+	s.hook(false, s.dummy)
 	s.release()
 
 	old := a.hash.text

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // storeParams are the "current defaults" of stores in these tests: cheap,
@@ -139,7 +141,7 @@ func TestDummyUsesCurrentDefaults(t *testing.T) {
 			t.Errorf("dummy %v with %d/%d bytes, want %v", s.dummy.params, len(s.dummy.salt), len(s.dummy.key), p)
 		}
 		var hashed atomic.Int32
-		s.testHookHash = func(enter bool) {
+		s.testHookHash = func(enter bool, _ *passwordHash) {
 			if enter {
 				hashed.Add(1)
 			}
@@ -209,7 +211,7 @@ func TestRehashBcrypt(t *testing.T) {
 	// In memory too: the next login verifies against the new hash and
 	// does not rehash again.
 	var hashes atomic.Int32
-	s.testHookHash = func(enter bool) {
+	s.testHookHash = func(enter bool, _ *passwordHash) {
 		if enter {
 			hashes.Add(1)
 		}
@@ -286,7 +288,7 @@ func TestRehashYieldsToConcurrentEdit(t *testing.T) {
 	s, path := loadStore(t, "bob:"+bcryptHash+"\n", nil)
 	newer := mustAccount(t, "bob", RoleUser, "changed-password", storeParams)
 	var calls int
-	s.testHookHash = func(enter bool) {
+	s.testHookHash = func(enter bool, _ *passwordHash) {
 		if calls++; calls == 3 { // entering the rehash computation
 			if err := Edit(path, func(f *File) error { return f.Replace(newer) }); err != nil {
 				t.Error(err)
@@ -313,7 +315,7 @@ func TestRehashWriteFailure(t *testing.T) {
 	var logs bytes.Buffer
 	s, path := loadStore(t, "bob:"+bcryptHash+"\n", &Options{Params: storeParams, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	var calls atomic.Int32
-	s.testHookHash = func(enter bool) {
+	s.testHookHash = func(enter bool, _ *passwordHash) {
 		if calls.Add(1) == 3 { // the rehash: break the file under it
 			writeCreds(t, path, "bob:"+bcryptHash+"\nbroken\n")
 		}
@@ -444,7 +446,7 @@ func TestPoolBound(t *testing.T) {
 			s, _ := loadStore(t, alice.String()+"\n", &Options{Params: storeParams, Concurrency: limit})
 			release := make(chan struct{})
 			var active, peak atomic.Int32
-			s.testHookHash = func(enter bool) {
+			s.testHookHash = func(enter bool, _ *passwordHash) {
 				if !enter {
 					active.Add(-1)
 					return
@@ -498,7 +500,7 @@ func TestVerifyHonoursContextWhileQueued(t *testing.T) {
 		alice := mustAccount(t, "alice", RoleUser, "alice-password", storeParams)
 		s, _ := loadStore(t, alice.String()+"\n", &Options{Params: storeParams, Concurrency: 1})
 		release := make(chan struct{})
-		s.testHookHash = func(enter bool) {
+		s.testHookHash = func(enter bool, _ *passwordHash) {
 			if enter {
 				<-release
 			}
@@ -530,4 +532,72 @@ func TestVerifyHonoursContextWhileQueued(t *testing.T) {
 			t.Errorf("cancelled context: %v", err)
 		}
 	})
+}
+
+// TestWrongPasswordCostsADefaultHash: a failed check costs at least one
+// hash at the current defaults for every account and for unknown users,
+// so response time does not single out accounts with cheap hashes.
+func TestWrongPasswordCostsADefaultHash(t *testing.T) {
+	weak := mustAccount(t, "weak", RoleUser, "weak-password", testParams)
+	strong := mustAccount(t, "strong", RoleUser, "strong-password", storeParams)
+	s, _ := loadStore(t, weak.String()+"\n"+strong.String()+"\nbob:"+bcryptHash+"\n",
+		&Options{Params: storeParams, NoRehash: true})
+	var atDefaults, other int
+	s.testHookHash = func(enter bool, h *passwordHash) {
+		if !enter {
+			return
+		}
+		if h.scheme == schemeArgon2id && h.params == storeParams {
+			atDefaults++
+		} else {
+			other++
+		}
+	}
+	for _, user := range []string{"weak", "strong", "bob", "nobody"} {
+		atDefaults, other = 0, 0
+		if err := s.Verify(t.Context(), user, []byte("not-the-password")); !errors.Is(err, ErrAuthFailed) {
+			t.Fatalf("%s: %v", user, err)
+		}
+		if atDefaults != 1 {
+			t.Errorf("wrong password for %s ran %d hashes at the defaults, want 1", user, atDefaults)
+		}
+	}
+	// A right password needs no padding: the login is not a secret to
+	// the one who knows the password.
+	atDefaults, other = 0, 0
+	if err := s.Verify(t.Context(), "bob", []byte(bcryptPass)); err != nil {
+		t.Fatal(err)
+	}
+	if atDefaults != 0 || other != 1 {
+		t.Errorf("right bcrypt password: %d hashes at the defaults and %d others, want 0 and 1", atDefaults, other)
+	}
+}
+
+// TestBcryptRefusesOverlongPassword: bcrypt reads 72 bytes; a longer
+// password must not match by its prefix, nor be stored by the rehash.
+func TestBcryptRefusesOverlongPassword(t *testing.T) {
+	prefix := []byte(strings.Repeat("p", 72))
+	hash, err := bcrypt.GenerateFromPassword(prefix, bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := "bob:" + string(hash) + "\n"
+	s, path := loadStore(t, content, nil)
+	long := append(slices.Clone(prefix), "-and-more"...)
+	err = s.Verify(t.Context(), "bob", long)
+	if !errors.Is(err, ErrAuthFailed) || !strings.Contains(err.Error(), "longer than bcrypt's 72 bytes") {
+		t.Errorf("73+ byte password against bcrypt: %v, want a refusal", err)
+	}
+	if readText(t, path) != content {
+		t.Fatal("an over-long password was rehashed into the creds file")
+	}
+	if err := s.Verify(t.Context(), "bob", prefix); err != nil {
+		t.Errorf("72-byte password: %v", err)
+	}
+	if err := s.Verify(t.Context(), "bob", prefix); err != nil {
+		t.Errorf("after the rehash: %v", err)
+	}
+	if err := s.Verify(t.Context(), "bob", long); !errors.Is(err, ErrAuthFailed) {
+		t.Errorf("after the rehash, the long password: %v", err)
+	}
 }

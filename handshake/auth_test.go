@@ -3,6 +3,9 @@ package handshake
 import (
 	"errors"
 	"io"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"securechat/cipher"
@@ -164,5 +167,65 @@ func TestMalformedAuthIsFatal(t *testing.T) {
 				t.Error("server answered a malformed AUTH")
 			}
 		})
+	}
+}
+
+// rejectingVerifier is a testVerifier that also hears of the AUTH
+// attempts refused before Verify.
+type rejectingVerifier struct {
+	*testVerifier
+	mu       sync.Mutex
+	rejected []string
+}
+
+func (v *rejectingVerifier) AuthRejected(reason string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.rejected = append(v.rejected, reason)
+}
+
+// TestAuthRejectedReported: an AUTH refused without asking the verifier
+// (bad method, malformed name or password) is reported to a verifier that
+// implements RejectRecorder, so that it can count as a failed login; the
+// reason does not carry what the client sent.
+func TestAuthRejectedReported(t *testing.T) {
+	v := &rejectingVerifier{testVerifier: newVerifier()}
+	cc, sc := tcpPipe(t)
+	srv := make(chan error, 1)
+	go func() {
+		_, err := Server(t.Context(), sc, serverConfig(v))
+		srv <- err
+	}()
+	r := rawLogin(t, cc, GroupX25519)
+	badMethod, _ := marshalAuth("alice", []byte("correct horse"))
+	badMethod[0] = 0x7f
+	badName, _ := marshalAuth("Secret Name", []byte("correct horse"))
+	badPassword := []byte{authMethodPassword, 5, 'a', 'l', 'i', 'c', 'e', 0, 2, 0xff, 0xfe} // not UTF-8
+	for _, auth := range [][]byte{badMethod, badName, badPassword} {
+		if err := r.conn.WriteRecord(cipher.TypeAuth, auth); err != nil {
+			t.Fatal(err)
+		}
+		typ, p, err := r.conn.ReadRecord()
+		if typ == cipher.TypeAuthResult && string(p) == "\x00" {
+			t.Fatal("a malformed AUTH succeeded")
+		}
+		if err != nil {
+			break // the last failure may close the connection
+		}
+	}
+	<-srv
+	if v.callCount() != 0 {
+		t.Error("verifier asked to check a malformed AUTH")
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	want := []string{"unknown AUTH method", "malformed user name", "malformed password"}
+	if !slices.Equal(v.rejected, want) {
+		t.Errorf("rejections reported: %q, want %q", v.rejected, want)
+	}
+	for _, reason := range v.rejected {
+		if strings.Contains(reason, "Secret") {
+			t.Errorf("reason %q carries the name the client sent", reason)
+		}
 	}
 }

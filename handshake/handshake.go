@@ -99,6 +99,15 @@ type Verifier interface {
 	Verify(ctx context.Context, user string, password []byte) error
 }
 
+// RejectRecorder is an optional interface of a Verifier. The server calls
+// AuthRejected for an AUTH it refuses without calling Verify (a method
+// other than password, a malformed user name or password), so that such an
+// attempt can count as a failed login. reason never holds the name or the
+// password.
+type RejectRecorder interface {
+	AuthRejected(reason string)
+}
+
 // ServerConfig configures Server. It is not modified and may be shared.
 type ServerConfig struct {
 	HostKey        ed25519.PrivateKey

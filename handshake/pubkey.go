@@ -112,17 +112,22 @@ var errBadUserSignature = fmt.Errorf("%w: the user key's signature does not veri
 // verifyKeyAuth decides a key login: a supported algorithm, a signature
 // by the key over this session's message, and a key the Verifier knows for
 // user. The signature comes first, so the Verifier is asked only about
-// keys that are really held by the client.
+// keys that are really held by the client. A refusal before the Verifier
+// is asked is reported to a RejectRecorder, so that it counts as a failed
+// login like a wrong password.
 func (hs *serverHandshake) verifyKeyAuth(user string, a *keyAuth) (ed25519.PublicKey, error) {
 	if a.sigAlg != sigAlgEd25519 || len(a.key) != ed25519.PublicKeySize || len(a.sig) != ed25519.SignatureSize {
+		hs.rejected("unsupported user key")
 		return nil, fmt.Errorf("%w: unsupported user key (algorithm 0x%04x)", ErrAuthFailed, a.sigAlg)
 	}
 	pub := ed25519.PublicKey(a.key)
 	if !verifyEd25519(pub, UserAuthMessage(hs.th, user, pub), a.sig) {
+		hs.rejected("user key signature does not verify for this session")
 		return nil, errBadUserSignature
 	}
 	pkv, ok := hs.cfg.Verifier.(PublicKeyVerifier)
 	if !ok {
+		hs.rejected("key login, and the server takes none")
 		return nil, fmt.Errorf("%w: this server takes no key logins", ErrAuthFailed)
 	}
 	if err := pkv.VerifyPublicKey(hs.ctx, user, pub); err != nil {

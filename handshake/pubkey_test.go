@@ -28,6 +28,13 @@ type keyVerifier struct {
 	mu       sync.Mutex
 	keys     map[string][]ed25519.PublicKey
 	keyCalls int
+	rejected []string // AuthRejected reasons
+}
+
+func (v *keyVerifier) AuthRejected(reason string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.rejected = append(v.rejected, reason)
 }
 
 func newKeyVerifier() *keyVerifier {
@@ -233,6 +240,13 @@ func TestKeyAuthOrdinaryFailures(t *testing.T) {
 			if v.keyCallCount() != 0 {
 				t.Error("verifier asked about a key that did not sign this session")
 			}
+			// Refused before the verifier was asked: reported, so that it
+			// counts as a failed login.
+			v.mu.Lock()
+			if len(v.rejected) != 1 {
+				t.Errorf("rejections reported: %q, want one", v.rejected)
+			}
+			v.mu.Unlock()
 			// The same connection still takes a good key.
 			good, err := marshalKeyAuth(r.th, "alice", alice)
 			if err != nil {

@@ -319,24 +319,30 @@ func (hs *serverHandshake) authenticate() error {
 			return err
 		}
 		var key ed25519.PublicKey
-		ok := false
-		switch method {
-		case authMethodPassword:
-			ok = validUsername(user) && validPassword(data) &&
-				hs.cfg.Verifier.Verify(hs.ctx, user, data) == nil
-		case authMethodPublicKey:
+		var ok bool
+		switch {
+		case method == authMethodPublicKey:
 			var ka *keyAuth
 			if ka, err = parseKeyAuth(data); err != nil {
 				hs.conn.Abort()
 				return err
 			}
-			if validUsername(user) {
-				key, err = hs.verifyKeyAuth(user, ka)
-				ok = err == nil
-				hs.lastKeyErr = err
+			if !validUsername(user) {
+				hs.rejected("malformed user name")
+				break
 			}
+			key, err = hs.verifyKeyAuth(user, ka)
+			ok = err == nil
+			hs.lastKeyErr = err
+		case method != authMethodPassword:
+			hs.rejected("unknown AUTH method")
+		case !validUsername(user):
+			hs.rejected("malformed user name")
+		case !validPassword(data):
+			hs.rejected("malformed password")
+		default:
+			ok = hs.cfg.Verifier.Verify(hs.ctx, user, data) == nil
 		}
-		// Any other method is an ordinary failure.
 		clear(data)
 		clear(payload)
 		result := []byte{authFailure}
@@ -365,6 +371,12 @@ func (hs *serverHandshake) authenticate() error {
 			}
 			return fmt.Errorf("%w: %d failed attempts", ErrAuthFailed, failures)
 		}
+	}
+}
+
+func (hs *serverHandshake) rejected(reason string) {
+	if r, ok := hs.cfg.Verifier.(RejectRecorder); ok {
+		r.AuthRejected(reason)
 	}
 }
 

@@ -823,6 +823,7 @@ def chat_session(conn, args):
     """hello, welcome, one message, its ack, optional linger, CLOSE."""
     pending = {}
     first = [True]
+    welcomed = [False]
 
     def pump(deadline, until=None):
         # Print events, answer pings, and stop once until(obj) is true.
@@ -838,6 +839,11 @@ def chat_session(conn, args):
                 continue
             show(obj)
             t = obj.get("t")
+            if t == "welcome":
+                # One welcome per session (§13.3); a second is a violation.
+                if welcomed[0]:
+                    raise ProtocolError("the server sent a second welcome")
+                welcomed[0] = True
             if t == "ping":
                 pong = {"t": "pong"}
                 if obj.get("id"):

@@ -14,16 +14,21 @@ import (
 // probability that rises linearly from Rate percent to 100 percent at Full.
 // Random early drop keeps a flood from locking out every honest client at
 // once, which a hard cap would do.
+//
+// Sources are counted per address block, as the [PenaltyBox] counts them
+// (/32 for IPv4, /64 for IPv6). Exempt sources are trusted: they bypass
+// both the per-source and the global cap and are not counted against
+// either, so a flood from elsewhere cannot lock them out.
 type StartupGate struct {
 	Start, Rate, Full int
-	// PerSource caps unauthenticated connections from one source address;
-	// 0 means no cap. Exempt sources are not counted against it.
+	// PerSource caps unauthenticated connections from one address block;
+	// 0 means no cap.
 	PerSource int
 	Exempt    *PrefixList
 
 	mu       sync.Mutex
 	total    int
-	bySource map[netip.Addr]int
+	bySource map[netip.Prefix]int
 	roll     func() int // 0..99, replaceable in tests
 }
 
@@ -32,40 +37,44 @@ func DefaultStartupGate() *StartupGate {
 	return &StartupGate{Start: 10, Rate: 30, Full: 100, PerSource: 4}
 }
 
+// Reasons a StartupGate refuses a connection, for the server log.
+const (
+	refusedPerSource = "too many unauthenticated connections from this source"
+	refusedStartups  = "too many unauthenticated connections (max-startups)"
+)
+
 // Admit reports whether a new unauthenticated connection from src may
-// proceed. When it returns true the caller must call the returned release
-// exactly once, when the connection authenticates or ends.
-func (g *StartupGate) Admit(src netip.Addr) (release func(), ok bool) {
+// proceed, and if not, why. When it admits, the caller must call the
+// returned release exactly once, when the connection authenticates or ends.
+func (g *StartupGate) Admit(src netip.Addr) (release func(), why string, ok bool) {
+	if g.Exempt.Contains(src) {
+		return func() {}, "", true
+	}
+	key := sourceBlock(src)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.bySource == nil {
-		g.bySource = make(map[netip.Addr]int)
+		g.bySource = make(map[netip.Prefix]int)
 	}
-	src = src.Unmap()
-	exempt := g.Exempt.Contains(src)
-	if !exempt && g.PerSource > 0 && g.bySource[src] >= g.PerSource {
-		return nil, false
+	if g.PerSource > 0 && g.bySource[key] >= g.PerSource {
+		return nil, refusedPerSource, false
 	}
 	if !g.admitTotal() {
-		return nil, false
+		return nil, refusedStartups, false
 	}
 	g.total++
-	if !exempt {
-		g.bySource[src]++
-	}
+	g.bySource[key]++
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			g.mu.Lock()
 			defer g.mu.Unlock()
 			g.total--
-			if !exempt {
-				if g.bySource[src]--; g.bySource[src] <= 0 {
-					delete(g.bySource, src)
-				}
+			if g.bySource[key]--; g.bySource[key] <= 0 {
+				delete(g.bySource, key)
 			}
 		})
-	}, true
+	}, "", true
 }
 
 func (g *StartupGate) admitTotal() bool {
@@ -84,7 +93,8 @@ func (g *StartupGate) admitTotal() bool {
 	return roll() >= p
 }
 
-// Unauthenticated reports how many connections hold an admission.
+// Unauthenticated reports how many connections from sources that are not
+// exempt hold an admission.
 func (g *StartupGate) Unauthenticated() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -96,7 +106,8 @@ func (g *StartupGate) Unauthenticated() int {
 type PenaltyEvent int
 
 const (
-	// PenaltyAuthFail: the connection ended after at least one failed login.
+	// PenaltyAuthFail: a login failed; recorded once per connection, at
+	// its first failure.
 	PenaltyAuthFail PenaltyEvent = iota
 	// PenaltyNoAuth: the connection ended without ever trying to log in.
 	PenaltyNoAuth
@@ -108,21 +119,29 @@ const (
 // duration to the source's running penalty (which drains with time, capped
 // at Max); once the remaining penalty reaches Min the source is refused
 // until the penalty has drained completely. A source that fails now and
-// then never reaches Min and is never refused. Sources are tracked per address block (/32 for
-// IPv4, /64 for IPv6, since one host usually owns a /64) and the table is
-// bounded: when it is full, new sources are not tracked (permissive), so an
-// attacker with many addresses cannot evict the penalties of others.
+// then never reaches Min and is never refused. Sources are tracked per
+// address block (/32 for IPv4, /64 for IPv6, since one host usually owns a
+// /64) and the table is bounded: when it is full, new sources are not
+// tracked (permissive), so an attacker with many addresses cannot evict the
+// penalties of others.
+//
+// A password check counts before its result is known: each check a source
+// has waiting or running adds AuthFail to its penalty for as long as it is
+// in flight, so a source that opens connection after connection while its
+// guesses wait for the hashing pool is refused at accept instead of only
+// once the guesses have failed.
 type PenaltyBox struct {
 	AuthFail, NoAuth, GraceExceeded time.Duration
 	Min, Max                        time.Duration
 	MaxSources                      int
 	Exempt                          *PrefixList
 
-	mu      sync.Mutex
-	until   map[netip.Prefix]penalty
-	now     func() time.Time // replaceable in tests
-	lastGC  time.Time
-	overrun int
+	mu       sync.Mutex
+	until    map[netip.Prefix]penalty
+	inflight map[netip.Prefix]int // password checks waiting or running
+	now      func() time.Time     // replaceable in tests
+	lastGC   time.Time
+	overrun  int
 }
 
 // DefaultPenaltyBox returns OpenSSH's defaults: authfail 5 s, noauth 1 s,
@@ -141,6 +160,8 @@ func (b *PenaltyBox) clock() time.Time {
 	return time.Now()
 }
 
+// sourceBlock is the unit every per-source limit counts by: the /32 of an
+// IPv4 address and the /64 of an IPv6 one.
 func sourceBlock(a netip.Addr) netip.Prefix {
 	a = a.Unmap()
 	bits := 32
@@ -156,19 +177,73 @@ type penalty struct {
 	active bool // reached Min; refused until drained
 }
 
-// Blocked reports whether src is serving a penalty now, and for how long.
-func (b *PenaltyBox) Blocked(src netip.Addr) (time.Duration, bool) {
+// Reasons a PenaltyBox refuses a source, for the server log.
+const (
+	refusedPenalty = "source penalised"
+	refusedPending = "source penalised counting its password checks in flight"
+)
+
+// Blocked reports whether src is refused now, for how long at least, and
+// why: because it serves a penalty, or because its penalty together with
+// its password checks in flight reaches Min.
+func (b *PenaltyBox) Blocked(src netip.Addr) (left time.Duration, why string, blocked bool) {
+	return b.blocked(src, 0)
+}
+
+// blocked is Blocked leaving out own of the source's checks in flight: a
+// check that asks whether it may still run does not count itself.
+func (b *PenaltyBox) blocked(src netip.Addr, own int) (time.Duration, string, bool) {
 	if b.Exempt.Contains(src) {
-		return 0, false
+		return 0, "", false
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	p := b.until[sourceBlock(src)]
-	left := p.until.Sub(b.clock())
+	key := sourceBlock(src)
+	p := b.until[key]
+	left := max(p.until.Sub(b.clock()), 0)
 	if p.active && left > 0 {
-		return left, true
+		return left, refusedPenalty, true
 	}
-	return 0, false
+	pending := time.Duration(b.inflight[key]-own) * b.AuthFail
+	if pending > 0 && left+pending >= b.Min {
+		return left, refusedPending, true
+	}
+	return 0, "", false
+}
+
+// score is how close the block key is to being refused: its remaining
+// penalty plus AuthFail for each check in flight. The check queue serves
+// lower scores first.
+func (b *PenaltyBox) score(key netip.Prefix) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	left := max(b.until[key].until.Sub(b.clock()), 0)
+	return left + time.Duration(b.inflight[key])*b.AuthFail
+}
+
+// beginCheck counts a password check of src as in flight until end is
+// called.
+func (b *PenaltyBox) beginCheck(src netip.Addr) (end func()) {
+	if b.Exempt.Contains(src) {
+		return func() {}
+	}
+	key := sourceBlock(src)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.inflight == nil {
+		b.inflight = make(map[netip.Prefix]int)
+	}
+	b.inflight[key]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if b.inflight[key]--; b.inflight[key] <= 0 {
+				delete(b.inflight, key)
+			}
+		})
+	}
 }
 
 // Record adds the penalty for ev to src.

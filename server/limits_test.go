@@ -13,7 +13,7 @@ func TestStartupGateRandomEarlyDrop(t *testing.T) {
 	src := netip.MustParseAddr("192.0.2.1")
 	var releases []func()
 	for i := 0; i < 2; i++ {
-		r, ok := g.Admit(src)
+		r, _, ok := g.Admit(src)
 		if !ok {
 			t.Fatalf("connection %d below Start refused", i)
 		}
@@ -21,28 +21,28 @@ func TestStartupGateRandomEarlyDrop(t *testing.T) {
 	}
 	// At total=2 the drop probability is 50%: a roll of 49 is refused, 50 admitted.
 	roll = 49
-	if _, ok := g.Admit(src); ok {
+	if _, _, ok := g.Admit(src); ok {
 		t.Fatal("roll 49 admitted at 50% drop")
 	}
 	roll = 50
-	r, ok := g.Admit(src)
+	r, _, ok := g.Admit(src)
 	if !ok {
 		t.Fatal("roll 50 refused at 50% drop")
 	}
 	releases = append(releases, r)
 	// total=3: probability 75%.
 	roll = 74
-	if _, ok := g.Admit(src); ok {
+	if _, _, ok := g.Admit(src); ok {
 		t.Fatal("roll 74 admitted at 75% drop")
 	}
 	roll = 99
-	r, ok = g.Admit(src)
+	r, _, ok = g.Admit(src)
 	if !ok {
 		t.Fatal("roll 99 refused at 75% drop")
 	}
 	releases = append(releases, r)
 	// total=4 = Full: always refused.
-	if _, ok := g.Admit(src); ok {
+	if _, _, ok := g.Admit(src); ok {
 		t.Fatal("admitted at Full")
 	}
 	for _, r := range releases {
@@ -61,23 +61,23 @@ func TestStartupGatePerSource(t *testing.T) {
 	}
 	g := &StartupGate{PerSource: 2, Exempt: exempt}
 	a := netip.MustParseAddr("198.51.100.7")
-	r1, ok1 := g.Admit(a)
-	_, ok2 := g.Admit(a)
+	r1, _, ok1 := g.Admit(a)
+	_, _, ok2 := g.Admit(a)
 	if !ok1 || !ok2 {
 		t.Fatal("first two from one source refused")
 	}
-	if _, ok := g.Admit(a); ok {
+	if _, _, ok := g.Admit(a); ok {
 		t.Fatal("third concurrent from one source admitted")
 	}
-	if _, ok := g.Admit(netip.MustParseAddr("198.51.100.8")); !ok {
+	if _, _, ok := g.Admit(netip.MustParseAddr("198.51.100.8")); !ok {
 		t.Fatal("other source refused")
 	}
 	r1()
-	if _, ok := g.Admit(a); !ok {
+	if _, _, ok := g.Admit(a); !ok {
 		t.Fatal("source still refused after a release")
 	}
 	for i := 0; i < 10; i++ {
-		if _, ok := g.Admit(netip.MustParseAddr("127.0.0.1")); !ok {
+		if _, _, ok := g.Admit(netip.MustParseAddr("127.0.0.1")); !ok {
 			t.Fatalf("exempt source refused at %d", i)
 		}
 	}
@@ -90,30 +90,30 @@ func TestPenaltyBox(t *testing.T) {
 	src := netip.MustParseAddr("203.0.113.9")
 	for i := 0; i < 2; i++ {
 		b.Record(src, PenaltyAuthFail)
-		if _, blocked := b.Blocked(src); blocked {
+		if _, _, blocked := b.Blocked(src); blocked {
 			t.Fatalf("blocked after %d auth failures (10 s < min 15 s)", i+1)
 		}
 	}
 	b.Record(src, PenaltyAuthFail)
-	left, blocked := b.Blocked(src)
+	left, _, blocked := b.Blocked(src)
 	if !blocked || left != 15*time.Second {
 		t.Fatalf("after 3 failures: blocked=%v left=%v, want true 15s", blocked, left)
 	}
 	// The same /32 only; a neighbour is not punished.
-	if _, blocked := b.Blocked(netip.MustParseAddr("203.0.113.10")); blocked {
+	if _, _, blocked := b.Blocked(netip.MustParseAddr("203.0.113.10")); blocked {
 		t.Fatal("neighbour address blocked")
 	}
 	now = now.Add(14 * time.Second)
-	if left, blocked := b.Blocked(src); !blocked || left != time.Second {
+	if left, _, blocked := b.Blocked(src); !blocked || left != time.Second {
 		t.Fatalf("after 14 s: blocked=%v left=%v, want true 1s (refused until drained)", blocked, left)
 	}
 	now = now.Add(time.Second)
-	if _, blocked := b.Blocked(src); blocked {
+	if _, _, blocked := b.Blocked(src); blocked {
 		t.Fatal("still blocked once the penalty drained")
 	}
 	// A fresh start: one failure does not block again.
 	b.Record(src, PenaltyAuthFail)
-	if _, blocked := b.Blocked(src); blocked {
+	if _, _, blocked := b.Blocked(src); blocked {
 		t.Fatal("blocked after one failure following a drained penalty")
 	}
 	// The cap holds.
@@ -121,7 +121,7 @@ func TestPenaltyBox(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		b.Record(src, PenaltyGraceExceeded)
 	}
-	if left, _ := b.Blocked(src); left != 10*time.Minute {
+	if left, _, _ := b.Blocked(src); left != 10*time.Minute {
 		t.Fatalf("penalty %v exceeds max 10m", left)
 	}
 	// IPv6 sources are tracked per /64.
@@ -130,7 +130,7 @@ func TestPenaltyBox(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		b.Record(v6a, PenaltyAuthFail)
 	}
-	if _, blocked := b.Blocked(v6b); !blocked {
+	if _, _, blocked := b.Blocked(v6b); !blocked {
 		t.Fatal("same /64 not blocked")
 	}
 }
@@ -146,7 +146,7 @@ func TestPenaltyBoxExemptAndBounded(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		b.Record(netip.MustParseAddr("127.0.0.1"), PenaltyGraceExceeded)
 	}
-	if _, blocked := b.Blocked(netip.MustParseAddr("::ffff:127.0.0.1")); blocked {
+	if _, _, blocked := b.Blocked(netip.MustParseAddr("::ffff:127.0.0.1")); blocked {
 		t.Fatal("exempt source blocked")
 	}
 	for _, s := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
@@ -154,10 +154,10 @@ func TestPenaltyBoxExemptAndBounded(t *testing.T) {
 			b.Record(netip.MustParseAddr(s), PenaltyGraceExceeded)
 		}
 	}
-	if _, blocked := b.Blocked(netip.MustParseAddr("192.0.2.1")); !blocked {
+	if _, _, blocked := b.Blocked(netip.MustParseAddr("192.0.2.1")); !blocked {
 		t.Fatal("tracked source not blocked")
 	}
-	if _, blocked := b.Blocked(netip.MustParseAddr("192.0.2.3")); blocked {
+	if _, _, blocked := b.Blocked(netip.MustParseAddr("192.0.2.3")); blocked {
 		t.Fatal("source beyond MaxSources was tracked")
 	}
 }
@@ -165,5 +165,111 @@ func TestPenaltyBoxExemptAndBounded(t *testing.T) {
 func TestParsePrefixListError(t *testing.T) {
 	if _, err := ParsePrefixList([]string{"localhost"}); err == nil {
 		t.Fatal("hostname accepted as prefix")
+	}
+}
+
+// TestStartupGateExemptBypassesGlobalCap: a full gate refuses everyone
+// but exempt sources, which are not counted against it either.
+func TestStartupGateExemptBypassesGlobalCap(t *testing.T) {
+	exempt, err := ParsePrefixList([]string{"127.0.0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &StartupGate{Start: 2, Rate: 100, Full: 2, Exempt: exempt}
+	for i := range 2 {
+		if _, _, ok := g.Admit(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})); !ok {
+			t.Fatalf("connection %d below Start refused", i)
+		}
+	}
+	if _, why, ok := g.Admit(netip.MustParseAddr("192.0.2.99")); ok || why != refusedStartups {
+		t.Fatalf("full gate: ok=%v why=%q, want a max-startups refusal", ok, why)
+	}
+	for i := range 10 {
+		release, _, ok := g.Admit(netip.MustParseAddr("127.0.0.2"))
+		if !ok {
+			t.Fatalf("exempt connection %d refused by the global cap", i)
+		}
+		defer release()
+	}
+	if n := g.Unauthenticated(); n != 2 {
+		t.Errorf("Unauthenticated = %d with exempt connections open, want 2", n)
+	}
+}
+
+// TestStartupGatePerSourceIPv6Block: the per-source cap counts a /64, as
+// the penalty box does, not each address in it.
+func TestStartupGatePerSourceIPv6Block(t *testing.T) {
+	g := &StartupGate{PerSource: 2}
+	for _, a := range []string{"2001:db8::1", "2001:db8::2"} {
+		if _, _, ok := g.Admit(netip.MustParseAddr(a)); !ok {
+			t.Fatalf("%s refused", a)
+		}
+	}
+	if _, why, ok := g.Admit(netip.MustParseAddr("2001:db8::ffff:3")); ok || why != refusedPerSource {
+		t.Fatalf("third address of one /64: ok=%v why=%q, want a per-source refusal", ok, why)
+	}
+	if _, _, ok := g.Admit(netip.MustParseAddr("2001:db8:0:1::1")); !ok {
+		t.Fatal("neighbouring /64 refused")
+	}
+	if _, _, ok := g.Admit(netip.MustParseAddr("::ffff:192.0.2.1")); !ok {
+		t.Fatal("IPv4-mapped source refused")
+	}
+}
+
+// TestPenaltyBoxCountsChecksInFlight: checks waiting or running count
+// AuthFail each towards Min, so a source is refused at accept while its
+// guesses are still queued; a check asking whether it may still run does
+// not count itself.
+func TestPenaltyBoxCountsChecksInFlight(t *testing.T) {
+	now := time.Unix(1000, 0)
+	b := DefaultPenaltyBox()
+	b.now = func() time.Time { return now }
+	src := netip.MustParseAddr("198.51.100.1")
+	end1 := b.beginCheck(src)
+	end2 := b.beginCheck(netip.MustParseAddr("198.51.100.1"))
+	if _, _, blocked := b.Blocked(src); blocked {
+		t.Fatal("blocked with two checks in flight (10 s < min 15 s)")
+	}
+	end3 := b.beginCheck(src)
+	if _, why, blocked := b.Blocked(src); !blocked || why != refusedPending {
+		t.Fatalf("three checks in flight: blocked=%v why=%q, want refused for checks in flight", blocked, why)
+	}
+	if _, _, blocked := b.blocked(src, 1); blocked {
+		t.Fatal("a check counted itself")
+	}
+	if _, _, blocked := b.Blocked(netip.MustParseAddr("198.51.100.2")); blocked {
+		t.Fatal("neighbour blocked by another source's checks")
+	}
+	end3()
+	end3() // idempotent
+	if _, _, blocked := b.Blocked(src); blocked {
+		t.Fatal("still blocked after a check ended")
+	}
+	// A recorded failure and two checks in flight reach Min together.
+	b.Record(src, PenaltyAuthFail)
+	if _, _, blocked := b.Blocked(src); !blocked {
+		t.Fatal("5 s penalty + two checks in flight not blocked")
+	}
+	end1()
+	end2()
+	if _, _, blocked := b.Blocked(src); blocked {
+		t.Fatal("5 s penalty alone blocked")
+	}
+	// Exempt sources never count.
+	exempt, _ := ParsePrefixList([]string{"127.0.0.0/8"})
+	b.Exempt = exempt
+	for range 5 {
+		b.beginCheck(netip.MustParseAddr("127.0.0.1"))
+	}
+	if _, _, blocked := b.Blocked(netip.MustParseAddr("127.0.0.1")); blocked {
+		t.Fatal("exempt source blocked by checks in flight")
+	}
+	// A box with no durations (penalties off) never blocks.
+	off := &PenaltyBox{}
+	for range 5 {
+		off.beginCheck(src)
+	}
+	if _, _, blocked := off.Blocked(src); blocked {
+		t.Fatal("penalties off, yet blocked")
 	}
 }

@@ -134,7 +134,7 @@ func TestQUICStreamlessStormFromOneSource(t *testing.T) {
 		baseline, slowest, handshakes.Load(), refusals.Load())
 
 	out := logs.String()
-	refusedFlood := regexp.MustCompile(`msg="connection refused: too many unauthenticated connections" src=127\.0\.0\.2 transport=quic`)
+	refusedFlood := regexp.MustCompile(`msg="connection refused" src=127\.0\.0\.2 transport=quic reason="too many unauthenticated connections`)
 	if !refusedFlood.MatchString(out) {
 		t.Errorf("the server did not log refusing the flooding source:\n%.2000s", out)
 	}
@@ -167,7 +167,7 @@ func TestAdmitQUIC(t *testing.T) {
 	if _, ok := srv.AdmitQUIC(flooder); ok {
 		t.Fatal("a source got more than its share of waiting connections")
 	}
-	if !strings.Contains(logs.String(), `msg="connection refused: too many unauthenticated connections" src=127.0.0.2 transport=quic`) {
+	if !strings.Contains(logs.String(), `msg="connection refused" src=127.0.0.2 transport=quic reason="too many unauthenticated connections`) {
 		t.Errorf("the refusal was not logged:\n%s", logs)
 	}
 	r3, ok := srv.AdmitQUIC(other)
@@ -183,10 +183,10 @@ func TestAdmitQUIC(t *testing.T) {
 	if _, ok := srv.AdmitQUIC(flooder); ok {
 		t.Fatal("a penalised source was admitted")
 	}
-	if !strings.Contains(logs.String(), `msg="connection refused: source penalised" src=127.0.0.2 transport=quic`) {
+	if !strings.Contains(logs.String(), `msg="connection refused" src=127.0.0.2 transport=quic reason="source penalised"`) {
 		t.Errorf("the penalty refusal was not logged:\n%s", logs)
 	}
-	if _, blocked := pen.Blocked(netip.MustParseAddr("127.0.0.1")); blocked {
+	if _, _, blocked := pen.Blocked(netip.MustParseAddr("127.0.0.1")); blocked {
 		t.Error("the source whose connection was handed over was penalised")
 	}
 	if n := srv.cfg.Gate.Unauthenticated(); n != 0 {

@@ -46,10 +46,15 @@ type Config struct {
 
 	Gate      *StartupGate // nil: DefaultStartupGate
 	Penalties *PenaltyBox  // nil: DefaultPenaltyBox
+	// Checks schedules password checks. Nil: a CheckQueue with Gate's
+	// exempt list that lets one check per source wait if Gate caps sources
+	// (PerSource > 0), and any number otherwise. New makes it rank
+	// sources by Penalties, so a CheckQueue serves one Server only.
+	Checks *CheckQueue
 
 	// PublicKeyOnly refuses password logins (serve --auth publickey): a
-	// password AUTH gets the ordinary failure byte, without hashing, and
-	// counts as a failed attempt.
+	// password AUTH gets the ordinary failure byte, without hashing or a
+	// place in Checks, and counts as a failed login.
 	PublicKeyOnly bool
 
 	MaxAuthTries   int
@@ -90,6 +95,13 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Penalties == nil {
 		cfg.Penalties = DefaultPenaltyBox()
+	}
+	if cfg.Checks == nil {
+		cfg.Checks = &CheckQueue{Exempt: cfg.Gate.Exempt, PerSource: min(cfg.Gate.PerSource, 1)}
+	}
+	cfg.Checks.score = cfg.Penalties.score
+	if cfg.LoginGraceTime <= 0 {
+		cfg.LoginGraceTime = handshake.DefaultLoginGraceTime
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 30 * time.Second
@@ -208,59 +220,122 @@ func addrOf(a net.Addr) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// loggingVerifier records, for this connection only, whether a login was
-// tried and logs each failure with its reason. The reason stays in the
-// server log; the client sees one failure byte whatever it was.
-type loggingVerifier struct {
-	next        handshake.Verifier
-	log         *slog.Logger
-	src         netip.Addr
-	failures    int
+// loginVerifier is the Verifier of one connection. It puts each password
+// check through the penalty box and the check queue, records the first
+// failure at once, and logs each failure with its reason. The reason stays
+// in the server log; the client sees one failure byte whatever it was.
+type loginVerifier struct {
+	next      handshake.Verifier
+	checks    *CheckQueue
+	penalties *PenaltyBox
+	log       *slog.Logger
+	src       netip.Addr
+	deadline  time.Time // the login grace time's end
+	failures  int
+	// noPasswords refuses every password (Config.PublicKeyOnly).
 	noPasswords bool
 }
 
 var errPasswordsOff = fmt.Errorf("%w: password logins are turned off (--auth publickey)", handshake.ErrAuthFailed)
 
-func (v *loggingVerifier) Verify(ctx context.Context, user string, password []byte) error {
+func (v *loginVerifier) Verify(ctx context.Context, user string, password []byte) error {
+	ctx, cancel := context.WithDeadline(ctx, v.deadline)
+	defer cancel()
+	end := v.penalties.beginCheck(v.src)
+	defer end()
 	var err error
 	if v.noPasswords {
 		err = errPasswordsOff
 	} else {
-		err = v.next.Verify(ctx, user, password)
+		err = v.check(ctx, user, password)
 	}
-	if err != nil {
-		v.failures++
-		v.log.Warn("login failed", "user", user, "method", "password", "reason", err.Error())
+	switch {
+	case err == nil:
+	case errors.Is(err, handshake.ErrAuthFailed):
+		v.failed()
+		v.log.Warn("login failed", "user", user, "reason", err.Error())
+	default:
+		// Not the client's failure (the grace time ran out in the queue,
+		// or the server is shutting down): no authfail penalty.
+		v.log.Warn("login not checked", "user", user, "reason", err.Error())
 	}
 	return err
 }
 
-// VerifyPublicKey passes key logins on when the configured Verifier takes
-// them. It is called only for keys that signed this session; the
-// handshake's error counts a signature that did not verify.
-func (v *loggingVerifier) VerifyPublicKey(ctx context.Context, user string, key ed25519.PublicKey) error {
-	err := fmt.Errorf("%w: this server has no authorized keys", handshake.ErrAuthFailed)
-	if pkv, ok := v.next.(handshake.PublicKeyVerifier); ok {
-		err = pkv.VerifyPublicKey(ctx, user, key)
+// check runs the password check unless the source is refused: a check is
+// refused, without any hashing, when the source would now be refused at
+// accept, counting its other checks in flight but not this one. It asks
+// before and after waiting for the queue, as other checks of the source
+// may have failed meanwhile.
+func (v *loginVerifier) check(ctx context.Context, user string, password []byte) error {
+	if _, why, blocked := v.penalties.blocked(v.src, 1); blocked {
+		return fmt.Errorf("%w: check refused: %s", handshake.ErrAuthFailed, why)
+	}
+	release, err := v.checks.Acquire(ctx, v.src)
+	if errors.Is(err, ErrSourceBusy) {
+		return fmt.Errorf("%w: check refused: another check from this source is waiting", handshake.ErrAuthFailed)
 	}
 	if err != nil {
-		v.failures++
+		return err
+	}
+	defer release()
+	if _, why, blocked := v.penalties.blocked(v.src, 1); blocked {
+		return fmt.Errorf("%w: check refused: %s", handshake.ErrAuthFailed, why)
+	}
+	return v.next.Verify(ctx, user, password)
+}
+
+// VerifyPublicKey checks a key login (PROTOCOL.md §10.2) with the
+// configured Verifier, when it takes keys. It is called only for a key that
+// signed this session. A key check is a lookup, not a hash: it takes no
+// place in the check queue, but a source the penalty box would refuse now
+// is refused here too, and a refused key counts as a failed login.
+func (v *loginVerifier) VerifyPublicKey(ctx context.Context, user string, key ed25519.PublicKey) error {
+	err := fmt.Errorf("%w: this server has no authorized keys", handshake.ErrAuthFailed)
+	if _, why, blocked := v.penalties.blocked(v.src, 0); blocked {
+		err = fmt.Errorf("%w: check refused: %s", handshake.ErrAuthFailed, why)
+	} else if pkv, ok := v.next.(handshake.PublicKeyVerifier); ok {
+		err = pkv.VerifyPublicKey(ctx, user, key)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, handshake.ErrAuthFailed):
+		v.failed()
 		v.log.Warn("login failed", "user", user, "method", "publickey", "reason", err.Error())
+	default:
+		v.log.Warn("login not checked", "user", user, "method", "publickey", "reason", err.Error())
 	}
 	return err
+}
+
+// AuthRejected counts an AUTH the handshake refused unchecked (malformed
+// name or password, another method) as a failed login.
+func (v *loginVerifier) AuthRejected(reason string) {
+	v.failed()
+	v.log.Warn("login failed", "reason", reason)
+}
+
+// failed counts a failed login. The connection's first failure earns the
+// authfail penalty at once, as OpenSSH charges it once per connection, but
+// without waiting for the connection to end: a storm whose connections
+// queue for minutes must not stay unpunished meanwhile.
+func (v *loginVerifier) failed() {
+	if v.failures == 0 {
+		v.penalties.Record(v.src, PenaltyAuthFail)
+	}
+	v.failures++
 }
 
 // admit applies the PenaltyBox and the StartupGate to a new connection from
 // src, and logs a refusal. On success the caller must call release once.
 func (s *Server) admit(src netip.Addr, log *slog.Logger) (release func(), ok bool) {
-	if left, blocked := s.cfg.Penalties.Blocked(src); blocked {
-		log.Info("connection refused: source penalised", "for", left.Round(time.Second))
+	if left, why, blocked := s.cfg.Penalties.Blocked(src); blocked {
+		log.Info("connection refused", "reason", why, "for", left.Round(time.Second))
 		return nil, false
 	}
-	release, ok = s.cfg.Gate.Admit(src)
+	release, why, ok := s.cfg.Gate.Admit(src)
 	if !ok {
-		log.Info("connection refused: too many unauthenticated connections",
-			"unauthenticated", s.cfg.Gate.Unauthenticated())
+		log.Info("connection refused", "reason", why, "unauthenticated", s.cfg.Gate.Unauthenticated())
 		return nil, false
 	}
 	return release, true
@@ -291,6 +366,7 @@ func (s *Server) AdmitQUIC(remote net.Addr) (release func(dropped error), ok boo
 }
 
 func (s *Server) handle(ctx context.Context, c net.Conn) {
+	start := time.Now()
 	src := sourceAddr(c)
 	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
 	release, ok := s.admit(src, log)
@@ -300,7 +376,8 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 
-	verifier := &loggingVerifier{next: s.cfg.Verifier, log: log, src: src, noPasswords: s.cfg.PublicKeyOnly}
+	verifier := &loginVerifier{next: s.cfg.Verifier, checks: s.cfg.Checks, penalties: s.cfg.Penalties,
+		log: log, src: src, deadline: start.Add(s.cfg.LoginGraceTime), noPasswords: s.cfg.PublicKeyOnly}
 	keys := s.keys.Load()
 	hcfg := &handshake.ServerConfig{
 		HostKey:        keys.current,
@@ -312,25 +389,25 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		LoginGraceTime: s.cfg.LoginGraceTime,
 		Record:         s.cfg.Record,
 	}
-	start := time.Now()
 	sess, err := handshake.Server(ctx, c, hcfg)
 	release()
 	s.untrack(c)
 	if err != nil {
-		ev := PenaltyNoAuth
-		switch {
-		case verifier.failures > 0, errors.Is(err, handshake.ErrAuthFailed):
-			// The second: attempts used up by key signatures that did not
-			// verify, which never reach the verifier.
-			ev = PenaltyAuthFail
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			ev = PenaltyGraceExceeded
+		// A failed login was recorded when it happened.
+		if verifier.failures == 0 {
+			ev, why := PenaltyNoAuth, "noauth"
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				ev, why = PenaltyGraceExceeded, "grace time exceeded"
+			}
+			// A client that ends the connection on purpose before login
+			// (for example after refusing our host key) is not
+			// misbehaving much, but OpenSSH's noauth penalty applies to it
+			// as well.
+			s.cfg.Penalties.Record(src, ev)
+			log.Info("handshake failed", "err", err, "penalty", why)
+			return
 		}
-		// A client that ends the connection on purpose before login (for
-		// example after refusing our host key) is not misbehaving much,
-		// but OpenSSH's noauth penalty applies to it as well.
-		s.cfg.Penalties.Record(src, ev)
-		log.Info("handshake failed", "err", err, "auth_failures", verifier.failures)
+		log.Info("handshake failed", "err", err, "auth_failures", verifier.failures, "penalty", "authfail")
 		return
 	}
 	log = log.With("user", sess.User, "session", fmt.Sprintf("%x", sess.SessionID[:6]))

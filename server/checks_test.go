@@ -1,0 +1,225 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"runtime"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// acquireAsync starts an Acquire and reports its grant (or error) on the
+// returned channel. It waits until the call is queued or granted.
+func acquireAsync(t *testing.T, q *CheckQueue, ctx context.Context, src string) chan func() {
+	t.Helper()
+	granted := make(chan func(), 1)
+	go func() {
+		release, err := q.Acquire(ctx, netip.MustParseAddr(src))
+		if err != nil {
+			close(granted)
+			return
+		}
+		granted <- release
+	}()
+	synctest.Wait()
+	return granted
+}
+
+func isGranted(c chan func()) bool {
+	select {
+	case r, ok := <-c:
+		if ok {
+			c <- r // put it back for the caller
+		}
+		return ok
+	default:
+		return false
+	}
+}
+
+// TestCheckQueueOnePerSource: a source's second check waits for its first
+// even while a slot is free, the free slot goes to another source, and a
+// third check that would queue behind the waiting one is refused.
+func TestCheckQueueOnePerSource(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := &CheckQueue{Concurrency: 2, PerSource: 1}
+		ctx := context.Background()
+		a1 := acquireAsync(t, q, ctx, "192.0.2.1")
+		a2 := acquireAsync(t, q, ctx, "192.0.2.1")
+		if !isGranted(a1) || isGranted(a2) {
+			t.Fatalf("first check granted=%v, second=%v; want only the first", isGranted(a1), isGranted(a2))
+		}
+		if _, err := q.Acquire(ctx, netip.MustParseAddr("192.0.2.1")); !errors.Is(err, ErrSourceBusy) {
+			t.Fatalf("third check of a source with one waiting: %v, want ErrSourceBusy", err)
+		}
+		b1 := acquireAsync(t, q, ctx, "192.0.2.2")
+		if !isGranted(b1) {
+			t.Fatal("other source not given the free slot")
+		}
+		(<-a1)()
+		synctest.Wait()
+		if !isGranted(a2) {
+			t.Fatal("second check of the source not granted after the first ended")
+		}
+		(<-a2)()
+		(<-b1)()
+		if len(q.sources) != 0 || q.running != 0 {
+			t.Errorf("queue not empty after all checks: %d sources, %d running", len(q.sources), q.running)
+		}
+	})
+}
+
+// TestCheckQueueFairOrder: a free slot goes to the waiting source with
+// the lowest score (nearest to no penalty), and among equals to the one
+// served least recently, then to the one that came first.
+func TestCheckQueueFairOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		scores := map[netip.Prefix]time.Duration{
+			sourceBlock(netip.MustParseAddr("192.0.2.66")): 10 * time.Second,
+		}
+		q := &CheckQueue{Concurrency: 1, score: func(k netip.Prefix) time.Duration { return scores[k] }}
+		ctx := context.Background()
+		type waiter struct {
+			name string
+			c    chan func()
+		}
+		var waiting []waiter
+		add := func(name, src string) {
+			waiting = append(waiting, waiter{name, acquireAsync(t, q, ctx, src)})
+		}
+		runNext := func() string {
+			synctest.Wait()
+			var granted []waiter
+			for _, w := range waiting {
+				if isGranted(w.c) {
+					granted = append(granted, w)
+				}
+			}
+			if len(granted) != 1 {
+				t.Fatalf("%d checks running at once with Concurrency 1", len(granted))
+			}
+			(<-granted[0].c)()
+			waiting = slices.DeleteFunc(waiting, func(w waiter) bool { return w.name == granted[0].name })
+			return granted[0].name
+		}
+		add("x1", "192.0.2.9") // runs at once
+		add("x2", "192.0.2.9") // waits behind x1
+		add("p1", "192.0.2.66")
+		add("a1", "192.0.2.1")
+		add("b1", "192.0.2.2")
+		add("c1", "2001:db8::1")
+		var order []string
+		order = append(order, runNext()) // x1
+		order = append(order, runNext()) // a1: never served, first of a1 b1 c1
+		add("a2", "192.0.2.1")           // a was just served
+		for len(waiting) > 0 {
+			order = append(order, runNext())
+		}
+		// x2 waits behind sources never served; a2 behind x2, served
+		// before a1; p1, penalised, goes last.
+		want := []string{"x1", "a1", "b1", "c1", "x2", "a2", "p1"}
+		if !slices.Equal(order, want) {
+			t.Errorf("served %v, want %v", order, want)
+		}
+	})
+}
+
+// TestCheckQueueNoPerSourceCap: with PerSource 0 a source's checks all
+// wait their turn, one running at a time, none refused.
+func TestCheckQueueNoPerSourceCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := &CheckQueue{Concurrency: 2}
+		ctx := context.Background()
+		var cs []chan func()
+		for range 5 {
+			cs = append(cs, acquireAsync(t, q, ctx, "192.0.2.1"))
+		}
+		for i, c := range cs {
+			synctest.Wait()
+			for j, d := range cs[i:] {
+				if got := isGranted(d); got != (j == 0) {
+					t.Fatalf("check %d granted=%v while check %d is next", i+j, got, i)
+				}
+			}
+			(<-c)()
+		}
+	})
+}
+
+// TestCheckQueueExemptFirst: exempt checks go before all others and are
+// not held to one per source.
+func TestCheckQueueExemptFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		exempt, _ := ParsePrefixList([]string{"127.0.0.2"})
+		q := &CheckQueue{Concurrency: 2, Exempt: exempt}
+		ctx := context.Background()
+		h1 := acquireAsync(t, q, ctx, "192.0.2.1")
+		h2 := acquireAsync(t, q, ctx, "192.0.2.2")
+		other := acquireAsync(t, q, ctx, "192.0.2.3")
+		e1 := acquireAsync(t, q, ctx, "127.0.0.2")
+		e2 := acquireAsync(t, q, ctx, "127.0.0.2")
+		(<-h1)()
+		(<-h2)()
+		synctest.Wait()
+		if !isGranted(e1) || !isGranted(e2) || isGranted(other) {
+			t.Fatalf("exempt granted %v %v, other %v; want both exempt checks first, at once",
+				isGranted(e1), isGranted(e2), isGranted(other))
+		}
+		(<-e1)()
+		synctest.Wait()
+		if !isGranted(other) {
+			t.Fatal("waiting check not served once an exempt one ended")
+		}
+		(<-e2)()
+		(<-other)()
+	})
+}
+
+// TestCheckQueueWaitEndsWithContext: a queued check gives up when its
+// context's deadline (the login grace time) passes, and leaves nothing
+// behind that would hold up its source.
+func TestCheckQueueWaitEndsWithContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := &CheckQueue{Concurrency: 1}
+		hold := acquireAsync(t, q, context.Background(), "192.0.2.1")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		errc := make(chan error, 1)
+		go func() {
+			_, err := q.Acquire(ctx, netip.MustParseAddr("192.0.2.2"))
+			errc <- err
+		}()
+		synctest.Wait()
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		select {
+		case err := <-errc:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("queued check: %v, want context.DeadlineExceeded", err)
+			}
+		default:
+			t.Fatal("queued check still waiting after its deadline")
+		}
+		(<-hold)()
+		next := acquireAsync(t, q, context.Background(), "192.0.2.2")
+		if !isGranted(next) {
+			t.Fatal("the source's next check is held up by an abandoned one")
+		}
+		(<-next)()
+		if _, err := q.Acquire(ctx, netip.MustParseAddr("192.0.2.3")); err == nil {
+			t.Error("Acquire with an ended context succeeded")
+		}
+	})
+}
+
+// TestCheckQueueLeavesACore: by default checks use all cores but one.
+func TestCheckQueueLeavesACore(t *testing.T) {
+	q := &CheckQueue{}
+	n := runtime.GOMAXPROCS(0)
+	if got := q.limit(); got != max(1, n-1) {
+		t.Errorf("default concurrency %d with GOMAXPROCS %d, want %d", got, n, max(1, n-1))
+	}
+}
