@@ -166,10 +166,17 @@ wait_count "$work/serve.log" "authorized keys reloaded" 3 || fail "server did no
 grep -q "login method: publickey" "$work/py5.log" || fail "Python client did not log in by key: $(cat "$work/py5.log")"
 grep -q 'user=pyuser.*method="publickey SHA256:' "$work/serve.log" || fail "server did not log a key login for pyuser"
 echo "live_interop: key login ok"
+"$py" interop/negative_checks.py --host 127.0.0.1 --port "$port" --user pyuser \
+	--password-file "$work/py.pw" --fingerprint "$fp" --identity "$work/py_id" ||
+	fail "key replay check"
+# The replayed AUTH earned this source a failed-login penalty (5 s with
+# serve's defaults); the negative checks below earn more, and together they
+# would reach the refusal threshold. Let it drain first.
+sleep 6
 
 echo "--- negative checks"
 "$py" interop/negative_checks.py --host 127.0.0.1 --port "$port" --user pyuser \
-	--password-file "$work/py.pw" --fingerprint "$fp" --identity "$work/py_id"
+	--password-file "$work/py.pw" --fingerprint "$fp"
 grep -q 'session ended without close (truncated)' "$work/serve.log" ||
 	fail "server did not report the dropped connection as truncation"
 echo "live_interop: all checks passed"
