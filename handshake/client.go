@@ -318,7 +318,9 @@ func (hs *clientHandshake) login() error {
 				clear(pw)
 			}
 		case keyErr != nil && attempt == 1:
-			err = keyErr
+			// No key could sign and there is no password: a login
+			// failure (exit code 3 for connect), not a network one.
+			err = fmt.Errorf("%w: %w", ErrAuthFailed, keyErr)
 		default:
 			err = fmt.Errorf("%w: the server accepted no key and there is no password", ErrAuthFailed)
 		}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 
@@ -345,5 +346,16 @@ func TestKeysLeaveThePasswordAnAttempt(t *testing.T) {
 	}
 	if *asked != 1 || v.keyCallCount() != DefaultMaxAuthTries-1 {
 		t.Errorf("%d keys tried and the password asked %d times; want %d and 1", v.keyCallCount(), *asked, DefaultMaxAuthTries-1)
+	}
+}
+
+// TestNoKeyCanSign: keys that all fail to sign, and no password, are a
+// login failure that names the cause.
+func TestNoKeyCanSign(t *testing.T) {
+	ccfg, _ := keyClientConfig("alice", []crypto.Signer{failingSigner{testUserKey("alice")}})
+	cc, sc := tcpPipe(t)
+	c, _ := handshakePair(t, cc, sc, ccfg, serverConfig(newKeyVerifier()))
+	if !errors.Is(c.err, ErrAuthFailed) || !strings.Contains(c.err.Error(), "agent refused") {
+		t.Errorf("client: %v, want ErrAuthFailed naming the signing error", c.err)
 	}
 }
