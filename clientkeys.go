@@ -32,7 +32,8 @@ import (
 //     agent did not already offer it;
 //
 // and then the password. With --identity FILE only that key is tried (by
-// the agent if it holds it, so that its passphrase is not asked). Each key
+// the agent if it holds it, so that its passphrase is not asked); with
+// --identity none, none is. Each key
 // the server refuses uses one of the three attempts; while a password is
 // available the keys leave it the last one.
 
@@ -57,6 +58,9 @@ func userKeyFile() (string, error) {
 // loginKeys returns the keys to try, in the order above. notes gets a line
 // about each default key that is skipped.
 func loginKeys(identity string, pp identityPassphrase, notes io.Writer) ([]crypto.Signer, error) {
+	if identity == "none" {
+		return nil, nil
+	}
 	agentKeys, err := agentSigners(os.Getenv("SSH_AUTH_SOCK"))
 	if err != nil {
 		fmt.Fprintf(notes, "securechat: not using ssh-agent: %v\n", err)

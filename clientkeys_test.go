@@ -121,6 +121,9 @@ func TestLoginKeysOrder(t *testing.T) {
 		t.Fatalf("default keys: %d, %v", len(keys), err)
 	}
 
+	if keys, err := loginKeys("none", identityPassphrase{}, &notes); err != nil || len(keys) != 0 {
+		t.Errorf("--identity none: %d keys, %v", len(keys), err)
+	}
 	keys, err = loginKeys(own, identityPassphrase{}, &notes)
 	if err != nil || len(keys) != 1 || !bytes.Equal(keys[0].(ed25519.PrivateKey), ownKey) {
 		t.Fatalf("--identity: %d keys, %v", len(keys), err)
