@@ -30,7 +30,7 @@ func benchCommand() *cli.Command {
   throughput  one session's bulk MB/s through the secure channel, beside the
               raw transport and AES-256-CBC + HMAC-SHA-256 on one core
   handshake   handshakes/s per key exchange group beside crypto/tls 1.3, and
-              logins/s against a real creds store
+              logins/s against a real creds store, by password and by key
   fanout      N clients in one room, S senders: deliveries, loss, latency
   idle        N idle logged-in connections: what each costs the server
   storm       fan-out without and with a password storm from other
@@ -309,7 +309,7 @@ func benchHandshakeCommand() *cli.Command {
 			&cli.IntFlag{Name: "rounds", Value: 3, Usage: "the rows take turns this many times, so that background load falls on all alike"},
 			&cli.IntFlag{Name: "count", Value: 1_000_000, Usage: "bound on the handshakes of each row"},
 			&cli.StringFlag{Name: "kex", Value: "x25519,mlkem768x25519,ffdhe3072", Usage: "groups to measure"},
-			&cli.StringFlag{Name: "login", Value: "bench,default", Usage: "login rows: argon2id cost bench (m=64,t=1,p=1) and/or default; empty: none"},
+			&cli.StringFlag{Name: "login", Value: "bench,default,key", Usage: "login rows: password with argon2id cost bench (m=64,t=1,p=1) or default, and key (Ed25519 against an authorized keys file, compared with default); empty: none"},
 		}, benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
 			tr, err := benchTransport(c.String("transport"))
@@ -327,10 +327,10 @@ func benchHandshakeCommand() *cli.Command {
 			for _, l := range strings.Split(c.String("login"), ",") {
 				switch l = strings.TrimSpace(l); l {
 				case "":
-				case bench.LoginBench, bench.LoginDefault:
+				case bench.LoginBench, bench.LoginDefault, bench.LoginKey:
 					logins = append(logins, l)
 				default:
-					return usageError("--login %q: want bench, default or both", l)
+					return usageError("--login %q: want bench, default and/or key", l)
 				}
 			}
 			if n := c.Int("concurrency"); n < 1 || n > 4096 {

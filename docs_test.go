@@ -76,7 +76,8 @@ func TestBashCompletion(t *testing.T) {
 		want string // COMPREPLY, space-separated
 	}{
 		{"securechat se", "serve"},
-		{"securechat user ", "add passwd del role list"},
+		{"securechat user ", "add passwd del role list key"},
+		{"securechat user key ", "add del list"},
 		{"securechat user add --ad", "--admin"},
 		{"securechat serve --check --li", "--listen"},
 		// --creds takes a value, which is not mistaken for a command.

@@ -43,13 +43,16 @@ func serveCommand() *cli.Command {
 		Description: `Listens for securechat clients, authenticates them against the creds file
 and serves rooms, direct messages, presence and history. It prints the
 transport, address and host key fingerprint at start. SIGHUP reloads the
-creds file and the host keys (see keygen --next); SIGINT or SIGTERM tells
+creds file, the authorized keys file and the host keys (see keygen --next);
+SIGINT or SIGTERM tells
 everyone, closes every session and exits.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "check", Usage: "load and validate the configuration (flags, creds, host key, motd) and exit: 0 if serve would start, else the first problem"},
 			&cli.StringFlag{Name: "listen", Value: defaultListen, Usage: "address to listen on, `HOST:PORT`", EnvVars: []string{"SECURECHAT_LISTEN"}},
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
 			credsFlag(),
+			keysFlag(),
+			&cli.StringFlag{Name: "auth", Value: "any", Usage: "login methods accepted: any (password or key) or publickey (keys only)", EnvVars: []string{"SECURECHAT_AUTH"}},
 			stateDirFlag(),
 			&cli.StringFlag{Name: "kex", Usage: "allowed key exchange groups, comma-separated (default: mlkem768x25519,x25519; ffdhe3072 only if listed: it costs about 12 times the CPU of x25519)", EnvVars: []string{"SECURECHAT_KEX"}},
 			&cli.StringFlag{Name: "log-format", Usage: "log format, text|json (default: text on a terminal, json otherwise)", EnvVars: []string{"SECURECHAT_LOG_FORMAT"}},
@@ -106,6 +109,20 @@ func hubConfig(c *cli.Context, log *slog.Logger, motd string, isAdmin func(strin
 		HelloTimeout:       c.Duration("hello-timeout"),
 	}
 }
+
+// accountVerifier checks passwords against the creds file and keys
+// against the authorized keys file: a key login never waits for the
+// password hashing.
+type accountVerifier struct {
+	*credstore.Store
+	keys *credstore.KeyStore
+}
+
+func (v accountVerifier) VerifyPublicKey(ctx context.Context, user string, key ed25519.PublicKey) error {
+	return v.keys.VerifyPublicKey(ctx, user, key)
+}
+
+var _ handshake.PublicKeyVerifier = accountVerifier{}
 
 // defaultStateDir follows the XDG base directory rule for state.
 func defaultStateDir() (string, error) {
@@ -203,8 +220,13 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		log.Warn("not notifying the service manager", "err", err)
 	}
-	if len(store.Users()) == 0 {
-		log.Warn("the creds file has no accounts; nobody can log in", "creds", setup.credsFile)
+	keys := setup.keys
+	if len(store.Users()) == 0 && len(keys.Users()) == 0 {
+		log.Warn("the creds file has no accounts and there are no keys; nobody can log in",
+			"creds", setup.credsFile, "keys", keys.Path())
+	}
+	if setup.keysOnly && len(keys.Users()) == 0 {
+		log.Warn("--auth publickey, but the keys file has no keys yet; nobody can log in until it has", "keys", keys.Path())
 	}
 	pub := hostKey.Public().(ed25519.PublicKey)
 	if setup.hostKeyCreated {
@@ -237,7 +259,8 @@ func runServe(c *cli.Context) error {
 		Transport:      tr.Name(),
 		HostKey:        hostKey,
 		Groups:         setup.groups,
-		Verifier:       store,
+		Verifier:       accountVerifier{store, keys},
+		PublicKeyOnly:  setup.keysOnly,
 		IsAdmin:        isAdmin,
 		Hub:            hub,
 		Gate:           gate,
@@ -295,6 +318,16 @@ func runServe(c *cli.Context) error {
 			case <-hup:
 				tellManager(log, notifier.reloading())
 				reloadHostKeys(srv, setup.hostKeyFile, log)
+				if lost, err := keys.Reload(); err != nil {
+					log.Error("authorized keys reload failed; keeping the old keys", "err", err)
+				} else {
+					log.Info("authorized keys reloaded", "file", keys.Path(), "key_removed", lost)
+					// Like a reset password: whoever logged in with a key
+					// taken away must not stay.
+					for _, u := range lost {
+						hub.Disconnect(u, "a key of your account was removed")
+					}
+				}
 				diff, err := store.Reload()
 				// Ready again either way: a failed reload keeps the old
 				// accounts and the server goes on serving.

@@ -31,6 +31,8 @@ type serveSetup struct {
 	exempt    *server.PrefixList
 	credsFile string
 	store     *credstore.Store
+	keys      *credstore.KeyStore // the authorized keys file
+	keysOnly  bool                // --auth publickey
 	stateDir  string
 	// hostKey is nil under --check when there is no key yet: serve
 	// creates one at its first start.
@@ -86,6 +88,20 @@ func loadServeSetup(c *cli.Context, check bool) (*serveSetup, error) {
 			return nil, withCode(exitError, err, "create it with 'securechat user add NAME"+credsArg(c)+"'")
 		}
 		return nil, err
+	}
+	switch c.String("auth") {
+	case "any":
+	case "publickey":
+		s.keysOnly = true
+	default:
+		return nil, usageError("--auth %q: want any or publickey", c.String("auth"))
+	}
+	if s.keys, err = credstore.LoadKeys(keysPath(c, s.credsFile)); err != nil {
+		var me *credstore.KeysModeError
+		if errors.As(err, &me) {
+			return nil, withCode(exitError, err, "whoever may write the keys file may log in as anyone")
+		}
+		return nil, withCode(exitError, err, "")
 	}
 
 	if s.stateDir, err = stateDir(c); err != nil {

@@ -69,6 +69,17 @@ func TestServeCheck(t *testing.T) {
 			writeFile(t, w.creds, "# accounts\nnot an account\n", 0o600)
 			return w.args()
 		}, exitError, "creds.txt:2"},
+		{"keys file writable by others", func(t *testing.T, w *checkWorld) []string {
+			writeFile(t, filepath.Join(w.dir, "creds.keys"), "", 0o622)
+			return w.args()
+		}, exitError, "creds.keys: permissions 0622 are too open"},
+		{"keys line broken", func(t *testing.T, w *checkWorld) []string {
+			writeFile(t, filepath.Join(w.dir, "creds.keys"), "# keys\nalice ssh-rsa AAAA\n", 0o600)
+			return w.args()
+		}, exitError, "creds.keys:2: ssh-rsa keys are not supported"},
+		{"auth method unknown", func(t *testing.T, w *checkWorld) []string {
+			return w.args("--auth", "password")
+		}, exitUsage, `--auth "password": want any or publickey`},
 		{"host key readable by others", func(t *testing.T, w *checkWorld) []string {
 			os.Chmod(w.hostKey, 0o640)
 			return w.args()

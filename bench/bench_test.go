@@ -338,6 +338,27 @@ func TestHandshakeSmoke(t *testing.T) {
 	}
 }
 
+// TestHandshakeKeyLoginRow: the key login row logs in by key against an
+// authorized keys file, and is compared with the handshake without login
+// when the default-cost password row does not run.
+func TestHandshakeKeyLoginRow(t *testing.T) {
+	rep, err := RunHandshake(context.Background(), HandshakeConfig{
+		Concurrency: 2, Duration: 200 * time.Millisecond, MaxCount: 50,
+		Groups: []handshake.Group{handshake.GroupX25519},
+		Logins: []string{LoginKey},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := rep.Rows[len(rep.Rows)-1]
+	if last.Name != RowKeyLogin(handshake.GroupX25519) || last.Count == 0 || last.Errors != 0 {
+		t.Fatalf("key login row: %+v (first error %q)", last, last.FirstError)
+	}
+	if last.Baseline != RowHandshake(handshake.GroupX25519) || last.Ratio <= 0 {
+		t.Errorf("key login baseline %q, ratio %g", last.Baseline, last.Ratio)
+	}
+}
+
 func TestParseStatCPU(t *testing.T) {
 	// A command name with spaces and a parenthesis, then fields 3 to 17.
 	stat := "42 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0\n"

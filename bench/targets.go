@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"securechat/credstore"
 	"securechat/handshake"
 	"securechat/transport"
 )
@@ -49,6 +50,7 @@ const (
 	targetQUICBulkRatio    = 0.6
 	targetX25519Ratio      = 1.25
 	targetHybridRatio      = 1.0
+	targetKeyLoginRatio    = 20 // key logins per default-cost password login (user keys issue)
 	targetP99              = 50 * time.Millisecond
 	targetDeliveriesPerSec = 165_000
 	targetIdleKiBPerConn   = 40
@@ -142,7 +144,7 @@ func RunTargets(ctx context.Context, cfg TargetsConfig) (*TargetsReport, error) 
 
 	// 4: handshakes.
 	hs, err := RunHandshake(ctx, HandshakeConfig{Concurrency: targetHandshakeConc, Duration: d(targetHandshakeTime),
-		Logins: []string{LoginBench, LoginDefault}, Progress: cfg.Progress})
+		Logins: []string{LoginBench, LoginDefault, LoginKey}, Progress: cfg.Progress})
 	if err != nil {
 		fail("handshake", err)
 	}
@@ -167,6 +169,11 @@ func RunTargets(ctx context.Context, cfg TargetsConfig) (*TargetsReport, error) 
 			Goal:     fmt.Sprintf("≥ %.2f× crypto/tls 1.3 hybrid", targetHybridRatio),
 			Measured: fmt.Sprintf("%.0f/s", h.PerSecond), Baseline: fmt.Sprintf("%.0f/s crypto/tls X25519MLKEM768", th.PerSecond),
 			Ratio: h.Ratio, Met: h.Ratio >= targetHybridRatio && h.Errors == 0})
+		k, pw := row(RowKeyLogin(handshake.GroupX25519)), row(RowLogin(handshake.GroupX25519, LoginDefault, credstore.DefaultParams))
+		rep.set(TargetResult{ID: 4, Name: "key logins/s, x25519, with the server's key check",
+			Goal:     fmt.Sprintf("≥ %d× default-cost password logins/s", targetKeyLoginRatio),
+			Measured: fmt.Sprintf("%.0f/s", k.PerSecond), Baseline: fmt.Sprintf("%.0f/s password logins, default argon2id", pw.PerSecond),
+			Ratio: k.Ratio, Met: k.Ratio >= targetKeyLoginRatio && k.Errors == 0 && pw.Errors == 0})
 	}
 
 	// 5-6: fan-out on both transports, then saturation over TCP.
