@@ -1,0 +1,63 @@
+package main
+
+import (
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"securechat/chat"
+	"securechat/chatstore"
+	"securechat/store"
+)
+
+// chatDBFile is the chat database in the state directory, beside the host key.
+const chatDBFile = "chat.db"
+
+// storeFlags are the serve flags of the chat database.
+func storeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "store", Value: "sqlite", Usage: "where the chat state is kept: sqlite (chat.db in the state directory, kept across restarts) or memory (forgotten at exit)", EnvVars: []string{"SECURECHAT_STORE"}},
+		&cli.DurationFlag{Name: "history-retention", Usage: "delete stored messages older than this (0: keep)", EnvVars: []string{"SECURECHAT_HISTORY_RETENTION"}},
+		&cli.IntFlag{Name: "history-max", Usage: "stored messages kept per room, the newest (0: no limit)", EnvVars: []string{"SECURECHAT_HISTORY_MAX"}},
+	}
+}
+
+// openChatStore opens the chat database the flags ask for. The caller
+// closes it after the hub has stopped. It is also the check serve --check
+// makes of the database: it fails, naming the file, on a full disk or a
+// database it cannot write.
+func openChatStore(c *cli.Context, stateDir string, log *slog.Logger) (*store.Store, error) {
+	if c.Int("history-max") < 0 || c.Duration("history-retention") < 0 {
+		return nil, usageError("--history-max and --history-retention must not be negative")
+	}
+	opts := &store.Options{
+		Logger:     log,
+		Retention:  c.Duration("history-retention"),
+		MaxPerRoom: c.Int("history-max"),
+	}
+	switch c.String("store") {
+	case "memory":
+		log.Warn("chat state is kept in memory only: a restart forgets it")
+		return store.OpenMemory(opts), nil
+	case "sqlite":
+		path := filepath.Join(stateDir, chatDBFile)
+		start := time.Now()
+		st, err := store.Open(path, opts)
+		if err != nil {
+			return nil, withCode(exitError, err, "or run with --store memory to keep the chat state in memory only")
+		}
+		log.Info("chat database opened", "file", path, "took", time.Since(start).Round(time.Millisecond))
+		return st, nil
+	}
+	return nil, usageError("--store %q: want sqlite or memory", c.String("store"))
+}
+
+// withStore sets the hub's store and the account check that lets direct
+// messages wait for an offline account.
+func withStore(cfg *chat.Config, st *store.Store, userExists func(string) bool) *chat.Config {
+	cfg.Store = chatstore.New(st)
+	cfg.UserExists = userExists
+	return cfg
+}
