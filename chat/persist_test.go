@@ -72,7 +72,9 @@ func login(t *testing.T, h *chat.Hub, name string, rooms ...string) *client {
 	t.Helper()
 	c := &client{t: t, name: name, done: make(chan error, 1),
 		conn: &pipeConn{in: make(chan []byte, 64), events: make(chan *chat.Event, 4096), closed: make(chan struct{})}}
-	go func() { c.done <- h.Serve(context.Background(), c.conn, chat.Identity{User: name, Admin: name == "admin"}) }()
+	go func() {
+		c.done <- h.Serve(context.Background(), c.conn, chat.Identity{User: name, Admin: name == "admin"})
+	}()
 	c.send(&chat.Request{Type: chat.TypeHello, ID: "h", V: 1, Rooms: rooms})
 	c.welcome = c.wait(func(e *chat.Event) bool { return e.Type == chat.TypeWelcome || e.Type == chat.TypeError })
 	return c
@@ -430,4 +432,3 @@ func (s *slowStore) Append(m chat.StoredMessage, done func(error)) error {
 		go func() { <-s.release; done(err) }()
 	})
 }
-
