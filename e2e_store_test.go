@@ -105,6 +105,36 @@ func TestE2EStoredStateSurvivesRestart(t *testing.T) {
 	}
 }
 
+// TestE2EUserDelDeletesDirectMessages: user del removes an account's
+// direct messages from the database, on both sides of the conversation.
+func TestE2EUserDelDeletesDirectMessages(t *testing.T) {
+	t.Parallel()
+	e := newE2EEnv(t)
+	state := filepath.Join(e.dir, "state")
+	s := e.serve("tcp", "127.0.0.1:0", state, "--flood-rate", "-1")
+	bob := s.heldClient("bob")
+	alice := s.client("alice", []string{"/msg bob a secret for bob"})
+	alice.expectExit(exitOK)
+	bob.expect("[dm] alice -> bob: a secret for bob")
+	bob.closeStdin()
+	bob.expectExit(exitOK)
+	before := s.client("alice", []string{"/history bob"})
+	before.expectExit(exitOK)
+	before.waitAny("(history) alice -> bob: a secret for bob")
+
+	out, stderr, code := e.run("user", "del", "--creds", e.creds, "--state-dir", state, "bob")
+	if code != 0 || !strings.Contains(out, "deleted the direct messages of bob") {
+		t.Fatalf("user del: exit %d\n%s\n%s", code, out, stderr)
+	}
+	after := s.client("alice", []string{"/history bob"})
+	after.expectExit(exitOK)
+	after.waitAny("no earlier messages in your direct messages with bob")
+	if after.countLines("a secret for bob") != 0 {
+		t.Error("the deleted account's direct message is still in alice's history")
+	}
+	s.stop()
+}
+
 var killRounds = flag.Int("kill-rounds", 2, "TestE2EKillUnderLoad: how many times the server is killed under load (20 for the full check)")
 
 // TestE2EKillUnderLoad kills the server with SIGKILL while a client sends

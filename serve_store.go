@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -60,4 +63,34 @@ func withStore(cfg *chat.Config, st *store.Store, userExists func(string) bool) 
 	cfg.Store = chatstore.New(st)
 	cfg.UserExists = userExists
 	return cfg
+}
+
+// deleteStoredUser deletes what the chat database keeps of an account that
+// was just deleted: its direct messages, sent and received (deleted, not
+// anonymised), its queue, its rooms and read positions. Its room messages
+// stay. A state directory without a database has nothing to delete. A
+// running server may hold the database: SQLite lets both write, one at a
+// time.
+func deleteStoredUser(c *cli.Context, name string) error {
+	dir, err := stateDir(c)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, chatDBFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	st, err := store.Open(path, nil)
+	if err != nil {
+		return fmt.Errorf("the account is deleted, but not its direct messages: %w", err)
+	}
+	if err := st.DeleteUser(name); err != nil {
+		st.Close()
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("deleting the direct messages of %s: %w", name, err)
+	}
+	fmt.Fprintf(c.App.Writer, "securechat: deleted the direct messages of %s from %s\n", name, path)
+	return nil
 }

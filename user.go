@@ -271,7 +271,7 @@ func userDel(c *cli.Context) error {
 		return err
 	}
 	userDone(c, path, wasOpen, "deleted %s from %s", name, path)
-	return nil
+	return deleteStoredUser(c, name)
 }
 
 func userRole(c *cli.Context) error {
