@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +19,7 @@ import (
 	"securechat/chat"
 	"securechat/cipher"
 	"securechat/handshake"
+	"securechat/store"
 	"securechat/transport"
 )
 
@@ -223,6 +226,7 @@ func TestE2EKillUnderLoad(t *testing.T) {
 type e2eClient struct {
 	t    *testing.T
 	sess *handshake.Session
+	seq  int
 }
 
 func e2eChatClient(t *testing.T, s *e2eServer, user string) *e2eClient {
@@ -341,4 +345,124 @@ func (e *e2eEnv) addUser(u string) {
 		"--argon2-params", e2eArgon2, u); code != 0 {
 		e.t.Fatalf("user add %s: exit %d\n%s", u, code, stderr)
 	}
+}
+
+var store1M = flag.Int("store-messages", 0, "TestE2EStoreLarge: stored messages to measure the server with (1000000 for the BENCHMARKS.md figures; 0 skips)")
+
+// TestE2EStoreLarge fills a database with -store-messages messages in 100
+// rooms, starts the real server on it and measures, end to end over TCP:
+// the time from start to serving, /history 50 pages that the store must
+// answer, /search over 50 rooms, and the database size per message. It
+// logs the figures and asserts only that every answer came.
+func TestE2EStoreLarge(t *testing.T) {
+	if *store1M <= 0 {
+		t.Skip("give -store-messages N to run it")
+	}
+	e := newE2EEnv(t)
+	e.addUser("k0")
+	state := filepath.Join(e.dir, "state")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dbPath := filepath.Join(state, "chat.db")
+	st, err := store.Open(dbPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := strings.Fields("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu")
+	r := rand.New(rand.NewPCG(1, 2))
+	start := time.Now()
+	base := time.Now().Add(-24 * time.Hour)
+	for id := 1; id <= *store1M; {
+		var b strings.Builder
+		for i := range 4 + r.IntN(8) {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(words[int(r.ExpFloat64()*4)%len(words)])
+		}
+		room := fmt.Sprintf("#room%d", r.IntN(100))
+		if id%10 == 0 {
+			room = "#general"
+		}
+		m := store.Message{ID: uint64(id), Time: base.Add(time.Duration(id) * time.Millisecond), Kind: store.KindMsg,
+			Room: room, From: "k0", Text: b.String()}
+		switch err := st.Append(m, nil); {
+		case errors.Is(err, store.ErrBacklog):
+			st.Sync()
+			continue
+		case err != nil:
+			t.Fatal(err)
+		}
+		id++
+	}
+	for i := range 100 {
+		st.AddRoom(fmt.Sprintf("#room%d", i))
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fill := time.Since(start)
+	var size int64
+	for _, f := range []string{"chat.db", "chat.db-wal"} {
+		if fi, err := os.Stat(filepath.Join(state, f)); err == nil {
+			size += fi.Size()
+		}
+	}
+
+	t0 := time.Now()
+	s := e.serve("tcp", "127.0.0.1:0", state, "--flood-rate", "-1")
+	startup := time.Since(t0)
+	c := e2eChatClient(t, s, "k0")
+	c.sess.SetReadDeadline(time.Now().Add(5 * time.Minute))
+	for i := range 49 {
+		c.roundTrip(&chat.Request{Type: chat.TypeCmd, Cmd: "join", Room: fmt.Sprintf("#room%d", i)})
+	}
+	var hist, search []time.Duration
+	for i := range 300 {
+		before := 1 + r.IntN(*store1M)
+		d := c.roundTrip(&chat.Request{Type: chat.TypeCmd, Cmd: "history", Room: "#general",
+			Args: []string{"before", strconv.Itoa(before), "50"}})
+		hist = append(hist, d)
+		if i%3 == 0 {
+			q := words[r.IntN(8)] + " " + words[8+r.IntN(8)]
+			search = append(search, c.roundTrip(&chat.Request{Type: chat.TypeCmd, Cmd: "search", Args: []string{q}}))
+		}
+	}
+	s.stop()
+	t.Logf("%d messages: filled through the store in %v; %.0f bytes per message (chat.db + wal %d MiB)",
+		*store1M, fill.Round(time.Millisecond), float64(size)/float64(*store1M), size>>20)
+	t.Logf("serve start-up to the serving line: %v", startup.Round(time.Millisecond))
+	t.Logf("/history 50 (from the store), %d requests: %s", len(hist), percentiles(hist))
+	t.Logf("/search, two words, 50 rooms, %d requests: %s", len(search), percentiles(search))
+}
+
+// roundTrip sends r and waits for its ack; it returns how long that took.
+func (c *e2eClient) roundTrip(r *chat.Request) time.Duration {
+	c.t.Helper()
+	c.seq++
+	r.ID = fmt.Sprintf("rt-%d", c.seq)
+	start := time.Now()
+	if err := c.send(r); err != nil {
+		c.t.Fatal(err)
+	}
+	for {
+		ev, err := c.next()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if ev.ID == r.ID && ev.Type == chat.TypeError {
+			c.t.Fatalf("%s: %s %s", r.Cmd, ev.Code, ev.Text)
+		}
+		if ev.ID == r.ID && ev.Type == chat.TypeAck {
+			return time.Since(start)
+		}
+	}
+}
+
+func percentiles(ds []time.Duration) string {
+	slices.Sort(ds)
+	at := func(p float64) time.Duration { return ds[min(len(ds)-1, int(p*float64(len(ds))))] }
+	return fmt.Sprintf("p50 %v, p99 %v, max %v", at(0.5).Round(10*time.Microsecond),
+		at(0.99).Round(10*time.Microsecond), ds[len(ds)-1].Round(10*time.Microsecond))
 }
