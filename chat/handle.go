@@ -437,9 +437,10 @@ func (h *Hub) hello(s *session, req *Request) {
 		h.announceJoin(u, r)
 		h.tellNews(s, r)
 	}
-	if s.p != nil && len(s.p.pending) > 0 {
+	if s.p != nil {
 		h.deliverPending(s, s.p.pending)
 		s.p.pending = nil
+		h.morePending(s)
 	}
 	h.log.Info("chat: login", "user", u.name, "session", s.id, "sessions", len(u.sessions),
 		"client", truncateUTF8(SanitizeText(req.Client), 64))
@@ -638,6 +639,7 @@ func (h *Hub) queueDM(s *session, id, to, text string) {
 		h.send(t, b)
 	}
 	h.sendEvent(s, h.newMsg(KindNotice, "", "", "", to+" is offline: the message is queued and will be delivered at their next login"))
+	h.queuedFor[to] = e.MID
 	h.log.Debug("chat: direct message queued", "from", u.name, "to", to, "mid", e.MID, "text", text)
 	h.persist(s, id, e, true)
 }

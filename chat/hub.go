@@ -286,6 +286,7 @@ type Hub struct {
 	posted     posted
 	savedMID   uint64            // the last id given to store.SetLastID
 	delivered  map[string]uint64 // per account: queued DMs delivered through this id
+	queuedFor  map[string]uint64 // per offline account: the last DM queued for it
 }
 
 type op struct {
@@ -360,6 +361,7 @@ func Start(cfg *Config) (*Hub, error) {
 		store:       cfg.Store,
 		userExists:  cfg.UserExists,
 		delivered:   make(map[string]uint64),
+		queuedFor:   make(map[string]uint64),
 	}
 	h.posted.wake = make(chan struct{}, 1)
 	h.enc = json.NewEncoder(&h.encBuf)

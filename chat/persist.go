@@ -369,7 +369,7 @@ func (h *Hub) tellNews(s *session, r *room) {
 	}
 	nw := s.p.news[r.name]
 	// The ring is exact when it reaches back to the last-read message.
-	if r.history.oldest != nil && r.history.oldest.e.MID <= id+1 {
+	if r.history.oldest != nil && r.history.oldest.e.MID <= id {
 		nw.count = 0
 		for x := r.history.newest; x != nil && x.e.MID > id; x = x.prev {
 			nw.count++
@@ -412,11 +412,26 @@ func (h *Hub) deliverPending(s *session, msgs []StoredMessage) {
 		h.send(s, b)
 	}
 	h.storeErr("delivered", h.store.Delivered(u.name, last))
-	if len(msgs) < pendingPage {
-		return
+	if len(msgs) == pendingPage {
+		h.fetchPending(u.name) // a long queue: the next page
 	}
-	// A long queue: read the next page once the delivery is committed.
-	name := u.name
+}
+
+// morePending fetches what was queued for s's account after its login read
+// the queue (a message sent to it while it was logging in).
+func (h *Hub) morePending(s *session) {
+	name := s.user.name
+	if q, ok := h.queuedFor[name]; ok {
+		delete(h.queuedFor, name)
+		if q > h.delivered[name] {
+			h.fetchPending(name)
+		}
+	}
+}
+
+// fetchPending reads the account's queue again, once what was delivered so
+// far is committed, and delivers the rest to one of its sessions.
+func (h *Hub) fetchPending(name string) {
 	go func() {
 		if err := h.store.Sync(); err != nil {
 			return
