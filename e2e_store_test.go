@@ -466,3 +466,26 @@ func percentiles(ds []time.Duration) string {
 	return fmt.Sprintf("p50 %v, p99 %v, max %v", at(0.5).Round(10*time.Microsecond),
 		at(0.99).Round(10*time.Microsecond), ds[len(ds)-1].Round(10*time.Microsecond))
 }
+
+// TestE2EStoreUnusableAtStart: a database the server cannot open stops it
+// at start with an error naming the file, before it listens.
+func TestE2EStoreUnusableAtStart(t *testing.T) {
+	t.Parallel()
+	e := newE2EEnv(t)
+	state := filepath.Join(e.dir, "state")
+	// A directory where the database file should be: no SQLite can use it.
+	if err := os.MkdirAll(filepath.Join(state, "chat.db"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := e.start("server", "", "serve", "--listen", "127.0.0.1:0", "--creds", e.creds, "--state-dir", state)
+	if code := p.exit(); code != exitError {
+		t.Fatalf("serve on an unusable database: exit %d, want %d", code, exitError)
+	}
+	errText := p.stderr()
+	if !strings.Contains(errText, filepath.Join(state, "chat.db")) || !strings.Contains(errText, "--store memory") {
+		t.Errorf("the error does not name the database and the way out:\n%s", errText)
+	}
+	if strings.Contains(p.stdout(), "serving") {
+		t.Error("the server listened although its database is unusable")
+	}
+}
