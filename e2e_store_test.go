@@ -67,13 +67,15 @@ func TestE2EStoredStateSurvivesRestart(t *testing.T) {
 			dave.waitAnyIn(dave.err, "banned")
 
 			// The queued DM, marked, and the mute.
-			bob := s.client("bob", []string{"muted words"})
+			bob := s.client("bob", []string{"muted words", "/history carol"})
 			bob.expectExit(exitError) // the refused line
 			bob.waitAny("arrived while you were offline")
 			bob.waitAny("[dm] carol -> bob: queued for you")
 			bob.waitAny("muted")
-			if n := bob.countLines("queued for you"); n != 1 {
-				t.Errorf("bob saw the queued DM %d times, want once", n)
+			// Once delivered, and once more from the conversation's history.
+			bob.waitAny("[dm] (history) carol -> bob: queued for you")
+			if n := bob.countLines("queued for you"); n != 2 {
+				t.Errorf("bob saw the queued DM %d times, want once live and once in /history", n)
 			}
 
 			// MOTD, the rejoined room with its topic and history, paging
@@ -100,6 +102,8 @@ func TestE2EStoredStateSurvivesRestart(t *testing.T) {
 			alice = s.client("alice", []string{"/rooms"})
 			alice.expectExit(exitOK)
 			alice.waitAny("1 new message(s) in #general since")
+			// The room list, with the topic of a room alice is not in.
+			alice.waitAny("#rust (0): the rusty topic")
 			if n := alice.countLines("new message(s) in #rust"); n != 0 {
 				t.Errorf("alice got news of #rust, a room she was never in")
 			}

@@ -399,12 +399,21 @@ func (h *Hub) hello(s *session, req *Request) {
 	}
 	if first {
 		// The rooms the account was in before come back, beside those
-		// the client names.
+		// the client names. They are joined first: a client takes the
+		// last room it sees itself join as its current one, and that
+		// should be the room it asked for (or the default room).
+		var back []string
 		for _, name := range s.p.rejoinRooms() {
-			if name = foldName(name); ValidRoom(name) && !slices.Contains(want, name) {
-				want = append(want, name)
+			if name = foldName(name); ValidRoom(name) && !slices.Contains(want, name) && !slices.Contains(back, name) {
+				back = append(back, name)
 			}
 		}
+		if len(want) == 0 {
+			if i := slices.Index(back, h.cfg.defaultRoom); i >= 0 {
+				back = append(slices.Delete(back, i, i+1), h.cfg.defaultRoom)
+			}
+		}
+		want = append(back, want...)
 	}
 	if first && len(want) == 0 {
 		want = append(want, h.cfg.defaultRoom)
