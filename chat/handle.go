@@ -389,7 +389,7 @@ func (h *Hub) hello(s *session, req *Request) {
 	// The rooms the client names replace the default room: a user who
 	// asked for #lobby is in #lobby alone, and a reconnecting client gets
 	// back exactly the rooms it was in.
-	var want []string
+	var want, rejoined []string
 	for _, name := range req.Rooms {
 		if name = foldName(name); ValidRoom(name) {
 			want = append(want, name)
@@ -399,20 +399,17 @@ func (h *Hub) hello(s *session, req *Request) {
 	}
 	if first {
 		// The rooms the account was in before come back, beside those
-		// the client names. They are joined first: a client takes the
-		// last room it sees itself join as its current one, and that
-		// should be the room it asked for (or the default room).
+		// the client names. Its own sessions learn of them from the
+		// welcome and the room events, not from a join event: a client
+		// takes a room it sees itself join as its current one, which
+		// should stay the room it asked for.
 		var back []string
 		for _, name := range s.p.rejoinRooms() {
 			if name = foldName(name); ValidRoom(name) && !slices.Contains(want, name) && !slices.Contains(back, name) {
 				back = append(back, name)
 			}
 		}
-		if len(want) == 0 {
-			if i := slices.Index(back, h.cfg.defaultRoom); i >= 0 {
-				back = append(slices.Delete(back, i, i+1), h.cfg.defaultRoom)
-			}
-		}
+		rejoined = back
 		want = append(back, want...)
 	}
 	if first && len(want) == 0 {
@@ -443,7 +440,11 @@ func (h *Hub) hello(s *session, req *Request) {
 		h.sendRoomState(s, r)
 	}
 	for _, r := range joined {
-		h.announceJoin(u, r)
+		if slices.Contains(rejoined, r.name) {
+			h.announceRejoin(u, r)
+		} else {
+			h.announceJoin(u, r)
+		}
 		h.tellNews(s, r)
 	}
 	if s.p != nil {
@@ -517,6 +518,22 @@ func (h *Hub) announceJoin(u *user, r *room) {
 		h.sendRoomState(s, r)
 	}
 	h.broadcast(r, h.newMsg(KindJoin, r.name, u.name, "", ""))
+}
+
+// announceRejoin is announceJoin for a room u comes back to from its last
+// session: the other members get the join event, u's sessions only the
+// room's state and history.
+func (h *Hub) announceRejoin(u *user, r *room) {
+	for _, s := range u.sessions {
+		h.sendRoomState(s, r)
+	}
+	b := h.encode(h.newMsg(KindJoin, r.name, u.name, "", ""))
+	r.lastActive = h.now
+	for _, s := range r.sessions() {
+		if s.user != u {
+			h.send(s, b)
+		}
+	}
 }
 
 // sendRoomState sends s the room event(s) for r, then r's recent history
