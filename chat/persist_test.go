@@ -282,6 +282,11 @@ func TestStoreStateSurvivesNewHub(t *testing.T) {
 	if topic != "ownership" {
 		t.Errorf("topic of #rust after restart = %q", topic)
 	}
+	for _, e := range got {
+		if e.Kind == chat.KindJoin && e.From == "admin" {
+			t.Errorf("admin's session was sent its own join of %s, a rejoined room", e.Room)
+		}
+	}
 	if h := texts(got, chat.KindMsg); len(h) == 0 || h[0] != "first" {
 		t.Errorf("replayed history %q, want it to start with the stored message", h)
 	}
