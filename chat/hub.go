@@ -287,6 +287,9 @@ type Hub struct {
 	savedMID   uint64            // the last id given to store.SetLastID
 	delivered  map[string]uint64 // per account: queued DMs delivered through this id
 	queuedFor  map[string]uint64 // per offline account: the last DM queued for it
+
+	notStoredLogged time.Time // when logNotStored last logged
+	notStoredQuiet  int       // failures not logged since
 }
 
 type op struct {

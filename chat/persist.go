@@ -163,8 +163,23 @@ func eventOf(m StoredMessage) *Event {
 func (h *Hub) storeErr(what string, err error) {
 	if err != nil {
 		h.stats.NotStored++
-		h.log.Error("chat: not stored", "change", what, "err", err)
+		h.logNotStored("chat: not stored", "change", what, "err", err)
 	}
+}
+
+// logNotStored logs a failed write at error level, at most one a second:
+// a full disk under load fails every message, and the log must stay
+// readable. The next line says how many were left out.
+func (h *Hub) logNotStored(msg string, args ...any) {
+	if !h.notStoredLogged.IsZero() && h.now.Sub(h.notStoredLogged) < time.Second {
+		h.notStoredQuiet++
+		return
+	}
+	if h.notStoredQuiet > 0 {
+		args = append(args, "not_logged_before", h.notStoredQuiet)
+	}
+	h.notStoredLogged, h.notStoredQuiet = h.now, 0
+	h.log.Error(msg, args...)
 }
 
 // posted is the queue of functions other goroutines (store callbacks,
@@ -322,7 +337,7 @@ func (h *Hub) persist(s *session, id string, e *Event, queued bool) {
 func (h *Hub) committed(s *session, x *answerSlot, id string, mid uint64, err error) {
 	if err != nil {
 		h.stats.NotStored++
-		h.log.Error("chat: message not stored", "mid", mid, "user", s.name, "err", err)
+		h.logNotStored("chat: message not stored", "mid", mid, "user", s.name, "err", err)
 		e := &Event{Type: TypeError, ID: id, Code: CodeNotStored, MID: mid,
 			Text: fmt.Sprintf("message %d was delivered to those online but not stored: %s", mid, storeReason(err))}
 		if x == nil {
