@@ -32,13 +32,9 @@ func storeFlags() []cli.Flag {
 // makes of the database: it fails, naming the file, on a full disk or a
 // database it cannot write.
 func openChatStore(c *cli.Context, stateDir string, log *slog.Logger) (*store.Store, error) {
-	if c.Int("history-max") < 0 || c.Duration("history-retention") < 0 {
-		return nil, usageError("--history-max and --history-retention must not be negative")
-	}
-	opts := &store.Options{
-		Logger:     log,
-		Retention:  c.Duration("history-retention"),
-		MaxPerRoom: c.Int("history-max"),
+	opts, err := chatStoreOptions(c, log)
+	if err != nil {
+		return nil, err
 	}
 	switch c.String("store") {
 	case "memory":
@@ -55,6 +51,23 @@ func openChatStore(c *cli.Context, stateDir string, log *slog.Logger) (*store.St
 		return st, nil
 	}
 	return nil, usageError("--store %q: want sqlite or memory", c.String("store"))
+}
+
+// chatStoreOptions are the store's settings from the serve flags.
+func chatStoreOptions(c *cli.Context, log *slog.Logger) (*store.Options, error) {
+	if c.Int("history-max") < 0 || c.Duration("history-retention") < 0 {
+		return nil, usageError("--history-max and --history-retention must not be negative")
+	}
+	switch c.String("store") {
+	case "sqlite", "memory":
+	default:
+		return nil, usageError("--store %q: want sqlite or memory", c.String("store"))
+	}
+	return &store.Options{
+		Logger:     log,
+		Retention:  c.Duration("history-retention"),
+		MaxPerRoom: c.Int("history-max"),
+	}, nil
 }
 
 // withStore sets the hub's store and the account check that lets direct
