@@ -217,7 +217,6 @@ func (h *Hub) broadcast(r *room, e *Event) {
 	b := h.encode(e)
 	if b != nil && (e.Kind == KindMsg || e.Kind == KindMe || e.Kind == KindTopic) {
 		h.keep(r, e, len(b)+histEntryOverhead)
-		r.lastMID = e.MID
 	}
 	r.lastActive = h.now
 	for _, s := range r.sessions() {

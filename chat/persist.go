@@ -244,6 +244,11 @@ func (h *Hub) preload(name string) *persistState {
 	if h.store == nil || !ValidUser(name) {
 		return p
 	}
+	// What the account's last session changed (its rooms, where it
+	// stopped reading) may still be on its way to the disk.
+	if err := h.store.Sync(); err != nil {
+		h.log.Error("chat: waiting for the store", "user", name, "err", err)
+	}
 	var err error
 	if p.rooms, err = h.store.Rooms(name); err != nil {
 		h.log.Error("chat: reading the account's rooms", "user", name, "err", err)
@@ -262,7 +267,8 @@ func (h *Hub) preload(name string) *persistState {
 			continue
 		}
 		nw := news{count: n}
-		if last, err := h.store.History(room, id+1, 1); err == nil && len(last) == 1 && last[0].ID == id {
+		// The last message of the room the user had seen.
+		if last, err := h.store.History(room, id+1, 1); err == nil && len(last) == 1 {
 			nw.since = last[0].Time
 		}
 		p.news[room] = nw
@@ -464,12 +470,13 @@ func (h *Hub) fetchPending(name string) {
 	}()
 }
 
-// saveRead records where u stopped reading r: its newest kept message.
+// saveRead records that u has seen r up to now: every message with an id
+// up to the hub's last was delivered to u while it was in r.
 func (h *Hub) saveRead(u *user, r *room) {
-	if h.store == nil || r.lastMID == 0 {
+	if h.store == nil {
 		return
 	}
-	h.storeErr("last read", h.store.SetLastRead(u.name, r.name, r.lastMID))
+	h.storeErr("last read", h.store.SetLastRead(u.name, r.name, h.lastMID))
 }
 
 // saveLastID keeps the store's id counter above ids given to events it

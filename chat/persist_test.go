@@ -437,3 +437,32 @@ func (s *slowStore) Append(m chat.StoredMessage, done func(error)) error {
 		go func() { <-s.release; done(err) }()
 	})
 }
+
+// A user who logs in after a restart and reads a room's news is not told
+// the same news at the next login.
+func TestStoreNewsOnceAfterRestart(t *testing.T) {
+	s := memStore(t)
+	h := storedHub(t, chatstore.New(s), nil)
+	alice := login(t, h, "alice")
+	alice.quit()
+	bob := login(t, h, "bob")
+	bob.do(&chat.Request{Type: chat.TypeMsg, Room: "#general", Text: "news for alice"})
+	bob.quit()
+	h.Close()
+
+	h = storedHub(t, chatstore.New(s), nil)
+	defer h.Close()
+	alice = login(t, h, "alice")
+	alice.until(func(e *chat.Event) bool {
+		return e.Kind == chat.KindNotice && strings.Contains(e.Text, "1 new message")
+	})
+	alice.quit()
+	alice = login(t, h, "alice")
+	got := alice.do(&chat.Request{Type: chat.TypeCmd, Cmd: "who", Room: "#general"})
+	for _, e := range got {
+		if e.Kind == chat.KindNotice && strings.Contains(e.Text, "new message") {
+			t.Errorf("the same news again at the next login: %q", e.Text)
+		}
+	}
+	alice.quit()
+}

@@ -29,7 +29,6 @@ type room struct {
 	fanout     []*session // sessions of the members; nil when stale
 	history    history
 	lastActive time.Time
-	lastMID    uint64 // the newest message kept (msg, me, topic)
 }
 
 func newRoom(name string, now time.Time) *room {
