@@ -285,6 +285,12 @@ func (h *Hub) cmdHelp(s *session, req *Request) {
 func (h *Hub) cmdQuit(s *session, req *Request) {
 	reason := clampReason(arg(req, 0))
 	h.ack(s, req.ID, 0)
+	if s.p != nil && len(s.p.answers) > 0 {
+		// Messages sent before are still being stored: their acks, and
+		// this one, go out first.
+		s.p.quit = &ending{quit: reason, log: "quit"}
+		return
+	}
 	h.end(s, ending{quit: reason, log: "quit"})
 }
 

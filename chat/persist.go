@@ -229,6 +229,7 @@ type persistState struct {
 	news    map[string]news   // per room in read
 	pending []StoredMessage   // direct messages queued for the account
 	answers []*answerSlot
+	quit    *ending // a /quit waiting for the answers before it
 }
 
 // news is what a user missed in a room, as the store saw it at login.
@@ -312,6 +313,11 @@ func (h *Hub) fill(s *session, x *answerSlot, e *Event) {
 		h.send(s, s.p.answers[0].b)
 		s.p.answers[0] = nil
 		s.p.answers = s.p.answers[1:]
+	}
+	if len(s.p.answers) == 0 && s.p.quit != nil {
+		e := *s.p.quit
+		s.p.quit = nil
+		h.end(s, e)
 	}
 }
 

@@ -466,3 +466,31 @@ func TestStoreNewsOnceAfterRestart(t *testing.T) {
 	}
 	alice.quit()
 }
+
+// /quit right after a message: the message's ack (which waits for the
+// store) and the quit's ack both arrive before the session ends.
+func TestStoreQuitWaitsForAcks(t *testing.T) {
+	s := memStore(t)
+	slow := &slowStore{Adapter: chatstore.New(s), release: make(chan struct{})}
+	h := storedHub(t, slow, nil)
+	defer h.Close()
+	alice := login(t, h, "alice")
+	alice.send(&chat.Request{Type: chat.TypeMsg, ID: "m1", Room: "#general", Text: "last words"})
+	alice.send(&chat.Request{Type: chat.TypeCmd, ID: "q", Cmd: "quit"})
+	close(slow.release)
+	var acks []string
+	for len(acks) < 2 {
+		acks = append(acks, alice.wait(func(e *chat.Event) bool { return e.Type == chat.TypeAck }).ID)
+	}
+	if acks[0] != "m1" || acks[1] != "q" {
+		t.Errorf("acks %q, want m1 then q", acks)
+	}
+	select {
+	case err := <-alice.done:
+		if err != nil {
+			t.Errorf("Serve after /quit: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not end after /quit")
+	}
+}
