@@ -351,7 +351,7 @@ func (h *Hub) committed(s *session, x *answerSlot, id string, mid uint64, err er
 		h.stats.NotStored++
 		h.logNotStored("chat: message not stored", "mid", mid, "user", s.name, "err", err)
 		e := &Event{Type: TypeError, ID: id, Code: CodeNotStored, MID: mid,
-			Text: fmt.Sprintf("message %d was delivered to those online but not stored: %s", mid, storeReason(err))}
+			Text: fmt.Sprintf("message %d was not stored (%s): whoever was online got it, nobody will later", mid, storeReason(err))}
 		if x == nil {
 			h.sendEvent(s, e)
 			return
