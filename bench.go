@@ -445,7 +445,11 @@ expected counts every accepted message once per connected member.
 					err = fanoutFailure(rep)
 				}
 				if err != nil {
-					if ferr := s.finish("fanout", rep); ferr != nil {
+					var out interface{ WriteText(io.Writer) } = rep
+					if len(reps) == 2 {
+						out = bench.CompareStore(reps[0], reps[1])
+					}
+					if ferr := s.finish("fanout", out); ferr != nil {
 						return ferr
 					}
 					return err
