@@ -386,8 +386,9 @@ func (h *Hub) hello(s *session, req *Request) {
 	inherited := u.sortedRooms()
 
 	// The rooms the client names replace the default room: a user who
-	// asked for #lobby is in #lobby alone, and a reconnecting client gets
-	// back exactly the rooms it was in.
+	// asked for #lobby is in #lobby (and, with a store, in the rooms it
+	// was in at its last session), and a reconnecting client gets back
+	// the rooms it was in.
 	var want, rejoined []string
 	for _, name := range req.Rooms {
 		if name = foldName(name); ValidRoom(name) {
