@@ -131,8 +131,9 @@ type Event struct {
 	To      string `json:"to,omitempty"`      // msg (dm): recipient
 	Text    string `json:"text,omitempty"`    // msg, reply (for people), error
 	History bool   `json:"history,omitempty"` // msg: replayed from history
-	// Queued marks a direct message that waited for its offline recipient
-	// (msg), and the ack of one that now waits (PROTOCOL.md §13.15).
+	// Queued marks a direct message kept for an offline recipient: the
+	// sender's copy, and the recipient's at its next login (PROTOCOL.md
+	// §13.15).
 	Queued bool `json:"queued,omitempty"`
 
 	Cmd     string   `json:"cmd,omitempty"`     // reply: the command answered
