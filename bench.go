@@ -175,6 +175,12 @@ func benchTransport(name string) (transport.Transport, error) {
 // benchTarget starts a server with benchmark accounts, or describes the
 // external one given with --addr. The returned stop ends what it started.
 func benchTarget(c *cli.Context, accounts int, stderr io.Writer) (*bench.Target, *bench.Server, error) {
+	return benchTargetStore(c, accounts, stderr, false)
+}
+
+// benchTargetStore is benchTarget with the started server's chat state in
+// a database (withStore) or nowhere.
+func benchTargetStore(c *cli.Context, accounts int, stderr io.Writer, withStore bool) (*bench.Target, *bench.Server, error) {
 	tr, err := benchTransport(c.String("transport"))
 	if err != nil {
 		return nil, nil, err
@@ -212,7 +218,7 @@ func benchTarget(c *cli.Context, accounts int, stderr io.Writer) (*bench.Target,
 			Accounts: accounts, Password: pw, Groups: groups, PID: c.Int("server-pid"),
 		}, nil, nil
 	}
-	cfg := bench.ServerConfig{Transport: tr, Accounts: accounts, Groups: groups, Stderr: stderr}
+	cfg := bench.ServerConfig{Transport: tr, Accounts: accounts, Groups: groups, Stderr: stderr, Store: withStore}
 	switch c.String("server") {
 	case "child":
 		exe, err := os.Executable()
@@ -388,6 +394,7 @@ expected counts every accepted message once per connected member.
 			&cli.IntFlag{Name: "window", Usage: "--rate 0: messages per sender in flight (default 128/senders)"},
 			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "sending time"},
 			&cli.IntFlag{Name: "text-size", Usage: "pad message texts to this many bytes"},
+			&cli.StringFlag{Name: "store", Value: "off", Usage: "the started server's chat database: off, on (chat.db, acks after commit), or compare (an off run, then an on run, and their ratios)"},
 		}, benchTargetFlags("one per client")...), benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg := bench.FanoutConfig{
@@ -398,43 +405,79 @@ expected counts every accepted message once per connected member.
 			if err := checkFanoutFlags(cfg); err != nil {
 				return err
 			}
+			var runs []bool // store off or on, in order
+			switch c.String("store") {
+			case "off":
+				runs = []bool{false}
+			case "on":
+				runs = []bool{true}
+			case "compare":
+				runs = []bool{false, true}
+			default:
+				return usageError("--store %q: want off, on or compare", c.String("store"))
+			}
+			if c.String("store") != "off" && (c.String("addr") != "" || c.String("server") == "serve") {
+				return usageError("--store: the server this scenario starts (--server child or inproc) is the one it can set up")
+			}
 			s, err := newBenchSetup(c)
 			if err != nil {
 				return err
 			}
-			t, srv, err := benchTarget(c, cfg.Clients, c.App.ErrWriter)
-			if err != nil {
-				s.stopProf()
-				return err
-			}
 			cfg.Progress = s.progress
-			rep, err := bench.RunFanout(c.Context, t, cfg)
-			if srv != nil {
-				if cerr := srv.Close(); err == nil {
-					err = cerr
+			var reps []*bench.FanoutReport
+			for _, withStore := range runs {
+				t, srv, err := benchTargetStore(c, cfg.Clients, c.App.ErrWriter, withStore)
+				if err != nil {
+					s.stopProf()
+					return err
+				}
+				rep, err := bench.RunFanout(c.Context, t, cfg)
+				if srv != nil {
+					if cerr := srv.Close(); err == nil {
+						err = cerr
+					}
+				}
+				if rep == nil {
+					s.stopProf()
+					return err
+				}
+				if c.String("store") != "off" {
+					rep.SetStore(withStore)
+				}
+				reps = append(reps, rep)
+				if err == nil {
+					err = fanoutFailure(rep)
+				}
+				if err != nil {
+					var out interface{ WriteText(io.Writer) } = rep
+					if len(reps) == 2 {
+						out = bench.CompareStore(reps[0], reps[1])
+					}
+					if ferr := s.finish("fanout", out); ferr != nil {
+						return ferr
+					}
+					return err
 				}
 			}
-			if rep == nil {
-				s.stopProf()
-				return err
+			if len(reps) == 1 {
+				return s.finish("fanout", reps[0])
 			}
-			if ferr := s.finish("fanout", rep); ferr != nil {
-				return ferr
-			}
-			if err != nil {
-				return err
-			}
-			switch {
-			case rep.ConnectErrors > 0:
-				return fmt.Errorf("bench: %d clients could not connect", rep.ConnectErrors)
-			case rep.Disconnects > 0:
-				return fmt.Errorf("bench: %d sessions ended during the run", rep.Disconnects)
-			case rep.Lost != 0:
-				return fmt.Errorf("bench: %d deliveries lost", rep.Lost)
-			}
-			return nil
+			return s.finish("fanout", bench.CompareStore(reps[0], reps[1]))
 		},
 	}
+}
+
+// fanoutFailure says what went wrong in a run that completed.
+func fanoutFailure(rep *bench.FanoutReport) error {
+	switch {
+	case rep.ConnectErrors > 0:
+		return fmt.Errorf("bench: %d clients could not connect", rep.ConnectErrors)
+	case rep.Disconnects > 0:
+		return fmt.Errorf("bench: %d sessions ended during the run", rep.Disconnects)
+	case rep.Lost != 0:
+		return fmt.Errorf("bench: %d deliveries lost", rep.Lost)
+	}
+	return nil
 }
 
 // checkFanoutFlags validates what can be checked before anything starts.
@@ -835,6 +878,7 @@ Never expose it: it has none of serve's protection against floods.`,
 			&cli.StringFlag{Name: "log-level", Value: "error", Usage: "log level of the text log on standard error"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run to `FILE`"},
 			&cli.StringFlag{Name: "memprofile", Usage: "write a heap profile to `FILE` on each SIGUSR1"},
+			&cli.StringFlag{Name: "store-dir", Usage: "keep the chat state in chat.db in `DIR`, as serve does (default: no store)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -863,9 +907,10 @@ Never expose it: it has none of serve's protection against floods.`,
 				return err
 			}
 			return bench.RunServerProcess(c.Context, bench.ProcessConfig{
-				ServeConfig: bench.ServeConfig{Transport: tr, Listen: listen, Creds: c.String("creds"), Groups: groups, Logger: log},
-				CPUProfile:  c.String("cpuprofile"),
-				MemProfile:  c.String("memprofile"),
+				ServeConfig: bench.ServeConfig{Transport: tr, Listen: listen, Creds: c.String("creds"), Groups: groups, Logger: log,
+					StoreDir: c.String("store-dir")},
+				CPUProfile: c.String("cpuprofile"),
+				MemProfile: c.String("memprofile"),
 			}, c.App.Writer)
 		},
 	}

@@ -95,6 +95,8 @@ func TestBenchFlagValidation(t *testing.T) {
 		{[]string{"storm", "--argon2-params", "m=1"}, "--argon2-params"},
 		{[]string{"storm", "--serve-flag", "max-startups=1:1:1"}, "with its dashes"},
 		{[]string{"storm", "--transport", "carrier-pigeon"}, "--transport"},
+		{[]string{"fanout", "--store", "maybe"}, `--store "maybe"`},
+		{[]string{"fanout", "--store", "on", "--server", "serve"}, "--store: the server this scenario starts"},
 	} {
 		code, _, stderr := runBench(t, c.args...)
 		if code != exitUsage || !strings.Contains(stderr, c.want) {
@@ -168,6 +170,29 @@ func TestBenchFanoutChildServer(t *testing.T) {
 	}
 	if !strings.HasPrefix(rep.Server, "process ") || rep.RSSScope != "server process" || rep.RSSBefore <= 0 || rep.RSSAfter <= 0 {
 		t.Errorf("server %q, rss %q %d %d", rep.Server, rep.RSSScope, rep.RSSBefore, rep.RSSAfter)
+	}
+}
+
+// --store compare runs fan-out without and with the chat database, each on
+// a server of its own, and reports both with their ratios.
+func TestBenchFanoutStoreCompare(t *testing.T) {
+	code, stdout, stderr := runBench(t, "fanout", "--server", "inproc", "--clients", "4", "--senders", "2",
+		"--rate", "10", "--duration", "1s", "--store", "compare", "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var cmp bench.StoreComparison
+	decodeBench(t, stdout, &cmp)
+	if cmp.Off == nil || cmp.On == nil || cmp.Off.Store != "off" || cmp.On.Store != "on" {
+		t.Fatalf("comparison %+v", cmp)
+	}
+	for _, rep := range []*bench.FanoutReport{cmp.Off, cmp.On} {
+		if rep.Sent == 0 || rep.Lost != 0 || rep.Acked != rep.Sent {
+			t.Errorf("store %s: sent %d, acked %d, lost %d", rep.Store, rep.Sent, rep.Acked, rep.Lost)
+		}
+	}
+	if cmp.On.StoredPerSecond <= 0 || cmp.DeliveredRatio <= 0 || cmp.P99Ratio <= 0 {
+		t.Errorf("stored/s %g, ratios %g %g", cmp.On.StoredPerSecond, cmp.DeliveredRatio, cmp.P99Ratio)
 	}
 }
 

@@ -46,7 +46,7 @@ transport, address and host key fingerprint at start. SIGHUP reloads the
 creds file, the authorized keys file and the host keys (see keygen --next);
 SIGINT or SIGTERM tells
 everyone, closes every session and exits.`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "check", Usage: "load and validate the configuration (flags, creds, host key, motd) and exit: 0 if serve would start, else the first problem"},
 			&cli.StringFlag{Name: "listen", Value: defaultListen, Usage: "address to listen on, `HOST:PORT`", EnvVars: []string{"SECURECHAT_LISTEN"}},
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
@@ -79,7 +79,7 @@ everyone, closes every session and exits.`,
 			&cli.DurationFlag{Name: "hello-timeout", Value: 30 * time.Second, Usage: "time from login to the chat hello", EnvVars: []string{"SECURECHAT_HELLO_TIMEOUT"}},
 			&cli.Int64Flag{Name: "rekey-bytes", Value: 1 << 30, Usage: "rekey each direction after this many bytes", EnvVars: []string{"SECURECHAT_REKEY_BYTES"}},
 			&cli.DurationFlag{Name: "rekey-time", Value: time.Hour, Usage: "rekey each direction after this long", EnvVars: []string{"SECURECHAT_REKEY_TIME"}},
-		},
+		}, storeFlags()...),
 		Action: runServe,
 	}
 }
@@ -246,7 +246,22 @@ func runServe(c *cli.Context) error {
 		r, ok := store.Role(user)
 		return ok && r == credstore.RoleAdmin
 	}
-	hub := chat.NewHub(hubConfig(c, log, setup.motd, isAdmin))
+	// The chat database: opened before the hub, closed after it (defers
+	// run last-in first-out), so that every acknowledged message is in it.
+	chatDB, err := openChatStore(c, setup.stateDir, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := chatDB.Close(); err != nil {
+			log.Error("closing the chat database", "err", err)
+		}
+	}()
+	userExists := func(user string) bool { _, ok := store.Role(user); return ok }
+	hub, err := chat.Start(withStore(hubConfig(c, log, setup.motd, isAdmin), chatDB, userExists))
+	if err != nil {
+		return err
+	}
 	defer hub.Close()
 
 	gate := setup.gate

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"securechat/chat"
+	"securechat/store"
 )
 
 // hubConfigFor runs the serve command's flag parsing on args and returns
@@ -52,5 +53,43 @@ func TestServeHubConfig(t *testing.T) {
 	c = hubConfigFor(t)
 	if c.MaxSessionsPerUser != 3 || c.HistoryBytes != 4096 || c.HelloTimeout != 9*time.Second {
 		t.Errorf("from the environment: sessions %d, history %d, hello %v", c.MaxSessionsPerUser, c.HistoryBytes, c.HelloTimeout)
+	}
+}
+
+// storeOptionsFor runs the serve command's flag parsing on args and returns
+// the chat store settings it would use, or the error.
+func storeOptionsFor(t *testing.T, args ...string) (*store.Options, error) {
+	t.Helper()
+	cmd := serveCommand()
+	var got *store.Options
+	var gotErr error
+	cmd.Action = func(c *cli.Context) error {
+		got, gotErr = chatStoreOptions(c, nil)
+		return nil
+	}
+	app := &cli.App{Name: "securechat", Commands: []*cli.Command{cmd}}
+	if err := app.Run(append([]string{"securechat", "serve"}, args...)); err != nil {
+		t.Fatalf("serve %v: %v", args, err)
+	}
+	return got, gotErr
+}
+
+func TestServeStoreFlags(t *testing.T) {
+	o, err := storeOptionsFor(t)
+	if err != nil || o.Retention != 0 || o.MaxPerRoom != 0 {
+		t.Errorf("defaults: %+v, %v; want keep everything", o, err)
+	}
+	o, err = storeOptionsFor(t, "--history-retention", "720h", "--history-max", "5000")
+	if err != nil || o.Retention != 720*time.Hour || o.MaxPerRoom != 5000 {
+		t.Errorf("--history-retention 720h --history-max 5000: %+v, %v", o, err)
+	}
+	t.Setenv("SECURECHAT_HISTORY_MAX", "7")
+	if o, err = storeOptionsFor(t); err != nil || o.MaxPerRoom != 7 {
+		t.Errorf("SECURECHAT_HISTORY_MAX=7: %+v, %v", o, err)
+	}
+	for _, args := range [][]string{{"--history-max", "-1"}, {"--history-retention", "-1h"}, {"--store", "disk"}} {
+		if _, err := storeOptionsFor(t, args...); err == nil {
+			t.Errorf("%v: no error", args)
+		}
 	}
 }

@@ -77,6 +77,16 @@ func TestServeCheck(t *testing.T) {
 			writeFile(t, filepath.Join(w.dir, "creds.keys"), "# keys\nalice ssh-rsa AAAA\n", 0o600)
 			return w.args()
 		}, exitError, "creds.keys:2: ssh-rsa keys are not supported"},
+		{"store kind unknown", func(t *testing.T, w *checkWorld) []string {
+			return w.args("--store", "postgres")
+		}, exitUsage, `--store "postgres": want sqlite or memory`},
+		{"history-max negative", func(t *testing.T, w *checkWorld) []string {
+			return w.args("--history-max", "-1")
+		}, exitUsage, "must not be negative"},
+		{"chat database not a database", func(t *testing.T, w *checkWorld) []string {
+			writeFile(t, filepath.Join(w.state, chatDBFile), "this is not SQLite, but long enough to have a header of sorts\n", 0o600)
+			return w.args()
+		}, exitError, chatDBFile},
 		{"auth method unknown", func(t *testing.T, w *checkWorld) []string {
 			return w.args("--auth", "password")
 		}, exitUsage, `--auth "password": want any or publickey`},

@@ -291,7 +291,7 @@ func userDel(c *cli.Context) error {
 			return fmt.Errorf("the account is deleted but its keys are not: %w", err)
 		}
 	}
-	return nil
+	return deleteStoredUser(c, name)
 }
 
 func userRole(c *cli.Context) error {

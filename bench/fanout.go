@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,6 +86,7 @@ type FanoutReport struct {
 
 	Sent               int64          `json:"sent"`
 	Rejected           int64          `json:"rejected"` // answered with an error event
+	Acked              int64          `json:"acked"`    // answered with an ack
 	Expected           int64          `json:"expected"` // (sent - rejected) × connected
 	Delivered          int64          `json:"delivered"`
 	Lost               int64          `json:"lost"` // expected - delivered
@@ -103,6 +105,58 @@ type FanoutReport struct {
 	BenchCPUCores  float64 `json:"bench_cpu_cores"`
 	// ServerCPUPerDelivery is the server's CPU time per delivery, in µs.
 	ServerCPUPerDelivery float64 `json:"server_cpu_us_per_delivery,omitempty"`
+
+	// Store is "on" when the server kept its messages in a database (each
+	// acknowledged after its commit), "off" when it kept none, "" when not
+	// known. StoredPerSecond counts acknowledged messages per second of
+	// sending: with the store on, messages committed to it.
+	Store           string  `json:"store,omitempty"`
+	StoredPerSecond float64 `json:"stored_per_second,omitempty"`
+}
+
+// SetStore records whether the server stored messages.
+func (r *FanoutReport) SetStore(on bool) {
+	r.Store = "off"
+	if on {
+		r.Store = "on"
+		if r.SendSeconds > 0 {
+			r.StoredPerSecond = float64(r.Acked) / r.SendSeconds
+		}
+	}
+}
+
+// StoreComparison is a fan-out run without a store and one with, in one
+// invocation, and how they compare.
+type StoreComparison struct {
+	Off *FanoutReport `json:"store_off"`
+	On  *FanoutReport `json:"store_on"`
+	// P99Ratio is the on run's p99 latency over the off run's;
+	// DeliveredRatio the on run's deliveries per second over the off run's.
+	P99Ratio       float64 `json:"p99_ratio"`
+	DeliveredRatio float64 `json:"delivered_ratio"`
+}
+
+// CompareStore puts an off and an on run side by side.
+func CompareStore(off, on *FanoutReport) *StoreComparison {
+	c := &StoreComparison{Off: off, On: on}
+	if off.Latency.P99 > 0 {
+		c.P99Ratio = on.Latency.P99 / off.Latency.P99
+	}
+	if off.DeliveredPerSecond > 0 {
+		c.DeliveredRatio = on.DeliveredPerSecond / off.DeliveredPerSecond
+	}
+	return c
+}
+
+// WriteText prints both runs and the ratios.
+func (c *StoreComparison) WriteText(w io.Writer) {
+	fmt.Fprintln(w, "-- store off")
+	c.Off.WriteText(w)
+	fmt.Fprintln(w, "-- store on")
+	c.On.WriteText(w)
+	fmt.Fprintf(w, "store on/off: p99 %.2f ms / %.2f ms = %.2fx, delivered/s %.0f / %.0f = %.2f, stored %.0f msg/s\n",
+		c.On.Latency.P99, c.Off.Latency.P99, c.P99Ratio, c.On.DeliveredPerSecond, c.Off.DeliveredPerSecond,
+		c.DeliveredRatio, c.On.StoredPerSecond)
 }
 
 type fanSender struct {
@@ -284,6 +338,7 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutReport,
 	for _, s := range r.senders {
 		rep.Sent += s.sent.Load()
 		rep.Rejected += s.rejected.Load()
+		rep.Acked += s.acked.Load()
 	}
 	rep.Expected = (rep.Sent - rep.Rejected) * r.target.Load()
 	rep.Delivered = r.delivered.Load()

@@ -74,6 +74,12 @@ func (r *FanoutReport) WriteText(w io.Writer) {
 	fmt.Fprintf(tw, "delivered/s\t%.0f\n", r.DeliveredPerSecond)
 	fmt.Fprintf(tw, "latency\tp50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
 	fmt.Fprintf(tw, "disconnects\t%d\n", r.Disconnects)
+	switch r.Store {
+	case "on":
+		fmt.Fprintf(tw, "store\ton, %.0f messages acknowledged (stored) per second\n", r.StoredPerSecond)
+	case "off":
+		fmt.Fprintf(tw, "store\toff\n")
+	}
 	if r.ServerCPUCores > 0 {
 		fmt.Fprintf(tw, "cpu while sending\tserver %.2f cores (%.1f µs per delivery), load generator %.2f cores\n", r.ServerCPUCores, r.ServerCPUPerDelivery, r.BenchCPUCores)
 	} else {

@@ -22,9 +22,11 @@ import (
 	"time"
 
 	"securechat/chat"
+	"securechat/chatstore"
 	"securechat/credstore"
 	"securechat/handshake"
 	"securechat/server"
+	chatdb "securechat/store"
 	"securechat/transport"
 )
 
@@ -35,6 +37,9 @@ type ServeConfig struct {
 	Creds     string // the creds file
 	Groups    []handshake.Group
 	Logger    *slog.Logger // nil discards
+	// StoreDir, when set, keeps the chat state in chat.db there, as serve
+	// does: messages are acknowledged once committed. Empty: no store.
+	StoreDir string
 }
 
 // Serve runs a chat server set up for load tests until ctx is done, then
@@ -57,7 +62,24 @@ func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint st
 	if err != nil {
 		return err
 	}
-	hub := chat.NewHub(&chat.Config{Logger: log, FloodRate: -1})
+	hubCfg := &chat.Config{Logger: log, FloodRate: -1}
+	if cfg.StoreDir != "" {
+		if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
+			return err
+		}
+		st, err := chatdb.Open(filepath.Join(cfg.StoreDir, "chat.db"), &chatdb.Options{Logger: log})
+		if err != nil {
+			return err
+		}
+		// Closed after the hub (deferred first), so that every
+		// acknowledged message is in.
+		defer st.Close()
+		hubCfg.Store = chatstore.New(st)
+	}
+	hub, err := chat.Start(hubCfg)
+	if err != nil {
+		return err
+	}
 	defer hub.Close()
 	srv := server.New(server.Config{
 		Transport: cfg.Transport.Name(),
@@ -200,6 +222,7 @@ type ServerConfig struct {
 	StrongAccounts []string
 	StrongParams   credstore.Params
 	Groups         []handshake.Group
+	Store          bool // keep the chat state in a database (ServeConfig.StoreDir)
 
 	// Command, when set, runs the server as a child process: the argv of
 	// "securechat bench server", to which StartServer appends --creds,
@@ -277,7 +300,11 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	if len(cfg.Command) == 0 {
-		err = s.startInProcess(ServeConfig{Transport: cfg.Transport, Creds: creds, Groups: cfg.Groups})
+		sc := ServeConfig{Transport: cfg.Transport, Creds: creds, Groups: cfg.Groups}
+		if cfg.Store {
+			sc.StoreDir = filepath.Join(dir, "store")
+		}
+		err = s.startInProcess(sc)
 	} else {
 		err = s.startChild(ctx, cfg, creds)
 	}
@@ -321,6 +348,8 @@ func (s *Server) startChild(ctx context.Context, cfg ServerConfig, creds string)
 		} else {
 			argv = append(argv, serveLimitFlags...)
 		}
+	} else if cfg.Store {
+		argv = append(argv, "--store-dir", filepath.Join(s.dir, "store"))
 	}
 	if len(cfg.Groups) > 0 {
 		names := make([]string, len(cfg.Groups))

@@ -135,8 +135,14 @@ func sampleLine(usage string, full bool) string {
 			continue
 		}
 		switch strings.Trim(w, "[]") {
-		case "ROOM":
+		case "ROOM", "ROOM|NAME":
 			w = "#general"
+		case "N":
+			w = "10"
+		case "ID":
+			w = "1"
+		case "before":
+			w = "before"
 		case "NAME":
 			w = "bob"
 		case "TEXT", "REASON":

@@ -52,6 +52,7 @@ func (h *Hub) cmdJoin(s *session, req *Request) {
 	}
 	if added {
 		h.announceJoin(s.user, r)
+		h.tellNews(s, r)
 	}
 	h.ack(s, req.ID, 0)
 }
@@ -125,9 +126,10 @@ func (h *Hub) cmdTopic(s *session, req *Request) {
 	}
 	topic = strings.TrimSpace(SanitizeText(topic))
 	r.topic = topic
+	h.saveTopic(r)
 	e := h.newMsg(KindTopic, r.name, s.name, "", topic)
 	h.broadcast(r, e)
-	h.ack(s, req.ID, e.MID)
+	h.persist(s, req.ID, e, false)
 }
 
 func (h *Hub) cmdWho(s *session, req *Request) {
@@ -253,6 +255,7 @@ func (h *Hub) cmdMOTD(s *session, req *Request) {
 		return
 	}
 	h.motd = clampMOTD(req.Args[0])
+	h.saveMOTD()
 	h.log.Info("chat: motd set", "by", s.name)
 	h.reply(s, req.ID, &Event{Cmd: "motd", MOTD: h.motd, Text: "message of the day updated"})
 	h.ack(s, req.ID, 0)
@@ -282,6 +285,12 @@ func (h *Hub) cmdHelp(s *session, req *Request) {
 func (h *Hub) cmdQuit(s *session, req *Request) {
 	reason := clampReason(arg(req, 0))
 	h.ack(s, req.ID, 0)
+	if s.p != nil && len(s.p.answers) > 0 {
+		// Messages sent before are still being stored: their acks, and
+		// this one, go out first.
+		s.p.quit = &ending{quit: reason, log: "quit"}
+		return
+	}
 	h.end(s, ending{quit: reason, log: "quit"})
 }
 
@@ -352,6 +361,7 @@ func (h *Hub) cmdBan(s *session, req *Request) {
 	}
 	reason := clampReason(arg(req, 2))
 	h.bans[name] = restriction{until: until, by: s.name, reason: reason}
+	h.saveBan(name)
 	n := h.endUser(name, ending{
 		final: &Event{Type: TypeError, Code: CodeBanned,
 			Text: "you were banned by " + s.name + untilText(until) + reasonText(reason)},
@@ -375,6 +385,7 @@ func (h *Hub) cmdUnban(s *session, req *Request) {
 		return
 	}
 	delete(h.bans, name)
+	h.saveBan(name)
 	h.log.Info("chat: unban", "by", s.name, "user", name)
 	h.reply(s, req.ID, &Event{Cmd: "unban", User: name, Text: "unbanned " + name})
 	h.ack(s, req.ID, 0)
@@ -390,6 +401,7 @@ func (h *Hub) cmdMute(s *session, req *Request) {
 		return
 	}
 	h.mutes[name] = restriction{until: until, by: s.name}
+	h.saveMute(name)
 	h.tell(name, "you were muted by "+s.name+untilText(until))
 	h.log.Info("chat: mute", "by", s.name, "user", name, "until", until)
 	h.reply(s, req.ID, &Event{Cmd: "mute", User: name, Text: "muted " + name + untilText(until)})
@@ -406,6 +418,7 @@ func (h *Hub) cmdUnmute(s *session, req *Request) {
 		return
 	}
 	delete(h.mutes, name)
+	h.saveMute(name)
 	h.tell(name, "you were unmuted by "+s.name)
 	h.log.Info("chat: unmute", "by", s.name, "user", name)
 	h.reply(s, req.ID, &Event{Cmd: "unmute", User: name, Text: "unmuted " + name})

@@ -22,6 +22,17 @@
 // session whose queue stays full for [Config.SlowConsumerTimeout] is
 // disconnected. No lock is shared between sessions.
 //
+// # Stored state
+//
+// With a [Config.Store] the hub keeps what must survive a restart
+// (PROTOCOL.md §13.15) without ever waiting for a disk on its loop: a
+// message is delivered at once and handed to the store, whose writer
+// commits in groups; the sender's ack waits for the commit callback,
+// which posts back to the loop. Reads a login needs (rooms, last-read
+// positions, queued direct messages) run on the session's goroutine
+// before it is attached; /history pages the ring holds come from it,
+// older ones and /search from the store on a goroutine of their own.
+//
 // # Client side
 //
 // [EncodeRequest], [DecodeEvent], [ParseLine] and [SanitizeText] are what a

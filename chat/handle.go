@@ -157,6 +157,7 @@ func (h *Hub) logout(s *session, why string) {
 		why = "quit"
 	}
 	for _, r := range u.sortedRooms() {
+		h.saveRead(u, r)
 		delete(r.members, u)
 		r.fanout = nil
 		if !h.shutting {
@@ -294,7 +295,7 @@ func (h *Hub) forget(x *histEntry) {
 
 func (h *Hub) ack(s *session, id string, mid uint64) {
 	if id != "" {
-		h.sendEvent(s, &Event{Type: TypeAck, ID: id, MID: mid})
+		h.answer(s, &Event{Type: TypeAck, ID: id, MID: mid})
 	}
 }
 
@@ -304,7 +305,7 @@ func (h *Hub) reply(s *session, id string, e *Event) {
 }
 
 func (h *Hub) fail(s *session, id, code, format string, args ...any) {
-	h.sendEvent(s, &Event{Type: TypeError, ID: id, Code: code, Text: fmt.Sprintf(format, args...)})
+	h.answer(s, &Event{Type: TypeError, ID: id, Code: code, Text: fmt.Sprintf(format, args...)})
 }
 
 func (h *Hub) failErr(s *session, id string, err error) {
@@ -312,7 +313,7 @@ func (h *Hub) failErr(s *session, id string, err error) {
 	var fe *floodError
 	switch {
 	case errors.As(err, &fe):
-		h.sendEvent(s, &Event{Type: TypeError, ID: id, Code: CodeFlood, RetryMS: fe.wait.Milliseconds(),
+		h.answer(s, &Event{Type: TypeError, ID: id, Code: CodeFlood, RetryMS: fe.wait.Milliseconds(),
 			Text: fmt.Sprintf("too many messages: wait %s", fe.wait.Round(time.Millisecond))})
 	case errors.As(err, &ce):
 		h.fail(s, id, ce.Code, "%s", ce.Text)
@@ -385,15 +386,31 @@ func (h *Hub) hello(s *session, req *Request) {
 	inherited := u.sortedRooms()
 
 	// The rooms the client names replace the default room: a user who
-	// asked for #lobby is in #lobby alone, and a reconnecting client gets
-	// back exactly the rooms it was in.
-	var want []string
+	// asked for #lobby is in #lobby (and, with a store, in the rooms it
+	// was in at its last session), and a reconnecting client gets back
+	// the rooms it was in.
+	var want, rejoined []string
 	for _, name := range req.Rooms {
 		if name = foldName(name); ValidRoom(name) {
 			want = append(want, name)
 		} else {
 			h.sendEvent(s, &Event{Type: TypeError, Code: CodeBadRoom, Text: badRoom(truncateUTF8(name, 40)).Text})
 		}
+	}
+	if first {
+		// The rooms the account was in before come back, beside those
+		// the client names. Its own sessions learn of them from the
+		// welcome and the room events, not from a join event: a client
+		// takes a room it sees itself join as its current one, which
+		// should stay the room it asked for.
+		var back []string
+		for _, name := range s.p.rejoinRooms() {
+			if name = foldName(name); ValidRoom(name) && !slices.Contains(want, name) && !slices.Contains(back, name) {
+				back = append(back, name)
+			}
+		}
+		rejoined = back
+		want = append(back, want...)
 	}
 	if first && len(want) == 0 {
 		want = append(want, h.cfg.defaultRoom)
@@ -423,7 +440,17 @@ func (h *Hub) hello(s *session, req *Request) {
 		h.sendRoomState(s, r)
 	}
 	for _, r := range joined {
-		h.announceJoin(u, r)
+		if slices.Contains(rejoined, r.name) {
+			h.announceRejoin(u, r)
+		} else {
+			h.announceJoin(u, r)
+		}
+		h.tellNews(s, r)
+	}
+	if s.p != nil {
+		h.deliverPending(s, s.p.pending)
+		s.p.pending = nil
+		h.morePending(s)
 	}
 	h.log.Info("chat: login", "user", u.name, "session", s.id, "sessions", len(u.sessions),
 		"client", truncateUTF8(SanitizeText(req.Client), 64))
@@ -447,10 +474,12 @@ func (h *Hub) addMember(u *user, name string) (*room, bool, *Error) {
 		}
 		r = newRoom(name, h.now)
 		h.rooms[name] = r
+		h.saveRoom(r, true)
 	}
 	r.members[u] = struct{}{}
 	r.fanout = nil
 	u.rooms[r] = struct{}{}
+	h.saveMember(u, r, true)
 	return r, true, nil
 }
 
@@ -467,6 +496,7 @@ func (h *Hub) evictRoom() bool {
 		return false
 	}
 	delete(h.rooms, oldest.name)
+	h.saveRoom(oldest, false)
 	for oldest.history.n > 0 {
 		h.forget(oldest.history.oldest)
 	}
@@ -477,6 +507,7 @@ func (h *Hub) evictRoom() bool {
 func (h *Hub) maybeDeleteRoom(r *room) {
 	if len(r.members) == 0 && r.history.len() == 0 && r.topic == "" && r.name != h.cfg.defaultRoom && h.rooms[r.name] == r {
 		delete(h.rooms, r.name)
+		h.saveRoom(r, false)
 	}
 }
 
@@ -487,6 +518,22 @@ func (h *Hub) announceJoin(u *user, r *room) {
 		h.sendRoomState(s, r)
 	}
 	h.broadcast(r, h.newMsg(KindJoin, r.name, u.name, "", ""))
+}
+
+// announceRejoin is announceJoin for a room u comes back to from its last
+// session: the other members get the join event, u's sessions only the
+// room's state and history.
+func (h *Hub) announceRejoin(u *user, r *room) {
+	for _, s := range u.sessions {
+		h.sendRoomState(s, r)
+	}
+	b := h.encode(h.newMsg(KindJoin, r.name, u.name, "", ""))
+	r.lastActive = h.now
+	for _, s := range r.sessions() {
+		if s.user != u {
+			h.send(s, b)
+		}
+	}
 }
 
 // sendRoomState sends s the room event(s) for r, then r's recent history
@@ -510,6 +557,8 @@ func (h *Hub) sendRoomState(s *session, r *room) {
 
 func (h *Hub) part(u *user, r *room, reason string) {
 	h.broadcast(r, h.newMsg(KindPart, r.name, u.name, "", reason))
+	h.saveRead(u, r)
+	h.saveMember(u, r, false)
 	delete(r.members, u)
 	delete(u.rooms, r)
 	r.fanout = nil
@@ -566,7 +615,7 @@ func (h *Hub) message(s *session, req *Request) {
 		e := h.newMsg(kind, r.name, u.name, "", text)
 		h.broadcast(r, e)
 		h.log.Debug("chat: message", "room", r.name, "from", u.name, "mid", e.MID, "text", text)
-		h.ack(s, id, e.MID)
+		h.persist(s, id, e, false)
 		return
 	}
 	if kind == KindMe {
@@ -580,7 +629,11 @@ func (h *Hub) message(s *session, req *Request) {
 	}
 	target := h.users[to]
 	if target == nil {
-		h.fail(s, id, CodeOffline, "%s is not online", to)
+		if h.store == nil || h.userExists == nil || !h.userExists(to) {
+			h.fail(s, id, CodeOffline, "%s is not online", to)
+			return
+		}
+		h.queueDM(s, id, to, text)
 		return
 	}
 	e := h.newMsg(KindDM, "", u.name, to, text)
@@ -597,7 +650,24 @@ func (h *Hub) message(s *session, req *Request) {
 		}
 	}
 	h.log.Debug("chat: direct message", "from", u.name, "to", to, "mid", e.MID, "text", text)
-	h.ack(s, id, e.MID)
+	h.persist(s, id, e, false)
+}
+
+// queueDM keeps a direct message for an account that is offline: it is
+// delivered, marked queued, at the account's next login. The sender's
+// sessions get their copy, marked queued, and a notice saying so.
+func (h *Hub) queueDM(s *session, id, to, text string) {
+	u := s.user
+	e := h.newMsg(KindDM, "", u.name, to, text)
+	e.Queued = true
+	b := h.encode(e)
+	for _, t := range u.sessions {
+		h.send(t, b)
+	}
+	h.sendEvent(s, h.newMsg(KindNotice, "", "", "", to+" is offline: the message is queued and will be delivered at their next login"))
+	h.queuedFor[to] = e.MID
+	h.log.Debug("chat: direct message queued", "from", u.name, "to", to, "mid", e.MID, "text", text)
+	h.persist(s, id, e, true)
 }
 
 // memberRoom returns the room called name if s's user is in it, else

@@ -136,6 +136,19 @@ type Config struct {
 
 	// MaxRooms bounds the number of rooms: 1000.
 	MaxRooms int
+
+	// Store keeps messages, direct messages for offline accounts, bans,
+	// mutes, topics, the MOTD, the room list, memberships and last-read
+	// positions across restarts (PROTOCOL.md §13.15). Nil: the hub keeps
+	// them in memory only, as long as it runs. NewHub loads from it; a
+	// message is acknowledged only once the store has committed it.
+	Store Store
+
+	// UserExists reports whether an account of that name exists, so that
+	// a direct message to it can wait while it is offline (with a Store).
+	// It runs on the hub's loop and must be quick. Nil: a direct message
+	// to someone offline is refused.
+	UserExists func(user string) bool
 }
 
 // maxRoomsPerUser bounds the rooms one user can be in.
@@ -267,6 +280,16 @@ type Hub struct {
 	spareEntry             *histEntry // forgotten, for keep to reuse
 	encBuf                 bytes.Buffer
 	enc                    *json.Encoder
+
+	store      Store
+	userExists func(string) bool
+	posted     posted
+	savedMID   uint64            // the last id given to store.SetLastID
+	delivered  map[string]uint64 // per account: queued DMs delivered through this id
+	queuedFor  map[string]uint64 // per offline account: the last DM queued for it
+
+	notStoredLogged time.Time // when logNotStored last logged
+	notStoredQuiet  int       // failures not logged since
 }
 
 type op struct {
@@ -298,10 +321,23 @@ type Stats struct {
 	Delivered       uint64 // events queued to sessions
 	Dropped         uint64 // events dropped because a session's queue was full
 	SlowDisconnects uint64 // sessions ended because their queue stayed full
+	Stored          uint64 // messages handed to the Store
+	NotStored       uint64 // messages and changes the Store refused or failed
 }
 
-// NewHub starts a hub. Stop it with Shutdown or Close.
+// NewHub starts a hub. Stop it with Shutdown or Close. With a
+// Config.Store it panics if the stored state cannot be loaded: use Start.
 func NewHub(cfg *Config) *Hub {
+	h, err := Start(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// Start is NewHub, returning an error when the stored state cannot be
+// loaded from Config.Store.
+func Start(cfg *Config) (*Hub, error) {
 	if cfg == nil {
 		cfg = &Config{}
 	}
@@ -325,11 +361,22 @@ func NewHub(cfg *Config) *Hub {
 		mutes:       make(map[string]restriction),
 		motd:        clampMOTD(cfg.MOTD),
 		drained:     make(chan struct{}),
+		store:       cfg.Store,
+		userExists:  cfg.UserExists,
+		delivered:   make(map[string]uint64),
+		queuedFor:   make(map[string]uint64),
 	}
+	h.posted.wake = make(chan struct{}, 1)
 	h.enc = json.NewEncoder(&h.encBuf)
 	h.enc.SetEscapeHTML(false)
+	if h.store != nil {
+		h.now = time.Now()
+		if err := h.loadState(cfg.MOTD); err != nil {
+			return nil, err
+		}
+	}
 	go h.loop()
-	return h
+	return h, nil
 }
 
 // Serve runs one session until it ends and returns why: nil when the
@@ -340,6 +387,11 @@ func NewHub(cfg *Config) *Hub {
 // Cancelling ctx ends the session with a notice.
 func (h *Hub) Serve(ctx context.Context, c Conn, id Identity) error {
 	s := h.newSession(c, id)
+	if h.store != nil {
+		// Read before the session is attached, on this goroutine: the
+		// loop never waits for the disk.
+		s.p = h.preload(s.name)
+	}
 	attached := false
 	if !h.call(func() { attached = h.attach(s) }) || !attached {
 		s.closeConn()
@@ -421,7 +473,7 @@ func (h *Hub) Notify(user, text string) int {
 // SetMOTD replaces the message of the day shown at login.
 func (h *Hub) SetMOTD(text string) {
 	text = clampMOTD(text)
-	h.call(func() { h.motd = text })
+	h.call(func() { h.motd = text; h.saveMOTD() })
 }
 
 // Stats returns the hub's counters; zero after the hub stopped.
@@ -505,11 +557,15 @@ func (h *Hub) loop() {
 			h.now = time.Now()
 			o.f()
 			close(o.done)
+		case <-h.posted.wake:
+			h.now = time.Now()
+			h.runPosted()
 		case <-ticker.C:
 			h.now = time.Now()
 			h.tick()
 		case <-h.stop:
 			h.now = time.Now()
+			h.saveLastID()
 			h.abandon()
 			return
 		}
@@ -571,6 +627,7 @@ func (h *Hub) tick() {
 			h.sendEvent(s, &Event{Type: TypePing, ID: fmt.Sprintf("s%d", s.pingSeq)})
 		}
 	}
+	h.saveLastID()
 	for name, r := range h.bans {
 		if !r.active(now) {
 			delete(h.bans, name)

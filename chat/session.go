@@ -29,6 +29,10 @@ type session struct {
 	// before the reader starts, cleared by gone after it stopped.
 	acct *account
 
+	// p is what the session needs of the Store: read before it was
+	// attached, then owned by the loop. Nil without a Store.
+	p *persistState
+
 	// Owned by the loop.
 	live         bool // counted in acct.live
 	user         *user

@@ -79,6 +79,7 @@ const (
 	CodeBanned         = "banned"          // login refused, or banned now; the server closes
 	CodeKicked         = "kicked"          // an admin ended this session; the server closes
 	CodeSessionLimit   = "session_limit"   // login refused: the account has too many sessions; the server closes
+	CodeNotStored      = "not_stored"      // a message was delivered but could not be stored; mid names it
 )
 
 // Error is a chat-layer error: what an error event carries.
@@ -130,6 +131,10 @@ type Event struct {
 	To      string `json:"to,omitempty"`      // msg (dm): recipient
 	Text    string `json:"text,omitempty"`    // msg, reply (for people), error
 	History bool   `json:"history,omitempty"` // msg: replayed from history
+	// Queued marks a direct message kept for an offline recipient: the
+	// sender's copy, and the recipient's at its next login (PROTOCOL.md
+	// §13.15).
+	Queued bool `json:"queued,omitempty"`
 
 	Cmd     string   `json:"cmd,omitempty"`     // reply: the command answered
 	Topic   string   `json:"topic,omitempty"`   // room, topic reply
@@ -303,6 +308,8 @@ func DecodeEvent(p []byte) (*Event, error) {
 			dst = &e.Text
 		case "history":
 			dst = &e.History
+		case "queued":
+			dst = &e.Queued
 		case "cmd":
 			dst = &e.Cmd
 		case "topic":

@@ -868,8 +868,10 @@ def chat_session(conn, args):
     if welcome.get("t") != "welcome":
         raise ProtocolError("hello refused: %s" % welcome.get("code"))
     in_rooms = [r.get("room") for r in welcome.get("rooms") or []]
-    if in_rooms != [room]:
-        raise ProtocolError("welcome puts this first session in %s, want only %s" % (in_rooms, room))
+    # §13.3: the session is in the rooms it named (or #general), plus the
+    # rooms the account was in at its last session (§13.15).
+    if room not in in_rooms:
+        raise ProtocolError("welcome puts this first session in %s, not in %s" % (in_rooms, room))
 
     if args.away:
         # §13.9: away, then a reply naming the message, then the ack.
@@ -897,6 +899,9 @@ def chat_session(conn, args):
         raise ProtocolError("message refused: %s" % answer.get("code"))
     conn.log("message %s acknowledged as mid %s" % (mid, answer.get("mid")))
 
+    if args.history:
+        history(conn, pump, pending, room, args.history, answer.get("mid"))
+
     if args.linger > 0:
         try:
             pump(time.monotonic() + args.linger)
@@ -906,6 +911,45 @@ def chat_session(conn, args):
     for obj in conn.close(time.monotonic() + 10):
         show(obj)
     conn.log("closed cleanly")
+
+
+def history(conn, pump, pending, room, n, own_mid):
+    """/history N (§13.15): msg events marked history, oldest first, then a
+    reply naming the oldest mid, then the ack. Pages back once with
+    "before" when the first page was full."""
+    before = None
+    for page in range(2):
+        rid = "hist-%d" % page
+        args = [str(n)] if before is None else ["before", str(before), str(n)]
+        pending[rid] = None
+        conn.send_app({"t": "cmd", "id": rid, "cmd": "history", "room": room, "args": args})
+        msgs, replies = [], []
+
+        def collect(o):
+            if o.get("t") == "msg" and o.get("history") and o.get("room") == room and o.get("kind") in ("msg", "me", "topic"):
+                msgs.append(o)
+            if o.get("t") == "reply" and o.get("id") == rid:
+                replies.append(o)
+            return o.get("id") == rid and o.get("t") in ("ack", "error")
+
+        answer = pump(time.monotonic() + 30, collect)
+        if answer["t"] != "ack":
+            raise ProtocolError("history refused: %s" % answer.get("code"))
+        if len(replies) != 1 or replies[0].get("cmd") != "history":
+            raise ProtocolError("history: want one reply, got %s" % replies)
+        mids = [m.get("mid") for m in msgs]
+        if mids != sorted(mids) or len(set(mids)) != len(mids) or len(mids) > n:
+            raise ProtocolError("history: mids %s are not increasing and at most %d" % (mids, n))
+        if before is not None and mids and mids[-1] >= before:
+            raise ProtocolError("history before %d returned mid %d" % (before, mids[-1]))
+        if mids and replies[0].get("mid") != mids[0]:
+            raise ProtocolError("history reply names mid %s, the oldest is %s" % (replies[0].get("mid"), mids[0]))
+        if page == 0 and own_mid not in mids:
+            raise ProtocolError("history does not hold this client's own message %s" % own_mid)
+        conn.log("history page %d of %s: %d message(s)" % (page, room, len(mids)))
+        if len(mids) < n:
+            return
+        before = mids[0]
 
 
 def read_password(path):
@@ -932,6 +976,7 @@ def main(argv=None):
     p.add_argument("--room", help="room to be in instead of #general (sent in hello)")
     p.add_argument("--text", default="hello from the Python client")
     p.add_argument("--away", help="mark this user away with this text after login (§13.9)")
+    p.add_argument("--history", type=int, default=0, help="after the message, ask for /history N of the room (§13.15)")
     p.add_argument("--linger", type=float, default=0, help="seconds to keep printing events before CLOSE")
     args = p.parse_args(argv)
 
