@@ -47,7 +47,10 @@ func newTestVerifier(t testing.TB, self string, policy Policy, now *time.Time) (
 	path := filepath.Join(t.TempDir(), "known_users")
 	v, err := NewVerifier(Config{
 		KnownUsers: path, HostPort: testServer, Self: self, Policy: policy,
-		Ask: func(string, string) (bool, error) { t.Error("asked, under a policy that never asks"); return false, nil },
+		Ask: func(string, string) (bool, error) {
+			t.Error("asked, under a policy that never asks")
+			return false, nil
+		},
 		Now: func() time.Time { return *now },
 	})
 	if err != nil {

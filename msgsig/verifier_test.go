@@ -132,7 +132,7 @@ func TestHistoryReplay(t *testing.T) {
 		history = append(history, &h)
 	}
 	now = now.Add(24 * time.Hour) // history is old: no stale rule for it
-	for round := range 2 {         // a reconnect replays it again
+	for round := range 2 {        // a reconnect replays it again
 		bob.StartReplay("#general")
 		for i, ev := range history {
 			expect(t, fmt.Sprintf("round %d replay %d", round, i), bob.Check(ev), Verified, ReasonNone)
