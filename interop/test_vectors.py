@@ -589,6 +589,8 @@ def check_signed(c, vectors):
              sc.signed_message(pub, m["kind"], m["target"], m["from"], m["ctr"], m["cts"], m["text"]), msg)
         sig = key.sign(msg)
         c.eq("signed %s: signature" % m["name"], sig, m["signature"])
+        c.eq("signed %s: scclient's signature" % m["name"],
+             sc.sign_message(key, m["kind"], m["target"], m["from"], m["ctr"], m["cts"], m["text"]), sig)
         c.eq("signed %s: ctr follows the clock" % m["name"], m["ctr"] // 1000, m["cts"])
         place = {"to": m["target"]} if m["kind"] == "dm" else {"room": m["target"]}
         req = {"t": "msg", "id": m["request"]["id"], **place, "text": m["text"], "sig": b64(sig),
