@@ -2,6 +2,7 @@ package handshake
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"errors"
@@ -29,13 +30,18 @@ func Client(ctx context.Context, c net.Conn, cfg *ClientConfig) (*Session, error
 	if err := run(ctx, c, hs.handshake, hs.fail); err != nil {
 		return nil, err
 	}
-	return &Session{
-		Conn:      hs.conn,
-		User:      cfg.User,
-		Group:     hs.sh.group,
-		HostKey:   ed25519.PublicKey(hs.sh.hostKey),
-		SessionID: hs.keys.sessionID,
-	}, nil
+	sess := &Session{
+		Conn:       hs.conn,
+		User:       cfg.User,
+		Group:      hs.sh.group,
+		HostKey:    ed25519.PublicKey(hs.sh.hostKey),
+		SessionID:  hs.keys.sessionID,
+		UserSigner: hs.loginKey,
+	}
+	if hs.loginKey != nil {
+		sess.UserKey = hs.loginKey.Public().(ed25519.PublicKey)
+	}
+	return sess, nil
 }
 
 type clientHandshake struct {
@@ -55,6 +61,9 @@ type clientHandshake struct {
 	keys    *sessionKeys
 	conn    *cipher.Conn
 	closed  bool // conn was ended with CLOSE rather than failed
+	// loginKey is the key whose AUTH the server accepted; nil after a
+	// password login.
+	loginKey crypto.Signer
 }
 
 func newClientHandshake(c net.Conn, cfg *ClientConfig) (*clientHandshake, error) {
@@ -296,6 +305,7 @@ func (hs *clientHandshake) login() error {
 	for attempt := 1; ; attempt++ {
 		var payload []byte
 		var err error
+		var signer crypto.Signer // the key of this attempt, if any
 		// While there is a password, keys leave it the last attempt: a
 		// client with many keys must not lock itself out, as ssh clients
 		// with full agents do.
@@ -303,6 +313,9 @@ func (hs *clientHandshake) login() error {
 			// A key that cannot sign (an agent that refuses, say) is
 			// skipped without using an attempt.
 			payload, keyErr = marshalKeyAuth(hs.th, hs.cfg.User, keys[0])
+			if payload != nil {
+				signer = keys[0]
+			}
 			keys = keys[1:]
 		}
 		switch {
@@ -359,6 +372,7 @@ func (hs *clientHandshake) login() error {
 		}
 		if result[0] == authSuccess {
 			hs.conn.SetEstablished()
+			hs.loginKey = signer
 			return nil
 		}
 		if attempt >= hs.maxTries {

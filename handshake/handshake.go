@@ -213,8 +213,13 @@ type Session struct {
 	HostKey   ed25519.PublicKey
 	SessionID [32]byte
 	// UserKey is the key the user logged in with (PROTOCOL.md §10.2,
-	// method 0x02); nil after a password login.
+	// method 0x02), on both sides; nil after a password login. It is the
+	// session's signing key for chat messages (PROTOCOL.md §13.16.1).
 	UserKey ed25519.PublicKey
+	// UserSigner is, on the client, the ClientConfig.Keys entry that
+	// logged in, so that the client can sign its messages with it; nil on
+	// the server and after a password login.
+	UserSigner crypto.Signer
 }
 
 // channelBinder is implemented by transports that can bind the handshake to

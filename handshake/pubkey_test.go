@@ -87,6 +87,11 @@ func TestKeyLogin(t *testing.T) {
 			if s.s.User != "alice" || !s.s.UserKey.Equal(key.Public()) {
 				t.Errorf("server session: user %q, key %x", s.s.User, s.s.UserKey)
 			}
+			// The client knows which key logged in: it signs its chat
+			// messages with it (PROTOCOL.md §13.16.1).
+			if !c.s.UserKey.Equal(key.Public()) || c.s.UserSigner == nil || !key.Public().(ed25519.PublicKey).Equal(c.s.UserSigner.Public()) {
+				t.Errorf("client session: key %x, signer %v", c.s.UserKey, c.s.UserSigner)
+			}
 			if *asked != 0 || v.callCount() != 0 {
 				t.Errorf("password asked %d times, verified %d times; want none", *asked, v.callCount())
 			}
@@ -109,6 +114,9 @@ func TestKeyLoginRefused(t *testing.T) {
 			c, s := handshakePair(t, cc, sc, ccfg, serverConfig(v))
 			if c.err != nil || s.err != nil {
 				t.Fatalf("client: %v, server: %v", c.err, s.err)
+			}
+			if c.s.UserKey != nil || c.s.UserSigner != nil {
+				t.Errorf("client session after a password login: key %x, signer %v", c.s.UserKey, c.s.UserSigner)
 			}
 			if s.s.UserKey != nil || *asked != 1 || v.keyCallCount() != 1 {
 				t.Errorf("logged in with key %x after %d passwords and %d key checks; want the password after 1 key check",
@@ -357,5 +365,22 @@ func TestNoKeyCanSign(t *testing.T) {
 	c, _ := handshakePair(t, cc, sc, ccfg, serverConfig(newKeyVerifier()))
 	if !errors.Is(c.err, ErrAuthFailed) || !strings.Contains(c.err.Error(), "agent refused") {
 		t.Errorf("client: %v, want ErrAuthFailed naming the signing error", c.err)
+	}
+}
+
+// TestClientKnowsItsLoginKey: after a refused key, the session's key is
+// the one the server accepted, not the last one tried.
+func TestClientKnowsItsLoginKey(t *testing.T) {
+	v := newKeyVerifier()
+	alice := testUserKey("alice")
+	ccfg, _ := keyClientConfig("alice", []crypto.Signer{testUserKey("mallory"), alice}, "never asked")
+	cc, sc := tcpPipe(t)
+	c, s := handshakePair(t, cc, sc, ccfg, serverConfig(v))
+	if c.err != nil || s.err != nil {
+		t.Fatalf("client: %v, server: %v", c.err, s.err)
+	}
+	if !c.s.UserKey.Equal(alice.Public()) || !c.s.UserKey.Equal(s.s.UserKey) || c.s.UserSigner == nil ||
+		!alice.Public().(ed25519.PublicKey).Equal(c.s.UserSigner.Public()) {
+		t.Errorf("client session key %x, server session key %x", c.s.UserKey, s.s.UserKey)
 	}
 }

@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import select
 import socket
 import struct
@@ -796,6 +797,181 @@ class Connection:
         raise ProtocolError("bytes after the server's CLOSE")
 
 
+# --- signed messages (§13.16) ---------------------------------------------
+
+SIGNED_LABEL = b"securechat v1 signed message\x00"
+SIGNED_KINDS = ("msg", "me", "dm")
+MAX_COUNTER = 2**53 - 1
+STALE_MS = 15 * 60 * 1000
+USER_NAME = re.compile(r"[a-z0-9_.-]{1,32}\Z")
+ROOM_NAME = re.compile(r"#[a-z0-9][a-z0-9_.-]{0,31}\Z")
+
+
+def signed_message(public_key, kind, target, sender, ctr, cts, text):
+    """The bytes a user's key signs for one message (§13.16.2)."""
+    t = text.encode("utf-8")
+    return (SIGNED_LABEL + bytes([len(kind)]) + kind.encode() + bytes([len(target)]) + target.encode()
+            + bytes([len(sender)]) + sender.encode() + public_key + struct.pack(">QQ", ctr, cts)
+            + struct.pack(">I", len(t)) + t)
+
+
+def signable(kind, target, sender, ctr, cts):
+    if kind not in SIGNED_KINDS or not USER_NAME.match(sender or ""):
+        return False
+    if not (ROOM_NAME if kind != "dm" else USER_NAME).match(target or ""):
+        return False
+    return 1 <= ctr <= MAX_COUNTER and 0 <= cts <= MAX_COUNTER
+
+
+def sign_message(private_key, kind, target, sender, ctr, cts, text):
+    pub = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return private_key.sign(signed_message(pub, kind, target, sender, ctr, cts, text))
+
+
+def ssh_ed25519_blob(key):
+    """The OpenSSH wire form of an Ed25519 public key."""
+    return struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + key
+
+
+def user_fingerprint(key):
+    """OpenSSH's fingerprint (ssh-keygen -l), as §13.16.6 shows user keys."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(ssh_ed25519_blob(key)).digest()).decode().rstrip("=")
+
+
+def known_users_line(who, key, revoked=False):
+    line = "%s ssh-ed25519 %s" % (who, base64.b64encode(ssh_ed25519_blob(key)).decode())
+    return "@revoked " + line if revoked else line
+
+
+def parse_known_users(text, path="known_users"):
+    """known_users lines as (line, revoked, who, key); any bad line makes
+    the whole file invalid (§13.16.6)."""
+    out = []
+    for no, line in enumerate(text.split("\n"), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split()
+        revoked = fields[0] == "@revoked"
+        if revoked:
+            fields = fields[1:]
+        key = b""
+        if len(fields) >= 3 and fields[1] == "ssh-ed25519":
+            try:
+                blob = base64.b64decode(fields[2], validate=True)
+            except ValueError:
+                blob = b""
+            if len(blob) == 51 and blob[:19] == ssh_ed25519_blob(bytes(32))[:19]:
+                key = blob[19:]
+        who = fields[0] if fields else ""
+        user, _, hp = who.partition("@")
+        ok_who = (who == "*" and revoked) or (USER_NAME.match(user) and ":" in hp and hp.rsplit(":", 1)[0]
+                                               and hp.rsplit(":", 1)[1])
+        if len(key) != 32 or not ok_who or who.startswith("@"):
+            raise ValueError("%s:%d: invalid known_users line" % (path, no))
+        out.append((no, revoked, who, key))
+    return out
+
+
+class MessageVerifier:
+    """The receiver's rules of §13.16.5: verified, unsigned or failed.
+
+    Pins live in known_users (a file, or only in memory when path is None);
+    own messages are checked against own_key, never pinned.
+    """
+
+    def __init__(self, own_user, hostport, path=None, policy="accept-new", own_key=None, now_ms=None,
+                 ask=None):
+        self.own_user, self.hostport, self.path = own_user, hostport, path
+        self.policy, self.own_key, self.ask = policy, own_key, ask
+        self.now_ms = now_ms or (lambda: int(time.time() * 1000))
+        self.memory = []  # pins when there is no file
+        self.highest = {}
+        self.replay = {}
+        self.declined = set()
+
+    def entries(self):
+        if self.path is None:
+            return self.memory
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path, encoding="utf-8") as f:
+            return parse_known_users(f.read(), self.path)
+
+    def pin(self, who, key):
+        if self.path is None:
+            self.memory.append((len(self.memory) + 1, False, who, key))
+            return
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.write(known_users_line(who, key) + "\n")
+
+    def start_replay(self, conversation):
+        """A replay begins: a room's history after its room event, or ""
+        for the offline DMs after welcome."""
+        self.replay = {k: v for k, v in self.replay.items() if k[0] != conversation}
+
+    def check(self, ev):
+        kind = ev.get("kind")
+        if kind not in SIGNED_KINDS:
+            return "unsigned", ""
+        sender = ev.get("from") or ""
+        target = ev.get("to") if kind == "dm" else ev.get("room")
+        if kind == "dm" and self.own_user not in (ev.get("to"), sender):
+            return "failed", "misdirected"
+        who = "%s@%s" % (sender, self.hostport)
+        own = sender == self.own_user and self.own_key is not None
+        try:
+            entries = self.entries()
+        except ValueError:
+            return "failed", "key_unknown"
+        pinned = [k for _, revoked, w, k in entries if w == who and not revoked]
+        fields = [ev.get(k) for k in ("key", "sig", "ctr", "cts")]
+        if all(f in (None, "", 0) for f in fields):
+            return ("failed", "signature_missing") if own or pinned else ("unsigned", "")
+        try:
+            key = base64.b64decode(ev.get("key") or "", validate=True)
+            sig = base64.b64decode(ev.get("sig") or "", validate=True)
+        except ValueError:
+            return "failed", "malformed"
+        ctr, cts = ev.get("ctr"), ev.get("cts")
+        if len(key) != 32 or len(sig) != 64 or type(ctr) is not int or type(cts) is not int \
+                or not signable(kind, target, sender, ctr, cts):
+            return "failed", "malformed"
+        try:
+            Ed25519PublicKey.from_public_bytes(key).verify(
+                sig, signed_message(key, kind, target, sender, ctr, cts, ev.get("text") or ""))
+        except InvalidSignature:
+            return "failed", "bad_signature"
+        if own:
+            if key != self.own_key:
+                return "failed", "key_changed"
+        elif any(revoked and w in (who, "*") and k == key for _, revoked, w, k in entries):
+            return "failed", "key_revoked"
+        elif pinned and key not in pinned:
+            return "failed", "key_changed"
+        elif not pinned:
+            if self.policy == "strict":
+                return "failed", "key_unknown"
+            if self.policy == "ask":
+                if (who, key) in self.declined or not (self.ask and self.ask(who, user_fingerprint(key))):
+                    self.declined.add((who, key))
+                    return "failed", "key_rejected"
+            self.pin(who, key)
+        ident = (sender, key)
+        if ev.get("history"):
+            conv = "" if kind == "dm" else target
+            if ctr <= self.replay.get((conv,) + ident, 0):
+                return "failed", "replayed"
+            self.replay[(conv,) + ident] = ctr
+        else:
+            if ctr <= self.highest.get(ident, 0):
+                return "failed", "replayed"
+            if cts < self.now_ms() - STALE_MS:
+                return "failed", "stale"
+        self.highest[ident] = max(ctr, self.highest.get(ident, 0))
+        return "verified", ""
+
+
 # --- chat script (§13.3, §13.5) ------------------------------------------
 
 
@@ -824,6 +1000,12 @@ def chat_session(conn, args):
     pending = {}
     first = [True]
     welcomed = [False]
+    hostport = "%s:%d" % ("[%s]" % args.host if ":" in args.host else args.host, args.port)
+    own_key = None
+    if getattr(args, "signing_key", None) is not None:
+        own_key = args.signing_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    verifier = MessageVerifier(args.user, hostport, path=getattr(args, "known_users", None),
+                               policy=getattr(args, "user_key_policy", None) or "accept-new", own_key=own_key)
 
     def pump(deadline, until=None):
         # Print events, answer pings, and stop once until(obj) is true.
@@ -839,6 +1021,18 @@ def chat_session(conn, args):
                 continue
             show(obj)
             t = obj.get("t")
+            if t == "room":
+                # A room's history follows its room events (§13.10).
+                verifier.start_replay(obj.get("room"))
+            if t == "welcome":
+                verifier.start_replay("")
+            if t == "msg" and obj.get("kind") in SIGNED_KINDS:
+                # §13.16.5: report every signed or failed message; plain
+                # unsigned ones from password users need no mark.
+                status, reason = verifier.check(obj)
+                if status != "unsigned" or obj.get("sig"):
+                    conn.log("message %s from %s: %s%s" % (obj.get("mid"), obj.get("from"), status.upper() if status == "failed" else status,
+                                                           ": " + reason if reason else ""))
             if t == "welcome":
                 # One welcome per session (§13.3); a second is a violation.
                 if welcomed[0]:
@@ -893,7 +1087,15 @@ def chat_session(conn, args):
 
     mid = "py-%d" % os.getpid()
     pending[mid] = None
-    conn.send_app({"t": "msg", "id": mid, "room": room, "text": args.text})
+    request = {"t": "msg", "id": mid, "room": room, "text": args.text}
+    signing = own_key is not None and welcome.get("key") == base64.b64encode(own_key).decode()
+    # Sign only a text the server will not change (§13.16.2); this client
+    # does not sanitise, so a text with controls goes unsigned.
+    if signing and not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", args.text):
+        cts = int(time.time() * 1000)
+        request["ctr"], request["cts"] = cts * 1000, cts
+        request["sig"] = base64.b64encode(sign_message(args.signing_key, "msg", room, args.user, cts * 1000, cts, args.text)).decode()
+    conn.send_app(request)
     answer = pump(time.monotonic() + 30, lambda o: o.get("id") == mid and o.get("t") in ("ack", "error"))
     if answer["t"] != "ack":
         raise ProtocolError("message refused: %s" % answer.get("code"))
@@ -978,6 +1180,9 @@ def main(argv=None):
     p.add_argument("--away", help="mark this user away with this text after login (§13.9)")
     p.add_argument("--history", type=int, default=0, help="after the message, ask for /history N of the room (§13.15)")
     p.add_argument("--linger", type=float, default=0, help="seconds to keep printing events before CLOSE")
+    p.add_argument("--known-users", help="known_users file pinning users' signing keys (§13.16.6); default: in memory")
+    p.add_argument("--user-key-policy", choices=("ask", "accept-new", "strict"), default="accept-new",
+                   help="users not yet pinned: accept-new (default) or strict; ask is refused: a script cannot ask")
     args = p.parse_args(argv)
 
     if not args.fingerprint and not args.known_hosts:
@@ -996,6 +1201,10 @@ def main(argv=None):
         except (ValueError, TypeError, OSError) as e:
             print("scclient: --identity: %s" % e, file=sys.stderr)
             return 1
+    if args.user_key_policy == "ask":
+        print("scclient: --user-key-policy ask needs a terminal; use accept-new or strict", file=sys.stderr)
+        return 2
+    args.signing_key = key
     host = "[%s]" % args.host if ":" in args.host else args.host
     hostport = "%s:%d" % (host, args.port)
 

@@ -530,6 +530,99 @@ def check_key_auth(c, vectors):
     c.true("key auth refused for another user", not verifies(th, "bob"))
 
 
+def render_signed(d):
+    """The signed message vectors as §15 writes them out."""
+    out = ["signed messages (%s, signed_messages)" % VECTORS_NAME, ""]
+    for k in ("server", "user", "user_public_key", "user_key_fingerprint"):
+        out.append("%-21s %s" % (k, d[k]))
+    out.append("known_users_line:")
+    out.append("    " + d["known_users_line"])
+    for m in d["messages"]:
+        out.append("")
+        out.append("%s: kind %s, target %s, from %s, ctr %d, cts %d" % (m["name"], m["kind"], m["target"], m["from"],
+                                                                      m["ctr"], m["cts"]))
+        out.append("  text  " + m["text"])
+        for k in ("signed_message", "signature"):
+            out.append("  %s:" % k)
+            out.extend(hex_lines(m[k], 4))
+        for k in ("request", "event"):
+            out.append("  %s:" % k)
+            out.append("    " + json.dumps(m[k], ensure_ascii=False, separators=(",", ":")))
+    out.append("")
+    out.append("checks (receiver %s, %s, clock %d ms), in order:" % (d["receiver"], d["receiver_policy"],
+                                                                     d["receiver_now_ms"]))
+    for c in d["checks"]:
+        mark = c["status"] + ("/" + c["reason"] if c["reason"] else "")
+        out.append("  %-25s %s%s" % (mark, c["name"], " (replay starts)" if c.get("start_replay") else ""))
+    return "\n".join(out)
+
+
+def check_signed(c, vectors):
+    """Rebuild the signed messages of §13.16 from their inputs, and judge
+    the check events by the rules of §13.16.5 with scclient's verifier."""
+    d = vectors["signed_messages"]
+    h = bytes.fromhex
+    c.eq("signed inputs", [(i["field"], i["label"], i["size"]) for i in d["inputs"]],
+         [("user_key_seed", "user key seed", 32), ("other_key_seed", "another user key seed", 32)])
+    key = Ed25519PrivateKey.from_private_bytes(input_value("user key seed", 32))
+    other = Ed25519PrivateKey.from_private_bytes(input_value("another user key seed", 32))
+    raw = (serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    pub = key.public_key().public_bytes(*raw)
+    c.eq("signed: user key is user_key_auth's", d["user_public_key"], vectors["user_key_auth"]["user_public_key"])
+    c.eq("signed: user_public_key", pub, d["user_public_key"])
+    c.eq("signed: other_public_key", other.public_key().public_bytes(*raw), d["other_public_key"])
+    blob = struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + pub
+    c.eq("signed: fingerprint", "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("="),
+         d["user_key_fingerprint"])
+    c.eq("signed: known_users_line", "alice@%s ssh-ed25519 %s" % (d["server"], base64.b64encode(blob).decode()),
+         d["known_users_line"])
+    c.eq("signed: scclient reads the known_users line", sc.parse_known_users(d["known_users_line"]),
+         [(1, False, "alice@" + d["server"], pub)])
+    b64 = lambda b: base64.b64encode(b).decode()
+    for m in d["messages"]:
+        t = m["text"].encode()
+        msg = (b"securechat v1 signed message\x00" + bytes([len(m["kind"])]) + m["kind"].encode()
+               + bytes([len(m["target"])]) + m["target"].encode() + bytes([len(m["from"])]) + m["from"].encode()
+               + pub + m["ctr"].to_bytes(8, "big") + m["cts"].to_bytes(8, "big") + len(t).to_bytes(4, "big") + t)
+        c.eq("signed %s: signed_message" % m["name"], msg, m["signed_message"])
+        c.eq("signed %s: scclient's signed_message" % m["name"],
+             sc.signed_message(pub, m["kind"], m["target"], m["from"], m["ctr"], m["cts"], m["text"]), msg)
+        sig = key.sign(msg)
+        c.eq("signed %s: signature" % m["name"], sig, m["signature"])
+        c.eq("signed %s: scclient's signature" % m["name"],
+             sc.sign_message(key, m["kind"], m["target"], m["from"], m["ctr"], m["cts"], m["text"]), sig)
+        c.eq("signed %s: ctr follows the clock" % m["name"], m["ctr"] // 1000, m["cts"])
+        place = {"to": m["target"]} if m["kind"] == "dm" else {"room": m["target"]}
+        req = {"t": "msg", "id": m["request"]["id"], **place, "text": m["text"], "sig": b64(sig),
+               "ctr": m["ctr"], "cts": m["cts"]}
+        if m["kind"] == "me":
+            req["kind"] = "me"
+        c.eq("signed %s: request" % m["name"], m["request"], req)
+        ev = {"t": "msg", "mid": m["event"]["mid"], "ts": m["event"]["ts"], "kind": m["kind"], **place,
+              "from": m["from"], "text": m["text"], "key": b64(pub), "sig": b64(sig), "ctr": m["ctr"], "cts": m["cts"]}
+        c.eq("signed %s: event" % m["name"], m["event"], ev)
+    v = sc.MessageVerifier(d["receiver"], d["server"], path=None, policy=d["receiver_policy"],
+                           now_ms=lambda: d["receiver_now_ms"])
+    for chk in d["checks"]:
+        if chk.get("start_replay"):
+            v.start_replay(chk["event"].get("room", ""))
+        c.eq("signed check: " + chk["name"], v.check(chk["event"]), (chk["status"], chk["reason"]))
+    c.eq("signed checks pin alice once", [w for _, _, w, _ in v.memory], ["alice@" + d["server"]])
+    # The rules beyond the file's sequence: a strict receiver pins nothing,
+    # a revoked key fails even when pinned, a dm to someone else is misdirected.
+    first = d["checks"][0]["event"]
+    strict = sc.MessageVerifier("bob", d["server"], policy="strict", now_ms=lambda: d["receiver_now_ms"])
+    c.eq("signed: strict receiver", strict.check(first), ("failed", "key_unknown"))
+    revoked = sc.MessageVerifier("bob", d["server"], now_ms=lambda: d["receiver_now_ms"])
+    revoked.memory = [(1, False, "alice@" + d["server"], pub), (2, True, "*", pub)]
+    c.eq("signed: revoked key", revoked.check(first), ("failed", "key_revoked"))
+    carol = sc.MessageVerifier("carol", d["server"], now_ms=lambda: d["receiver_now_ms"])
+    dm = next(m["event"] for m in d["messages"] if m["kind"] == "dm")
+    c.eq("signed: dm to bob shown to carol", carol.check(dm), ("failed", "misdirected"))
+    late = sc.MessageVerifier("bob", d["server"], now_ms=lambda: d["receiver_now_ms"] + 3600 * 1000)
+    c.eq("signed: an hour late", late.check(first), ("failed", "stale"))
+
+
 def seal_unchecked(d, rtype, plaintext, iv):
     """A correctly tagged record of any size, as a misbehaving peer could
     make; Direction.seal refuses plaintext over 16384 bytes."""
@@ -570,6 +663,8 @@ def main(argv):
         print(render_announcement(vectors["host_key_announcement"]))
         print()
         print(render_key_auth(vectors["user_key_auth"]))
+        print()
+        print(render_signed(vectors["signed_messages"]))
         return 0
 
     c = Checker()
@@ -595,6 +690,8 @@ def main(argv):
            render_announcement(vectors["host_key_announcement"]) in blocks)
     c.true("PROTOCOL.md §15 writes out the key login AUTH",
            render_key_auth(vectors["user_key_auth"]) in blocks)
+    c.true("PROTOCOL.md §15 writes out the signed messages",
+           render_signed(vectors["signed_messages"]) in blocks)
 
     for s in vectors["sessions"]:
         check_session(c, s, p)
@@ -604,6 +701,7 @@ def main(argv):
     check_record_limits(c)
     check_announcement(c, vectors)
     check_key_auth(c, vectors)
+    check_signed(c, vectors)
 
     print("%d checks passed, %d failed" % (c.passed, c.failed))
     return 1 if c.failed else 0
