@@ -175,6 +175,12 @@ func (s *Shared) put(ctx context.Context, key string, value []byte) error {
 func (s *Shared) del(ctx context.Context, key string) error {
 	ctx, cancel := s.c.withTimeout(ctx)
 	defer cancel()
+	// Removing what is not there is a no-op, not a delete marker that every
+	// watcher would be told about. A set that races with this remove wins,
+	// as if it came after it.
+	if _, err := s.kv.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
 	if err := s.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("cluster: remove %s: %w", strings.SplitN(key, ".", 2)[0], err)
 	}
