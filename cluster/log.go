@@ -272,13 +272,27 @@ func (c *Conn) Follow(ctx context.Context, from uint64, apply func(Message)) (*F
 	}
 	sctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	cons, err := c.js.OrderedConsumer(sctx, StreamName, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: follow the log: %w", err)
-	}
-	info, err := cons.Info(sctx)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: follow the log: %w", err)
+	// Right after a NATS server failed, the cluster may take a few seconds
+	// to elect new leaders, and a request may go unanswered: try again,
+	// each attempt bounded, until ctx ends.
+	var (
+		cons jetstream.Consumer
+		info *jetstream.ConsumerInfo
+		err  error
+	)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		cons, info, err = c.orderedConsumer(sctx, cfg)
+		if err == nil {
+			break
+		}
+		if !retryable(err) {
+			return nil, fmt.Errorf("cluster: follow the log: %w", err)
+		}
+		select {
+		case <-sctx.Done():
+			return nil, fmt.Errorf("cluster: follow the log: %w", err)
+		case <-time.After(wait):
+		}
 	}
 	iter, err := cons.Messages()
 	if err != nil {
@@ -293,6 +307,20 @@ func (c *Conn) Follow(ctx context.Context, from uint64, apply func(Message)) (*F
 	}
 	go f.run(c, apply)
 	return f, nil
+}
+
+func (c *Conn) orderedConsumer(ctx context.Context, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, *jetstream.ConsumerInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	cons, err := c.js.OrderedConsumer(ctx, StreamName, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cons, info, nil
 }
 
 func (f *Follower) markCaughtUp() { f.upOnce.Do(func() { close(f.caughtUp) }) }
