@@ -258,6 +258,8 @@ type Follower struct {
 // Follow starts applying the log from sequence from (1 or 0: the start).
 // A node passes one more than the last sequence its store holds, so after a
 // restart it catches up on what it missed and goes on with new messages.
+// ctx bounds only the setup; the follower runs until [Follower.Stop] or
+// until c closes.
 //
 // apply runs on the follower's goroutine, one message at a time; while it
 // runs, later messages wait. It must not block for long (queue to the store
