@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -65,6 +66,10 @@ type Conn struct {
 	name    string
 	log     *slog.Logger
 	timeout time.Duration
+
+	// reconnects counts reconnects, so that followers can tell that
+	// messages in flight may have been lost.
+	reconnects atomic.Uint64
 }
 
 // Connect joins the NATS cluster at urls, a comma-separated list such as
@@ -141,6 +146,7 @@ func Connect(urls string, opts *Options) (*Conn, error) {
 			c.log.Warn("cluster: disconnected from NATS", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			c.reconnects.Add(1)
 			c.log.Info("cluster: reconnected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {

@@ -247,18 +247,38 @@ func (c *Conn) LastSeq(ctx context.Context) (uint64, error) {
 // than the one before, across reconnects and NATS server failures. It is
 // made by [Conn.Follow].
 type Follower struct {
-	iter     jetstream.MessagesContext
+	c        *Conn
+	apply    func(Message)
 	applied  atomic.Uint64
 	caughtUp chan struct{}
 	upOnce   sync.Once
+	stop     chan struct{}
+	stopOnce sync.Once
 	done     chan struct{}
 	err      error
+
+	mu   sync.Mutex // guards iter against Stop
+	iter jetstream.MessagesContext
+
+	// Owned by the follower's goroutine (and Follow before it starts).
+	delivered  uint64 // the consumer's delivery sequence last seen
+	reconnects uint64 // the connection's reconnect count when opened
 }
+
+// How a follower notices that its consumer is gone (its NATS server died):
+// the server sends a heartbeat every followHeartbeat while idle, and two
+// missed ones make the follower open another. Short, so that a node's users do not wait
+// long for messages after a NATS failover; the cost is one small message a
+// second per node while idle.
+const (
+	followHeartbeat = time.Second
+	followExpiry    = 5 * time.Second
+)
 
 // Follow starts applying the log from sequence from (1 or 0: the start).
 // A node passes one more than the last sequence its store holds, so after a
 // restart it catches up on what it missed and goes on with new messages.
-// ctx bounds only the setup; the follower runs until [Follower.Stop] or
+// ctx bounds only the set-up; the follower runs until [Follower.Stop] or
 // until c closes.
 //
 // apply runs on the follower's goroutine, one message at a time; while it
@@ -267,98 +287,171 @@ type Follower struct {
 // MaxBytes) are skipped. Messages that cannot be decoded are skipped and
 // reported to the logger, so that one bad entry cannot stop a node.
 func (c *Conn) Follow(ctx context.Context, from uint64, apply func(Message)) (*Follower, error) {
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if from > 1 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = from
-	}
-	sctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	// Right after a NATS server failed, the cluster may take a few seconds
-	// to elect new leaders, and a request may go unanswered: try again,
-	// each attempt bounded, until ctx ends.
-	var (
-		cons jetstream.Consumer
-		info *jetstream.ConsumerInfo
-		err  error
-	)
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		cons, info, err = c.orderedConsumer(sctx, cfg)
-		if err == nil {
-			break
-		}
-		if !retryable(err) {
-			return nil, fmt.Errorf("cluster: follow the log: %w", err)
-		}
-		select {
-		case <-sctx.Done():
-			return nil, fmt.Errorf("cluster: follow the log: %w", err)
-		case <-time.After(wait):
-		}
-	}
-	iter, err := cons.Messages()
-	if err != nil {
-		return nil, fmt.Errorf("cluster: follow the log: %w", err)
-	}
-	f := &Follower{iter: iter, caughtUp: make(chan struct{}), done: make(chan struct{})}
+	f := &Follower{c: c, apply: apply, caughtUp: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	if from > 0 {
 		f.applied.Store(from - 1)
 	}
-	if info.NumPending == 0 {
+	sctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	iter, pending, err := f.open(sctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: follow the log: %w", err)
+	}
+	f.iter = iter
+	if pending == 0 {
 		f.markCaughtUp()
 	}
-	go f.run(c, apply)
+	go f.run()
 	return f, nil
 }
 
-func (c *Conn) orderedConsumer(ctx context.Context, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, *jetstream.ConsumerInfo, error) {
+// open makes a consumer that starts one past the last applied sequence.
+// Right after a NATS server failed, the cluster may take a few seconds to
+// elect new leaders, and a request may go unanswered: open tries again,
+// each attempt bounded, until ctx ends or the follower is stopped.
+//
+// The consumer is ephemeral, unacknowledged and kept in memory on one
+// server, which is cheap; when that server or the link to it fails, run
+// notices (missed heartbeats, a gap in the consumer's own sequence, a
+// reconnect) and opens another from where it was.
+func (f *Follower) open(ctx context.Context) (jetstream.MessagesContext, uint64, error) {
+	cfg := jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		Replicas:          1,
+		InactiveThreshold: 30 * time.Second, // a dead node's consumer goes
+	}
+	if next := f.applied.Load() + 1; next > 1 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = next
+	}
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		iter, pending, err := f.tryOpen(ctx, cfg)
+		if err == nil {
+			return iter, pending, nil
+		}
+		if !retryable(err) {
+			return nil, 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, 0, err
+		case <-f.stop:
+			return nil, 0, jetstream.ErrMsgIteratorClosed
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (f *Follower) tryOpen(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.MessagesContext, uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	cons, err := c.js.OrderedConsumer(ctx, StreamName, cfg)
+	f.reconnects = f.c.reconnects.Load()
+	cons, err := f.c.js.CreateConsumer(ctx, StreamName, cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, err
 	}
-	info, err := cons.Info(ctx)
+	iter, err := cons.Messages(jetstream.PullExpiry(followExpiry), jetstream.PullHeartbeat(followHeartbeat))
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, err
 	}
-	return cons, info, nil
+	f.delivered = 0
+	return iter, cons.CachedInfo().NumPending, nil
 }
 
 func (f *Follower) markCaughtUp() { f.upOnce.Do(func() { close(f.caughtUp) }) }
 
-func (f *Follower) run(c *Conn, apply func(Message)) {
+func (f *Follower) stopped() bool {
+	select {
+	case <-f.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// errResume makes run open a new consumer.
+var errResume = errors.New("consumer lost")
+
+func (f *Follower) run() {
 	defer close(f.done)
+	f.mu.Lock()
+	iter := f.iter
+	f.mu.Unlock()
 	for {
-		msg, err := f.iter.Next()
+		msg, err := iter.Next(jetstream.NextMaxWait(2 * followHeartbeat))
+		if errors.Is(err, nats.ErrTimeout) {
+			// Idle. A reconnect may have lost messages in flight without
+			// a later one to show the gap: start again from what was
+			// applied, to be sure.
+			if f.c.reconnects.Load() == f.reconnects {
+				continue
+			}
+			err = fmt.Errorf("%w: reconnected", errResume)
+		} else if err == nil {
+			err = f.handle(msg)
+		}
+		if err == nil {
+			continue
+		}
+		iter.Stop()
+		if f.stopped() {
+			return
+		}
+		if f.c.nc.IsClosed() {
+			f.err = nats.ErrConnectionClosed
+			return
+		}
+		f.c.log.Warn("cluster: following the log again", "reason", err, "applied", f.applied.Load())
+		// Without a deadline: a node keeps trying for as long as it runs;
+		// Stop ends the attempts.
+		iter, _, err = f.open(context.Background())
 		if err != nil {
-			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if !f.stopped() {
 				f.err = err
-				c.log.Error("cluster: following the log stopped", "err", err)
+				f.c.log.Error("cluster: following the log stopped", "err", err)
 			}
 			return
 		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			c.log.Error("cluster: log entry without metadata", "err", err)
-			continue
-		}
-		seq := meta.Sequence.Stream
-		if seq <= f.applied.Load() {
-			continue // redelivered after a consumer reset
-		}
-		var m Message
-		if err := json.Unmarshal(msg.Data(), &m); err != nil || !strings.HasPrefix(msg.Subject(), "securechat.") {
-			c.log.Error("cluster: undecodable log entry skipped", "seq", seq, "subject", msg.Subject())
-		} else {
-			m.Seq = seq
-			apply(m)
-		}
-		f.applied.Store(seq)
-		if meta.NumPending == 0 {
-			f.markCaughtUp()
+		f.mu.Lock()
+		f.iter = iter
+		f.mu.Unlock()
+		if f.stopped() {
+			iter.Stop()
+			return
 		}
 	}
+}
+
+// handle applies one delivered message. It returns errResume when the
+// consumer skipped a delivery, which happens when messages were lost in
+// flight: the stream still has them, and a new consumer fetches them.
+func (f *Follower) handle(msg jetstream.Msg) error {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errResume, err)
+	}
+	if meta.Sequence.Consumer != f.delivered+1 {
+		return fmt.Errorf("%w: delivery %d after %d", errResume, meta.Sequence.Consumer, f.delivered)
+	}
+	f.delivered = meta.Sequence.Consumer
+	seq := meta.Sequence.Stream
+	if seq <= f.applied.Load() {
+		return nil // already applied
+	}
+	var m Message
+	if err := json.Unmarshal(msg.Data(), &m); err != nil || !strings.HasPrefix(msg.Subject(), "securechat.") {
+		f.c.log.Error("cluster: undecodable log entry skipped", "seq", seq, "subject", msg.Subject())
+	} else {
+		m.Seq = seq
+		f.apply(m)
+	}
+	f.applied.Store(seq)
+	if meta.NumPending == 0 {
+		f.markCaughtUp()
+	}
+	return nil
 }
 
 // Applied is the sequence of the last message handed to apply (or skipped).
@@ -372,7 +465,12 @@ func (f *Follower) CaughtUp() <-chan struct{} { return f.caughtUp }
 // Stop stops the follower and waits until apply is no longer running. It
 // returns the error that stopped the follower early, if one did.
 func (f *Follower) Stop() error {
-	f.iter.Stop()
+	f.stopOnce.Do(func() {
+		close(f.stop)
+		f.mu.Lock()
+		f.iter.Stop()
+		f.mu.Unlock()
+	})
 	<-f.done
 	return f.err
 }

@@ -306,6 +306,14 @@ func TestClusterKillNATSNodeLosesNoAckedMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Stop()
+	// A second follower stands for a securechat node that is killed at
+	// the same moment as the NATS server and restarts after the traffic:
+	// it resumes from one past what it had applied.
+	var restartedNode collector
+	r1, err := sub.Follow(ctx, 0, restartedNode.apply)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	const writers, each = 4, 75
 	var (
@@ -338,6 +346,9 @@ func TestClusterKillNATSNodeLosesNoAckedMessage(t *testing.T) {
 	victim := nc.node(streamLeader(t, ctx, pub))
 	killed := time.Now()
 	nc.kill(victim)
+	if err := r1.Stop(); err != nil {
+		t.Errorf("stopping a follower: %v", err)
+	}
 	wg.Wait()
 	t.Logf("killed the stream leader %s with %d of %d acked; the rest acked %v later", victim.name, writers*each/4, writers*each, time.Since(killed).Round(time.Millisecond))
 	close(errs)
@@ -372,7 +383,19 @@ func TestClusterKillNATSNodeLosesNoAckedMessage(t *testing.T) {
 		maxSeq = max(maxSeq, seq)
 	}
 	waitFor(t, "the live follower to apply every acked message", func() bool { return f.Applied() >= maxSeq })
+	t.Logf("the live follower had applied all %d messages %v after the kill", len(acked), time.Since(killed).Round(time.Millisecond))
 	checkLog("live follower", live.get())
+	r2, err := sub.Follow(ctx, r1.Applied()+1, restartedNode.apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Stop()
+	select {
+	case <-r2.CaughtUp():
+	case <-ctx.Done():
+		t.Fatal("the restarted follower never caught up")
+	}
+	checkLog("follower stopped and resumed", restartedNode.get())
 
 	// The killed server comes back and catches up with its peers.
 	restarted := time.Now()
