@@ -234,3 +234,29 @@ func writeCA(t *testing.T, path string) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+func TestParseURLs(t *testing.T) {
+	got, err := parseURLs(" a:7000 ,tls://b, nats://[::1]:4223")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"nats://a:7000", "tls://b:4222", "nats://[::1]:4223"}
+	if len(got) != len(want) {
+		t.Fatalf("parseURLs = %v", got)
+	}
+	for i, u := range got {
+		if u.String() != want[i] {
+			t.Errorf("address %d = %s, want %s", i, u, want[i])
+		}
+	}
+	for _, host := range []string{"127.0.0.1", "127.8.9.10", "::1", "localhost", "LocalHost"} {
+		if !isLoopback(host) {
+			t.Errorf("%s is not taken as loopback", host)
+		}
+	}
+	for _, host := range []string{"10.0.0.1", "192.0.2.1", "example.com", "localhost.example.com", "::"} {
+		if isLoopback(host) {
+			t.Errorf("%s is taken as loopback", host)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // Message kinds, the same words the store uses.
@@ -176,7 +177,7 @@ func (c *Conn) Publish(ctx context.Context, m Message) (uint64, error) {
 		return 0, err
 	}
 	if m.ID == "" {
-		m.ID = nats.NewInbox()[len(nats.InboxPrefix):]
+		m.ID = nuid.Next()
 	}
 	if m.Time.IsZero() {
 		m.Time = time.Now()
