@@ -47,8 +47,10 @@ type Options struct {
 	// Nil: discard.
 	Logger *slog.Logger
 
-	// Timeout bounds the first connection and each JetStream request
-	// (publish, stream and bucket set-up): 5 seconds by default.
+	// Timeout bounds the first connection, and the set-up and reads that
+	// are given a context without a deadline (stream, bucket, follower,
+	// LastSeq, Banned): 5 seconds by default. Publish has its own,
+	// [PublishPatience].
 	Timeout time.Duration
 }
 

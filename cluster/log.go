@@ -161,14 +161,19 @@ func (c *Conn) withTimeout(ctx context.Context) (context.Context, context.Cancel
 	return context.WithTimeout(ctx, c.timeout)
 }
 
+// PublishPatience is how long [Conn.Publish] keeps trying when its context
+// has no deadline: longer than NATS takes to elect a new stream leader
+// after a server failed (4 to 9 seconds in the tests).
+const PublishPatience = 15 * time.Second
+
 // Publish appends m to the log and returns its stream sequence. It returns
 // only once JetStream has stored the message (on a majority of replicas):
 // acknowledge the message to its sender then, and not before. m.Time is set
 // to now if zero, m.Node to this node.
 //
 // Publish retries past timeouts, lost connections and leader elections
-// until ctx is done (or [Options.Timeout] without a deadline), always with
-// the same message ID, so a message stored by an attempt whose ack was lost
+// until ctx is done (or for [PublishPatience] if ctx has no deadline),
+// always with the same message ID, so a message stored by an attempt whose ack was lost
 // is stored once and its first sequence returned. A caller that gets an
 // error and retries should pass the same m, ID included.
 func (c *Conn) Publish(ctx context.Context, m Message) (uint64, error) {
@@ -189,8 +194,11 @@ func (c *Conn) Publish(ctx context.Context, m Message) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cluster: %w", err)
 	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, PublishPatience)
+		defer cancel()
+	}
 	wait := 50 * time.Millisecond
 	for {
 		attempt, cancelAttempt := context.WithTimeout(ctx, 2*time.Second)
