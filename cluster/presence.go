@@ -57,9 +57,10 @@ type Presence struct {
 	onChg  func(PresenceEvent)
 	sub    *nats.Subscription
 
-	mu    sync.Mutex
-	local map[string]int // this node's users: sessions per user
-	nodes map[string]*nodeState
+	mu      sync.Mutex
+	stopped bool           // Stop began: no more heartbeats but the goodbye
+	local   map[string]int // this node's users: sessions per user
+	nodes   map[string]*nodeState
 
 	// pending holds events in the order the state changed, for deliver;
 	// a queue rather than a channel so that making an event never waits
@@ -175,16 +176,25 @@ func (p *Presence) Nodes() []string {
 // the heartbeats and the watcher, and waits for OnChange to return.
 func (p *Presence) Stop() {
 	p.once.Do(func() {
+		// Heartbeats stop first, so that none can follow the goodbye and
+		// bring this node back to life on the others.
+		p.mu.Lock()
+		p.stopped = true
+		p.mu.Unlock()
+		close(p.stop)
+		p.done.Wait()
 		p.announce(true)
 		_ = p.c.nc.Flush()
 		_ = p.sub.Unsubscribe()
-		close(p.stop)
-		p.done.Wait()
 	})
 }
 
 func (p *Presence) announce(bye bool) {
 	p.mu.Lock()
+	if p.stopped && !bye {
+		p.mu.Unlock()
+		return
+	}
 	hb := heartbeat{Node: p.c.name, Every: p.every.Milliseconds(), Bye: bye}
 	if !bye {
 		for u := range p.local {
