@@ -161,8 +161,8 @@ func (c *Conn) withTimeout(ctx context.Context) (context.Context, context.Cancel
 	return context.WithTimeout(ctx, c.timeout)
 }
 
-// PublishPatience is how long [Conn.Publish] keeps trying when its context
-// has no deadline: longer than NATS takes to elect a new stream leader
+// PublishPatience is how long [Conn.Publish] and the writes of [Shared]
+// keep trying when their context has no deadline: longer than NATS takes to elect a new stream leader
 // after a server failed (4 to 9 seconds in the tests).
 const PublishPatience = 15 * time.Second
 
@@ -194,6 +194,23 @@ func (c *Conn) Publish(ctx context.Context, m Message) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cluster: %w", err)
 	}
+	var seq uint64
+	err = retry(ctx, func(ctx context.Context) error {
+		ack, err := c.js.Publish(ctx, subj, data, jetstream.WithMsgID(m.ID), jetstream.WithExpectStream(StreamName))
+		if err == nil {
+			seq = ack.Sequence
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cluster: publish: %w", err)
+	}
+	return seq, nil
+}
+
+// retry runs op, each attempt bounded to 2 s, until it succeeds, fails
+// for good, or ctx ends (after [PublishPatience] if ctx has no deadline).
+func retry(ctx context.Context, op func(context.Context) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, PublishPatience)
@@ -202,17 +219,14 @@ func (c *Conn) Publish(ctx context.Context, m Message) (uint64, error) {
 	wait := 50 * time.Millisecond
 	for {
 		attempt, cancelAttempt := context.WithTimeout(ctx, 2*time.Second)
-		ack, err := c.js.Publish(attempt, subj, data, jetstream.WithMsgID(m.ID), jetstream.WithExpectStream(StreamName))
+		err := op(attempt)
 		cancelAttempt()
-		if err == nil {
-			return ack.Sequence, nil
-		}
-		if !retryable(err) {
-			return 0, fmt.Errorf("cluster: publish: %w", err)
+		if err == nil || !retryable(err) {
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("cluster: publish: not stored in time: %w", err)
+			return fmt.Errorf("not stored in time: %w", err)
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, time.Second)

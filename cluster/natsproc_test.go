@@ -300,6 +300,22 @@ func TestClusterKillNATSNodeLosesNoAckedMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	// The state bucket, R3 too, watched from the other node.
+	pubState, err := pub.Shared(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subState, err := sub.Shared(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen changes
+	w, err := subState.Watch(ctx, seen.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
 	var live collector
 	f, err := sub.Follow(ctx, 0, live.apply)
 	if err != nil {
@@ -385,6 +401,25 @@ func TestClusterKillNATSNodeLosesNoAckedMessage(t *testing.T) {
 	waitFor(t, "the live follower to apply every acked message", func() bool { return f.Applied() >= maxSeq })
 	t.Logf("the live follower had applied all %d messages %v after the kill", len(acked), time.Since(killed).Round(time.Millisecond))
 	checkLog("live follower", live.get())
+
+	// With one NATS server still down, a ban made on one node holds on the
+	// other: at once for a read, a moment later for its watcher.
+	banned := time.Now()
+	if err := pubState.Ban(ctx, Restriction{User: "mallory", By: "alice"}); err != nil {
+		t.Fatalf("Ban with a NATS server down: %v", err)
+	}
+	if _, ok, err := subState.Banned(ctx, "mallory"); !ok || err != nil {
+		t.Errorf("Banned on the other node = %v, %v", ok, err)
+	}
+	waitFor(t, "the other node's watcher to see the ban", func() bool {
+		for _, ch := range seen.get() {
+			if ch.Kind == StateBan && ch.Name == "mallory" && !ch.Removed {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("the ban reached the other node's watcher %v after Ban was called", time.Since(banned).Round(time.Millisecond))
 	r2, err := sub.Follow(ctx, r1.Applied()+1, restartedNode.apply)
 	if err != nil {
 		t.Fatal(err)

@@ -107,7 +107,9 @@ func (c *Conn) Shared(ctx context.Context, replicas int) (*Shared, error) {
 
 // Ban bans r.User on every node until r.Until; Unban lifts it. Mute and
 // Unmute do the same for mutes. Each returns once the bucket has stored
-// the change.
+// the change. Like every write to the bucket, they wait out a NATS leader
+// election as [Conn.Publish] does (a write repeated after a lost answer
+// stores the same value again, which changes nothing).
 func (s *Shared) Ban(ctx context.Context, r Restriction) error {
 	return s.putJSON(ctx, keyBan+token(r.User), r)
 }
@@ -164,24 +166,31 @@ func (s *Shared) putJSON(ctx context.Context, key string, v any) error {
 }
 
 func (s *Shared) put(ctx context.Context, key string, value []byte) error {
-	ctx, cancel := s.c.withTimeout(ctx)
-	defer cancel()
-	if _, err := s.kv.Put(ctx, key, value); err != nil {
+	err := retry(ctx, func(ctx context.Context) error {
+		_, err := s.kv.Put(ctx, key, value)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("cluster: store %s: %w", strings.SplitN(key, ".", 2)[0], err)
 	}
 	return nil
 }
 
 func (s *Shared) del(ctx context.Context, key string) error {
-	ctx, cancel := s.c.withTimeout(ctx)
-	defer cancel()
-	// Removing what is not there is a no-op, not a delete marker that every
-	// watcher would be told about. A set that races with this remove wins,
-	// as if it came after it.
-	if _, err := s.kv.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil
-	}
-	if err := s.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	err := retry(ctx, func(ctx context.Context) error {
+		// Removing what is not there is a no-op, not a delete marker that
+		// every watcher would be told about. A set that races with this
+		// remove wins, as if it came after it.
+		if _, err := s.kv.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		err := s.kv.Delete(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("cluster: remove %s: %w", strings.SplitN(key, ".", 2)[0], err)
 	}
 	return nil
