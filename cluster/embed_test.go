@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -45,16 +47,24 @@ func startEmbedded(t *testing.T, adjust func(*server.Options)) *embedded {
 
 func (e *embedded) start() {
 	e.t.Helper()
+	if err := e.tryStart(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// tryStart is start for goroutines other than the test's.
+func (e *embedded) tryStart() error {
 	srv, err := server.NewServer(e.opts)
 	if err != nil {
-		e.t.Fatalf("NATS server: %v", err)
+		return fmt.Errorf("NATS server: %w", err)
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(testTimeout) {
 		srv.Shutdown()
-		e.t.Fatal("NATS server did not become ready")
+		return errors.New("NATS server did not become ready")
 	}
 	e.srv = srv
+	return nil
 }
 
 func (e *embedded) shutdown() {

@@ -138,3 +138,30 @@ func TestBannedIgnoresExpiredBans(t *testing.T) {
 		t.Errorf("Banned with an expired ban = %v, %v", ok, err)
 	}
 }
+
+// TestSharedWriteWaitsForServer bans while the only NATS server restarts:
+// the ban waits for it rather than fail.
+func TestSharedWriteWaitsForServer(t *testing.T) {
+	e := startEmbedded(t, nil)
+	ctx := testContext(t)
+	s, err := e.connect(t, "node1").Shared(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.shutdown()
+	restarted := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		restarted <- e.tryStart()
+	}()
+	err = s.Ban(ctx, Restriction{User: "mallory"})
+	if err := <-restarted; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("Ban while the server restarted: %v", err)
+	}
+	if _, ok, err := s.Banned(ctx, "mallory"); !ok || err != nil {
+		t.Errorf("Banned after the restart = %v, %v", ok, err)
+	}
+}
