@@ -1,0 +1,285 @@
+package cluster
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// BucketName is the JetStream key-value bucket of the shared chat state.
+const BucketName = "securechat_state"
+
+// Keys of the bucket: "ban.<user>", "mute.<user>", "topic.<room>" (names
+// encoded as by subject tokens) and "motd".
+const (
+	keyBan   = "ban."
+	keyMute  = "mute."
+	keyTopic = "topic."
+	keyMOTD  = "motd"
+)
+
+// StateKind says what a [Change] is about.
+type StateKind uint8
+
+const (
+	StateBan StateKind = iota + 1
+	StateMute
+	StateTopic
+	StateMOTD
+)
+
+func (k StateKind) String() string {
+	switch k {
+	case StateBan:
+		return "ban"
+	case StateMute:
+		return "mute"
+	case StateTopic:
+		return "topic"
+	case StateMOTD:
+		return "motd"
+	}
+	return "unknown"
+}
+
+// Restriction is a ban or a mute.
+type Restriction struct {
+	User   string    `json:"user"`
+	Until  time.Time `json:"until,omitzero"` // zero: until lifted
+	By     string    `json:"by,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Active reports whether r still holds at now.
+func (r Restriction) Active(now time.Time) bool { return r.Until.IsZero() || now.Before(r.Until) }
+
+// Change is one update of the shared state, as a [StateWatcher] delivers it.
+type Change struct {
+	Kind StateKind
+	// Name is the user (ban, mute) or the room (topic); empty for the MOTD.
+	Name string
+	// Removed says the ban or mute was lifted, or the topic or MOTD cleared.
+	Removed bool
+	// Restriction is the ban or mute set; Text the topic or MOTD set.
+	Restriction Restriction
+	Text        string
+	// Revision orders changes to the bucket: higher is newer.
+	Revision uint64
+}
+
+// Shared is the chat state every node must agree on at once: bans, mutes,
+// room topics and the MOTD, in a replicated JetStream key-value bucket. A
+// write returns once the bucket has stored it; every node's watcher then
+// sees it, in the order of the bucket's revisions. Shared is safe for
+// concurrent use.
+type Shared struct {
+	c  *Conn
+	kv jetstream.KeyValue
+}
+
+// Shared creates the state bucket, or opens it, with replicas copies (as
+// for the message stream: 1, or 3 in a three-server cluster).
+func (c *Conn) Shared(ctx context.Context, replicas int) (*Shared, error) {
+	if replicas <= 0 {
+		replicas = 1
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      BucketName,
+		Description: "securechat bans, mutes, topics and MOTD",
+		History:     1,
+		Replicas:    replicas,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: state bucket: %w", err)
+	}
+	return &Shared{c: c, kv: kv}, nil
+}
+
+// Ban bans r.User on every node until r.Until; Unban lifts it. Mute and
+// Unmute do the same for mutes. Each returns once the bucket has stored
+// the change. Like every write to the bucket, they wait out a NATS leader
+// election as [Conn.Publish] does (a write repeated after a lost answer
+// stores the same value again, which changes nothing).
+func (s *Shared) Ban(ctx context.Context, r Restriction) error {
+	return s.putJSON(ctx, keyBan+token(r.User), r)
+}
+func (s *Shared) Unban(ctx context.Context, user string) error {
+	return s.del(ctx, keyBan+token(user))
+}
+func (s *Shared) Mute(ctx context.Context, r Restriction) error {
+	return s.putJSON(ctx, keyMute+token(r.User), r)
+}
+func (s *Shared) Unmute(ctx context.Context, user string) error {
+	return s.del(ctx, keyMute+token(user))
+}
+
+// SetTopic sets room's topic; an empty topic clears it.
+func (s *Shared) SetTopic(ctx context.Context, room, topic string) error {
+	if topic == "" {
+		return s.del(ctx, keyTopic+token(room))
+	}
+	return s.put(ctx, keyTopic+token(room), []byte(topic))
+}
+
+// SetMOTD sets the message of the day; an empty one clears it.
+func (s *Shared) SetMOTD(ctx context.Context, text string) error {
+	if text == "" {
+		return s.del(ctx, keyMOTD)
+	}
+	return s.put(ctx, keyMOTD, []byte(text))
+}
+
+// Banned reads user's ban from the bucket. ok is false when there is none
+// or it has expired.
+func (s *Shared) Banned(ctx context.Context, user string) (r Restriction, ok bool, err error) {
+	ctx, cancel := s.c.withTimeout(ctx)
+	defer cancel()
+	e, err := s.kv.Get(ctx, keyBan+token(user))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Restriction{}, false, nil
+	}
+	if err != nil {
+		return Restriction{}, false, fmt.Errorf("cluster: read ban: %w", err)
+	}
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return Restriction{}, false, fmt.Errorf("cluster: read ban: %w", err)
+	}
+	return r, r.Active(time.Now()), nil
+}
+
+func (s *Shared) putJSON(ctx context.Context, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	return s.put(ctx, key, data)
+}
+
+func (s *Shared) put(ctx context.Context, key string, value []byte) error {
+	err := retry(ctx, func(ctx context.Context) error {
+		_, err := s.kv.Put(ctx, key, value)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: store %s: %w", strings.SplitN(key, ".", 2)[0], err)
+	}
+	return nil
+}
+
+func (s *Shared) del(ctx context.Context, key string) error {
+	err := retry(ctx, func(ctx context.Context) error {
+		// Removing what is not there is a no-op, not a delete marker that
+		// every watcher would be told about. A set that races with this
+		// remove wins, as if it came after it.
+		if _, err := s.kv.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		err := s.kv.Delete(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: remove %s: %w", strings.SplitN(key, ".", 2)[0], err)
+	}
+	return nil
+}
+
+// StateWatcher delivers the shared state and its changes; see [Shared.Watch].
+type StateWatcher struct {
+	w      jetstream.KeyWatcher
+	synced chan struct{}
+	done   chan struct{}
+	once   sync.Once
+}
+
+// Watch calls fn with the current value of every key (the state as it is
+// now), closes Synced, and then calls fn with each later change, in order,
+// until Stop or the connection closes. fn runs on the watcher's goroutine,
+// one change at a time, and must not block for long. A node loads its
+// bans, mutes, topics and MOTD from the first calls, and waits for Synced
+// before it lets users in, so that no banned user slips in at start.
+func (s *Shared) Watch(ctx context.Context, fn func(Change)) (*StateWatcher, error) {
+	w, err := s.kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: watch state: %w", err)
+	}
+	sw := &StateWatcher{w: w, synced: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(sw.done)
+		for e := range w.Updates() {
+			if e == nil {
+				// The end of the initial values.
+				sw.once.Do(func() { close(sw.synced) })
+				continue
+			}
+			ch, ok := decodeChange(e)
+			if !ok {
+				s.c.log.Error("cluster: undecodable state entry skipped", "revision", e.Revision())
+				continue
+			}
+			fn(ch)
+		}
+	}()
+	return sw, nil
+}
+
+// Synced is closed once the watcher has delivered every value the bucket
+// held when it started.
+func (sw *StateWatcher) Synced() <-chan struct{} { return sw.synced }
+
+// Stop stops the watcher and waits until fn is no longer running.
+func (sw *StateWatcher) Stop() {
+	_ = sw.w.Stop()
+	<-sw.done
+}
+
+func decodeChange(e jetstream.KeyValueEntry) (Change, bool) {
+	ch := Change{Revision: e.Revision()}
+	ch.Removed = e.Operation() != jetstream.KeyValuePut
+	key := e.Key()
+	if key == keyMOTD {
+		ch.Kind, ch.Text = StateMOTD, string(e.Value())
+		return ch, true
+	}
+	prefix, enc, ok := strings.Cut(key, ".")
+	if !ok {
+		return ch, false
+	}
+	name, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return ch, false
+	}
+	ch.Name = string(name)
+	switch prefix + "." {
+	case keyTopic:
+		ch.Kind, ch.Text = StateTopic, string(e.Value())
+		return ch, true
+	case keyBan, keyMute:
+		ch.Kind = StateBan
+		if prefix+"." == keyMute {
+			ch.Kind = StateMute
+		}
+		if ch.Removed {
+			ch.Restriction = Restriction{User: ch.Name}
+			return ch, true
+		}
+		if err := json.Unmarshal(e.Value(), &ch.Restriction); err != nil {
+			return ch, false
+		}
+		ch.Restriction.User = ch.Name
+		return ch, true
+	}
+	return ch, false
+}
