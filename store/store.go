@@ -319,13 +319,17 @@ func (s *Store) commit(batch []*op) {
 				s.log.Error("store: write failed", "change", o.kind.String(), "err", o.err)
 			}
 		}
+	}
+	// Counted before anyone is told, so that whoever a callback wakes sees
+	// Stats that include its own change.
+	s.stats.batches.Add(1)
+	s.stats.failed.Add(uint64(failed))
+	s.stats.committed.Add(uint64(len(batch) - failed))
+	for _, o := range batch {
 		if o.done != nil {
 			o.done(o.err)
 		}
 	}
-	s.stats.batches.Add(1)
-	s.stats.failed.Add(uint64(failed))
-	s.stats.committed.Add(uint64(len(batch) - failed))
 	if failed > 1 {
 		s.log.Error("store: writes failed in one batch", "failed", failed, "batch", len(batch))
 	}
