@@ -298,6 +298,13 @@ type Stats struct {
 	Delivered       uint64 // events queued to sessions
 	Dropped         uint64 // events dropped because a session's queue was full
 	SlowDisconnects uint64 // sessions ended because their queue stayed full
+	Requests        uint64 // requests read from clients and handled
+
+	// Queued and MaxQueued are the events waiting in all sessions' send
+	// queues together and in the longest one, at the time of the call.
+	// They are summed by Stats, not kept up to date, so that fan-out pays
+	// nothing for them.
+	Queued, MaxQueued int
 }
 
 // NewHub starts a hub. Stop it with Shutdown or Close.
@@ -433,6 +440,11 @@ func (h *Hub) Stats() Stats {
 		st.Users = len(h.users)
 		st.Rooms = len(h.rooms)
 		st.HistoryBytes = h.histBytes
+		for s := range h.sessions {
+			n := s.out.len()
+			st.Queued += n
+			st.MaxQueued = max(st.MaxQueued, n)
+		}
 	})
 	return st
 }
