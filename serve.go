@@ -75,6 +75,7 @@ everyone, closes every session and exits.`,
 			&cli.DurationFlag{Name: "hello-timeout", Value: 30 * time.Second, Usage: "time from login to the chat hello", EnvVars: []string{"SECURECHAT_HELLO_TIMEOUT"}},
 			&cli.Int64Flag{Name: "rekey-bytes", Value: 1 << 30, Usage: "rekey each direction after this many bytes"},
 			&cli.DurationFlag{Name: "rekey-time", Value: time.Hour, Usage: "rekey each direction after this long"},
+			metricsListenFlag(),
 		},
 		Action: runServe,
 	}
@@ -259,6 +260,13 @@ func runServe(c *cli.Context) error {
 	hub := chat.NewHub(hubConfig(c, log, motd, isAdmin))
 	defer hub.Close()
 
+	// --metrics-listen (servemetrics.go): off when nil.
+	sm, err := newServeMetrics(c, tr.Name())
+	if err != nil {
+		return err
+	}
+	defer sm.close()
+
 	gate := &server.StartupGate{Start: start, Rate: rate, Full: full,
 		PerSource: c.Int("per-source-max-startups"), Exempt: exempt}
 	penalties := server.DefaultPenaltyBox()
@@ -282,6 +290,7 @@ func runServe(c *cli.Context) error {
 			RekeyAfterBytes: c.Int64("rekey-bytes"),
 			RekeyAfterTime:  c.Duration("rekey-time"),
 		},
+		Hooks:  sm.hooks(),
 		Logger: log,
 	})
 
@@ -317,6 +326,7 @@ func runServe(c *cli.Context) error {
 		tr.Name(), ln.Addr(), handshake.Fingerprint(pub))
 	log.Info("serving", "transport", tr.Name(), "addr", ln.Addr().String(),
 		"fingerprint", handshake.Fingerprint(pub), "users", len(store.Users()))
+	sm.start(ctx, c.App.Writer, log, srv, hub, stateDir)
 
 	go func() {
 		for {
@@ -326,6 +336,7 @@ func runServe(c *cli.Context) error {
 			case <-hup:
 				reloadHostKeys(srv, hostKeyPath, log)
 				diff, err := store.Reload()
+				sm.credsReloaded(err)
 				if err != nil {
 					log.Error("creds reload failed; keeping the old accounts", "err", err)
 					continue
@@ -364,6 +375,7 @@ func runServe(c *cli.Context) error {
 		return err
 	case <-ctx.Done():
 	}
+	sm.stopping()
 	log.Info("shutting down", "grace", shutdownGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
