@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"securechat/bench"
 	"securechat/credstore"
 	"securechat/handshake"
+	"securechat/metrics"
 	"securechat/transport"
 )
 
@@ -208,12 +210,25 @@ func benchTarget(c *cli.Context, accounts int, stderr io.Writer) (*bench.Target,
 			Accounts: accounts, Password: pw, Groups: groups, PID: c.Int("server-pid"),
 		}, nil, nil
 	}
+	cfg, err := benchServerConfig(c, tr, accounts, groups, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := bench.StartServer(c.Context, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &srv.Target, srv, nil
+}
+
+// benchServerConfig describes the server --server asks for.
+func benchServerConfig(c *cli.Context, tr transport.Transport, accounts int, groups []handshake.Group, stderr io.Writer) (bench.ServerConfig, error) {
 	cfg := bench.ServerConfig{Transport: tr, Accounts: accounts, Groups: groups, Stderr: stderr}
 	switch c.String("server") {
 	case "child":
 		exe, err := os.Executable()
 		if err != nil {
-			return nil, nil, fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
+			return cfg, fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
 		}
 		cfg.Command = benchServerArgv(exe)
 		if f := c.String("server-cpuprofile"); f != "" {
@@ -224,23 +239,19 @@ func benchTarget(c *cli.Context, accounts int, stderr io.Writer) (*bench.Target,
 		}
 	case "serve", "inproc":
 		if c.String("server-cpuprofile") != "" || c.String("server-memprofile") != "" {
-			return nil, nil, usageError("--server-cpuprofile and --server-memprofile need --server child")
+			return cfg, usageError("--server-cpuprofile and --server-memprofile need --server child")
 		}
 		if c.String("server") == "serve" {
 			exe, err := os.Executable()
 			if err != nil {
-				return nil, nil, fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
+				return cfg, fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
 			}
 			cfg.Command, cfg.RealServe = serveArgv(exe), true
 		}
 	default:
-		return nil, nil, usageError("--server %q: want child, serve or inproc", c.String("server"))
+		return cfg, usageError("--server %q: want child, serve or inproc", c.String("server"))
 	}
-	srv, err := bench.StartServer(c.Context, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &srv.Target, srv, nil
+	return cfg, nil
 }
 
 // benchServerArgv and serveArgv are how child servers are started; tests
@@ -376,7 +387,10 @@ each for --duration. Every message carries its send time; every member
 records the latency when it reads it. Lost = expected - delivered, where
 expected counts every accepted message once per connected member.
 --rate 0 sends as fast as a window of unfinished messages per sender allows
-(saturation without overflowing the server's queues).`,
+(saturation without overflowing the server's queues).
+--metrics runs the same fan-out against fresh servers with their Prometheus
+metrics off and on (scraped every second), --metrics-rounds pairs in
+alternating order, and compares p99 latency and deliveries per second.`,
 		Flags: append(append([]cli.Flag{
 			&cli.IntFlag{Name: "clients", Value: 100, Usage: "sessions in the room"},
 			&cli.IntFlag{Name: "senders", Value: 10, Usage: "of which send"},
@@ -384,6 +398,8 @@ expected counts every accepted message once per connected member.
 			&cli.IntFlag{Name: "window", Usage: "--rate 0: messages per sender in flight (default 128/senders)"},
 			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "sending time"},
 			&cli.IntFlag{Name: "text-size", Usage: "pad message texts to this many bytes"},
+			&cli.BoolFlag{Name: "metrics", Usage: "compare the server's metrics off and on (needs a server started here, not --addr)"},
+			&cli.IntFlag{Name: "metrics-rounds", Value: 2, Usage: "--metrics: pairs of runs, off and on"},
 		}, benchTargetFlags("one per client")...), benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg := bench.FanoutConfig{
@@ -393,6 +409,9 @@ expected counts every accepted message once per connected member.
 			}
 			if err := checkFanoutFlags(cfg); err != nil {
 				return err
+			}
+			if c.Bool("metrics") {
+				return benchFanoutMetrics(c, cfg)
 			}
 			s, err := newBenchSetup(c)
 			if err != nil {
@@ -431,6 +450,64 @@ expected counts every accepted message once per connected member.
 			return nil
 		},
 	}
+}
+
+// benchFanoutMetrics is bench fanout --metrics.
+func benchFanoutMetrics(c *cli.Context, cfg bench.FanoutConfig) error {
+	if c.String("addr") != "" {
+		return usageError("--metrics starts its own servers; it cannot be used with --addr")
+	}
+	rounds := c.Int("metrics-rounds")
+	if rounds < 1 || rounds > 20 {
+		return usageError("--metrics-rounds %d: want 1 to 20", rounds)
+	}
+	tr, err := benchTransport(c.String("transport"))
+	if err != nil {
+		return err
+	}
+	groups, err := parseGroups(c.String("kex"))
+	if err != nil {
+		return err
+	}
+	accounts := cfg.Clients
+	if n := c.Int("accounts"); n != 0 {
+		if n < 0 || n > bench.MaxAccounts {
+			return usageError("--accounts %d: want 1 to %d", n, bench.MaxAccounts)
+		}
+		accounts = n
+	}
+	scfg, err := benchServerConfig(c, tr, accounts, groups, c.App.ErrWriter)
+	if err != nil {
+		return err
+	}
+	s, err := newBenchSetup(c)
+	if err != nil {
+		return err
+	}
+	cfg.Progress = s.progress
+	rep, err := bench.RunMetricsCost(c.Context, bench.MetricsCostConfig{
+		Fanout: cfg,
+		Rounds: rounds,
+		Start: func(ctx context.Context, on bool) (*bench.Server, error) {
+			sc := scfg
+			sc.Metrics = on
+			return bench.StartServer(ctx, sc)
+		},
+	})
+	if rep == nil {
+		s.stopProf()
+		return err
+	}
+	if ferr := s.finish("fanout-metrics", rep); ferr != nil {
+		return ferr
+	}
+	if err != nil {
+		return err
+	}
+	if len(rep.Errors) > 0 {
+		return fmt.Errorf("bench: %d runs failed", len(rep.Errors))
+	}
+	return nil
 }
 
 // checkFanoutFlags validates what can be checked before anything starts.
@@ -668,6 +745,7 @@ Never expose it: it has none of serve's protection against floods.`,
 			&cli.StringFlag{Name: "log-level", Value: "error", Usage: "log level of the text log on standard error"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run to `FILE`"},
 			&cli.StringFlag{Name: "memprofile", Usage: "write a heap profile to `FILE` on each SIGUSR1"},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics on `HOST:PORT` (loopback), as serve does"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -695,10 +773,17 @@ Never expose it: it has none of serve's protection against floods.`,
 			if err != nil {
 				return err
 			}
+			metricsListen := ""
+			if f := c.String("metrics-listen"); f != "" {
+				if metricsListen, err = metrics.ListenAddr(f); err != nil {
+					return usageError("--metrics-listen: %v", err)
+				}
+			}
 			return bench.RunServerProcess(c.Context, bench.ProcessConfig{
-				ServeConfig: bench.ServeConfig{Transport: tr, Listen: listen, Creds: c.String("creds"), Groups: groups, Logger: log},
-				CPUProfile:  c.String("cpuprofile"),
-				MemProfile:  c.String("memprofile"),
+				ServeConfig: bench.ServeConfig{Transport: tr, Listen: listen, Creds: c.String("creds"), Groups: groups, Logger: log,
+					MetricsListen: metricsListen},
+				CPUProfile: c.String("cpuprofile"),
+				MemProfile: c.String("memprofile"),
 			}, c.App.Writer)
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -427,5 +428,39 @@ func TestLeadingIntAndEventKind(t *testing.T) {
 		eventKind([]byte(`{"t":"msg"}`))
 	}); a != 0 {
 		t.Errorf("%v allocations per parse", a)
+	}
+}
+
+// An in-process server with metrics serves them while a fan-out runs, and
+// RunMetricsCost compares runs with them off and on.
+func TestMetricsCostSmoke(t *testing.T) {
+	var started []bool
+	rep, err := RunMetricsCost(context.Background(), MetricsCostConfig{
+		Fanout:      FanoutConfig{Clients: 3, Senders: 1, Rate: 20, Duration: 600 * time.Millisecond},
+		Rounds:      2,
+		ScrapeEvery: 100 * time.Millisecond,
+		Start: func(ctx context.Context, on bool) (*Server, error) {
+			started = append(started, on)
+			srv, err := StartServer(ctx, ServerConfig{Transport: transport.TCP, Accounts: 3, Metrics: on})
+			if err == nil && on != (srv.MetricsAddr != "") {
+				t.Errorf("metrics %v, metrics address %q", on, srv.MetricsAddr)
+			}
+			return srv, err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{false, true, true, false}; !slices.Equal(started, want) {
+		t.Errorf("servers started with metrics %v, want %v (alternating pairs)", started, want)
+	}
+	if len(rep.Off) != 2 || len(rep.On) != 2 || rep.Scrapes < 2 {
+		t.Fatalf("%d off, %d on, %d scrapes", len(rep.Off), len(rep.On), rep.Scrapes)
+	}
+	for _, r := range append(rep.Off, rep.On...) {
+		checkFanout(t, r, 3)
+	}
+	if rep.P99Ratio <= 0 || rep.RateRatio <= 0 {
+		t.Errorf("ratios %g %g", rep.P99Ratio, rep.RateRatio)
 	}
 }

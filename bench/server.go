@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -24,6 +26,7 @@ import (
 	"securechat/chat"
 	"securechat/credstore"
 	"securechat/handshake"
+	"securechat/metrics"
 	"securechat/server"
 	"securechat/transport"
 )
@@ -35,6 +38,9 @@ type ServeConfig struct {
 	Creds     string // the creds file
 	Groups    []handshake.Group
 	Logger    *slog.Logger // nil discards
+	// MetricsListen, if set, serves the Prometheus metrics of serve
+	// --metrics-listen there, to measure what they cost.
+	MetricsListen string
 }
 
 // Serve runs a chat server set up for load tests until ctx is done, then
@@ -43,8 +49,9 @@ type ServeConfig struct {
 // upgrades at login (so benchmark accounts stay cheap), the pre-login gate
 // admits everyone, there are no per-source penalties and no flood limit.
 // The host key is made fresh for the run. ready is called once the
-// listener is up, with its address and the host key fingerprint.
-func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint string)) error {
+// listener is up, with its address, the host key fingerprint and the
+// metrics address (empty without MetricsListen).
+func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint, metricsAddr string)) error {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -59,6 +66,19 @@ func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint st
 	}
 	hub := chat.NewHub(&chat.Config{Logger: log, FloodRate: -1})
 	defer hub.Close()
+	var mx *metrics.Metrics
+	var hooks server.Hooks
+	var mln net.Listener
+	var sessions func() int // the server's, set before the metrics are served
+	if cfg.MetricsListen != "" {
+		if mln, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			return fmt.Errorf("bench: metrics: %w", err)
+		}
+		defer mln.Close()
+		mx = metrics.New(metrics.Sources{Transport: cfg.Transport.Name(), Stats: hub.Stats,
+			Sessions: func() int { return sessions() }})
+		hooks = mx.Hooks()
+	}
 	srv := server.New(server.Config{
 		Transport: cfg.Transport.Name(),
 		HostKey:   hostKey,
@@ -67,8 +87,15 @@ func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint st
 		Hub:       hub,
 		Gate:      &server.StartupGate{},
 		Penalties: &server.PenaltyBox{},
+		Hooks:     hooks,
 		Logger:    log,
 	})
+	metricsAddr := ""
+	if mx != nil {
+		sessions = srv.Sessions
+		go mx.Serve(ctx, mln)
+		metricsAddr = mln.Addr().String()
+	}
 	listen := cfg.Listen
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -79,7 +106,7 @@ func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint st
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(context.WithoutCancel(ctx), ln) }()
-	ready(ln.Addr().String(), handshake.Fingerprint(hostKey.Public().(ed25519.PublicKey)))
+	ready(ln.Addr().String(), handshake.Fingerprint(hostKey.Public().(ed25519.PublicKey)), metricsAddr)
 	select {
 	case err := <-serveErr:
 		return err
@@ -181,11 +208,15 @@ func RunServerProcess(ctx context.Context, cfg ProcessConfig, stdout io.Writer) 
 			mu.Unlock()
 		}
 	}()
-	return Serve(ctx, cfg.ServeConfig, func(addr, fp string) {
+	return Serve(ctx, cfg.ServeConfig, func(addr, fp, metricsAddr string) {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(stdout, "%stransport=%s addr=%s fingerprint=%s pid=%d\n",
-			readyPrefix, cfg.Transport.Name(), addr, fp, os.Getpid())
+		extra := ""
+		if metricsAddr != "" {
+			extra = " metrics=" + metricsAddr
+		}
+		fmt.Fprintf(stdout, "%stransport=%s addr=%s fingerprint=%s pid=%d%s\n",
+			readyPrefix, cfg.Transport.Name(), addr, fp, os.Getpid(), extra)
 	})
 }
 
@@ -208,6 +239,9 @@ type ServerConfig struct {
 	RealServe bool
 	Args      []string
 	Stderr    io.Writer // the child's standard error; nil discards
+	// Metrics turns the server's Prometheus metrics on, on a loopback
+	// port of its own (Server.MetricsAddr).
+	Metrics bool
 }
 
 // serveLimitFlags lift the limits of "securechat serve" that a load test
@@ -221,6 +255,8 @@ var serveLimitFlags = []string{
 type Server struct {
 	Target    Target
 	InProcess bool
+	// MetricsAddr is where the server serves /metrics, if ServerConfig.Metrics.
+	MetricsAddr string
 
 	dir string
 
@@ -257,7 +293,11 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	if len(cfg.Command) == 0 {
-		err = s.startInProcess(ServeConfig{Transport: cfg.Transport, Creds: creds, Groups: cfg.Groups})
+		sc := ServeConfig{Transport: cfg.Transport, Creds: creds, Groups: cfg.Groups}
+		if cfg.Metrics {
+			sc.MetricsListen = "127.0.0.1:0"
+		}
+		err = s.startInProcess(sc)
 	} else {
 		err = s.startChild(ctx, cfg, creds)
 	}
@@ -274,8 +314,8 @@ func (s *Server) startInProcess(cfg ServeConfig) error {
 	s.Target.InProcess = true
 	ready := make(chan struct{})
 	go func() {
-		s.done <- Serve(ctx, cfg, func(addr, fp string) {
-			s.Target.Addr, s.Target.Fingerprint = addr, fp
+		s.done <- Serve(ctx, cfg, func(addr, fp, metricsAddr string) {
+			s.Target.Addr, s.Target.Fingerprint, s.MetricsAddr = addr, fp, metricsAddr
 			close(ready)
 		})
 	}()
@@ -297,6 +337,9 @@ func (s *Server) startChild(ctx context.Context, cfg ServerConfig, creds string)
 	if cfg.RealServe {
 		argv = append(argv, "--state-dir", filepath.Join(s.dir, "state"))
 		argv = append(argv, serveLimitFlags...)
+	}
+	if cfg.Metrics {
+		argv = append(argv, "--metrics-listen", "127.0.0.1:0")
 	}
 	if len(cfg.Groups) > 0 {
 		names := make([]string, len(cfg.Groups))
@@ -330,8 +373,13 @@ func (s *Server) startChild(ctx context.Context, cfg ServerConfig, creds string)
 					if _, addr, ok := strings.Cut(rest, " on "); ok {
 						serveKV["addr"] = addr
 					}
+				} else if rest, ok := strings.CutPrefix(line, "securechat: metrics on http://"); ok {
+					serveKV["metrics"] = strings.TrimSuffix(rest, "/metrics")
 				} else if fp, ok := strings.CutPrefix(line, "securechat: host key fingerprint "); ok {
 					serveKV["fingerprint"] = fp
+				}
+				// The metrics line, if asked for, follows the fingerprint.
+				if serveKV["fingerprint"] != "" && (!cfg.Metrics || serveKV["metrics"] != "") {
 					select {
 					case ready <- serveKV:
 					default:
@@ -369,7 +417,8 @@ func (s *Server) startChild(ctx context.Context, cfg ServerConfig, creds string)
 	case kv := <-ready:
 		s.Target.Addr, s.Target.Fingerprint = kv["addr"], kv["fingerprint"]
 		s.Target.PID = cmd.Process.Pid
-		if s.Target.Addr == "" || s.Target.Fingerprint == "" {
+		s.MetricsAddr = kv["metrics"]
+		if s.Target.Addr == "" || s.Target.Fingerprint == "" || cfg.Metrics && s.MetricsAddr == "" {
 			s.Close()
 			return errors.New("bench: server process: malformed ready line")
 		}
@@ -435,4 +484,55 @@ func (s *Server) Close() error {
 		return fmt.Errorf("bench: server process: %s", st)
 	}
 	return nil
+}
+
+// ScrapeMetrics fetches the server's /metrics every period until stop is
+// called, as Prometheus would (more often than its usual 15 s, so that
+// what collection costs shows), and returns how many scrapes succeeded.
+// The first failure is returned by stop.
+func (s *Server) ScrapeMetrics(period time.Duration) (stop func() (scrapes int, err error)) {
+	done := make(chan struct{})
+	result := make(chan struct {
+		n   int
+		err error
+	}, 1)
+	url := "http://" + s.MetricsAddr + "/metrics"
+	go func() {
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+		defer client.CloseIdleConnections()
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		n := 0
+		var first error
+		for {
+			select {
+			case <-done:
+				result <- struct {
+					n   int
+					err error
+				}{n, first}
+				return
+			case <-tick.C:
+			}
+			resp, err := client.Get(url)
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err == nil && resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("bench: GET %s: %s", url, resp.Status)
+				}
+			}
+			if err != nil && first == nil {
+				first = err
+			}
+			if err == nil {
+				n++
+			}
+		}
+	}()
+	return func() (int, error) {
+		close(done)
+		r := <-result
+		return r.n, r.err
+	}
 }
