@@ -1,10 +1,13 @@
 package metrics
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +131,41 @@ func TestListenAddr(t *testing.T) {
 		if got, err := ListenAddr(in); err == nil {
 			t.Errorf("ListenAddr(%q) = %q, want an error", in, got)
 		}
+	}
+}
+
+// The Grafana dashboard in contrib/ asks only for metrics the server
+// exports.
+func TestDashboardNamesExportedMetrics(t *testing.T) {
+	b, err := os.ReadFile("../contrib/grafana/securechat.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+	m := New(Sources{Transport: "tcp", Sessions: func() int { return 0 }, Stats: func() chat.Stats { return chat.Stats{} }})
+	m.Hooks().Handshake(handshake.GroupX25519, server.HandshakeOK, time.Millisecond)
+	_, text := get(t, m.Handler(), "/metrics")
+	name := regexp.MustCompile(`\b(?:securechat|go|process)_[a-z_]+`)
+	seen := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, n := range name.FindAllString(tg.Expr, -1) {
+				seen++
+				if !strings.Contains(text, "\n"+n+" ") && !strings.Contains(text, "\n"+n+"{") {
+					t.Errorf("panel %q: %s is not exported", p.Title, n)
+				}
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no metric names found in the dashboard")
 	}
 }
