@@ -607,13 +607,14 @@ both cores; run it on a quiet machine. Exits 1 if a target is missed.`,
 			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiply clients, sizes and durations (e.g. 0.1 for a quick look)"},
 			&cli.StringFlag{Name: "server", Value: "child", Usage: "the chat servers: child ('bench server'), serve (the real 'serve' command) or inproc"},
 			&cli.StringFlag{Name: "server-cpuprofile", Usage: "child servers: write CPU profiles to `FILE` (each run overwrites it)"},
+			&cli.BoolFlag{Name: "metrics", Usage: "also judge what the server's metrics cost: tcp fan-out and saturation again, metrics off and on in pairs"},
 		}, benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
 			scale := c.Float64("scale")
 			if scale <= 0 || scale > 1 {
 				return usageError("--scale %g: want more than 0 and at most 1", scale)
 			}
-			cfg := bench.TargetsConfig{Scale: scale}
+			cfg := bench.TargetsConfig{Scale: scale, Metrics: c.Bool("metrics")}
 			switch c.String("server") {
 			case "child":
 				exe, err := os.Executable()

@@ -357,7 +357,7 @@ func TestParseStatCPU(t *testing.T) {
 }
 
 func TestTargetsSmoke(t *testing.T) {
-	rep, err := RunTargets(context.Background(), TargetsConfig{Scale: 0.001})
+	rep, err := RunTargets(context.Background(), TargetsConfig{Scale: 0.001, Metrics: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,10 +371,13 @@ func TestTargetsSmoke(t *testing.T) {
 			t.Errorf("target %+v", tr)
 		}
 	}
-	for id := 1; id <= 8; id++ {
+	for id := 1; id <= 9; id++ {
 		if ids[id] == 0 {
 			t.Errorf("target %d was not judged", id)
 		}
+	}
+	if ids[9] != 2 || len(rep.MetricsCost) != 2 {
+		t.Errorf("metrics cost: %d rows, %d comparisons", ids[9], len(rep.MetricsCost))
 	}
 	// In process, the memory target cannot be met: the RSS is not the
 	// server's alone.
