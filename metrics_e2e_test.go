@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 var metricsRE = regexp.MustCompile(`^securechat: metrics on (http://127\.0\.0\.1:\d+)/metrics$`)
@@ -128,7 +129,15 @@ func TestE2EMetrics(t *testing.T) {
 		"--password-file", wrong, "--known-hosts", e.knownHosts(), "--host-key-check", "accept-new", s.addr)
 	mallory.expectExit(exitAuthFailed)
 
+	// The server counts the failed handshake once it sees the client go,
+	// which may be after the client has exited: scrape until it shows,
+	// within a bound.
+	failedHS := `securechat_handshakes_total{group="mlkem768x25519",result="auth_failed"}`
 	after, labels := scrape(t, base)
+	for deadline := time.Now().Add(e2eWait); after[failedHS] == before[failedHS] && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		after, labels = scrape(t, base)
+	}
 	moved := func(name string, atLeast float64) {
 		t.Helper()
 		if d := after[name] - before[name]; d < atLeast {
@@ -141,7 +150,7 @@ func TestE2EMetrics(t *testing.T) {
 	moved(`securechat_logins_total{result="ok"}`, 2)
 	moved(`securechat_logins_total{result="failed"}`, 1)
 	moved(`securechat_handshakes_total{group="mlkem768x25519",result="ok"}`, 2)
-	moved(`securechat_handshakes_total{group="mlkem768x25519",result="auth_failed"}`, 1)
+	moved(failedHS, 1)
 	moved(`securechat_handshake_duration_seconds_count{group="mlkem768x25519",result="ok"}`, 2)
 	moved(`securechat_messages_in_total`, n)
 	moved(`securechat_requests_in_total`, n)
