@@ -104,8 +104,13 @@ func (sm *serveMetrics) start(ctx context.Context, w io.Writer, log *slog.Logger
 		return nil
 	})
 	sm.m.AddCheck("state_dir", func() error { return checkWritable(stateDir) })
-	// store: once the hub persists to the message store, register the
-	// store's own health check here, e.g. sm.m.AddCheck("store", ...).
+	// STORE CHECK GOES HERE. Once serve opens the chat store (chat.db in
+	// the state directory) and the hub persists to it, register the
+	// store's health as one more check, a func() error that fails while
+	// the store cannot commit, e.g.:
+	//	sm.m.AddCheck("store", db.Healthy)
+	// Until then state_dir covers "the directory the store writes to is
+	// writable".
 
 	ctx, sm.stop = context.WithCancel(context.WithoutCancel(ctx))
 	go func() {
