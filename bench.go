@@ -32,11 +32,14 @@ func benchCommand() *cli.Command {
   throughput  one session's bulk MB/s through the secure channel, beside the
               raw transport and AES-256-CBC + HMAC-SHA-256 on one core
   handshake   handshakes/s per key exchange group beside crypto/tls 1.3, and
-              logins/s against a real creds store
+              logins/s against a real creds store, by password and by key
   fanout      N clients in one room, S senders: deliveries, loss, latency
   idle        N idle logged-in connections: what each costs the server
-  targets     all of the above at the sizes of the performance targets,
-              with a verdict per target
+  storm       fan-out without and with a password storm from other
+              loopback sources against the real serve, probe logins timed
+              in both, and a stream-less QUIC flood
+  targets     all of the above but storm at the sizes of the performance
+              targets, with a verdict per target
 
 fanout and idle start their own server (a child process by default, so that
 its memory is its own) with throwaway benchmark accounts, or load an
@@ -47,6 +50,7 @@ See BENCHMARKS.md for the figures and how to reproduce them.`,
 			benchHandshakeCommand(),
 			benchFanoutCommand(),
 			benchIdleCommand(),
+			benchStormCommand(),
 			benchTargetsCommand(),
 			benchProvisionCommand(),
 			benchServerCommand(),
@@ -316,7 +320,7 @@ func benchHandshakeCommand() *cli.Command {
 			&cli.IntFlag{Name: "rounds", Value: 3, Usage: "the rows take turns this many times, so that background load falls on all alike"},
 			&cli.IntFlag{Name: "count", Value: 1_000_000, Usage: "bound on the handshakes of each row"},
 			&cli.StringFlag{Name: "kex", Value: "x25519,mlkem768x25519,ffdhe3072", Usage: "groups to measure"},
-			&cli.StringFlag{Name: "login", Value: "bench,default", Usage: "login rows: argon2id cost bench (m=64,t=1,p=1) and/or default; empty: none"},
+			&cli.StringFlag{Name: "login", Value: "bench,default,key", Usage: "login rows: password with argon2id cost bench (m=64,t=1,p=1) or default, and key (Ed25519 against an authorized keys file, compared with default); empty: none"},
 		}, benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
 			tr, err := benchTransport(c.String("transport"))
@@ -334,10 +338,10 @@ func benchHandshakeCommand() *cli.Command {
 			for _, l := range strings.Split(c.String("login"), ",") {
 				switch l = strings.TrimSpace(l); l {
 				case "":
-				case bench.LoginBench, bench.LoginDefault:
+				case bench.LoginBench, bench.LoginDefault, bench.LoginKey:
 					logins = append(logins, l)
 				default:
-					return usageError("--login %q: want bench, default or both", l)
+					return usageError("--login %q: want bench, default and/or key", l)
 				}
 			}
 			if n := c.Int("concurrency"); n < 1 || n > 4096 {
@@ -593,6 +597,157 @@ server, or --addr with --server-pid.`,
 	}
 }
 
+func benchStormCommand() *cli.Command {
+	def := bench.DefaultStormConfig()
+	return &cli.Command{
+		Name:  "storm",
+		Usage: "logins and fan-out during a password storm, beside a no-attack run",
+		Description: `Starts the real serve command as a child with its default limits (pre-login
+gate, per-source cap, penalties; only --penalty-exempt 127.4.0.1, no flood
+limit, --no-rehash, JSON log) and runs, in one invocation:
+
+  1. baseline: the fan-out of 'bench fanout' (--clients, each from a
+     loopback address of its own in 127.1/16, --senders × --rate, for
+     --duration), while probe logins run from fresh sources (127.3/16)
+     and from the exempt source 127.4.0.1, --probes of each;
+  2. storm: the same, while --sources addresses (127.2/16) open
+     --storm-rate connections per second together, each trying
+     --wrong-passwords wrong passwords on accounts hashed at
+     --argon2-params (the default cost: what a real server checks);
+  3. unless --quic-rate is 0: against a QUIC server, probe logins from
+     fresh sources without and then beside a flood of QUIC connections
+     from 127.5.0.1 that never open a stream, --quic-duration each.
+
+A probe retries a refused login every 100 ms; its latency runs from its
+first attempt to the login. The report gives both fan-outs (p99 ratio,
+lost deliveries), the probes, the storm's achieved rate and outcomes, the
+server's log lines counted by message per phase (refusals by reason), and
+the server's RSS, then a verdict per goal. Linux only (it dials from many
+loopback addresses). Takes about a minute and both cores at the defaults.
+Exits 1 if a goal is missed.`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport of the fan-out, the storm and the probes: " + strings.Join(transport.Names(), "|")},
+			&cli.StringFlag{Name: "kex", Usage: "key exchange groups the clients offer, comma-separated (default: the client default)"},
+			&cli.IntFlag{Name: "clients", Value: def.Fanout.Clients, Usage: "sessions in the room"},
+			&cli.IntFlag{Name: "senders", Value: def.Fanout.Senders, Usage: "of which send"},
+			&cli.Float64Flag{Name: "rate", Value: def.Fanout.Rate, Usage: "messages per second per sender"},
+			&cli.DurationFlag{Name: "duration", Value: def.Fanout.Duration, Usage: "sending time of each phase"},
+			&cli.IntFlag{Name: "connect-concurrency", Value: def.Fanout.ConnectConcurrency, Usage: "clients connecting at once (below serve's --max-startups start, 10, so none is dropped)"},
+			&cli.IntFlag{Name: "sources", Value: def.Sources, Usage: "storm source addresses"},
+			&cli.Float64Flag{Name: "storm-rate", Value: def.Rate, Usage: "storm connections per second, all sources together"},
+			&cli.IntFlag{Name: "wrong-passwords", Value: def.WrongPasswords, Usage: "password attempts per storm connection, all wrong"},
+			&cli.IntFlag{Name: "max-in-flight", Value: def.MaxInFlight, Usage: "storm connections open at once, at most"},
+			&cli.IntFlag{Name: "probes", Value: def.Probes, Usage: "probe logins per phase from fresh sources, and as many from the exempt source"},
+			&cli.DurationFlag{Name: "probe-timeout", Value: def.ProbeTimeout, Usage: "bound on one probe login, retries included"},
+			&cli.Float64Flag{Name: "quic-rate", Value: def.QUICRate, Usage: "stream-less QUIC connections per second from one source (0: skip that phase)"},
+			&cli.DurationFlag{Name: "quic-duration", Value: def.QUICDuration, Usage: "time of each QUIC phase"},
+			&cli.StringFlag{Name: "argon2-params", Value: def.StrongParams.String(), Usage: "Argon2id cost of the attacked and probe accounts, m=KiB,t=passes,p=lanes"},
+			&cli.StringSliceFlag{Name: "serve-flag", Usage: "more flags for the serve child, one per use (e.g. --serve-flag=--max-startups=20:30:200)"},
+		}, benchOutputFlags()...),
+		Action: func(c *cli.Context) error {
+			cfg, err := stormConfig(c)
+			if err != nil {
+				return err
+			}
+			s, err := newBenchSetup(c)
+			if err != nil {
+				return err
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				s.stopProf()
+				return fmt.Errorf("cannot find this program to start the server: %w", err)
+			}
+			cfg.Command, cfg.Stderr, cfg.Progress = serveArgv(exe), c.App.ErrWriter, s.progress
+			cfg.Fanout.Progress = s.progress
+			rep, err := bench.RunStorm(c.Context, cfg)
+			if rep == nil {
+				s.stopProf()
+				return err
+			}
+			if ferr := s.finish("storm", rep); ferr != nil {
+				return ferr
+			}
+			if err != nil {
+				return err
+			}
+			missed := 0
+			for _, t := range rep.Targets {
+				if !t.Met {
+					missed++
+				}
+			}
+			if missed > 0 || len(rep.Errors) > 0 {
+				return fmt.Errorf("bench: %d of %d goals missed, %d scenario errors", missed, len(rep.Targets), len(rep.Errors))
+			}
+			return nil
+		},
+	}
+}
+
+// stormConfig reads and checks the flags of bench storm.
+func stormConfig(c *cli.Context) (bench.StormConfig, error) {
+	tr, err := benchTransport(c.String("transport"))
+	if err != nil {
+		return bench.StormConfig{}, err
+	}
+	groups, err := parseGroups(c.String("kex"))
+	if err != nil {
+		return bench.StormConfig{}, err
+	}
+	p, err := credstore.ParseParams(c.String("argon2-params"))
+	if err != nil {
+		return bench.StormConfig{}, usageError("--argon2-params: %v", err)
+	}
+	if err := p.Check(credstore.MaxParams); err != nil {
+		return bench.StormConfig{}, usageError("--argon2-params: %v", err)
+	}
+	cfg := bench.StormConfig{
+		Transport: tr, Groups: groups,
+		Fanout: bench.FanoutConfig{Clients: c.Int("clients"), Senders: c.Int("senders"), Rate: c.Float64("rate"),
+			Duration: c.Duration("duration"), ConnectConcurrency: c.Int("connect-concurrency")},
+		Sources: c.Int("sources"), Rate: c.Float64("storm-rate"), WrongPasswords: c.Int("wrong-passwords"),
+		MaxInFlight: c.Int("max-in-flight"), Probes: c.Int("probes"), ProbeTimeout: c.Duration("probe-timeout"),
+		QUICRate: c.Float64("quic-rate"), QUICDuration: c.Duration("quic-duration"),
+		StrongParams: p, ServeFlags: c.StringSlice("serve-flag"),
+	}
+	return cfg, checkStormFlags(cfg)
+}
+
+// checkStormFlags validates what can be checked before anything starts.
+func checkStormFlags(cfg bench.StormConfig) error {
+	if cfg.Fanout.Rate == 0 {
+		return usageError("--rate must be positive: the storm is measured beside a steady chat load")
+	}
+	if err := checkFanoutFlags(cfg.Fanout); err != nil {
+		return err
+	}
+	switch {
+	case cfg.Sources < 1 || cfg.Sources > bench.MaxStormSources:
+		return usageError("--sources %d: want 1 to %d", cfg.Sources, bench.MaxStormSources)
+	case cfg.Rate <= 0 || cfg.Rate > bench.MaxStormRate:
+		return usageError("--storm-rate %g: want more than 0, at most %g", cfg.Rate, bench.MaxStormRate)
+	case cfg.WrongPasswords < 1 || cfg.WrongPasswords > 20:
+		return usageError("--wrong-passwords %d: want 1 to 20", cfg.WrongPasswords)
+	case cfg.MaxInFlight < 1 || cfg.MaxInFlight > 65536:
+		return usageError("--max-in-flight %d: want 1 to 65536", cfg.MaxInFlight)
+	case cfg.Probes < 1 || cfg.Probes > 100:
+		return usageError("--probes %d: want 1 to 100", cfg.Probes)
+	case cfg.ProbeTimeout <= 0 || cfg.ProbeTimeout > time.Minute:
+		return usageError("--probe-timeout %s: want more than 0, at most 1m", cfg.ProbeTimeout)
+	case cfg.QUICRate < 0 || cfg.QUICRate > bench.MaxStormRate:
+		return usageError("--quic-rate %g: want 0 to %g", cfg.QUICRate, bench.MaxStormRate)
+	case cfg.QUICRate > 0 && (cfg.QUICDuration <= 0 || cfg.QUICDuration > bench.MaxDuration):
+		return usageError("--quic-duration %s: want more than 0, up to %s", cfg.QUICDuration, bench.MaxDuration)
+	}
+	for _, f := range cfg.ServeFlags {
+		if !strings.HasPrefix(f, "-") {
+			return usageError("--serve-flag %q: give each serve flag with its dashes, e.g. --serve-flag=--max-startups=20:30:200", f)
+		}
+	}
+	return nil
+}
+
 func benchTargetsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "targets",
@@ -602,12 +757,15 @@ quic (1000 clients, 10 senders × 10 msg/s, 20 s), saturation (1000 clients,
 tcp, 10 s) and idle (10,000 clients, which is also the connect storm), each
 against a fresh child server, and prints every report and then the table of
 targets with the baseline from the same run. Takes about two minutes and
-both cores; run it on a quiet machine. Exits 1 if a target is missed.`,
+both cores; run it on a quiet machine. With --storm it then runs 'bench
+storm' at its default sizes (targets 9-12, logins under attack), which
+takes about a minute more and needs Linux. Exits 1 if a target is missed.`,
 		Flags: append([]cli.Flag{
 			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiply clients, sizes and durations (e.g. 0.1 for a quick look)"},
 			&cli.StringFlag{Name: "server", Value: "child", Usage: "the chat servers: child ('bench server'), serve (the real 'serve' command) or inproc"},
 			&cli.StringFlag{Name: "server-cpuprofile", Usage: "child servers: write CPU profiles to `FILE` (each run overwrites it)"},
-			&cli.BoolFlag{Name: "metrics", Usage: "also judge what the server's metrics cost: tcp fan-out and saturation again, metrics off and on in pairs"},
+			&cli.BoolFlag{Name: "metrics", Usage: "also judge what the server's metrics cost (target 13): tcp fan-out and saturation again, metrics off and on in pairs"},
+			&cli.BoolFlag{Name: "storm", Usage: "also run 'bench storm' at its default sizes against the serve command (targets 9-12, about a minute more)"},
 		}, benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
 			scale := c.Float64("scale")
@@ -615,6 +773,15 @@ both cores; run it on a quiet machine. Exits 1 if a target is missed.`,
 				return usageError("--scale %g: want more than 0 and at most 1", scale)
 			}
 			cfg := bench.TargetsConfig{Scale: scale, Metrics: c.Bool("metrics")}
+			if c.Bool("storm") {
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("cannot find this program to start the server: %w", err)
+				}
+				sc := bench.DefaultStormConfig()
+				sc.Transport, sc.Command, sc.Stderr = transport.TCP, serveArgv(exe), c.App.ErrWriter
+				cfg.Storm = &sc
+			}
 			switch c.String("server") {
 			case "child":
 				exe, err := os.Executable()

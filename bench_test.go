@@ -81,6 +81,20 @@ func TestBenchFlagValidation(t *testing.T) {
 		{[]string{"targets", "--server", "elsewhere"}, `--server "elsewhere"`},
 		{[]string{"throughput", "--rounds", "0"}, "--rounds 0"},
 		{[]string{"handshake", "--rounds", "1000"}, "--rounds 1000"},
+		{[]string{"storm", "--sources", "0"}, "--sources 0"},
+		{[]string{"storm", "--sources", "251"}, "--sources 251"},
+		{[]string{"storm", "--storm-rate", "0"}, "--storm-rate 0"},
+		{[]string{"storm", "--wrong-passwords", "0"}, "--wrong-passwords 0"},
+		{[]string{"storm", "--probes", "0"}, "--probes 0"},
+		{[]string{"storm", "--probe-timeout", "2m"}, "--probe-timeout 2m0s"},
+		{[]string{"storm", "--max-in-flight", "0"}, "--max-in-flight 0"},
+		{[]string{"storm", "--quic-rate", "-1"}, "--quic-rate -1"},
+		{[]string{"storm", "--quic-duration", "0s"}, "--quic-duration 0s"},
+		{[]string{"storm", "--rate", "0"}, "--rate must be positive"},
+		{[]string{"storm", "--clients", "2", "--senders", "3"}, "--senders 3"},
+		{[]string{"storm", "--argon2-params", "m=1"}, "--argon2-params"},
+		{[]string{"storm", "--serve-flag", "max-startups=1:1:1"}, "with its dashes"},
+		{[]string{"storm", "--transport", "carrier-pigeon"}, "--transport"},
 	} {
 		code, _, stderr := runBench(t, c.args...)
 		if code != exitUsage || !strings.Contains(stderr, c.want) {
@@ -283,5 +297,78 @@ func TestBenchFanoutMetrics(t *testing.T) {
 	}
 	if code, _, stderr := runBench(t, "fanout", "--metrics", "--addr", "127.0.0.1:1", "--fingerprint", "SHA256:x"); code == 0 || !strings.Contains(stderr, "--addr") {
 		t.Errorf("--metrics with --addr: exit %d, %q", code, stderr)
+	}
+}
+
+// TestBenchStormSmoke runs the storm scenario tiny against the serve
+// command, so that every phase keeps working: fan-out without and with the
+// storm, probes, server log counts, and the stream-less QUIC flood.
+func TestBenchStormSmoke(t *testing.T) {
+	useHelperServer(t)
+	code, stdout, stderr := runBench(t, "storm", "--clients", "3", "--senders", "1", "--rate", "10", "--duration", "1s",
+		"--sources", "2", "--storm-rate", "20", "--probes", "1", "--probe-timeout", "30s",
+		"--quic-rate", "10", "--quic-duration", "1s", "--argon2-params", "m=64,t=1,p=1", "--json", "--quiet")
+	// Whether the goals are met depends on the machine; the run itself
+	// must work.
+	if code != 0 && (code != exitError || !strings.Contains(stderr, "goals missed, 0 scenario errors")) {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var rep bench.StormReport
+	if out := decodeBench(t, stdout, &rep); out.Scenario != "storm" {
+		t.Errorf("scenario %q", out.Scenario)
+	}
+	if len(rep.Errors) != 0 || len(rep.Targets) != 4 {
+		t.Fatalf("errors %q, %d verdicts", rep.Errors, len(rep.Targets))
+	}
+	for _, ph := range []*bench.StormPhase{rep.Baseline, rep.Storm} {
+		if ph == nil || ph.Fanout == nil || ph.Fanout.Connected != 3 || ph.Fanout.Sent == 0 || ph.Fanout.Lost != 0 {
+			t.Fatalf("phase %+v", ph)
+		}
+		for _, ps := range []*bench.ProbeStats{ph.Fresh, ph.Exempt} {
+			if ps == nil || ps.Count != 1 || ps.Succeeded != 1 {
+				t.Errorf("%s: probes %+v", ph.Name, ps)
+			}
+		}
+		if ph.ServerLog["login"] < 2 {
+			t.Errorf("%s: the server logged %d logins; the probes made 2", ph.Name, ph.ServerLog["login"])
+		}
+	}
+	s := rep.Storm.Storm
+	if rep.Baseline.Storm != nil || s == nil || s.Started == 0 || s.LoggedIn != 0 || s.AuthFailed == 0 ||
+		s.Refused+s.AuthFailed+s.CutAtEnd != s.Started || s.PasswordsSent < s.AuthFailed {
+		t.Fatalf("storm %+v", s)
+	}
+	if rep.Storm.ServerLog["login failed"] == 0 {
+		t.Errorf("the server logged no failed login during the storm: %v", rep.Storm.ServerLog)
+	}
+	if rep.RSSBefore <= 0 || rep.RSSStormMax <= 0 {
+		t.Errorf("rss %d before, %d during the storm", rep.RSSBefore, rep.RSSStormMax)
+	}
+	if rep.Streamless == nil || rep.Streamless.Established == 0 || rep.QUICFlood == nil || rep.QUICFlood.Fresh.Succeeded != 1 {
+		t.Fatalf("stream-less phase: %+v, %+v", rep.Streamless, rep.QUICFlood)
+	}
+}
+
+// TestBenchTargetsStorm checks that targets --storm adds the login-storm
+// goals (9-12) and the storm report, here at a tiny scale.
+func TestBenchTargetsStorm(t *testing.T) {
+	useHelperServer(t)
+	code, stdout, stderr := runBench(t, "targets", "--scale", "0.002", "--server", "inproc", "--storm", "--json", "--quiet")
+	if code != 0 && (code != exitError || !strings.Contains(stderr, "targets missed, 0 scenario errors")) {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var rep bench.TargetsReport
+	decodeBench(t, stdout, &rep)
+	if rep.Storm == nil || rep.Storm.Baseline == nil || rep.Storm.Storm == nil || rep.Storm.Storm.Storm == nil {
+		t.Fatalf("no storm report: %+v", rep.Storm)
+	}
+	ids := map[int]bool{}
+	for _, tr := range rep.Targets {
+		ids[tr.ID] = true
+	}
+	for id := 1; id <= 12; id++ {
+		if !ids[id] {
+			t.Errorf("target %d was not judged", id)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -61,16 +62,18 @@ never retried), 5 connection lost or refused.`,
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
 			&cli.StringFlag{Name: "user", Usage: "account `NAME` (default: the local user name)", EnvVars: []string{"SECURECHAT_USER"}},
 			&cli.StringFlag{Name: "password-file", Usage: "read the password from `FILE` (one trailing newline is removed); $SECURECHAT_PASSWORD also works", EnvVars: []string{"SECURECHAT_PASSWORD_FILE"}},
+			&cli.StringFlag{Name: "identity", Usage: "log in with this Ed25519 key `FILE` (OpenSSH format) only, or none: no key; default: the keys of ssh-agent, then ~/.ssh/id_ed25519 and the key of keygen --user, then the password", EnvVars: []string{"SECURECHAT_IDENTITY"}},
+			&cli.StringFlag{Name: "passphrase-file", Usage: "read the passphrase of the --identity key from `FILE` (one trailing newline is removed); on a terminal it is asked", EnvVars: []string{"SECURECHAT_PASSPHRASE_FILE"}},
 			&cli.StringFlag{Name: "known-hosts", Usage: "known hosts `FILE` (default: <user config dir>/securechat/known_hosts)", EnvVars: []string{"SECURECHAT_KNOWN_HOSTS"}},
 			&cli.StringFlag{Name: "host-key-check", Value: "ask", Usage: "unknown host keys: ask|accept-new|strict (script mode never asks)", EnvVars: []string{"SECURECHAT_HOST_KEY_CHECK"}},
-			&cli.StringFlag{Name: "fingerprint", Usage: "expect this host key, `SHA256:...`, and trust it without asking"},
+			&cli.StringFlag{Name: "fingerprint", Usage: "expect this host key, `SHA256:...`, and trust it without asking", EnvVars: []string{"SECURECHAT_FINGERPRINT"}},
 			&cli.StringFlag{Name: "room", Usage: "room to join instead of #general", EnvVars: []string{"SECURECHAT_ROOM"}},
-			&cli.BoolFlag{Name: "json", Usage: "script mode: print one JSON object per event"},
+			&cli.BoolFlag{Name: "json", Usage: "script mode: print one JSON object per event", EnvVars: []string{"SECURECHAT_JSON"}},
 			&cli.StringFlag{Name: "kex", Usage: "key exchange groups to offer, comma-separated (default: mlkem768x25519,x25519)", EnvVars: []string{"SECURECHAT_KEX"}},
-			&cli.BoolFlag{Name: "no-reconnect", Usage: "exit with code 5 when the connection is lost instead of reconnecting"},
-			&cli.BoolFlag{Name: "no-color", Usage: "no colours (so does a non-empty $NO_COLOR)"},
-			&cli.BoolFlag{Name: "no-timestamps", Usage: "no HH:MM before each line"},
-			&cli.BoolFlag{Name: "no-bell", Usage: "no terminal bell on mentions"},
+			&cli.BoolFlag{Name: "no-reconnect", Usage: "exit with code 5 when the connection is lost instead of reconnecting", EnvVars: []string{"SECURECHAT_NO_RECONNECT"}},
+			&cli.BoolFlag{Name: "no-color", Usage: "no colours (so does a non-empty $NO_COLOR)", EnvVars: []string{"SECURECHAT_NO_COLOR"}},
+			&cli.BoolFlag{Name: "no-timestamps", Usage: "no HH:MM before each line", EnvVars: []string{"SECURECHAT_NO_TIMESTAMPS"}},
+			&cli.BoolFlag{Name: "no-bell", Usage: "no terminal bell on mentions", EnvVars: []string{"SECURECHAT_NO_BELL"}},
 		},
 		Action: runConnect,
 	}
@@ -83,7 +86,8 @@ type connectConfig struct {
 	user      string
 	groups    []handshake.Group
 	hostKey   func(ed25519.PublicKey) error
-	password  func(attempt int) ([]byte, error)
+	password  func(attempt int) ([]byte, error) // nil: keys only
+	keys      []crypto.Signer                   // tried before the password
 	rooms     []string
 	reconnect bool
 
@@ -131,9 +135,16 @@ func runConnect(c *cli.Context) error {
 	}
 	interactive := isTerminal(os.Stdin) && !c.Bool("json")
 
-	pw, err := passwordSource(c.String("password-file"), interactive)
+	keys, err := loginKeys(c.String("identity"), identityPassphrase{file: c.String("passphrase-file"), interactive: interactive}, c.App.ErrWriter)
 	if err != nil {
 		return err
+	}
+	var pw func(int) ([]byte, error)
+	if len(keys) == 0 || interactive || c.String("password-file") != "" || os.Getenv("SECURECHAT_PASSWORD") != "" {
+		// Without a terminal or a password file, keys alone may do.
+		if pw, err = passwordSource(c.String("password-file"), interactive); err != nil {
+			return err
+		}
 	}
 	khFile, err := knownHostsPath(c.String("known-hosts"))
 	if err != nil {
@@ -154,7 +165,7 @@ func runConnect(c *cli.Context) error {
 
 	cfg := &connectConfig{
 		addr: addr, tr: tr, user: name, groups: groups, hostKey: trust.check, hostKeyVerified: trust.record,
-		password: pw, rooms: rooms, reconnect: !c.Bool("no-reconnect"),
+		password: pw, keys: keys, rooms: rooms, reconnect: !c.Bool("no-reconnect"),
 		hostKeysAnnounced: trust.recordNext,
 	}
 	if interactive {
@@ -350,6 +361,7 @@ func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
 		HostKeyCallback: cfg.hostKey,
 		HostKeyVerified: cfg.hostKeyVerified,
 		User:            cfg.user,
+		Keys:            cfg.keys,
 		Password:        cfg.password,
 	})
 	if err != nil {

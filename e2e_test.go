@@ -191,12 +191,12 @@ func newE2EEnv(t *testing.T) *e2eEnv {
 	t.Helper()
 	e := &e2eEnv{t: t, bin: e2eBinary(t), dir: t.TempDir()}
 	e.creds = filepath.Join(e.dir, "creds.txt")
-	// The processes see none of the caller's securechat settings, and keep
-	// their config and state inside the test directory.
+	// The processes see none of the caller's securechat settings nor its
+	// ssh-agent, and keep their config and state inside the test directory.
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(k, "SECURECHAT_") || strings.HasPrefix(k, "XDG_") ||
-			k == "HOME" || k == "NO_COLOR" || k == "TMUX" || k == "GORACE" {
+			k == "HOME" || k == "NO_COLOR" || k == "TMUX" || k == "GORACE" || k == "SSH_AUTH_SOCK" {
 			continue
 		}
 		e.env = append(e.env, kv)

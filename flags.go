@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
+
+	"securechat/credstore"
 )
 
 // Flags shared by several commands, and the paths they resolve to.
@@ -76,4 +78,22 @@ func gitWorkTree(path string) string {
 		}
 		dir = parent
 	}
+}
+
+// keysFlag names the authorized keys file; empty means the default beside
+// the creds file (credstore.KeysPath).
+func keysFlag() cli.Flag {
+	return &cli.StringFlag{
+		Name:    "keys",
+		Usage:   "authorized keys `FILE` for key logins (default: the creds file's name with .keys, such as creds.keys)",
+		EnvVars: []string{"SECURECHAT_KEYS"},
+	}
+}
+
+// keysPath returns --keys, or the keys file beside credsFile.
+func keysPath(c *cli.Context, credsFile string) string {
+	if p := c.String("keys"); p != "" {
+		return p
+	}
+	return credstore.KeysPath(credsFile)
 }

@@ -37,7 +37,7 @@ func hostKeyPath(c *cli.Context) (string, error) {
 func keygenCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "keygen",
-		Usage: "create the server's host key, or rotate it with --next and --promote",
+		Usage: "create the server's host key, or rotate it with --next and --promote; --user makes a user key",
 		Description: `Creates an Ed25519 host key in the state directory (mode 0600, never
 overwriting one that exists) and prints its fingerprint, to publish to users
 before they first connect.
@@ -50,10 +50,19 @@ Rotation, in two steps:
   keygen --promote  makes the next key current, keeping the replaced one as
                     host_ed25519_key.old for a rollback. The server switches
                     on SIGHUP or restart. Clients that connected since the
-                    announcement see no warning; others see a changed key.`,
+                    announcement see no warning; others see a changed key.
+
+With --user it makes a key for logging in instead of a password: an Ed25519
+key in OpenSSH format (ssh and ssh-agent take it too) at --out, by default
+<user config dir>/securechat/id_ed25519, which connect tries by default, and
+the public key in FILE.pub, to give to the server's operator for
+'securechat user key add NAME'.`,
 		Flags: []cli.Flag{stateDirFlag(),
 			&cli.BoolFlag{Name: "next", Usage: "create the next host key for a rotation"},
 			&cli.BoolFlag{Name: "promote", Usage: "make the next host key current (the old one is kept as .old)"},
+			&cli.BoolFlag{Name: "user", Usage: "create a user key for key logins instead (OpenSSH format, with FILE.pub beside it)"},
+			&cli.StringFlag{Name: "out", Usage: "with --user: write the key to `FILE` (default: <user config dir>/securechat/id_ed25519)"},
+			&cli.StringFlag{Name: "passphrase-file", Usage: "with --user: encrypt the key with the passphrase in `FILE` (on a terminal it is asked; empty: none)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -62,6 +71,12 @@ Rotation, in two steps:
 			path, err := hostKeyPath(c)
 			if err != nil {
 				return err
+			}
+			if c.Bool("user") {
+				if c.Bool("next") || c.Bool("promote") {
+					return usageError("--user makes a user key; --next and --promote are for host keys")
+				}
+				return keygenUser(c)
 			}
 			switch {
 			case c.Bool("next") && c.Bool("promote"):

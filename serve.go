@@ -43,38 +43,42 @@ func serveCommand() *cli.Command {
 		Description: `Listens for securechat clients, authenticates them against the creds file
 and serves rooms, direct messages, presence and history. It prints the
 transport, address and host key fingerprint at start. SIGHUP reloads the
-creds file and the host keys (see keygen --next); SIGINT or SIGTERM tells
+creds file, the authorized keys file and the host keys (see keygen --next);
+SIGINT or SIGTERM tells
 everyone, closes every session and exits.`,
 		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "check", Usage: "load and validate the configuration (flags, creds, host key, motd) and exit: 0 if serve would start, else the first problem"},
 			&cli.StringFlag{Name: "listen", Value: defaultListen, Usage: "address to listen on, `HOST:PORT`", EnvVars: []string{"SECURECHAT_LISTEN"}},
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
 			credsFlag(),
+			keysFlag(),
+			&cli.StringFlag{Name: "auth", Value: "any", Usage: "login methods accepted: any (password or key) or publickey (keys only)", EnvVars: []string{"SECURECHAT_AUTH"}},
 			stateDirFlag(),
 			&cli.StringFlag{Name: "kex", Usage: "allowed key exchange groups, comma-separated (default: mlkem768x25519,x25519; ffdhe3072 only if listed: it costs about 12 times the CPU of x25519)", EnvVars: []string{"SECURECHAT_KEX"}},
 			&cli.StringFlag{Name: "log-format", Usage: "log format, text|json (default: text on a terminal, json otherwise)", EnvVars: []string{"SECURECHAT_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level, debug|info|warn|error", EnvVars: []string{"SECURECHAT_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "motd", Usage: "message of the day `FILE`, shown at login", EnvVars: []string{"SECURECHAT_MOTD"}},
-			&cli.IntFlag{Name: "history", Value: 500, Usage: "messages kept per room"},
-			&cli.IntFlag{Name: "replay", Value: 50, Usage: "messages replayed on join"},
+			&cli.IntFlag{Name: "history", Value: 500, Usage: "messages kept per room", EnvVars: []string{"SECURECHAT_HISTORY"}},
+			&cli.IntFlag{Name: "replay", Value: 50, Usage: "messages replayed on join", EnvVars: []string{"SECURECHAT_REPLAY"}},
 			&cli.IntFlag{Name: "history-room-bytes", Value: 1 << 20, Usage: "memory one room's history may take, in `BYTES`; the oldest messages go first (0: no limit)", EnvVars: []string{"SECURECHAT_HISTORY_ROOM_BYTES"}},
 			&cli.IntFlag{Name: "history-bytes", Value: 64 << 20, Usage: "memory all rooms' history may take together, in `BYTES`; the oldest messages anywhere go first (0: no limit)", EnvVars: []string{"SECURECHAT_HISTORY_BYTES"}},
-			&cli.IntFlag{Name: "flood-burst", Value: 5, Usage: "messages an account may send at once (all its sessions together)"},
-			&cli.Float64Flag{Name: "flood-rate", Value: 2, Usage: "messages per second after the burst (negative: no limit)"},
+			&cli.IntFlag{Name: "flood-burst", Value: 5, Usage: "messages an account may send at once (all its sessions together)", EnvVars: []string{"SECURECHAT_FLOOD_BURST"}},
+			&cli.Float64Flag{Name: "flood-rate", Value: 2, Usage: "messages per second after the burst (negative: no limit)", EnvVars: []string{"SECURECHAT_FLOOD_RATE"}},
 			&cli.IntFlag{Name: "max-sessions", Value: 10, Usage: "sessions one account may have at once (0: no limit)", EnvVars: []string{"SECURECHAT_MAX_SESSIONS"}},
-			&cli.IntFlag{Name: "max-auth-tries", Value: handshake.DefaultMaxAuthTries, Usage: "password attempts per connection"},
-			&cli.DurationFlag{Name: "login-grace-time", Value: handshake.DefaultLoginGraceTime, Usage: "time from accept to login"},
-			&cli.StringFlag{Name: "max-startups", Value: "10:30:100", Usage: "unauthenticated connections, `start:rate:full` as in OpenSSH"},
-			&cli.IntFlag{Name: "per-source-max-startups", Value: 4, Usage: "unauthenticated connections per source address or IPv6 /64 (0: no cap, and any number of password checks from one source may queue)"},
+			&cli.IntFlag{Name: "max-auth-tries", Value: handshake.DefaultMaxAuthTries, Usage: "password attempts per connection", EnvVars: []string{"SECURECHAT_MAX_AUTH_TRIES"}},
+			&cli.DurationFlag{Name: "login-grace-time", Value: handshake.DefaultLoginGraceTime, Usage: "time from accept to login", EnvVars: []string{"SECURECHAT_LOGIN_GRACE_TIME"}},
+			&cli.StringFlag{Name: "max-startups", Value: "10:30:100", Usage: "unauthenticated connections, `start:rate:full` as in OpenSSH", EnvVars: []string{"SECURECHAT_MAX_STARTUPS"}},
+			&cli.IntFlag{Name: "per-source-max-startups", Value: 4, Usage: "unauthenticated connections per source address or IPv6 /64 (0: no cap, and any number of password checks from one source may queue)", EnvVars: []string{"SECURECHAT_PER_SOURCE_MAX_STARTUPS"}},
 			&cli.StringSliceFlag{Name: "penalty-exempt", Usage: "trusted addresses or CIDR prefixes: no penalties, no per-source or max-startups cap, first in the password check queue", EnvVars: []string{"SECURECHAT_PENALTY_EXEMPT"}},
-			&cli.BoolFlag{Name: "no-penalties", Usage: "turn per-source penalties off"},
-			&cli.BoolFlag{Name: "no-rehash", Usage: "keep weak or imported hashes as they are at login (for benchmark accounts; normally they are upgraded)"},
-			&cli.DurationFlag{Name: "idle-timeout", Value: 30 * time.Second, Usage: "QUIC: end a connection silent for this long"},
-			&cli.DurationFlag{Name: "handshake-timeout", Value: 5 * time.Second, Usage: "transport connection setup timeout"},
-			&cli.DurationFlag{Name: "keepalive", Value: 15 * time.Second, Usage: "transport keepalive period (negative: off)"},
-			&cli.DurationFlag{Name: "ping-interval", Value: 30 * time.Second, Usage: "chat ping after this much silence; dead peers go after twice this"},
+			&cli.BoolFlag{Name: "no-penalties", Usage: "turn per-source penalties off", EnvVars: []string{"SECURECHAT_NO_PENALTIES"}},
+			&cli.BoolFlag{Name: "no-rehash", Usage: "keep weak or imported hashes as they are at login (for benchmark accounts; normally they are upgraded)", EnvVars: []string{"SECURECHAT_NO_REHASH"}},
+			&cli.DurationFlag{Name: "idle-timeout", Value: 30 * time.Second, Usage: "QUIC: end a connection silent for this long", EnvVars: []string{"SECURECHAT_IDLE_TIMEOUT"}},
+			&cli.DurationFlag{Name: "handshake-timeout", Value: 5 * time.Second, Usage: "transport connection setup timeout", EnvVars: []string{"SECURECHAT_HANDSHAKE_TIMEOUT"}},
+			&cli.DurationFlag{Name: "keepalive", Value: 15 * time.Second, Usage: "transport keepalive period (negative: off)", EnvVars: []string{"SECURECHAT_KEEPALIVE"}},
+			&cli.DurationFlag{Name: "ping-interval", Value: 30 * time.Second, Usage: "chat ping after this much silence; dead peers go after twice this", EnvVars: []string{"SECURECHAT_PING_INTERVAL"}},
 			&cli.DurationFlag{Name: "hello-timeout", Value: 30 * time.Second, Usage: "time from login to the chat hello", EnvVars: []string{"SECURECHAT_HELLO_TIMEOUT"}},
-			&cli.Int64Flag{Name: "rekey-bytes", Value: 1 << 30, Usage: "rekey each direction after this many bytes"},
-			&cli.DurationFlag{Name: "rekey-time", Value: time.Hour, Usage: "rekey each direction after this long"},
+			&cli.Int64Flag{Name: "rekey-bytes", Value: 1 << 30, Usage: "rekey each direction after this many bytes", EnvVars: []string{"SECURECHAT_REKEY_BYTES"}},
+			&cli.DurationFlag{Name: "rekey-time", Value: time.Hour, Usage: "rekey each direction after this long", EnvVars: []string{"SECURECHAT_REKEY_TIME"}},
 			metricsListenFlag(),
 		},
 		Action: runServe,
@@ -106,6 +110,20 @@ func hubConfig(c *cli.Context, log *slog.Logger, motd string, isAdmin func(strin
 		HelloTimeout:       c.Duration("hello-timeout"),
 	}
 }
+
+// accountVerifier checks passwords against the creds file and keys
+// against the authorized keys file: a key login never waits for the
+// password hashing.
+type accountVerifier struct {
+	*credstore.Store
+	keys *credstore.KeyStore
+}
+
+func (v accountVerifier) VerifyPublicKey(ctx context.Context, user string, key ed25519.PublicKey) error {
+	return v.keys.VerifyPublicKey(ctx, user, key)
+}
+
+var _ handshake.PublicKeyVerifier = accountVerifier{}
 
 // defaultStateDir follows the XDG base directory rule for state.
 func defaultStateDir() (string, error) {
@@ -153,6 +171,14 @@ func parseMaxStartups(s string) (start, rate, full int, err error) {
 	return v[0], v[1], v[2], nil
 }
 
+// tellManager logs a failed service manager notification: the server
+// keeps serving, but the operator should know systemd was not told.
+func tellManager(log *slog.Logger, err error) {
+	if err != nil {
+		log.Warn("service manager notification failed", "err", err)
+	}
+}
+
 // newLogger builds the server log: text on a terminal, JSON otherwise.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
@@ -179,63 +205,35 @@ func runServe(c *cli.Context) error {
 	if c.Args().Present() {
 		return usageError("serve takes no arguments, got %q", c.Args().First())
 	}
-	log, err := newLogger(c.App.ErrWriter, c.String("log-format"), c.String("log-level"))
+	if c.Bool("check") {
+		return runServeCheck(c)
+	}
+	setup, err := loadServeSetup(c, false)
 	if err != nil {
 		return err
 	}
-	tr, err := transport.Lookup(c.String("transport"))
+	log, tr, store, hostKey := setup.log, setup.tr, setup.store, setup.hostKey
+	// Under systemd with Type=notify: READY=1 once listening,
+	// RELOADING=1 and READY=1 around a SIGHUP reload, STOPPING=1 at
+	// shutdown. A malformed $NOTIFY_SOCKET is not worth refusing to
+	// serve: if a manager waits on it, its start timeout will say so.
+	notifier, err := newServiceNotifier(notifySocketFromEnv())
 	if err != nil {
-		return usageError("--transport %q: want one of %s", c.String("transport"), strings.Join(transport.Names(), ", "))
+		log.Warn("not notifying the service manager", "err", err)
 	}
-	groups, err := parseGroups(c.String("kex"))
-	if err != nil {
-		return err
+	keys := setup.keys
+	if len(store.Users()) == 0 && len(keys.Users()) == 0 {
+		log.Warn("the creds file has no accounts and there are no keys; nobody can log in",
+			"creds", setup.credsFile, "keys", keys.Path())
 	}
-	start, rate, full, err := parseMaxStartups(c.String("max-startups"))
-	if err != nil {
-		return err
-	}
-	exempt, err := server.ParsePrefixList(c.StringSlice("penalty-exempt"))
-	if err != nil {
-		return usageError("--penalty-exempt: %v", err)
-	}
-
-	credsFile, err := credsPath(c, false)
-	if err != nil {
-		return err
-	}
-	store, err := credstore.Load(credsFile, &credstore.Options{Logger: log, NoRehash: c.Bool("no-rehash")})
-	if err != nil {
-		var me *credstore.ModeError
-		if errors.As(err, &me) {
-			return withCode(exitError, err, "the creds file holds password hashes; only its owner may read it")
-		}
-		if errors.Is(err, os.ErrNotExist) {
-			return withCode(exitError, err, "create it with 'securechat user add NAME"+credsArg(c)+"'")
-		}
-		return err
-	}
-	if len(store.Users()) == 0 {
-		log.Warn("the creds file has no accounts; nobody can log in", "creds", credsFile)
-	}
-
-	stateDir, err := stateDir(c)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
-	}
-	hostKeyPath := filepath.Join(stateDir, hostKeyFile)
-	hostKey, created, err := handshake.LoadOrCreateHostKey(hostKeyPath)
-	if err != nil {
-		return err
+	if setup.keysOnly && len(keys.Users()) == 0 {
+		log.Warn("--auth publickey, but the keys file has no keys yet; nobody can log in until it has", "keys", keys.Path())
 	}
 	pub := hostKey.Public().(ed25519.PublicKey)
-	if created {
-		log.Info("generated a new host key", "file", hostKeyPath)
+	if setup.hostKeyCreated {
+		log.Info("generated a new host key", "file", setup.hostKeyFile)
 	}
-	nextHostKey, err := loadNextHostKey(hostKeyPath, hostKey)
+	nextHostKey, err := loadNextHostKey(setup.hostKeyFile, hostKey)
 	if err != nil {
 		return err
 	}
@@ -243,21 +241,13 @@ func runServe(c *cli.Context) error {
 		log.Info("announcing the next host key", "next", handshake.Fingerprint(nextHostKey.Public().(ed25519.PublicKey)))
 	}
 
-	motd := ""
-	if f := c.String("motd"); f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("motd: %w", err)
-		}
-		motd = string(b)
-	}
 	// The role is looked up at every admin command, so a reload that takes
 	// it away applies to sessions already logged in.
 	isAdmin := func(user string) bool {
 		r, ok := store.Role(user)
 		return ok && r == credstore.RoleAdmin
 	}
-	hub := chat.NewHub(hubConfig(c, log, motd, isAdmin))
+	hub := chat.NewHub(hubConfig(c, log, setup.motd, isAdmin))
 	defer hub.Close()
 
 	// --metrics-listen (servemetrics.go): off when nil.
@@ -267,18 +257,18 @@ func runServe(c *cli.Context) error {
 	}
 	defer sm.close()
 
-	gate := &server.StartupGate{Start: start, Rate: rate, Full: full,
-		PerSource: c.Int("per-source-max-startups"), Exempt: exempt}
+	gate := setup.gate
 	penalties := server.DefaultPenaltyBox()
-	penalties.Exempt = exempt
+	penalties.Exempt = setup.exempt
 	if c.Bool("no-penalties") {
 		penalties = &server.PenaltyBox{}
 	}
 	srv := server.New(server.Config{
 		Transport:      tr.Name(),
 		HostKey:        hostKey,
-		Groups:         groups,
-		Verifier:       store,
+		Groups:         setup.groups,
+		Verifier:       accountVerifier{store, keys},
+		PublicKeyOnly:  setup.keysOnly,
 		IsAdmin:        isAdmin,
 		Hub:            hub,
 		Gate:           gate,
@@ -326,7 +316,9 @@ func runServe(c *cli.Context) error {
 		tr.Name(), ln.Addr(), handshake.Fingerprint(pub))
 	log.Info("serving", "transport", tr.Name(), "addr", ln.Addr().String(),
 		"fingerprint", handshake.Fingerprint(pub), "users", len(store.Users()))
-	sm.start(ctx, c.App.Writer, log, srv, hub, stateDir)
+	sm.start(ctx, c.App.Writer, log, srv, hub, setup.stateDir)
+	status := fmt.Sprintf("serving %s on %s", tr.Name(), ln.Addr())
+	tellManager(log, notifier.ready(status))
 
 	go func() {
 		for {
@@ -334,9 +326,23 @@ func runServe(c *cli.Context) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				reloadHostKeys(srv, hostKeyPath, log)
+				tellManager(log, notifier.reloading())
+				reloadHostKeys(srv, setup.hostKeyFile, log)
+				if lost, err := keys.Reload(); err != nil {
+					log.Error("authorized keys reload failed; keeping the old keys", "err", err)
+				} else {
+					log.Info("authorized keys reloaded", "file", keys.Path(), "key_removed", lost)
+					// Like a reset password: whoever logged in with a key
+					// taken away must not stay.
+					for _, u := range lost {
+						hub.Disconnect(u, "a key of your account was removed")
+					}
+				}
 				diff, err := store.Reload()
 				sm.credsReloaded(err)
+				// Ready again either way: a failed reload keeps the old
+				// accounts and the server goes on serving.
+				tellManager(log, notifier.ready(status))
 				if err != nil {
 					log.Error("creds reload failed; keeping the old accounts", "err", err)
 					continue
@@ -377,6 +383,7 @@ func runServe(c *cli.Context) error {
 	}
 	sm.stopping()
 	log.Info("shutting down", "grace", shutdownGrace)
+	tellManager(log, notifier.stopping())
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

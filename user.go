@@ -87,9 +87,9 @@ func userCommand() *cli.Command {
 			},
 			{
 				Name:      "del",
-				Usage:     "delete an account",
+				Usage:     "delete an account (and its keys)",
 				ArgsUsage: "NAME",
-				Flags:     []cli.Flag{credsFlag(), stateDirFlag()},
+				Flags:     []cli.Flag{credsFlag(), keysFlag(), stateDirFlag()},
 				Action:    userDel,
 			},
 			{
@@ -105,16 +105,22 @@ func userCommand() *cli.Command {
 				Flags:  []cli.Flag{credsFlag(), stateDirFlag()},
 				Action: userList,
 			},
+			userKeyCommand(),
 		},
 	}
 	// newApp gives top-level commands exit code 2 for usage errors; the
 	// subcommands need the same.
-	for _, sub := range cmd.Subcommands {
-		sub.HideHelpCommand = true
-		sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-			return &codedError{code: exitUsage, err: err}
+	var usage func(subs []*cli.Command)
+	usage = func(subs []*cli.Command) {
+		for _, sub := range subs {
+			sub.HideHelpCommand = true
+			sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+				return &codedError{code: exitUsage, err: err}
+			}
+			usage(sub.Subcommands)
 		}
 	}
+	usage(cmd.Subcommands)
 	return cmd
 }
 
@@ -271,6 +277,20 @@ func userDel(c *cli.Context) error {
 		return err
 	}
 	userDone(c, path, wasOpen, "deleted %s from %s", name, path)
+	// A deleted account keeps no way in: its keys go too.
+	keys := keysPath(c, path)
+	if _, err := os.Stat(keys); err == nil {
+		err := credstore.EditKeys(keys, func(f *credstore.KeysFile) error {
+			_, err := f.Delete(name, func(credstore.AuthorizedKey) bool { return true })
+			return err
+		})
+		switch {
+		case err == nil:
+			fmt.Fprintf(c.App.ErrWriter, "securechat: removed the keys of %s from %s\n", name, keys)
+		case !errors.Is(err, credstore.ErrNoSuchKey):
+			return fmt.Errorf("the account is deleted but its keys are not: %w", err)
+		}
+	}
 	return nil
 }
 

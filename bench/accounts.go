@@ -29,8 +29,8 @@ func AccountName(prefix string, i int) string { return prefix + strconv.Itoa(i) 
 
 // provisionHeader labels a creds file written by Provision.
 const provisionHeader = `# securechat benchmark accounts, written by "securechat bench provision".
-# They share one password and are hashed with Argon2id %s, far below the
-# defaults, so that load tests measure the server rather than hashing.
+# They share one password and are hashed with Argon2id %s. A cost far
+# below the defaults lets load tests measure the server rather than hashing.
 # For load tests only: never let a production server load this file.
 `
 
@@ -47,20 +47,51 @@ func Provision(path, prefix string, n int, password []byte, p credstore.Params) 
 			return fmt.Errorf("bench: provision: prefix %q: %w", prefix, err)
 		}
 	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = AccountName(prefix, i)
+	}
+	return provision(path, password, accountGroup{names, p})
+}
+
+// accountGroup is a set of accounts hashed at one cost.
+type accountGroup struct {
+	names  []string
+	params credstore.Params
+}
+
+// provision writes a new creds file of every group's accounts, all with
+// password; see Provision.
+func provision(path string, password []byte, groups ...accountGroup) error {
 	if len(password) == 0 {
 		return errors.New("bench: provision: empty password")
 	}
-	if err := p.Check(credstore.MaxParams); err != nil {
-		return fmt.Errorf("bench: provision: %w", err)
+	type job struct {
+		name string
+		p    credstore.Params
 	}
-	lines := make([]string, n)
-	errs := make([]error, n)
+	var jobs []job
+	var costs []string
+	for _, g := range groups {
+		if err := g.params.Check(credstore.MaxParams); err != nil {
+			return fmt.Errorf("bench: provision: %w", err)
+		}
+		for _, n := range g.names {
+			if err := credstore.CheckName(n); err != nil {
+				return fmt.Errorf("bench: provision: %w", err)
+			}
+			jobs = append(jobs, job{n, g.params})
+		}
+		costs = append(costs, g.params.String())
+	}
+	lines := make([]string, len(jobs))
+	errs := make([]error, len(jobs))
 	var wg sync.WaitGroup
 	workers := runtime.GOMAXPROCS(0)
 	for w := range workers {
 		wg.Go(func() {
-			for i := w; i < n; i += workers {
-				a, err := credstore.NewAccount(AccountName(prefix, i), credstore.RoleUser, password, p)
+			for i := w; i < len(jobs); i += workers {
+				a, err := credstore.NewAccount(jobs[i].name, credstore.RoleUser, password, jobs[i].p)
 				if err != nil {
 					errs[i] = err
 					continue
@@ -74,7 +105,7 @@ func Provision(path, prefix string, n int, password []byte, p credstore.Params) 
 		return fmt.Errorf("bench: provision: %w", err)
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, provisionHeader, p)
+	fmt.Fprintf(&sb, provisionHeader, strings.Join(costs, " and "))
 	for _, l := range lines {
 		sb.WriteString(l)
 		sb.WriteByte('\n')

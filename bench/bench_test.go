@@ -339,6 +339,27 @@ func TestHandshakeSmoke(t *testing.T) {
 	}
 }
 
+// TestHandshakeKeyLoginRow: the key login row logs in by key against an
+// authorized keys file, and is compared with the handshake without login
+// when the default-cost password row does not run.
+func TestHandshakeKeyLoginRow(t *testing.T) {
+	rep, err := RunHandshake(context.Background(), HandshakeConfig{
+		Concurrency: 2, Duration: 200 * time.Millisecond, MaxCount: 50,
+		Groups: []handshake.Group{handshake.GroupX25519},
+		Logins: []string{LoginKey},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := rep.Rows[len(rep.Rows)-1]
+	if last.Name != RowKeyLogin(handshake.GroupX25519) || last.Count == 0 || last.Errors != 0 {
+		t.Fatalf("key login row: %+v (first error %q)", last, last.FirstError)
+	}
+	if last.Baseline != RowHandshake(handshake.GroupX25519) || last.Ratio <= 0 {
+		t.Errorf("key login baseline %q, ratio %g", last.Baseline, last.Ratio)
+	}
+}
+
 func TestParseStatCPU(t *testing.T) {
 	// A command name with spaces and a parenthesis, then fields 3 to 17.
 	stat := "42 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0\n"
@@ -371,13 +392,13 @@ func TestTargetsSmoke(t *testing.T) {
 			t.Errorf("target %+v", tr)
 		}
 	}
-	for id := 1; id <= 9; id++ {
+	for _, id := range []int{1, 2, 3, 4, 5, 6, 7, 8, 13} {
 		if ids[id] == 0 {
 			t.Errorf("target %d was not judged", id)
 		}
 	}
-	if ids[9] != 2 || len(rep.MetricsCost) != 2 {
-		t.Errorf("metrics cost: %d rows, %d comparisons", ids[9], len(rep.MetricsCost))
+	if ids[13] != 2 || len(rep.MetricsCost) != 2 {
+		t.Errorf("metrics cost: %d rows, %d comparisons", ids[13], len(rep.MetricsCost))
 	}
 	// In process, the memory target cannot be met: the RSS is not the
 	// server's alone.

@@ -31,6 +31,9 @@ type Target struct {
 	Groups      []handshake.Group // offered; nil means the client default
 	PID         int               // the server process on this host, for its RSS; 0 if unknown
 	InProcess   bool              // the server runs in this process (its RSS includes the clients)
+	// Source, if set, gives the local IP address client i dials from, so
+	// that clients appear as many sources (see transport.Options.LocalAddr).
+	Source func(i int) string
 }
 
 func (t *Target) check() error {
@@ -53,7 +56,11 @@ func (t *Target) check() error {
 
 // Dial connects as client i (account i modulo Accounts) and logs in.
 func (t *Target) Dial(ctx context.Context, i int) (*handshake.Session, error) {
-	c, err := t.Transport.Dial(ctx, t.Addr, nil)
+	var opts *transport.Options
+	if t.Source != nil {
+		opts = &transport.Options{LocalAddr: t.Source(i)}
+	}
+	c, err := t.Transport.Dial(ctx, t.Addr, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +162,10 @@ func CheckLoopback(ctx context.Context, addr string, allowRemote bool) error {
 type chatClient struct {
 	idx  int
 	sess *handshake.Session
+	// event holds a copy of the payload being handled: closeAll may call
+	// Close, which reads the rest of the stream into the record layer's
+	// buffer, while handle still looks at the last payload.
+	event []byte
 }
 
 // connectChat dials, logs in and says hello, and returns once the welcome
@@ -210,7 +221,8 @@ func (c *chatClient) hello(ctx context.Context) error {
 }
 
 // receive reads events until the session ends, answers the server's pings
-// and hands every other APP payload to handle (valid until it returns).
+// and hands every other APP payload to handle (valid until it returns; a
+// copy in c.event, reused, so the receive path stays allocation-free).
 func (c *chatClient) receive(handle func(kind string, p []byte)) error {
 	for {
 		t, p, err := c.sess.ReadRecord()
@@ -231,7 +243,8 @@ func (c *chatClient) receive(handle func(kind string, p []byte)) error {
 			}
 			continue
 		}
-		handle(kind, p)
+		c.event = append(c.event[:0], p...)
+		handle(kind, c.event)
 	}
 }
 

@@ -33,6 +33,12 @@ type FanoutConfig struct {
 	ConnectTimeout     time.Duration // per client; 0 means 60 s
 	DrainTimeout       time.Duration // after sending, for the last deliveries; 0 means 10 s
 
+	// BeforeSend, if set, runs once every member has settled, just before
+	// the sending phase starts; AfterSend runs as soon as it ends, before
+	// the last deliveries are awaited. The storm scenario runs its attack
+	// between the two.
+	BeforeSend, AfterSend func()
+
 	Progress func(line string) // called about once a second; nil: quiet
 }
 
@@ -217,6 +223,9 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutReport,
 	}
 	rep.SettleSeconds = time.Since(settleStart).Seconds()
 
+	if cfg.BeforeSend != nil {
+		cfg.BeforeSend()
+	}
 	benchCPU0, _ := ProcessCPU(0)
 	var serverCPU0 time.Duration
 	if t.PID != 0 {
@@ -260,6 +269,9 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutReport,
 		}
 	}
 	_, rep.RSSAfter = rss(t)
+	if cfg.AfterSend != nil {
+		cfg.AfterSend()
+	}
 
 	waitUntil(ctx, cfg.DrainTimeout, func() bool {
 		var answered, accepted int64

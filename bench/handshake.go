@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +28,9 @@ import (
 const (
 	LoginBench   = "bench"   // BenchParams
 	LoginDefault = "default" // credstore.DefaultParams
+	// LoginKey is a public-key login (PROTOCOL.md §10.2, method 0x02)
+	// checked against an authorized keys file, as serve checks it.
+	LoginKey = "key"
 )
 
 // HandshakeConfig configures RunHandshake.
@@ -36,7 +41,7 @@ type HandshakeConfig struct {
 	Rounds      int                 // the rows take turns this many times; 0 means 3
 	MaxCount    int                 // per row; 0 means 1,000,000
 	Groups      []handshake.Group   // nil means all three
-	Logins      []string            // login rows (LoginBench, LoginDefault); nil means both
+	Logins      []string            // login rows (LoginBench, LoginDefault, LoginKey); nil means all three
 	Progress    func(line string)
 }
 
@@ -72,6 +77,12 @@ const (
 func RowHandshake(g handshake.Group) string { return "securechat " + g.String() + ", no hashing" }
 func RowLogin(g handshake.Group, cost string, p credstore.Params) string {
 	return fmt.Sprintf("securechat %s + login, %s argon2id %s", g, cost, p)
+}
+
+// RowKeyLogin names the key login row: the same handshake, logged in by an
+// Ed25519 key that the server finds in its authorized keys file.
+func RowKeyLogin(g handshake.Group) string {
+	return "securechat " + g.String() + " + key login, Ed25519"
 }
 
 // RunHandshake measures full handshakes per second at a fixed concurrency
@@ -111,7 +122,7 @@ func RunHandshake(ctx context.Context, cfg HandshakeConfig) (*HandshakeReport, e
 		cfg.Groups = []handshake.Group{handshake.GroupX25519, handshake.GroupMLKEM768X25519, handshake.GroupFFDHE3072}
 	}
 	if cfg.Logins == nil {
-		cfg.Logins = []string{LoginBench, LoginDefault}
+		cfg.Logins = []string{LoginBench, LoginDefault, LoginKey}
 	}
 	progress := cfg.Progress
 	if progress == nil {
@@ -156,14 +167,18 @@ func RunHandshake(ctx context.Context, cfg HandshakeConfig) (*HandshakeReport, e
 		cleanups = append(cleanups, sink.close)
 		rows = append(rows, row{RowHandshake(g), baseline, sink.dial(g, "bench", []byte("bench-password"))})
 	}
+	keyRow := false
 	for _, cost := range cfg.Logins {
 		p := BenchParams
 		switch cost {
 		case LoginBench:
 		case LoginDefault:
 			p = credstore.DefaultParams
+		case LoginKey:
+			keyRow = true
+			continue
 		default:
-			return nil, fmt.Errorf("bench: login cost %q; want %s or %s", cost, LoginBench, LoginDefault)
+			return nil, fmt.Errorf("bench: login kind %q; want %s, %s or %s", cost, LoginBench, LoginDefault, LoginKey)
 		}
 		progress("handshake: provisioning " + cost + " accounts")
 		store, cleanup, err := loginStore(p)
@@ -178,6 +193,27 @@ func RunHandshake(ctx context.Context, cfg HandshakeConfig) (*HandshakeReport, e
 		}
 		cleanups = append(cleanups, sink.close)
 		rows = append(rows, row{RowLogin(g, cost, p), RowHandshake(g), sink.dial(g, "bench0", []byte(loginPassword))})
+	}
+	if keyRow {
+		// Compared with the default-cost password login when that row
+		// runs too (the key login's target is a multiple of it).
+		g := handshake.GroupX25519
+		baseline := RowHandshake(g)
+		if slices.Contains(cfg.Logins, LoginDefault) {
+			baseline = RowLogin(g, LoginDefault, credstore.DefaultParams)
+		}
+		progress("handshake: provisioning a key account")
+		v, key, cleanup, err := keyLoginVerifier()
+		if err != nil {
+			return nil, err
+		}
+		cleanups = append(cleanups, cleanup)
+		sink, err := startHandshakeSink(ctx, cfg.Transport, hostKey, g, v)
+		if err != nil {
+			return nil, err
+		}
+		cleanups = append(cleanups, sink.close)
+		rows = append(rows, row{RowKeyLogin(g), baseline, sink.dialKey(g, "bench0", key)})
 	}
 
 	sums := make([]HandshakeRow, len(rows))
@@ -352,6 +388,27 @@ func (s *handshakeSink) dial(g handshake.Group, user string, password []byte) fu
 	}
 }
 
+// dialKey is dial for a key login: no password at all.
+func (s *handshakeSink) dialKey(g handshake.Group, user string, key ed25519.PrivateKey) func(context.Context) error {
+	ccfg := &handshake.ClientConfig{
+		Groups: []handshake.Group{g}, Transport: s.tr.Name(), HostKeyCallback: handshake.FixedHostKey(s.hostKey),
+		User: user, Keys: []crypto.Signer{key}, MaxAuthTries: 1,
+	}
+	addr := s.ln.Addr().String()
+	return func(ctx context.Context) error {
+		c, err := s.tr.Dial(ctx, addr, nil)
+		if err != nil {
+			return err
+		}
+		sess, err := handshake.Client(ctx, c, ccfg)
+		if err != nil {
+			return err
+		}
+		abortConn(sess.NetConn())
+		return nil
+	}
+}
+
 type tlsSink struct {
 	*sink
 	roots *x509.CertPool
@@ -438,6 +495,52 @@ func (s *tlsSink) dial(curve tls.CurveID) func(context.Context) error {
 		}
 		return nil
 	}
+}
+
+// keyVerifier checks passwords with a creds store and keys with an
+// authorized keys file, as serve does.
+type keyVerifier struct {
+	*credstore.Store
+	keys *credstore.KeyStore
+}
+
+func (v keyVerifier) VerifyPublicKey(ctx context.Context, user string, key ed25519.PublicKey) error {
+	return v.keys.VerifyPublicKey(ctx, user, key)
+}
+
+// keyLoginVerifier provisions one account (bench0, cheap password) with a
+// fresh Ed25519 key in an authorized keys file beside its creds file, and
+// loads both as the server would.
+func keyLoginVerifier() (handshake.Verifier, ed25519.PrivateKey, func(), error) {
+	store, cleanup, err := loginStore(BenchParams)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		cleanup()
+		return nil, nil, nil, err
+	}
+	dir, err := os.MkdirTemp("", "securechat-bench-keys-")
+	if err != nil {
+		cleanup()
+		return nil, nil, nil, fmt.Errorf("bench: %w", err)
+	}
+	all := func() { cleanup(); os.RemoveAll(dir) }
+	path := filepath.Join(dir, "creds.keys")
+	err = credstore.EditKeys(path, func(f *credstore.KeysFile) error {
+		return f.Add(credstore.AuthorizedKey{User: "bench0", Key: pub, Comment: "bench"})
+	})
+	if err != nil {
+		all()
+		return nil, nil, nil, err
+	}
+	keys, err := credstore.LoadKeys(path)
+	if err != nil {
+		all()
+		return nil, nil, nil, err
+	}
+	return keyVerifier{store, keys}, key, all, nil
 }
 
 // loginPassword is the password of the login rows' accounts.

@@ -225,7 +225,12 @@ type ServerConfig struct {
 	Transport transport.Transport
 	Accounts  int    // benchmark accounts to provision
 	Prefix    string // their names' prefix; empty means "bench"
-	Groups    []handshake.Group
+	// StrongAccounts are more accounts, with the same password but hashed
+	// at StrongParams (zero: credstore.DefaultParams), for scenarios that
+	// need logins to cost what they cost on a real server.
+	StrongAccounts []string
+	StrongParams   credstore.Params
+	Groups         []handshake.Group
 
 	// Command, when set, runs the server as a child process: the argv of
 	// "securechat bench server", to which StartServer appends --creds,
@@ -237,8 +242,11 @@ type ServerConfig struct {
 	// limits a load test trips over, and reads its startup lines. Such a
 	// child cannot report heap statistics or write profiles.
 	RealServe bool
-	Args      []string
-	Stderr    io.Writer // the child's standard error; nil discards
+	// ServeFlags, when not nil, replace the flags that lift serve's limits
+	// (serveLimitFlags), so that the limits can be measured.
+	ServeFlags []string
+	Args       []string
+	Stderr     io.Writer // the child's standard error; nil discards
 	// Metrics turns the server's Prometheus metrics on, on a loopback
 	// port of its own (Server.MetricsAddr).
 	Metrics bool
@@ -288,7 +296,19 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		Password: RandomPassword(), Groups: cfg.Groups,
 	}}
 	creds := filepath.Join(dir, "creds.txt")
-	if err := Provision(creds, cfg.Prefix, cfg.Accounts, s.Target.Password, BenchParams); err != nil {
+	names := make([]string, cfg.Accounts)
+	for i := range names {
+		names[i] = AccountName(cfg.Prefix, i)
+	}
+	groups := []accountGroup{{names, BenchParams}}
+	if len(cfg.StrongAccounts) > 0 {
+		p := cfg.StrongParams
+		if p == (credstore.Params{}) {
+			p = credstore.DefaultParams
+		}
+		groups = append(groups, accountGroup{cfg.StrongAccounts, p})
+	}
+	if err := provision(creds, s.Target.Password, groups...); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -336,7 +356,11 @@ func (s *Server) startChild(ctx context.Context, cfg ServerConfig, creds string)
 		"--creds", creds, "--transport", cfg.Transport.Name(), "--listen", "127.0.0.1:0")
 	if cfg.RealServe {
 		argv = append(argv, "--state-dir", filepath.Join(s.dir, "state"))
-		argv = append(argv, serveLimitFlags...)
+		if cfg.ServeFlags != nil {
+			argv = append(argv, cfg.ServeFlags...)
+		} else {
+			argv = append(argv, serveLimitFlags...)
+		}
 	}
 	if cfg.Metrics {
 		argv = append(argv, "--metrics-listen", "127.0.0.1:0")

@@ -2,11 +2,13 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
+	"securechat/credstore"
 	"securechat/handshake"
 	"securechat/transport"
 )
@@ -26,6 +28,10 @@ type TargetsConfig struct {
 	// Scale multiplies client counts, transfer size and durations, for
 	// smoke runs (for example 0.01); 0 means 1, the targets' own sizes.
 	Scale float64
+
+	// Storm, if set, also runs the login-storm scenario (targets 9-12) at
+	// its sizes times Scale. It needs the serve command (Storm.Command).
+	Storm *StormConfig
 
 	Progress func(line string)
 }
@@ -47,6 +53,7 @@ const (
 	targetQUICBulkRatio    = 0.6
 	targetX25519Ratio      = 1.25
 	targetHybridRatio      = 1.0
+	targetKeyLoginRatio    = 20 // key logins per default-cost password login (user keys issue)
 	targetP99              = 50 * time.Millisecond
 	targetDeliveriesPerSec = 165_000
 	targetIdleKiBPerConn   = 40
@@ -67,15 +74,14 @@ type TargetResult struct {
 
 // TargetsReport holds every scenario's report and the verdicts.
 type TargetsReport struct {
-	Scale      float64           `json:"scale"`
-	Targets    []TargetResult    `json:"targets"`
-	Throughput *ThroughputReport `json:"throughput,omitempty"`
-	Handshake  *HandshakeReport  `json:"handshake,omitempty"`
-	Fanout     []*FanoutReport   `json:"fanout,omitempty"` // tcp, quic, saturation
-	Idle       *IdleReport       `json:"idle,omitempty"`
-	// MetricsCost holds the fan-out and saturation comparisons, with
-	// Metrics.
-	MetricsCost []*MetricsCostReport `json:"metrics_cost,omitempty"`
+	Scale       float64              `json:"scale"`
+	Targets     []TargetResult       `json:"targets"`
+	Throughput  *ThroughputReport    `json:"throughput,omitempty"`
+	Handshake   *HandshakeReport     `json:"handshake,omitempty"`
+	Fanout      []*FanoutReport      `json:"fanout,omitempty"` // tcp, quic, saturation
+	Idle        *IdleReport          `json:"idle,omitempty"`
+	MetricsCost []*MetricsCostReport `json:"metrics_cost,omitempty"` // with Metrics: fan-out, saturation
+	Storm       *StormReport         `json:"storm,omitempty"`
 	Errors      []string             `json:"errors,omitempty"`
 	sections    []func(io.Writer)    // for WriteText, in run order
 }
@@ -144,7 +150,7 @@ func RunTargets(ctx context.Context, cfg TargetsConfig) (*TargetsReport, error) 
 
 	// 4: handshakes.
 	hs, err := RunHandshake(ctx, HandshakeConfig{Concurrency: targetHandshakeConc, Duration: d(targetHandshakeTime),
-		Logins: []string{LoginBench, LoginDefault}, Progress: cfg.Progress})
+		Logins: []string{LoginBench, LoginDefault, LoginKey}, Progress: cfg.Progress})
 	if err != nil {
 		fail("handshake", err)
 	}
@@ -169,6 +175,11 @@ func RunTargets(ctx context.Context, cfg TargetsConfig) (*TargetsReport, error) 
 			Goal:     fmt.Sprintf("≥ %.2f× crypto/tls 1.3 hybrid", targetHybridRatio),
 			Measured: fmt.Sprintf("%.0f/s", h.PerSecond), Baseline: fmt.Sprintf("%.0f/s crypto/tls X25519MLKEM768", th.PerSecond),
 			Ratio: h.Ratio, Met: h.Ratio >= targetHybridRatio && h.Errors == 0})
+		k, pw := row(RowKeyLogin(handshake.GroupX25519)), row(RowLogin(handshake.GroupX25519, LoginDefault, credstore.DefaultParams))
+		rep.set(TargetResult{ID: 4, Name: "key logins/s, x25519, with the server's key check",
+			Goal:     fmt.Sprintf("≥ %d× default-cost password logins/s", targetKeyLoginRatio),
+			Measured: fmt.Sprintf("%.0f/s", k.PerSecond), Baseline: fmt.Sprintf("%.0f/s password logins, default argon2id", pw.PerSecond),
+			Ratio: k.Ratio, Met: k.Ratio >= targetKeyLoginRatio && k.Errors == 0 && pw.Errors == 0})
 	}
 
 	// 5-6: fan-out on both transports, then saturation over TCP.
@@ -232,7 +243,7 @@ func RunTargets(ctx context.Context, cfg TargetsConfig) (*TargetsReport, error) 
 			Measured: fmt.Sprintf("%d of %d in %.1f s (%.0f/s), %d errors, %d disconnects", ir.Connected, ic.Clients, ir.ConnectSeconds, ir.ConnectsPerSecond, ir.ConnectErrors, ir.Disconnects),
 			Met:      ir.Connected == ic.Clients && ir.ConnectErrors == 0 && ir.Disconnects == 0})
 	}
-	// 9: what the server's metrics cost fan-out and saturation.
+	// 13: what the server's metrics cost fan-out and saturation.
 	if cfg.Metrics {
 		for _, rate := range []float64{targetFanoutRate, 0} {
 			fc := FanoutConfig{Clients: n(targetFanoutClients), Senders: min(n(targetFanoutClients), targetFanoutSenders),
@@ -255,17 +266,40 @@ func RunTargets(ctx context.Context, cfg TargetsConfig) (*TargetsReport, error) 
 			rep.sections = append(rep.sections, mr.WriteText)
 			clean := err == nil && len(mr.Errors) == 0
 			if rate > 0 {
-				rep.set(TargetResult{ID: 9, Name: fmt.Sprintf("metrics cost, fan-out p99 over tcp, %d clients", fc.Clients),
+				rep.set(TargetResult{ID: 13, Name: fmt.Sprintf("metrics cost, fan-out p99 over tcp, %d clients", fc.Clients),
 					Goal:     fmt.Sprintf("on ≤ %.2f× off", 1+targetMetricsCost),
 					Measured: fmt.Sprintf("p99 %.1f ms with metrics on", mr.OnP99),
 					Baseline: fmt.Sprintf("p99 %.1f ms off (median of %d)", mr.OffP99, mr.Rounds),
 					Ratio:    mr.P99Ratio, Met: clean && mr.P99Ratio <= 1+targetMetricsCost})
 			} else {
-				rep.set(TargetResult{ID: 9, Name: fmt.Sprintf("metrics cost, saturation over tcp, %d clients", fc.Clients),
+				rep.set(TargetResult{ID: 13, Name: fmt.Sprintf("metrics cost, saturation over tcp, %d clients", fc.Clients),
 					Goal:     fmt.Sprintf("on ≥ %.2f× off", 1-targetMetricsCost),
 					Measured: fmt.Sprintf("%.0f deliveries/s with metrics on", mr.OnRate),
 					Baseline: fmt.Sprintf("%.0f deliveries/s off (median of %d)", mr.OffRate, mr.Rounds),
 					Ratio:    mr.RateRatio, Met: clean && mr.RateRatio >= 1-targetMetricsCost})
+			}
+		}
+	}
+
+	// 9-12: logins under attack.
+	if sc := cfg.Storm; sc != nil && ctx.Err() == nil {
+		sc := *sc
+		sc.Fanout.Clients = n(sc.Fanout.Clients)
+		sc.Fanout.Senders = min(sc.Fanout.Senders, sc.Fanout.Clients)
+		sc.Fanout.Duration = d(sc.Fanout.Duration)
+		sc.Sources, sc.Rate = n(sc.Sources), max(1, sc.Rate*scale)
+		sc.QUICRate, sc.QUICDuration = sc.QUICRate*scale, d(sc.QUICDuration)
+		sc.Progress, sc.Fanout.Progress = cfg.Progress, cfg.Progress
+		sr, err := RunStorm(ctx, sc)
+		if err != nil {
+			fail("storm", err)
+		}
+		if sr != nil {
+			rep.Storm = sr
+			rep.sections = append(rep.sections, sr.WriteText)
+			rep.Targets = append(rep.Targets, sr.Targets...)
+			for _, e := range sr.Errors {
+				fail("storm", errors.New(e))
 			}
 		}
 	}

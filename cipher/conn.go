@@ -677,7 +677,9 @@ func (c *Conn) sendClose() error {
 
 // Close ends the session gracefully (PROTOCOL.md §12): it sends CLOSE, half
 // closes the transport if it can, waits up to Options.CloseTimeout for the
-// peer's CLOSE or end of stream, and closes the transport. After a bad
+// peer's CLOSE or end of stream, and closes the transport. While it waits it
+// may read (and drop) records itself, so a payload that ReadRecord returned
+// is no longer valid once Close is called. After a bad
 // record the transport is already aborted and Close only returns nil.
 func (c *Conn) Close() error {
 	if !c.closing.CompareAndSwap(false, true) {

@@ -116,7 +116,7 @@ func TestAuthUnknownMethodIsOrdinaryFailure(t *testing.T) {
 	}()
 	r := rawLogin(t, cc, GroupX25519)
 	auth, _ := marshalAuth("alice", []byte("correct horse"))
-	auth[0] = 0x02 // not password
+	auth[0] = 0x7f // no such method
 	if err := r.conn.WriteRecord(cipher.TypeAuth, auth); err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestAuthRejectedReported(t *testing.T) {
 	}()
 	r := rawLogin(t, cc, GroupX25519)
 	badMethod, _ := marshalAuth("alice", []byte("correct horse"))
-	badMethod[0] = 0x02
+	badMethod[0] = 0x7f
 	badName, _ := marshalAuth("Secret Name", []byte("correct horse"))
 	badPassword := []byte{authMethodPassword, 5, 'a', 'l', 'i', 'c', 'e', 0, 2, 0xff, 0xfe} // not UTF-8
 	for _, auth := range [][]byte{badMethod, badName, badPassword} {

@@ -64,8 +64,8 @@ func newClientHandshake(c net.Conn, cfg *ClientConfig) (*clientHandshake, error)
 	if cfg.HostKeyCallback == nil {
 		return nil, errors.New("handshake: ClientConfig.HostKeyCallback is required")
 	}
-	if cfg.Password == nil {
-		return nil, errors.New("handshake: ClientConfig.Password is required")
+	if cfg.Password == nil && len(cfg.Keys) == 0 {
+		return nil, errors.New("handshake: ClientConfig.Password or Keys is required")
 	}
 	if !validUsername(cfg.User) {
 		return nil, fmt.Errorf("handshake: invalid user name %q (1 to 32 of a-z 0-9 _ . -)", cfg.User)
@@ -290,15 +290,39 @@ func (hs *clientHandshake) sendClientFinished() error {
 // login sends AUTH until the server accepts or the attempts run out
 // (PROTOCOL.md §10.2). It runs only after the server is authenticated.
 func (hs *clientHandshake) login() error {
+	keys := hs.cfg.Keys
+	passwordAttempts := 0
+	var keyErr error // why the last key could not sign
 	for attempt := 1; ; attempt++ {
-		pw, err := hs.cfg.Password(attempt)
-		if err != nil {
-			err = fmt.Errorf("handshake: reading password: %w", err)
-		}
 		var payload []byte
-		if err == nil {
-			payload, err = marshalAuth(hs.cfg.User, pw)
-			clear(pw)
+		var err error
+		// While there is a password, keys leave it the last attempt: a
+		// client with many keys must not lock itself out, as ssh clients
+		// with full agents do.
+		for payload == nil && len(keys) > 0 && (hs.cfg.Password == nil || attempt < hs.maxTries) {
+			// A key that cannot sign (an agent that refuses, say) is
+			// skipped without using an attempt.
+			payload, keyErr = marshalKeyAuth(hs.th, hs.cfg.User, keys[0])
+			keys = keys[1:]
+		}
+		switch {
+		case payload != nil:
+		case hs.cfg.Password != nil:
+			passwordAttempts++
+			var pw []byte
+			pw, err = hs.cfg.Password(passwordAttempts)
+			if err != nil {
+				err = fmt.Errorf("handshake: reading password: %w", err)
+			} else {
+				payload, err = marshalAuth(hs.cfg.User, pw)
+				clear(pw)
+			}
+		case keyErr != nil && attempt == 1:
+			// No key could sign and there is no password: a login
+			// failure (exit code 3 for connect), not a network one.
+			err = fmt.Errorf("%w: %w", ErrAuthFailed, keyErr)
+		default:
+			err = fmt.Errorf("%w: the server accepted no key and there is no password", ErrAuthFailed)
 		}
 		if err != nil {
 			// Not a protocol failure: end the session properly.

@@ -2,6 +2,7 @@ package handshake
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
@@ -145,9 +146,19 @@ type ClientConfig struct {
 	// comes back as is.
 	HostKeyVerified func(key ed25519.PublicKey) error
 	User            string
-	// Password returns the password for attempt 1, 2, ... It is called only
-	// after the server proved its host key and sent a valid FINISHED. The
-	// handshake clears the returned slice after sending it.
+	// Keys are the user's Ed25519 keys for public-key login (PROTOCOL.md
+	// §10.2, method 0x02), tried in order before any password; each one the
+	// server refuses uses one of the attempts. Each Public() must be an
+	// ed25519.PublicKey, and Sign must sign the message itself (opts
+	// crypto.Hash(0)), as an ed25519.PrivateKey does; a key held by an
+	// ssh-agent can be wrapped to do the same. Keys sign only after the
+	// server has proved its host key, over this session's transcript.
+	Keys []crypto.Signer
+	// Password returns the password for password attempt 1, 2, ... (keys
+	// tried first are not counted). It is called only after the server
+	// proved its host key and sent a valid FINISHED, and only once the
+	// keys are used up. The handshake clears the returned slice after
+	// sending it. It may be nil when Keys is not empty.
 	Password     func(attempt int) ([]byte, error)
 	MaxAuthTries int           // 0 = 3
 	StepTimeout  time.Duration // per read or write, 0 = 10 s
@@ -205,6 +216,9 @@ type Session struct {
 	Group     Group
 	HostKey   ed25519.PublicKey
 	SessionID [32]byte
+	// UserKey is the key the user logged in with (PROTOCOL.md §10.2,
+	// method 0x02); nil after a password login.
+	UserKey ed25519.PublicKey
 }
 
 // channelBinder is implemented by transports that can bind the handshake to

@@ -37,6 +37,7 @@ func Server(ctx context.Context, c net.Conn, cfg *ServerConfig) (*Session, error
 		Group:     hs.group,
 		HostKey:   hs.cfg.HostKey.Public().(ed25519.PublicKey),
 		SessionID: hs.keys.sessionID,
+		UserKey:   hs.userKey,
 	}, nil
 }
 
@@ -59,6 +60,10 @@ type serverHandshake struct {
 	conn        *cipher.Conn
 	closed      bool // conn was ended with CLOSE rather than failed
 	user        string
+	userKey     ed25519.PublicKey // the key the user logged in with; nil for a password
+	// lastKeyErr is why the last key login was refused, for the error
+	// returned when the attempts run out (the client never sees it).
+	lastKeyErr error
 }
 
 func newServerHandshake(ctx context.Context, c net.Conn, cfg *ServerConfig) (*serverHandshake, error) {
@@ -311,23 +316,37 @@ func (hs *serverHandshake) authenticate() error {
 		if err != nil {
 			return err
 		}
-		method, user, pw, err := parseAuth(payload)
+		method, user, data, err := parseAuth(payload)
 		if err != nil {
 			hs.conn.Abort()
 			return err
 		}
+		var key ed25519.PublicKey
 		var ok bool
 		switch {
+		case method == authMethodPublicKey:
+			var ka *keyAuth
+			if ka, err = parseKeyAuth(data); err != nil {
+				hs.conn.Abort()
+				return err
+			}
+			if !validUsername(user) {
+				hs.rejected("malformed user name")
+				break
+			}
+			key, err = hs.verifyKeyAuth(user, ka)
+			ok = err == nil
+			hs.lastKeyErr = err
 		case method != authMethodPassword:
 			hs.rejected("unknown AUTH method")
 		case !validUsername(user):
 			hs.rejected("malformed user name")
-		case !validPassword(pw):
+		case !validPassword(data):
 			hs.rejected("malformed password")
 		default:
-			ok = hs.cfg.Verifier.Verify(hs.ctx, user, pw) == nil
+			ok = hs.cfg.Verifier.Verify(hs.ctx, user, data) == nil
 		}
-		clear(pw)
+		clear(data)
 		clear(payload)
 		result := []byte{authFailure}
 		if ok {
@@ -340,7 +359,7 @@ func (hs *serverHandshake) authenticate() error {
 			return fmt.Errorf("handshake: sending AUTH_RESULT: %w", err)
 		}
 		if ok {
-			hs.user = user
+			hs.user, hs.userKey = user, key
 			hs.conn.SetEstablished()
 			return nil
 		}
@@ -349,6 +368,9 @@ func (hs *serverHandshake) authenticate() error {
 			if hs.dl.arm() == nil {
 				hs.conn.Close()
 				hs.closed = true
+			}
+			if hs.lastKeyErr != nil {
+				return fmt.Errorf("%w: %d failed attempts (last key login: %v)", ErrAuthFailed, failures, hs.lastKeyErr)
 			}
 			return fmt.Errorf("%w: %d failed attempts", ErrAuthFailed, failures)
 		}
@@ -365,10 +387,11 @@ func validPassword(pw []byte) bool {
 	return len(pw) >= 1 && len(pw) <= maxPasswordLen && utf8.Valid(pw)
 }
 
-// parseAuth splits an AUTH payload. A payload whose lengths do not add up
-// is malformed (fatal); a well-formed one with a bad method, name or
+// parseAuth splits an AUTH payload into method, user name and the method's
+// data (the password for method 0x01). A payload whose lengths do not add
+// up is malformed (fatal); a well-formed one with a bad method, name or
 // password is an ordinary failure.
-func parseAuth(payload []byte) (method uint8, user string, pw []byte, err error) {
+func parseAuth(payload []byte) (method uint8, user string, data []byte, err error) {
 	s := cryptobyte.String(payload)
 	var u, p cryptobyte.String
 	if !s.ReadUint8(&method) || !s.ReadUint8LengthPrefixed(&u) ||

@@ -50,6 +50,7 @@ type katFile struct {
 	Sessions   []katSession `json:"sessions"`
 
 	Announcement katAnnouncement `json:"host_key_announcement"`
+	UserKeyAuth  katKeyAuth      `json:"user_key_auth"`
 }
 
 // katAnnouncement is the host key announcement of PROTOCOL.md §7.5 as the
@@ -786,6 +787,7 @@ func buildVectors(t *testing.T) *katFile {
 		f.Sessions = append(f.Sessions, buildSession(t, p))
 	}
 	f.Announcement = buildAnnouncement(t, &f.Sessions[0])
+	f.UserKeyAuth = buildKeyAuth(t, &f.Sessions[0])
 	return f
 }
 
@@ -896,6 +898,10 @@ func TestVectors(t *testing.T) {
 		t.Errorf("host_key_announcement differs:\n got  %+v\n want %+v", got.Announcement, want.Announcement)
 	}
 	openAnnouncement(t, &want)
+	if !reflect.DeepEqual(got.UserKeyAuth, want.UserKeyAuth) {
+		t.Errorf("user_key_auth differs:\n got  %+v\n want %+v", got.UserKeyAuth, want.UserKeyAuth)
+	}
+	openKeyAuth(t, &want)
 	for i := range got.Sessions {
 		gv, wv := reflect.ValueOf(got.Sessions[i]), reflect.ValueOf(want.Sessions[i])
 		for j := 0; j < gv.NumField(); j++ {

@@ -36,7 +36,8 @@ wait_for() { # FILE PATTERN: up to 10 s
 }
 
 GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" go build -o "$sc" .
-rm -rf "$work/state" "$work/creds.txt" "$work"/known_hosts* "$work"/*.out "$work"/*.log "$work/go.in"
+rm -rf "$work/state" "$work/creds.txt" "$work/creds.keys" "$work"/known_hosts* "$work"/*.out "$work"/*.log "$work/go.in" \
+	"$work/py_id" "$work/py_id.pub"
 
 # Throwaway passwords, in files only; never on argv.
 umask 077
@@ -149,6 +150,29 @@ rev_rc=0
 	fail "revoked key: exit $rev_rc: $(cat "$work/py4.log")"
 fp=$next_fp
 echo "live_interop: rotation ok (now $fp; a revoked key is refused)"
+
+# Key login (PROTOCOL.md §10.2): a key made by keygen --user, authorized
+# with user key add and picked up on SIGHUP; the Python client signs the
+# session with it, and the server logs a key login.
+echo "--- key login"
+"$sc" keygen --user --out "$work/py_id" >/dev/null 2>&1 </dev/null || fail "keygen --user failed"
+"$sc" user key add --creds "$work/creds.txt" --file "$work/py_id.pub" pyuser 2>/dev/null || fail "user key add failed"
+kill -HUP "$server_pid"
+wait_count "$work/serve.log" "authorized keys reloaded" 3 || fail "server did not reload its keys"
+"$py" interop/scclient.py --host 127.0.0.1 --port "$port" --user pyuser \
+	--identity "$work/py_id" --fingerprint "$fp" \
+	--text "logged in by key" >"$work/py5.out" 2>"$work/py5.log" ||
+	fail "Python client with a key: $(cat "$work/py5.log")"
+grep -q "login method: publickey" "$work/py5.log" || fail "Python client did not log in by key: $(cat "$work/py5.log")"
+grep -q 'user=pyuser.*method="publickey SHA256:' "$work/serve.log" || fail "server did not log a key login for pyuser"
+echo "live_interop: key login ok"
+"$py" interop/negative_checks.py --host 127.0.0.1 --port "$port" --user pyuser \
+	--password-file "$work/py.pw" --fingerprint "$fp" --identity "$work/py_id" ||
+	fail "key replay check"
+# The replayed AUTH earned this source a failed-login penalty (5 s with
+# serve's defaults); the negative checks below earn more, and together they
+# would reach the refusal threshold. Let it drain first.
+sleep 6
 
 echo "--- negative checks"
 "$py" interop/negative_checks.py --host 127.0.0.1 --port "$port" --user pyuser \

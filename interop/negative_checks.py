@@ -15,10 +15,13 @@ the raw bytes the server sends back:
     caller compares the server log for the last check with a clean one;
   - the Python client itself, through a relay that tampers with the
     server's SERVER_HELLO signature or FINISHED, reports a server
-    authentication failure and records no host key (§7.3, §7.4).
+    authentication failure and records no host key (§7.3, §7.4);
+  - with --identity, and only that: a key AUTH captured in one session is
+    refused in another, like an unknown key, and a fresh one succeeds
+    (§10.2).
 
 Usage: python3 interop/negative_checks.py --host H --port N --user U \
-           --password-file F --fingerprint SHA256:...
+           --password-file F --fingerprint SHA256:... [--identity KEYFILE]
 Exits non-zero if any check fails. Run it while no other client is chatting,
 so that no event from someone else lands in the "nothing sent" windows.
 """
@@ -182,6 +185,41 @@ def check_wrong_password(args, password):
     return n == 0 and how == "FIN", ", ".join(results)
 
 
+def check_key_replay(args, key):
+    """§10.2: a key AUTH captured in one session is refused in another
+    (0x01, the byte a wrong password gets), as is a key the server does
+    not know; the same connection then logs in with a fresh signature."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    hostport = "%s:%d" % (args.host, args.port)
+    first = sc.Connection(connect(args), verbose=False)
+    first.handshake(hostport, None, args.fingerprint)
+    if not first.login(args.user, None, key=key):
+        return False, "the key login itself failed"
+    captured = first.last_auth
+    first.close(time.monotonic() + 5)
+
+    conn = sc.Connection(connect(args), verbose=False)
+    conn.handshake(hostport, None, args.fingerprint)
+    notes = []
+    if conn.login(args.user, None, auth=captured):
+        return False, "server accepted a key AUTH from another session"
+    notes.append("replayed: 0x01")
+    stranger = sc.key_auth_payload(conn.th, args.user, Ed25519PrivateKey.generate())
+    conn.send_records([conn.seal(sc.REC_AUTH, stranger)])
+    rtype, payload = conn.read_record(time.monotonic() + 10)
+    if rtype != sc.REC_AUTH_RESULT or payload != b"\x01":
+        return False, "unknown key: %s %s, not AUTH_RESULT 0x01" % (sc.REC_NAMES[rtype], payload.hex())
+    notes.append("unknown key: 0x01")
+    conn.send_records([conn.seal(sc.REC_AUTH, sc.key_auth_payload(conn.th, args.user, key))])
+    rtype, payload = conn.read_record(time.monotonic() + 10)
+    if rtype != sc.REC_AUTH_RESULT or payload != b"\x00":
+        return False, "fresh signature: %s %s, not AUTH_RESULT 0x00" % (sc.REC_NAMES[rtype], payload.hex())
+    notes.append("signed for this session: 0x00")
+    conn.close(time.monotonic() + 5)
+    return True, ", ".join(notes)
+
+
 def abort_code(args, hello_frame):
     s = connect(args)
     s.sendall(hello_frame)
@@ -337,12 +375,13 @@ def main():
     p.add_argument("--user", required=True)
     p.add_argument("--password-file", required=True)
     p.add_argument("--fingerprint", required=True)
+    p.add_argument("--identity", help="an Ed25519 key of --user (OpenSSH file): run the key replay check instead")
     args = p.parse_args()
     password = sc.read_password(args.password_file)
     wrong = password + "-not-it"
 
     failed = 0
-    for name, fn in [
+    checks = [
         ("flipped bit in client FINISHED", lambda: check_flipped_finished(args, password)),
         ("CLOSE before the client's FINISHED", lambda: check_close_before_finished(args)),
         ("flipped bit in an APP record", lambda: check_flipped_app(args, password)),
@@ -352,7 +391,13 @@ def main():
         ("truncation", lambda: check_truncation(args, password)),
         ("bad signature pins nothing", lambda: check_impostor_not_recorded(args, "signature")),
         ("bad FINISHED pins nothing", lambda: check_impostor_not_recorded(args, "finished")),
-    ]:
+    ]
+    if args.identity:
+        # On its own: it ends with a key login that must succeed, which the
+        # penalties earned by the checks above could refuse (§14).
+        checks = [("key AUTH replayed in another session",
+                   lambda: check_key_replay(args, sc.load_identity(args.identity)))]
+    for name, fn in checks:
         try:
             ok, note = fn()
         except (sc.ProtocolError, TimeoutError, OSError) as e:

@@ -414,6 +414,39 @@ def auth_payload(user, password):
     return b"\x01" + opaque8(u) + opaque16(p)
 
 
+# Public-key login (§10.2, method 0x02).
+USER_AUTH_LABEL = b"securechat v1 user auth\x00"
+SIG_ALG_ED25519 = 0x0807
+
+
+def user_auth_message(th, user, public_key):
+    """What the user's key signs: label || TH || u8(len(user)) || user || key."""
+    u = user.encode("ascii")
+    return USER_AUTH_LABEL + th + opaque8(u) + public_key
+
+
+def key_auth_payload(th, user, private_key):
+    """AUTH method 0x02 for an Ed25519 private key (cryptography's object):
+    method | username opaque8 | data opaque16, where
+    data = sig_alg u16 | public_key opaque16 | signature opaque16."""
+    pub = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    sig = private_key.sign(user_auth_message(th, user, pub))
+    data = struct.pack(">H", SIG_ALG_ED25519) + opaque16(pub) + opaque16(sig)
+    return b"\x02" + opaque8(user.encode("ascii")) + opaque16(data)
+
+
+def load_identity(path, passphrase=None):
+    """An OpenSSH Ed25519 private key file (as ssh-keygen or securechat
+    keygen --user write it). A passphrase needs the bcrypt module."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    with open(path, "rb") as f:
+        key = serialization.load_ssh_private_key(f.read(), password=passphrase)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError("%s is not an Ed25519 key" % path)
+    return key
+
+
 # --- known hosts (§7.3) --------------------------------------------------
 
 
@@ -666,7 +699,8 @@ class Connection:
         how = check_known_hosts(known_hosts, hostport, hello["host_key"], pinned_fp)
         self.log("host key %s (%s)" % (fingerprint(hello["host_key"]), how))
 
-        ks = KeySchedule(ss, transcript_hash(ch, sh))
+        self.th = transcript_hash(ch, sh)  # what a user key signs (§10.2)
+        ks = KeySchedule(ss, self.th)
         del ss
         self.send_dir = Direction(ks.c2s_secret_0)
         self.recv_dir = Direction(ks.s2c_secret_0)
@@ -691,15 +725,19 @@ class Connection:
         self.client_finished = ks.client_finished()
         del ks
 
-    def login(self, user, password, step_timeout=10.0, corrupt_finished=False):
-        """Send FINISHED and AUTH; True on success, False on AUTH_RESULT 0x01."""
+    def login(self, user, password, step_timeout=10.0, corrupt_finished=False, key=None, auth=None):
+        """Send FINISHED and AUTH (by key if key is given, or the payload
+        auth as it is); True on success, False on AUTH_RESULT 0x01."""
         records = [self.seal(REC_FINISHED, self.client_finished)]
         if corrupt_finished:
             # Negative test only: one flipped ciphertext bit (§9.3).
             r = bytearray(records[0])
             r[5 + 16] ^= 0x01
             records[0] = bytes(r)
-        records.append(self.seal(REC_AUTH, auth_payload(user, password)))
+        if auth is None:
+            auth = key_auth_payload(self.th, user, key) if key is not None else auth_payload(user, password)
+        self.last_auth = auth
+        records.append(self.seal(REC_AUTH, auth))
         self.send_records(records)
         rtype, payload = self.read_record(time.monotonic() + step_timeout)
         if rtype == REC_CLOSE:
@@ -886,7 +924,9 @@ def main(argv=None):
     p.add_argument("--host", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--user", required=True)
-    p.add_argument("--password-file", required=True, help="password file; never on argv")
+    p.add_argument("--password-file", help="password file; never on argv")
+    p.add_argument("--identity", help="log in with this OpenSSH Ed25519 private key file instead (§10.2, method 0x02)")
+    p.add_argument("--passphrase-file", help="passphrase of the --identity key (needs the bcrypt module)")
     p.add_argument("--fingerprint", help="expected host key, SHA256:...")
     p.add_argument("--known-hosts", help="known hosts file (trust on first use)")
     p.add_argument("--room", help="room to be in instead of #general (sent in hello)")
@@ -898,7 +938,19 @@ def main(argv=None):
     if not args.fingerprint and not args.known_hosts:
         print("scclient: refusing to connect: give --fingerprint or --known-hosts", file=sys.stderr)
         return 2
-    password = read_password(args.password_file)
+    if bool(args.password_file) == bool(args.identity):
+        print("scclient: give one of --password-file and --identity", file=sys.stderr)
+        return 2
+    password, key = None, None
+    if args.password_file:
+        password = read_password(args.password_file)
+    else:
+        passphrase = read_password(args.passphrase_file).encode() if args.passphrase_file else None
+        try:
+            key = load_identity(args.identity, passphrase)
+        except (ValueError, TypeError, OSError) as e:
+            print("scclient: --identity: %s" % e, file=sys.stderr)
+            return 1
     host = "[%s]" % args.host if ":" in args.host else args.host
     hostport = "%s:%d" % (host, args.port)
 
@@ -911,7 +963,7 @@ def main(argv=None):
     conn = Connection(sock)
     try:
         conn.handshake(hostport, args.known_hosts, args.fingerprint)
-        if not conn.login(args.user, password):
+        if not conn.login(args.user, password, key=key):
             # Only one attempt: a script has no other password to try, so it
             # ends the session itself (§10.2).
             conn.log("authentication failed (AUTH_RESULT 0x01)")
@@ -923,6 +975,7 @@ def main(argv=None):
         # The server logs a prefix of session_id (§8); printing the same
         # prefix lets the two logs be matched up.
         conn.log("logged in as %s, session %s" % (args.user, conn.session_id.hex()[:12]))
+        conn.log("login method: %s" % ("publickey" if key else "password"))
         chat_session(conn, args)
         return 0
     except HostKeyError as e:

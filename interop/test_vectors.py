@@ -25,8 +25,9 @@ import os
 import struct
 import sys
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -458,6 +459,77 @@ def check_announcement(c, vectors):
     c.true("announcement proved by the wrong key refused", raises(sc.verify_host_key_announcement, forged, cur_pub, sid))
 
 
+def render_key_auth(a):
+    """The key AUTH vector as §15 writes it out (hex, 64 digits a line)."""
+    out = ["key login AUTH of session %s (%s, user_key_auth)" % (a["session"], VECTORS_NAME), ""]
+    for k in ("user", "user_key_seed", "user_public_key", "signed_message", "signature", "payload"):
+        v = a[k]
+        if len(v) > 64:
+            out.append(k + ":")
+            out.extend(hex_lines(v, 4))
+        else:
+            out.append("%-16s %s" % (k, v))
+    r = a["record"]
+    out.append("record (c2s gen %d seq %d %s, iv %s):" % (r["generation"], r["seq"], r["type"], r["iv"]))
+    out.extend(hex_lines(r["record"], 4))
+    return "\n".join(out)
+
+
+def check_key_auth(c, vectors):
+    """Rebuild the public-key AUTH of §10.2 from its inputs, and check that
+    its signature proves nothing in another session."""
+    a = vectors["user_key_auth"]
+    s = next(x for x in vectors["sessions"] if x["name"] == a["session"])
+    h = bytes.fromhex
+
+    def eq(field, got):
+        c.eq("user_key_auth: " + field, got, a[field])
+
+    c.eq("key auth inputs", [(i["field"], i["size"]) for i in a["inputs"]], [("user_key_seed", 32)])
+    seed = input_value(a["inputs"][0]["label"], 32)
+    eq("user_key_seed", seed)
+    eq("transcript_hash", s["transcript_hash"])
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    raw = (serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    pub = key.public_key().public_bytes(*raw)
+    eq("user_public_key", pub)
+    th = h(s["transcript_hash"])
+    msg = b"securechat v1 user auth\x00" + th + bytes([len(a["user"])]) + a["user"].encode() + pub
+    eq("signed_message", msg)
+    c.eq("user_key_auth: signed message of scclient", sc.user_auth_message(th, a["user"], pub), msg)
+    eq("signature", key.sign(msg))  # Ed25519 is deterministic
+    payload = sc.key_auth_payload(th, a["user"], key)
+    eq("payload", payload)
+    data = struct.pack(">H", 0x0807) + struct.pack(">H", 32) + pub + struct.pack(">H", 64) + key.sign(msg)
+    c.eq("user_key_auth: payload by hand", b"\x02" + bytes([len(a["user"])]) + a["user"].encode()
+         + struct.pack(">H", len(data)) + data, payload)
+
+    r = a["record"]
+    c.eq("key auth record position", (r["direction"], r["generation"], r["seq"], r["type"]), ("c2s", 0, 1, "AUTH"))
+    iv = input_value(r["iv_label"], 32)[:16]
+    c.eq("key auth record iv", iv, r["iv"])
+    sealer = sc.Direction(h(s["c2s_secret_0"]))
+    sealer.seq = r["seq"]
+    c.eq("key auth record", sealer.seal(sc.REC_AUTH, payload, iv=iv), r["record"])
+    c.eq("key auth record plaintext", payload, r["plaintext"])
+
+    # The server's side: the signature verifies over this session's TH and
+    # no other, for this user and no other.
+    def verifies(th_, user):
+        try:
+            Ed25519PublicKey.from_public_bytes(pub).verify(h(a["signature"]), sc.user_auth_message(th_, user, pub))
+            return True
+        except InvalidSignature:
+            return False
+
+    c.true("key auth signature verifies in its session", verifies(th, a["user"]))
+    for other in vectors["sessions"]:
+        if other["name"] != a["session"]:
+            c.true("key auth of %s refused in session %s" % (a["session"], other["name"]),
+                   not verifies(h(other["transcript_hash"]), a["user"]))
+    c.true("key auth refused for another user", not verifies(th, "bob"))
+
+
 def seal_unchecked(d, rtype, plaintext, iv):
     """A correctly tagged record of any size, as a misbehaving peer could
     make; Direction.seal refuses plaintext over 16384 bytes."""
@@ -496,6 +568,8 @@ def main(argv):
         print(render_block(spec_session))
         print()
         print(render_announcement(vectors["host_key_announcement"]))
+        print()
+        print(render_key_auth(vectors["user_key_auth"]))
         return 0
 
     c = Checker()
@@ -519,6 +593,8 @@ def main(argv):
     c.true("PROTOCOL.md §15 writes out session " + SPEC_SESSION, render_block(spec_session) in blocks)
     c.true("PROTOCOL.md §15 writes out the host key announcement",
            render_announcement(vectors["host_key_announcement"]) in blocks)
+    c.true("PROTOCOL.md §15 writes out the key login AUTH",
+           render_key_auth(vectors["user_key_auth"]) in blocks)
 
     for s in vectors["sessions"]:
         check_session(c, s, p)
@@ -527,6 +603,7 @@ def main(argv):
            any(s["transport"] == "quic" and s["channel_binding"] for s in vectors["sessions"]))
     check_record_limits(c)
     check_announcement(c, vectors)
+    check_key_auth(c, vectors)
 
     print("%d checks passed, %d failed" % (c.passed, c.failed))
     return 1 if c.failed else 0

@@ -20,8 +20,8 @@ type Hooks struct {
 	// Penalty is called each time a source is charged a penalty. Exempt
 	// sources and a PenaltyBox with penalties off are not charged.
 	Penalty func(ev PenaltyEvent)
-	// Login is called with the outcome of each password attempt, one of
-	// the Login* results.
+	// Login is called with the outcome of each login attempt, password or
+	// key, one of the Login* results.
 	Login func(result string)
 	// Handshake is called when a handshake and login ends: with the key
 	// exchange group (0 if none was chosen), one of the Handshake* results,
@@ -51,9 +51,9 @@ var refusedReason = map[string]string{
 
 // Results for Hooks.Login.
 const (
-	LoginOK        = "ok"        // the password was right
-	LoginFailed    = "failed"    // wrong password or no such account
-	LoginRefused   = "refused"   // not checked: the source is penalised or already has a check waiting
+	LoginOK        = "ok"        // the password or key was accepted
+	LoginFailed    = "failed"    // wrong password, unknown key or no such account
+	LoginRefused   = "refused"   // not checked: the source is penalised or already has a check waiting, or password logins are off
 	LoginRejected  = "rejected"  // not checked: malformed name or password, or an unknown method
 	LoginUnchecked = "unchecked" // not checked: the grace time ran out in the queue, or the server is stopping
 )

@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"securechat/chat"
 	"securechat/cipher"
 	"securechat/handshake"
@@ -49,6 +51,11 @@ type Config struct {
 	// (PerSource > 0), and any number otherwise. New makes it rank
 	// sources by Penalties, so a CheckQueue serves one Server only.
 	Checks *CheckQueue
+
+	// PublicKeyOnly refuses password logins (serve --auth publickey): a
+	// password AUTH gets the ordinary failure byte, without hashing or a
+	// place in Checks, and counts as a failed login.
+	PublicKeyOnly bool
 
 	MaxAuthTries   int
 	StepTimeout    time.Duration
@@ -255,14 +262,24 @@ type loginVerifier struct {
 	src       netip.Addr
 	deadline  time.Time // the login grace time's end
 	failures  int
+	// noPasswords refuses every password (Config.PublicKeyOnly).
+	noPasswords bool
 }
+
+var errPasswordsOff = fmt.Errorf("%w: password logins are turned off (--auth publickey)", handshake.ErrAuthFailed)
 
 func (v *loginVerifier) Verify(ctx context.Context, user string, password []byte) error {
 	ctx, cancel := context.WithDeadline(ctx, v.deadline)
 	defer cancel()
 	end := v.penalties.beginCheck(v.src)
 	defer end()
-	refused, err := v.check(ctx, user, password)
+	var refused bool
+	var err error
+	if v.noPasswords {
+		refused, err = true, errPasswordsOff
+	} else {
+		refused, err = v.check(ctx, user, password)
+	}
 	switch {
 	case err == nil:
 		v.hooks.login(LoginOK)
@@ -304,6 +321,37 @@ func (v *loginVerifier) check(ctx context.Context, user string, password []byte)
 		return true, fmt.Errorf("%w: check refused: %s", handshake.ErrAuthFailed, why)
 	}
 	return false, v.next.Verify(ctx, user, password)
+}
+
+// VerifyPublicKey checks a key login (PROTOCOL.md §10.2) with the
+// configured Verifier, when it takes keys. It is called only for a key that
+// signed this session. A key check is a lookup, not a hash: it takes no
+// place in the check queue, but a source the penalty box would refuse now
+// is refused here too, and a refused key counts as a failed login.
+func (v *loginVerifier) VerifyPublicKey(ctx context.Context, user string, key ed25519.PublicKey) error {
+	err := fmt.Errorf("%w: this server has no authorized keys", handshake.ErrAuthFailed)
+	refused := false
+	if _, why, blocked := v.penalties.blocked(v.src, 0); blocked {
+		refused, err = true, fmt.Errorf("%w: check refused: %s", handshake.ErrAuthFailed, why)
+	} else if pkv, ok := v.next.(handshake.PublicKeyVerifier); ok {
+		err = pkv.VerifyPublicKey(ctx, user, key)
+	}
+	switch {
+	case err == nil:
+		v.hooks.login(LoginOK)
+	case errors.Is(err, handshake.ErrAuthFailed):
+		if refused {
+			v.hooks.login(LoginRefused)
+		} else {
+			v.hooks.login(LoginFailed)
+		}
+		v.failed()
+		v.log.Warn("login failed", "user", user, "method", "publickey", "reason", err.Error())
+	default:
+		v.hooks.login(LoginUnchecked)
+		v.log.Warn("login not checked", "user", user, "method", "publickey", "reason", err.Error())
+	}
+	return err
 }
 
 // AuthRejected counts an AUTH the handshake refused unchecked (malformed
@@ -389,7 +437,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	}
 
 	verifier := &loginVerifier{hooks: &s.cfg.Hooks, next: s.cfg.Verifier, checks: s.cfg.Checks, penalties: s.cfg.Penalties,
-		log: log, src: src, deadline: start.Add(s.cfg.LoginGraceTime)}
+		log: log, src: src, deadline: start.Add(s.cfg.LoginGraceTime), noPasswords: s.cfg.PublicKeyOnly}
 	keys := s.keys.Load()
 	hcfg := &handshake.ServerConfig{
 		HostKey:        keys.current,
@@ -436,7 +484,14 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 	log = log.With("user", sess.User, "session", fmt.Sprintf("%x", sess.SessionID[:6]))
-	log.Info("login", "group", sess.Group.String(), "handshake", time.Since(start).Round(time.Millisecond))
+	method := "password"
+	if sess.UserKey != nil {
+		// As ssh-keygen -l and 'securechat user key list' print it.
+		if pk, err := ssh.NewPublicKey(sess.UserKey); err == nil {
+			method = "publickey " + ssh.FingerprintSHA256(pk)
+		}
+	}
+	log.Info("login", "group", sess.Group.String(), "method", method, "handshake", time.Since(start).Round(time.Millisecond))
 
 	admin := s.cfg.IsAdmin != nil && s.cfg.IsAdmin(sess.User)
 	sc := &sessionConn{sess: sess, writeTimeout: s.cfg.WriteTimeout}

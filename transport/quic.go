@@ -187,7 +187,7 @@ func (quicTransport) Dial(ctx context.Context, addr string, opts *Options) (net.
 	// A socket of our own per connection (rather than quic.DialAddr's) so we
 	// can inspect its buffers, and close it together with the connection.
 	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp", ":0")
+	pc, err := lc.ListenPacket(ctx, "udp", opts.localUDP())
 	if err != nil {
 		return nil, fmt.Errorf("transport: quic dial: %w", err)
 	}

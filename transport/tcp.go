@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,13 @@ func (tcpTransport) Listen(ctx context.Context, addr string, opts *Options) (net
 
 func (tcpTransport) Dial(ctx context.Context, addr string, opts *Options) (net.Conn, error) {
 	d := net.Dialer{Timeout: opts.handshakeIdleTimeout()}
+	if opts != nil && opts.LocalAddr != "" {
+		ip, err := netip.ParseAddr(opts.LocalAddr)
+		if err != nil {
+			return nil, fmt.Errorf("transport: tcp dial: local address %q: %w", opts.LocalAddr, err)
+		}
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))
+	}
 	d.KeepAlive, d.KeepAliveConfig = keepAlive(opts)
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {

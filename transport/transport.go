@@ -144,6 +144,13 @@ type Options struct {
 	// stateless resets. Dial and TCP ignore it.
 	StatelessResetKey *[32]byte
 
+	// LocalAddr is the local IP address Dial sends from (the TCP socket or
+	// QUIC's UDP socket is bound to it, port chosen by the system), so that
+	// a load test can appear as many sources: on Linux every address of
+	// 127.0.0.0/8 is loopback. Empty lets the system choose. Listen
+	// ignores it.
+	LocalAddr string
+
 	// Logger receives the transport's few log lines: debug lines about
 	// refused QUIC connections, and the warning, once per process, that the
 	// UDP socket buffers are smaller than quic-go wants (with the sysctl
@@ -208,6 +215,14 @@ func (o *Options) closeTimeout() time.Duration {
 		return defaultCloseTimeout
 	}
 	return o.CloseTimeout
+}
+
+// localUDP is the address Dial binds its UDP socket to.
+func (o *Options) localUDP() string {
+	if o == nil || o.LocalAddr == "" {
+		return ":0"
+	}
+	return net.JoinHostPort(o.LocalAddr, "0")
 }
 
 func (o *Options) logger() *slog.Logger {

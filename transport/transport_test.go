@@ -1,6 +1,8 @@
 package transport_test
 
 import (
+	"context"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -59,4 +61,50 @@ func TestRegisterDuplicatePanics(t *testing.T) {
 		}
 	}()
 	transport.Register(transport.TCP)
+}
+
+// TestDialLocalAddr checks that Dial sends from Options.LocalAddr, which
+// load tests use to appear as many sources on loopback.
+func TestDialLocalAddr(t *testing.T) {
+	for _, tr := range []transport.Transport{transport.TCP, transport.QUIC} {
+		t.Run(tr.Name(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			ln, err := tr.Listen(ctx, "127.0.0.1:0", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			accepted := make(chan net.Conn, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					close(accepted)
+					return
+				}
+				accepted <- c
+			}()
+			c, err := tr.Dial(ctx, ln.Addr().String(), &transport.Options{LocalAddr: "127.0.0.7"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			// The QUIC listener hands a conn over only once the client wrote.
+			if _, err := c.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			sc, ok := <-accepted
+			if !ok {
+				t.Fatal("accept failed")
+			}
+			defer sc.Close()
+			host, _, _ := net.SplitHostPort(sc.RemoteAddr().String())
+			if host != "127.0.0.7" {
+				t.Errorf("server sees %s, want 127.0.0.7", sc.RemoteAddr())
+			}
+			if _, err := tr.Dial(ctx, ln.Addr().String(), &transport.Options{LocalAddr: "not-an-ip"}); err == nil {
+				t.Error("dial from a local address that is not an IP succeeded")
+			}
+		})
+	}
 }

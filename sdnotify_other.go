@@ -1,0 +1,7 @@
+//go:build !linux
+
+package main
+
+// monotonicMicros: systemd runs on Linux only, so elsewhere there is no
+// reader of MONOTONIC_USEC.
+func monotonicMicros() (uint64, bool) { return 0, false }
