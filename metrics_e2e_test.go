@@ -218,3 +218,16 @@ func TestE2EMetrics(t *testing.T) {
 	bob.expectExit(exitOK)
 	s.stop()
 }
+
+// serve --check refuses a --metrics-listen it could not listen on, and a
+// bad one makes serve fail before it listens for chat.
+func TestServeCheckMetricsListen(t *testing.T) {
+	w := newCheckWorld(t)
+	code, _, stderr := runUser(t, w.args("--metrics-listen", "localhost:")...)
+	if code != exitUsage || !strings.Contains(stderr, "--metrics-listen") {
+		t.Errorf("--metrics-listen localhost: exit %d, %q; want a usage error naming the flag", code, stderr)
+	}
+	if code, _, stderr := runUser(t, w.args("--metrics-listen", "9464")...); code != exitOK {
+		t.Errorf("--metrics-listen 9464: exit %d, %q", code, stderr)
+	}
+}
