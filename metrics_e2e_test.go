@@ -182,6 +182,8 @@ func TestE2EMetrics(t *testing.T) {
 	s.waitStderr("creds reload failed")
 	if code, body := httpGet(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "creds:") {
 		t.Errorf("/readyz after a failed reload: %d %q, want 503 naming creds", code, body)
+	} else if strings.Contains(body, "not an account") || strings.Contains(body, e.creds) {
+		t.Errorf("/readyz quotes the creds file: %q", body)
 	}
 	if code, _ := httpGet(t, base+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz after a failed reload: %d, want 200", code)

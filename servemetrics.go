@@ -98,8 +98,10 @@ func (sm *serveMetrics) start(ctx context.Context, w io.Writer, log *slog.Logger
 		return nil
 	})
 	sm.m.AddCheck("creds", func() error {
-		if p := sm.credsErr.Load(); p != nil {
-			return fmt.Errorf("the last reload failed (the previous accounts are in use): %w", *p)
+		// The error itself goes to the log only: it may quote a line of
+		// the creds file, and /readyz is read by whoever can reach it.
+		if sm.credsErr.Load() != nil {
+			return errors.New("the last reload failed; the previous accounts are in use (see the server log)")
 		}
 		return nil
 	})
