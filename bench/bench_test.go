@@ -488,3 +488,19 @@ func TestMetricsCostSmoke(t *testing.T) {
 		t.Errorf("ratios %g %g", rep.P99Ratio, rep.RateRatio)
 	}
 }
+
+// Each round's runs are compared with each other before the median.
+func TestMetricsCostPairRatio(t *testing.T) {
+	run := func(rate float64) *FanoutReport { return &FanoutReport{DeliveredPerSecond: rate} }
+	r := &MetricsCostReport{
+		Off: []*FanoutReport{run(100), run(200), run(400)}, offRound: []int{0, 1, 2},
+		On: []*FanoutReport{run(440), run(110), run(180)}, onRound: []int{2, 0, 1},
+	}
+	got := r.pairRatio(func(r *FanoutReport) float64 { return r.DeliveredPerSecond })
+	if got != 1.1 { // 1.1, 0.9, 1.1
+		t.Errorf("pair ratio %g, want 1.1", got)
+	}
+	if m := median([]float64{3, 1, 2, 10}); m != 2.5 {
+		t.Errorf("median %g, want 2.5", m)
+	}
+}

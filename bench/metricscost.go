@@ -33,13 +33,20 @@ type MetricsCostReport struct {
 	On            []*FanoutReport `json:"on"`
 	// Medians over the rounds, and on/off ratios: a p99 ratio above 1 and
 	// a rate ratio below 1 are what metrics would cost.
-	OffP99    float64  `json:"off_p99_ms"`
-	OnP99     float64  `json:"on_p99_ms"`
-	P99Ratio  float64  `json:"p99_ratio"`
-	OffRate   float64  `json:"off_delivered_per_second"`
-	OnRate    float64  `json:"on_delivered_per_second"`
-	RateRatio float64  `json:"rate_ratio"`
-	Errors    []string `json:"errors,omitempty"`
+	OffP99    float64 `json:"off_p99_ms"`
+	OnP99     float64 `json:"on_p99_ms"`
+	P99Ratio  float64 `json:"p99_ratio"`
+	OffRate   float64 `json:"off_delivered_per_second"`
+	OnRate    float64 `json:"on_delivered_per_second"`
+	RateRatio float64 `json:"rate_ratio"`
+	// The median over rounds of each round's own on/off ratio: the two
+	// runs of a round follow each other, so they share more of the
+	// background load than runs of different rounds do.
+	P99PairRatio  float64  `json:"p99_pair_ratio"`
+	RatePairRatio float64  `json:"rate_pair_ratio"`
+	Errors        []string `json:"errors,omitempty"`
+	offRound      []int    // the round of each Off report
+	onRound       []int
 }
 
 // RunMetricsCost runs cfg.Fanout against fresh servers with metrics off
@@ -76,26 +83,23 @@ func RunMetricsCost(ctx context.Context, cfg MetricsCostConfig) (*MetricsCostRep
 				continue
 			}
 			if on {
-				rep.On = append(rep.On, fr)
+				rep.On, rep.onRound = append(rep.On, fr), append(rep.onRound, i)
 			} else {
-				rep.Off = append(rep.Off, fr)
+				rep.Off, rep.offRound = append(rep.Off, fr), append(rep.offRound, i)
 			}
 		}
 	}
-	p99 := func(rs []*FanoutReport) float64 {
-		return median(rs, func(r *FanoutReport) float64 { return r.Latency.P99 })
-	}
-	rate := func(rs []*FanoutReport) float64 {
-		return median(rs, func(r *FanoutReport) float64 { return r.DeliveredPerSecond })
-	}
-	rep.OffP99, rep.OnP99 = p99(rep.Off), p99(rep.On)
-	rep.OffRate, rep.OnRate = rate(rep.Off), rate(rep.On)
+	p99 := func(r *FanoutReport) float64 { return r.Latency.P99 }
+	rate := func(r *FanoutReport) float64 { return r.DeliveredPerSecond }
+	rep.OffP99, rep.OnP99 = median(each(rep.Off, p99)), median(each(rep.On, p99))
+	rep.OffRate, rep.OnRate = median(each(rep.Off, rate)), median(each(rep.On, rate))
 	if rep.OffP99 > 0 {
 		rep.P99Ratio = rep.OnP99 / rep.OffP99
 	}
 	if rep.OffRate > 0 {
 		rep.RateRatio = rep.OnRate / rep.OffRate
 	}
+	rep.P99PairRatio, rep.RatePairRatio = rep.pairRatio(p99), rep.pairRatio(rate)
 	if len(rep.Off) == 0 || len(rep.On) == 0 {
 		return rep, fmt.Errorf("bench: metrics cost: %d runs off and %d on completed", len(rep.Off), len(rep.On))
 	}
@@ -132,6 +136,19 @@ func metricsCostRun(ctx context.Context, cfg MetricsCostConfig, on bool, every t
 	return fr, err
 }
 
+// pairRatio is the median of on/off of f over the rounds that have both.
+func (r *MetricsCostReport) pairRatio(f func(*FanoutReport) float64) float64 {
+	var ratios []float64
+	for i, round := range r.offRound {
+		for j, other := range r.onRound {
+			if other == round && f(r.Off[i]) > 0 {
+				ratios = append(ratios, f(r.On[j])/f(r.Off[i]))
+			}
+		}
+	}
+	return median(ratios)
+}
+
 func onOff(on bool) string {
 	if on {
 		return "on"
@@ -139,14 +156,19 @@ func onOff(on bool) string {
 	return "off"
 }
 
-// median of f over rs; 0 for none.
-func median(rs []*FanoutReport, f func(*FanoutReport) float64) float64 {
-	if len(rs) == 0 {
-		return 0
-	}
+// each is f of every report.
+func each(rs []*FanoutReport, f func(*FanoutReport) float64) []float64 {
 	v := make([]float64, len(rs))
 	for i, r := range rs {
 		v[i] = f(r)
+	}
+	return v
+}
+
+// median of v (which it sorts); 0 for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
 	}
 	slices.Sort(v)
 	if len(v)%2 == 1 {
@@ -171,6 +193,7 @@ func (r *MetricsCostReport) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "metrics cost, median of %d rounds (scraping every %.0f s, %d scrapes):\n", r.Rounds, r.ScrapeSeconds, r.Scrapes)
 	fmt.Fprintf(w, "  p99 latency     off %8.1f ms   on %8.1f ms   on/off %.3f\n", r.OffP99, r.OnP99, r.P99Ratio)
 	fmt.Fprintf(w, "  deliveries/s    off %8.0f      on %8.0f      on/off %.3f\n", r.OffRate, r.OnRate, r.RateRatio)
+	fmt.Fprintf(w, "  median of each round's on/off: p99 %.3f, deliveries/s %.3f\n", r.P99PairRatio, r.RatePairRatio)
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
