@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"securechat/bench"
 	"securechat/credstore"
 	"securechat/handshake"
+	"securechat/metrics"
 	"securechat/transport"
 )
 
@@ -218,12 +220,26 @@ func benchTargetStore(c *cli.Context, accounts int, stderr io.Writer, withStore 
 			Accounts: accounts, Password: pw, Groups: groups, PID: c.Int("server-pid"),
 		}, nil, nil
 	}
-	cfg := bench.ServerConfig{Transport: tr, Accounts: accounts, Groups: groups, Stderr: stderr, Store: withStore}
+	cfg, err := benchServerConfig(c, tr, accounts, groups, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Store = withStore
+	srv, err := bench.StartServer(c.Context, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &srv.Target, srv, nil
+}
+
+// benchServerConfig describes the server --server asks for.
+func benchServerConfig(c *cli.Context, tr transport.Transport, accounts int, groups []handshake.Group, stderr io.Writer) (bench.ServerConfig, error) {
+	cfg := bench.ServerConfig{Transport: tr, Accounts: accounts, Groups: groups, Stderr: stderr}
 	switch c.String("server") {
 	case "child":
 		exe, err := os.Executable()
 		if err != nil {
-			return nil, nil, fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
+			return cfg, fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
 		}
 		cfg.Command = benchServerArgv(exe)
 		if f := c.String("server-cpuprofile"); f != "" {
@@ -234,23 +250,19 @@ func benchTargetStore(c *cli.Context, accounts int, stderr io.Writer, withStore 
 		}
 	case "serve", "inproc":
 		if c.String("server-cpuprofile") != "" || c.String("server-memprofile") != "" {
-			return nil, nil, usageError("--server-cpuprofile and --server-memprofile need --server child")
+			return cfg, usageError("--server-cpuprofile and --server-memprofile need --server child")
 		}
 		if c.String("server") == "serve" {
 			exe, err := os.Executable()
 			if err != nil {
-				return nil, nil, fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
+				return cfg, fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
 			}
 			cfg.Command, cfg.RealServe = serveArgv(exe), true
 		}
 	default:
-		return nil, nil, usageError("--server %q: want child, serve or inproc", c.String("server"))
+		return cfg, usageError("--server %q: want child, serve or inproc", c.String("server"))
 	}
-	srv, err := bench.StartServer(c.Context, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &srv.Target, srv, nil
+	return cfg, nil
 }
 
 // benchServerArgv and serveArgv are how child servers are started; tests
@@ -386,7 +398,10 @@ each for --duration. Every message carries its send time; every member
 records the latency when it reads it. Lost = expected - delivered, where
 expected counts every accepted message once per connected member.
 --rate 0 sends as fast as a window of unfinished messages per sender allows
-(saturation without overflowing the server's queues).`,
+(saturation without overflowing the server's queues).
+--metrics runs the same fan-out against fresh servers with their Prometheus
+metrics off and on (scraped every second), --metrics-rounds pairs in
+alternating order, and compares p99 latency and deliveries per second.`,
 		Flags: append(append([]cli.Flag{
 			&cli.IntFlag{Name: "clients", Value: 100, Usage: "sessions in the room"},
 			&cli.IntFlag{Name: "senders", Value: 10, Usage: "of which send"},
@@ -395,6 +410,8 @@ expected counts every accepted message once per connected member.
 			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "sending time"},
 			&cli.IntFlag{Name: "text-size", Usage: "pad message texts to this many bytes"},
 			&cli.StringFlag{Name: "store", Value: "off", Usage: "the started server's chat database: off, on (chat.db, acks after commit), or compare (an off run, then an on run, and their ratios)"},
+			&cli.BoolFlag{Name: "metrics", Usage: "compare the server's metrics off and on (needs a server started here, not --addr)"},
+			&cli.IntFlag{Name: "metrics-rounds", Value: 2, Usage: "--metrics: pairs of runs, off and on"},
 		}, benchTargetFlags("one per client")...), benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg := bench.FanoutConfig{
@@ -404,6 +421,12 @@ expected counts every accepted message once per connected member.
 			}
 			if err := checkFanoutFlags(cfg); err != nil {
 				return err
+			}
+			if c.Bool("metrics") {
+				if c.String("store") != "off" {
+					return usageError("--metrics and --store compare different things: give one")
+				}
+				return benchFanoutMetrics(c, cfg)
 			}
 			var runs []bool // store off or on, in order
 			switch c.String("store") {
@@ -476,6 +499,64 @@ func fanoutFailure(rep *bench.FanoutReport) error {
 		return fmt.Errorf("bench: %d sessions ended during the run", rep.Disconnects)
 	case rep.Lost != 0:
 		return fmt.Errorf("bench: %d deliveries lost", rep.Lost)
+	}
+	return nil
+}
+
+// benchFanoutMetrics is bench fanout --metrics.
+func benchFanoutMetrics(c *cli.Context, cfg bench.FanoutConfig) error {
+	if c.String("addr") != "" {
+		return usageError("--metrics starts its own servers; it cannot be used with --addr")
+	}
+	rounds := c.Int("metrics-rounds")
+	if rounds < 1 || rounds > 20 {
+		return usageError("--metrics-rounds %d: want 1 to 20", rounds)
+	}
+	tr, err := benchTransport(c.String("transport"))
+	if err != nil {
+		return err
+	}
+	groups, err := parseGroups(c.String("kex"))
+	if err != nil {
+		return err
+	}
+	accounts := cfg.Clients
+	if n := c.Int("accounts"); n != 0 {
+		if n < 0 || n > bench.MaxAccounts {
+			return usageError("--accounts %d: want 1 to %d", n, bench.MaxAccounts)
+		}
+		accounts = n
+	}
+	scfg, err := benchServerConfig(c, tr, accounts, groups, c.App.ErrWriter)
+	if err != nil {
+		return err
+	}
+	s, err := newBenchSetup(c)
+	if err != nil {
+		return err
+	}
+	cfg.Progress = s.progress
+	rep, err := bench.RunMetricsCost(c.Context, bench.MetricsCostConfig{
+		Fanout: cfg,
+		Rounds: rounds,
+		Start: func(ctx context.Context, on bool) (*bench.Server, error) {
+			sc := scfg
+			sc.Metrics = on
+			return bench.StartServer(ctx, sc)
+		},
+	})
+	if rep == nil {
+		s.stopProf()
+		return err
+	}
+	if ferr := s.finish("fanout-metrics", rep); ferr != nil {
+		return ferr
+	}
+	if err != nil {
+		return err
+	}
+	if len(rep.Errors) > 0 {
+		return fmt.Errorf("bench: %d runs failed", len(rep.Errors))
 	}
 	return nil
 }
@@ -730,6 +811,7 @@ takes about a minute more and needs Linux. Exits 1 if a target is missed.`,
 			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiply clients, sizes and durations (e.g. 0.1 for a quick look)"},
 			&cli.StringFlag{Name: "server", Value: "child", Usage: "the chat servers: child ('bench server'), serve (the real 'serve' command) or inproc"},
 			&cli.StringFlag{Name: "server-cpuprofile", Usage: "child servers: write CPU profiles to `FILE` (each run overwrites it)"},
+			&cli.BoolFlag{Name: "metrics", Usage: "also judge what the server's metrics cost (target 13): tcp fan-out and saturation again, metrics off and on in pairs"},
 			&cli.BoolFlag{Name: "storm", Usage: "also run 'bench storm' at its default sizes against the serve command (targets 9-12, about a minute more)"},
 		}, benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
@@ -737,7 +819,7 @@ takes about a minute more and needs Linux. Exits 1 if a target is missed.`,
 			if scale <= 0 || scale > 1 {
 				return usageError("--scale %g: want more than 0 and at most 1", scale)
 			}
-			cfg := bench.TargetsConfig{Scale: scale}
+			cfg := bench.TargetsConfig{Scale: scale, Metrics: c.Bool("metrics")}
 			if c.Bool("storm") {
 				exe, err := os.Executable()
 				if err != nil {
@@ -879,6 +961,7 @@ Never expose it: it has none of serve's protection against floods.`,
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run to `FILE`"},
 			&cli.StringFlag{Name: "memprofile", Usage: "write a heap profile to `FILE` on each SIGUSR1"},
 			&cli.StringFlag{Name: "store-dir", Usage: "keep the chat state in chat.db in `DIR`, as serve does (default: no store)"},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics on `HOST:PORT` (loopback), as serve does"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -906,9 +989,15 @@ Never expose it: it has none of serve's protection against floods.`,
 			if err != nil {
 				return err
 			}
+			metricsListen := ""
+			if f := c.String("metrics-listen"); f != "" {
+				if metricsListen, err = metrics.ListenAddr(f); err != nil {
+					return usageError("--metrics-listen: %v", err)
+				}
+			}
 			return bench.RunServerProcess(c.Context, bench.ProcessConfig{
 				ServeConfig: bench.ServeConfig{Transport: tr, Listen: listen, Creds: c.String("creds"), Groups: groups, Logger: log,
-					StoreDir: c.String("store-dir")},
+					StoreDir: c.String("store-dir"), MetricsListen: metricsListen},
 				CPUProfile: c.String("cpuprofile"),
 				MemProfile: c.String("memprofile"),
 			}, c.App.Writer)

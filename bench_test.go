@@ -291,6 +291,40 @@ func TestBenchThroughputAndHandshakeCommands(t *testing.T) {
 	}
 }
 
+// TestBenchFanoutMetrics runs fanout --metrics against the child bench
+// server and against serve: each round has a run with metrics off and one
+// on, and the runs with them on were scraped.
+func TestBenchFanoutMetrics(t *testing.T) {
+	useHelperServer(t)
+	for _, server := range []string{"child", "serve"} {
+		t.Run(server, func(t *testing.T) {
+			code, stdout, stderr := runBench(t, "fanout", "--metrics", "--metrics-rounds", "1", "--server", server,
+				"--clients", "4", "--senders", "2", "--rate", "20", "--duration", "1500ms", "--json", "--quiet")
+			if code != 0 {
+				t.Fatalf("exit %d, stderr %q", code, stderr)
+			}
+			var rep bench.MetricsCostReport
+			if out := decodeBench(t, stdout, &rep); out.Scenario != "fanout-metrics" {
+				t.Errorf("scenario %q", out.Scenario)
+			}
+			if len(rep.Off) != 1 || len(rep.On) != 1 || len(rep.Errors) != 0 {
+				t.Fatalf("%d runs off, %d on, errors %v", len(rep.Off), len(rep.On), rep.Errors)
+			}
+			for _, r := range append(rep.Off, rep.On...) {
+				if r.Connected != 4 || r.Sent == 0 || r.Lost != 0 {
+					t.Fatalf("run %+v", r)
+				}
+			}
+			if rep.Scrapes < 1 || rep.P99Ratio <= 0 || rep.RateRatio <= 0 {
+				t.Errorf("scrapes %d, p99 ratio %g, rate ratio %g", rep.Scrapes, rep.P99Ratio, rep.RateRatio)
+			}
+		})
+	}
+	if code, _, stderr := runBench(t, "fanout", "--metrics", "--addr", "127.0.0.1:1", "--fingerprint", "SHA256:x"); code == 0 || !strings.Contains(stderr, "--addr") {
+		t.Errorf("--metrics with --addr: exit %d, %q", code, stderr)
+	}
+}
+
 // TestBenchStormSmoke runs the storm scenario tiny against the serve
 // command, so that every phase keeps working: fan-out without and with the
 // storm, probes, server log counts, and the stream-less QUIC flood.

@@ -79,6 +79,7 @@ everyone, closes every session and exits.`,
 			&cli.DurationFlag{Name: "hello-timeout", Value: 30 * time.Second, Usage: "time from login to the chat hello", EnvVars: []string{"SECURECHAT_HELLO_TIMEOUT"}},
 			&cli.Int64Flag{Name: "rekey-bytes", Value: 1 << 30, Usage: "rekey each direction after this many bytes", EnvVars: []string{"SECURECHAT_REKEY_BYTES"}},
 			&cli.DurationFlag{Name: "rekey-time", Value: time.Hour, Usage: "rekey each direction after this long", EnvVars: []string{"SECURECHAT_REKEY_TIME"}},
+			metricsListenFlag(),
 		}, storeFlags()...),
 		Action: runServe,
 	}
@@ -264,6 +265,13 @@ func runServe(c *cli.Context) error {
 	}
 	defer hub.Close()
 
+	// --metrics-listen (servemetrics.go): off when nil.
+	sm, err := newServeMetrics(c, tr.Name())
+	if err != nil {
+		return err
+	}
+	defer sm.close()
+
 	gate := setup.gate
 	penalties := server.DefaultPenaltyBox()
 	penalties.Exempt = setup.exempt
@@ -287,6 +295,7 @@ func runServe(c *cli.Context) error {
 			RekeyAfterBytes: c.Int64("rekey-bytes"),
 			RekeyAfterTime:  c.Duration("rekey-time"),
 		},
+		Hooks:  sm.hooks(),
 		Logger: log,
 	})
 
@@ -322,6 +331,7 @@ func runServe(c *cli.Context) error {
 		tr.Name(), ln.Addr(), handshake.Fingerprint(pub))
 	log.Info("serving", "transport", tr.Name(), "addr", ln.Addr().String(),
 		"fingerprint", handshake.Fingerprint(pub), "users", len(store.Users()))
+	sm.start(ctx, c.App.Writer, log, srv, hub, setup.stateDir, chatDB.Healthy)
 	status := fmt.Sprintf("serving %s on %s", tr.Name(), ln.Addr())
 	tellManager(log, notifier.ready(status))
 
@@ -344,6 +354,7 @@ func runServe(c *cli.Context) error {
 					}
 				}
 				diff, err := store.Reload()
+				sm.credsReloaded(err)
 				// Ready again either way: a failed reload keeps the old
 				// accounts and the server goes on serving.
 				tellManager(log, notifier.ready(status))
@@ -385,6 +396,7 @@ func runServe(c *cli.Context) error {
 		return err
 	case <-ctx.Done():
 	}
+	sm.stopping()
 	log.Info("shutting down", "grace", shutdownGrace)
 	tellManager(log, notifier.stopping())
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)

@@ -16,6 +16,7 @@ import (
 
 	"securechat/credstore"
 	"securechat/handshake"
+	"securechat/metrics"
 	"securechat/server"
 	"securechat/transport"
 )
@@ -59,6 +60,11 @@ func loadServeSetup(c *cli.Context, check bool) (*serveSetup, error) {
 	}
 	if err := checkListenAddr(s.tr.Name(), c.String("listen")); err != nil {
 		return nil, err
+	}
+	if f := c.String("metrics-listen"); f != "" {
+		if _, err := metrics.ListenAddr(f); err != nil {
+			return nil, usageError("--metrics-listen: %v", err)
+		}
 	}
 	if s.groups, err = parseGroups(c.String("kex")); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -377,7 +378,7 @@ func TestParseStatCPU(t *testing.T) {
 }
 
 func TestTargetsSmoke(t *testing.T) {
-	rep, err := RunTargets(context.Background(), TargetsConfig{Scale: 0.001})
+	rep, err := RunTargets(context.Background(), TargetsConfig{Scale: 0.001, Metrics: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,10 +392,13 @@ func TestTargetsSmoke(t *testing.T) {
 			t.Errorf("target %+v", tr)
 		}
 	}
-	for id := 1; id <= 8; id++ {
+	for _, id := range []int{1, 2, 3, 4, 5, 6, 7, 8, 13} {
 		if ids[id] == 0 {
 			t.Errorf("target %d was not judged", id)
 		}
+	}
+	if ids[13] != 2 || len(rep.MetricsCost) != 2 {
+		t.Errorf("metrics cost: %d rows, %d comparisons", ids[13], len(rep.MetricsCost))
 	}
 	// In process, the memory target cannot be met: the RSS is not the
 	// server's alone.
@@ -448,5 +452,55 @@ func TestLeadingIntAndEventKind(t *testing.T) {
 		eventKind([]byte(`{"t":"msg"}`))
 	}); a != 0 {
 		t.Errorf("%v allocations per parse", a)
+	}
+}
+
+// An in-process server with metrics serves them while a fan-out runs, and
+// RunMetricsCost compares runs with them off and on.
+func TestMetricsCostSmoke(t *testing.T) {
+	var started []bool
+	rep, err := RunMetricsCost(context.Background(), MetricsCostConfig{
+		Fanout:      FanoutConfig{Clients: 3, Senders: 1, Rate: 20, Duration: 600 * time.Millisecond},
+		Rounds:      2,
+		ScrapeEvery: 100 * time.Millisecond,
+		Start: func(ctx context.Context, on bool) (*Server, error) {
+			started = append(started, on)
+			srv, err := StartServer(ctx, ServerConfig{Transport: transport.TCP, Accounts: 3, Metrics: on})
+			if err == nil && on != (srv.MetricsAddr != "") {
+				t.Errorf("metrics %v, metrics address %q", on, srv.MetricsAddr)
+			}
+			return srv, err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{false, true, true, false}; !slices.Equal(started, want) {
+		t.Errorf("servers started with metrics %v, want %v (alternating pairs)", started, want)
+	}
+	if len(rep.Off) != 2 || len(rep.On) != 2 || rep.Scrapes < 2 {
+		t.Fatalf("%d off, %d on, %d scrapes", len(rep.Off), len(rep.On), rep.Scrapes)
+	}
+	for _, r := range append(rep.Off, rep.On...) {
+		checkFanout(t, r, 3)
+	}
+	if rep.P99Ratio <= 0 || rep.RateRatio <= 0 {
+		t.Errorf("ratios %g %g", rep.P99Ratio, rep.RateRatio)
+	}
+}
+
+// Each round's runs are compared with each other before the median.
+func TestMetricsCostPairRatio(t *testing.T) {
+	run := func(rate float64) *FanoutReport { return &FanoutReport{DeliveredPerSecond: rate} }
+	r := &MetricsCostReport{
+		Off: []*FanoutReport{run(100), run(200), run(400)}, offRound: []int{0, 1, 2},
+		On: []*FanoutReport{run(440), run(110), run(180)}, onRound: []int{2, 0, 1},
+	}
+	got := r.pairRatio(func(r *FanoutReport) float64 { return r.DeliveredPerSecond })
+	if got != 1.1 { // 1.1, 0.9, 1.1
+		t.Errorf("pair ratio %g, want 1.1", got)
+	}
+	if m := median([]float64{3, 1, 2, 10}); m != 2.5 {
+		t.Errorf("median %g, want 2.5", m)
 	}
 }

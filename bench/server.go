@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -25,6 +27,7 @@ import (
 	"securechat/chatstore"
 	"securechat/credstore"
 	"securechat/handshake"
+	"securechat/metrics"
 	"securechat/server"
 	chatdb "securechat/store"
 	"securechat/transport"
@@ -40,6 +43,9 @@ type ServeConfig struct {
 	// StoreDir, when set, keeps the chat state in chat.db there, as serve
 	// does: messages are acknowledged once committed. Empty: no store.
 	StoreDir string
+	// MetricsListen, if set, serves the Prometheus metrics of serve
+	// --metrics-listen there, to measure what they cost.
+	MetricsListen string
 }
 
 // Serve runs a chat server set up for load tests until ctx is done, then
@@ -48,8 +54,9 @@ type ServeConfig struct {
 // upgrades at login (so benchmark accounts stay cheap), the pre-login gate
 // admits everyone, there are no per-source penalties and no flood limit.
 // The host key is made fresh for the run. ready is called once the
-// listener is up, with its address and the host key fingerprint.
-func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint string)) error {
+// listener is up, with its address, the host key fingerprint and the
+// metrics address (empty without MetricsListen).
+func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint, metricsAddr string)) error {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -81,6 +88,19 @@ func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint st
 		return err
 	}
 	defer hub.Close()
+	var mx *metrics.Metrics
+	var hooks server.Hooks
+	var mln net.Listener
+	var sessions func() int // the server's, set before the metrics are served
+	if cfg.MetricsListen != "" {
+		if mln, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			return fmt.Errorf("bench: metrics: %w", err)
+		}
+		defer mln.Close()
+		mx = metrics.New(metrics.Sources{Transport: cfg.Transport.Name(), Stats: hub.Stats,
+			Sessions: func() int { return sessions() }})
+		hooks = mx.Hooks()
+	}
 	srv := server.New(server.Config{
 		Transport: cfg.Transport.Name(),
 		HostKey:   hostKey,
@@ -89,8 +109,15 @@ func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint st
 		Hub:       hub,
 		Gate:      &server.StartupGate{},
 		Penalties: &server.PenaltyBox{},
+		Hooks:     hooks,
 		Logger:    log,
 	})
+	metricsAddr := ""
+	if mx != nil {
+		sessions = srv.Sessions
+		go mx.Serve(ctx, mln)
+		metricsAddr = mln.Addr().String()
+	}
 	listen := cfg.Listen
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -101,7 +128,7 @@ func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint st
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(context.WithoutCancel(ctx), ln) }()
-	ready(ln.Addr().String(), handshake.Fingerprint(hostKey.Public().(ed25519.PublicKey)))
+	ready(ln.Addr().String(), handshake.Fingerprint(hostKey.Public().(ed25519.PublicKey)), metricsAddr)
 	select {
 	case err := <-serveErr:
 		return err
@@ -203,11 +230,15 @@ func RunServerProcess(ctx context.Context, cfg ProcessConfig, stdout io.Writer) 
 			mu.Unlock()
 		}
 	}()
-	return Serve(ctx, cfg.ServeConfig, func(addr, fp string) {
+	return Serve(ctx, cfg.ServeConfig, func(addr, fp, metricsAddr string) {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(stdout, "%stransport=%s addr=%s fingerprint=%s pid=%d\n",
-			readyPrefix, cfg.Transport.Name(), addr, fp, os.Getpid())
+		extra := ""
+		if metricsAddr != "" {
+			extra = " metrics=" + metricsAddr
+		}
+		fmt.Fprintf(stdout, "%stransport=%s addr=%s fingerprint=%s pid=%d%s\n",
+			readyPrefix, cfg.Transport.Name(), addr, fp, os.Getpid(), extra)
 	})
 }
 
@@ -239,6 +270,9 @@ type ServerConfig struct {
 	ServeFlags []string
 	Args       []string
 	Stderr     io.Writer // the child's standard error; nil discards
+	// Metrics turns the server's Prometheus metrics on, on a loopback
+	// port of its own (Server.MetricsAddr).
+	Metrics bool
 }
 
 // serveLimitFlags lift the limits of "securechat serve" that a load test
@@ -252,6 +286,8 @@ var serveLimitFlags = []string{
 type Server struct {
 	Target    Target
 	InProcess bool
+	// MetricsAddr is where the server serves /metrics, if ServerConfig.Metrics.
+	MetricsAddr string
 
 	dir string
 
@@ -304,6 +340,9 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		if cfg.Store {
 			sc.StoreDir = filepath.Join(dir, "store")
 		}
+		if cfg.Metrics {
+			sc.MetricsListen = "127.0.0.1:0"
+		}
 		err = s.startInProcess(sc)
 	} else {
 		err = s.startChild(ctx, cfg, creds)
@@ -321,8 +360,8 @@ func (s *Server) startInProcess(cfg ServeConfig) error {
 	s.Target.InProcess = true
 	ready := make(chan struct{})
 	go func() {
-		s.done <- Serve(ctx, cfg, func(addr, fp string) {
-			s.Target.Addr, s.Target.Fingerprint = addr, fp
+		s.done <- Serve(ctx, cfg, func(addr, fp, metricsAddr string) {
+			s.Target.Addr, s.Target.Fingerprint, s.MetricsAddr = addr, fp, metricsAddr
 			close(ready)
 		})
 	}()
@@ -350,6 +389,9 @@ func (s *Server) startChild(ctx context.Context, cfg ServerConfig, creds string)
 		}
 	} else if cfg.Store {
 		argv = append(argv, "--store-dir", filepath.Join(s.dir, "store"))
+	}
+	if cfg.Metrics {
+		argv = append(argv, "--metrics-listen", "127.0.0.1:0")
 	}
 	if len(cfg.Groups) > 0 {
 		names := make([]string, len(cfg.Groups))
@@ -383,8 +425,13 @@ func (s *Server) startChild(ctx context.Context, cfg ServerConfig, creds string)
 					if _, addr, ok := strings.Cut(rest, " on "); ok {
 						serveKV["addr"] = addr
 					}
+				} else if rest, ok := strings.CutPrefix(line, "securechat: metrics on http://"); ok {
+					serveKV["metrics"] = strings.TrimSuffix(rest, "/metrics")
 				} else if fp, ok := strings.CutPrefix(line, "securechat: host key fingerprint "); ok {
 					serveKV["fingerprint"] = fp
+				}
+				// The metrics line, if asked for, follows the fingerprint.
+				if serveKV["fingerprint"] != "" && (!cfg.Metrics || serveKV["metrics"] != "") {
 					select {
 					case ready <- serveKV:
 					default:
@@ -422,7 +469,8 @@ func (s *Server) startChild(ctx context.Context, cfg ServerConfig, creds string)
 	case kv := <-ready:
 		s.Target.Addr, s.Target.Fingerprint = kv["addr"], kv["fingerprint"]
 		s.Target.PID = cmd.Process.Pid
-		if s.Target.Addr == "" || s.Target.Fingerprint == "" {
+		s.MetricsAddr = kv["metrics"]
+		if s.Target.Addr == "" || s.Target.Fingerprint == "" || cfg.Metrics && s.MetricsAddr == "" {
 			s.Close()
 			return errors.New("bench: server process: malformed ready line")
 		}
@@ -488,4 +536,55 @@ func (s *Server) Close() error {
 		return fmt.Errorf("bench: server process: %s", st)
 	}
 	return nil
+}
+
+// ScrapeMetrics fetches the server's /metrics every period until stop is
+// called, as Prometheus would (more often than its usual 15 s, so that
+// what collection costs shows), and returns how many scrapes succeeded.
+// The first failure is returned by stop.
+func (s *Server) ScrapeMetrics(period time.Duration) (stop func() (scrapes int, err error)) {
+	done := make(chan struct{})
+	result := make(chan struct {
+		n   int
+		err error
+	}, 1)
+	url := "http://" + s.MetricsAddr + "/metrics"
+	go func() {
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+		defer client.CloseIdleConnections()
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		n := 0
+		var first error
+		for {
+			select {
+			case <-done:
+				result <- struct {
+					n   int
+					err error
+				}{n, first}
+				return
+			case <-tick.C:
+			}
+			resp, err := client.Get(url)
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err == nil && resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("bench: GET %s: %s", url, resp.Status)
+				}
+			}
+			if err != nil && first == nil {
+				first = err
+			}
+			if err == nil {
+				n++
+			}
+		}
+	}()
+	return func() (int, error) {
+		close(done)
+		r := <-result
+		return r.n, r.err
+	}
 }

@@ -21,6 +21,9 @@ type TargetsConfig struct {
 	ServerCommand []string
 	RealServe     bool // ServerCommand is "securechat serve" (see ServerConfig.RealServe)
 	ServerArgs    []string
+	// Metrics adds the metrics-cost targets: TCP fan-out and saturation
+	// again, in pairs with the server's metrics off and on (RunMetricsCost).
+	Metrics bool
 
 	// Scale multiplies client counts, transfer size and durations, for
 	// smoke runs (for example 0.01); 0 means 1, the targets' own sizes.
@@ -54,6 +57,8 @@ const (
 	targetP99              = 50 * time.Millisecond
 	targetDeliveriesPerSec = 165_000
 	targetIdleKiBPerConn   = 40
+	targetMetricsCost      = 0.05 // metrics on may cost at most 5 % against off
+	targetMetricsRounds    = 2
 )
 
 // TargetResult is one line of the targets table.
@@ -69,15 +74,16 @@ type TargetResult struct {
 
 // TargetsReport holds every scenario's report and the verdicts.
 type TargetsReport struct {
-	Scale      float64           `json:"scale"`
-	Targets    []TargetResult    `json:"targets"`
-	Throughput *ThroughputReport `json:"throughput,omitempty"`
-	Handshake  *HandshakeReport  `json:"handshake,omitempty"`
-	Fanout     []*FanoutReport   `json:"fanout,omitempty"` // tcp, quic, saturation
-	Idle       *IdleReport       `json:"idle,omitempty"`
-	Storm      *StormReport      `json:"storm,omitempty"`
-	Errors     []string          `json:"errors,omitempty"`
-	sections   []func(io.Writer) // for WriteText, in run order
+	Scale       float64              `json:"scale"`
+	Targets     []TargetResult       `json:"targets"`
+	Throughput  *ThroughputReport    `json:"throughput,omitempty"`
+	Handshake   *HandshakeReport     `json:"handshake,omitempty"`
+	Fanout      []*FanoutReport      `json:"fanout,omitempty"` // tcp, quic, saturation
+	Idle        *IdleReport          `json:"idle,omitempty"`
+	MetricsCost []*MetricsCostReport `json:"metrics_cost,omitempty"` // with Metrics: fan-out, saturation
+	Storm       *StormReport         `json:"storm,omitempty"`
+	Errors      []string             `json:"errors,omitempty"`
+	sections    []func(io.Writer)    // for WriteText, in run order
 }
 
 func (r *TargetsReport) set(t TargetResult) {
@@ -236,6 +242,43 @@ func RunTargets(ctx context.Context, cfg TargetsConfig) (*TargetsReport, error) 
 			Goal:     "all connect, no errors",
 			Measured: fmt.Sprintf("%d of %d in %.1f s (%.0f/s), %d errors, %d disconnects", ir.Connected, ic.Clients, ir.ConnectSeconds, ir.ConnectsPerSecond, ir.ConnectErrors, ir.Disconnects),
 			Met:      ir.Connected == ic.Clients && ir.ConnectErrors == 0 && ir.Disconnects == 0})
+	}
+	// 13: what the server's metrics cost fan-out and saturation.
+	if cfg.Metrics {
+		for _, rate := range []float64{targetFanoutRate, 0} {
+			fc := FanoutConfig{Clients: n(targetFanoutClients), Senders: min(n(targetFanoutClients), targetFanoutSenders),
+				Rate: rate, Duration: d(targetFanoutDuration), Progress: cfg.Progress}
+			if rate == 0 {
+				fc.Duration = d(targetSaturationTime)
+			}
+			mr, err := RunMetricsCost(ctx, MetricsCostConfig{Fanout: fc, Rounds: targetMetricsRounds,
+				Start: func(ctx context.Context, on bool) (*Server, error) {
+					return StartServer(ctx, ServerConfig{Transport: transport.TCP, Accounts: fc.Clients,
+						Command: cfg.ServerCommand, RealServe: cfg.RealServe, Args: cfg.ServerArgs, Metrics: on})
+				}})
+			if err != nil {
+				fail(fmt.Sprintf("metrics cost rate %g", rate), err)
+			}
+			if mr == nil {
+				continue
+			}
+			rep.MetricsCost = append(rep.MetricsCost, mr)
+			rep.sections = append(rep.sections, mr.WriteText)
+			clean := err == nil && len(mr.Errors) == 0
+			if rate > 0 {
+				rep.set(TargetResult{ID: 13, Name: fmt.Sprintf("metrics cost, fan-out p99 over tcp, %d clients", fc.Clients),
+					Goal:     fmt.Sprintf("on ≤ %.2f× off", 1+targetMetricsCost),
+					Measured: fmt.Sprintf("p99 %.1f ms with metrics on", mr.OnP99),
+					Baseline: fmt.Sprintf("p99 %.1f ms off (median of %d)", mr.OffP99, mr.Rounds),
+					Ratio:    mr.P99Ratio, Met: clean && mr.P99Ratio <= 1+targetMetricsCost})
+			} else {
+				rep.set(TargetResult{ID: 13, Name: fmt.Sprintf("metrics cost, saturation over tcp, %d clients", fc.Clients),
+					Goal:     fmt.Sprintf("on ≥ %.2f× off", 1-targetMetricsCost),
+					Measured: fmt.Sprintf("%.0f deliveries/s with metrics on", mr.OnRate),
+					Baseline: fmt.Sprintf("%.0f deliveries/s off (median of %d)", mr.OffRate, mr.Rounds),
+					Ratio:    mr.RateRatio, Met: clean && mr.RateRatio >= 1-targetMetricsCost})
+			}
+		}
 	}
 
 	// 9-12: logins under attack.

@@ -333,6 +333,7 @@ func (h *Hub) handle(m inbound) {
 		return
 	}
 	s.lastSeen = h.now
+	h.stats.Requests++
 	req, id := m.req, ""
 	if req != nil {
 		id = req.ID

@@ -323,6 +323,13 @@ type Stats struct {
 	SlowDisconnects uint64 // sessions ended because their queue stayed full
 	Stored          uint64 // messages handed to the Store
 	NotStored       uint64 // messages and changes the Store refused or failed
+	Requests        uint64 // requests read from clients and handled
+
+	// Queued and MaxQueued are the events waiting in all sessions' send
+	// queues together and in the longest one, at the time of the call.
+	// They are summed by Stats, not kept up to date, so that fan-out pays
+	// nothing for them.
+	Queued, MaxQueued int
 }
 
 // NewHub starts a hub. Stop it with Shutdown or Close. With a
@@ -485,6 +492,11 @@ func (h *Hub) Stats() Stats {
 		st.Users = len(h.users)
 		st.Rooms = len(h.rooms)
 		st.HistoryBytes = h.histBytes
+		for s := range h.sessions {
+			n := s.out.len()
+			st.Queued += n
+			st.MaxQueued = max(st.MaxQueued, n)
+		}
 	})
 	return st
 }

@@ -773,6 +773,10 @@ func TestSlowConsumerNeverDelaysOthers(t *testing.T) {
 		if st := hs.h.Stats(); st.Dropped == 0 {
 			t.Errorf("carol's full queue must drop events, stats %+v", st)
 		}
+		// The stats see carol's full queue, and every request alice sent.
+		if st := hs.h.Stats(); st.MaxQueued != 8 || st.Queued < 8 || st.Requests < n {
+			t.Errorf("want MaxQueued 8, Queued at least 8, Requests at least %d; stats %+v", n, st)
+		}
 
 		time.Sleep(9 * time.Second)
 		if carol.ended() {

@@ -111,6 +111,12 @@ type Options struct {
 	// CloseTimeout bounds how long Close waits to send CLOSE and for the
 	// peer's CLOSE or end of stream. 0 means 1 second.
 	CloseTimeout time.Duration
+
+	// OnRekey, if set, is called each time a direction moves to its next
+	// key generation: sent is true when this side sent KEY_UPDATE, false
+	// when the peer did. It is for counting (metrics): it runs with that
+	// direction's lock held, so it must be quick and must not use the Conn.
+	OnRekey func(sent bool)
 }
 
 func (o *Options) resolve() (limits, time.Duration) {
@@ -124,6 +130,7 @@ func (o *Options) resolve() (limits, time.Duration) {
 	if o == nil {
 		return l, wait
 	}
+	l.onRekey = o.OnRekey
 	if o.RekeyAfterBytes > 0 {
 		l.rekeyBytes = o.RekeyAfterBytes
 	}
@@ -339,6 +346,7 @@ func (c *Conn) readRecordLocked() (RecordType, []byte, error) {
 				return 0, nil, c.badRecordLocked()
 			}
 			c.in.rotate()
+			c.lim.rekeyed(false)
 			continue
 		case TypeClose:
 			// Before login the first record each way is FINISHED (§10.3):
@@ -490,6 +498,7 @@ func (c *Conn) makeRoomLocked(t RecordType, n int) error {
 	}
 	c.wbuf = hc.seal(c.wbuf, TypeKeyUpdate, nil)
 	hc.rotate()
+	c.lim.rekeyed(true)
 	return nil
 }
 
@@ -636,6 +645,7 @@ func (c *Conn) KeyUpdate() error {
 	}
 	c.wbuf = c.out.seal(c.wbuf, TypeKeyUpdate, nil)
 	c.out.rotate()
+	c.lim.rekeyed(true)
 	return c.flushLocked()
 }
 

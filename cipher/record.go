@@ -115,6 +115,14 @@ type limits struct {
 	maxBlocks   uint64
 	rekeyBytes  int64
 	rekeyPeriod time.Duration
+	onRekey     func(sent bool)
+}
+
+// rekeyed reports a move to the next key generation to Options.OnRekey.
+func (l *limits) rekeyed(sent bool) {
+	if l.onRekey != nil {
+		l.onRekey(sent)
+	}
 }
 
 // halfConn is one direction of a connection: its lock, sequence number, key

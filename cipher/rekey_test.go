@@ -194,3 +194,44 @@ func TestExplicitKeyUpdate(t *testing.T) {
 		t.Fatalf("receiver generation %d, want 2", c.in.gen)
 	}
 }
+
+// OnRekey sees every generation change: the sender's own KEY_UPDATEs, at
+// a limit or asked for, as sent, and the peer's as received.
+func TestOnRekeyCounts(t *testing.T) {
+	var sent, received int
+	count := func(s bool) {
+		if s {
+			sent++
+		} else {
+			received++
+		}
+	}
+	opts := &Options{MaxRecordsPerKey: 4, OnRekey: count}
+	sender, rc := captureSender(t, testC2S, testS2C, opts)
+	var msgs [][]byte
+	for i := range 6 {
+		m := []byte(fmt.Sprintf("message %d", i))
+		msgs = append(msgs, m)
+		if err := sender.WriteMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sender.KeyUpdate(); err != nil {
+		t.Fatal(err)
+	}
+	// DDKDDKDD at the limit, then the explicit K.
+	if sent != 3 || received != 0 {
+		t.Fatalf("sender counted %d sent, %d received; want 3 and 0", sent, received)
+	}
+	sent = 0
+	c, _ := receiverFor(rc.written.Bytes(), opts, true)
+	readMessages(t, c, msgs)
+	// The last KEY_UPDATE follows the last message; one more read meets it
+	// and then the end of the stream.
+	if _, err := c.ReadMessage(); err == nil {
+		t.Fatal("read past the end succeeded")
+	}
+	if received != 3 || sent != 0 {
+		t.Fatalf("receiver counted %d received, %d sent; want 3 and 0", received, sent)
+	}
+}

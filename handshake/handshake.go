@@ -118,6 +118,10 @@ type ServerConfig struct {
 	StepTimeout    time.Duration // per read or write, 0 = 10 s
 	LoginGraceTime time.Duration // accept to AUTH_RESULT success, 0 = 30 s
 	Record         *cipher.Options
+	// Negotiated, if set, is called with the key exchange group as soon as
+	// it is chosen, so that a handshake which fails later can still be
+	// told apart by group (metrics). It must be quick.
+	Negotiated func(Group)
 
 	hooks *testHooks
 }

@@ -273,3 +273,33 @@ func TestUnsendablePassword(t *testing.T) {
 		})
 	}
 }
+
+// Negotiated names the group of a handshake that fails after it was
+// chosen (here at the password), and is not called when none was chosen.
+func TestNegotiatedHook(t *testing.T) {
+	var got []Group
+	scfg := serverConfig(newVerifier())
+	scfg.MaxAuthTries = 1
+	scfg.Negotiated = func(g Group) { got = append(got, g) }
+	ccfg, _ := clientConfig("alice", "wrong")
+	ccfg.Groups = []Group{GroupX25519}
+	cc, sc := tcpPipe(t)
+	_, s := handshakePair(t, cc, sc, ccfg, scfg)
+	if !errors.Is(s.err, ErrAuthFailed) {
+		t.Fatalf("server error %v, want ErrAuthFailed", s.err)
+	}
+	if len(got) != 1 || got[0] != GroupX25519 {
+		t.Fatalf("Negotiated saw %v, want [x25519]", got)
+	}
+
+	got = nil
+	ccfg.Groups = []Group{GroupFFDHE3072}
+	scfg.Groups = []Group{GroupX25519}
+	cc, sc = tcpPipe(t)
+	if _, s := handshakePair(t, cc, sc, ccfg, scfg); s.err == nil {
+		t.Fatal("handshake without a common group succeeded")
+	}
+	if len(got) != 0 {
+		t.Fatalf("Negotiated saw %v without a common group", got)
+	}
+}

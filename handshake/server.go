@@ -216,6 +216,9 @@ func (hs *serverHandshake) negotiate() error {
 		for _, ks := range ch.keyShares {
 			if ks.group == g {
 				hs.group, hs.clientShare = g, ks.data
+				if hs.cfg.Negotiated != nil {
+					hs.cfg.Negotiated(g)
+				}
 				return nil
 			}
 		}

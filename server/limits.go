@@ -248,21 +248,10 @@ func (b *PenaltyBox) beginCheck(src netip.Addr) (end func()) {
 
 // Record adds the penalty for ev to src.
 func (b *PenaltyBox) Record(src netip.Addr, ev PenaltyEvent) {
-	if b.Exempt.Contains(src) {
+	if !b.charges(src, ev) {
 		return
 	}
-	var d time.Duration
-	switch ev {
-	case PenaltyAuthFail:
-		d = b.AuthFail
-	case PenaltyNoAuth:
-		d = b.NoAuth
-	case PenaltyGraceExceeded:
-		d = b.GraceExceeded
-	}
-	if d <= 0 {
-		return
-	}
+	d := b.duration(ev)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.clock()
@@ -287,6 +276,25 @@ func (b *PenaltyBox) Record(src netip.Addr, ev PenaltyEvent) {
 		cur.active = true
 	}
 	b.until[key] = cur
+}
+
+// duration is the penalty ev adds.
+func (b *PenaltyBox) duration(ev PenaltyEvent) time.Duration {
+	switch ev {
+	case PenaltyAuthFail:
+		return b.AuthFail
+	case PenaltyNoAuth:
+		return b.NoAuth
+	case PenaltyGraceExceeded:
+		return b.GraceExceeded
+	}
+	return 0
+}
+
+// charges reports whether Record(src, ev) adds a penalty: src is not
+// exempt and ev's penalty is not off.
+func (b *PenaltyBox) charges(src netip.Addr, ev PenaltyEvent) bool {
+	return !b.Exempt.Contains(src) && b.duration(ev) > 0
 }
 
 // gcLocked drops drained entries at most once a second so the table does

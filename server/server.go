@@ -70,6 +70,10 @@ type Config struct {
 	// proofs by both keys (host key rotation, PROTOCOL.md §7.5).
 	NextHostKey ed25519.PrivateKey
 
+	// Hooks report logins, refusals, penalties, handshakes and rekeys as
+	// they happen, for metrics. The zero value reports nothing.
+	Hooks Hooks
+
 	Logger *slog.Logger
 }
 
@@ -80,6 +84,9 @@ type Server struct {
 	// keys holds the host keys in use; SetHostKeys swaps them for new
 	// connections.
 	keys atomic.Pointer[hostKeys]
+
+	// sessions counts the logged-in sessions being served, for metrics.
+	sessions atomic.Int64
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -106,6 +113,20 @@ func New(cfg Config) *Server {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 30 * time.Second
 	}
+	if rekey := cfg.Hooks.Rekey; rekey != nil {
+		// A copy, so that the caller's Options are not changed; chained,
+		// so that their own OnRekey still runs.
+		var rec cipher.Options
+		if cfg.Record != nil {
+			rec = *cfg.Record
+		}
+		if own := rec.OnRekey; own != nil {
+			rec.OnRekey = func(sent bool) { own(sent); rekey(sent) }
+		} else {
+			rec.OnRekey = rekey
+		}
+		cfg.Record = &rec
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -118,6 +139,14 @@ func New(cfg Config) *Server {
 	}
 	s.keys.Store(&hostKeys{current: cfg.HostKey, next: cfg.NextHostKey})
 	return s
+}
+
+// Sessions reports how many logged-in sessions the server is serving now.
+func (s *Server) Sessions() int { return int(s.sessions.Load()) }
+
+// penalize charges src the penalty for ev and reports it to Hooks.Penalty.
+func (s *Server) penalize(src netip.Addr, ev PenaltyEvent) {
+	s.cfg.Hooks.penalize(s.cfg.Penalties, src, ev)
 }
 
 // hostKeys is the current host key and, during a rotation, the next one.
@@ -225,6 +254,7 @@ func addrOf(a net.Addr) netip.Addr {
 // failure at once, and logs each failure with its reason. The reason stays
 // in the server log; the client sees one failure byte whatever it was.
 type loginVerifier struct {
+	hooks     *Hooks // nil: none
 	next      handshake.Verifier
 	checks    *CheckQueue
 	penalties *PenaltyBox
@@ -243,20 +273,28 @@ func (v *loginVerifier) Verify(ctx context.Context, user string, password []byte
 	defer cancel()
 	end := v.penalties.beginCheck(v.src)
 	defer end()
+	var refused bool
 	var err error
 	if v.noPasswords {
-		err = errPasswordsOff
+		refused, err = true, errPasswordsOff
 	} else {
-		err = v.check(ctx, user, password)
+		refused, err = v.check(ctx, user, password)
 	}
 	switch {
 	case err == nil:
+		v.hooks.login(LoginOK)
 	case errors.Is(err, handshake.ErrAuthFailed):
+		if refused {
+			v.hooks.login(LoginRefused)
+		} else {
+			v.hooks.login(LoginFailed)
+		}
 		v.failed()
 		v.log.Warn("login failed", "user", user, "reason", err.Error())
 	default:
 		// Not the client's failure (the grace time ran out in the queue,
 		// or the server is shutting down): no authfail penalty.
+		v.hooks.login(LoginUnchecked)
 		v.log.Warn("login not checked", "user", user, "reason", err.Error())
 	}
 	return err
@@ -266,23 +304,23 @@ func (v *loginVerifier) Verify(ctx context.Context, user string, password []byte
 // refused, without any hashing, when the source would now be refused at
 // accept, counting its other checks in flight but not this one. It asks
 // before and after waiting for the queue, as other checks of the source
-// may have failed meanwhile.
-func (v *loginVerifier) check(ctx context.Context, user string, password []byte) error {
+// may have failed meanwhile. refused says the check did not run.
+func (v *loginVerifier) check(ctx context.Context, user string, password []byte) (refused bool, err error) {
 	if _, why, blocked := v.penalties.blocked(v.src, 1); blocked {
-		return fmt.Errorf("%w: check refused: %s", handshake.ErrAuthFailed, why)
+		return true, fmt.Errorf("%w: check refused: %s", handshake.ErrAuthFailed, why)
 	}
 	release, err := v.checks.Acquire(ctx, v.src)
 	if errors.Is(err, ErrSourceBusy) {
-		return fmt.Errorf("%w: check refused: another check from this source is waiting", handshake.ErrAuthFailed)
+		return true, fmt.Errorf("%w: check refused: another check from this source is waiting", handshake.ErrAuthFailed)
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer release()
 	if _, why, blocked := v.penalties.blocked(v.src, 1); blocked {
-		return fmt.Errorf("%w: check refused: %s", handshake.ErrAuthFailed, why)
+		return true, fmt.Errorf("%w: check refused: %s", handshake.ErrAuthFailed, why)
 	}
-	return v.next.Verify(ctx, user, password)
+	return false, v.next.Verify(ctx, user, password)
 }
 
 // VerifyPublicKey checks a key login (PROTOCOL.md §10.2) with the
@@ -292,17 +330,25 @@ func (v *loginVerifier) check(ctx context.Context, user string, password []byte)
 // is refused here too, and a refused key counts as a failed login.
 func (v *loginVerifier) VerifyPublicKey(ctx context.Context, user string, key ed25519.PublicKey) error {
 	err := fmt.Errorf("%w: this server has no authorized keys", handshake.ErrAuthFailed)
+	refused := false
 	if _, why, blocked := v.penalties.blocked(v.src, 0); blocked {
-		err = fmt.Errorf("%w: check refused: %s", handshake.ErrAuthFailed, why)
+		refused, err = true, fmt.Errorf("%w: check refused: %s", handshake.ErrAuthFailed, why)
 	} else if pkv, ok := v.next.(handshake.PublicKeyVerifier); ok {
 		err = pkv.VerifyPublicKey(ctx, user, key)
 	}
 	switch {
 	case err == nil:
+		v.hooks.login(LoginOK)
 	case errors.Is(err, handshake.ErrAuthFailed):
+		if refused {
+			v.hooks.login(LoginRefused)
+		} else {
+			v.hooks.login(LoginFailed)
+		}
 		v.failed()
 		v.log.Warn("login failed", "user", user, "method", "publickey", "reason", err.Error())
 	default:
+		v.hooks.login(LoginUnchecked)
 		v.log.Warn("login not checked", "user", user, "method", "publickey", "reason", err.Error())
 	}
 	return err
@@ -311,6 +357,7 @@ func (v *loginVerifier) VerifyPublicKey(ctx context.Context, user string, key ed
 // AuthRejected counts an AUTH the handshake refused unchecked (malformed
 // name or password, another method) as a failed login.
 func (v *loginVerifier) AuthRejected(reason string) {
+	v.hooks.login(LoginRejected)
 	v.failed()
 	v.log.Warn("login failed", "reason", reason)
 }
@@ -321,7 +368,7 @@ func (v *loginVerifier) AuthRejected(reason string) {
 // queue for minutes must not stay unpunished meanwhile.
 func (v *loginVerifier) failed() {
 	if v.failures == 0 {
-		v.penalties.Record(v.src, PenaltyAuthFail)
+		v.hooks.penalize(v.penalties, v.src, PenaltyAuthFail)
 	}
 	v.failures++
 }
@@ -330,15 +377,28 @@ func (v *loginVerifier) failed() {
 // src, and logs a refusal. On success the caller must call release once.
 func (s *Server) admit(src netip.Addr, log *slog.Logger) (release func(), ok bool) {
 	if left, why, blocked := s.cfg.Penalties.Blocked(src); blocked {
+		s.refused(why)
 		log.Info("connection refused", "reason", why, "for", left.Round(time.Second))
 		return nil, false
 	}
 	release, why, ok := s.cfg.Gate.Admit(src)
 	if !ok {
+		s.refused(why)
 		log.Info("connection refused", "reason", why, "unauthenticated", s.cfg.Gate.Unauthenticated())
 		return nil, false
 	}
 	return release, true
+}
+
+// refused reports a refusal, logged as why, to Hooks.Refused.
+func (s *Server) refused(why string) {
+	if h := s.cfg.Hooks.Refused; h != nil {
+		if r, ok := refusedReason[why]; ok {
+			h(r)
+		} else {
+			h(why) // a reason added to limits.go without a short name
+		}
+	}
 }
 
 // AdmitQUIC is the Admit hook of transport.Options for a QUIC listener: it
@@ -359,7 +419,7 @@ func (s *Server) AdmitQUIC(remote net.Addr) (release func(dropped error), ok boo
 	return func(dropped error) {
 		leave()
 		if dropped != nil {
-			s.cfg.Penalties.Record(src, PenaltyNoAuth)
+			s.penalize(src, PenaltyNoAuth)
 			log.Info("handshake failed", "err", dropped)
 		}
 	}, true
@@ -376,7 +436,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 
-	verifier := &loginVerifier{next: s.cfg.Verifier, checks: s.cfg.Checks, penalties: s.cfg.Penalties,
+	verifier := &loginVerifier{hooks: &s.cfg.Hooks, next: s.cfg.Verifier, checks: s.cfg.Checks, penalties: s.cfg.Penalties,
 		log: log, src: src, deadline: start.Add(s.cfg.LoginGraceTime), noPasswords: s.cfg.PublicKeyOnly}
 	keys := s.keys.Load()
 	hcfg := &handshake.ServerConfig{
@@ -389,9 +449,22 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		LoginGraceTime: s.cfg.LoginGraceTime,
 		Record:         s.cfg.Record,
 	}
+	var group handshake.Group
+	if s.cfg.Hooks.Handshake != nil {
+		hcfg.Negotiated = func(g handshake.Group) { group = g }
+	}
 	sess, err := handshake.Server(ctx, c, hcfg)
 	release()
 	s.untrack(c)
+	if h := s.cfg.Hooks.Handshake; h != nil {
+		result := handshakeResult(err)
+		if err != nil && verifier.failures > 0 {
+			// Whether the server ran out of attempts or the client gave
+			// up, it ended because the login failed.
+			result = HandshakeAuthFailed
+		}
+		h(group, result, time.Since(start))
+	}
 	if err != nil {
 		// A failed login was recorded when it happened.
 		if verifier.failures == 0 {
@@ -403,7 +476,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 			// (for example after refusing our host key) is not
 			// misbehaving much, but OpenSSH's noauth penalty applies to it
 			// as well.
-			s.cfg.Penalties.Record(src, ev)
+			s.penalize(src, ev)
 			log.Info("handshake failed", "err", err, "penalty", why)
 			return
 		}
@@ -431,7 +504,9 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 			log.Debug("host key announcement not sent", "err", err)
 		}
 	}
+	s.sessions.Add(1)
 	err = s.cfg.Hub.Serve(ctx, sc, chat.Identity{User: sess.User, Admin: admin})
+	s.sessions.Add(-1)
 	switch {
 	case err == nil:
 		log.Info("session ended")
@@ -440,6 +515,19 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	default:
 		log.Info("session ended", "err", err)
 	}
+}
+
+// handshakeResult classifies how a handshake ended, for Hooks.Handshake.
+func handshakeResult(err error) string {
+	switch {
+	case err == nil:
+		return HandshakeOK
+	case errors.Is(err, handshake.ErrAuthFailed):
+		return HandshakeAuthFailed
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return HandshakeTimeout
+	}
+	return HandshakeError
 }
 
 // abort ends a connection we refuse before the handshake, as abruptly as

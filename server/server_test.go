@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"securechat/chat"
+	"securechat/cipher"
 	"securechat/credstore"
 	"securechat/handshake"
 	"securechat/transport"
@@ -45,6 +46,8 @@ type serverOpts struct {
 	// watch what it is asked).
 	wrap   func(handshake.Verifier) handshake.Verifier
 	logger *slog.Logger
+	hooks  Hooks
+	record *cipher.Options
 }
 
 // startServer runs a real server on loopback over tr with accounts
@@ -110,6 +113,8 @@ func startServer(t *testing.T, tr transport.Transport, o serverOpts) *testServer
 		Gate:      o.gate,
 		Penalties: o.penalties,
 		Logger:    o.logger,
+		Hooks:     o.hooks,
+		Record:    o.record,
 	})
 	ln, err := tr.Listen(context.Background(), "127.0.0.1:0", &transport.Options{Admit: srv.AdmitQUIC})
 	if err != nil {

@@ -202,12 +202,18 @@ func TestDiskFullAtRunTime(t *testing.T) {
 	if errs := appendErrs(t, s, roomMsg(next+1, "#a", "x", big)); !errors.Is(errs[0], ErrDiskFull) {
 		t.Errorf("append on a full disk: %v, want ErrDiskFull", errs[0])
 	}
+	if err := s.Healthy(); !errors.Is(err, ErrDiskFull) {
+		t.Errorf("Healthy on a full disk: %v, want ErrDiskFull", err)
+	}
 	// Space comes back: writing resumes without a restart.
 	if _, err := s.b.(*sqliteDB).w.Exec("PRAGMA max_page_count = 100000"); err != nil {
 		t.Fatal(err)
 	}
 	if errs := appendErrs(t, s, roomMsg(next+2, "#a", "x", big)); errs[0] != nil {
 		t.Errorf("append once there is space again: %v", errs[0])
+	}
+	if err := s.Healthy(); err != nil {
+		t.Errorf("Healthy once there is space again: %v", err)
 	}
 	acked = append(acked, next+2)
 	s.Close()

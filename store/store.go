@@ -200,6 +200,20 @@ type Store struct {
 
 	committedID atomic.Uint64 // lastID, for readers
 	stats       struct{ batches, committed, failed atomic.Uint64 }
+	// writeErr is the error of the last batch that reached the disk, nil
+	// when it committed: what Healthy reports.
+	writeErr atomic.Pointer[error]
+}
+
+// Healthy reports whether the store can write: nil once the last batch
+// that reached the disk committed, else that batch's error (wrapping
+// ErrDiskFull for a full disk). A refused id order is the caller's mistake
+// and does not count. It is safe from any goroutine.
+func (s *Store) Healthy() error {
+	if p := s.writeErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Stats are counters for metrics and logs.
@@ -304,6 +318,18 @@ func (s *Store) commit(batch []*op) {
 	}
 	if len(ready) > 0 {
 		s.b.apply(ready)
+		var failure error
+		for _, o := range ready {
+			if o.err != nil {
+				failure = o.err
+				break
+			}
+		}
+		if failure != nil {
+			s.writeErr.Store(&failure)
+		} else {
+			s.writeErr.Store(nil)
+		}
 	}
 	for _, o := range batch {
 		if o.err == nil && (o.kind == opAppend || o.kind == opLastID) {

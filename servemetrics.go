@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+
+	"github.com/urfave/cli/v2"
+
+	"securechat/chat"
+	"securechat/metrics"
+	"securechat/server"
+)
+
+// metricsListenFlag is serve's --metrics-listen.
+func metricsListenFlag() cli.Flag {
+	return &cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics, /healthz and /readyz over HTTP on `HOST:PORT` (a bare port or :PORT means loopback; default: off)", EnvVars: []string{"SECURECHAT_METRICS_LISTEN"}}
+}
+
+// serveMetrics is the metrics side of serve: the collectors, their HTTP
+// listener and the state /readyz reports. A nil *serveMetrics (no
+// --metrics-listen) does nothing.
+type serveMetrics struct {
+	m    *metrics.Metrics
+	ln   net.Listener
+	stop context.CancelFunc // ends the HTTP server; set by start
+
+	listening atomic.Bool                     // the chat listener is up and not shutting down
+	credsErr  atomic.Pointer[error]           // the last creds reload's failure, nil after a good one
+	sources   atomic.Pointer[metrics.Sources] // set by start
+}
+
+// newServeMetrics binds the --metrics-listen address, so that a busy port
+// fails serve before it listens for chat. It returns nil when the flag is
+// not given.
+func newServeMetrics(c *cli.Context, transportName string) (*serveMetrics, error) {
+	flag := c.String("metrics-listen")
+	if flag == "" {
+		return nil, nil
+	}
+	addr, err := metrics.ListenAddr(flag)
+	if err != nil {
+		return nil, usageError("--metrics-listen: %v", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, withCode(exitError, fmt.Errorf("metrics: %w", err), "is another server already listening there?")
+	}
+	sm := &serveMetrics{ln: ln}
+	// The scrape-time sources are the server and hub, made after this;
+	// until start they read as absent.
+	sm.m = metrics.New(metrics.Sources{
+		Transport: transportName,
+		Sessions: func() int {
+			if src := sm.sources.Load(); src != nil {
+				return src.Sessions()
+			}
+			return 0
+		},
+		Stats: func() chat.Stats {
+			if src := sm.sources.Load(); src != nil {
+				return src.Stats()
+			}
+			return chat.Stats{}
+		},
+	})
+	return sm, nil
+}
+
+// hooks returns the server hooks that count into the metrics.
+func (sm *serveMetrics) hooks() server.Hooks {
+	if sm == nil {
+		return server.Hooks{}
+	}
+	return sm.m.Hooks()
+}
+
+// start registers the readiness checks, starts answering HTTP and prints
+// the address, as serve prints its own. Call it once the chat listener is
+// up. It serves until close, not until ctx is done, so that /readyz says
+// "not ready" while the server drains its sessions.
+func (sm *serveMetrics) start(ctx context.Context, w io.Writer, log *slog.Logger,
+	srv *server.Server, hub *chat.Hub, stateDir string, storeHealth func() error) {
+	if sm == nil {
+		return
+	}
+	sm.sources.Store(&metrics.Sources{Sessions: srv.Sessions, Stats: hub.Stats})
+	sm.listening.Store(true)
+	sm.m.AddCheck("listener", func() error {
+		if !sm.listening.Load() {
+			return errors.New("not accepting connections")
+		}
+		return nil
+	})
+	sm.m.AddCheck("creds", func() error {
+		// The error itself goes to the log only: it may quote a line of
+		// the creds file, and /readyz is read by whoever can reach it.
+		if sm.credsErr.Load() != nil {
+			return errors.New("the last reload failed; the previous accounts are in use (see the server log)")
+		}
+		return nil
+	})
+	sm.m.AddCheck("state_dir", func() error { return checkWritable(stateDir) })
+	if storeHealth != nil {
+		// Fails while the chat database cannot commit (a full disk, a file
+		// that became unwritable); messages are still delivered meanwhile.
+		sm.m.AddCheck("store", storeHealth)
+	}
+
+	ctx, sm.stop = context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		if err := sm.m.Serve(ctx, sm.ln); err != nil {
+			log.Error("metrics: serving stopped", "err", err)
+		}
+	}()
+	fmt.Fprintf(w, "securechat: metrics on http://%s/metrics\n", sm.ln.Addr())
+	log.Info("serving metrics", "addr", sm.ln.Addr().String())
+}
+
+// stopping marks the server unready: it no longer accepts connections.
+func (sm *serveMetrics) stopping() {
+	if sm != nil {
+		sm.listening.Store(false)
+	}
+}
+
+// credsReloaded records the outcome of a creds reload for /readyz.
+func (sm *serveMetrics) credsReloaded(err error) {
+	if sm == nil {
+		return
+	}
+	if err == nil {
+		sm.credsErr.Store(nil)
+		return
+	}
+	sm.credsErr.Store(&err)
+}
+
+// close stops answering HTTP.
+func (sm *serveMetrics) close() {
+	switch {
+	case sm == nil:
+	case sm.stop != nil:
+		sm.stop()
+	default:
+		sm.ln.Close()
+	}
+}
+
+// checkWritable creates and removes a file in dir.
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".readyz-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
