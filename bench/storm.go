@@ -811,6 +811,7 @@ func (l *logCounter) line(b []byte) {
 		Level  string `json:"level"`
 		Msg    string `json:"msg"`
 		Unauth int64  `json:"unauthenticated"`
+		Reason string `json:"reason"`
 	}
 	if err := json.Unmarshal(b, &rec); err != nil || rec.Msg == "" {
 		l.counts["(not a JSON log line)"]++
@@ -818,6 +819,12 @@ func (l *logCounter) line(b []byte) {
 		return
 	}
 	l.counts[rec.Msg]++
+	if rec.Reason != "" {
+		// By reason as well: a refusal by the penalty box and one by the
+		// startup gate are different outcomes, and so are a wrong password
+		// and a check refused unhashed.
+		l.counts[rec.Msg+": "+rec.Reason]++
+	}
 	l.unauth = max(l.unauth, rec.Unauth)
 	if rec.Level == "ERROR" {
 		fmt.Fprintf(l.next, "%s\n", b)
