@@ -15,6 +15,20 @@ import (
 // Random early drop keeps a flood from locking out every honest client at
 // once, which a hard cap would do.
 //
+// Random drop alone still lets a storm from many sources hold most places,
+// so from Start on (under pressure) the gate also takes sides:
+//
+//   - a source with a penalty or a password check in flight (its score in
+//     the [PenaltyBox], above zero) is refused, so the places left go to
+//     sources with a clean record;
+//   - a connection the ramp would drop may instead take the place of one
+//     that is still in its key exchange (or between login attempts) from a
+//     source that is worse off: with a higher score, or with the same score
+//     and more than one place more than the newcomer would hold. The oldest
+//     such connection of the worst such source is evicted. A flood then
+//     costs clean sources nothing but the time to evict, while sources that
+//     all behave alike still share by random drop.
+//
 // Sources are counted per address block, as the [PenaltyBox] counts them
 // (/32 for IPv4, /64 for IPv6). Exempt sources are trusted: they bypass
 // both the per-source and the global cap and are not counted against
@@ -26,10 +40,25 @@ type StartupGate struct {
 	PerSource int
 	Exempt    *PrefixList
 
+	// score, if set, ranks sources: above zero means a penalty or a check
+	// in flight. The server sets it to its PenaltyBox's.
+	score func(netip.Prefix) time.Duration
+
 	mu       sync.Mutex
 	total    int
-	bySource map[netip.Prefix]int
-	roll     func() int // 0..99, replaceable in tests
+	bySource map[netip.Prefix][]*startup // places held, oldest first
+	roll     func() int                  // 0..99, replaceable in tests
+}
+
+// startup is the place at the gate of one admitted connection. Its
+// methods do nothing on a nil startup, which is what exempt sources get.
+type startup struct {
+	g   *StartupGate
+	key netip.Prefix
+	// evict ends the connection; nil if it may not be evicted.
+	evict    func()
+	checking bool // a password check is under way: not evicted meanwhile
+	gone     bool // released or evicted
 }
 
 // DefaultStartupGate returns OpenSSH's 10:30:100 with a per-source cap of 4.
@@ -41,40 +70,151 @@ func DefaultStartupGate() *StartupGate {
 const (
 	refusedPerSource = "too many unauthenticated connections from this source"
 	refusedStartups  = "too many unauthenticated connections (max-startups)"
+	refusedPressure  = "source has a penalty or a password check in flight, and unauthenticated connections are many"
+	evictedStartup   = "evicted for a connection from a source with a cleaner record (max-startups)"
 )
 
 // Admit reports whether a new unauthenticated connection from src may
 // proceed, and if not, why. When it admits, the caller must call the
 // returned release exactly once, when the connection authenticates or ends.
+// A connection admitted this way is never evicted.
 func (g *StartupGate) Admit(src netip.Addr) (release func(), why string, ok bool) {
+	st, why, ok := g.admit(src, nil)
+	if !ok {
+		return nil, why, false
+	}
+	return st.release, "", true
+}
+
+// admit is Admit for a connection that evict can end, to make room for a
+// connection from a source with a cleaner record. evict is called without
+// the gate's lock held, at most once; the place is free when it is called.
+func (g *StartupGate) admit(src netip.Addr, evict func()) (st *startup, why string, ok bool) {
 	if g.Exempt.Contains(src) {
-		return func() {}, "", true
+		return nil, "", true
 	}
 	key := sourceBlock(src)
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if g.bySource == nil {
-		g.bySource = make(map[netip.Prefix]int)
+		g.bySource = make(map[netip.Prefix][]*startup)
 	}
-	if g.PerSource > 0 && g.bySource[key] >= g.PerSource {
+	held := len(g.bySource[key])
+	if g.PerSource > 0 && held >= g.PerSource {
+		g.mu.Unlock()
 		return nil, refusedPerSource, false
 	}
-	if !g.admitTotal() {
-		return nil, refusedStartups, false
+	score := g.scoreOf(key)
+	if g.underPressure() && score > 0 {
+		g.mu.Unlock()
+		return nil, refusedPressure, false
 	}
+	var victim *startup
+	if !g.admitTotal() {
+		if victim = g.victimLocked(key, score, held); victim == nil {
+			g.mu.Unlock()
+			return nil, refusedStartups, false
+		}
+		g.dropLocked(victim)
+	}
+	st = &startup{g: g, key: key, evict: evict}
 	g.total++
-	g.bySource[key]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			g.mu.Lock()
-			defer g.mu.Unlock()
-			g.total--
-			if g.bySource[key]--; g.bySource[key] <= 0 {
-				delete(g.bySource, key)
+	g.bySource[key] = append(g.bySource[key], st)
+	g.mu.Unlock()
+	if victim != nil {
+		victim.evict()
+	}
+	return st, "", true
+}
+
+func (g *StartupGate) underPressure() bool { return g.Start > 0 && g.total >= g.Start }
+
+func (g *StartupGate) scoreOf(key netip.Prefix) time.Duration {
+	if g.score == nil {
+		return 0
+	}
+	return g.score(key)
+}
+
+// victimLocked picks the connection a newcomer from key (with score, and
+// held places already) may evict: the oldest evictable one of the source
+// with the highest score, then the most places, among those worse off
+// than the newcomer. Nil if there is none.
+func (g *StartupGate) victimLocked(key netip.Prefix, score time.Duration, held int) *startup {
+	var victim *startup
+	var vScore time.Duration
+	var vHeld int
+	for k, sts := range g.bySource {
+		if k == key {
+			continue
+		}
+		s := g.scoreOf(k)
+		if s < score || s == score && len(sts) <= held+1 {
+			continue // not worse off than the newcomer
+		}
+		if victim != nil && (s < vScore || s == vScore && len(sts) <= vHeld) {
+			continue
+		}
+		for _, st := range sts {
+			if st.evict != nil && !st.checking {
+				victim, vScore, vHeld = st, s, len(sts)
+				break
 			}
-		})
-	}, "", true
+		}
+	}
+	return victim
+}
+
+// dropLocked frees st's place.
+func (g *StartupGate) dropLocked(st *startup) {
+	st.gone = true
+	g.total--
+	sts := g.bySource[st.key]
+	for i, x := range sts {
+		if x == st {
+			sts = append(sts[:i], sts[i+1:]...)
+			break
+		}
+	}
+	if len(sts) == 0 {
+		delete(g.bySource, st.key)
+	} else {
+		g.bySource[st.key] = sts
+	}
+}
+
+// release frees the place, unless it was evicted.
+func (st *startup) release() {
+	if st == nil {
+		return
+	}
+	st.g.mu.Lock()
+	defer st.g.mu.Unlock()
+	if !st.gone {
+		st.g.dropLocked(st)
+	}
+}
+
+// beginCheck marks a password check under way, during which the
+// connection is not evicted. It reports false if the connection was
+// evicted already: then its check must not run.
+func (st *startup) beginCheck() bool {
+	if st == nil {
+		return true
+	}
+	st.g.mu.Lock()
+	defer st.g.mu.Unlock()
+	st.checking = true
+	return !st.gone
+}
+
+// endCheck makes the connection evictable again, between login attempts.
+func (st *startup) endCheck() {
+	if st == nil {
+		return
+	}
+	st.g.mu.Lock()
+	defer st.g.mu.Unlock()
+	st.checking = false
 }
 
 func (g *StartupGate) admitTotal() bool {

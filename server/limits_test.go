@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -271,5 +272,113 @@ func TestPenaltyBoxCountsChecksInFlight(t *testing.T) {
 	}
 	if _, _, blocked := off.Blocked(src); blocked {
 		t.Fatal("penalties off, yet blocked")
+	}
+}
+
+// TestStartupGateRefusesScoredSourcesUnderPressure: from Start on, a source
+// with a penalty or a check in flight is refused, so the places left go to
+// sources with a clean record; below Start it is admitted as before.
+func TestStartupGateRefusesScoredSourcesUnderPressure(t *testing.T) {
+	now := time.Unix(1000, 0)
+	pen := DefaultPenaltyBox()
+	pen.now = func() time.Time { return now }
+	g := &StartupGate{Start: 2, Rate: 0, Full: 10, PerSource: 4, score: pen.score}
+	g.roll = func() int { return 99 }
+	failed := netip.MustParseAddr("192.0.2.1")
+	checking := netip.MustParseAddr("192.0.2.2")
+	pen.Record(failed, PenaltyAuthFail) // 5 s: far from Min, not blocked
+	defer pen.beginCheck(checking)()
+	if _, _, blocked := pen.Blocked(failed); blocked {
+		t.Fatal("one failure blocked the source")
+	}
+	if _, _, ok := g.Admit(failed); !ok {
+		t.Fatal("a source with a small penalty refused below Start")
+	}
+	if _, _, ok := g.Admit(netip.MustParseAddr("192.0.2.3")); !ok {
+		t.Fatal("a clean source refused below Start")
+	}
+	for _, src := range []netip.Addr{failed, checking} {
+		if _, why, ok := g.Admit(src); ok || why != refusedPressure {
+			t.Errorf("%v at Start: admitted=%v why=%q, want refused under pressure", src, ok, why)
+		}
+	}
+	if _, _, ok := g.Admit(netip.MustParseAddr("192.0.2.4")); !ok {
+		t.Error("a clean source refused at Start with the ramp admitting")
+	}
+	now = now.Add(pen.AuthFail)
+	if _, _, ok := g.Admit(failed); !ok {
+		t.Error("a source whose penalty drained refused at Start with the ramp admitting")
+	}
+}
+
+// TestStartupGateEvictsForCleanerSource: when the ramp would drop a
+// connection, it takes the place of the oldest connection still in its key
+// exchange of a source worse off (a higher score, or the same score and
+// more than one place more), never of one whose password is being checked
+// nor of one admitted as not evictable.
+func TestStartupGateEvictsForCleanerSource(t *testing.T) {
+	now := time.Unix(1000, 0)
+	pen := DefaultPenaltyBox()
+	pen.now = func() time.Time { return now }
+	g := &StartupGate{Start: 4, Full: 4, PerSource: 4, score: pen.score}
+	evicted := map[string]bool{}
+	admit := func(src, name string) (*startup, bool) {
+		st, _, ok := g.admit(netip.MustParseAddr(src), func() { evicted[name] = true })
+		return st, ok
+	}
+	// A flood source fills the gate (Start at Full: no ramp, a hard cap).
+	var flood []*startup
+	for i := range 4 {
+		st, ok := admit("198.51.100.1", fmt.Sprint("flood", i))
+		if !ok {
+			t.Fatalf("flood connection %d refused below Full", i)
+		}
+		flood = append(flood, st)
+	}
+	flood[0].beginCheck() // the oldest is being checked: not evictable
+	a, ok := admit("192.0.2.1", "a")
+	if !ok {
+		t.Fatal("a clean source refused, though a source with 4 places is in its key exchange")
+	}
+	if !evicted["flood1"] || len(evicted) != 1 {
+		t.Fatalf("evicted %v, want flood1 (the oldest not being checked) only", evicted)
+	}
+	if n := g.Unauthenticated(); n != 4 {
+		t.Fatalf("Unauthenticated = %d after an eviction, want 4", n)
+	}
+	flood[1].release() // the evicted connection ends: its place is not freed twice
+	if n := g.Unauthenticated(); n != 4 {
+		t.Fatalf("Unauthenticated = %d after the evicted connection ended, want 4", n)
+	}
+	if flood[1].beginCheck() {
+		t.Error("an evicted connection may still have its password checked")
+	}
+	if _, ok := admit("192.0.2.2", "b"); !ok || !evicted["flood2"] {
+		t.Fatalf("second clean source: admitted=%v evicted=%v, want flood2 evicted", ok, evicted)
+	}
+	if _, ok := admit("192.0.2.3", "x"); !ok || !evicted["flood3"] {
+		t.Fatalf("third clean source: admitted=%v evicted=%v, want flood3 evicted", ok, evicted)
+	}
+	// Now everybody holds one place (flood's being checked) and nobody has
+	// a score, so a newcomer is refused.
+	if _, why, ok := g.admit(netip.MustParseAddr("192.0.2.7"), nil); ok || why != refusedStartups {
+		t.Fatalf("fourth clean source: admitted=%v why=%q, want refused (max-startups)", ok, why)
+	}
+	// A source with a penalty loses its place to a clean one even with a
+	// single place, but one admitted as not evictable keeps it.
+	pen.Record(netip.MustParseAddr("192.0.2.1"), PenaltyAuthFail)
+	a.release()
+	if _, _, ok := g.Admit(netip.MustParseAddr("192.0.2.1")); !ok {
+		t.Fatal("not evictable connection refused with a free place")
+	}
+	if _, ok := admit("192.0.2.4", "c"); ok {
+		t.Fatal("evicted a connection admitted as not evictable, or one being checked")
+	}
+	if _, ok := admit("192.0.2.5", "d"); ok || evicted["b"] {
+		t.Fatalf("evicted b (same score, one place) for d: %v", evicted)
+	}
+	pen.Record(netip.MustParseAddr("192.0.2.2"), PenaltyAuthFail)
+	if _, ok := admit("192.0.2.6", "e"); !ok || !evicted["b"] {
+		t.Fatalf("clean source: admitted=%v evicted=%v, want b (penalised) evicted", ok, evicted)
 	}
 }

@@ -93,6 +93,7 @@ func New(cfg Config) *Server {
 		cfg.Checks = &CheckQueue{Exempt: cfg.Gate.Exempt, PerSource: min(cfg.Gate.PerSource, 1)}
 	}
 	cfg.Checks.score = cfg.Penalties.score
+	cfg.Gate.score = cfg.Penalties.score
 	if cfg.LoginGraceTime <= 0 {
 		cfg.LoginGraceTime = handshake.DefaultLoginGraceTime
 	}
@@ -224,12 +225,19 @@ type loginVerifier struct {
 	log       *slog.Logger
 	src       netip.Addr
 	deadline  time.Time // the login grace time's end
+	startup   *startup  // the connection's place at the gate
 	failures  int
 }
 
 func (v *loginVerifier) Verify(ctx context.Context, user string, password []byte) error {
 	ctx, cancel := context.WithDeadline(ctx, v.deadline)
 	defer cancel()
+	// Not evicted while its check waits or runs; one evicted just now is
+	// not checked at all.
+	defer v.startup.endCheck()
+	if !v.startup.beginCheck() {
+		return errors.New("server: password not checked: connection evicted")
+	}
 	end := v.penalties.beginCheck(v.src)
 	defer end()
 	err := v.check(ctx, user, password)
@@ -288,18 +296,27 @@ func (v *loginVerifier) failed() {
 }
 
 // admit applies the PenaltyBox and the StartupGate to a new connection from
-// src, and logs a refusal. On success the caller must call release once.
-func (s *Server) admit(src netip.Addr, log *slog.Logger) (release func(), ok bool) {
+// src, and logs a refusal. On success the caller must release the place
+// once. If c is not nil, the gate may evict it (see [StartupGate]) to make
+// room for a source with a cleaner record.
+func (s *Server) admit(src netip.Addr, log *slog.Logger, c net.Conn) (st *startup, ok bool) {
 	if left, why, blocked := s.cfg.Penalties.Blocked(src); blocked {
 		log.Info("connection refused", "reason", why, "for", left.Round(time.Second))
 		return nil, false
 	}
-	release, why, ok := s.cfg.Gate.Admit(src)
+	var evict func()
+	if c != nil {
+		evict = func() {
+			log.Info("connection refused", "reason", evictedStartup)
+			abort(c)
+		}
+	}
+	st, why, ok := s.cfg.Gate.admit(src, evict)
 	if !ok {
 		log.Info("connection refused", "reason", why, "unauthenticated", s.cfg.Gate.Unauthenticated())
 		return nil, false
 	}
-	return release, true
+	return st, true
 }
 
 // AdmitQUIC is the Admit hook of transport.Options for a QUIC listener: it
@@ -313,12 +330,12 @@ func (s *Server) admit(src netip.Addr, log *slog.Logger) (release func(), ok boo
 func (s *Server) AdmitQUIC(remote net.Addr) (release func(dropped error), ok bool) {
 	src := addrOf(remote)
 	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
-	leave, ok := s.admit(src, log)
+	st, ok := s.admit(src, log, nil)
 	if !ok {
 		return nil, false
 	}
 	return func(dropped error) {
-		leave()
+		st.release()
 		if dropped != nil {
 			s.cfg.Penalties.Record(src, PenaltyNoAuth)
 			log.Info("handshake failed", "err", dropped)
@@ -330,7 +347,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	start := time.Now()
 	src := sourceAddr(c)
 	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
-	release, ok := s.admit(src, log)
+	st, ok := s.admit(src, log, c)
 	if !ok {
 		s.untrack(c)
 		abort(c)
@@ -338,7 +355,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	}
 
 	verifier := &loginVerifier{next: s.cfg.Verifier, checks: s.cfg.Checks, penalties: s.cfg.Penalties,
-		log: log, src: src, deadline: start.Add(s.cfg.LoginGraceTime)}
+		log: log, src: src, deadline: start.Add(s.cfg.LoginGraceTime), startup: st}
 	keys := s.keys.Load()
 	hcfg := &handshake.ServerConfig{
 		HostKey:        keys.current,
@@ -351,7 +368,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		Record:         s.cfg.Record,
 	}
 	sess, err := handshake.Server(ctx, c, hcfg)
-	release()
+	st.release()
 	s.untrack(c)
 	if err != nil {
 		// A failed login was recorded when it happened.
