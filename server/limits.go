@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
@@ -495,4 +496,55 @@ func cryptoRoll() int {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return int(binary.LittleEndian.Uint32(b[:]) % 100)
+}
+
+// refusalLog logs refused connections at a bounded rate. During a storm a
+// server refuses thousands of connections a second; a log line each makes
+// the log the bottleneck (a pipe to a slow reader blocks every writer), so
+// that refusals wait for the log and the refused connections stay open
+// meanwhile. Per reason, the first refusal of each interval is logged with
+// its source as it happens, and the others are counted and logged as one
+// line at the interval's end, with their number in "count".
+type refusalLog struct {
+	log      *slog.Logger
+	interval time.Duration
+
+	mu     sync.Mutex
+	counts map[string]int // refusals by reason in this interval
+	timer  bool           // a flush is scheduled
+}
+
+func newRefusalLog(log *slog.Logger, interval time.Duration) *refusalLog {
+	return &refusalLog{log: log, interval: interval, counts: make(map[string]int)}
+}
+
+// refused notes a refusal for reason; log carries the connection's
+// attributes, args are the refusal's own.
+func (r *refusalLog) refused(log *slog.Logger, reason string, args ...any) {
+	r.mu.Lock()
+	n := r.counts[reason]
+	r.counts[reason] = n + 1
+	if !r.timer {
+		r.timer = true
+		time.AfterFunc(r.interval, r.flush)
+	}
+	r.mu.Unlock()
+	if n == 0 {
+		log.Info("connection refused", append([]any{"reason", reason}, args...)...)
+	}
+}
+
+// flush logs the refusals of the interval that were not logged one by
+// one, and starts a new interval.
+func (r *refusalLog) flush() {
+	r.mu.Lock()
+	counts := r.counts
+	r.counts = make(map[string]int)
+	r.timer = false
+	r.mu.Unlock()
+	for reason, n := range counts {
+		if n > 1 {
+			r.log.Info("connection refused", "reason", reason, "count", n-1, "within", r.interval)
+		}
+	}
 }

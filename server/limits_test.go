@@ -1,10 +1,18 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/netip"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"securechat/transport"
 )
 
 func TestStartupGateRandomEarlyDrop(t *testing.T) {
@@ -380,5 +388,95 @@ func TestStartupGateEvictsForCleanerSource(t *testing.T) {
 	pen.Record(netip.MustParseAddr("192.0.2.2"), PenaltyAuthFail)
 	if _, ok := admit("192.0.2.6", "e"); !ok || !evicted["b"] {
 		t.Fatalf("clean source: admitted=%v evicted=%v, want b (penalised) evicted", ok, evicted)
+	}
+}
+
+// recordingHandler keeps the records logged through it, after waiting for
+// gate to open (if set): a log whose reader has fallen behind.
+type recordingHandler struct {
+	gate chan struct{}
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler            { return h }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	if h.gate != nil {
+		<-h.gate
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recs = append(h.recs, r.Clone())
+	return nil
+}
+
+// TestRefusalLogBounded: a storm of refusals makes at most two lines per
+// reason and interval, which still count every refusal.
+func TestRefusalLogBounded(t *testing.T) {
+	h := &recordingHandler{}
+	log := slog.New(h)
+	r := newRefusalLog(log, time.Hour)
+	for i := range 1000 {
+		r.refused(log.With("src", fmt.Sprint(i)), refusedPenalty)
+		if i%2 == 0 {
+			r.refused(log, refusedStartups)
+		}
+	}
+	r.flush()
+	r.refused(log, refusedPenalty) // a new interval: logged at once
+	counts := map[string]int64{}
+	for _, rec := range h.recs {
+		var reason string
+		n := int64(1)
+		rec.Attrs(func(a slog.Attr) bool {
+			switch a.Key {
+			case "reason":
+				reason = a.Value.String()
+			case "count":
+				n = a.Value.Int64()
+			}
+			return true
+		})
+		counts[reason] += n
+	}
+	if len(h.recs) != 5 {
+		t.Errorf("%d log lines for 1501 refusals of two reasons in two intervals, want 5", len(h.recs))
+	}
+	if counts[refusedPenalty] != 1001 || counts[refusedStartups] != 500 {
+		t.Errorf("lines count %v, want 1001 and 500", counts)
+	}
+}
+
+// TestRefusedWithoutWaitingForTheLog: a refused connection is ended before
+// its refusal is logged, so a log that has fallen behind (a full pipe)
+// does not keep refused connections open.
+func TestRefusedWithoutWaitingForTheLog(t *testing.T) {
+	h := &recordingHandler{gate: make(chan struct{})}
+	defer close(h.gate)
+	pen := DefaultPenaltyBox()
+	src := netip.MustParseAddr("127.0.3.1")
+	pen.Record(src, PenaltyGraceExceeded)
+	pen.Record(src, PenaltyGraceExceeded)
+	ts := startServer(t, transport.TCP, serverOpts{penalties: pen, logger: slog.New(h)})
+	for i := range 20 {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
+		c, err := d.Dial("tcp", ts.addr)
+		if errors.Is(err, syscall.ECONNRESET) {
+			continue // refused before the dial returned
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("refused connection %d still open after 5 s, while the log is blocked", i)
+		}
+		if err == nil {
+			t.Fatalf("refused connection %d got data", i)
+		}
 	}
 }

@@ -70,6 +70,8 @@ type Config struct {
 type Server struct {
 	cfg Config
 	log *slog.Logger
+	// refusals logs refused connections at a bounded rate.
+	refusals *refusalLog
 	// keys holds the host keys in use; SetHostKeys swaps them for new
 	// connections.
 	keys atomic.Pointer[hostKeys]
@@ -107,6 +109,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg:       cfg,
 		log:       log,
+		refusals:  newRefusalLog(log, time.Second),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
 	}
@@ -296,27 +299,27 @@ func (v *loginVerifier) failed() {
 }
 
 // admit applies the PenaltyBox and the StartupGate to a new connection from
-// src, and logs a refusal. On success the caller must release the place
-// once. If c is not nil, the gate may evict it (see [StartupGate]) to make
-// room for a source with a cleaner record.
-func (s *Server) admit(src netip.Addr, log *slog.Logger, c net.Conn) (st *startup, ok bool) {
+// src. On success the caller must release the place once; on refusal it
+// must call refused, after ending the connection, which logs why. If c is
+// not nil, the gate may evict it (see [StartupGate]) to make room for a
+// source with a cleaner record.
+func (s *Server) admit(src netip.Addr, log *slog.Logger, c net.Conn) (st *startup, refused func(), ok bool) {
 	if left, why, blocked := s.cfg.Penalties.Blocked(src); blocked {
-		log.Info("connection refused", "reason", why, "for", left.Round(time.Second))
-		return nil, false
+		return nil, func() { s.refusals.refused(log, why, "for", left.Round(time.Second)) }, false
 	}
 	var evict func()
 	if c != nil {
 		evict = func() {
-			log.Info("connection refused", "reason", evictedStartup)
 			abort(c)
+			s.refusals.refused(log, evictedStartup)
 		}
 	}
 	st, why, ok := s.cfg.Gate.admit(src, evict)
 	if !ok {
-		log.Info("connection refused", "reason", why, "unauthenticated", s.cfg.Gate.Unauthenticated())
-		return nil, false
+		n := s.cfg.Gate.Unauthenticated()
+		return nil, func() { s.refusals.refused(log, why, "unauthenticated", n) }, false
 	}
-	return st, true
+	return st, nil, true
 }
 
 // AdmitQUIC is the Admit hook of transport.Options for a QUIC listener: it
@@ -330,8 +333,9 @@ func (s *Server) admit(src netip.Addr, log *slog.Logger, c net.Conn) (st *startu
 func (s *Server) AdmitQUIC(remote net.Addr) (release func(dropped error), ok bool) {
 	src := addrOf(remote)
 	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
-	st, ok := s.admit(src, log, nil)
+	st, refused, ok := s.admit(src, log, nil)
 	if !ok {
+		refused()
 		return nil, false
 	}
 	return func(dropped error) {
@@ -347,10 +351,11 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	start := time.Now()
 	src := sourceAddr(c)
 	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
-	st, ok := s.admit(src, log, c)
+	st, refused, ok := s.admit(src, log, c)
 	if !ok {
 		s.untrack(c)
 		abort(c)
+		refused()
 		return
 	}
 
