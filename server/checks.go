@@ -23,12 +23,13 @@ import (
 //     second check waits for the running one, but a third is refused, so a
 //     source's checks pile up only while the queue is idle enough to run
 //     them, never while it is congested;
-//   - a free slot goes to the waiting source that is furthest from a
-//     penalty (its penalty so far plus its checks in flight, see
-//     [PenaltyBox]), and among equals to the one served least recently: a
-//     source that behaves is served before one that floods, a new source
-//     does not queue behind sources already served, and busy sources take
-//     turns;
+//   - a free slot goes to the waiting source with the lowest rank: its
+//     penalty left, plus its checks in flight, plus every penalty it
+//     earned in the last ten minutes (see [PenaltyBox]); among equals, to
+//     the one served least recently. A source that behaves is served
+//     before one that floods, a new source does not queue behind sources
+//     that failed before (even once their penalty has drained), and busy
+//     sources take turns;
 //   - exempt sources are served before all others, each check on its own,
 //     without the one-per-source rule.
 //

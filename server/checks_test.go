@@ -223,3 +223,42 @@ func TestCheckQueueLeavesACore(t *testing.T) {
 		t.Errorf("default concurrency %d with GOMAXPROCS %d, want %d", got, n, max(1, n-1))
 	}
 }
+
+// TestCheckQueueRecordRanksBehindNewSource: a source whose penalty has
+// drained still ranks behind a source that never failed, with one check in
+// flight each: otherwise a storm whose sources wait out their penalties in
+// turn keeps a new source waiting behind their guesses.
+func TestCheckQueueRecordRanksBehindNewSource(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		now := time.Unix(1000, 0)
+		pen := DefaultPenaltyBox()
+		pen.now = func() time.Time { return now }
+		storm := netip.MustParseAddr("198.51.100.7")
+		pen.Record(storm, PenaltyAuthFail)
+		now = now.Add(pen.AuthFail) // drained: no penalty left
+		if _, _, blocked := pen.Blocked(storm); blocked {
+			t.Fatal("storm source still blocked")
+		}
+		q := &CheckQueue{Concurrency: 1, PerSource: 1, score: pen.rank}
+		ctx := context.Background()
+		begin := func(src string) chan func() {
+			pen.beginCheck(netip.MustParseAddr(src))
+			return acquireAsync(t, q, ctx, src)
+		}
+		running := begin("203.0.113.1")
+		guess := begin(storm.String()) // waits first
+		fresh := begin("192.0.2.1")    // waits second
+		(<-running)()
+		synctest.Wait()
+		if !isGranted(fresh) || isGranted(guess) {
+			t.Fatalf("fresh granted %v, storm guess granted %v: want the source without a record first",
+				isGranted(fresh), isGranted(guess))
+		}
+		(<-fresh)()
+		synctest.Wait()
+		if !isGranted(guess) {
+			t.Fatal("the storm's guess never ran")
+		}
+		(<-guess)()
+	})
+}

@@ -316,6 +316,12 @@ func sourceBlock(a netip.Addr) netip.Prefix {
 type penalty struct {
 	until  time.Time
 	active bool // reached Min; refused until drained
+	// earned is every penalty the source has earned while its entry
+	// lived, and last the time of the latest: the source's record, kept
+	// for Max after its penalty has drained, which ranks its password
+	// checks (see rank).
+	earned time.Duration
+	last   time.Time
 }
 
 // Reasons a PenaltyBox refuses a source, for the server log.
@@ -353,13 +359,27 @@ func (b *PenaltyBox) blocked(src netip.Addr, own int) (time.Duration, string, bo
 }
 
 // score is how close the block key is to being refused: its remaining
-// penalty plus AuthFail for each check in flight. The check queue serves
-// lower scores first.
+// penalty plus AuthFail for each check in flight. Under pressure the
+// startup gate refuses sources whose score is above zero.
 func (b *PenaltyBox) score(key netip.Prefix) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	left := max(b.until[key].until.Sub(b.clock()), 0)
 	return left + time.Duration(b.inflight[key])*b.AuthFail
+}
+
+// rank orders password checks, lower first: the score plus every penalty
+// the source earned in the last Max (its record). Without the record, a
+// storm source whose penalty has just drained, with one guess in flight,
+// would rank with a source that never failed, and a storm from many
+// sources, each waiting out its penalty in turn, would keep a new source
+// waiting behind their guesses for as long as it lasts.
+func (b *PenaltyBox) rank(key netip.Prefix) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.until[key]
+	left := max(p.until.Sub(b.clock()), 0)
+	return left + time.Duration(b.inflight[key])*b.AuthFail + p.earned
 }
 
 // beginCheck counts a password check of src as in flight until end is
@@ -418,8 +438,10 @@ func (b *PenaltyBox) Record(src netip.Addr, ev PenaltyEvent) {
 		return
 	}
 	if !cur.until.After(now) {
-		cur = penalty{until: now}
+		cur.until, cur.active = now, false
 	}
+	cur.earned += d
+	cur.last = now
 	cur.until = cur.until.Add(d)
 	if b.Max > 0 && cur.until.Sub(now) > b.Max {
 		cur.until = now.Add(b.Max)
@@ -430,15 +452,20 @@ func (b *PenaltyBox) Record(src netip.Addr, ev PenaltyEvent) {
 	b.until[key] = cur
 }
 
-// gcLocked drops drained entries at most once a second so the table does
-// not grow with sources that stopped misbehaving.
+// gcLocked drops entries whose penalty has drained and whose record is
+// older than Max (or Min, if Max is 0), at most once a second, so the
+// table does not grow with sources that stopped misbehaving.
 func (b *PenaltyBox) gcLocked(now time.Time) {
 	if now.Sub(b.lastGC) < time.Second {
 		return
 	}
 	b.lastGC = now
+	keep := b.Max
+	if keep <= 0 {
+		keep = b.Min
+	}
 	for k, p := range b.until {
-		if !p.until.After(now) {
+		if !p.until.After(now) && now.Sub(p.last) >= keep {
 			delete(b.until, k)
 		}
 	}

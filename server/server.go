@@ -94,7 +94,7 @@ func New(cfg Config) *Server {
 	if cfg.Checks == nil {
 		cfg.Checks = &CheckQueue{Exempt: cfg.Gate.Exempt, PerSource: min(cfg.Gate.PerSource, 1)}
 	}
-	cfg.Checks.score = cfg.Penalties.score
+	cfg.Checks.score = cfg.Penalties.rank
 	cfg.Gate.score = cfg.Penalties.score
 	if cfg.LoginGraceTime <= 0 {
 		cfg.LoginGraceTime = handshake.DefaultLoginGraceTime
