@@ -440,7 +440,7 @@ func (b *PenaltyBox) Record(src netip.Addr, ev PenaltyEvent) {
 	if !cur.until.After(now) {
 		cur.until, cur.active = now, false
 	}
-	cur.earned += d
+	cur.earned = b.addToRecord(cur.earned, d)
 	cur.last = now
 	cur.until = cur.until.Add(d)
 	if b.Max > 0 && cur.until.Sub(now) > b.Max {
@@ -450,6 +450,44 @@ func (b *PenaltyBox) Record(src netip.Addr, ev PenaltyEvent) {
 		cur.active = true
 	}
 	b.until[key] = cur
+}
+
+// Refused notes that a connection from src was refused at accept. It adds
+// NoAuth to the source's record, not to its penalty: refusing a
+// connection never prolongs a source's exclusion, but a source that keeps
+// knocking while refused ranks its password checks behind those of
+// sources that do not. Without it, a storm source that gets in with one
+// guess each time its penalty drains would look as new as a source that
+// never came before.
+func (b *PenaltyBox) Refused(src netip.Addr) {
+	if b.Exempt.Contains(src) || b.NoAuth <= 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.clock()
+	if b.until == nil {
+		b.until = make(map[netip.Prefix]penalty)
+	}
+	b.gcLocked(now)
+	key := sourceBlock(src)
+	cur, tracked := b.until[key]
+	if !tracked && b.MaxSources > 0 && len(b.until) >= b.MaxSources {
+		b.overrun++
+		return
+	}
+	cur.earned = b.addToRecord(cur.earned, b.NoAuth)
+	cur.last = now
+	b.until[key] = cur
+}
+
+// addToRecord adds d to a record, which stays below Max (if set) so that
+// it cannot grow without end.
+func (b *PenaltyBox) addToRecord(record, d time.Duration) time.Duration {
+	if b.Max > 0 {
+		return min(record+d, b.Max)
+	}
+	return record + d
 }
 
 // gcLocked drops entries whose penalty has drained and whose record is

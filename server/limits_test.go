@@ -480,3 +480,38 @@ func TestRefusedWithoutWaitingForTheLog(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedConnectionsCountInRecord: a source refused at accept earns
+// no penalty, but its record grows, so that its password checks rank
+// behind those of a source that was never refused.
+func TestRefusedConnectionsCountInRecord(t *testing.T) {
+	now := time.Unix(1000, 0)
+	pen := DefaultPenaltyBox()
+	pen.now = func() time.Time { return now }
+	gate := &StartupGate{Start: 1, Full: 1}
+	s := New(Config{Gate: gate, Penalties: pen, Logger: slog.New(slog.DiscardHandler)})
+	log := slog.New(slog.DiscardHandler)
+	holder, knocker := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.1")
+	st, _, ok := s.admit(holder, log, nil)
+	if !ok {
+		t.Fatal("first connection refused")
+	}
+	defer st.release()
+	for range 3 {
+		if _, refused, ok := s.admit(knocker, log, nil); ok {
+			t.Fatal("admitted beyond Full")
+		} else {
+			refused()
+		}
+	}
+	key := sourceBlock(knocker)
+	if _, _, blocked := pen.Blocked(knocker); blocked || pen.score(key) != 0 {
+		t.Errorf("refusals at accept penalised the source (score %v)", pen.score(key))
+	}
+	if r := pen.rank(key); r != 3*pen.NoAuth {
+		t.Errorf("rank after 3 refusals at accept = %v, want 3 × NoAuth = %v", r, 3*pen.NoAuth)
+	}
+	if r := pen.rank(sourceBlock(holder)); r != 0 {
+		t.Errorf("rank of a source never refused = %v, want 0", r)
+	}
+}

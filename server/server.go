@@ -305,6 +305,7 @@ func (v *loginVerifier) failed() {
 // source with a cleaner record.
 func (s *Server) admit(src netip.Addr, log *slog.Logger, c net.Conn) (st *startup, refused func(), ok bool) {
 	if left, why, blocked := s.cfg.Penalties.Blocked(src); blocked {
+		s.cfg.Penalties.Refused(src)
 		return nil, func() { s.refusals.refused(log, why, "for", left.Round(time.Second)) }, false
 	}
 	var evict func()
@@ -316,6 +317,7 @@ func (s *Server) admit(src netip.Addr, log *slog.Logger, c net.Conn) (st *startu
 	}
 	st, why, ok := s.cfg.Gate.admit(src, evict)
 	if !ok {
+		s.cfg.Penalties.Refused(src)
 		n := s.cfg.Gate.Unauthenticated()
 		return nil, func() { s.refusals.refused(log, why, "unauthenticated", n) }, false
 	}
