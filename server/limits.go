@@ -21,11 +21,11 @@ import (
 //
 //   - a source with a penalty or a password check in flight (its score in
 //     the [PenaltyBox], above zero) is refused, so the places left go to
-//     sources with a clean record;
+//     sources with neither;
 //   - a connection the ramp would drop may instead take the place of one
 //     that is still in its key exchange (or between login attempts) from a
 //     source that is worse off: with a higher score, or with the same score
-//     and more than one place more than the newcomer would hold. The oldest
+//     and at least two places more than the newcomer holds. The oldest
 //     such connection of the worst such source is evicted. A flood then
 //     costs clean sources nothing but the time to evict, while sources that
 //     all behave alike still share by random drop.

@@ -322,7 +322,7 @@ func TestStartupGateRefusesScoredSourcesUnderPressure(t *testing.T) {
 // TestStartupGateEvictsForCleanerSource: when the ramp would drop a
 // connection, it takes the place of the oldest connection still in its key
 // exchange of a source worse off (a higher score, or the same score and
-// more than one place more), never of one whose password is being checked
+// at least two places more), never of one whose password is being checked
 // nor of one admitted as not evictable.
 func TestStartupGateEvictsForCleanerSource(t *testing.T) {
 	now := time.Unix(1000, 0)
