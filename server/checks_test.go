@@ -161,17 +161,26 @@ func TestCheckQueueExemptFirst(t *testing.T) {
 		other := acquireAsync(t, q, ctx, "192.0.2.3")
 		e1 := acquireAsync(t, q, ctx, "127.0.0.2")
 		e2 := acquireAsync(t, q, ctx, "127.0.0.2")
+		// e1 runs at once in the exempt sources' own slot, with both
+		// shared slots busy; e2 waits for a slot, but before other.
+		if !isGranted(e1) || isGranted(e2) {
+			t.Fatalf("exempt granted %v %v with the shared slots busy; want the first at once, in the exempt slot",
+				isGranted(e1), isGranted(e2))
+		}
 		(<-h1)()
+		synctest.Wait()
+		if !isGranted(e2) || isGranted(other) {
+			t.Fatalf("freed slot: exempt granted %v, other %v; want the exempt check first", isGranted(e2), isGranted(other))
+		}
+		(<-e1)() // the exempt slot is not a shared one
+		synctest.Wait()
+		if isGranted(other) {
+			t.Fatal("a check from elsewhere ran in the exempt sources' own slot")
+		}
 		(<-h2)()
 		synctest.Wait()
-		if !isGranted(e1) || !isGranted(e2) || isGranted(other) {
-			t.Fatalf("exempt granted %v %v, other %v; want both exempt checks first, at once",
-				isGranted(e1), isGranted(e2), isGranted(other))
-		}
-		(<-e1)()
-		synctest.Wait()
 		if !isGranted(other) {
-			t.Fatal("waiting check not served once an exempt one ended")
+			t.Fatal("waiting check not served once a shared slot was free")
 		}
 		(<-e2)()
 		(<-other)()
