@@ -302,7 +302,7 @@ func (v *loginVerifier) failed() {
 // src. On success the caller must release the place once; on refusal it
 // must call refused, after ending the connection, which logs why. If c is
 // not nil, the gate may evict it (see [StartupGate]) to make room for a
-// source with a cleaner record.
+// source that is better off.
 func (s *Server) admit(src netip.Addr, log *slog.Logger, c net.Conn) (st *startup, refused func(), ok bool) {
 	if left, why, blocked := s.cfg.Penalties.Blocked(src); blocked {
 		s.cfg.Penalties.Refused(src)
