@@ -24,8 +24,8 @@ import (
 //     source's checks pile up only while the queue is idle enough to run
 //     them, never while it is congested;
 //   - a free slot goes to the waiting source with the lowest rank: its
-//     penalty left, plus its checks in flight, plus every penalty it
-//     earned in the last ten minutes (see [PenaltyBox]); among equals, to
+//     penalty left, plus its checks in flight, plus its record (see
+//     [PenaltyBox.Refused] and the penalty box's rank); among equals, to
 //     the one served least recently. A source that behaves is served
 //     before one that floods, a new source does not queue behind sources
 //     that failed before (even once their penalty has drained), and busy

@@ -368,12 +368,13 @@ func (b *PenaltyBox) score(key netip.Prefix) time.Duration {
 	return left + time.Duration(b.inflight[key])*b.AuthFail
 }
 
-// rank orders password checks, lower first: the score plus every penalty
-// the source earned in the last Max (its record). Without the record, a
-// storm source whose penalty has just drained, with one guess in flight,
-// would rank with a source that never failed, and a storm from many
-// sources, each waiting out its penalty in turn, would keep a new source
-// waiting behind their guesses for as long as it lasts.
+// rank orders password checks, lower first: the score plus the source's
+// record (every penalty it earned and NoAuth per connection refused at
+// accept, at most Max, kept until it has been quiet for Max). Without the
+// record, a storm source whose penalty has just drained, with one guess in
+// flight, would rank with a source that never failed, and a storm from
+// many sources, each waiting out its penalty in turn, would keep a new
+// source waiting behind their guesses for as long as it lasts.
 func (b *PenaltyBox) rank(key netip.Prefix) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
