@@ -811,13 +811,25 @@ func (l *logCounter) line(b []byte) {
 		Level  string `json:"level"`
 		Msg    string `json:"msg"`
 		Unauth int64  `json:"unauthenticated"`
+		Reason string `json:"reason"`
+		// A line may stand for several events: serve logs the refusals
+		// of a storm one by one only up to a rate, and the rest as one
+		// line with their number.
+		Count int64 `json:"count"`
 	}
 	if err := json.Unmarshal(b, &rec); err != nil || rec.Msg == "" {
 		l.counts["(not a JSON log line)"]++
 		fmt.Fprintf(l.next, "%s\n", b)
 		return
 	}
-	l.counts[rec.Msg]++
+	n := max(rec.Count, 1)
+	l.counts[rec.Msg] += n
+	if rec.Reason != "" {
+		// By reason as well: a refusal by the penalty box and one by the
+		// startup gate are different outcomes, and so are a wrong password
+		// and a check refused unhashed.
+		l.counts[rec.Msg+": "+rec.Reason] += n
+	}
 	l.unauth = max(l.unauth, rec.Unauth)
 	if rec.Level == "ERROR" {
 		fmt.Fprintf(l.next, "%s\n", b)

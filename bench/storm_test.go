@@ -43,6 +43,8 @@ func TestLogCounter(t *testing.T) {
 {"level":"INFO","msg":"connection refused: too many unauthenticated connections","unauthenticated":100}
 not json at all
 {"level":"ERROR","msg":"accept failed; retrying"}
+{"level":"INFO","msg":"connection refused","src":"127.2.0.1","reason":"source penalised"}
+{"level":"INFO","msg":"connection refused","reason":"source penalised","count":41,"within":"1s"}
 
 `
 	// Written in pieces that cut lines anywhere, as a pipe delivers them.
@@ -57,6 +59,10 @@ not json at all
 		"login failed":            1,
 		"accept failed; retrying": 1,
 		"(not a JSON log line)":   1,
+		// By message and by reason, a line with a count standing for
+		// that many.
+		"connection refused":                   42,
+		"connection refused: source penalised": 42,
 	}
 	if len(got) != len(want) {
 		t.Fatalf("counts %v, want %v", got, want)

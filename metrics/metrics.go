@@ -50,7 +50,7 @@ var (
 	loginResults = []string{server.LoginOK, server.LoginFailed, server.LoginRefused,
 		server.LoginRejected, server.LoginUnchecked}
 	refusalReasons = []string{server.RefusedPerSource, server.RefusedMaxStartups,
-		server.RefusedPenalty, server.RefusedPendingPenalty}
+		server.RefusedPenalty, server.RefusedPendingPenalty, server.RefusedPressure, server.RefusedEvicted}
 	penaltyEvents    = []server.PenaltyEvent{server.PenaltyAuthFail, server.PenaltyNoAuth, server.PenaltyGraceExceeded}
 	handshakeResults = []string{server.HandshakeOK, server.HandshakeAuthFailed, server.HandshakeTimeout, server.HandshakeError}
 	handshakeGroups  = []handshake.Group{handshake.GroupMLKEM768X25519, handshake.GroupX25519, handshake.GroupFFDHE3072}

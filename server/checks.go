@@ -23,14 +23,18 @@ import (
 //     second check waits for the running one, but a third is refused, so a
 //     source's checks pile up only while the queue is idle enough to run
 //     them, never while it is congested;
-//   - a free slot goes to the waiting source that is furthest from a
-//     penalty (its penalty so far plus its checks in flight, see
-//     [PenaltyBox]), and among equals to the one served least recently: a
-//     source that behaves is served before one that floods, a new source
-//     does not queue behind sources already served, and busy sources take
-//     turns;
-//   - exempt sources are served before all others, each check on its own,
-//     without the one-per-source rule.
+//   - a free slot goes to the waiting source with the lowest rank: its
+//     penalty left, plus its checks in flight, plus its record (see
+//     [PenaltyBox.Refused] and the penalty box's rank); among equals, to
+//     the one served least recently. A source that behaves is served
+//     before one that floods, a new source does not queue behind sources
+//     that failed before (even once their penalty has drained), and busy
+//     sources take turns;
+//   - exempt sources have one slot of their own beyond Concurrency, so an
+//     exempt check never waits for a check from elsewhere to finish, and
+//     they are served before all others for the shared slots, each check
+//     on its own, without the one-per-source rule. At most Concurrency+1
+//     checks run at once.
 //
 // A check waits at most until its context ends; the server derives that
 // context from the connection's login grace time.
@@ -47,13 +51,14 @@ type CheckQueue struct {
 	// sets it to its PenaltyBox's.
 	score func(netip.Prefix) time.Duration
 
-	mu         sync.Mutex
-	running    int
-	exempt     []*checkTicket // exempt checks waiting, in arrival order
-	sources    map[netip.Prefix]*checkSource
-	lastServed map[netip.Prefix]uint64 // source -> turn it was last served
-	turn       uint64
-	seq        uint64
+	mu          sync.Mutex
+	running     int            // checks in the shared slots
+	reserveBusy bool           // the exempt sources' own slot is in use
+	exempt      []*checkTicket // exempt checks waiting, in arrival order
+	sources     map[netip.Prefix]*checkSource
+	lastServed  map[netip.Prefix]uint64 // source -> turn it was last served
+	turn        uint64
+	seq         uint64
 }
 
 // ErrSourceBusy is returned by [CheckQueue.Acquire] when a check from the
@@ -74,6 +79,7 @@ type checkTicket struct {
 	exempt  bool
 	seq     uint64 // arrival order
 	granted bool
+	reserve bool          // runs in the exempt sources' own slot
 	ready   chan struct{} // closed when granted
 }
 
@@ -135,6 +141,16 @@ func (q *CheckQueue) Acquire(ctx context.Context, src netip.Addr) (release func(
 
 // dispatchLocked grants free slots to waiting checks.
 func (q *CheckQueue) dispatchLocked() {
+	// An exempt check takes the exempt sources' own slot if it is free,
+	// and waits for a shared one otherwise. On the two-core host this
+	// queue was tuned for, one shared slot plus this one fill credstore's
+	// pool of one hash per core, and no more.
+	if len(q.exempt) > 0 && !q.reserveBusy {
+		next := q.exempt[0]
+		q.exempt = q.exempt[1:]
+		q.reserveBusy, next.reserve, next.granted = true, true, true
+		close(next.ready)
+	}
 	for q.running < q.limit() {
 		var next *checkTicket
 		if len(q.exempt) > 0 {
@@ -192,7 +208,11 @@ func (q *CheckQueue) remember(key netip.Prefix) {
 func (q *CheckQueue) done(t *checkTicket) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.running--
+	if t.reserve {
+		q.reserveBusy = false
+	} else {
+		q.running--
+	}
 	if !t.exempt {
 		if s := q.sources[t.key]; s != nil {
 			s.busy = false

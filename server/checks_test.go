@@ -161,17 +161,26 @@ func TestCheckQueueExemptFirst(t *testing.T) {
 		other := acquireAsync(t, q, ctx, "192.0.2.3")
 		e1 := acquireAsync(t, q, ctx, "127.0.0.2")
 		e2 := acquireAsync(t, q, ctx, "127.0.0.2")
+		// e1 runs at once in the exempt sources' own slot, with both
+		// shared slots busy; e2 waits for a slot, but before other.
+		if !isGranted(e1) || isGranted(e2) {
+			t.Fatalf("exempt granted %v %v with the shared slots busy; want the first at once, in the exempt slot",
+				isGranted(e1), isGranted(e2))
+		}
 		(<-h1)()
+		synctest.Wait()
+		if !isGranted(e2) || isGranted(other) {
+			t.Fatalf("freed slot: exempt granted %v, other %v; want the exempt check first", isGranted(e2), isGranted(other))
+		}
+		(<-e1)() // the exempt slot is not a shared one
+		synctest.Wait()
+		if isGranted(other) {
+			t.Fatal("a check from elsewhere ran in the exempt sources' own slot")
+		}
 		(<-h2)()
 		synctest.Wait()
-		if !isGranted(e1) || !isGranted(e2) || isGranted(other) {
-			t.Fatalf("exempt granted %v %v, other %v; want both exempt checks first, at once",
-				isGranted(e1), isGranted(e2), isGranted(other))
-		}
-		(<-e1)()
-		synctest.Wait()
 		if !isGranted(other) {
-			t.Fatal("waiting check not served once an exempt one ended")
+			t.Fatal("waiting check not served once a shared slot was free")
 		}
 		(<-e2)()
 		(<-other)()
@@ -222,4 +231,43 @@ func TestCheckQueueLeavesACore(t *testing.T) {
 	if got := q.limit(); got != max(1, n-1) {
 		t.Errorf("default concurrency %d with GOMAXPROCS %d, want %d", got, n, max(1, n-1))
 	}
+}
+
+// TestCheckQueueRecordRanksBehindNewSource: a source whose penalty has
+// drained still ranks behind a source that never failed, with one check in
+// flight each: otherwise a storm whose sources wait out their penalties in
+// turn keeps a new source waiting behind their guesses.
+func TestCheckQueueRecordRanksBehindNewSource(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		now := time.Unix(1000, 0)
+		pen := DefaultPenaltyBox()
+		pen.now = func() time.Time { return now }
+		storm := netip.MustParseAddr("198.51.100.7")
+		pen.Record(storm, PenaltyAuthFail)
+		now = now.Add(pen.AuthFail) // drained: no penalty left
+		if _, _, blocked := pen.Blocked(storm); blocked {
+			t.Fatal("storm source still blocked")
+		}
+		q := &CheckQueue{Concurrency: 1, PerSource: 1, score: pen.rank}
+		ctx := context.Background()
+		begin := func(src string) chan func() {
+			pen.beginCheck(netip.MustParseAddr(src))
+			return acquireAsync(t, q, ctx, src)
+		}
+		running := begin("203.0.113.1")
+		guess := begin(storm.String()) // waits first
+		fresh := begin("192.0.2.1")    // waits second
+		(<-running)()
+		synctest.Wait()
+		if !isGranted(fresh) || isGranted(guess) {
+			t.Fatalf("fresh granted %v, storm guess granted %v: want the source without a record first",
+				isGranted(fresh), isGranted(guess))
+		}
+		(<-fresh)()
+		synctest.Wait()
+		if !isGranted(guess) {
+			t.Fatal("the storm's guess never ran")
+		}
+		(<-guess)()
+	})
 }

@@ -39,6 +39,8 @@ const (
 	RefusedMaxStartups    = "max_startups"    // the StartupGate's random early drop or Full
 	RefusedPenalty        = "penalty"         // the source serves a penalty
 	RefusedPendingPenalty = "penalty_pending" // it would, counting its password checks in flight
+	RefusedPressure       = "pressure"        // a source with a penalty or a check in flight, while the gate is busy
+	RefusedEvicted        = "evicted"         // a pre-login connection closed to make room for a cleaner source
 )
 
 // refusedReason maps the log text of a refusal to its reason for Hooks.
@@ -47,6 +49,8 @@ var refusedReason = map[string]string{
 	refusedStartups:  RefusedMaxStartups,
 	refusedPenalty:   RefusedPenalty,
 	refusedPending:   RefusedPendingPenalty,
+	refusedPressure:  RefusedPressure,
+	evictedStartup:   RefusedEvicted,
 }
 
 // Results for Hooks.Login.

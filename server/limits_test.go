@@ -1,9 +1,18 @@
 package server
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
 	"net/netip"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"securechat/transport"
 )
 
 func TestStartupGateRandomEarlyDrop(t *testing.T) {
@@ -271,5 +280,238 @@ func TestPenaltyBoxCountsChecksInFlight(t *testing.T) {
 	}
 	if _, _, blocked := off.Blocked(src); blocked {
 		t.Fatal("penalties off, yet blocked")
+	}
+}
+
+// TestStartupGateRefusesScoredSourcesUnderPressure: from Start on, a source
+// with a penalty or a check in flight is refused, so the places left go to
+// sources with a clean record; below Start it is admitted as before.
+func TestStartupGateRefusesScoredSourcesUnderPressure(t *testing.T) {
+	now := time.Unix(1000, 0)
+	pen := DefaultPenaltyBox()
+	pen.now = func() time.Time { return now }
+	g := &StartupGate{Start: 2, Rate: 0, Full: 10, PerSource: 4, score: pen.score}
+	g.roll = func() int { return 99 }
+	failed := netip.MustParseAddr("192.0.2.1")
+	checking := netip.MustParseAddr("192.0.2.2")
+	pen.Record(failed, PenaltyAuthFail) // 5 s: far from Min, not blocked
+	defer pen.beginCheck(checking)()
+	if _, _, blocked := pen.Blocked(failed); blocked {
+		t.Fatal("one failure blocked the source")
+	}
+	if _, _, ok := g.Admit(failed); !ok {
+		t.Fatal("a source with a small penalty refused below Start")
+	}
+	if _, _, ok := g.Admit(netip.MustParseAddr("192.0.2.3")); !ok {
+		t.Fatal("a clean source refused below Start")
+	}
+	for _, src := range []netip.Addr{failed, checking} {
+		if _, why, ok := g.Admit(src); ok || why != refusedPressure {
+			t.Errorf("%v at Start: admitted=%v why=%q, want refused under pressure", src, ok, why)
+		}
+	}
+	if _, _, ok := g.Admit(netip.MustParseAddr("192.0.2.4")); !ok {
+		t.Error("a clean source refused at Start with the ramp admitting")
+	}
+	now = now.Add(pen.AuthFail)
+	if _, _, ok := g.Admit(failed); !ok {
+		t.Error("a source whose penalty drained refused at Start with the ramp admitting")
+	}
+}
+
+// TestStartupGateEvictsForCleanerSource: when the ramp would drop a
+// connection, it takes the place of the oldest connection still in its key
+// exchange of a source worse off (a higher score, or the same score and
+// at least two places more), never of one whose password is being checked
+// nor of one admitted as not evictable.
+func TestStartupGateEvictsForCleanerSource(t *testing.T) {
+	now := time.Unix(1000, 0)
+	pen := DefaultPenaltyBox()
+	pen.now = func() time.Time { return now }
+	g := &StartupGate{Start: 4, Full: 4, PerSource: 4, score: pen.score}
+	evicted := map[string]bool{}
+	admit := func(src, name string) (*startup, bool) {
+		st, _, ok := g.admit(netip.MustParseAddr(src), func() { evicted[name] = true })
+		return st, ok
+	}
+	// A flood source fills the gate (Start at Full: no ramp, a hard cap).
+	var flood []*startup
+	for i := range 4 {
+		st, ok := admit("198.51.100.1", fmt.Sprint("flood", i))
+		if !ok {
+			t.Fatalf("flood connection %d refused below Full", i)
+		}
+		flood = append(flood, st)
+	}
+	flood[0].beginCheck() // the oldest is being checked: not evictable
+	a, ok := admit("192.0.2.1", "a")
+	if !ok {
+		t.Fatal("a clean source refused, though a source with 4 places is in its key exchange")
+	}
+	if !evicted["flood1"] || len(evicted) != 1 {
+		t.Fatalf("evicted %v, want flood1 (the oldest not being checked) only", evicted)
+	}
+	if n := g.Unauthenticated(); n != 4 {
+		t.Fatalf("Unauthenticated = %d after an eviction, want 4", n)
+	}
+	flood[1].release() // the evicted connection ends: its place is not freed twice
+	if n := g.Unauthenticated(); n != 4 {
+		t.Fatalf("Unauthenticated = %d after the evicted connection ended, want 4", n)
+	}
+	if flood[1].beginCheck() {
+		t.Error("an evicted connection may still have its password checked")
+	}
+	if _, ok := admit("192.0.2.2", "b"); !ok || !evicted["flood2"] {
+		t.Fatalf("second clean source: admitted=%v evicted=%v, want flood2 evicted", ok, evicted)
+	}
+	if _, ok := admit("192.0.2.3", "x"); !ok || !evicted["flood3"] {
+		t.Fatalf("third clean source: admitted=%v evicted=%v, want flood3 evicted", ok, evicted)
+	}
+	// Now everybody holds one place (flood's being checked) and nobody has
+	// a score, so a newcomer is refused.
+	if _, why, ok := g.admit(netip.MustParseAddr("192.0.2.7"), nil); ok || why != refusedStartups {
+		t.Fatalf("fourth clean source: admitted=%v why=%q, want refused (max-startups)", ok, why)
+	}
+	// A source with a penalty loses its place to a clean one even with a
+	// single place, but one admitted as not evictable keeps it.
+	pen.Record(netip.MustParseAddr("192.0.2.1"), PenaltyAuthFail)
+	a.release()
+	if _, _, ok := g.Admit(netip.MustParseAddr("192.0.2.1")); !ok {
+		t.Fatal("not evictable connection refused with a free place")
+	}
+	if _, ok := admit("192.0.2.4", "c"); ok {
+		t.Fatal("evicted a connection admitted as not evictable, or one being checked")
+	}
+	if _, ok := admit("192.0.2.5", "d"); ok || evicted["b"] {
+		t.Fatalf("evicted b (same score, one place) for d: %v", evicted)
+	}
+	pen.Record(netip.MustParseAddr("192.0.2.2"), PenaltyAuthFail)
+	if _, ok := admit("192.0.2.6", "e"); !ok || !evicted["b"] {
+		t.Fatalf("clean source: admitted=%v evicted=%v, want b (penalised) evicted", ok, evicted)
+	}
+}
+
+// recordingHandler keeps the records logged through it, after waiting for
+// gate to open (if set): a log whose reader has fallen behind.
+type recordingHandler struct {
+	gate chan struct{}
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler            { return h }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	if h.gate != nil {
+		<-h.gate
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recs = append(h.recs, r.Clone())
+	return nil
+}
+
+// TestRefusalLogBounded: a storm of refusals makes at most two lines per
+// reason and interval, which still count every refusal.
+func TestRefusalLogBounded(t *testing.T) {
+	h := &recordingHandler{}
+	log := slog.New(h)
+	r := newRefusalLog(log, time.Hour)
+	for i := range 1000 {
+		r.refused(log.With("src", fmt.Sprint(i)), refusedPenalty)
+		if i%2 == 0 {
+			r.refused(log, refusedStartups)
+		}
+	}
+	r.flush()
+	r.refused(log, refusedPenalty) // a new interval: logged at once
+	counts := map[string]int64{}
+	for _, rec := range h.recs {
+		var reason string
+		n := int64(1)
+		rec.Attrs(func(a slog.Attr) bool {
+			switch a.Key {
+			case "reason":
+				reason = a.Value.String()
+			case "count":
+				n = a.Value.Int64()
+			}
+			return true
+		})
+		counts[reason] += n
+	}
+	if len(h.recs) != 5 {
+		t.Errorf("%d log lines for 1501 refusals of two reasons in two intervals, want 5", len(h.recs))
+	}
+	if counts[refusedPenalty] != 1001 || counts[refusedStartups] != 500 {
+		t.Errorf("lines count %v, want 1001 and 500", counts)
+	}
+}
+
+// TestRefusedWithoutWaitingForTheLog: a refused connection is ended before
+// its refusal is logged, so a log that has fallen behind (a full pipe)
+// does not keep refused connections open.
+func TestRefusedWithoutWaitingForTheLog(t *testing.T) {
+	h := &recordingHandler{gate: make(chan struct{})}
+	defer close(h.gate)
+	pen := DefaultPenaltyBox()
+	src := netip.MustParseAddr("127.0.3.1")
+	pen.Record(src, PenaltyGraceExceeded)
+	pen.Record(src, PenaltyGraceExceeded)
+	ts := startServer(t, transport.TCP, serverOpts{penalties: pen, logger: slog.New(h)})
+	for i := range 20 {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
+		c, err := d.Dial("tcp", ts.addr)
+		if errors.Is(err, syscall.ECONNRESET) {
+			continue // refused before the dial returned
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("refused connection %d still open after 5 s, while the log is blocked", i)
+		}
+		if err == nil {
+			t.Fatalf("refused connection %d got data", i)
+		}
+	}
+}
+
+// TestRefusedConnectionsCountInRecord: a source refused at accept earns
+// no penalty, but its record grows, so that its password checks rank
+// behind those of a source that was never refused.
+func TestRefusedConnectionsCountInRecord(t *testing.T) {
+	now := time.Unix(1000, 0)
+	pen := DefaultPenaltyBox()
+	pen.now = func() time.Time { return now }
+	gate := &StartupGate{Start: 1, Full: 1}
+	s := New(Config{Gate: gate, Penalties: pen, Logger: slog.New(slog.DiscardHandler)})
+	log := slog.New(slog.DiscardHandler)
+	holder, knocker := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.1")
+	st, _, ok := s.admit(holder, log, nil)
+	if !ok {
+		t.Fatal("first connection refused")
+	}
+	defer st.release()
+	for range 3 {
+		if _, refused, ok := s.admit(knocker, log, nil); ok {
+			t.Fatal("admitted beyond Full")
+		} else {
+			refused()
+		}
+	}
+	key := sourceBlock(knocker)
+	if _, _, blocked := pen.Blocked(knocker); blocked || pen.score(key) != 0 {
+		t.Errorf("refusals at accept penalised the source (score %v)", pen.score(key))
+	}
+	if r := pen.rank(key); r != 3*pen.NoAuth {
+		t.Errorf("rank after 3 refusals at accept = %v, want 3 × NoAuth = %v", r, 3*pen.NoAuth)
+	}
+	if r := pen.rank(sourceBlock(holder)); r != 0 {
+		t.Errorf("rank of a source never refused = %v, want 0", r)
 	}
 }

@@ -81,6 +81,8 @@ type Config struct {
 type Server struct {
 	cfg Config
 	log *slog.Logger
+	// refusals logs refused connections at a bounded rate.
+	refusals *refusalLog
 	// keys holds the host keys in use; SetHostKeys swaps them for new
 	// connections.
 	keys atomic.Pointer[hostKeys]
@@ -106,7 +108,8 @@ func New(cfg Config) *Server {
 	if cfg.Checks == nil {
 		cfg.Checks = &CheckQueue{Exempt: cfg.Gate.Exempt, PerSource: min(cfg.Gate.PerSource, 1)}
 	}
-	cfg.Checks.score = cfg.Penalties.score
+	cfg.Checks.score = cfg.Penalties.rank
+	cfg.Gate.score = cfg.Penalties.score
 	if cfg.LoginGraceTime <= 0 {
 		cfg.LoginGraceTime = handshake.DefaultLoginGraceTime
 	}
@@ -134,6 +137,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg:       cfg,
 		log:       log,
+		refusals:  newRefusalLog(log, time.Second),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
 	}
@@ -261,6 +265,7 @@ type loginVerifier struct {
 	log       *slog.Logger
 	src       netip.Addr
 	deadline  time.Time // the login grace time's end
+	startup   *startup  // the connection's place at the gate
 	failures  int
 	// noPasswords refuses every password (Config.PublicKeyOnly).
 	noPasswords bool
@@ -271,6 +276,12 @@ var errPasswordsOff = fmt.Errorf("%w: password logins are turned off (--auth pub
 func (v *loginVerifier) Verify(ctx context.Context, user string, password []byte) error {
 	ctx, cancel := context.WithDeadline(ctx, v.deadline)
 	defer cancel()
+	// Not evicted while its check waits or runs; one evicted just now is
+	// not checked at all.
+	defer v.startup.endCheck()
+	if !v.startup.beginCheck() {
+		return errors.New("server: password not checked: connection evicted")
+	}
 	end := v.penalties.beginCheck(v.src)
 	defer end()
 	var refused bool
@@ -374,20 +385,32 @@ func (v *loginVerifier) failed() {
 }
 
 // admit applies the PenaltyBox and the StartupGate to a new connection from
-// src, and logs a refusal. On success the caller must call release once.
-func (s *Server) admit(src netip.Addr, log *slog.Logger) (release func(), ok bool) {
+// src. On success the caller must release the place once; on refusal it
+// must call refused, after ending the connection, which logs why. If c is
+// not nil, the gate may evict it (see [StartupGate]) to make room for a
+// source that is better off.
+func (s *Server) admit(src netip.Addr, log *slog.Logger, c net.Conn) (st *startup, refused func(), ok bool) {
 	if left, why, blocked := s.cfg.Penalties.Blocked(src); blocked {
 		s.refused(why)
-		log.Info("connection refused", "reason", why, "for", left.Round(time.Second))
-		return nil, false
+		s.cfg.Penalties.Refused(src)
+		return nil, func() { s.refusals.refused(log, why, "for", left.Round(time.Second)) }, false
 	}
-	release, why, ok := s.cfg.Gate.Admit(src)
+	var evict func()
+	if c != nil {
+		evict = func() {
+			abort(c)
+			s.refused(evictedStartup)
+			s.refusals.refused(log, evictedStartup)
+		}
+	}
+	st, why, ok := s.cfg.Gate.admit(src, evict)
 	if !ok {
 		s.refused(why)
-		log.Info("connection refused", "reason", why, "unauthenticated", s.cfg.Gate.Unauthenticated())
-		return nil, false
+		s.cfg.Penalties.Refused(src)
+		n := s.cfg.Gate.Unauthenticated()
+		return nil, func() { s.refusals.refused(log, why, "unauthenticated", n) }, false
 	}
-	return release, true
+	return st, nil, true
 }
 
 // refused reports a refusal, logged as why, to Hooks.Refused.
@@ -412,12 +435,13 @@ func (s *Server) refused(why string) {
 func (s *Server) AdmitQUIC(remote net.Addr) (release func(dropped error), ok bool) {
 	src := addrOf(remote)
 	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
-	leave, ok := s.admit(src, log)
+	st, refused, ok := s.admit(src, log, nil)
 	if !ok {
+		refused()
 		return nil, false
 	}
 	return func(dropped error) {
-		leave()
+		st.release()
 		if dropped != nil {
 			s.penalize(src, PenaltyNoAuth)
 			log.Info("handshake failed", "err", dropped)
@@ -429,15 +453,16 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	start := time.Now()
 	src := sourceAddr(c)
 	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
-	release, ok := s.admit(src, log)
+	st, refused, ok := s.admit(src, log, c)
 	if !ok {
 		s.untrack(c)
 		abort(c)
+		refused()
 		return
 	}
 
 	verifier := &loginVerifier{hooks: &s.cfg.Hooks, next: s.cfg.Verifier, checks: s.cfg.Checks, penalties: s.cfg.Penalties,
-		log: log, src: src, deadline: start.Add(s.cfg.LoginGraceTime), noPasswords: s.cfg.PublicKeyOnly}
+		log: log, src: src, deadline: start.Add(s.cfg.LoginGraceTime), noPasswords: s.cfg.PublicKeyOnly, startup: st}
 	keys := s.keys.Load()
 	hcfg := &handshake.ServerConfig{
 		HostKey:        keys.current,
@@ -454,7 +479,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		hcfg.Negotiated = func(g handshake.Group) { group = g }
 	}
 	sess, err := handshake.Server(ctx, c, hcfg)
-	release()
+	st.release()
 	s.untrack(c)
 	if h := s.cfg.Hooks.Handshake; h != nil {
 		result := handshakeResult(err)

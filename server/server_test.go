@@ -508,10 +508,12 @@ func TestMalformedNameIsAuthFailure(t *testing.T) {
 
 // TestLoginStorm runs a password storm from 30 loopback sources (4
 // connections each, 3 wrong passwords per connection) against a real
-// server whose checks cost 100 ms each, as a default Argon2id hash does.
-// Two logged-in sessions keep chatting. Once the storm is under way, a
-// login from a fresh source and one from an exempt source must succeed
-// while the storm goes on.
+// server whose checks cost 100 ms each, as a default Argon2id hash does,
+// while 30 more sources keep 4 connections each open without a word, as
+// storm connections waiting for the server's CPU do: together they fill
+// the pre-login gate. Two logged-in sessions keep chatting. Once the gate
+// is full, a login from a fresh source and one from an exempt source must
+// each succeed at the first attempt while the storm goes on.
 func TestLoginStorm(t *testing.T) {
 	const (
 		sources   = 30
@@ -519,7 +521,11 @@ func TestLoginStorm(t *testing.T) {
 		checkCost = 100 * time.Millisecond
 	)
 	exempt, _ := ParsePrefixList([]string{"127.0.0.2"})
+	// serve's default caps without the random early drop (start = full),
+	// so that the gate is full when the logins below begin, whatever the
+	// dice.
 	gate := DefaultStartupGate()
+	gate.Start = gate.Full
 	gate.Exempt = exempt
 	pen := DefaultPenaltyBox()
 	pen.Exempt = exempt
@@ -580,6 +586,46 @@ func TestLoginStorm(t *testing.T) {
 	var refused, authFailed, tries int
 	var mu sync.Mutex
 	var storm sync.WaitGroup
+	squat := func(src string) {
+		defer storm.Done()
+		buf := make([]byte, 512)
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c, err := d.Dial("tcp", ts.addr)
+			if err != nil {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			// Hold the connection until the server ends it.
+			for {
+				c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+				_, err := c.Read(buf)
+				if ne, ok := err.(net.Error); err == nil || ok && ne.Timeout() {
+					select {
+					case <-stop:
+						c.Close()
+						return
+					default:
+						continue
+					}
+				}
+				break
+			}
+			c.Close()
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for s := range sources {
+		for range perSource {
+			storm.Add(1)
+			go squat(fmt.Sprintf("127.0.2.%d", s+1))
+		}
+	}
 	for s := range sources {
 		src := fmt.Sprintf("127.0.1.%d", s+1)
 		for range perSource {
@@ -612,10 +658,16 @@ func TestLoginStorm(t *testing.T) {
 		}
 	}
 
-	// Let the storm take hold first, then log in from a fresh source and
-	// from an exempt one, retrying refused connections for a bounded time
-	// as a client with a backoff would.
+	// Let the storm take hold and fill the gate first, then log in from a
+	// fresh source and from an exempt one, retrying refused connections
+	// for a bounded time as a client with a backoff would.
 	time.Sleep(500 * time.Millisecond)
+	for filled := time.Now(); gate.Unauthenticated() < gate.Full; {
+		if time.Since(filled) > 20*time.Second {
+			t.Fatalf("the storm never filled the gate: %d of %d places taken", gate.Unauthenticated(), gate.Full)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	login := func(local string) (tookTries int, took time.Duration, err error) {
 		start := time.Now()
 		for tookTries = 1; ; tookTries++ {
@@ -632,9 +684,13 @@ func TestLoginStorm(t *testing.T) {
 	}
 	freshTries, freshTook, freshErr := login("127.0.0.50")
 	exemptTries, exemptTook, exemptErr := login("127.0.0.2")
+	// A storm source is held off by its penalty: refused at accept once
+	// it reaches Min, or, while the gate is under pressure, as soon as it
+	// has any penalty or a check in flight.
 	blocked := 0
 	for s := range sources {
-		if _, _, ok := pen.Blocked(netip.AddrFrom4([4]byte{127, 0, 1, byte(s + 1)})); ok {
+		src := netip.AddrFrom4([4]byte{127, 0, 1, byte(s + 1)})
+		if _, _, ok := pen.Blocked(src); ok || pen.score(sourceBlock(src)) > 0 {
 			blocked++
 		}
 	}
@@ -642,11 +698,13 @@ func TestLoginStorm(t *testing.T) {
 	storm.Wait()
 	sent := <-chatDone
 
-	if freshErr != nil {
-		t.Errorf("login from a fresh source during the storm: %v after %d tries", freshErr, freshTries)
+	// A full gate is no reason to refuse a clean source: it takes the
+	// place of a connection from a source that holds more.
+	if freshErr != nil || freshTries != 1 {
+		t.Errorf("login from a fresh source during the storm: %v after %d tries, want success at the first", freshErr, freshTries)
 	}
-	if exemptErr != nil {
-		t.Errorf("login from an exempt source during the storm: %v after %d tries", exemptErr, exemptTries)
+	if exemptErr != nil || exemptTries != 1 {
+		t.Errorf("login from an exempt source during the storm: %v after %d tries, want success at the first", exemptErr, exemptTries)
 	}
 	// The storm's sources must be stopped by their penalties, not merely
 	// crowded out by the global cap.
