@@ -95,9 +95,13 @@ func (c *Conn) Shared(ctx context.Context, replicas int) (*Shared, error) {
 	kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      BucketName,
 		Description: "securechat bans, mutes, topics and MOTD",
-		History:     1,
-		Replicas:    replicas,
-		Storage:     jetstream.FileStorage,
+		// A few revisions per key, so that a watcher that falls behind
+		// (a loaded node) still sees a ban and the unban that follows it,
+		// not only the latest value: with one, the stream drops the
+		// older revision before a slow watcher reads it.
+		History:  8,
+		Replicas: replicas,
+		Storage:  jetstream.FileStorage,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: state bucket: %w", err)
