@@ -111,7 +111,7 @@ func startServer(t *testing.T, tr transport.Transport, o serverOpts) *testServer
 		Penalties: o.penalties,
 		Logger:    o.logger,
 	})
-	ln, err := tr.Listen(context.Background(), "127.0.0.1:0", &transport.Options{Admit: srv.AdmitQUIC})
+	ln, err := tr.Listen(context.Background(), "127.0.0.1:0", &transport.Options{Admit: srv.AdmitQUIC, Precheck: srv.PrecheckQUIC})
 	if err != nil {
 		t.Fatal(err)
 	}
