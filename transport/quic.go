@@ -39,7 +39,8 @@ func init() { Register(QUIC) }
 // being returned, and never hold up other connections. Until then each holds
 // one of the listener's pending places; Options.Admit lets the application
 // refuse a connection before it takes one for long, for example because its
-// source already holds its share.
+// source already holds its share, and Options.Precheck lets it refuse one at
+// its first packet, before the QUIC handshake costs anything.
 //
 // Conns implement ChannelBinder, Aborter and CloseWriter. What Read returns:
 //
@@ -81,8 +82,8 @@ const (
 	// maxPendingQUIC bounds the QUIC connections that finished their handshake
 	// but were not yet returned by Accept (waiting for the client's stream or
 	// for the application to call Accept). When it is reached the listener
-	// stops taking connections from quic-go, whose own queue then fills and
-	// refuses new handshakes.
+	// refuses each further connection with error 0x1 as quic-go hands it
+	// over, rather than leave quic-go's own queue to fill.
 	maxPendingQUIC = 64
 )
 
