@@ -82,8 +82,9 @@ const (
 	// maxPendingQUIC bounds the QUIC connections that finished their handshake
 	// but were not yet returned by Accept (waiting for the client's stream or
 	// for the application to call Accept). When it is reached the listener
-	// refuses each further connection with error 0x1 as quic-go hands it
-	// over, rather than leave quic-go's own queue to fill.
+	// stops taking connections from quic-go until a place frees (see
+	// acceptLoop); quic-go's own queue then holds those that finish their
+	// handshake, and refuses new ones once it is full.
 	maxPendingQUIC = 64
 )
 
@@ -524,32 +525,35 @@ func (l *quicListener) Close() error {
 
 // acceptLoop takes handshaken connections from quic-go and waits for each
 // one's stream on its own goroutine, so that a client slow to open its stream
-// does not hold up the others. It never waits for anything but quic-go:
-// while it waited, quic-go's own queue (32) would fill with connections
-// whose handshakes are done, and quic-go would refuse whoever came next,
-// from any source. A connection that finds every pending place taken is
-// refused here instead, which is what waiting would have come to.
+// does not hold up the others.
+//
+// When every pending place is taken it waits for one, and quic-go's own
+// queue (32) holds the connections that finish their handshake meanwhile:
+// their clients have usually written already, and get in as soon as a
+// stream-less connection times out. Refusing them at once instead served
+// fewer honest clients when many sources fill the places (5 of 40 rather
+// than 26 of 40 on loopback), and one source alone cannot fill the queue:
+// Precheck counts the connections in it against the source's share.
 func (l *quicListener) acceptLoop() {
 	for {
-		qc, err := l.ln.Accept(context.Background())
-		if err != nil {
-			return
-		}
 		select {
+		case l.slots <- struct{}{}:
 		case <-l.done:
 			// quic-go still returns the connections it queued before
 			// Close; refuse them until it reports the end.
-			l.load.leave(qc)
-			qc.CloseWithError(quicProtoFail, "")
-			continue
-		default:
+			for {
+				qc, err := l.ln.Accept(context.Background())
+				if err != nil {
+					return
+				}
+				l.load.leave(qc)
+				qc.CloseWithError(quicProtoFail, "")
+			}
 		}
-		select {
-		case l.slots <- struct{}{}:
-		default:
-			l.log.Debug("transport: quic: connection refused, no pending place left", "remote", qc.RemoteAddr().String())
-			l.refuse(qc)
-			continue
+		qc, err := l.ln.Accept(context.Background())
+		if err != nil {
+			<-l.slots
+			return
 		}
 		release := func(error) {}
 		if l.admit != nil {
