@@ -316,9 +316,12 @@ func runServe(c *cli.Context) error {
 	resetKey := handshake.StatelessResetKey(hostKey)
 	ln, err := tr.Listen(ctx, c.String("listen"), &transport.Options{
 		StatelessResetKey: &resetKey,
-		// Limits and penalties reach QUIC connections before their stream
-		// does, so one source cannot fill the places of waiting ones.
+		// Limits and penalties reach QUIC connections before their
+		// handshake (Precheck) and before their stream (Admit), so one
+		// source can neither fill the places of waiting ones nor make the
+		// server do handshakes it would refuse anyway.
 		Admit:                srv.AdmitQUIC,
+		Precheck:             srv.PrecheckQUIC,
 		HandshakeIdleTimeout: c.Duration("handshake-timeout"),
 		MaxIdleTimeout:       c.Duration("idle-timeout"),
 		KeepAlivePeriod:      c.Duration("keepalive"),

@@ -48,7 +48,7 @@ func startKeyServer(t *testing.T, tr transport.Transport, key ed25519.PublicKey,
 		Transport: tr.Name(), HostKey: hostKey, Verifier: &keyOnlyVerifier{key: key},
 		Hub: hub, Gate: &StartupGate{}, Penalties: pen, PublicKeyOnly: keysOnly,
 	})
-	ln, err := tr.Listen(context.Background(), "127.0.0.1:0", &transport.Options{Admit: srv.AdmitQUIC})
+	ln, err := tr.Listen(context.Background(), "127.0.0.1:0", &transport.Options{Admit: srv.AdmitQUIC, Precheck: srv.PrecheckQUIC})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,8 @@ func timedLogin(t *testing.T, ts *testServer, user string) time.Duration {
 // QUIC connections that never open their stream, more of them than the
 // listener has pending places, while a client from another source
 // (127.0.0.1) logs in. The flooding source gets its share of places and no
-// more; the rest of its connections are refused at once, and logged.
+// more; the rest of its connections are refused at once, most before their
+// QUIC handshake, and logged; the other source's logins are never refused.
 func TestQUICStreamlessStormFromOneSource(t *testing.T) {
 	const workers = 80 // more than the listener's pending places
 	logs := &syncBuffer{}
@@ -89,6 +90,11 @@ func TestQUICStreamlessStormFromOneSource(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				qc, err := flood.Dial(ctx, server, tlsConf, nil)
 				cancel()
+				var te *quic.TransportError
+				if errors.As(err, &te) && te.Remote && te.ErrorCode == quic.ConnectionRefused {
+					// Refused before its handshake.
+					refusals.Add(1)
+				}
 				if err == nil {
 					handshakes.Add(1)
 					// Hold the connection, stream-less, until the server
@@ -120,7 +126,7 @@ func TestQUICStreamlessStormFromOneSource(t *testing.T) {
 	// The storm is on once the server refuses the flood.
 	for deadline := time.Now().Add(10 * time.Second); refusals.Load() < workers; {
 		if time.Now().After(deadline) {
-			t.Fatalf("after %d QUIC handshakes from one source, only %d closed by the server", handshakes.Load(), refusals.Load())
+			t.Fatalf("after %d QUIC handshakes from one source, only %d refused by the server", handshakes.Load(), refusals.Load())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -130,7 +136,7 @@ func TestQUICStreamlessStormFromOneSource(t *testing.T) {
 	for range 5 {
 		slowest = max(slowest, timedLogin(t, ts, "alice"))
 	}
-	t.Logf("login from 127.0.0.1: %v before the storm, slowest of 5 during it %v (%d handshakes from 127.0.0.2, %d closed by the server so far)",
+	t.Logf("login from 127.0.0.1: %v before the storm, slowest of 5 during it %v (%d handshakes from 127.0.0.2, %d refused by the server so far)",
 		baseline, slowest, handshakes.Load(), refusals.Load())
 
 	out := logs.String()
@@ -239,5 +245,55 @@ func TestQUICAbortThenOrderlyClose(t *testing.T) {
 	var ae *quic.ApplicationError
 	if cause := context.Cause(qc.Context()); !errors.As(cause, &ae) || !ae.Remote || ae.ErrorCode != 0 || ae.ErrorMessage != "" {
 		t.Errorf("after ABORT the connection ended by %v, want the server's close with 0x0 and no reason", cause)
+	}
+}
+
+// TestPrecheckQUIC: the hook a QUIC listener calls before a connection's
+// handshake refuses a penalised source and a source whose admissions and
+// connections in handshake reach its share, passes others and exempt
+// sources, and logs the refusal.
+func TestPrecheckQUIC(t *testing.T) {
+	logs := &syncBuffer{}
+	exempt, err := ParsePrefixList([]string{"127.0.0.9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pen := &PenaltyBox{NoAuth: 20 * time.Second, Min: 15 * time.Second, Max: time.Minute}
+	srv := New(Config{
+		Transport: "quic",
+		Gate:      &StartupGate{PerSource: 2, Exempt: exempt},
+		Penalties: pen,
+		Logger:    slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	flooder := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 4000}
+	other := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
+
+	if !srv.PrecheckQUIC(flooder, 1) {
+		t.Fatal("a source with one connection in handshake and a share of two was refused")
+	}
+	if srv.PrecheckQUIC(flooder, 2) {
+		t.Fatal("a source with its share in handshake was let in")
+	}
+	if !strings.Contains(logs.String(), `msg="connection refused" src=127.0.0.2 transport=quic reason="too many unauthenticated connections from this source"`) {
+		t.Errorf("the refusal was not logged:\n%s", logs)
+	}
+	release, ok := srv.AdmitQUIC(flooder)
+	if !ok {
+		t.Fatal("AdmitQUIC refused the source's first connection")
+	}
+	if srv.PrecheckQUIC(flooder, 1) {
+		t.Error("a source holding one admission with one more in handshake was let in")
+	}
+	if !srv.PrecheckQUIC(other, 0) {
+		t.Error("another source was refused")
+	}
+	if !srv.PrecheckQUIC(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 9), Port: 4000}, 10) {
+		t.Error("an exempt source was refused")
+	}
+	release(nil)
+
+	pen.Record(netip.MustParseAddr("127.0.0.2"), PenaltyNoAuth)
+	if srv.PrecheckQUIC(flooder, 0) {
+		t.Error("a penalised source was let in")
 	}
 }

@@ -116,7 +116,7 @@ func startServer(t *testing.T, tr transport.Transport, o serverOpts) *testServer
 		Hooks:     o.hooks,
 		Record:    o.record,
 	})
-	ln, err := tr.Listen(context.Background(), "127.0.0.1:0", &transport.Options{Admit: srv.AdmitQUIC})
+	ln, err := tr.Listen(context.Background(), "127.0.0.1:0", &transport.Options{Admit: srv.AdmitQUIC, Precheck: srv.PrecheckQUIC})
 	if err != nil {
 		t.Fatal(err)
 	}

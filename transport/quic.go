@@ -39,7 +39,8 @@ func init() { Register(QUIC) }
 // being returned, and never hold up other connections. Until then each holds
 // one of the listener's pending places; Options.Admit lets the application
 // refuse a connection before it takes one for long, for example because its
-// source already holds its share.
+// source already holds its share, and Options.Precheck lets it refuse one at
+// its first packet, before the QUIC handshake costs anything.
 //
 // Conns implement ChannelBinder, Aborter and CloseWriter. What Read returns:
 //
@@ -81,8 +82,9 @@ const (
 	// maxPendingQUIC bounds the QUIC connections that finished their handshake
 	// but were not yet returned by Accept (waiting for the client's stream or
 	// for the application to call Accept). When it is reached the listener
-	// stops taking connections from quic-go, whose own queue then fills and
-	// refuses new handshakes.
+	// stops taking connections from quic-go until a place frees (see
+	// acceptLoop); quic-go's own queue then holds those that finish their
+	// handshake, and refuses new ones once it is full.
 	maxPendingQUIC = 64
 )
 
@@ -128,7 +130,7 @@ func (quicTransport) Listen(ctx context.Context, addr string, opts *Options) (ne
 		key := quic.StatelessResetKey(*opts.StatelessResetKey)
 		ep.tr.StatelessResetKey = &key
 	}
-	load := &handshakeLoad{retryAbove: quicRetryAbove}
+	load := &handshakeLoad{retryAbove: quicRetryAbove, precheck: opts.precheck(), log: log}
 	ep.tr.ConnContext = load.enter
 	ep.tr.VerifySourceAddress = load.verifySource
 	qln, err := ep.tr.Listen(tlsConf, conf)
@@ -316,9 +318,14 @@ func (ep *udpEndpoint) release() {
 // their source address first (a variable for tests).
 var quicRetryAbove int64 = maxPendingQUIC
 
+// errRefusedEarly is what quic-go hears from ConnContext when Options.Precheck
+// refuses a connection; quic-go then answers with CONNECTION_REFUSED.
+var errRefusedEarly = errors.New("transport: quic: source refused before its handshake")
+
 // handshakeLoad counts a listener's connections from their first packet
-// until the listener hands them to Accept or drops them, and turns on QUIC's
-// Retry (RFC 9000 §8.1.2) while there are more than retryAbove.
+// until the listener hands them to Admit or drops them, in all and per
+// source block, and turns on QUIC's Retry (RFC 9000 §8.1.2) while there are
+// more than retryAbove.
 //
 // The limits of Options.Admit apply once the QUIC handshake is done, which a
 // spoofed source address can never reach; but every Initial packet, spoofed
@@ -327,40 +334,138 @@ var quicRetryAbove int64 = maxPendingQUIC
 // the client must echo from its real address, so under load a flood from
 // spoofed addresses costs us a packet each and holds no state, while real
 // clients pay one round trip. Without load nobody pays it.
+//
+// Options.Precheck refuses a source before its handshake, counting its
+// connections already in handshake. Counting by an address nobody proved
+// would let a spoofer fill a victim's count, so only connections whose
+// address was proved count towards Precheck; and while a source block has a
+// connection in handshake, its next ones must prove their address with
+// Retry first. A spoofer thus holds one unproved connection per block at
+// most, and a real source's second and later concurrent connections are
+// counted.
 type handshakeLoad struct {
 	retryAbove int64
-	inFlight   atomic.Int64
-	retries    atomic.Int64 // Retry packets asked for, for tests
+	precheck   func(net.Addr, int) bool // nil: no early refusal
+	log        *slog.Logger
+
+	inFlight atomic.Int64
+	retries  atomic.Int64 // Retry packets asked for, for tests
+	refused  atomic.Int64 // connections Precheck refused, for tests
+
+	mu       sync.Mutex
+	all      map[netip.Prefix]int // connections in handshake per block
+	verified map[netip.Prefix]int // those whose source address was proved
 }
 
 type handshakeLoadKey struct{}
 
-// enter is quic-go's ConnContext: a new connection (its address verified
-// by Retry or not) starts counting, and stops when it closes or leave is
-// called, whichever comes first.
-func (h *handshakeLoad) enter(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
+// enter is quic-go's ConnContext, called at a connection's first Initial
+// packet (its address verified by Retry or not) before any handshake work:
+// Precheck may refuse it here; otherwise it starts counting, and stops when
+// it closes or leave is called, whichever comes first.
+func (h *handshakeLoad) enter(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+	key, keyed := quicSourceBlock(info.RemoteAddr)
+	h.mu.Lock()
+	if h.precheck != nil && !h.precheck(info.RemoteAddr, h.verified[key]) {
+		h.mu.Unlock()
+		h.refused.Add(1)
+		h.log.Debug("transport: quic: connection refused before its handshake", "remote", info.RemoteAddr.String())
+		return nil, errRefusedEarly
+	}
+	proved := info.AddrVerified
+	if keyed {
+		if h.all == nil {
+			h.all = make(map[netip.Prefix]int)
+			h.verified = make(map[netip.Prefix]int)
+		}
+		h.all[key]++
+		if proved {
+			h.verified[key]++
+		}
+	}
+	h.mu.Unlock()
 	h.inFlight.Add(1)
-	leave := sync.OnceFunc(func() { h.inFlight.Add(-1) })
-	ctx = context.WithValue(ctx, handshakeLoadKey{}, leave)
+	leaveBlock := sync.OnceFunc(func() {
+		if !keyed {
+			return
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.all[key]--; h.all[key] <= 0 {
+			delete(h.all, key)
+		}
+		if proved {
+			if h.verified[key]--; h.verified[key] <= 0 {
+				delete(h.verified, key)
+			}
+		}
+	})
+	leave := sync.OnceFunc(func() {
+		leaveBlock()
+		h.inFlight.Add(-1)
+	})
+	ctx = context.WithValue(ctx, handshakeLoadKey{}, loadLeave{block: leaveBlock, all: leave})
 	context.AfterFunc(ctx, leave)
 	return ctx, nil
 }
 
+// loadLeave ends a connection's counting: block its per-source count, once
+// Admit has taken it over; all, every count, once the listener is done with
+// it before Accept.
+type loadLeave struct{ block, all func() }
+
+// admitted stops counting qc by its source block once Admit has counted it.
+func (h *handshakeLoad) admitted(qc *quic.Conn) {
+	if l, ok := qc.Context().Value(handshakeLoadKey{}).(loadLeave); ok {
+		l.block()
+	}
+}
+
 // leave stops counting qc once the listener is done with it before Accept.
 func (h *handshakeLoad) leave(qc *quic.Conn) {
-	if leave, ok := qc.Context().Value(handshakeLoadKey{}).(func()); ok {
-		leave()
+	if l, ok := qc.Context().Value(handshakeLoadKey{}).(loadLeave); ok {
+		l.all()
 	}
 }
 
 // verifySource is quic-go's VerifySourceAddress, asked about each Initial
-// packet without a valid token.
-func (h *handshakeLoad) verifySource(net.Addr) bool {
-	if h.inFlight.Load() < h.retryAbove {
-		return false
+// packet without a valid token: Retry under load, and, when Precheck is set,
+// for a source block that already has a connection in handshake.
+func (h *handshakeLoad) verifySource(remote net.Addr) bool {
+	retry := h.inFlight.Load() >= h.retryAbove
+	if !retry && h.precheck != nil {
+		if key, ok := quicSourceBlock(remote); ok {
+			h.mu.Lock()
+			retry = h.all[key] > 0
+			h.mu.Unlock()
+		}
 	}
-	h.retries.Add(1)
-	return true
+	if retry {
+		h.retries.Add(1)
+	}
+	return retry
+}
+
+// quicSourceBlock is the unit Precheck's counts go by: the /32 of an IPv4
+// address, the /64 of an IPv6 one. The server's per-source limits count by
+// the same blocks (server.sourceBlock); the rule is repeated here because
+// transport must not depend on server.
+func quicSourceBlock(remote net.Addr) (netip.Prefix, bool) {
+	ua, ok := remote.(*net.UDPAddr)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(ua.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	a = a.Unmap()
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, err := a.Prefix(bits)
+	return p, err == nil
 }
 
 type quicListener struct {
@@ -421,18 +526,27 @@ func (l *quicListener) Close() error {
 // acceptLoop takes handshaken connections from quic-go and waits for each
 // one's stream on its own goroutine, so that a client slow to open its stream
 // does not hold up the others.
+//
+// When every pending place is taken it waits for one, and quic-go's own
+// queue (32) holds the connections that finish their handshake meanwhile:
+// their clients have usually written already, and get in as soon as a
+// stream-less connection times out. Refusing them at once instead served
+// fewer honest clients when many sources fill the places (5 of 40 rather
+// than 26 of 40 on loopback), and one source alone cannot fill the queue:
+// Precheck counts the connections in it against the source's share.
 func (l *quicListener) acceptLoop() {
 	for {
 		select {
 		case l.slots <- struct{}{}:
 		case <-l.done:
-			// quic-go still returns the connections it queued before Close;
-			// refuse them until it reports the end.
+			// quic-go still returns the connections it queued before
+			// Close; refuse them until it reports the end.
 			for {
 				qc, err := l.ln.Accept(context.Background())
 				if err != nil {
 					return
 				}
+				l.load.leave(qc)
 				qc.CloseWithError(quicProtoFail, "")
 			}
 		}
@@ -446,22 +560,29 @@ func (l *quicListener) acceptLoop() {
 			rel, ok := l.admit(qc.RemoteAddr())
 			if !ok {
 				l.log.Debug("transport: quic: connection not admitted", "remote", qc.RemoteAddr().String())
-				l.load.leave(qc)
 				<-l.slots
-				// CloseWithError waits for the connection's loop to end;
-				// this loop must get back to quic-go's queue at once, or a
-				// flood fills it and quic-go refuses everyone.
-				l.wg.Go(func() { qc.CloseWithError(quicProtoFail, "") })
+				l.refuse(qc)
 				continue
 			}
 			release = rel
 		}
+		// Admit counts it now; Precheck's count of connections in
+		// handshake lets go of it.
+		l.load.admitted(qc)
 		l.ep.acquire()
 		l.wg.Go(func() {
 			defer func() { <-l.slots }()
 			l.handOver(qc, release)
 		})
 	}
+}
+
+// refuse closes a connection acceptLoop will not keep, with error 0x1.
+func (l *quicListener) refuse(qc *quic.Conn) {
+	l.load.leave(qc)
+	// CloseWithError waits for the connection's loop to end; acceptLoop
+	// must get back to quic-go's queue at once.
+	l.wg.Go(func() { qc.CloseWithError(quicProtoFail, "") })
 }
 
 // errListenerClosed is what release hears about a connection the listener

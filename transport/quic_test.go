@@ -592,3 +592,88 @@ func TestQUICRetryUnderLoad(t *testing.T) {
 		t.Errorf("%d Retry packets before the load was gone, %d after; the client after the load was asked too", retries, n)
 	}
 }
+
+// TestQUICPrecheckPerSource: with Options.Precheck capping each source at
+// two connections, counting those in handshake, a burst of connections from
+// one source (127.0.0.2) gets only a few QUIC handshakes done: the rest are
+// refused with CONNECTION_REFUSED before theirs, while a client from
+// another source (127.0.0.1) connects as usual.
+func TestQUICPrecheckPerSource(t *testing.T) {
+	const perSource, burst = 2, 20
+	var mu sync.Mutex
+	held := make(map[string]int)       // admitted and not yet released, by IP
+	handshakes := make(map[string]int) // handshakes done, by IP
+	ipOf := func(a net.Addr) string { return a.(*net.UDPAddr).IP.String() }
+	ln := listenQUIC(t, &Options{
+		// Long enough that the flood's connections hold their places
+		// until the test ends.
+		StreamTimeout: testTimeout,
+		Precheck: func(remote net.Addr, handshaking int) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return held[ipOf(remote)]+handshaking < perSource
+		},
+		Admit: func(remote net.Addr) (func(error), bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			ip := ipOf(remote)
+			handshakes[ip]++
+			held[ip]++
+			return func(error) {
+				mu.Lock()
+				defer mu.Unlock()
+				held[ip]--
+			}, true
+		},
+	})
+	load := ln.(*quicListener).load
+
+	pc, err := net.ListenPacket("udp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flood := &quic.Transport{Conn: pc}
+	t.Cleanup(func() { flood.Close(); pc.Close() })
+	tlsConf := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{quicALPN}}
+	var wg sync.WaitGroup
+	errs := make(chan error, burst)
+	for range burst {
+		wg.Go(func() {
+			_, err := flood.Dial(testCtx(t), ln.Addr().(*net.UDPAddr), tlsConf, nil)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	refused := 0
+	for err := range errs {
+		var te *quic.TransportError
+		switch {
+		case err == nil:
+		case errors.As(err, &te) && te.Remote && te.ErrorCode == quic.ConnectionRefused:
+			refused++
+		default:
+			t.Errorf("flood connection failed with %v, want CONNECTION_REFUSED from the server", err)
+		}
+	}
+
+	good := dialQUIC(t, ln, nil)
+	server := acceptQUIC(t, ln)
+	closeAtCleanup(t, good, server)
+
+	mu.Lock()
+	done := handshakes["127.0.0.2"]
+	mu.Unlock()
+	// One connection whose address is not yet proved may slip past the
+	// count (see handshakeLoad), hence perSource+1.
+	if done > perSource+1 {
+		t.Errorf("%d QUIC handshakes done for one source capped at %d", done, perSource)
+	}
+	if refused < burst-perSource-1 {
+		t.Errorf("%d of %d connections from the flooding source refused, want all but at most %d", refused, burst, perSource+1)
+	}
+	// (A refused client may send its Initial again, refused again.)
+	if n := load.refused.Load(); n < int64(refused) {
+		t.Errorf("listener refused %d connections before their handshake, clients saw %d refusals", n, refused)
+	}
+}

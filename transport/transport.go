@@ -118,6 +118,24 @@ type Options struct {
 	// the time the listener's Close returns, every release has been called.
 	Admit func(remote net.Addr) (release func(dropped error), ok bool)
 
+	// Precheck, if not nil, decides whether a QUIC listener starts a
+	// connection from remote at all. It is called at the connection's first
+	// Initial packet, before any handshake work; if it returns false the
+	// listener answers CONNECTION_REFUSED and keeps no state, so a source
+	// the server would refuse anyway (penalised, or holding its share) costs
+	// neither a handshake nor a place in the listener's queues.
+	// handshaking is how many other connections from the same source block
+	// (the /32 of an IPv4 address, the /64 of an IPv6 one) whose address
+	// was proved are between their first packet and Admit; add it to what
+	// the source already holds to apply a per-source cap. Calls come from
+	// quic-go's packet-handling goroutine, under a lock of the listener, so
+	// Precheck must be quick and must never block or call back into the
+	// listener. Setting Precheck also makes the listener ask a source that
+	// already has a connection in handshake to prove its address (Retry)
+	// before its next one, so a spoofed address cannot fill another's count.
+	// TCP ignores it.
+	Precheck func(remote net.Addr, handshaking int) bool
+
 	// MaxIdleTimeout ends a QUIC connection on which nothing has been
 	// received for this long (the effective value is the smaller of both
 	// peers' values). Reads then fail with ErrAborted. TCP ignores it. 0
@@ -190,6 +208,13 @@ func (o *Options) admit() func(net.Addr) (func(error), bool) {
 		return nil
 	}
 	return o.Admit
+}
+
+func (o *Options) precheck() func(net.Addr, int) bool {
+	if o == nil {
+		return nil
+	}
+	return o.Precheck
 }
 
 func (o *Options) maxIdleTimeout() time.Duration {
