@@ -95,8 +95,6 @@ type Server struct {
 	conns     map[net.Conn]struct{} // not yet handed to the hub
 	shutting  bool
 	wg        sync.WaitGroup
-
-	quicRefusals refusalLog // PrecheckQUIC's refusals, see quicadmit.go
 }
 
 // New returns a Server for cfg.
