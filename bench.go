@@ -199,7 +199,7 @@ func benchTarget(c *cli.Context, accounts int, stderr io.Writer) (*bench.Target,
 		if err != nil {
 			return nil, nil, fmt.Errorf("password file: %w", err)
 		}
-		pw = trimOneNewline(pw)
+		pw = trimLineBreak(pw)
 		if err := credstore.CheckName(bench.AccountName(c.String("prefix"), accounts-1)); err != nil {
 			return nil, nil, usageError("--prefix: %v", err)
 		}
@@ -624,7 +624,7 @@ default cost at its first login. 'securechat bench server' never does.`,
 			if err != nil {
 				return fmt.Errorf("password file: %w", err)
 			}
-			pw = trimOneNewline(pw)
+			pw = trimLineBreak(pw)
 			if err := credstore.CheckPassword(pw); err != nil {
 				return usageError("--password-file: %v", err)
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"securechat/client/tui"
 	"securechat/handshake"
 )
 
@@ -95,7 +96,7 @@ func knownHostsRemove(c *cli.Context) error {
 		return withCode(exitError, fmt.Errorf("%s is not in %s", hostport, file), "")
 	}
 	for _, r := range removed {
-		fmt.Fprintf(c.App.Writer, "removed %s:%d: %s\n", file, r.Line, sanitize(strings.TrimSpace(r.Text)))
+		fmt.Fprintf(c.App.Writer, "removed %s:%d: %s\n", file, r.Line, tui.Sanitize(strings.TrimSpace(r.Text)))
 	}
 	return nil
 }

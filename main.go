@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"securechat/chat"
+	"securechat/client"
 )
 
 // Exit codes, documented in README.md.
@@ -102,24 +103,48 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	code := exitError
-	var ce *codedError
-	if errors.As(err, &ce) {
-		code = ce.code
-	}
-	var ec cli.ExitCoder
-	if !errors.As(err, &ce) && errors.As(err, &ec) {
-		code = ec.ExitCode()
-	}
+	code := exitCode(err)
 	// Error texts can carry what a server sent; whatever path they took,
 	// nothing reaches the terminal that could drive it.
 	if msg := chat.SanitizeMultiline(err.Error()); msg != "" {
 		fmt.Fprintf(stderr, "securechat: error: %s\n", msg)
 	}
-	if ce != nil && ce.hint != "" {
-		fmt.Fprintf(stderr, "securechat: hint: %s\n", ce.hint)
+	if hint := errorHint(err); hint != "" {
+		fmt.Fprintf(stderr, "securechat: hint: %s\n", hint)
 	}
 	return code
+}
+
+// exitCode is the one place where errors become exit codes: a usage error
+// or an error with a code of its own keeps it, the client's kinds of
+// failure get theirs, and anything else is 1.
+func exitCode(err error) int {
+	var ce *codedError
+	var ec cli.ExitCoder
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ce):
+		return ce.code
+	case errors.Is(err, client.ErrServerNotAuthenticated):
+		return exitHostKey
+	case errors.Is(err, client.ErrAuthFailed):
+		return exitAuthFailed
+	case errors.Is(err, client.ErrConnectionLost):
+		return exitConnectLost
+	case errors.As(err, &ec):
+		return ec.ExitCode()
+	}
+	return exitError
+}
+
+// errorHint is the hint line attached to err, if any.
+func errorHint(err error) string {
+	var ce *codedError
+	if errors.As(err, &ce) && ce.hint != "" {
+		return ce.hint
+	}
+	return client.Hint(err)
 }
 
 func main() {

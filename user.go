@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"securechat/client"
 	"securechat/credstore"
 )
 
@@ -24,7 +25,7 @@ func init() {
 var (
 	userStdin        io.Reader = os.Stdin
 	userStdinIsTTY             = func() bool { return term.IsTerminal(int(os.Stdin.Fd())) }
-	userReadPassword           = readPasswordTTYContext
+	userReadPassword           = client.ReadPassword
 )
 
 const userHelp = `Accounts live in a creds file (by default creds.txt in the state directory,

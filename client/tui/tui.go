@@ -1,8 +1,8 @@
-package main
+package tui
 
 // The interactive client UI is a line editor (golang.org/x/term's Terminal)
 // with chat lines printed above the prompt. Its one rule: every byte for the
-// terminal goes through termUI.outMu and then Terminal.Write, so a line shown
+// terminal goes through UI.outMu and then Terminal.Write, so a line shown
 // from the network goroutine clears the prompt, prints, and redraws the prompt
 // and the partial input, and never lands in the middle of what is typed.
 
@@ -41,22 +41,22 @@ var defaultCommands = []string{
 	"/names", "/nick", "/part", "/query", "/quit", "/reply", "/who", "/whois",
 }
 
-// termUIOptions tunes a termUI. The zero value gives colours (unless
+// Options tunes a UI. The zero value gives colours (unless
 // NO_COLOR is set), timestamps and a bell on mentions.
-type termUIOptions struct {
+type Options struct {
 	Self         string // own nick: skipped by completion, never a mention
 	NoColor      bool   // monochrome; a non-empty NO_COLOR environment variable also forces it
 	NoTimestamps bool   // no "HH:MM" before each line
 	NoBell       bool   // no BEL on mentions
 }
 
-// termUI is the interactive chat UI over a terminal in raw mode (or any
+// UI is the interactive chat UI over a terminal in raw mode (or any
 // io.ReadWriter, which is how it is tested).
 //
 // Show, EndOfHistory, SetRoom, SetNicks, SetSelf, SetCommands and SetSize
 // are safe from any goroutine at any time. ReadLine must be called from one
 // goroutine at a time.
-type termUI struct {
+type UI struct {
 	t *term.Terminal
 
 	// outMu serialises all output and guards the fields below it. While a
@@ -103,10 +103,10 @@ type historyCount struct {
 	first time.Time
 }
 
-// newTermUI builds the UI over rw, which must be a terminal already in raw
+// New builds the UI over rw, which must be a terminal already in raw
 // mode, or pipes in tests. The prompt is "> " until SetRoom is called.
-func newTermUI(rw io.ReadWriter, opts termUIOptions) *termUI {
-	ui := &termUI{
+func New(rw io.ReadWriter, opts Options) *UI {
+	ui := &UI{
 		fmt: tuiFormatter{
 			color:      !opts.NoColor && os.Getenv("NO_COLOR") == "",
 			timestamps: !opts.NoTimestamps,
@@ -133,9 +133,9 @@ func newTermUI(rw io.ReadWriter, opts termUIOptions) *termUI {
 
 // SetRoom shows room in the prompt, as "[#general] > ". An empty room
 // gives "> ".
-func (ui *termUI) SetRoom(room string) {
+func (ui *UI) SetRoom(room string) {
 	p := "> "
-	if room = sanitize(room); room != "" {
+	if room = Sanitize(room); room != "" {
 		p = "[" + room + "] > "
 	}
 	ui.outMu.Lock()
@@ -148,7 +148,7 @@ func (ui *termUI) SetRoom(room string) {
 }
 
 // SetSelf changes the own nick (after /nick).
-func (ui *termUI) SetSelf(nick string) {
+func (ui *UI) SetSelf(nick string) {
 	ui.outMu.Lock()
 	ui.fmt.self = nick
 	ui.outMu.Unlock()
@@ -158,7 +158,7 @@ func (ui *termUI) SetSelf(nick string) {
 }
 
 // SetNicks replaces the list of nicks offered by Tab completion.
-func (ui *termUI) SetNicks(nicks []string) {
+func (ui *UI) SetNicks(nicks []string) {
 	s := slices.Clone(nicks)
 	slices.SortFunc(s, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
 	ui.compMu.Lock()
@@ -168,7 +168,7 @@ func (ui *termUI) SetNicks(nicks []string) {
 
 // SetCommands replaces the commands completed after "/" at the start of the
 // line. Each entry includes its slash, as in "/join".
-func (ui *termUI) SetCommands(cmds []string) {
+func (ui *UI) SetCommands(cmds []string) {
 	s := slices.Clone(cmds)
 	slices.Sort(s)
 	ui.compMu.Lock()
@@ -179,7 +179,7 @@ func (ui *termUI) SetCommands(cmds []string) {
 // SetMaxLine sets the longest line, in bytes, that the editor accepts
 // (at most 4096). Keys that would make the line longer are refused, and
 // the user is told once per line, so a long paste is never cut silently.
-func (ui *termUI) SetMaxLine(n int) {
+func (ui *UI) SetMaxLine(n int) {
 	n = max(1, min(n, maxEditorLine))
 	ui.compMu.Lock()
 	ui.maxLine = n
@@ -188,13 +188,13 @@ func (ui *termUI) SetMaxLine(n int) {
 
 // SetSize tells the line editor the terminal size, needed to redraw input
 // that wraps. sizeFn, when set with setSizeFunc, makes this automatic.
-func (ui *termUI) SetSize(width, height int) {
+func (ui *UI) SetSize(width, height int) {
 	ui.outMu.Lock()
 	defer ui.outMu.Unlock()
 	ui.setSizeLocked(width, height)
 }
 
-func (ui *termUI) setSizeLocked(width, height int) {
+func (ui *UI) setSizeLocked(width, height int) {
 	if width <= 0 || width == ui.width {
 		return
 	}
@@ -205,14 +205,14 @@ func (ui *termUI) setSizeLocked(width, height int) {
 // setSizeFunc makes the UI poll the terminal size before each shown line
 // and each prompt, which follows window resizes without a SIGWINCH handler
 // (there is none on Windows).
-func (ui *termUI) setSizeFunc(fn func() (width, height int, err error)) {
+func (ui *UI) setSizeFunc(fn func() (width, height int, err error)) {
 	ui.outMu.Lock()
 	defer ui.outMu.Unlock()
 	ui.sizeFn = fn
 	ui.pollSizeLocked()
 }
 
-func (ui *termUI) pollSizeLocked() {
+func (ui *UI) pollSizeLocked() {
 	if ui.sizeFn == nil {
 		return
 	}
@@ -229,7 +229,7 @@ func (ui *termUI) pollSizeLocked() {
 // either an explicit EndOfHistory call or, failing that, the first live
 // event for the room. Mentions of the own nick are highlighted in every
 // line, and ring the bell only in live lines.
-func (ui *termUI) Show(ev displayEvent) {
+func (ui *UI) Show(ev Event) {
 	ui.outMu.Lock()
 	defer ui.outMu.Unlock()
 	ui.pollSizeLocked()
@@ -267,7 +267,7 @@ func (ui *termUI) Show(ev displayEvent) {
 // messages seen by Show when it is positive; with n <= 0 the counted number
 // is used, and nothing is printed if none were seen. Use "" as room for DM
 // history.
-func (ui *termUI) EndOfHistory(room string, n int) {
+func (ui *UI) EndOfHistory(room string, n int) {
 	ui.outMu.Lock()
 	defer ui.outMu.Unlock()
 	hc := ui.pending[room]
@@ -289,7 +289,7 @@ func (ui *termUI) EndOfHistory(room string, n int) {
 // historyKey names the stream an event belongs to for the new-messages
 // marker: its room, or "" for DMs. Lines outside any room and DM (system
 // messages, errors) belong to none, so they neither count nor end a replay.
-func historyKey(ev displayEvent) (string, bool) {
+func historyKey(ev Event) (string, bool) {
 	switch {
 	case ev.Kind == "dm":
 		return "", true
@@ -299,7 +299,7 @@ func historyKey(ev displayEvent) (string, bool) {
 	return "", false
 }
 
-func (ui *termUI) markerLine(room string, n int, since time.Time) string {
+func (ui *UI) markerLine(room string, n int, since time.Time) string {
 	s := newMessagesMarker(room, n, since)
 	if ui.fmt.color {
 		s = sgrDim + s + sgrReset
@@ -315,7 +315,7 @@ func (ui *termUI) markerLine(room string, n int, since time.Time) string {
 // Ctrl-C with text on the line clears the line; Ctrl-C or Ctrl-D on an empty
 // line returns io.EOF, as does the end of the input stream. After io.EOF every
 // later call returns io.EOF at once: the user asked to quit.
-func (ui *termUI) ReadLine() (string, error) {
+func (ui *UI) ReadLine() (string, error) {
 	ui.outMu.Lock()
 	ui.pollSizeLocked()
 	ui.outMu.Unlock()
@@ -347,7 +347,7 @@ func (ui *termUI) ReadLine() (string, error) {
 // line editor leaves on screen, with the cursor just below them. x/term
 // wraps a row at exactly the terminal width, so prompt+line covers
 // len/width+1 rows.
-func (ui *termUI) eraseSubmittedLocked(line string) {
+func (ui *UI) eraseSubmittedLocked(line string) {
 	n := utf8.RuneCountInString(ui.prompt) + utf8.RuneCountInString(line)
 	rows := n/ui.width + 1
 	ui.t.Write([]byte(strings.Repeat("\x1b[1A\x1b[2K", rows)))
@@ -357,7 +357,7 @@ func (ui *termUI) eraseSubmittedLocked(line string) {
 // (arriving as keyCancel) and the line limit. The editor calls it for
 // every key it has no binding of its own for, which covers every printable
 // key. It runs on the ReadLine goroutine.
-func (ui *termUI) onKey(line string, pos int, key rune) (string, int, bool) {
+func (ui *UI) onKey(line string, pos int, key rune) (string, int, bool) {
 	ui.compMu.Lock()
 	limit := ui.maxLine
 	ui.compMu.Unlock()
@@ -389,7 +389,7 @@ func (ui *termUI) onKey(line string, pos int, key rune) (string, int, bool) {
 
 // lineFull tells the user, once until a key is accepted again, that the
 // line is full and what was typed or pasted past the limit was left out.
-func (ui *termUI) lineFull(limit int) {
+func (ui *UI) lineFull(limit int) {
 	if ui.limitShown {
 		return
 	}
@@ -398,7 +398,7 @@ func (ui *termUI) lineFull(limit int) {
 		ui.outMu.Lock()
 		defer ui.outMu.Unlock()
 	}
-	line, _ := ui.fmt.format(displayEvent{Time: time.Now(), Kind: "error",
+	line, _ := ui.fmt.format(Event{Time: time.Now(), Kind: "error",
 		Text: fmt.Sprintf("the line is full (%d bytes, the most one message may have): the rest was not added", limit)})
 	io.WriteString(ui.t, line+"\n")
 }
@@ -407,7 +407,7 @@ func (ui *termUI) lineFull(limit int) {
 // of the line, else a nick ("nick: " at the start of the line, "nick "
 // elsewhere, as irssi and ssh-chat do). With several candidates it extends
 // the word to their longest common prefix, if that adds anything.
-func (ui *termUI) complete(line string, pos int) (string, int, bool) {
+func (ui *UI) complete(line string, pos int) (string, int, bool) {
 	if pos < 0 || pos > len(line) {
 		return "", 0, false
 	}
@@ -487,8 +487,8 @@ func commonPrefixFold(ss []string) string {
 // inputFilter sits between the terminal and the line editor. It turns
 // Ctrl-C into keyCancel, and hands over input in chunks that end at the
 // first Enter or Ctrl-C, so that the key is processed before anything
-// typed after it. Before handing over an Enter it takes outMu (see termUI).
-type inputFilter struct{ ui *termUI }
+// typed after it. Before handing over an Enter it takes outMu (see UI).
+type inputFilter struct{ ui *UI }
 
 func (f inputFilter) Read(p []byte) (int, error) {
 	ui := f.ui
@@ -613,10 +613,10 @@ func (h *inputHistory) Len() int { return len(h.entries) }
 // At returns the idx-th most recent entry (0 is the newest).
 func (h *inputHistory) At(idx int) string { return h.entries[len(h.entries)-1-idx] }
 
-// newTTYUI puts the terminal on in into raw mode and builds the UI over in
+// NewTTY puts the terminal on in into raw mode and builds the UI over in
 // and out, following the terminal's size. restore erases the prompt and
 // restores the terminal mode; later calls do nothing.
-func newTTYUI(in, out *os.File, opts termUIOptions) (ui *termUI, restore func() error, err error) {
+func NewTTY(in, out *os.File, opts Options) (ui *UI, restore func() error, err error) {
 	fd := int(in.Fd())
 	if !term.IsTerminal(fd) {
 		return nil, nil, errors.New("interactive mode needs a terminal on standard input")
@@ -625,7 +625,7 @@ func newTTYUI(in, out *os.File, opts termUIOptions) (ui *termUI, restore func() 
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot set the terminal to raw mode: %w", err)
 	}
-	ui = newTermUI(struct {
+	ui = New(struct {
 		io.Reader
 		io.Writer
 	}{in, out}, opts)

@@ -1,4 +1,4 @@
-package main
+package tui
 
 import (
 	"encoding/json"
@@ -197,16 +197,16 @@ func (s *vtScreen) dump() string {
 	return b.String()
 }
 
-// tuiHarness runs a termUI over two net.Pipes: keystrokes in, terminal
+// tuiHarness runs a UI over two net.Pipes: keystrokes in, terminal
 // output into a vtScreen. net.Pipe deadlines keep a broken test from hanging.
 type tuiHarness struct {
 	t    *testing.T
-	ui   *termUI
+	ui   *UI
 	keys net.Conn
 	scr  *vtScreen
 }
 
-func newTUIHarness(t *testing.T, opts termUIOptions) *tuiHarness {
+func newTUIHarness(t *testing.T, opts Options) *tuiHarness {
 	t.Helper()
 	uiIn, keys := net.Pipe()
 	uiOut, screenEnd := net.Pipe()
@@ -231,7 +231,7 @@ func newTUIHarness(t *testing.T, opts termUIOptions) *tuiHarness {
 			}
 		}
 	}()
-	ui := newTermUI(struct {
+	ui := New(struct {
 		io.Reader
 		io.Writer
 	}{uiIn, uiOut}, opts)
@@ -315,8 +315,8 @@ func (h *tuiHarness) expectLine(ch <-chan lineResult, want string) {
 	}
 }
 
-func monoOpts() termUIOptions {
-	return termUIOptions{Self: "carol", NoColor: true, NoTimestamps: true}
+func monoOpts() Options {
+	return Options{Self: "carol", NoColor: true, NoTimestamps: true}
 }
 
 func TestTermUIShowWhileTyping(t *testing.T) {
@@ -331,7 +331,7 @@ func TestTermUIShowWhileTyping(t *testing.T) {
 	for g := range 4 {
 		wg.Go(func() {
 			for i := range n / 4 {
-				h.ui.Show(displayEvent{Kind: "msg", Room: "#general", From: "alice",
+				h.ui.Show(Event{Kind: "msg", Room: "#general", From: "alice",
 					Text: fmt.Sprintf("line %d-%02d", g, i)})
 			}
 		})
@@ -367,7 +367,7 @@ func TestTermUIShowWhileTyping(t *testing.T) {
 	h.waitFor("input erased", func(s *vtScreen) bool {
 		return s.y == n && s.x == 0 && !slices.Contains(s.lines(), prompt)
 	})
-	h.ui.Show(displayEvent{Kind: "msg", Room: "#general", From: "carol", Text: "hello world"})
+	h.ui.Show(Event{Kind: "msg", Room: "#general", From: "carol", Text: "hello world"})
 	h.waitFor("server echo in place of the input", func(s *vtScreen) bool {
 		ls := s.lines()
 		return len(ls) > n && ls[n] == "#general <carol> hello world"
@@ -382,13 +382,13 @@ func TestTermUIEraseWrappedInput(t *testing.T) {
 			h.scr.width = 20
 			h.scr.mu.Unlock()
 			h.ui.SetSize(20, 24)
-			h.ui.Show(displayEvent{Kind: "system", Text: "above"})
+			h.ui.Show(Event{Kind: "system", Text: "above"})
 			h.waitRaw("above")
 			res := h.readLineAsync()
 			input := strings.Repeat("x", n)
 			h.typeKeys(input + "\r")
 			h.expectLine(res, input)
-			h.ui.Show(displayEvent{Kind: "system", Text: "below"})
+			h.ui.Show(Event{Kind: "system", Text: "below"})
 			h.waitFor("input erased", func(s *vtScreen) bool {
 				ls := s.lines()
 				for len(ls) > 0 && ls[len(ls)-1] == "" {
@@ -521,10 +521,10 @@ func TestTermUITabCompletionTyped(t *testing.T) {
 }
 
 func TestTermUIComplete(t *testing.T) {
-	ui := newTermUI(struct {
+	ui := New(struct {
 		io.Reader
 		io.Writer
-	}{strings.NewReader(""), io.Discard}, termUIOptions{Self: "carol"})
+	}{strings.NewReader(""), io.Discard}, Options{Self: "carol"})
 	ui.SetNicks([]string{"alice", "bob", "bobby", "carol", "dave", "Dan", "bob"})
 	tests := []struct {
 		line    string
@@ -580,7 +580,7 @@ func TestTermUIComplete(t *testing.T) {
 }
 
 func TestTermUIColour(t *testing.T) {
-	ev := displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "colour test"}
+	ev := Event{Kind: "msg", Room: "#general", From: "alice", Text: "colour test"}
 	alice := fmt.Sprintf("\x1b[38;5;%dmalice", nickColor("alice"))
 	tests := []struct {
 		name    string
@@ -596,7 +596,7 @@ func TestTermUIColour(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("NO_COLOR", tt.noColor)
-			h := newTUIHarness(t, termUIOptions{Self: "carol", NoColor: tt.opt, NoTimestamps: true})
+			h := newTUIHarness(t, Options{Self: "carol", NoColor: tt.opt, NoTimestamps: true})
 			h.ui.Show(ev)
 			h.waitRaw("colour test\r\n")
 			raw := string(h.scr.raw)
@@ -643,21 +643,21 @@ func TestNickPalette(t *testing.T) {
 func TestTermUIMentions(t *testing.T) {
 	h := newTUIHarness(t, monoOpts())
 	steps := []struct {
-		ev        displayEvent
+		ev        Event
 		bells     int // total so far
 		highlight bool
 	}{
-		{displayEvent{Kind: "msg", Room: "#g", From: "alice", Text: "hi carol! [1]"}, 1, true},
-		{displayEvent{Kind: "msg", Room: "#g", From: "alice", Text: "CAROL: hi [2]"}, 2, true},
-		{displayEvent{Kind: "msg", Room: "#g", From: "alice", Text: "caroline and xcarol, carol_2 [3]"}, 2, false},
-		{displayEvent{Kind: "msg", Room: "#g", From: "carol", Text: "carol here [4]"}, 2, false},
-		{displayEvent{Kind: "msg", Room: "#g", From: "alice", Text: "carol? [5]", History: true}, 2, true},
-		{displayEvent{Kind: "me", Room: "#g", From: "bob", Text: "pokes carol [6]"}, 3, true},
-		{displayEvent{Kind: "dm", From: "alice", To: "carol", Text: "psst [7]"}, 4, false},
-		{displayEvent{Kind: "dm", From: "carol", To: "alice", Text: "reply [8]"}, 4, false},
-		{displayEvent{Kind: "dm", From: "alice", To: "carol", Text: "old [9]", History: true}, 4, false},
-		{displayEvent{Kind: "topic", Room: "#g", From: "alice", Text: "carol rules [10]"}, 4, false},
-		{displayEvent{Kind: "msg", Room: "#g", From: "alice", Text: "nothing [11]"}, 4, false},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "hi carol! [1]"}, 1, true},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "CAROL: hi [2]"}, 2, true},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "caroline and xcarol, carol_2 [3]"}, 2, false},
+		{Event{Kind: "msg", Room: "#g", From: "carol", Text: "carol here [4]"}, 2, false},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "carol? [5]", History: true}, 2, true},
+		{Event{Kind: "me", Room: "#g", From: "bob", Text: "pokes carol [6]"}, 3, true},
+		{Event{Kind: "dm", From: "alice", To: "carol", Text: "psst [7]"}, 4, false},
+		{Event{Kind: "dm", From: "carol", To: "alice", Text: "reply [8]"}, 4, false},
+		{Event{Kind: "dm", From: "alice", To: "carol", Text: "old [9]", History: true}, 4, false},
+		{Event{Kind: "topic", Room: "#g", From: "alice", Text: "carol rules [10]"}, 4, false},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "nothing [11]"}, 4, false},
 	}
 	for i, st := range steps {
 		h.ui.Show(st.ev)
@@ -684,8 +684,8 @@ func TestTermUIMentions(t *testing.T) {
 		t.Errorf("highlight not around the nick: %q", raw)
 	}
 
-	quiet := newTUIHarness(t, termUIOptions{Self: "carol", NoColor: true, NoBell: true})
-	quiet.ui.Show(displayEvent{Kind: "msg", Room: "#g", From: "alice", Text: "hi carol [q]"})
+	quiet := newTUIHarness(t, Options{Self: "carol", NoColor: true, NoBell: true})
+	quiet.ui.Show(Event{Kind: "msg", Room: "#g", From: "alice", Text: "hi carol [q]"})
 	quiet.waitRaw("[q]\r\n")
 	quiet.scr.mu.Lock()
 	defer quiet.scr.mu.Unlock()
@@ -698,9 +698,9 @@ func TestTermUIMentions(t *testing.T) {
 }
 
 func TestTermUISanitises(t *testing.T) {
-	h := newTUIHarness(t, termUIOptions{Self: "carol"})
+	h := newTUIHarness(t, Options{Self: "carol"})
 	h.ui.SetRoom("#r\x1b]0;title\a")
-	h.ui.Show(displayEvent{
+	h.ui.Show(Event{
 		Kind: "msg",
 		Room: "#x\u009b2J",
 		From: "ev\x1b[31mil",
@@ -753,14 +753,14 @@ func TestSanitize(t *testing.T) {
 		{"raw\x9b6n", "raw\ufffd6n"}, // a lone 0x9b byte is not UTF-8, so not C1 either
 	}
 	for _, tt := range tests {
-		if got := sanitize(tt.in); got != tt.want {
-			t.Errorf("sanitize(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := Sanitize(tt.in); got != tt.want {
+			t.Errorf("Sanitize(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
 
 // isBidiControl lists the characters that reorder text (Unicode TR9): none
-// may survive sanitize.
+// may survive Sanitize.
 func isBidiControl(r rune) bool {
 	return r == 0x061c || r == 0x200e || r == 0x200f || r == 0x2028 || r == 0x2029 ||
 		(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
@@ -769,17 +769,17 @@ func isBidiControl(r rune) bool {
 func FuzzSanitize(f *testing.F) {
 	f.Add("a\x1b[2Jb\x1b]0;x\a\u009b1m\u202e")
 	f.Fuzz(func(t *testing.T, s string) {
-		out := sanitize(s)
+		out := Sanitize(s)
 		if !utf8.ValidString(out) {
 			t.Fatalf("invalid UTF-8 out of %q", s)
 		}
 		for _, r := range out {
 			if r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || isBidiControl(r) {
-				t.Fatalf("sanitize(%q) kept %U", s, r)
+				t.Fatalf("Sanitize(%q) kept %U", s, r)
 			}
 		}
-		if sanitize(out) != out {
-			t.Fatalf("sanitize not idempotent on %q", s)
+		if Sanitize(out) != out {
+			t.Fatalf("Sanitize not idempotent on %q", s)
 		}
 	})
 }
@@ -787,29 +787,29 @@ func FuzzSanitize(f *testing.F) {
 func TestTermUINewMessagesMarker(t *testing.T) {
 	h := newTUIHarness(t, monoOpts())
 	at := func(hh, mm int) time.Time { return time.Date(2026, 3, 4, hh, mm, 0, 0, time.Local) }
-	show := func(evs ...displayEvent) {
+	show := func(evs ...Event) {
 		for _, ev := range evs {
 			h.ui.Show(ev)
 		}
 	}
 	show(
-		displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "h1", History: true, Time: at(14, 2)},
-		displayEvent{Kind: "join", Room: "#general", From: "bob", History: true, Time: at(14, 3)},
-		displayEvent{Kind: "me", Room: "#general", From: "bob", Text: "h2", History: true, Time: at(14, 4)},
-		displayEvent{Kind: "msg", Room: "#rust", From: "dave", Text: "r1", History: true, Time: at(13, 0)},
-		displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "h3", History: true, Time: at(14, 5)},
-		displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "live1"},
-		displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "live2"},
+		Event{Kind: "msg", Room: "#general", From: "alice", Text: "h1", History: true, Time: at(14, 2)},
+		Event{Kind: "join", Room: "#general", From: "bob", History: true, Time: at(14, 3)},
+		Event{Kind: "me", Room: "#general", From: "bob", Text: "h2", History: true, Time: at(14, 4)},
+		Event{Kind: "msg", Room: "#rust", From: "dave", Text: "r1", History: true, Time: at(13, 0)},
+		Event{Kind: "msg", Room: "#general", From: "alice", Text: "h3", History: true, Time: at(14, 5)},
+		Event{Kind: "msg", Room: "#general", From: "alice", Text: "live1"},
+		Event{Kind: "msg", Room: "#general", From: "alice", Text: "live2"},
 	)
 	h.ui.EndOfHistory("#rust", 0)
 	h.ui.EndOfHistory("#rust", 0) // already ended: nothing
 	h.ui.EndOfHistory("#empty", 0)
-	show(displayEvent{Kind: "msg", Room: "#rust", From: "dave", Text: "live3"})
+	show(Event{Kind: "msg", Room: "#rust", From: "dave", Text: "live3"})
 	h.ui.EndOfHistory("#ops", 7)
 	show(
-		displayEvent{Kind: "dm", From: "alice", To: "carol", Text: "d1", History: true},
-		displayEvent{Kind: "dm", From: "alice", To: "carol", Text: "live4"},
-		displayEvent{Kind: "system", Text: "end"},
+		Event{Kind: "dm", From: "alice", To: "carol", Text: "d1", History: true},
+		Event{Kind: "dm", From: "alice", To: "carol", Text: "live4"},
+		Event{Kind: "system", Text: "end"},
 	)
 	want := []string{
 		"#general <alice> h1",
@@ -851,22 +851,22 @@ func TestTUIFormatKinds(t *testing.T) {
 	when := time.Date(2026, 5, 6, 9, 7, 30, 0, time.Local)
 	f := tuiFormatter{timestamps: true, self: "carol"}
 	tests := []struct {
-		ev   displayEvent
+		ev   Event
 		want string
 	}{
-		{displayEvent{Kind: "msg", Room: "#g", From: "alice", Text: "hi"}, "09:07 #g <alice> hi"},
-		{displayEvent{Kind: "me", Room: "#g", From: "alice", Text: "waves"}, "09:07 #g * alice waves"},
-		{displayEvent{Kind: "dm", From: "alice", To: "bob", Text: "psst"}, "09:07 [dm] alice -> bob: psst"},
-		{displayEvent{Kind: "notice", Room: "#g", From: "server", Text: "maintenance"}, "09:07 #g -server- maintenance"},
-		{displayEvent{Kind: "notice", Text: "hello"}, "09:07 -- hello"},
-		{displayEvent{Kind: "join", Room: "#g", From: "bob"}, "09:07 #g --> bob joined"},
-		{displayEvent{Kind: "part", Room: "#g", From: "bob", Text: "bye"}, "09:07 #g <-- bob left (bye)"},
-		{displayEvent{Kind: "part", Room: "#g", From: "bob"}, "09:07 #g <-- bob left"},
-		{displayEvent{Kind: "quit", From: "bob", Text: "timeout"}, "09:07 <-- bob quit (timeout)"},
-		{displayEvent{Kind: "topic", Room: "#g", From: "alice", Text: "Go 1.26"}, "09:07 #g -- alice set the topic: Go 1.26"},
-		{displayEvent{Kind: "topic", Room: "#g", Text: "Go 1.26"}, "09:07 #g -- topic: Go 1.26"},
-		{displayEvent{Kind: "error", Text: "no such room"}, "09:07 !! no such room"},
-		{displayEvent{Kind: "system", Text: "connected"}, "09:07 -- connected"},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "hi"}, "09:07 #g <alice> hi"},
+		{Event{Kind: "me", Room: "#g", From: "alice", Text: "waves"}, "09:07 #g * alice waves"},
+		{Event{Kind: "dm", From: "alice", To: "bob", Text: "psst"}, "09:07 [dm] alice -> bob: psst"},
+		{Event{Kind: "notice", Room: "#g", From: "server", Text: "maintenance"}, "09:07 #g -server- maintenance"},
+		{Event{Kind: "notice", Text: "hello"}, "09:07 -- hello"},
+		{Event{Kind: "join", Room: "#g", From: "bob"}, "09:07 #g --> bob joined"},
+		{Event{Kind: "part", Room: "#g", From: "bob", Text: "bye"}, "09:07 #g <-- bob left (bye)"},
+		{Event{Kind: "part", Room: "#g", From: "bob"}, "09:07 #g <-- bob left"},
+		{Event{Kind: "quit", From: "bob", Text: "timeout"}, "09:07 <-- bob quit (timeout)"},
+		{Event{Kind: "topic", Room: "#g", From: "alice", Text: "Go 1.26"}, "09:07 #g -- alice set the topic: Go 1.26"},
+		{Event{Kind: "topic", Room: "#g", Text: "Go 1.26"}, "09:07 #g -- topic: Go 1.26"},
+		{Event{Kind: "error", Text: "no such room"}, "09:07 !! no such room"},
+		{Event{Kind: "system", Text: "connected"}, "09:07 -- connected"},
 	}
 	for _, tt := range tests {
 		tt.ev.Time = when
@@ -877,17 +877,17 @@ func TestTUIFormatKinds(t *testing.T) {
 
 	f.timestamps = false
 	f.now = func() time.Time { t.Fatal("clock read with timestamps off"); return time.Time{} }
-	if got, _ := f.format(displayEvent{Kind: "system", Text: "x"}); got != "-- x" {
+	if got, _ := f.format(Event{Kind: "system", Text: "x"}); got != "-- x" {
 		t.Errorf("without timestamps: %q", got)
 	}
 	f.timestamps = true
 	f.now = func() time.Time { return when }
-	if got, _ := f.format(displayEvent{Kind: "system", Text: "x"}); got != "09:07 -- x" {
+	if got, _ := f.format(Event{Kind: "system", Text: "x"}); got != "09:07 -- x" {
 		t.Errorf("zero event time should use the clock: %q", got)
 	}
 
 	f.color = true
-	got, _ := f.format(displayEvent{Kind: "error", Text: "boom", Time: when})
+	got, _ := f.format(Event{Kind: "error", Text: "boom", Time: when})
 	if !strings.Contains(got, sgrErr+"!! boom"+sgrReset) {
 		t.Errorf("coloured error line %q", got)
 	}
@@ -895,50 +895,50 @@ func TestTUIFormatKinds(t *testing.T) {
 
 func TestFormatPlain(t *testing.T) {
 	tests := []struct {
-		ev   displayEvent
+		ev   Event
 		want string
 	}{
-		{displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "text"}, "[#general] alice: text"},
-		{displayEvent{Kind: "me", Room: "#general", From: "alice", Text: "waves"}, "[#general] * alice waves"},
-		{displayEvent{Kind: "dm", From: "alice", To: "bob", Text: "text"}, "[dm] alice -> bob: text"},
-		{displayEvent{Kind: "notice", Room: "#general", From: "ops", Text: "restart at 5"}, "[#general] -ops- restart at 5"},
-		{displayEvent{Kind: "notice", Text: "welcome"}, "[notice] welcome"},
-		{displayEvent{Kind: "join", Room: "#general", From: "bob"}, "[#general] -- bob joined"},
-		{displayEvent{Kind: "part", Room: "#general", From: "bob", Text: "later"}, "[#general] -- bob left (later)"},
-		{displayEvent{Kind: "quit", Room: "#general", From: "bob"}, "[#general] -- bob quit"},
-		{displayEvent{Kind: "quit", From: "bob", Text: "ping timeout"}, "[system] -- bob quit (ping timeout)"},
-		{displayEvent{Kind: "topic", Room: "#general", From: "alice", Text: "hi"}, "[#general] -- alice set the topic: hi"},
-		{displayEvent{Kind: "error", Room: "#general", Text: "not allowed"}, "[error] not allowed"},
-		{displayEvent{Kind: "error", Text: "too long", Line: 7, Code: "too_long"}, "[error] line 7: too long"},
-		{displayEvent{Kind: "system", Text: "connected to example.org"}, "[system] connected to example.org"},
-		{displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "old", History: true}, "[#general] (history) alice: old"},
-		{displayEvent{Kind: "dm", From: "a", To: "b", Text: "old", History: true}, "[dm] (history) a -> b: old"},
-		{displayEvent{Kind: "msg", Room: "#g", From: "al\x1b[1mice", Text: "two\nlines\x1b]0;t\a"}, "[#g] alice: two lines"},
+		{Event{Kind: "msg", Room: "#general", From: "alice", Text: "text"}, "[#general] alice: text"},
+		{Event{Kind: "me", Room: "#general", From: "alice", Text: "waves"}, "[#general] * alice waves"},
+		{Event{Kind: "dm", From: "alice", To: "bob", Text: "text"}, "[dm] alice -> bob: text"},
+		{Event{Kind: "notice", Room: "#general", From: "ops", Text: "restart at 5"}, "[#general] -ops- restart at 5"},
+		{Event{Kind: "notice", Text: "welcome"}, "[notice] welcome"},
+		{Event{Kind: "join", Room: "#general", From: "bob"}, "[#general] -- bob joined"},
+		{Event{Kind: "part", Room: "#general", From: "bob", Text: "later"}, "[#general] -- bob left (later)"},
+		{Event{Kind: "quit", Room: "#general", From: "bob"}, "[#general] -- bob quit"},
+		{Event{Kind: "quit", From: "bob", Text: "ping timeout"}, "[system] -- bob quit (ping timeout)"},
+		{Event{Kind: "topic", Room: "#general", From: "alice", Text: "hi"}, "[#general] -- alice set the topic: hi"},
+		{Event{Kind: "error", Room: "#general", Text: "not allowed"}, "[error] not allowed"},
+		{Event{Kind: "error", Text: "too long", Line: 7, Code: "too_long"}, "[error] line 7: too long"},
+		{Event{Kind: "system", Text: "connected to example.org"}, "[system] connected to example.org"},
+		{Event{Kind: "msg", Room: "#general", From: "alice", Text: "old", History: true}, "[#general] (history) alice: old"},
+		{Event{Kind: "dm", From: "a", To: "b", Text: "old", History: true}, "[dm] (history) a -> b: old"},
+		{Event{Kind: "msg", Room: "#g", From: "al\x1b[1mice", Text: "two\nlines\x1b]0;t\a"}, "[#g] alice: two lines"},
 	}
 	for _, tt := range tests {
-		if got := formatPlain(tt.ev); got != tt.want {
-			t.Errorf("formatPlain(%+v) = %q, want %q", tt.ev, got, tt.want)
+		if got := FormatPlain(tt.ev); got != tt.want {
+			t.Errorf("FormatPlain(%+v) = %q, want %q", tt.ev, got, tt.want)
 		}
 	}
 }
 
 func TestFormatJSON(t *testing.T) {
 	when := time.Date(2026, 5, 6, 9, 7, 30, 0, time.FixedZone("CEST", 2*3600))
-	got, err := formatJSON(displayEvent{ID: 42, Time: when, Kind: "msg", Room: "#general", From: "alice",
+	got, err := FormatJSON(Event{ID: 42, Time: when, Kind: "msg", Room: "#general", From: "alice",
 		Text: "a <b> & \"c\"", History: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := `{"ts":"2026-05-06T07:07:30Z","id":42,"kind":"msg","room":"#general","from":"alice","to":"","text":"a <b> & \"c\"","history":true,"line":0,"code":""}`
 	if string(got) != want {
-		t.Errorf("formatJSON =\n%s\nwant\n%s", got, want)
+		t.Errorf("FormatJSON =\n%s\nwant\n%s", got, want)
 	}
 
 	kinds := []string{"msg", "me", "dm", "notice", "join", "part", "quit", "topic", "error", "system"}
 	for i, kind := range kinds {
-		ev := displayEvent{ID: uint64(i), Time: when, Kind: kind, Room: "#r", From: "f", To: "t",
+		ev := Event{ID: uint64(i), Time: when, Kind: kind, Room: "#r", From: "f", To: "t",
 			Text: "x\x1b[2Jy\u202e\nz", Line: i, Code: "c\x1b[0m"}
-		b, err := formatJSON(ev)
+		b, err := FormatJSON(ev)
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}
@@ -956,7 +956,7 @@ func TestFormatJSON(t *testing.T) {
 		}
 	}
 
-	b, err := formatJSON(displayEvent{Kind: "system", Text: "no time"})
+	b, err := FormatJSON(Event{Kind: "system", Text: "no time"})
 	if err != nil || !strings.Contains(string(b), `"ts":""`) {
 		t.Errorf("zero time: %s, %v; want empty ts", b, err)
 	}

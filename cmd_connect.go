@@ -1,0 +1,150 @@
+package main
+
+import (
+	"net"
+	"os"
+	"os/user"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"securechat/chat"
+	"securechat/client"
+	"securechat/client/tui"
+	"securechat/handshake"
+	"securechat/transport"
+)
+
+func init() { commands = append(commands, connectCommand()) }
+
+func connectCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "connect",
+		Usage:     "chat on a securechat server",
+		ArgsUsage: "HOST:PORT",
+		Description: `Connects, checks the server's host key against known_hosts, logs in and
+joins #general (or --room). On a terminal it is an interactive client with
+history, Tab completion of nicks and commands, and reconnects on its own.
+With standard input not a terminal it is a script client: each line is sent
+to the current room (lines starting with / are commands), every event is
+printed as one line (or one JSON object with --json), and at the end of
+input it waits until the server has acknowledged every message, then closes
+cleanly. A line that cannot be sent (too long, a bad command) is refused
+with an error naming its line number; the lines after it are still sent and
+the exit code is 1. PROTOCOL.md §17 specifies this output. Script mode
+never prompts.
+
+Exit codes: 0 clean end, 1 error, 2 usage, 3 authentication failed,
+4 the server could not be authenticated (host key, signature or FINISHED;
+never retried), 5 connection lost or refused.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
+			&cli.StringFlag{Name: "user", Usage: "account `NAME` (default: the local user name)", EnvVars: []string{"SECURECHAT_USER"}},
+			&cli.StringFlag{Name: "password-file", Usage: "read the password from `FILE` (one trailing newline is removed); $SECURECHAT_PASSWORD also works", EnvVars: []string{"SECURECHAT_PASSWORD_FILE"}},
+			&cli.StringFlag{Name: "known-hosts", Usage: "known hosts `FILE` (default: <user config dir>/securechat/known_hosts)", EnvVars: []string{"SECURECHAT_KNOWN_HOSTS"}},
+			&cli.StringFlag{Name: "host-key-check", Value: "ask", Usage: "unknown host keys: ask|accept-new|strict (script mode never asks)", EnvVars: []string{"SECURECHAT_HOST_KEY_CHECK"}},
+			&cli.StringFlag{Name: "fingerprint", Usage: "expect this host key, `SHA256:...`, and trust it without asking"},
+			&cli.StringFlag{Name: "room", Usage: "room to join instead of #general", EnvVars: []string{"SECURECHAT_ROOM"}},
+			&cli.BoolFlag{Name: "json", Usage: "script mode: print one JSON object per event"},
+			&cli.StringFlag{Name: "kex", Usage: "key exchange groups to offer, comma-separated (default: mlkem768x25519,x25519)", EnvVars: []string{"SECURECHAT_KEX"}},
+			&cli.BoolFlag{Name: "no-reconnect", Usage: "exit with code 5 when the connection is lost instead of reconnecting"},
+			&cli.BoolFlag{Name: "no-color", Usage: "no colours (so does a non-empty $NO_COLOR)"},
+			&cli.BoolFlag{Name: "no-timestamps", Usage: "no HH:MM before each line"},
+			&cli.BoolFlag{Name: "no-bell", Usage: "no terminal bell on mentions"},
+		},
+		Action: runConnect,
+	}
+}
+
+func runConnect(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageError("connect needs exactly one HOST:PORT argument")
+	}
+	addr := c.Args().First()
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usageError("%q is not HOST:PORT (IPv6 addresses go in brackets: [::1]:7777)", addr)
+	}
+	tr, err := transport.Lookup(c.String("transport"))
+	if err != nil {
+		return usageError("--transport %q: want one of %s", c.String("transport"), strings.Join(transport.Names(), ", "))
+	}
+	groups, err := parseGroups(c.String("kex"))
+	if err != nil {
+		return err
+	}
+	name, err := accountName(c.String("user"))
+	if err != nil {
+		return err
+	}
+	policy, err := handshake.ParseHostKeyPolicy(c.String("host-key-check"))
+	if err != nil {
+		return usageError("--host-key-check: %v", err)
+	}
+	var rooms []string
+	if r := c.String("room"); r != "" {
+		if !strings.HasPrefix(r, "#") {
+			r = "#" + r
+		}
+		if !chat.ValidRoom(r) {
+			return usageError("--room %q is not a valid room name", c.String("room"))
+		}
+		rooms = []string{r}
+	}
+	interactive := isTerminal(os.Stdin) && !c.Bool("json")
+
+	pw, err := client.PasswordSource(c.String("password-file"), interactive)
+	if err != nil {
+		return err
+	}
+	khFile, err := knownHostsPath(c.String("known-hosts"))
+	if err != nil {
+		return err
+	}
+	var ask func(hostport, fingerprint string) (bool, error)
+	if interactive {
+		ask = client.AskOnTTY
+	} else if policy == handshake.PolicyAsk {
+		// Script mode never prompts: an unknown key is a verification
+		// failure unless accept-new or --fingerprint says otherwise.
+		policy = handshake.PolicyStrict
+	}
+	trust, err := client.KnownHostsTrust(khFile, addr, policy, c.String("fingerprint"), ask, c.App.ErrWriter)
+	if err != nil {
+		return usageError("%v", err)
+	}
+
+	cfg := &client.Config{
+		Addr: addr, Transport: tr, User: name, Groups: groups, HostKey: trust.Check, HostKeyVerified: trust.Record,
+		Password: pw, Rooms: rooms, Reconnect: !c.Bool("no-reconnect"),
+		HostKeysAnnounced: trust.RecordNext, ClientName: "securechat " + moduleVersion(),
+	}
+	if interactive {
+		return client.RunInteractive(c.Context, cfg, tui.Options{
+			Self:         name,
+			NoColor:      c.Bool("no-color"),
+			NoTimestamps: c.Bool("no-timestamps"),
+			NoBell:       c.Bool("no-bell"),
+		})
+	}
+	return client.RunScript(c.Context, cfg, os.Stdin, c.App.Writer, c.App.ErrWriter, c.Bool("json"))
+}
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// accountName picks the login name: --user, or the local user name if it
+// is a valid account name.
+func accountName(flag string) (string, error) {
+	if flag != "" {
+		if !chat.ValidUser(flag) {
+			return "", usageError("--user %q: names are 1 to 32 characters from a-z, 0-9, _ . -", flag)
+		}
+		return flag, nil
+	}
+	u, err := user.Current()
+	if err != nil || !chat.ValidUser(strings.ToLower(u.Username)) {
+		return "", usageError("cannot use the local user name as an account name; give --user NAME")
+	}
+	return strings.ToLower(u.Username), nil
+}
+
