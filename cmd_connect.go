@@ -147,4 +147,3 @@ func accountName(flag string) (string, error) {
 	}
 	return strings.ToLower(u.Username), nil
 }
-
