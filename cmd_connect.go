@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"securechat/chat"
 	"securechat/client"
@@ -15,8 +14,6 @@ import (
 	"securechat/handshake"
 	"securechat/transport"
 )
-
-func init() { commands = append(commands, connectCommand()) }
 
 func connectCommand() *cli.Command {
 	return &cli.Command{
@@ -129,8 +126,6 @@ func runConnect(c *cli.Context) error {
 	}
 	return client.RunScript(c.Context, cfg, os.Stdin, c.App.Writer, c.App.ErrWriter, c.Bool("json"))
 }
-
-func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 // accountName picks the login name: --user, or the local user name if it
 // is a valid account name.

@@ -2,8 +2,9 @@
 //
 // The binary is a thin shell over the packages: transport (byte streams),
 // handshake and cipher (the secure channel), credstore (accounts) and chat
-// (rooms). Each subcommand lives in its own file and registers itself in
-// init, so this file only assembles the app and maps errors to exit codes.
+// (rooms), and client (the terminal client). Each subcommand is built in its
+// own cmd_*.go file; this file lists them, runs the app and maps errors to
+// exit codes, in one place.
 package main
 
 import (
@@ -13,7 +14,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -32,8 +32,19 @@ const (
 	exitConnectLost = 5
 )
 
-// commands is filled by the init functions of the command files.
-var commands []*cli.Command
+// commands lists the subcommands, in the order --help shows them. Each is
+// built in its own cmd_*.go file.
+func commands() []*cli.Command {
+	return []*cli.Command{
+		benchCommand(),
+		connectCommand(),
+		fingerprintCommand(),
+		keygenCommand(),
+		knownHostsCommand(),
+		serveCommand(),
+		userCommand(),
+	}
+}
 
 // exitError carries an exit code through urfave/cli without printing twice.
 type codedError struct {
@@ -59,12 +70,11 @@ func usageError(format string, args ...any) error {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
 	app := &cli.App{
 		Name:                 "securechat",
 		Usage:                "a secure chat server and terminal client",
 		Version:              versionString(),
-		Commands:             commands,
+		Commands:             commands(),
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,

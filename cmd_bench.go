@@ -19,8 +19,6 @@ import (
 	"securechat/transport"
 )
 
-func init() { commands = append(commands, benchCommand()) }
-
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",

@@ -17,10 +17,6 @@ import (
 	"securechat/credstore"
 )
 
-func init() {
-	commands = append(commands, userCommand())
-}
-
 // Replaced in tests: where a password comes from when no file is given.
 var (
 	userStdin        io.Reader = os.Stdin
@@ -446,13 +442,4 @@ func readPasswordLine(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("reading the password: %w", err)
 	}
 	return trimLineBreak(line), nil
-}
-
-// trimLineBreak removes one trailing "\n" or "\r\n", as shells and editors
-// add, and nothing else.
-func trimLineBreak(b []byte) []byte {
-	if bytes.HasSuffix(b, []byte("\r\n")) {
-		return b[:len(b)-2]
-	}
-	return bytes.TrimSuffix(b, []byte("\n"))
 }
