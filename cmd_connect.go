@@ -34,7 +34,8 @@ never prompts.
 
 Exit codes: 0 clean end, 1 error, 2 usage, 3 authentication failed,
 4 the server could not be authenticated (host key, signature or FINISHED;
-never retried), 5 connection lost or refused.`,
+never retried), 5 connection lost or refused, 130 Ctrl-C at the host key
+question or at Password:.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
 			&cli.StringFlag{Name: "user", Usage: "account `NAME` (default: the local user name)", EnvVars: []string{"SECURECHAT_USER"}},
@@ -90,7 +91,7 @@ func runConnect(c *cli.Context) error {
 	}
 	interactive := isTerminal(os.Stdin) && !c.Bool("json")
 
-	pw, err := client.PasswordSource(c.String("password-file"), interactive)
+	pw, err := client.PasswordSource(c.Context, c.String("password-file"), interactive)
 	if err != nil {
 		return err
 	}
@@ -100,7 +101,7 @@ func runConnect(c *cli.Context) error {
 	}
 	var ask func(hostport, fingerprint string) (bool, error)
 	if interactive {
-		ask = client.AskOnTTY
+		ask = client.AskOnTTY(c.Context)
 	} else if policy == handshake.PolicyAsk {
 		// Script mode never prompts: an unknown key is a verification
 		// failure unless accept-new or --fingerprint says otherwise.

@@ -30,6 +30,9 @@ const (
 	exitAuthFailed  = 3
 	exitHostKey     = 4
 	exitConnectLost = 5
+	// exitInterrupted is the shell's code for a command ended by SIGINT
+	// (128+2): Ctrl-C at a prompt ends the client with it, as ssh does.
+	exitInterrupted = 130
 )
 
 // commands lists the subcommands, in the order --help shows them. Each is
@@ -116,6 +119,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	code := exitCode(err)
 	// Error texts can carry what a server sent; whatever path they took,
 	// nothing reaches the terminal that could drive it.
+	if code == exitInterrupted {
+		// The user asked to stop; as in ssh, nothing more to say.
+		return code
+	}
 	if msg := chat.SanitizeMultiline(err.Error()); msg != "" {
 		fmt.Fprintf(stderr, "securechat: error: %s\n", msg)
 	}
@@ -136,6 +143,8 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ce):
 		return ce.code
+	case errors.Is(err, client.ErrInterrupted):
+		return exitInterrupted
 	case errors.Is(err, client.ErrServerNotAuthenticated):
 		return exitHostKey
 	case errors.Is(err, client.ErrAuthFailed):

@@ -56,7 +56,7 @@ type Config struct {
 // PasswordSource returns how the password is obtained: a file, the
 // environment, or (interactive only) a prompt on the terminal. The password
 // is read once and kept for reconnects; it never comes from a flag value.
-func PasswordSource(file string, interactive bool) (func(int) ([]byte, error), error) {
+func PasswordSource(ctx context.Context, file string, interactive bool) (func(int) ([]byte, error), error) {
 	var fixed []byte
 	switch {
 	case file != "":
@@ -93,7 +93,13 @@ func PasswordSource(file string, interactive bool) (func(int) ([]byte, error), e
 		if good != nil && attempt == 1 {
 			return append([]byte(nil), good...), nil
 		}
-		p, err := readPasswordTTY("Password: ")
+		prompt := "Password: "
+		if attempt > 1 {
+			// As ssh says it: without it a refused password looks like
+			// a prompt that did not take the Enter.
+			prompt = "Permission denied, please try again.\r\n" + prompt
+		}
+		p, err := ReadPassword(ctx, prompt)
 		if err != nil {
 			return nil, err
 		}
@@ -114,16 +120,39 @@ func trimOneNewline(b []byte) []byte {
 	return b
 }
 
-// AskOnTTY asks about an unknown host key on the terminal, in OpenSSH's
-// words. A yes records nothing yet: see HostKeyChecks.
-func AskOnTTY(hostport, fingerprint string) (bool, error) {
-	tty, err := os.OpenFile(ttyPath, os.O_RDWR, 0)
-	if err != nil {
-		return false, fmt.Errorf("cannot ask about the host key: no terminal (%v)", err)
+// AskOnTTY returns the question about an unknown host key, asked on the
+// terminal in OpenSSH's words. A yes records nothing yet: see
+// HostKeyChecks. When ctx ends (Ctrl-C, which the process catches) the
+// question ends at once with ErrInterrupted, without waiting for Enter.
+func AskOnTTY(ctx context.Context) func(hostport, fingerprint string) (bool, error) {
+	return func(hostport, fingerprint string) (bool, error) {
+		tty, err := os.OpenFile(ttyPath, os.O_RDWR, 0)
+		if err != nil {
+			return false, fmt.Errorf("cannot ask about the host key: no terminal (%v)", err)
+		}
+		type answer struct {
+			ok  bool
+			err error
+		}
+		done := make(chan answer, 1)
+		go func() {
+			// The goroutine owns tty, as in ReadPassword: it may outlive
+			// the call when ctx ends first.
+			ok, err := AskHostKey(tty, tty, hostport, "", fingerprint)
+			tty.Close()
+			done <- answer{ok, err}
+		}()
+		select {
+		case a := <-done:
+			return a.ok, a.err
+		case <-ctx.Done():
+			return false, interrupted()
+		}
 	}
-	defer tty.Close()
-	return AskHostKey(tty, tty, hostport, "", fingerprint)
 }
+
+// interrupted is the error of a prompt ended by Ctrl-C.
+func interrupted() error { return fail(ErrInterrupted, errors.New("interrupted"), "") }
 
 // HostKeyChecks returns the host key check for the server at addr (by
 // known_hosts, policy, pinned fingerprint and ask) and the step that
@@ -226,6 +255,11 @@ func Dial(ctx context.Context, cfg *Config) (*Link, error) {
 		Password:        cfg.Password,
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			// Ctrl-C (or SIGTERM) during the handshake, most likely at
+			// one of its prompts: the user asked to stop.
+			return nil, interrupted()
+		}
 		return nil, classifyHandshakeError(cfg, err)
 	}
 	l := &Link{sess: sess, events: make(chan *chat.Event, 256), hostKeysAnnounced: cfg.HostKeysAnnounced}
@@ -357,6 +391,9 @@ func classifyHandshakeError(cfg *Config, err error) error {
 	var abort *handshake.AbortError
 	var notAuth *handshake.ServerAuthError
 	var own *Error
+	if errors.Is(err, ErrInterrupted) {
+		return err
+	}
 	cause := err
 	if errors.As(err, &notAuth) {
 		cause = notAuth.Err

@@ -16,6 +16,9 @@ var (
 	// ErrConnectionLost: the connection could not be made or ended without
 	// the user asking. Reconnecting may help.
 	ErrConnectionLost = errors.New("connection lost")
+	// ErrInterrupted: the user pressed Ctrl-C at a prompt (the host key
+	// question, Password:), which ends the client at once, as in ssh.
+	ErrInterrupted = errors.New("interrupted")
 )
 
 // Error is an error of the client with its kind (one of the Err values

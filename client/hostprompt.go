@@ -215,6 +215,6 @@ func ReadPassword(ctx context.Context, prompt string) ([]byte, error) {
 	case <-ctx.Done():
 		term.Restore(fd, state)
 		io.WriteString(tty, "\r\n")
-		return nil, ctx.Err()
+		return nil, interrupted()
 	}
 }

@@ -91,6 +91,7 @@ type UI struct {
 	quitPending  bool // Ctrl-C on an empty line: end ReadLine
 	ended        bool // ReadLine returned io.EOF: it always will
 	limitShown   bool // the user has been told that the line is full
+	quitHinted   bool // the user has been told that Ctrl-C on an empty line quits
 }
 
 // maxEditorLine is the most the line editor can hold: x/term ignores keys
@@ -374,6 +375,12 @@ func (ui *UI) onKey(line string, pos int, key rune) (string, int, bool) {
 			ui.quitPending = true
 			return "", 0, false
 		}
+		if !ui.quitHinted {
+			// Once: a user who meant to quit must not think the client
+			// hung, and one who knows does not need telling twice.
+			ui.quitHinted = true
+			ui.printLocal("system", "line cleared: Ctrl-C again quits")
+		}
 		return "", 0, true
 	}
 	if key >= 0x20 && !(key >= 0xd800 && key <= 0xdbff) { // what the editor would insert
@@ -394,12 +401,17 @@ func (ui *UI) lineFull(limit int) {
 		return
 	}
 	ui.limitShown = true
+	ui.printLocal("error", fmt.Sprintf("the line is full (%d bytes, the most one message may have): the rest was not added", limit))
+}
+
+// printLocal prints a line of the UI's own above the prompt, from the
+// ReadLine goroutine (a key callback), which may already hold outMu.
+func (ui *UI) printLocal(kind, text string) {
 	if !ui.holdingEnter {
 		ui.outMu.Lock()
 		defer ui.outMu.Unlock()
 	}
-	line, _ := ui.fmt.format(Event{Time: time.Now(), Kind: "error",
-		Text: fmt.Sprintf("the line is full (%d bytes, the most one message may have): the rest was not added", limit)})
+	line, _ := ui.fmt.format(Event{Time: time.Now(), Kind: kind, Text: text})
 	io.WriteString(ui.t, line+"\n")
 }
 

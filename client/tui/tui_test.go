@@ -427,6 +427,26 @@ func TestTermUIInterruptAndEOF(t *testing.T) {
 		expectEOF(h, res)
 	})
 
+	t.Run("ctrl-c that clears says how to quit", func(t *testing.T) {
+		h := newTUIHarness(t, monoOpts())
+		res := h.readLineAsync()
+		h.typeKeys("abc\x03")
+		h.waitFor("the hint that a second Ctrl-C quits", func(s *vtScreen) bool {
+			return strings.Contains(strings.Join(s.lines(), "\n"), "line cleared: Ctrl-C again quits")
+		})
+		h.waitCursorRow(">")
+		h.typeKeys("xyz\x03")
+		h.waitCursorRow(">")
+		h.typeKeys("ok\r")
+		h.expectLine(res, "ok")
+		h.scr.mu.Lock()
+		screen := strings.Join(h.scr.lines(), "\n")
+		h.scr.mu.Unlock()
+		if n := strings.Count(screen, "Ctrl-C again quits"); n != 1 {
+			t.Errorf("the hint is shown %d times, want once", n)
+		}
+	})
+
 	t.Run("ctrl-d deletes, then quits", func(t *testing.T) {
 		h := newTUIHarness(t, monoOpts())
 		res := h.readLineAsync()
