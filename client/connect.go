@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"securechat/chat"
@@ -244,7 +246,7 @@ func Dial(ctx context.Context, cfg *Config) (*Link, error) {
 	conn, err := cfg.Transport.Dial(dctx, cfg.Addr, nil)
 	cancel()
 	if err != nil {
-		return nil, fail(ErrConnectionLost, fmt.Errorf("cannot connect to %s: %w", cfg.Addr, err), "")
+		return nil, fail(ErrConnectionLost, fmt.Errorf("cannot connect to %s: %w", cfg.Addr, err), dialHint(cfg.Transport.Name(), err))
 	}
 	sess, err := handshake.Client(ctx, conn, &handshake.ClientConfig{
 		Groups:          cfg.Groups,
@@ -421,7 +423,27 @@ func classifyHandshakeError(cfg *Config, err error) error {
 		return fail(nil, fmt.Errorf("the server refused the handshake: %w", err),
 			"check --transport and --kex against the server's settings")
 	}
-	return fail(ErrConnectionLost, fmt.Errorf("handshake with %s failed: %w", cfg.Addr, err), "")
+	hint := ""
+	if errors.Is(err, handshake.ErrUnexpectedFrame) {
+		hint = "this does not look like a securechat server; check the address and the port"
+	}
+	return fail(ErrConnectionLost, fmt.Errorf("handshake with %s failed: %w", cfg.Addr, err), hint)
+}
+
+// dialHint guesses, from a failed connection attempt, the mistake a user
+// is likely to have made: the wrong transport. A QUIC client at a TCP
+// server's port hears nothing back and times out; a TCP client at a QUIC
+// server's port is refused.
+func dialHint(tr string, err error) string {
+	var ne net.Error
+	timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+	switch {
+	case tr == "quic" && timeout:
+		return "no QUIC server answered; is the server using --transport tcp?"
+	case tr == "tcp" && errors.Is(err, syscall.ECONNREFUSED):
+		return "is the server running? a QUIC server needs --transport quic"
+	}
+	return ""
 }
 
 // notAuthenticatedError says which server could not be authenticated and
