@@ -53,6 +53,11 @@ type Config struct {
 	// HostKeysAnnounced handles a host key announcement, the first APP
 	// record of a session (PROTOCOL.md §7.5).
 	HostKeysAnnounced func(*handshake.Session, []byte)
+
+	// Test hooks: a fixed delay before each reconnect attempt, and a
+	// channel each attempt waits on before it dials.
+	testOnlyRedialDelay time.Duration
+	testOnlyRedialHold  chan struct{}
 }
 
 // PasswordSource returns how the password is obtained: a file, the
@@ -643,182 +648,6 @@ func (r *roster) nicks() []string {
 	return out
 }
 
-// RunInteractive is the terminal client: connect (prompts happen here, in
-// cooked mode), then the line editor, reconnecting when the link drops.
-func RunInteractive(ctx context.Context, cfg *Config, opts tui.Options) error {
-	l, err := Dial(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	// From now on the terminal belongs to the line editor: a password
-	// prompt there could end up in the chat input. Reconnects reuse the
-	// password that worked, and a refused one ends the client (exit 3).
-	worked := cfg.Password
-	cfg.Password = func(attempt int) ([]byte, error) {
-		if attempt > 1 {
-			return nil, handshake.ErrAuthFailed
-		}
-		return worked(1)
-	}
-	ui, restore, err := tui.NewTTY(os.Stdin, os.Stdout, opts)
-	if err != nil {
-		l.sess.Close()
-		return err
-	}
-	defer restore()
-	ui.SetCommands(commandNames())
-	ui.SetMaxLine(textLimit(l.welcome))
-
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		for {
-			s, err := ui.ReadLine()
-			if err != nil {
-				return
-			}
-			lines <- s
-		}
-	}()
-
-	ros := newRoster(cfg.User)
-	ros.current = initialRoom(cfg, l.welcome)
-	ui.SetRoom(ros.current)
-	sys := func(format string, args ...any) {
-		ui.Show(tui.Event{Time: time.Now(), Kind: "system", Text: fmt.Sprintf(format, args...)})
-	}
-	sys("connected to %s over %s (%s, host key %s)", cfg.Addr, cfg.Transport.Name(), l.sess.Group, handshake.Fingerprint(l.sess.HostKey))
-	var bo reconnectBackoff
-	nextID := 0
-	for {
-		connectedAt := time.Now()
-		var stop error
-		for _, d := range toDisplay(l.welcome) {
-			ui.Show(d)
-		}
-	connected:
-		for {
-			select {
-			case ev, ok := <-l.events:
-				if !ok {
-					break connected
-				}
-				if err, ok := endedByServer(ev); ok {
-					stop = err
-				}
-				if ros.apply(ev) {
-					ui.SetRoom(ros.current)
-				}
-				if ev.Type == chat.TypeRoom || ev.Type == chat.TypeMsg {
-					ui.SetNicks(ros.nicks())
-				}
-				for _, d := range toDisplay(ev) {
-					ui.Show(d)
-				}
-			case line, ok := <-lines:
-				if !ok {
-					l.sess.Close()
-					return nil
-				}
-				if strings.TrimSpace(line) == "" {
-					continue
-				}
-				req, err := chat.ParseLine(line, ros.current)
-				if err != nil {
-					// A usage error is an error, not an info line.
-					for _, d := range toDisplay(&chat.Event{Type: chat.TypeError, Text: err.Error()}) {
-						ui.Show(d)
-					}
-					continue
-				}
-				if req.Type == chat.TypeCmd && req.Cmd == "quit" {
-					nextID++
-					req.ID = "q" + strconv.Itoa(nextID)
-					l.send(req)
-					l.sess.Close()
-					return nil
-				}
-				if req.Type == chat.TypeCmd && req.Cmd == "fingerprint" {
-					sys("host key fingerprint %s", handshake.Fingerprint(l.sess.HostKey))
-					continue
-				}
-				if req.Type == chat.TypeMsg && req.Room == "" && req.To == "" {
-					sys("you are in no room: /join #room first")
-					continue
-				}
-				if err := checkRequestSize(req, textLimit(l.welcome)); err != nil {
-					ui.Show(tui.Event{Time: time.Now(), Kind: "error", Text: errorText(err) + " (Up brings the line back)"})
-					continue
-				}
-				nextID++
-				req.ID = "c" + strconv.Itoa(nextID)
-				if err := l.send(req); err != nil {
-					sys("send failed: %v", err)
-				}
-			case <-ctx.Done():
-				l.sess.Close()
-				return nil
-			}
-		}
-		// The server closed or the link broke: finish our side (CLOSE if
-		// the server's came, then the transport) before anything else.
-		l.sess.Close()
-		if stop != nil {
-			restore()
-			return stop
-		}
-		var pe *protocolError
-		if errors.As(l.err, &pe) {
-			restore()
-			return fail(nil, pe, "")
-		}
-		if !cfg.Reconnect {
-			return fail(ErrConnectionLost, fmt.Errorf("connection lost: %v", l.err), "")
-		}
-		sys("connection lost (%v); reconnecting", l.err)
-		// Start the backoff over only after a connection that lasted: a
-		// server that accepts and drops at once must not be hit every second.
-		if time.Since(connectedAt) > backoffMax {
-			bo.Reset()
-		}
-		cfg.Rooms = ros.rooms()
-		for {
-			d := bo.Next()
-			sys("reconnecting in %s", d.Round(100*time.Millisecond))
-			if err := sleepCtx(ctx, d); err != nil {
-				return nil
-			}
-			l, err = Dial(ctx, cfg)
-			if err == nil {
-				break
-			}
-			if fatal(err) {
-				restore()
-				return err
-			}
-			sys("%v", err)
-		}
-		sys("reconnected to %s; host key %s checked again; rejoining %s", cfg.Addr,
-			handshake.Fingerprint(l.sess.HostKey), strings.Join(cfg.Rooms, " "))
-		ros = newRoster(cfg.User)
-		ros.current = initialRoom(cfg, l.welcome)
-		ui.SetRoom(ros.current)
-		ui.SetMaxLine(textLimit(l.welcome))
-	}
-}
-
-// commandNames lists the slash commands for Tab completion.
-func commandNames() []string {
-	var out []string
-	for _, c := range append(chat.Commands(), chat.ClientCommands()...) {
-		out = append(out, "/"+c.Name)
-		for _, a := range c.Aliases {
-			out = append(out, "/"+a)
-		}
-	}
-	return out
-}
-
 // scriptMsg is one line of input on its way to the server. The line is
 // parsed when it is first sent, so that it goes to the room current then.
 type scriptMsg struct {
@@ -1036,6 +865,10 @@ func scriptOutcome(refused, rejected int, readErr error) error {
 // lost connection it reconnects and resends what was not acknowledged, so
 // delivery is at least once.
 func RunScript(ctx context.Context, cfg *Config, in io.Reader, out, errOut io.Writer, asJSON bool) error {
+	rd := &redialer{cfg: cfg, limit: scriptReconnects, waiting: func(cause error, d time.Duration, attempt int) {
+		fmt.Fprintf(errOut, "securechat: connection lost (%v); reconnecting in %s (attempt %d of %d)\n",
+			cause, d.Round(100*time.Millisecond), attempt, scriptReconnects)
+	}}
 	// The window stays well below the server's per-session queue: every
 	// line in flight brings back an echo and an ack.
 	const scriptWindow = 64
@@ -1083,16 +916,14 @@ func RunScript(ctx context.Context, cfg *Config, in io.Reader, out, errOut io.Wr
 	ros := newRoster(cfg.User)
 	ros.current = initialRoom(cfg, l.welcome)
 	var (
-		pending   []scriptMsg // sent or to be sent, in order, not yet answered
-		inflight  int         // pending[:inflight] have been sent
-		nextID    int
-		refused   int // lines not sent: refused here
-		rejected  int // lines sent and refused by the server
-		eof       bool
-		retryAt   time.Time
-		reconnect int
-		bo        reconnectBackoff
-		stop      error
+		pending  []scriptMsg // sent or to be sent, in order, not yet answered
+		inflight int         // pending[:inflight] have been sent
+		nextID   int
+		refused  int // lines not sent: refused here
+		rejected int // lines sent and refused by the server
+		eof      bool
+		retryAt  time.Time
+		stop     error
 	)
 	limited := func() bool { return l.welcome.Limits != nil && l.welcome.Limits.Burst > 0 }
 	window := func() int {
@@ -1197,26 +1028,19 @@ func RunScript(ctx context.Context, cfg *Config, in io.Reader, out, errOut io.Wr
 				if errors.As(l.err, &pe) {
 					return fail(nil, pe, "")
 				}
-				if !cfg.Reconnect || reconnect >= scriptReconnects {
+				if !cfg.Reconnect {
 					return fail(ErrConnectionLost, fmt.Errorf("connection lost: %v (%d lines unacknowledged)", l.err, len(pending)), "")
 				}
-				reconnect++
-				d := bo.Next()
-				fmt.Fprintf(errOut, "securechat: connection lost (%v); reconnecting in %s (attempt %d of %d)\n",
-					l.err, d.Round(100*time.Millisecond), reconnect, scriptReconnects)
-				if err := sleepCtx(ctx, d); err != nil {
-					return fail(ErrConnectionLost, errors.New("interrupted while reconnecting"), "")
-				}
 				cfg.Rooms = ros.rooms()
-				nl, err := Dial(ctx, cfg)
-				if err != nil {
-					if fatal(err) {
-						return err
-					}
-					l.err = err
-					l.events = make(chan *chat.Event)
-					close(l.events)
-					continue
+				nl, err := rd.redial(ctx, l.err)
+				var gaveUp *gaveUpError
+				switch {
+				case errors.As(err, &gaveUp):
+					return fail(ErrConnectionLost, fmt.Errorf("connection lost: %v (%d lines unacknowledged)", gaveUp.cause, len(pending)), "")
+				case err != nil && ctx.Err() != nil:
+					return fail(ErrConnectionLost, errors.New("interrupted while reconnecting"), "")
+				case err != nil:
+					return err
 				}
 				l, inflight = nl, 0
 				ros = newRoster(cfg.User)
@@ -1232,11 +1056,10 @@ func RunScript(ctx context.Context, cfg *Config, in io.Reader, out, errOut io.Wr
 			}
 			switch ev.Type {
 			case chat.TypeAck:
-				if _, ok := answer(ev.ID); ok && reconnect > 0 {
+				if _, ok := answer(ev.ID); ok && rd.tries > 0 {
 					// Progress since the last reconnect: the budget of
 					// reconnects is for one outage, not for a lifetime.
-					reconnect = 0
-					bo.Reset()
+					rd.progress()
 				}
 			case chat.TypeError:
 				line := 0

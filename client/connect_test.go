@@ -46,6 +46,7 @@ type fakeChatServer struct {
 type fakeConn struct {
 	t    *testing.T
 	sess *handshake.Session
+	done chan struct{} // closed by a test that holds the session to end it
 }
 
 // next returns the next request other than a pong, or nil when the client

@@ -410,16 +410,24 @@ func isMessageKind(kind string) bool {
 }
 
 // newMessagesMarker is the line printed after a room's history replay.
-func newMessagesMarker(room string, n int, since time.Time) string {
+// The messages are "new" only when seen says the user was in the room
+// before (a live line shown in this run); else they are "earlier", as for
+// someone who has just arrived: the client keeps no last-read position
+// from one run to the next.
+func newMessagesMarker(room string, n int, since time.Time, seen bool) string {
 	noun := "messages"
 	if n == 1 {
 		noun = "message"
 	}
-	s := "\u2014 " + strconv.Itoa(n) + " new " + noun
+	adj := " earlier "
+	if seen {
+		adj = " new "
+	}
+	s := "\u2014 " + strconv.Itoa(n) + adj + noun
 	if room != "" {
 		s += " in " + Sanitize(room)
 	}
-	if !since.IsZero() {
+	if seen && !since.IsZero() {
 		s += " since " + since.Local().Format("15:04")
 	}
 	return s + " \u2014"

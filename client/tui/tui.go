@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"securechat/chat"
 	"slices"
 	"strings"
 	"sync"
@@ -35,10 +36,18 @@ const (
 )
 
 // defaultCommands are completed after a "/" at the start of the line until
-// the client sets its own list with SetCommands.
-var defaultCommands = []string{
-	"/away", "/back", "/fingerprint", "/help", "/ignore", "/join", "/me", "/msg",
-	"/names", "/nick", "/part", "/query", "/quit", "/reply", "/who", "/whois",
+// the client sets its own list with SetCommands: every command of the chat
+// protocol and of the client, with their aliases, from chat's one table.
+func defaultCommands() []string {
+	var out []string
+	for _, c := range append(chat.Commands(), chat.ClientCommands()...) {
+		out = append(out, "/"+c.Name)
+		for _, a := range c.Aliases {
+			out = append(out, "/"+a)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Options tunes a UI. The zero value gives colours (unless
@@ -68,9 +77,12 @@ type UI struct {
 	fmt     tuiFormatter
 	bell    bool
 	prompt  string
+	room    string // shown in the prompt
+	status  string // shown in the prompt after the room
 	width   int
 	sizeFn  func() (width, height int, err error)
 	pending map[string]*historyCount // per room: history lines shown, marker not yet printed
+	seen    map[string]bool          // rooms (and "" for DMs) with a live line shown in this run
 
 	// compMu guards the completion lists and the line limit, read by the
 	// key callback.
@@ -87,11 +99,12 @@ type UI struct {
 	inPending    []byte
 	inErr        error
 	lastWasCR    bool
-	holdingEnter bool // outMu is held across a submitted line
-	quitPending  bool // Ctrl-C on an empty line: end ReadLine
-	ended        bool // ReadLine returned io.EOF: it always will
-	limitShown   bool // the user has been told that the line is full
-	quitHinted   bool // the user has been told that Ctrl-C on an empty line quits
+	holdingEnter bool        // outMu is held across a submitted line
+	quitPending  bool        // Ctrl-C on an empty line: end ReadLine
+	ended        bool        // ReadLine returned io.EOF: it always will
+	limitShown   bool        // the user has been told that the line is full
+	quitHinted   bool        // the user has been told that Ctrl-C on an empty line quits
+	comp         *completion // the last Tab completion, for the next Tab to cycle
 }
 
 // maxEditorLine is the most the line editor can hold: x/term ignores keys
@@ -118,7 +131,8 @@ func New(rw io.ReadWriter, opts Options) *UI {
 		prompt:   "> ",
 		width:    80,
 		pending:  make(map[string]*historyCount),
-		commands: slices.Clone(defaultCommands),
+		seen:     make(map[string]bool),
+		commands: defaultCommands(),
 		self:     opts.Self,
 		maxLine:  maxEditorLine,
 		in:       rw,
@@ -135,12 +149,31 @@ func New(rw io.ReadWriter, opts Options) *UI {
 // SetRoom shows room in the prompt, as "[#general] > ". An empty room
 // gives "> ".
 func (ui *UI) SetRoom(room string) {
-	p := "> "
-	if room = Sanitize(room); room != "" {
-		p = "[" + room + "] > "
-	}
 	ui.outMu.Lock()
 	defer ui.outMu.Unlock()
+	ui.room = Sanitize(room)
+	ui.setPromptLocked()
+}
+
+// SetStatus shows a short status in the prompt, as
+// "[#general] (reconnecting) > ", so that the state of the connection is
+// in sight where the user types. "" removes it.
+func (ui *UI) SetStatus(status string) {
+	ui.outMu.Lock()
+	defer ui.outMu.Unlock()
+	ui.status = Sanitize(status)
+	ui.setPromptLocked()
+}
+
+func (ui *UI) setPromptLocked() {
+	p := ""
+	if ui.room != "" {
+		p = "[" + ui.room + "] "
+	}
+	if ui.status != "" {
+		p += "(" + ui.status + ") "
+	}
+	p += "> "
 	ui.prompt = p
 	ui.t.SetPrompt(p)
 	// With a prompt on screen, an empty write repaints it; without one
@@ -246,9 +279,12 @@ func (ui *UI) Show(ev Event) {
 				}
 				hc.n++
 			}
-		} else if hc := ui.pending[key]; hc != nil {
-			delete(ui.pending, key)
-			out.WriteString(ui.markerLine(key, hc.n, hc.first))
+		} else {
+			if hc := ui.pending[key]; hc != nil {
+				delete(ui.pending, key)
+				out.WriteString(ui.markerLine(key, hc.n, hc.first))
+			}
+			ui.seen[key] = true
 		}
 	}
 
@@ -301,7 +337,7 @@ func historyKey(ev Event) (string, bool) {
 }
 
 func (ui *UI) markerLine(room string, n int, since time.Time) string {
-	s := newMessagesMarker(room, n, since)
+	s := newMessagesMarker(room, n, since, ui.seen[room])
 	if ui.fmt.color {
 		s = sgrDim + s + sgrReset
 	}
@@ -417,9 +453,17 @@ func (ui *UI) printLocal(kind, text string) {
 
 // complete completes the word before pos: a command after "/" at the start
 // of the line, else a nick ("nick: " at the start of the line, "nick "
-// elsewhere, as irssi and ssh-chat do). With several candidates it extends
-// the word to their longest common prefix, if that adds anything.
+// elsewhere, as irssi and ssh-chat do). With several candidates the first
+// Tab extends the word to their longest common prefix, if that adds
+// anything, else puts the first candidate in place, and lists them all
+// once; each Tab right after puts the next candidate in place, round and
+// round.
 func (ui *UI) complete(line string, pos int) (string, int, bool) {
+	if c := ui.comp; c != nil && line == c.line && pos == c.pos {
+		c.i = (c.i + 1) % len(c.candidates)
+		return ui.putCandidate(c)
+	}
+	ui.comp = nil
 	if pos < 0 || pos > len(line) {
 		return "", 0, false
 	}
@@ -442,23 +486,43 @@ func (ui *UI) complete(line string, pos int) (string, int, bool) {
 	}
 	ui.compMu.Unlock()
 
-	var insert string
+	c := &completion{head: line[:start], tail: line[pos:], candidates: candidates, suffix: suffix}
 	switch len(candidates) {
 	case 0:
 		return "", 0, false
 	case 1:
-		insert = candidates[0] + suffix
-		if strings.HasPrefix(line[pos:], " ") {
-			insert = strings.TrimSuffix(insert, " ")
-		}
-	default:
-		insert = commonPrefixFold(candidates)
-		if utf8.RuneCountInString(insert) <= utf8.RuneCountInString(word) {
-			return "", 0, false
-		}
+		return ui.putCandidate(c)
 	}
-	newLine := line[:start] + insert + line[pos:]
-	return newLine, start + len(insert), true
+	ui.printLocal("system", strings.Join(candidates, " "))
+	ui.comp = c
+	if prefix := commonPrefixFold(candidates); utf8.RuneCountInString(prefix) > utf8.RuneCountInString(word) {
+		c.i = -1
+		c.line, c.pos = c.head+prefix+c.tail, len(c.head)+len(prefix)
+		return c.line, c.pos, true
+	}
+	return ui.putCandidate(c)
+}
+
+// completion is a Tab completion with several candidates, kept so that
+// the next Tab can cycle through them. It runs on the ReadLine goroutine.
+type completion struct {
+	head, tail string // the line before and after the completed word
+	candidates []string
+	suffix     string
+	i          int    // the candidate in place; -1 for their common prefix
+	line       string // the line as the completion left it
+	pos        int
+}
+
+// putCandidate puts candidate c.i (at least 0) in place of the word.
+func (ui *UI) putCandidate(c *completion) (string, int, bool) {
+	c.i = max(c.i, 0)
+	insert := c.candidates[c.i] + c.suffix
+	if strings.HasPrefix(c.tail, " ") {
+		insert = strings.TrimSuffix(insert, " ")
+	}
+	c.line, c.pos = c.head+insert+c.tail, len(c.head)+len(insert)
+	return c.line, c.pos, true
 }
 
 // matchPrefix returns the entries of list that start with prefix, ignoring

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"securechat/chat"
 	"slices"
 	"strconv"
 	"strings"
@@ -540,6 +541,55 @@ func TestTermUITabCompletionTyped(t *testing.T) {
 	h.expectLine(res, "bob: hi")
 }
 
+// TestTermUITabCycles: with several candidates, the first Tab completes
+// their common prefix and lists them once; each further Tab puts the next
+// candidate in place, round and round, as irssi does.
+func TestTermUITabCycles(t *testing.T) {
+	h := newTUIHarness(t, monoOpts())
+	h.ui.SetNicks([]string{"alice", "bob", "bobby", "bobcat"})
+	res := h.readLineAsync()
+	h.typeKeys("hi bo\t")
+	h.waitCursorRow("> hi bob")
+	h.waitFor("the candidates listed", func(s *vtScreen) bool {
+		return slices.Contains(s.lines(), "-- bob bobby bobcat")
+	})
+	for _, want := range []string{"> hi bob ", "> hi bobby ", "> hi bobcat ", "> hi bob "} {
+		h.typeKeys("\t")
+		h.waitCursorRow(strings.TrimRight(want, " "))
+	}
+	h.typeKeys("x\r")
+	h.expectLine(res, "hi bob x")
+	h.scr.mu.Lock()
+	n := 0
+	for _, l := range h.scr.lines() {
+		if l == "-- bob bobby bobcat" {
+			n++
+		}
+	}
+	h.scr.mu.Unlock()
+	if n != 1 {
+		t.Errorf("the candidates were listed %d times, want once", n)
+	}
+}
+
+// TestDefaultCommandsFromChat: completion offers every command of chat's
+// table, the client's own and the aliases, without a list of its own.
+func TestDefaultCommandsFromChat(t *testing.T) {
+	got := defaultCommands()
+	for _, c := range append(chat.Commands(), chat.ClientCommands()...) {
+		for _, n := range append([]string{c.Name}, c.Aliases...) {
+			if !slices.Contains(got, "/"+n) {
+				t.Errorf("completion lacks /%s", n)
+			}
+		}
+	}
+	for _, n := range []string{"/reply", "/ignore", "/unignore", "/fingerprint", "/query"} {
+		if !slices.Contains(got, n) {
+			t.Errorf("completion lacks %s", n)
+		}
+	}
+}
+
 func TestTermUIComplete(t *testing.T) {
 	ui := New(struct {
 		io.Reader
@@ -562,13 +612,13 @@ func TestTermUIComplete(t *testing.T) {
 		{"/jo", 3, "/join ", 6, true},
 		{"/q", 2, "/qu", 3, true},    // /query and /quit: common prefix
 		{"bo", 2, "bob", 3, true},    // bob and bobby: common prefix
-		{"bob", 3, "", 0, false},     // already the common prefix
-		{"da", 2, "", 0, false},      // dave and Dan share only "da"
+		{"bob", 3, "bob: ", 5, true}, // already the common prefix: the first candidate
+		{"da", 2, "Dan: ", 5, true},  // dave and Dan share only "da": the first
 		{"ca", 2, "", 0, false},      // the own nick is skipped
 		{"x", 1, "", 0, false},       // no match
 		{"", 0, "", 0, false},        // nothing to complete
 		{"hi ", 3, "", 0, false},     // empty word
-		{"/", 1, "", 0, false},       // every command: no common extension
+		{"/", 1, "/away ", 6, true},  // every command: no common extension, the first
 		{"hi /jo", 6, "", 0, false},  // commands only at the start
 		{"/nosuch", 7, "", 0, false}, // unknown command
 		{"al", 9, "", 0, false},      // bad cursor
@@ -829,23 +879,32 @@ func TestTermUINewMessagesMarker(t *testing.T) {
 	show(
 		Event{Kind: "dm", From: "alice", To: "carol", Text: "d1", History: true},
 		Event{Kind: "dm", From: "alice", To: "carol", Text: "live4"},
+		// A replay after a reconnect, in a room this UI has seen live.
+		Event{Kind: "msg", Room: "#general", From: "alice", Text: "h4", History: true, Time: at(15, 0)},
+		Event{Kind: "msg", Room: "#general", From: "alice", Text: "live5"},
 		Event{Kind: "system", Text: "end"},
 	)
+	// The first replay of a room says "earlier": nothing shows that the
+	// user was there before. Only a room seen live in this run has "new"
+	// messages.
 	want := []string{
 		"#general <alice> h1",
 		"#general --> bob joined",
 		"#general * bob h2",
 		"#rust <dave> r1",
 		"#general <alice> h3",
-		"\u2014 3 new messages in #general since 14:02 \u2014",
+		"\u2014 3 earlier messages in #general \u2014",
 		"#general <alice> live1",
 		"#general <alice> live2",
-		"\u2014 1 new message in #rust since 13:00 \u2014",
+		"\u2014 1 earlier message in #rust \u2014",
 		"#rust <dave> live3",
-		"\u2014 7 new messages in #ops \u2014",
+		"\u2014 7 earlier messages in #ops \u2014",
 		"[dm] alice -> carol: d1",
-		"\u2014 1 new message \u2014",
+		"\u2014 1 earlier message \u2014",
 		"[dm] alice -> carol: live4",
+		"#general <alice> h4",
+		"\u2014 1 new message in #general since 15:00 \u2014",
+		"#general <alice> live5",
 		"-- end",
 	}
 	h.waitFor("the marker lines", func(s *vtScreen) bool {
