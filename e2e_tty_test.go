@@ -89,3 +89,67 @@ func TestE2EWrongPasswordSaysSo(t *testing.T) {
 	m.keys("Enter")
 	m.waitText("logged in as alice")
 }
+
+// TestE2EResizeWrappedInput: resizing the window while the input line
+// wraps leaves exactly one copy of the input, on the prompt line, and the
+// messages above it as they were, at a narrower and a wider width.
+func TestE2EResizeWrappedInput(t *testing.T) {
+	t.Parallel()
+	e := newE2EEnv(t)
+	s := e.serve("tcp", "127.0.0.1:0", filepath.Join(e.dir, "state"), "--flood-rate", "-1")
+	bob := s.heldClient("bob")
+	m, _ := startTmuxClient(t, e, "resize", []string{"SECURECHAT_PASSWORD=" + e2ePassword("alice")},
+		"--user", "alice", "--known-hosts", e.knownHosts(), "--fingerprint", s.fingerprint, s.addr)
+	m.waitScreen("the prompt", func(l []string) bool { return lastLine(l) == "[#general] >" })
+	for i := 1; i <= 5; i++ {
+		bob.send("message number " + strings.Repeat("x", i))
+	}
+	m.waitText("message number xxxxx")
+
+	input := ""
+	for i := 0; len(input) < 150; i++ {
+		input += "word" + string(rune('a'+i%26)) + " "
+	}
+	input = strings.TrimSpace(input)
+	m.typeText(input)
+	want := "[#general] > " + input
+	// The line editor breaks a long input into rows itself, so the rows
+	// are compared joined.
+	endsWithInput := func(l []string) bool {
+		return strings.HasSuffix(strings.Join(l, ""), want)
+	}
+	m.waitScreen("the wrapped input", endsWithInput)
+
+	for _, width := range []string{"60", "120", "80", "100"} {
+		if _, err := m.tmux("resize-window", "-t", m.name, "-x", width); err != nil {
+			t.Fatal(err)
+		}
+		once := func(l []string) bool {
+			return endsWithInput(l) && strings.Count(strings.Join(l, "\n"), "worda") == 1
+		}
+		m.waitScreen("the input redrawn once at width "+width, once)
+		// A message after the resize is printed above the input.
+		bob.send("after resize to " + width)
+		lines := m.waitScreen("the input once, after width "+width, func(l []string) bool {
+			scr := strings.Join(l, "\n")
+			return endsWithInput(l) && strings.Contains(scr, "after resize to "+width) && strings.Count(scr, "worda") == 1
+		})
+		scr := strings.Join(lines, "\n")
+		if n := strings.Count(scr, "worda"); n != 1 {
+			t.Errorf("width %s: the input is on screen %d times, want once:\n%s", width, n, scr)
+		}
+		for i := 1; i <= 5; i++ {
+			msg := "<bob> message number " + strings.Repeat("x", i)
+			if !strings.Contains(scr, msg+"\n") {
+				t.Errorf("width %s: %q is no longer on screen whole:\n%s", width, msg, scr)
+			}
+		}
+		if t.Failed() {
+			break
+		}
+	}
+	m.keys("C-u")
+	m.typeText("/quit")
+	m.keys("Enter")
+	bob.expect("[#general] -- alice quit")
+}

@@ -7,12 +7,14 @@ package tui
 // and the partial input, and never lands in the middle of what is typed.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"securechat/chat"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -66,7 +68,8 @@ type Options struct {
 // are safe from any goroutine at any time. ReadLine must be called from one
 // goroutine at a time.
 type UI struct {
-	t *term.Terminal
+	t   *term.Terminal
+	out *switchWriter // all terminal output
 
 	// outMu serialises all output and guards the fields below it. While a
 	// submitted line is being processed (from the moment its Enter key is
@@ -137,10 +140,11 @@ func New(rw io.ReadWriter, opts Options) *UI {
 		maxLine:  maxEditorLine,
 		in:       rw,
 	}
+	ui.out = &switchWriter{w: rw}
 	ui.t = term.NewTerminal(struct {
 		io.Reader
 		io.Writer
-	}{inputFilter{ui}, rw}, ui.prompt)
+	}{inputFilter{ui}, ui.out}, ui.prompt)
 	ui.t.History = &inputHistory{max: 500}
 	ui.t.AutoCompleteCallback = ui.onKey
 	return ui
@@ -228,12 +232,132 @@ func (ui *UI) SetSize(width, height int) {
 	ui.setSizeLocked(width, height)
 }
 
+// setSizeLocked tells the line editor the new size and redraws the input
+// for it. The editor's own redraw guesses how the terminal rearranged the
+// rows of a wrapped input (it assumes each row became two when the window
+// narrows), and a wrong guess overwrites the messages above the prompt or
+// leaves stale copies of the input. Here the redraw is done from what the
+// terminal really did: the editor breaks a long input into rows itself
+// (hard line ends), and terminals that rewrap on resize (tmux, screen,
+// VTE, kitty, iTerm2, Windows Terminal) split each of those rows again
+// when the window narrows and never join them when it widens. So the
+// cursor's row within the input is computed from its position at the old
+// width, the cursor goes to the input's first row, everything below is
+// erased, and the editor's repaint for the new width is drawn there.
 func (ui *UI) setSizeLocked(width, height int) {
 	if width <= 0 || width == ui.width {
 		return
 	}
+	old := ui.width
 	ui.width = width
+	ui.out.capture(true)
+	// At one column wider the editor repaints without changing its idea
+	// of the rows; its first cursor move tells where the cursor is.
+	ui.t.SetSize(old+1, height)
+	probe := ui.out.take()
 	ui.t.SetSize(width, height)
+	repaint := ui.out.take()
+	ui.out.capture(false)
+	row, col := leadingMove(probe)
+	paint := stripLeadingEscapes(repaint)
+	if len(paint) == 0 {
+		return // no prompt on screen
+	}
+	if width < old {
+		row = row*((old+width-1)/width) + col/width
+	}
+	var b strings.Builder
+	b.WriteString("\r")
+	if row > 0 {
+		b.WriteString("\x1b[" + strconv.Itoa(row) + "A")
+	}
+	b.WriteString("\x1b[J")
+	b.Write(paint)
+	ui.out.Write([]byte(b.String()))
+}
+
+// leadingMove reads the cursor moves at the start of an editor repaint,
+// before its first erase: how far up and left it went to reach the start of
+// the input.
+func leadingMove(p []byte) (up, left int) {
+	for len(p) >= 3 && p[0] == 0x1b && p[1] == '[' {
+		i := 2
+		for i < len(p) && p[i] >= '0' && p[i] <= '9' {
+			i++
+		}
+		if i == len(p) {
+			break
+		}
+		n := 1
+		if i > 2 {
+			n, _ = strconv.Atoi(string(p[2:i]))
+		}
+		switch p[i] {
+		case 'A':
+			up += n
+		case 'D':
+			left += n
+		case 'K':
+			return up, left
+		}
+		p = p[i+1:]
+	}
+	return up, left
+}
+
+// stripLeadingEscapes drops the cursor moves and erases at the start of an
+// editor repaint, keeping the repaint itself (the prompt onwards).
+func stripLeadingEscapes(p []byte) []byte {
+	for len(p) >= 3 && p[0] == 0x1b && p[1] == '[' {
+		i := 2
+		for i < len(p) && (p[i] >= '0' && p[i] <= '9' || p[i] == ';') {
+			i++
+		}
+		if i == len(p) {
+			return nil
+		}
+		p = p[i+1:]
+	}
+	for len(p) > 0 && (p[0] == '\r' || p[0] == '\n') && len(p) > 1 && p[1] == 0x1b {
+		p = p[1:]
+	}
+	return p
+}
+
+// switchWriter is the terminal output, which the resize redraw can divert
+// into a buffer for a moment.
+type switchWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	buf *bytes.Buffer // non-nil: writes go here
+}
+
+func (s *switchWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.buf != nil {
+		return s.buf.Write(p)
+	}
+	return s.w.Write(p)
+}
+
+func (s *switchWriter) capture(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.buf = new(bytes.Buffer)
+	} else {
+		s.buf = nil
+	}
+}
+
+// take returns what was captured so far and starts a new capture.
+func (s *switchWriter) take() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buf.Bytes()
+	s.buf = new(bytes.Buffer)
+	return b
 }
 
 // setSizeFunc makes the UI poll the terminal size before each shown line
@@ -710,10 +834,16 @@ func NewTTY(in, out *os.File, opts Options) (ui *UI, restore func() error, err e
 		sizeFd = fd
 	}
 	ui.setSizeFunc(func() (int, int, error) { return term.GetSize(sizeFd) })
+	stopWinch := onWindowChange(func() {
+		if w, h, err := term.GetSize(sizeFd); err == nil {
+			ui.SetSize(w, h)
+		}
+	})
 	var once sync.Once
 	var restoreErr error
 	restore = func() error {
 		once.Do(func() {
+			stopWinch()
 			// Straight to the terminal: through the line editor the
 			// prompt would be drawn again after the erase.
 			ui.outMu.Lock()
