@@ -57,6 +57,7 @@ func TestHintNotSecurechat(t *testing.T) {
 // TestHintQUICAgainstTCP: a QUIC client at a port where no QUIC server
 // answers (a TCP server's port) is asked whether the server uses TCP.
 func TestHintQUICAgainstTCP(t *testing.T) {
+	t.Parallel()
 	// A UDP socket that never answers stands for the TCP server's port.
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
