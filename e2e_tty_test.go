@@ -3,6 +3,7 @@ package main
 import (
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -124,10 +125,33 @@ func TestE2EResizeWrappedInput(t *testing.T) {
 		if _, err := m.tmux("resize-window", "-t", m.name, "-x", width); err != nil {
 			t.Fatal(err)
 		}
-		once := func(l []string) bool {
-			return endsWithInput(l) && strings.Count(strings.Join(l, "\n"), "worda") == 1
-		}
-		m.waitScreen("the input redrawn once at width "+width, once)
+		// Wait until the client has redrawn the input for the new width
+		// (every row of it full but the last): until then, a line printed
+		// races the terminal's own rewrap, in any program.
+		w, _ := strconv.Atoi(width)
+		m.waitScreen("the input redrawn at width "+width, func([]string) bool {
+			raw, err := m.tmux("capture-pane", "-p", "-t", m.name)
+			if err != nil {
+				return false
+			}
+			rows := strings.Split(strings.TrimRight(raw, "\n "), "\n")
+			start := -1
+			for i, r := range rows {
+				if strings.HasPrefix(r, "[#general] > worda") {
+					start = i
+				}
+			}
+			if start < 0 {
+				return false
+			}
+			for _, r := range rows[start : len(rows)-1] {
+				// (capture-pane drops a row's trailing space)
+				if len(r) != w && len(r) != w-1 {
+					return false
+				}
+			}
+			return true
+		})
 		// A message after the resize is printed above the input.
 		bob.send("after resize to " + width)
 		lines := m.waitScreen("the input once, after width "+width, func(l []string) bool {
