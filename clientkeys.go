@@ -1,25 +1,27 @@
 package main
 
 import (
+	"context"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/pem"
-	"os/user"
-	"strings"
-
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/urfave/cli/v2"
 	"io"
 	"io/fs"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strings"
 
+	"github.com/urfave/cli/v2"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"securechat/client"
 )
 
 // The keys the client logs in with (PROTOCOL.md §10.2, method 0x02), in
@@ -144,7 +146,7 @@ func (pp identityPassphrase) get(path string, explicit bool) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("passphrase file: %w", err)
 		}
-		return trimOneNewline(b), nil
+		return trimLineBreak(b), nil
 	}
 	if !pp.interactive {
 		if explicit {
@@ -272,7 +274,7 @@ func keygenUser(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("passphrase file: %w", err)
 		}
-		pass = trimOneNewline(b)
+		pass = trimLineBreak(b)
 	case isTerminal(os.Stdin):
 		p1, err := readPasswordTTY("Passphrase for the new key (empty for none): ")
 		if err != nil {
@@ -338,4 +340,9 @@ func keygenUser(c *cli.Context) error {
 	fmt.Fprintf(c.App.ErrWriter, "securechat: the server's operator authorizes it with 'securechat user key add NAME --file %s.pub'\n", path)
 	fmt.Fprint(c.App.Writer, line)
 	return nil
+}
+
+// readPasswordTTY reads a passphrase from the terminal without echo.
+func readPasswordTTY(prompt string) ([]byte, error) {
+	return client.ReadPassword(context.Background(), prompt)
 }

@@ -9,8 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() { commands = append(commands, completionCommand()) }
-
 // The completion scripts are generated from the command definitions by the
 // hidden docs command and checked in; the binary embeds them, so that it
 // prints them without carrying the generators.
@@ -28,7 +26,7 @@ func completionCommand() *cli.Command {
 	shells := slices.Sorted(mapKeysOf(completionFiles))
 	return &cli.Command{
 		Name:      "completion",
-		Usage:     "print the shell completion script for " + strings.Join(shells, ", ") + " or " + shells[len(shells)-1],
+		Usage:     "print the shell completion script for " + strings.Join(shells[:len(shells)-1], ", ") + " or " + shells[len(shells)-1],
 		ArgsUsage: strings.Join(shells, "|"),
 		Description: `Prints a completion script on standard output. To use it at once:
 

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"securechat/credstore"
+	"securechat/handshake"
 )
 
 // Flags shared by several commands, and the paths they resolve to.
@@ -96,4 +100,63 @@ func keysPath(c *cli.Context, credsFile string) string {
 		return p
 	}
 	return credstore.KeysPath(credsFile)
+}
+
+// knownHostsFlag is connect's --known-hosts, shared so that both commands
+// name the same file by default.
+func knownHostsFlag() cli.Flag {
+	return &cli.StringFlag{Name: "known-hosts", Usage: "known hosts `FILE` (default: <user config dir>/securechat/known_hosts)", EnvVars: []string{"SECURECHAT_KNOWN_HOSTS"}}
+}
+
+// knownHostsPath is the file --known-hosts names, or the default one.
+func knownHostsPath(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no config directory for known_hosts: %w (use --known-hosts)", err)
+	}
+	return filepath.Join(dir, "securechat", "known_hosts"), nil
+}
+
+// defaultStateDir follows the XDG base directory rule for state.
+func defaultStateDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "securechat"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no state directory: %w (set --state-dir)", err)
+	}
+	return filepath.Join(home, ".local", "state", "securechat"), nil
+}
+
+// parseGroups reads --kex: key exchange group names, comma-separated; empty
+// means the default list.
+func parseGroups(s string) ([]handshake.Group, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var gs []handshake.Group
+	for _, name := range strings.Split(s, ",") {
+		g, err := handshake.ParseGroup(strings.TrimSpace(name))
+		if err != nil {
+			return nil, usageError("--kex: %v", err)
+		}
+		gs = append(gs, g)
+	}
+	return gs, nil
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// trimLineBreak removes one trailing "\n" or "\r\n", as shells and editors
+// add, and nothing else.
+func trimLineBreak(b []byte) []byte {
+	if bytes.HasSuffix(b, []byte("\r\n")) {
+		return b[:len(b)-2]
+	}
+	return bytes.TrimSuffix(b, []byte("\n"))
 }

@@ -2,8 +2,9 @@
 //
 // The binary is a thin shell over the packages: transport (byte streams),
 // handshake and cipher (the secure channel), credstore (accounts) and chat
-// (rooms). Each subcommand lives in its own file and registers itself in
-// init, so this file only assembles the app and maps errors to exit codes.
+// (rooms), and client (the terminal client). Each subcommand is built in its
+// own cmd_*.go file; this file lists them, runs the app and maps errors to
+// exit codes, in one place.
 package main
 
 import (
@@ -13,12 +14,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
 	"securechat/chat"
+	"securechat/client"
 )
 
 // Exit codes, documented in README.md.
@@ -29,10 +30,25 @@ const (
 	exitAuthFailed  = 3
 	exitHostKey     = 4
 	exitConnectLost = 5
+	// exitInterrupted is the shell's code for a command ended by SIGINT
+	// (128+2): Ctrl-C at a prompt ends the client with it, as ssh does.
+	exitInterrupted = 130
 )
 
-// commands is filled by the init functions of the command files.
-var commands []*cli.Command
+// commands lists the subcommands, in the order --help shows them. Each is
+// built in its own cmd_*.go file.
+func commands() []*cli.Command {
+	return append([]*cli.Command{
+		benchCommand(),
+		completionCommand(),
+		connectCommand(),
+		fingerprintCommand(),
+		keygenCommand(),
+		knownHostsCommand(),
+		serveCommand(),
+		userCommand(),
+	}, docsCommands()...)
+}
 
 // exitError carries an exit code through urfave/cli without printing twice.
 type codedError struct {
@@ -58,12 +74,11 @@ func usageError(format string, args ...any) error {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
 	app := &cli.App{
 		Name:                 "securechat",
 		Usage:                "a secure chat server and terminal client",
 		Version:              versionString(),
-		Commands:             commands,
+		Commands:             commands(),
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
@@ -102,24 +117,54 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	code := exitError
-	var ce *codedError
-	if errors.As(err, &ce) {
-		code = ce.code
-	}
-	var ec cli.ExitCoder
-	if !errors.As(err, &ce) && errors.As(err, &ec) {
-		code = ec.ExitCode()
-	}
+	code := exitCode(err)
 	// Error texts can carry what a server sent; whatever path they took,
 	// nothing reaches the terminal that could drive it.
+	if code == exitInterrupted {
+		// The user asked to stop; as in ssh, nothing more to say.
+		return code
+	}
 	if msg := chat.SanitizeMultiline(err.Error()); msg != "" {
 		fmt.Fprintf(stderr, "securechat: error: %s\n", msg)
 	}
-	if ce != nil && ce.hint != "" {
-		fmt.Fprintf(stderr, "securechat: hint: %s\n", ce.hint)
+	if hint := errorHint(err); hint != "" {
+		fmt.Fprintf(stderr, "securechat: hint: %s\n", hint)
 	}
 	return code
+}
+
+// exitCode is the one place where errors become exit codes: a usage error
+// or an error with a code of its own keeps it, the client's kinds of
+// failure get theirs, and anything else is 1.
+func exitCode(err error) int {
+	var ce *codedError
+	var ec cli.ExitCoder
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ce):
+		return ce.code
+	case errors.Is(err, client.ErrInterrupted):
+		return exitInterrupted
+	case errors.Is(err, client.ErrServerNotAuthenticated):
+		return exitHostKey
+	case errors.Is(err, client.ErrAuthFailed):
+		return exitAuthFailed
+	case errors.Is(err, client.ErrConnectionLost):
+		return exitConnectLost
+	case errors.As(err, &ec):
+		return ec.ExitCode()
+	}
+	return exitError
+}
+
+// errorHint is the hint line attached to err, if any.
+func errorHint(err error) string {
+	var ce *codedError
+	if errors.As(err, &ce) && ce.hint != "" {
+		return ce.hint
+	}
+	return client.Hint(err)
 }
 
 func main() {

@@ -12,7 +12,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -23,6 +22,7 @@ import (
 	"sync"
 	"testing"
 
+	"securechat/client"
 	"securechat/handshake"
 	"securechat/transport"
 )
@@ -261,29 +261,28 @@ func TestConnectAskYesRecordsOnlyAfterFinished(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw := []byte(e2ePassword("alice"))
-	config := func(addr string, notes io.Writer) (*connectConfig, *[]string) {
+	config := func(addr string, notes io.Writer) (*client.Config, *[]string) {
 		var asked []string
 		ask := func(_, fp string) (bool, error) {
 			asked = append(asked, fp)
 			return true, nil
 		}
-		check, record, err := hostKeyChecks(kh, addr, handshake.PolicyAsk, "", ask, notes)
+		check, record, err := client.HostKeyChecks(kh, addr, handshake.PolicyAsk, "", ask, notes)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &connectConfig{
-			addr: addr, tr: tcp, user: "alice", hostKey: check, hostKeyVerified: record,
-			password: func(int) ([]byte, error) { return bytes.Clone(pw), nil },
+		return &client.Config{
+			Addr: addr, Transport: tcp, User: "alice", HostKey: check, HostKeyVerified: record,
+			Password: func(int) ([]byte, error) { return bytes.Clone(pw), nil },
 		}, &asked
 	}
 
 	r := startHostileRelay(t, s.addr, flipFinished)
 	var notes bytes.Buffer
 	cfg, asked := config(r.addr, &notes)
-	_, err = dial(context.Background(), cfg)
-	var ce *codedError
-	if !errors.As(err, &ce) || ce.code != exitHostKey || !errors.Is(err, handshake.ErrServerNotAuthenticated) ||
-		!strings.Contains(err.Error(), "could not be authenticated") || !fatal(err) {
+	_, err = client.Dial(context.Background(), cfg)
+	if exitCode(err) != exitHostKey || !errors.Is(err, handshake.ErrServerNotAuthenticated) ||
+		!errors.Is(err, client.ErrServerNotAuthenticated) || !strings.Contains(err.Error(), "could not be authenticated") {
 		t.Fatalf("dial through the hostile relay: %v", err)
 	}
 	if len(*asked) != 1 || (*asked)[0] != s.fingerprint {
@@ -297,15 +296,15 @@ func TestConnectAskYesRecordsOnlyAfterFinished(t *testing.T) {
 	}
 
 	cfg, _ = config(s.addr, &notes)
-	l, err := dial(context.Background(), cfg)
+	l, err := client.Dial(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("dial the real server: %v", err)
 	}
-	l.sess.Close()
-	if got, want := notes.String(), hostKeyAddedMessage(s.addr); got != want {
+	l.Close()
+	if got, want := notes.String(), client.HostKeyAddedMessage(s.addr); got != want {
 		t.Errorf("printed %q, want %q", got, want)
 	}
-	want := initial + handshake.FormatKnownHost(s.addr, ed25519.PublicKey(l.sess.HostKey)) + "\n"
+	want := initial + handshake.FormatKnownHost(s.addr, l.HostKey()) + "\n"
 	if b, _ := os.ReadFile(kh); string(b) != want {
 		t.Errorf("known_hosts %q, want %q", b, want)
 	}

@@ -108,6 +108,12 @@ func init() {
 		// Carried out by the reference client itself.
 		{name: "fingerprint", usage: "/fingerprint", help: "show the server's host key fingerprint", local: true,
 			parse: parseNoArgs},
+		{name: "reply", usage: "/reply TEXT", help: "send a direct message to whoever sent you the last one", local: true,
+			parse: parseText},
+		{name: "ignore", usage: "/ignore [NAME]", help: "hide the messages and direct messages of NAME; without NAME, list who is ignored", local: true,
+			parse: parseOptionalName},
+		{name: "unignore", usage: "/unignore NAME", help: "show the messages of NAME again", local: true,
+			parse: parseName},
 	}
 	commandByName = make(map[string]*command)
 	for _, c := range commandTable {
@@ -348,6 +354,22 @@ func parseName(c *command, rest, _ string) (*Request, error) {
 		return nil, errUsage
 	}
 	return &Request{Type: TypeCmd, Cmd: c.name, Args: []string{foldName(who)}}, nil
+}
+
+// parseOptionalName: /ignore [NAME].
+func parseOptionalName(c *command, rest, room string) (*Request, error) {
+	if strings.TrimSpace(rest) == "" {
+		return &Request{Type: TypeCmd, Cmd: c.name}, nil
+	}
+	return parseName(c, rest, room)
+}
+
+// parseText: /reply TEXT, the text kept as typed.
+func parseText(c *command, rest, _ string) (*Request, error) {
+	if strings.TrimSpace(rest) == "" {
+		return nil, errUsage
+	}
+	return &Request{Type: TypeCmd, Cmd: c.name, Args: []string{rest}}, nil
 }
 
 // parseNameAndText: /kick NAME [REASON].

@@ -36,6 +36,11 @@ var (
 	errFrameTooLarge = errors.New("handshake: frame longer than 8192 bytes")
 )
 
+// ErrUnexpectedFrame is a cleartext frame of a type that has no place at
+// that step. As the server's first reply it is what a server of another
+// protocol looks like (an HTTP or SSH server answers with text).
+var ErrUnexpectedFrame = errors.New("handshake: unexpected frame")
+
 // readFrame reads one cleartext frame. The header is checked on its own, so an
 // oversized or unexpected frame is refused without reading its body. It reads
 // exactly the frame's bytes: the record layer takes over the same stream.
@@ -51,7 +56,7 @@ func readFrame(r io.Reader, want ...uint8) (typ uint8, frame []byte, err error) 
 		expected = expected || typ == w
 	}
 	if !expected {
-		return typ, nil, fmt.Errorf("handshake: unexpected frame type 0x%02x", typ)
+		return typ, nil, fmt.Errorf("%w type 0x%02x", ErrUnexpectedFrame, typ)
 	}
 	if n > maxFrameBodyLen {
 		return typ, nil, errFrameTooLarge

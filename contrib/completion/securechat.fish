@@ -143,7 +143,7 @@ complete -c securechat -n '__fish_seen_subcommand_from server' -f -l memprofile 
 complete -c securechat -n '__fish_seen_subcommand_from server' -f -l store-dir -r -d 'keep the chat state in chat.db in `DIR`, as serve does (default: no store)'
 complete -c securechat -n '__fish_seen_subcommand_from server' -f -l metrics-listen -r -d 'serve Prometheus metrics on `HOST:PORT` (loopback), as serve does'
 complete -c securechat -n '__fish_seen_subcommand_from completion' -f -l help -s h -d 'show help'
-complete -r -c securechat -n '__fish_securechat_no_subcommand' -a 'completion' -d 'print the shell completion script for bash, fish, zsh or zsh'
+complete -r -c securechat -n '__fish_securechat_no_subcommand' -a 'completion' -d 'print the shell completion script for bash, fish or zsh'
 complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l help -s h -d 'show help'
 complete -r -c securechat -n '__fish_securechat_no_subcommand' -a 'connect' -d 'chat on a securechat server'
 complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l transport -r -d 'transport: quic|tcp'

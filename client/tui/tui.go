@@ -1,17 +1,20 @@
-package main
+package tui
 
 // The interactive client UI is a line editor (golang.org/x/term's Terminal)
 // with chat lines printed above the prompt. Its one rule: every byte for the
-// terminal goes through termUI.outMu and then Terminal.Write, so a line shown
+// terminal goes through UI.outMu and then Terminal.Write, so a line shown
 // from the network goroutine clears the prompt, prints, and redraws the prompt
 // and the partial input, and never lands in the middle of what is typed.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"securechat/chat"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,29 +38,38 @@ const (
 )
 
 // defaultCommands are completed after a "/" at the start of the line until
-// the client sets its own list with SetCommands.
-var defaultCommands = []string{
-	"/away", "/back", "/fingerprint", "/help", "/ignore", "/join", "/me", "/msg",
-	"/names", "/nick", "/part", "/query", "/quit", "/reply", "/who", "/whois",
+// the client sets its own list with SetCommands: every command of the chat
+// protocol and of the client, with their aliases, from chat's one table.
+func defaultCommands() []string {
+	var out []string
+	for _, c := range append(chat.Commands(), chat.ClientCommands()...) {
+		out = append(out, "/"+c.Name)
+		for _, a := range c.Aliases {
+			out = append(out, "/"+a)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
-// termUIOptions tunes a termUI. The zero value gives colours (unless
+// Options tunes a UI. The zero value gives colours (unless
 // NO_COLOR is set), timestamps and a bell on mentions.
-type termUIOptions struct {
+type Options struct {
 	Self         string // own nick: skipped by completion, never a mention
 	NoColor      bool   // monochrome; a non-empty NO_COLOR environment variable also forces it
 	NoTimestamps bool   // no "HH:MM" before each line
 	NoBell       bool   // no BEL on mentions
 }
 
-// termUI is the interactive chat UI over a terminal in raw mode (or any
+// UI is the interactive chat UI over a terminal in raw mode (or any
 // io.ReadWriter, which is how it is tested).
 //
 // Show, EndOfHistory, SetRoom, SetNicks, SetSelf, SetCommands and SetSize
 // are safe from any goroutine at any time. ReadLine must be called from one
 // goroutine at a time.
-type termUI struct {
-	t *term.Terminal
+type UI struct {
+	t   *term.Terminal
+	out *switchWriter // all terminal output
 
 	// outMu serialises all output and guards the fields below it. While a
 	// submitted line is being processed (from the moment its Enter key is
@@ -68,9 +80,12 @@ type termUI struct {
 	fmt     tuiFormatter
 	bell    bool
 	prompt  string
+	room    string // shown in the prompt
+	status  string // shown in the prompt after the room
 	width   int
 	sizeFn  func() (width, height int, err error)
 	pending map[string]*historyCount // per room: history lines shown, marker not yet printed
+	seen    map[string]bool          // rooms (and "" for DMs) with a live line shown in this run
 
 	// compMu guards the completion lists and the line limit, read by the
 	// key callback.
@@ -87,10 +102,12 @@ type termUI struct {
 	inPending    []byte
 	inErr        error
 	lastWasCR    bool
-	holdingEnter bool // outMu is held across a submitted line
-	quitPending  bool // Ctrl-C on an empty line: end ReadLine
-	ended        bool // ReadLine returned io.EOF: it always will
-	limitShown   bool // the user has been told that the line is full
+	holdingEnter bool        // outMu is held across a submitted line
+	quitPending  bool        // Ctrl-C on an empty line: end ReadLine
+	ended        bool        // ReadLine returned io.EOF: it always will
+	limitShown   bool        // the user has been told that the line is full
+	quitHinted   bool        // the user has been told that Ctrl-C on an empty line quits
+	comp         *completion // the last Tab completion, for the next Tab to cycle
 }
 
 // maxEditorLine is the most the line editor can hold: x/term ignores keys
@@ -103,10 +120,10 @@ type historyCount struct {
 	first time.Time
 }
 
-// newTermUI builds the UI over rw, which must be a terminal already in raw
+// New builds the UI over rw, which must be a terminal already in raw
 // mode, or pipes in tests. The prompt is "> " until SetRoom is called.
-func newTermUI(rw io.ReadWriter, opts termUIOptions) *termUI {
-	ui := &termUI{
+func New(rw io.ReadWriter, opts Options) *UI {
+	ui := &UI{
 		fmt: tuiFormatter{
 			color:      !opts.NoColor && os.Getenv("NO_COLOR") == "",
 			timestamps: !opts.NoTimestamps,
@@ -117,15 +134,17 @@ func newTermUI(rw io.ReadWriter, opts termUIOptions) *termUI {
 		prompt:   "> ",
 		width:    80,
 		pending:  make(map[string]*historyCount),
-		commands: slices.Clone(defaultCommands),
+		seen:     make(map[string]bool),
+		commands: defaultCommands(),
 		self:     opts.Self,
 		maxLine:  maxEditorLine,
 		in:       rw,
 	}
+	ui.out = &switchWriter{w: rw}
 	ui.t = term.NewTerminal(struct {
 		io.Reader
 		io.Writer
-	}{inputFilter{ui}, rw}, ui.prompt)
+	}{inputFilter{ui}, ui.out}, ui.prompt)
 	ui.t.History = &inputHistory{max: 500}
 	ui.t.AutoCompleteCallback = ui.onKey
 	return ui
@@ -133,13 +152,32 @@ func newTermUI(rw io.ReadWriter, opts termUIOptions) *termUI {
 
 // SetRoom shows room in the prompt, as "[#general] > ". An empty room
 // gives "> ".
-func (ui *termUI) SetRoom(room string) {
-	p := "> "
-	if room = sanitize(room); room != "" {
-		p = "[" + room + "] > "
-	}
+func (ui *UI) SetRoom(room string) {
 	ui.outMu.Lock()
 	defer ui.outMu.Unlock()
+	ui.room = Sanitize(room)
+	ui.setPromptLocked()
+}
+
+// SetStatus shows a short status in the prompt, as
+// "[#general] (reconnecting) > ", so that the state of the connection is
+// in sight where the user types. "" removes it.
+func (ui *UI) SetStatus(status string) {
+	ui.outMu.Lock()
+	defer ui.outMu.Unlock()
+	ui.status = Sanitize(status)
+	ui.setPromptLocked()
+}
+
+func (ui *UI) setPromptLocked() {
+	p := ""
+	if ui.room != "" {
+		p = "[" + ui.room + "] "
+	}
+	if ui.status != "" {
+		p += "(" + ui.status + ") "
+	}
+	p += "> "
 	ui.prompt = p
 	ui.t.SetPrompt(p)
 	// With a prompt on screen, an empty write repaints it; without one
@@ -148,7 +186,7 @@ func (ui *termUI) SetRoom(room string) {
 }
 
 // SetSelf changes the own nick (after /nick).
-func (ui *termUI) SetSelf(nick string) {
+func (ui *UI) SetSelf(nick string) {
 	ui.outMu.Lock()
 	ui.fmt.self = nick
 	ui.outMu.Unlock()
@@ -158,7 +196,7 @@ func (ui *termUI) SetSelf(nick string) {
 }
 
 // SetNicks replaces the list of nicks offered by Tab completion.
-func (ui *termUI) SetNicks(nicks []string) {
+func (ui *UI) SetNicks(nicks []string) {
 	s := slices.Clone(nicks)
 	slices.SortFunc(s, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
 	ui.compMu.Lock()
@@ -168,7 +206,7 @@ func (ui *termUI) SetNicks(nicks []string) {
 
 // SetCommands replaces the commands completed after "/" at the start of the
 // line. Each entry includes its slash, as in "/join".
-func (ui *termUI) SetCommands(cmds []string) {
+func (ui *UI) SetCommands(cmds []string) {
 	s := slices.Clone(cmds)
 	slices.Sort(s)
 	ui.compMu.Lock()
@@ -179,7 +217,7 @@ func (ui *termUI) SetCommands(cmds []string) {
 // SetMaxLine sets the longest line, in bytes, that the editor accepts
 // (at most 4096). Keys that would make the line longer are refused, and
 // the user is told once per line, so a long paste is never cut silently.
-func (ui *termUI) SetMaxLine(n int) {
+func (ui *UI) SetMaxLine(n int) {
 	n = max(1, min(n, maxEditorLine))
 	ui.compMu.Lock()
 	ui.maxLine = n
@@ -188,31 +226,151 @@ func (ui *termUI) SetMaxLine(n int) {
 
 // SetSize tells the line editor the terminal size, needed to redraw input
 // that wraps. sizeFn, when set with setSizeFunc, makes this automatic.
-func (ui *termUI) SetSize(width, height int) {
+func (ui *UI) SetSize(width, height int) {
 	ui.outMu.Lock()
 	defer ui.outMu.Unlock()
 	ui.setSizeLocked(width, height)
 }
 
-func (ui *termUI) setSizeLocked(width, height int) {
+// setSizeLocked tells the line editor the new size and redraws the input
+// for it. The editor's own redraw guesses how the terminal rearranged the
+// rows of a wrapped input (it assumes each row became two when the window
+// narrows), and a wrong guess overwrites the messages above the prompt or
+// leaves stale copies of the input. Here the redraw is done from what the
+// terminal really did: the editor breaks a long input into rows itself
+// (hard line ends), and terminals that rewrap on resize (tmux, screen,
+// VTE, kitty, iTerm2, Windows Terminal) split each of those rows again
+// when the window narrows and never join them when it widens. So the
+// cursor's row within the input is computed from its position at the old
+// width, the cursor goes to the input's first row, everything below is
+// erased, and the editor's repaint for the new width is drawn there.
+func (ui *UI) setSizeLocked(width, height int) {
 	if width <= 0 || width == ui.width {
 		return
 	}
+	old := ui.width
 	ui.width = width
+	ui.out.capture(true)
+	// At one column wider the editor repaints without changing its idea
+	// of the rows; its first cursor move tells where the cursor is.
+	ui.t.SetSize(old+1, height)
+	probe := ui.out.take()
 	ui.t.SetSize(width, height)
+	repaint := ui.out.take()
+	ui.out.capture(false)
+	row, col := leadingMove(probe)
+	paint := stripLeadingEscapes(repaint)
+	if len(paint) == 0 {
+		return // no prompt on screen
+	}
+	if width < old {
+		row = row*((old+width-1)/width) + col/width
+	}
+	var b strings.Builder
+	b.WriteString("\r")
+	if row > 0 {
+		b.WriteString("\x1b[" + strconv.Itoa(row) + "A")
+	}
+	b.WriteString("\x1b[J")
+	b.Write(paint)
+	ui.out.Write([]byte(b.String()))
+}
+
+// leadingMove reads the cursor moves at the start of an editor repaint,
+// before its first erase: how far up and left it went to reach the start of
+// the input.
+func leadingMove(p []byte) (up, left int) {
+	for len(p) >= 3 && p[0] == 0x1b && p[1] == '[' {
+		i := 2
+		for i < len(p) && p[i] >= '0' && p[i] <= '9' {
+			i++
+		}
+		if i == len(p) {
+			break
+		}
+		n := 1
+		if i > 2 {
+			n, _ = strconv.Atoi(string(p[2:i]))
+		}
+		switch p[i] {
+		case 'A':
+			up += n
+		case 'D':
+			left += n
+		case 'K':
+			return up, left
+		}
+		p = p[i+1:]
+	}
+	return up, left
+}
+
+// stripLeadingEscapes drops the cursor moves and erases at the start of an
+// editor repaint, keeping the repaint itself (the prompt onwards).
+func stripLeadingEscapes(p []byte) []byte {
+	for len(p) >= 3 && p[0] == 0x1b && p[1] == '[' {
+		i := 2
+		for i < len(p) && (p[i] >= '0' && p[i] <= '9' || p[i] == ';') {
+			i++
+		}
+		if i == len(p) {
+			return nil
+		}
+		p = p[i+1:]
+	}
+	for len(p) > 0 && (p[0] == '\r' || p[0] == '\n') && len(p) > 1 && p[1] == 0x1b {
+		p = p[1:]
+	}
+	return p
+}
+
+// switchWriter is the terminal output, which the resize redraw can divert
+// into a buffer for a moment.
+type switchWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	buf *bytes.Buffer // non-nil: writes go here
+}
+
+func (s *switchWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.buf != nil {
+		return s.buf.Write(p)
+	}
+	return s.w.Write(p)
+}
+
+func (s *switchWriter) capture(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.buf = new(bytes.Buffer)
+	} else {
+		s.buf = nil
+	}
+}
+
+// take returns what was captured so far and starts a new capture.
+func (s *switchWriter) take() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buf.Bytes()
+	s.buf = new(bytes.Buffer)
+	return b
 }
 
 // setSizeFunc makes the UI poll the terminal size before each shown line
 // and each prompt, which follows window resizes without a SIGWINCH handler
 // (there is none on Windows).
-func (ui *termUI) setSizeFunc(fn func() (width, height int, err error)) {
+func (ui *UI) setSizeFunc(fn func() (width, height int, err error)) {
 	ui.outMu.Lock()
 	defer ui.outMu.Unlock()
 	ui.sizeFn = fn
 	ui.pollSizeLocked()
 }
 
-func (ui *termUI) pollSizeLocked() {
+func (ui *UI) pollSizeLocked() {
 	if ui.sizeFn == nil {
 		return
 	}
@@ -229,7 +387,7 @@ func (ui *termUI) pollSizeLocked() {
 // either an explicit EndOfHistory call or, failing that, the first live
 // event for the room. Mentions of the own nick are highlighted in every
 // line, and ring the bell only in live lines.
-func (ui *termUI) Show(ev displayEvent) {
+func (ui *UI) Show(ev Event) {
 	ui.outMu.Lock()
 	defer ui.outMu.Unlock()
 	ui.pollSizeLocked()
@@ -245,9 +403,12 @@ func (ui *termUI) Show(ev displayEvent) {
 				}
 				hc.n++
 			}
-		} else if hc := ui.pending[key]; hc != nil {
-			delete(ui.pending, key)
-			out.WriteString(ui.markerLine(key, hc.n, hc.first))
+		} else {
+			if hc := ui.pending[key]; hc != nil {
+				delete(ui.pending, key)
+				out.WriteString(ui.markerLine(key, hc.n, hc.first))
+			}
+			ui.seen[key] = true
 		}
 	}
 
@@ -267,7 +428,7 @@ func (ui *termUI) Show(ev displayEvent) {
 // messages seen by Show when it is positive; with n <= 0 the counted number
 // is used, and nothing is printed if none were seen. Use "" as room for DM
 // history.
-func (ui *termUI) EndOfHistory(room string, n int) {
+func (ui *UI) EndOfHistory(room string, n int) {
 	ui.outMu.Lock()
 	defer ui.outMu.Unlock()
 	hc := ui.pending[room]
@@ -289,7 +450,7 @@ func (ui *termUI) EndOfHistory(room string, n int) {
 // historyKey names the stream an event belongs to for the new-messages
 // marker: its room, or "" for DMs. Lines outside any room and DM (system
 // messages, errors) belong to none, so they neither count nor end a replay.
-func historyKey(ev displayEvent) (string, bool) {
+func historyKey(ev Event) (string, bool) {
 	switch {
 	case ev.Kind == "dm":
 		return "", true
@@ -299,8 +460,8 @@ func historyKey(ev displayEvent) (string, bool) {
 	return "", false
 }
 
-func (ui *termUI) markerLine(room string, n int, since time.Time) string {
-	s := newMessagesMarker(room, n, since)
+func (ui *UI) markerLine(room string, n int, since time.Time) string {
+	s := newMessagesMarker(room, n, since, ui.seen[room])
 	if ui.fmt.color {
 		s = sgrDim + s + sgrReset
 	}
@@ -315,7 +476,7 @@ func (ui *termUI) markerLine(room string, n int, since time.Time) string {
 // Ctrl-C with text on the line clears the line; Ctrl-C or Ctrl-D on an empty
 // line returns io.EOF, as does the end of the input stream. After io.EOF every
 // later call returns io.EOF at once: the user asked to quit.
-func (ui *termUI) ReadLine() (string, error) {
+func (ui *UI) ReadLine() (string, error) {
 	ui.outMu.Lock()
 	ui.pollSizeLocked()
 	ui.outMu.Unlock()
@@ -347,7 +508,7 @@ func (ui *termUI) ReadLine() (string, error) {
 // line editor leaves on screen, with the cursor just below them. x/term
 // wraps a row at exactly the terminal width, so prompt+line covers
 // len/width+1 rows.
-func (ui *termUI) eraseSubmittedLocked(line string) {
+func (ui *UI) eraseSubmittedLocked(line string) {
 	n := utf8.RuneCountInString(ui.prompt) + utf8.RuneCountInString(line)
 	rows := n/ui.width + 1
 	ui.t.Write([]byte(strings.Repeat("\x1b[1A\x1b[2K", rows)))
@@ -357,7 +518,7 @@ func (ui *termUI) eraseSubmittedLocked(line string) {
 // (arriving as keyCancel) and the line limit. The editor calls it for
 // every key it has no binding of its own for, which covers every printable
 // key. It runs on the ReadLine goroutine.
-func (ui *termUI) onKey(line string, pos int, key rune) (string, int, bool) {
+func (ui *UI) onKey(line string, pos int, key rune) (string, int, bool) {
 	ui.compMu.Lock()
 	limit := ui.maxLine
 	ui.compMu.Unlock()
@@ -374,6 +535,12 @@ func (ui *termUI) onKey(line string, pos int, key rune) (string, int, bool) {
 			ui.quitPending = true
 			return "", 0, false
 		}
+		if !ui.quitHinted {
+			// Once: a user who meant to quit must not think the client
+			// hung, and one who knows does not need telling twice.
+			ui.quitHinted = true
+			ui.printLocal("system", "line cleared: Ctrl-C again quits")
+		}
 		return "", 0, true
 	}
 	if key >= 0x20 && !(key >= 0xd800 && key <= 0xdbff) { // what the editor would insert
@@ -389,25 +556,38 @@ func (ui *termUI) onKey(line string, pos int, key rune) (string, int, bool) {
 
 // lineFull tells the user, once until a key is accepted again, that the
 // line is full and what was typed or pasted past the limit was left out.
-func (ui *termUI) lineFull(limit int) {
+func (ui *UI) lineFull(limit int) {
 	if ui.limitShown {
 		return
 	}
 	ui.limitShown = true
+	ui.printLocal("error", fmt.Sprintf("the line is full (%d bytes, the most one message may have): the rest was not added", limit))
+}
+
+// printLocal prints a line of the UI's own above the prompt, from the
+// ReadLine goroutine (a key callback), which may already hold outMu.
+func (ui *UI) printLocal(kind, text string) {
 	if !ui.holdingEnter {
 		ui.outMu.Lock()
 		defer ui.outMu.Unlock()
 	}
-	line, _ := ui.fmt.format(displayEvent{Time: time.Now(), Kind: "error",
-		Text: fmt.Sprintf("the line is full (%d bytes, the most one message may have): the rest was not added", limit)})
+	line, _ := ui.fmt.format(Event{Time: time.Now(), Kind: kind, Text: text})
 	io.WriteString(ui.t, line+"\n")
 }
 
 // complete completes the word before pos: a command after "/" at the start
 // of the line, else a nick ("nick: " at the start of the line, "nick "
-// elsewhere, as irssi and ssh-chat do). With several candidates it extends
-// the word to their longest common prefix, if that adds anything.
-func (ui *termUI) complete(line string, pos int) (string, int, bool) {
+// elsewhere, as irssi and ssh-chat do). With several candidates the first
+// Tab extends the word to their longest common prefix, if that adds
+// anything, else puts the first candidate in place, and lists them all
+// once; each Tab right after puts the next candidate in place, round and
+// round.
+func (ui *UI) complete(line string, pos int) (string, int, bool) {
+	if c := ui.comp; c != nil && line == c.line && pos == c.pos {
+		c.i = (c.i + 1) % len(c.candidates)
+		return ui.putCandidate(c)
+	}
+	ui.comp = nil
 	if pos < 0 || pos > len(line) {
 		return "", 0, false
 	}
@@ -430,23 +610,43 @@ func (ui *termUI) complete(line string, pos int) (string, int, bool) {
 	}
 	ui.compMu.Unlock()
 
-	var insert string
+	c := &completion{head: line[:start], tail: line[pos:], candidates: candidates, suffix: suffix}
 	switch len(candidates) {
 	case 0:
 		return "", 0, false
 	case 1:
-		insert = candidates[0] + suffix
-		if strings.HasPrefix(line[pos:], " ") {
-			insert = strings.TrimSuffix(insert, " ")
-		}
-	default:
-		insert = commonPrefixFold(candidates)
-		if utf8.RuneCountInString(insert) <= utf8.RuneCountInString(word) {
-			return "", 0, false
-		}
+		return ui.putCandidate(c)
 	}
-	newLine := line[:start] + insert + line[pos:]
-	return newLine, start + len(insert), true
+	ui.printLocal("system", strings.Join(candidates, " "))
+	ui.comp = c
+	if prefix := commonPrefixFold(candidates); utf8.RuneCountInString(prefix) > utf8.RuneCountInString(word) {
+		c.i = -1
+		c.line, c.pos = c.head+prefix+c.tail, len(c.head)+len(prefix)
+		return c.line, c.pos, true
+	}
+	return ui.putCandidate(c)
+}
+
+// completion is a Tab completion with several candidates, kept so that
+// the next Tab can cycle through them. It runs on the ReadLine goroutine.
+type completion struct {
+	head, tail string // the line before and after the completed word
+	candidates []string
+	suffix     string
+	i          int    // the candidate in place; -1 for their common prefix
+	line       string // the line as the completion left it
+	pos        int
+}
+
+// putCandidate puts candidate c.i (at least 0) in place of the word.
+func (ui *UI) putCandidate(c *completion) (string, int, bool) {
+	c.i = max(c.i, 0)
+	insert := c.candidates[c.i] + c.suffix
+	if strings.HasPrefix(c.tail, " ") {
+		insert = strings.TrimSuffix(insert, " ")
+	}
+	c.line, c.pos = c.head+insert+c.tail, len(c.head)+len(insert)
+	return c.line, c.pos, true
 }
 
 // matchPrefix returns the entries of list that start with prefix, ignoring
@@ -487,8 +687,8 @@ func commonPrefixFold(ss []string) string {
 // inputFilter sits between the terminal and the line editor. It turns
 // Ctrl-C into keyCancel, and hands over input in chunks that end at the
 // first Enter or Ctrl-C, so that the key is processed before anything
-// typed after it. Before handing over an Enter it takes outMu (see termUI).
-type inputFilter struct{ ui *termUI }
+// typed after it. Before handing over an Enter it takes outMu (see UI).
+type inputFilter struct{ ui *UI }
 
 func (f inputFilter) Read(p []byte) (int, error) {
 	ui := f.ui
@@ -613,10 +813,10 @@ func (h *inputHistory) Len() int { return len(h.entries) }
 // At returns the idx-th most recent entry (0 is the newest).
 func (h *inputHistory) At(idx int) string { return h.entries[len(h.entries)-1-idx] }
 
-// newTTYUI puts the terminal on in into raw mode and builds the UI over in
+// NewTTY puts the terminal on in into raw mode and builds the UI over in
 // and out, following the terminal's size. restore erases the prompt and
 // restores the terminal mode; later calls do nothing.
-func newTTYUI(in, out *os.File, opts termUIOptions) (ui *termUI, restore func() error, err error) {
+func NewTTY(in, out *os.File, opts Options) (ui *UI, restore func() error, err error) {
 	fd := int(in.Fd())
 	if !term.IsTerminal(fd) {
 		return nil, nil, errors.New("interactive mode needs a terminal on standard input")
@@ -625,7 +825,7 @@ func newTTYUI(in, out *os.File, opts termUIOptions) (ui *termUI, restore func() 
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot set the terminal to raw mode: %w", err)
 	}
-	ui = newTermUI(struct {
+	ui = New(struct {
 		io.Reader
 		io.Writer
 	}{in, out}, opts)
@@ -634,10 +834,16 @@ func newTTYUI(in, out *os.File, opts termUIOptions) (ui *termUI, restore func() 
 		sizeFd = fd
 	}
 	ui.setSizeFunc(func() (int, int, error) { return term.GetSize(sizeFd) })
+	stopWinch := onWindowChange(func() {
+		if w, h, err := term.GetSize(sizeFd); err == nil {
+			ui.SetSize(w, h)
+		}
+	})
 	var once sync.Once
 	var restoreErr error
 	restore = func() error {
 		once.Do(func() {
+			stopWinch()
 			// Straight to the terminal: through the line editor the
 			// prompt would be drawn again after the erase.
 			ui.outMu.Lock()

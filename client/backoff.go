@@ -1,4 +1,4 @@
-package main
+package client
 
 // Reconnect delays grow exponentially with "equal jitter": the delay for a
 // retry is drawn uniformly from the upper half of the current step, so

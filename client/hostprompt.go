@@ -1,4 +1,4 @@
-package main
+package client
 
 // Host key prompts use OpenSSH's wording for the lines users already know
 // (and may grep for): the first-contact question, the "Permanently added"
@@ -14,9 +14,10 @@ import (
 	"strings"
 
 	"golang.org/x/term"
+	"securechat/client/tui"
 )
 
-// maxHostKeyAnswers bounds how often askHostKey asks before giving up, so a
+// maxHostKeyAnswers bounds how often AskHostKey asks before giving up, so a
 // stream of garbage on the terminal cannot loop forever.
 const maxHostKeyAnswers = 5
 
@@ -29,30 +30,30 @@ const hostKeyType = "ED25519"
 // displayHost shortens and sanitises a host name for the prompts, as
 // OpenSSH does with %.200s.
 func displayHost(host string) string {
-	host = sanitize(host)
+	host = tui.Sanitize(host)
 	if len(host) > 200 {
 		host = strings.ToValidUTF8(host[:200], "")
 	}
 	return host
 }
 
-// askHostKey asks whether to trust a host key seen for the first time. in
+// AskHostKey asks whether to trust a host key seen for the first time. in
 // should be the terminal (/dev/tty), not standard input, which may be a
 // script. "yes" (in any case) or the exact fingerprint accepts, "no"
 // refuses; anything else is asked again, up to maxHostKeyAnswers answers.
 // It does not print the "Permanently added" note: the caller prints
-// hostKeyAddedMessage once the key is really recorded. The end of input
+// HostKeyAddedMessage once the key is really recorded. The end of input
 // without an answer is an error, not a refusal, so the caller can say why.
 // addr is shown in parentheses after host (OpenSSH shows the IP address);
 // "" leaves it out.
-func askHostKey(in io.Reader, out io.Writer, host, addr, fingerprint string) (bool, error) {
+func AskHostKey(in io.Reader, out io.Writer, host, addr, fingerprint string) (bool, error) {
 	host = displayHost(host)
 	who := host
-	if addr = sanitize(addr); addr != "" {
+	if addr = tui.Sanitize(addr); addr != "" {
 		who = host + " (" + addr + ")"
 	}
 	fmt.Fprintf(out, "The authenticity of host '%s' can't be established.\n", who)
-	fmt.Fprintf(out, "%s key fingerprint is %s.\n", hostKeyType, sanitize(fingerprint))
+	fmt.Fprintf(out, "%s key fingerprint is %s.\n", hostKeyType, tui.Sanitize(fingerprint))
 	fmt.Fprint(out, "Are you sure you want to continue connecting (yes/no/[fingerprint])? ")
 	for tries := 1; ; tries++ {
 		answer, err := readAnswer(in)
@@ -106,19 +107,19 @@ func readAnswer(in io.Reader) (string, error) {
 	}
 }
 
-// hostKeyAddedMessage is the note printed once a new host key is recorded
+// HostKeyAddedMessage is the note printed once a new host key is recorded
 // (also by the accept-new policy, which does not ask).
-func hostKeyAddedMessage(host string) string {
+func HostKeyAddedMessage(host string) string {
 	return "Warning: Permanently added '" + displayHost(host) + "' (" + hostKeyType + ") to the list of known hosts.\n"
 }
 
-// hostKeyChangedMessage is the text shown, on standard error, when a host
+// HostKeyChangedMessage is the text shown, on standard error, when a host
 // presents a key other than the one recorded for it at file:line. The
 // connection must then be refused; the text ends in OpenSSH's
 // "Host key verification failed." line.
-func hostKeyChangedMessage(host, fingerprint, file string, line int) string {
+func HostKeyChangedMessage(host, fingerprint, file string, line int) string {
 	host = displayHost(host)
-	file = sanitize(file)
+	file = tui.Sanitize(file)
 	loc := file + ":" + strconv.Itoa(line)
 	var b strings.Builder
 	b.WriteString("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n")
@@ -129,7 +130,7 @@ func hostKeyChangedMessage(host, fingerprint, file string, line int) string {
 	b.WriteString("Either this connection is being intercepted (a machine-in-the-middle attack),\n")
 	b.WriteString("or the server's host key was replaced.\n")
 	b.WriteString("The " + hostKeyType + " key fingerprint the server sent is\n")
-	b.WriteString(sanitize(fingerprint) + ".\n")
+	b.WriteString(tui.Sanitize(fingerprint) + ".\n")
 	b.WriteString("Check it with the server's operator over a channel you trust.\n")
 	b.WriteString("Offending " + hostKeyType + " key in " + loc + "\n")
 	b.WriteString("  If the new key is genuine, delete line " + strconv.Itoa(line) + " of " + file + " and connect again\n")
@@ -138,18 +139,18 @@ func hostKeyChangedMessage(host, fingerprint, file string, line int) string {
 	return b.String()
 }
 
-// hostKeyRevokedMessage is the text shown, on standard error, when a host
+// HostKeyRevokedMessage is the text shown, on standard error, when a host
 // presents a key that known_hosts marks @revoked at file:line. Nothing
 // overrides it: a revoked key is one its owner said was lost or stolen.
-func hostKeyRevokedMessage(host, fingerprint, file string, line int) string {
+func HostKeyRevokedMessage(host, fingerprint, file string, line int) string {
 	host = displayHost(host)
-	loc := sanitize(file) + ":" + strconv.Itoa(line)
+	loc := tui.Sanitize(file) + ":" + strconv.Itoa(line)
 	var b strings.Builder
 	b.WriteString("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n")
 	b.WriteString("@       WARNING: REVOKED HOST KEY DETECTED!               @\n")
 	b.WriteString("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n")
 	b.WriteString("The server at '" + host + "' presented the " + hostKeyType + " key\n")
-	b.WriteString(sanitize(fingerprint) + ",\n")
+	b.WriteString(tui.Sanitize(fingerprint) + ",\n")
 	b.WriteString("which is REVOKED by " + loc + ". Whoever holds it may be impersonating\n")
 	b.WriteString("the server. Refusing to connect.\n")
 	b.WriteString("Host key verification failed.\n")
@@ -164,14 +165,14 @@ var ttyPath = "/dev/tty"
 // input (script mode) still works; with no terminal it fails with an error
 // saying so. The prompt line is erased afterwards.
 func readPasswordTTY(prompt string) ([]byte, error) {
-	return readPasswordTTYContext(context.Background(), prompt)
+	return ReadPassword(context.Background(), prompt)
 }
 
-// readPasswordTTYContext is readPasswordTTY that gives up when ctx is done,
+// ReadPassword is readPasswordTTY that gives up when ctx is done,
 // restoring the terminal's echo. Needed because while the process catches
 // SIGINT, Ctrl-C at the prompt does not end the read; the abandoned read
 // ends with the next Enter or the process.
-func readPasswordTTYContext(ctx context.Context, prompt string) ([]byte, error) {
+func ReadPassword(ctx context.Context, prompt string) ([]byte, error) {
 	tty, err := os.OpenFile(ttyPath, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("cannot ask for the password: no terminal (%v)", err)
@@ -214,6 +215,6 @@ func readPasswordTTYContext(ctx context.Context, prompt string) ([]byte, error) 
 	case <-ctx.Done():
 		term.Restore(fd, state)
 		io.WriteString(tty, "\r\n")
-		return nil, ctx.Err()
+		return nil, interrupted()
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package client
 
 import (
 	"bytes"
@@ -45,7 +45,7 @@ func TestAskHostKey(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			ok, err := askHostKey(strings.NewReader(tt.input), &out, "chat.example.org", "192.0.2.7:7443", testFingerprint)
+			ok, err := AskHostKey(strings.NewReader(tt.input), &out, "chat.example.org", "192.0.2.7:7443", testFingerprint)
 			if ok != tt.ok {
 				t.Errorf("accepted = %v, want %v", ok, tt.ok)
 			}
@@ -62,7 +62,7 @@ func TestAskHostKey(t *testing.T) {
 				t.Errorf("asked again %d times, want %d:\n%s", got, tt.reasks, o)
 			}
 			if strings.Contains(o, "Permanently added") {
-				t.Errorf("askHostKey printed the note that is the caller's to print:\n%s", o)
+				t.Errorf("AskHostKey printed the note that is the caller's to print:\n%s", o)
 			}
 			if tt.mention != "" && !strings.Contains(o, tt.mention) {
 				t.Errorf("output lacks %q:\n%s", tt.mention, o)
@@ -73,8 +73,8 @@ func TestAskHostKey(t *testing.T) {
 
 func TestAskHostKeyReadsOnlyItsLine(t *testing.T) {
 	in := strings.NewReader("yes\nnext line\n")
-	if ok, err := askHostKey(in, io.Discard, "h", "a", testFingerprint); !ok || err != nil {
-		t.Fatalf("askHostKey = %v, %v", ok, err)
+	if ok, err := AskHostKey(in, io.Discard, "h", "a", testFingerprint); !ok || err != nil {
+		t.Fatalf("AskHostKey = %v, %v", ok, err)
 	}
 	rest, _ := io.ReadAll(in)
 	if string(rest) != "next line\n" {
@@ -84,7 +84,7 @@ func TestAskHostKeyReadsOnlyItsLine(t *testing.T) {
 
 func TestAskHostKeyReadError(t *testing.T) {
 	boom := errors.New("boom")
-	_, err := askHostKey(io.MultiReader(strings.NewReader("ma"), errReader{boom}), io.Discard, "h", "a", testFingerprint)
+	_, err := AskHostKey(io.MultiReader(strings.NewReader("ma"), errReader{boom}), io.Discard, "h", "a", testFingerprint)
 	if !errors.Is(err, boom) {
 		t.Errorf("err = %v, want wrapping %v", err, boom)
 	}
@@ -97,7 +97,7 @@ func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 func TestAskHostKeySanitises(t *testing.T) {
 	var out bytes.Buffer
 	host := "evil\x1b[2J\x1b]0;x\a" + strings.Repeat("h", 300)
-	askHostKey(strings.NewReader("no\n"), &out, host, "addr\x1b[1m", "SHA256:\x1b[31mfake")
+	AskHostKey(strings.NewReader("no\n"), &out, host, "addr\x1b[1m", "SHA256:\x1b[31mfake")
 	if strings.ContainsAny(out.String(), "\x1b\a") {
 		t.Errorf("control characters reached the prompt: %q", out.String())
 	}
@@ -106,7 +106,7 @@ func TestAskHostKeySanitises(t *testing.T) {
 	}
 	// No address: just the host.
 	out.Reset()
-	askHostKey(strings.NewReader("no\n"), &out, "h.example", "", testFingerprint)
+	AskHostKey(strings.NewReader("no\n"), &out, "h.example", "", testFingerprint)
 	if !strings.HasPrefix(out.String(), "The authenticity of host 'h.example' can't be established.\n") {
 		t.Errorf("without address: %q", out.String())
 	}
@@ -114,17 +114,17 @@ func TestAskHostKeySanitises(t *testing.T) {
 
 func TestHostKeyAddedMessage(t *testing.T) {
 	want := "Warning: Permanently added 'chat.example.org:7443' (ED25519) to the list of known hosts.\n"
-	if got := hostKeyAddedMessage("chat.example.org:7443"); got != want {
+	if got := HostKeyAddedMessage("chat.example.org:7443"); got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	if got := hostKeyAddedMessage("h\x1b]0;x\a"); got != "Warning: Permanently added 'h' (ED25519) to the list of known hosts.\n" {
+	if got := HostKeyAddedMessage("h\x1b]0;x\a"); got != "Warning: Permanently added 'h' (ED25519) to the list of known hosts.\n" {
 		t.Errorf("not sanitised: %q", got)
 	}
 }
 
 func TestHostKeyChangedMessage(t *testing.T) {
 	file := "/home/u/.config/securechat/known_hosts"
-	msg := hostKeyChangedMessage("chat.example.org:7443", testFingerprint, file, 7)
+	msg := HostKeyChangedMessage("chat.example.org:7443", testFingerprint, file, 7)
 	for _, want := range []string{
 		"@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n" +
 			"@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n" +
@@ -142,7 +142,7 @@ func TestHostKeyChangedMessage(t *testing.T) {
 	if !strings.HasPrefix(msg, "@@@") || !strings.HasSuffix(msg, "\nHost key verification failed.\n") {
 		t.Errorf("message must open with the banner and end with the failure line:\n%s", msg)
 	}
-	if m := hostKeyChangedMessage("h\x1b[2J", "fp\a", "f\x1b]0;x\a", 1); strings.ContainsAny(m, "\x1b\a") {
+	if m := HostKeyChangedMessage("h\x1b[2J", "fp\a", "f\x1b]0;x\a", 1); strings.ContainsAny(m, "\x1b\a") {
 		t.Errorf("control characters in %q", m)
 	}
 }

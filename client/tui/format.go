@@ -1,4 +1,4 @@
-package main
+package tui
 
 // This file turns chat events into text: one sanitised line per event, for
 // the interactive terminal (colours, timestamps, highlights) and for script
@@ -17,9 +17,9 @@ import (
 	"unicode/utf8"
 )
 
-// displayEvent is one line the user sees. The client translates wire
+// Event is one line the user sees. The client translates wire
 // messages into these, so the UI does not depend on the chat protocol.
-type displayEvent struct {
+type Event struct {
 	ID      uint64
 	Time    time.Time
 	Kind    string // "msg", "me", "dm", "notice", "join", "part", "quit", "topic", "error", "system"
@@ -32,13 +32,13 @@ type displayEvent struct {
 	Code    string // errors: the error code (PROTOCOL.md §13.13, or a local one of §17)
 }
 
-// sanitize makes s safe to print on a terminal. It is defence in depth: the
+// Sanitize makes s safe to print on a terminal. It is defence in depth: the
 // server strips control characters too (chat.SanitizeText, the same rules),
 // but a line of chat must never be able to move the cursor, retitle the
 // window, ring the bell or reorder text, whatever server sent it. On top of
 // the server's rules the client also drops the bidirectional marks (ALM, LRM,
 // RLM), which have no business in a nick or a one-line message.
-func sanitize(s string) string {
+func Sanitize(s string) string {
 	s = chat.SanitizeText(s)
 	if !strings.ContainsAny(s, "\u061c\u200e\u200f") {
 		return s
@@ -52,19 +52,19 @@ func sanitize(s string) string {
 }
 
 // sanitizeEvent returns ev with every displayed field sanitised.
-func sanitizeEvent(ev displayEvent) displayEvent {
-	ev.Kind = sanitize(ev.Kind)
-	ev.Room = sanitize(ev.Room)
-	ev.From = sanitize(ev.From)
-	ev.To = sanitize(ev.To)
-	ev.Text = sanitize(ev.Text)
-	ev.Code = sanitize(ev.Code)
+func sanitizeEvent(ev Event) Event {
+	ev.Kind = Sanitize(ev.Kind)
+	ev.Room = Sanitize(ev.Room)
+	ev.From = Sanitize(ev.From)
+	ev.To = Sanitize(ev.To)
+	ev.Text = Sanitize(ev.Text)
+	ev.Code = Sanitize(ev.Code)
 	return ev
 }
 
 // Script mode.
 
-// formatPlain renders ev as one line of plain text, without a trailing
+// FormatPlain renders ev as one line of plain text, without a trailing
 // newline and without escape sequences, for script mode. Every line starts
 // with a bracketed tag: the room, "[dm]", "[notice]" (a notice outside any
 // room), "[error]" or "[system]":
@@ -85,7 +85,7 @@ func sanitizeEvent(ev displayEvent) displayEvent {
 // `grep -v '^\[[^]]*\] (history) '` keeps only live traffic:
 //
 //	[#general] (history) alice: text
-func formatPlain(ev displayEvent) string {
+func FormatPlain(ev Event) string {
 	ev = sanitizeEvent(ev)
 	var b strings.Builder
 	b.WriteByte('[')
@@ -123,7 +123,7 @@ func formatPlain(ev displayEvent) string {
 }
 
 // plainTag is the bracketed first field of a script-mode line.
-func plainTag(ev displayEvent) string {
+func plainTag(ev Event) string {
 	switch {
 	case ev.Kind == "dm":
 		return "dm"
@@ -139,7 +139,7 @@ func plainTag(ev displayEvent) string {
 
 // presenceText describes a join, part, quit or topic change without a
 // prefix, shared by both output styles.
-func presenceText(ev displayEvent) string {
+func presenceText(ev Event) string {
 	reason := ""
 	if ev.Text != "" {
 		reason = " (" + ev.Text + ")"
@@ -176,11 +176,11 @@ type jsonEvent struct {
 	Code    string `json:"code"`
 }
 
-// formatJSON renders ev as one JSON object without a trailing newline, for
+// FormatJSON renders ev as one JSON object without a trailing newline, for
 // `connect --json`-style script mode (one object per line). Strings are
 // sanitised like the terminal output, and <, > and & are left as they are
 // because the output is not meant for HTML.
-func formatJSON(ev displayEvent) ([]byte, error) {
+func FormatJSON(ev Event) ([]byte, error) {
 	ev = sanitizeEvent(ev)
 	je := jsonEvent{
 		ID:      ev.ID,
@@ -269,7 +269,7 @@ func (f *tuiFormatter) nick(n string) string {
 	return "\x1b[38;5;" + strconv.Itoa(nickColor(n)) + "m" + n + "\x1b[39m"
 }
 
-func (f *tuiFormatter) stamp(ev displayEvent) string {
+func (f *tuiFormatter) stamp(ev Event) string {
 	if !f.timestamps {
 		return ""
 	}
@@ -289,7 +289,7 @@ func (f *tuiFormatter) stamp(ev displayEvent) string {
 // it names the own nick (as a whole word) or is a DM to them. Own messages
 // are never mentions. Highlighting uses bold and reverse video, which
 // NO_COLOR does not forbid, so mentions stay visible in monochrome.
-func (f *tuiFormatter) format(ev displayEvent) (line string, mention bool) {
+func (f *tuiFormatter) format(ev Event) (line string, mention bool) {
 	ev = sanitizeEvent(ev)
 	own := f.self != "" && strings.EqualFold(ev.From, f.self)
 	text := ev.Text
@@ -410,16 +410,24 @@ func isMessageKind(kind string) bool {
 }
 
 // newMessagesMarker is the line printed after a room's history replay.
-func newMessagesMarker(room string, n int, since time.Time) string {
+// The messages are "new" only when seen says the user was in the room
+// before (a live line shown in this run); else they are "earlier", as for
+// someone who has just arrived: the client keeps no last-read position
+// from one run to the next.
+func newMessagesMarker(room string, n int, since time.Time, seen bool) string {
 	noun := "messages"
 	if n == 1 {
 		noun = "message"
 	}
-	s := "\u2014 " + strconv.Itoa(n) + " new " + noun
-	if room != "" {
-		s += " in " + sanitize(room)
+	adj := " earlier "
+	if seen {
+		adj = " new "
 	}
-	if !since.IsZero() {
+	s := "\u2014 " + strconv.Itoa(n) + adj + noun
+	if room != "" {
+		s += " in " + Sanitize(room)
+	}
+	if seen && !since.IsZero() {
 		s += " since " + since.Local().Format("15:04")
 	}
 	return s + " \u2014"

@@ -11,11 +11,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"net"
+	"securechat/client/tui"
 	"securechat/handshake"
 	"securechat/server"
+	"strings"
 )
-
-func init() { commands = append(commands, keygenCommand(), fingerprintCommand()) }
 
 // hostKeyFile is the host key's name inside the state directory. During a
 // rotation the next key lies beside it with nextKeySuffix; after
@@ -218,4 +219,70 @@ func reloadHostKeys(srv *server.Server, path string, log *slog.Logger) {
 		args = append(args, "next", handshake.Fingerprint(next.Public().(ed25519.PublicKey)))
 	}
 	log.Info("host keys reloaded", args...)
+}
+
+func knownHostsCommand() *cli.Command {
+	cmd := &cli.Command{
+		Name:  "known-hosts",
+		Usage: "manage the client's known_hosts file",
+		Description: `The client's known_hosts file holds one line per trusted host key:
+
+   HOST:PORT securechat-ed25519 BASE64KEY
+
+and may mark keys that must never be trusted again, for one server or for all
+("*"), whatever other lines say:
+
+   @revoked HOST:PORT securechat-ed25519 BASE64KEY
+   @revoked * securechat-ed25519 BASE64KEY
+
+A server presenting a revoked key is refused with exit code 4.`,
+		Subcommands: []*cli.Command{
+			{
+				Name:      "remove",
+				Usage:     "remove every key of HOST:PORT (as ssh-keygen -R does)",
+				ArgsUsage: "HOST:PORT",
+				Description: `Removes every line for HOST:PORT from known_hosts and prints each one. Comments,
+other hosts and @revoked lines are kept (a revocation is undone only by editing
+the file). The file is replaced atomically and keeps mode 0600. Exits 1 if no
+line lists HOST:PORT.`,
+				Flags:  []cli.Flag{knownHostsFlag()},
+				Action: knownHostsRemove,
+			},
+		},
+	}
+	for _, sub := range cmd.Subcommands {
+		sub.HideHelpCommand = true
+		sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+			return &codedError{code: exitUsage, err: err}
+		}
+	}
+	return cmd
+}
+
+func knownHostsRemove(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageError("known-hosts remove wants exactly one HOST:PORT argument")
+	}
+	hostport := c.Args().First()
+	if _, _, err := net.SplitHostPort(hostport); err != nil {
+		return usageError("%q is not HOST:PORT (IPv6 addresses go in brackets: [::1]:7777)", hostport)
+	}
+	file, err := knownHostsPath(c.String("known-hosts"))
+	if err != nil {
+		return err
+	}
+	removed, err := handshake.RemoveKnownHost(file, hostport)
+	if errors.Is(err, fs.ErrNotExist) {
+		return withCode(exitError, fmt.Errorf("%s does not exist", file), "")
+	}
+	if err != nil {
+		return err
+	}
+	if len(removed) == 0 {
+		return withCode(exitError, fmt.Errorf("%s is not in %s", hostport, file), "")
+	}
+	for _, r := range removed {
+		fmt.Fprintf(c.App.Writer, "removed %s:%d: %s\n", file, r.Line, tui.Sanitize(strings.TrimSpace(r.Text)))
+	}
+	return nil
 }

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -20,8 +18,6 @@ import (
 	"securechat/metrics"
 	"securechat/transport"
 )
-
-func init() { commands = append(commands, benchCommand()) }
 
 func benchCommand() *cli.Command {
 	return &cli.Command{
@@ -86,84 +82,16 @@ func benchTargetFlags(defaultAccounts string) []cli.Flag {
 	}
 }
 
-// benchSetup is what every scenario does first: more file descriptors,
-// a description of the machine, and the profiles asked for.
-type benchSetup struct {
-	c        *cli.Context
-	machine  bench.Machine
-	progress func(string)
-	stopProf func()
-}
-
-func newBenchSetup(c *cli.Context) (*benchSetup, error) {
+// benchOutput starts what every scenario does around its run (see
+// bench.Output), from the output flags.
+func benchOutput(c *cli.Context) (*bench.Output, error) {
 	if c.Args().Present() {
 		return nil, usageError("bench %s takes no arguments, got %q", c.Command.Name, c.Args().First())
 	}
-	limit, err := bench.RaiseFileLimit()
-	if err != nil {
-		fmt.Fprintf(c.App.ErrWriter, "securechat: warning: %v\n", err)
-	}
-	s := &benchSetup{c: c, machine: bench.DescribeMachine(limit), stopProf: func() {}}
-	if !c.Bool("quiet") {
-		s.progress = progressWriter(c.App.ErrWriter)
-	}
-	if f := c.String("cpuprofile"); f != "" {
-		out, err := os.Create(f)
-		if err != nil {
-			return nil, fmt.Errorf("cpu profile: %w", err)
-		}
-		if err := pprof.StartCPUProfile(out); err != nil {
-			out.Close()
-			return nil, fmt.Errorf("cpu profile: %w", err)
-		}
-		s.stopProf = func() { pprof.StopCPUProfile(); out.Close() }
-	}
-	return s, nil
-}
-
-// finish stops the profiles and prints the report.
-func (s *benchSetup) finish(scenario string, report interface{ WriteText(io.Writer) }) error {
-	s.stopProf()
-	if f := s.c.String("memprofile"); f != "" {
-		out, err := os.Create(f)
-		if err != nil {
-			return fmt.Errorf("heap profile: %w", err)
-		}
-		pprof.Lookup("heap").WriteTo(out, 0)
-		out.Close()
-	}
-	w := s.c.App.Writer
-	if s.c.Bool("json") {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			Scenario string        `json:"scenario"`
-			Machine  bench.Machine `json:"machine"`
-			Report   any           `json:"report"`
-		}{scenario, s.machine, report})
-	}
-	s.machine.WriteText(w)
-	report.WriteText(w)
-	return nil
-}
-
-// progressWriter rewrites one line on a terminal; elsewhere it prints a
-// line every five seconds at most.
-func progressWriter(w io.Writer) func(string) {
-	f, ok := w.(*os.File)
-	tty := ok && isTerminal(f)
-	var last time.Time
-	return func(line string) {
-		if tty {
-			fmt.Fprintf(w, "\r\033[K%s", line)
-			return
-		}
-		if line == "" || time.Since(last) < 5*time.Second {
-			return
-		}
-		last = time.Now()
-		fmt.Fprintln(w, line)
-	}
+	f, ok := c.App.ErrWriter.(*os.File)
+	o := &bench.Output{Stdout: c.App.Writer, Stderr: c.App.ErrWriter, StderrIsTTY: ok && isTerminal(f),
+		JSON: c.Bool("json"), Quiet: c.Bool("quiet"), CPUProfile: c.String("cpuprofile"), MemProfile: c.String("memprofile")}
+	return o, o.Start()
 }
 
 func benchTransport(name string) (transport.Transport, error) {
@@ -211,7 +139,7 @@ func benchTargetStore(c *cli.Context, accounts int, stderr io.Writer, withStore 
 		if err != nil {
 			return nil, nil, fmt.Errorf("password file: %w", err)
 		}
-		pw = trimOneNewline(pw)
+		pw = trimLineBreak(pw)
 		if err := credstore.CheckName(bench.AccountName(c.String("prefix"), accounts-1)); err != nil {
 			return nil, nil, usageError("--prefix: %v", err)
 		}
@@ -299,19 +227,19 @@ func benchThroughputCommand() *cli.Command {
 			if r := c.Int("rounds"); r < 1 || r > 100 {
 				return usageError("--rounds %d: want 1 to 100", r)
 			}
-			s, err := newBenchSetup(c)
+			s, err := benchOutput(c)
 			if err != nil {
 				return err
 			}
 			rep, err := bench.RunThroughput(c.Context, bench.ThroughputConfig{
 				Transports: trs, Size: size << 20, Rounds: c.Int("rounds"), Timeout: c.Duration("timeout"),
-				PrimitiveTime: c.Duration("primitive-time"), Progress: s.progress,
+				PrimitiveTime: c.Duration("primitive-time"), Progress: s.Progress,
 			})
 			if err != nil {
-				s.stopProf()
+				s.Stop()
 				return err
 			}
-			return s.finish("throughput", rep)
+			return s.Finish("throughput", rep)
 		},
 	}
 }
@@ -363,27 +291,22 @@ func benchHandshakeCommand() *cli.Command {
 			if r := c.Int("rounds"); r < 1 || r > 100 {
 				return usageError("--rounds %d: want 1 to 100", r)
 			}
-			s, err := newBenchSetup(c)
+			s, err := benchOutput(c)
 			if err != nil {
 				return err
 			}
 			rep, err := bench.RunHandshake(c.Context, bench.HandshakeConfig{
 				Transport: tr, Concurrency: c.Int("concurrency"), Duration: c.Duration("duration"),
-				MaxCount: c.Int("count"), Rounds: c.Int("rounds"), Groups: groups, Logins: logins, Progress: s.progress,
+				MaxCount: c.Int("count"), Rounds: c.Int("rounds"), Groups: groups, Logins: logins, Progress: s.Progress,
 			})
 			if err != nil {
-				s.stopProf()
+				s.Stop()
 				return err
 			}
-			if err := s.finish("handshake", rep); err != nil {
+			if err := s.Finish("handshake", rep); err != nil {
 				return err
 			}
-			for _, r := range rep.Rows {
-				if r.Errors > 0 || r.Count == 0 {
-					return fmt.Errorf("bench: %s: %d errors, %d handshakes", r.Name, r.Errors, r.Count)
-				}
-			}
-			return nil
+			return rep.Err()
 		},
 	}
 }
@@ -442,16 +365,16 @@ alternating order, and compares p99 latency and deliveries per second.`,
 			if c.String("store") != "off" && (c.String("addr") != "" || c.String("server") == "serve") {
 				return usageError("--store: the server this scenario starts (--server child or inproc) is the one it can set up")
 			}
-			s, err := newBenchSetup(c)
+			s, err := benchOutput(c)
 			if err != nil {
 				return err
 			}
-			cfg.Progress = s.progress
+			cfg.Progress = s.Progress
 			var reps []*bench.FanoutReport
 			for _, withStore := range runs {
 				t, srv, err := benchTargetStore(c, cfg.Clients, c.App.ErrWriter, withStore)
 				if err != nil {
-					s.stopProf()
+					s.Stop()
 					return err
 				}
 				rep, err := bench.RunFanout(c.Context, t, cfg)
@@ -461,7 +384,7 @@ alternating order, and compares p99 latency and deliveries per second.`,
 					}
 				}
 				if rep == nil {
-					s.stopProf()
+					s.Stop()
 					return err
 				}
 				if c.String("store") != "off" {
@@ -469,38 +392,25 @@ alternating order, and compares p99 latency and deliveries per second.`,
 				}
 				reps = append(reps, rep)
 				if err == nil {
-					err = fanoutFailure(rep)
+					err = rep.Err()
 				}
 				if err != nil {
 					var out interface{ WriteText(io.Writer) } = rep
 					if len(reps) == 2 {
 						out = bench.CompareStore(reps[0], reps[1])
 					}
-					if ferr := s.finish("fanout", out); ferr != nil {
+					if ferr := s.Finish("fanout", out); ferr != nil {
 						return ferr
 					}
 					return err
 				}
 			}
 			if len(reps) == 1 {
-				return s.finish("fanout", reps[0])
+				return s.Finish("fanout", reps[0])
 			}
-			return s.finish("fanout", bench.CompareStore(reps[0], reps[1]))
+			return s.Finish("fanout", bench.CompareStore(reps[0], reps[1]))
 		},
 	}
-}
-
-// fanoutFailure says what went wrong in a run that completed.
-func fanoutFailure(rep *bench.FanoutReport) error {
-	switch {
-	case rep.ConnectErrors > 0:
-		return fmt.Errorf("bench: %d clients could not connect", rep.ConnectErrors)
-	case rep.Disconnects > 0:
-		return fmt.Errorf("bench: %d sessions ended during the run", rep.Disconnects)
-	case rep.Lost != 0:
-		return fmt.Errorf("bench: %d deliveries lost", rep.Lost)
-	}
-	return nil
 }
 
 // benchFanoutMetrics is bench fanout --metrics.
@@ -531,11 +441,11 @@ func benchFanoutMetrics(c *cli.Context, cfg bench.FanoutConfig) error {
 	if err != nil {
 		return err
 	}
-	s, err := newBenchSetup(c)
+	s, err := benchOutput(c)
 	if err != nil {
 		return err
 	}
-	cfg.Progress = s.progress
+	cfg.Progress = s.Progress
 	rep, err := bench.RunMetricsCost(c.Context, bench.MetricsCostConfig{
 		Fanout: cfg,
 		Rounds: rounds,
@@ -546,10 +456,10 @@ func benchFanoutMetrics(c *cli.Context, cfg bench.FanoutConfig) error {
 		},
 	})
 	if rep == nil {
-		s.stopProf()
+		s.Stop()
 		return err
 	}
-	if ferr := s.finish("fanout-metrics", rep); ferr != nil {
+	if ferr := s.Finish("fanout-metrics", rep); ferr != nil {
 		return ferr
 	}
 	if err != nil {
@@ -606,17 +516,17 @@ server, or --addr with --server-pid.`,
 			if cc := c.Int("connect-concurrency"); cc < 1 || cc > 4096 {
 				return usageError("--connect-concurrency %d: want 1 to 4096", cc)
 			}
-			s, err := newBenchSetup(c)
+			s, err := benchOutput(c)
 			if err != nil {
 				return err
 			}
 			t, srv, err := benchTarget(c, min(n, 100), c.App.ErrWriter)
 			if err != nil {
-				s.stopProf()
+				s.Stop()
 				return err
 			}
 			cfg := bench.IdleConfig{Clients: n, Duration: c.Duration("duration"),
-				ConnectConcurrency: c.Int("connect-concurrency"), Progress: s.progress}
+				ConnectConcurrency: c.Int("connect-concurrency"), Progress: s.Progress}
 			if srv != nil && !srv.InProcess && c.String("server") == "child" {
 				cfg.HeapStats = srv.HeapStats
 			}
@@ -627,19 +537,16 @@ server, or --addr with --server-pid.`,
 				}
 			}
 			if rep == nil {
-				s.stopProf()
+				s.Stop()
 				return err
 			}
-			if ferr := s.finish("idle", rep); ferr != nil {
+			if ferr := s.Finish("idle", rep); ferr != nil {
 				return ferr
 			}
 			if err != nil {
 				return err
 			}
-			if rep.ConnectErrors > 0 || rep.Disconnects > 0 {
-				return fmt.Errorf("bench: %d clients could not connect, %d were disconnected", rep.ConnectErrors, rep.Disconnects)
-			}
-			return nil
+			return rep.Err()
 		},
 	}
 }
@@ -696,23 +603,23 @@ Exits 1 if a goal is missed.`,
 			if err != nil {
 				return err
 			}
-			s, err := newBenchSetup(c)
+			s, err := benchOutput(c)
 			if err != nil {
 				return err
 			}
 			exe, err := os.Executable()
 			if err != nil {
-				s.stopProf()
+				s.Stop()
 				return fmt.Errorf("cannot find this program to start the server: %w", err)
 			}
-			cfg.Command, cfg.Stderr, cfg.Progress = serveArgv(exe), c.App.ErrWriter, s.progress
-			cfg.Fanout.Progress = s.progress
+			cfg.Command, cfg.Stderr, cfg.Progress = serveArgv(exe), c.App.ErrWriter, s.Progress
+			cfg.Fanout.Progress = s.Progress
 			rep, err := bench.RunStorm(c.Context, cfg)
 			if rep == nil {
-				s.stopProf()
+				s.Stop()
 				return err
 			}
-			if ferr := s.finish("storm", rep); ferr != nil {
+			if ferr := s.Finish("storm", rep); ferr != nil {
 				return ferr
 			}
 			if err != nil {
@@ -849,32 +756,23 @@ takes about a minute more and needs Linux. Exits 1 if a target is missed.`,
 			default:
 				return usageError("--server %q: want child, serve or inproc", c.String("server"))
 			}
-			s, err := newBenchSetup(c)
+			s, err := benchOutput(c)
 			if err != nil {
 				return err
 			}
-			cfg.Progress = s.progress
+			cfg.Progress = s.Progress
 			rep, err := bench.RunTargets(c.Context, cfg)
 			if rep == nil {
-				s.stopProf()
+				s.Stop()
 				return err
 			}
-			if ferr := s.finish("targets", rep); ferr != nil {
+			if ferr := s.Finish("targets", rep); ferr != nil {
 				return ferr
 			}
 			if err != nil {
 				return err
 			}
-			missed := 0
-			for _, t := range rep.Targets {
-				if !t.Met {
-					missed++
-				}
-			}
-			if missed > 0 || len(rep.Errors) > 0 {
-				return fmt.Errorf("bench: %d of %d targets missed, %d scenario errors", missed, len(rep.Targets), len(rep.Errors))
-			}
-			return nil
+			return rep.Err()
 		},
 	}
 }
@@ -916,7 +814,7 @@ default cost at its first login. 'securechat bench server' never does.`,
 			if err != nil {
 				return fmt.Errorf("password file: %w", err)
 			}
-			pw = trimOneNewline(pw)
+			pw = trimLineBreak(pw)
 			if err := credstore.CheckPassword(pw); err != nil {
 				return usageError("--password-file: %v", err)
 			}

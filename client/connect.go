@@ -1,4 +1,4 @@
-package main
+package client
 
 import (
 	"bufio"
@@ -10,22 +10,18 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/user"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
-	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
-
 	"securechat/chat"
+	"securechat/client/tui"
 	"securechat/handshake"
 	"securechat/transport"
 )
-
-func init() { commands = append(commands, connectCommand()) }
 
 // scriptReconnects is how many times script mode reconnects after losing
 // an established connection before it gives up with exit code 5.
@@ -38,169 +34,38 @@ const scriptReconnects = 5
 // grace time bound the network waits.
 const dialTimeout = 30 * time.Second
 
-func connectCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "connect",
-		Usage:     "chat on a securechat server",
-		ArgsUsage: "HOST:PORT",
-		Description: `Connects, checks the server's host key against known_hosts, logs in and
-joins #general (or --room). On a terminal it is an interactive client with
-history, Tab completion of nicks and commands, and reconnects on its own.
-With standard input not a terminal it is a script client: each line is sent
-to the current room (lines starting with / are commands), every event is
-printed as one line (or one JSON object with --json), and at the end of
-input it waits until the server has acknowledged every message, then closes
-cleanly. A line that cannot be sent (too long, a bad command) is refused
-with an error naming its line number; the lines after it are still sent and
-the exit code is 1. PROTOCOL.md §17 specifies this output. Script mode
-never prompts.
+// Config is everything a connection attempt needs.
+type Config struct {
+	Addr      string
+	Transport transport.Transport
+	User      string
+	Groups    []handshake.Group
+	HostKey   func(ed25519.PublicKey) error
+	Password  func(attempt int) ([]byte, error) // nil: keys only
+	Keys      []crypto.Signer                   // tried before the password
+	Rooms     []string
+	Reconnect bool
+	// ClientName names this client in the hello (PROTOCOL.md §13.3), as
+	// "securechat VERSION".
+	ClientName string
 
-Exit codes: 0 clean end, 1 error, 2 usage, 3 authentication failed,
-4 the server could not be authenticated (host key, signature or FINISHED;
-never retried), 5 connection lost or refused.`,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
-			&cli.StringFlag{Name: "user", Usage: "account `NAME` (default: the local user name)", EnvVars: []string{"SECURECHAT_USER"}},
-			&cli.StringFlag{Name: "password-file", Usage: "read the password from `FILE` (one trailing newline is removed); $SECURECHAT_PASSWORD also works", EnvVars: []string{"SECURECHAT_PASSWORD_FILE"}},
-			&cli.StringFlag{Name: "identity", Usage: "log in with this Ed25519 key `FILE` (OpenSSH format) only, or none: no key; default: the keys of ssh-agent, then ~/.ssh/id_ed25519 and the key of keygen --user, then the password", EnvVars: []string{"SECURECHAT_IDENTITY"}},
-			&cli.StringFlag{Name: "passphrase-file", Usage: "read the passphrase of the --identity key from `FILE` (one trailing newline is removed); on a terminal it is asked", EnvVars: []string{"SECURECHAT_PASSPHRASE_FILE"}},
-			&cli.StringFlag{Name: "known-hosts", Usage: "known hosts `FILE` (default: <user config dir>/securechat/known_hosts)", EnvVars: []string{"SECURECHAT_KNOWN_HOSTS"}},
-			&cli.StringFlag{Name: "host-key-check", Value: "ask", Usage: "unknown host keys: ask|accept-new|strict (script mode never asks)", EnvVars: []string{"SECURECHAT_HOST_KEY_CHECK"}},
-			&cli.StringFlag{Name: "fingerprint", Usage: "expect this host key, `SHA256:...`, and trust it without asking", EnvVars: []string{"SECURECHAT_FINGERPRINT"}},
-			&cli.StringFlag{Name: "room", Usage: "room to join instead of #general", EnvVars: []string{"SECURECHAT_ROOM"}},
-			&cli.BoolFlag{Name: "json", Usage: "script mode: print one JSON object per event", EnvVars: []string{"SECURECHAT_JSON"}},
-			&cli.StringFlag{Name: "kex", Usage: "key exchange groups to offer, comma-separated (default: mlkem768x25519,x25519)", EnvVars: []string{"SECURECHAT_KEX"}},
-			&cli.BoolFlag{Name: "no-reconnect", Usage: "exit with code 5 when the connection is lost instead of reconnecting", EnvVars: []string{"SECURECHAT_NO_RECONNECT"}},
-			&cli.BoolFlag{Name: "no-color", Usage: "no colours (so does a non-empty $NO_COLOR)", EnvVars: []string{"SECURECHAT_NO_COLOR"}},
-			&cli.BoolFlag{Name: "no-timestamps", Usage: "no HH:MM before each line", EnvVars: []string{"SECURECHAT_NO_TIMESTAMPS"}},
-			&cli.BoolFlag{Name: "no-bell", Usage: "no terminal bell on mentions", EnvVars: []string{"SECURECHAT_NO_BELL"}},
-		},
-		Action: runConnect,
-	}
-}
-
-// connectConfig is everything a connection attempt needs.
-type connectConfig struct {
-	addr      string
-	tr        transport.Transport
-	user      string
-	groups    []handshake.Group
-	hostKey   func(ed25519.PublicKey) error
-	password  func(attempt int) ([]byte, error) // nil: keys only
-	keys      []crypto.Signer                   // tried before the password
-	rooms     []string
-	reconnect bool
-
-	// hostKeyVerified records a new host key; the handshake calls it only
+	// HostKeyVerified records a new host key; the handshake calls it only
 	// once the server has proved it holds the key.
-	hostKeyVerified func(ed25519.PublicKey) error
-	// hostKeysAnnounced handles a host key announcement, the first APP
+	HostKeyVerified func(ed25519.PublicKey) error
+	// HostKeysAnnounced handles a host key announcement, the first APP
 	// record of a session (PROTOCOL.md §7.5).
-	hostKeysAnnounced func(*handshake.Session, []byte)
+	HostKeysAnnounced func(*handshake.Session, []byte)
+
+	// Test hooks: a fixed delay before each reconnect attempt, and a
+	// channel each attempt waits on before it dials.
+	testOnlyRedialDelay time.Duration
+	testOnlyRedialHold  chan struct{}
 }
 
-func runConnect(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageError("connect needs exactly one HOST:PORT argument")
-	}
-	addr := c.Args().First()
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return usageError("%q is not HOST:PORT (IPv6 addresses go in brackets: [::1]:7777)", addr)
-	}
-	tr, err := transport.Lookup(c.String("transport"))
-	if err != nil {
-		return usageError("--transport %q: want one of %s", c.String("transport"), strings.Join(transport.Names(), ", "))
-	}
-	groups, err := parseGroups(c.String("kex"))
-	if err != nil {
-		return err
-	}
-	name, err := accountName(c.String("user"))
-	if err != nil {
-		return err
-	}
-	policy, err := handshake.ParseHostKeyPolicy(c.String("host-key-check"))
-	if err != nil {
-		return usageError("--host-key-check: %v", err)
-	}
-	var rooms []string
-	if r := c.String("room"); r != "" {
-		if !strings.HasPrefix(r, "#") {
-			r = "#" + r
-		}
-		if !chat.ValidRoom(r) {
-			return usageError("--room %q is not a valid room name", c.String("room"))
-		}
-		rooms = []string{r}
-	}
-	interactive := isTerminal(os.Stdin) && !c.Bool("json")
-
-	keys, err := loginKeys(c.String("identity"), identityPassphrase{file: c.String("passphrase-file"), interactive: interactive}, c.App.ErrWriter)
-	if err != nil {
-		return err
-	}
-	var pw func(int) ([]byte, error)
-	if len(keys) == 0 || interactive || c.String("password-file") != "" || os.Getenv("SECURECHAT_PASSWORD") != "" {
-		// Without a terminal or a password file, keys alone may do.
-		if pw, err = passwordSource(c.String("password-file"), interactive); err != nil {
-			return err
-		}
-	}
-	khFile, err := knownHostsPath(c.String("known-hosts"))
-	if err != nil {
-		return err
-	}
-	var ask func(hostport, fingerprint string) (bool, error)
-	if interactive {
-		ask = askOnTTY
-	} else if policy == handshake.PolicyAsk {
-		// Script mode never prompts: an unknown key is a verification
-		// failure unless accept-new or --fingerprint says otherwise.
-		policy = handshake.PolicyStrict
-	}
-	trust, err := knownHostsTrust(khFile, addr, policy, c.String("fingerprint"), ask, c.App.ErrWriter)
-	if err != nil {
-		return usageError("%v", err)
-	}
-
-	cfg := &connectConfig{
-		addr: addr, tr: tr, user: name, groups: groups, hostKey: trust.check, hostKeyVerified: trust.record,
-		password: pw, keys: keys, rooms: rooms, reconnect: !c.Bool("no-reconnect"),
-		hostKeysAnnounced: trust.recordNext,
-	}
-	if interactive {
-		return runInteractive(c.Context, cfg, termUIOptions{
-			Self:         name,
-			NoColor:      c.Bool("no-color"),
-			NoTimestamps: c.Bool("no-timestamps"),
-			NoBell:       c.Bool("no-bell"),
-		})
-	}
-	return runScript(c.Context, cfg, os.Stdin, c.App.Writer, c.App.ErrWriter, c.Bool("json"))
-}
-
-func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
-
-// accountName picks the login name: --user, or the local user name if it
-// is a valid account name.
-func accountName(flag string) (string, error) {
-	if flag != "" {
-		if !chat.ValidUser(flag) {
-			return "", usageError("--user %q: names are 1 to 32 characters from a-z, 0-9, _ . -", flag)
-		}
-		return flag, nil
-	}
-	u, err := user.Current()
-	if err != nil || !chat.ValidUser(strings.ToLower(u.Username)) {
-		return "", usageError("cannot use the local user name as an account name; give --user NAME")
-	}
-	return strings.ToLower(u.Username), nil
-}
-
-// passwordSource returns how the password is obtained: a file, the
+// PasswordSource returns how the password is obtained: a file, the
 // environment, or (interactive only) a prompt on the terminal. The password
 // is read once and kept for reconnects; it never comes from a flag value.
-func passwordSource(file string, interactive bool) (func(int) ([]byte, error), error) {
+func PasswordSource(ctx context.Context, file string, interactive bool) (func(int) ([]byte, error), error) {
 	var fixed []byte
 	switch {
 	case file != "":
@@ -216,7 +81,7 @@ func passwordSource(file string, interactive bool) (func(int) ([]byte, error), e
 	case os.Getenv("SECURECHAT_PASSWORD") != "":
 		fixed = []byte(os.Getenv("SECURECHAT_PASSWORD"))
 	case !interactive:
-		return nil, withCode(exitError, errors.New("no password: standard input is not a terminal"),
+		return nil, fail(nil, errors.New("no password: standard input is not a terminal"),
 			"use --password-file FILE or set SECURECHAT_PASSWORD")
 	}
 	if fixed != nil {
@@ -237,7 +102,13 @@ func passwordSource(file string, interactive bool) (func(int) ([]byte, error), e
 		if good != nil && attempt == 1 {
 			return append([]byte(nil), good...), nil
 		}
-		p, err := readPasswordTTY("Password: ")
+		prompt := "Password: "
+		if attempt > 1 {
+			// As ssh says it: without it a refused password looks like
+			// a prompt that did not take the Enter.
+			prompt = "Permission denied, please try again.\r\n" + prompt
+		}
+		p, err := ReadPassword(ctx, prompt)
 		if err != nil {
 			return nil, err
 		}
@@ -258,45 +129,68 @@ func trimOneNewline(b []byte) []byte {
 	return b
 }
 
-// askOnTTY asks about an unknown host key on the terminal, in OpenSSH's
-// words. A yes records nothing yet: see hostKeyChecks.
-func askOnTTY(hostport, fingerprint string) (bool, error) {
-	tty, err := os.OpenFile(ttyPath, os.O_RDWR, 0)
-	if err != nil {
-		return false, fmt.Errorf("cannot ask about the host key: no terminal (%v)", err)
+// AskOnTTY returns the question about an unknown host key, asked on the
+// terminal in OpenSSH's words. A yes records nothing yet: see
+// HostKeyChecks. When ctx ends (Ctrl-C, which the process catches) the
+// question ends at once with ErrInterrupted, without waiting for Enter.
+func AskOnTTY(ctx context.Context) func(hostport, fingerprint string) (bool, error) {
+	return func(hostport, fingerprint string) (bool, error) {
+		tty, err := os.OpenFile(ttyPath, os.O_RDWR, 0)
+		if err != nil {
+			return false, fmt.Errorf("cannot ask about the host key: no terminal (%v)", err)
+		}
+		type answer struct {
+			ok  bool
+			err error
+		}
+		done := make(chan answer, 1)
+		go func() {
+			// The goroutine owns tty, as in ReadPassword: it may outlive
+			// the call when ctx ends first.
+			ok, err := AskHostKey(tty, tty, hostport, "", fingerprint)
+			tty.Close()
+			done <- answer{ok, err}
+		}()
+		select {
+		case a := <-done:
+			return a.ok, a.err
+		case <-ctx.Done():
+			return false, interrupted()
+		}
 	}
-	defer tty.Close()
-	return askHostKey(tty, tty, hostport, "", fingerprint)
 }
 
-// hostKeyChecks returns the host key check for the server at addr (by
+// interrupted is the error of a prompt ended by Ctrl-C.
+func interrupted() error { return fail(ErrInterrupted, errors.New("interrupted"), "") }
+
+// HostKeyChecks returns the host key check for the server at addr (by
 // known_hosts, policy, pinned fingerprint and ask) and the step that
 // records a newly accepted key. The handshake runs the second only after
 // the server's signature and FINISHED verified (PROTOCOL.md §7.3), and it
 // prints OpenSSH's "Permanently added" note on notes only once the key is
 // really written.
-func hostKeyChecks(file, addr string, policy handshake.HostKeyPolicy, pinned string,
+func HostKeyChecks(file, addr string, policy handshake.HostKeyPolicy, pinned string,
 	ask func(hostport, fingerprint string) (bool, error), notes io.Writer) (check, record func(ed25519.PublicKey) error, err error) {
-	t, err := knownHostsTrust(file, addr, policy, pinned, ask, notes)
+	t, err := KnownHostsTrust(file, addr, policy, pinned, ask, notes)
 	if err != nil {
 		return nil, nil, err
 	}
-	return t.check, t.record, nil
+	return t.Check, t.Record, nil
 }
 
-// hostKeyTrust is what hostKeyChecks returns, and recordNext: the step that
+// HostKeyTrust is what HostKeyChecks returns, and RecordNext: the step that
 // records a next host key which the server announced in a session and
 // proved for it (PROTOCOL.md §7.5). It never asks, whatever the policy:
 // the server was authenticated by a key the user already trusts. It is
 // silent when it records; a refused announcement gets a warning on notes
 // and the session goes on.
-type hostKeyTrust struct {
-	check, record func(ed25519.PublicKey) error
-	recordNext    func(*handshake.Session, []byte)
+type HostKeyTrust struct {
+	Check, Record func(ed25519.PublicKey) error
+	RecordNext    func(*handshake.Session, []byte)
 }
 
-func knownHostsTrust(file, addr string, policy handshake.HostKeyPolicy, pinned string,
-	ask func(hostport, fingerprint string) (bool, error), notes io.Writer) (*hostKeyTrust, error) {
+func KnownHostsTrust(file, addr string, policy handshake.HostKeyPolicy, pinned string,
+	ask func(hostport, fingerprint string) (bool, error), notes io.Writer) (*HostKeyTrust, error) {
 	k, err := handshake.NewKnownHostsChecker(file, addr, policy, pinned, ask)
 	if err != nil {
 		return nil, err
@@ -319,17 +213,17 @@ func knownHostsTrust(file, addr string, policy handshake.HostKeyPolicy, pinned s
 		case errors.As(err, &changed), errors.As(err, &revoked):
 			return err
 		case err != nil:
-			return withCode(exitError, fmt.Errorf("cannot record the host key of %s: %w", addr, err), "")
+			return fail(nil, fmt.Errorf("cannot record the host key of %s: %w", addr, err), "")
 		case added:
-			fmt.Fprint(notes, hostKeyAddedMessage(addr))
+			fmt.Fprint(notes, HostKeyAddedMessage(addr))
 		}
 		return nil
 	}
-	return &hostKeyTrust{check: k.Check, record: record, recordNext: recordNext}, nil
+	return &HostKeyTrust{Check: k.Check, Record: record, RecordNext: recordNext}, nil
 }
 
-// link is one established connection.
-type link struct {
+// Link is one established connection.
+type Link struct {
 	sess    *handshake.Session
 	welcome *chat.Event
 	events  chan *chat.Event // closed when the connection ends
@@ -338,7 +232,13 @@ type link struct {
 	hostKeysAnnounced func(*handshake.Session, []byte) // nil: ignore announcements
 }
 
-func (l *link) send(r *chat.Request) error {
+// HostKey is the host key the server proved it holds.
+func (l *Link) HostKey() ed25519.PublicKey { return l.sess.HostKey }
+
+// Close ends the session cleanly.
+func (l *Link) Close() error { return l.sess.Close() }
+
+func (l *Link) send(r *chat.Request) error {
 	p, err := chat.EncodeRequest(r)
 	if err != nil {
 		return err
@@ -346,32 +246,37 @@ func (l *link) send(r *chat.Request) error {
 	return l.sess.WriteMessage(p)
 }
 
-// dial connects, runs the handshake and login, says hello and waits for
+// Dial connects, runs the handshake and login, says hello and waits for
 // the welcome. Errors are returned with their exit codes attached.
-func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
+func Dial(ctx context.Context, cfg *Config) (*Link, error) {
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	conn, err := cfg.tr.Dial(dctx, cfg.addr, nil)
+	conn, err := cfg.Transport.Dial(dctx, cfg.Addr, nil)
 	cancel()
 	if err != nil {
-		return nil, withCode(exitConnectLost, fmt.Errorf("cannot connect to %s: %w", cfg.addr, err), "")
+		return nil, fail(ErrConnectionLost, fmt.Errorf("cannot connect to %s: %w", cfg.Addr, err), dialHint(cfg.Transport.Name(), err))
 	}
 	sess, err := handshake.Client(ctx, conn, &handshake.ClientConfig{
-		Groups:          cfg.groups,
-		Transport:       cfg.tr.Name(),
-		HostKeyCallback: cfg.hostKey,
-		HostKeyVerified: cfg.hostKeyVerified,
-		User:            cfg.user,
-		Keys:            cfg.keys,
-		Password:        cfg.password,
+		Groups:          cfg.Groups,
+		Transport:       cfg.Transport.Name(),
+		HostKeyCallback: cfg.HostKey,
+		HostKeyVerified: cfg.HostKeyVerified,
+		User:            cfg.User,
+		Keys:            cfg.Keys,
+		Password:        cfg.Password,
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			// Ctrl-C (or SIGTERM) during the handshake, most likely at
+			// one of its prompts: the user asked to stop.
+			return nil, interrupted()
+		}
 		return nil, classifyHandshakeError(cfg, err)
 	}
-	l := &link{sess: sess, events: make(chan *chat.Event, 256), hostKeysAnnounced: cfg.hostKeysAnnounced}
+	l := &Link{sess: sess, events: make(chan *chat.Event, 256), hostKeysAnnounced: cfg.HostKeysAnnounced}
 	if err := l.send(&chat.Request{Type: chat.TypeHello, ID: "hello", V: chat.Version,
-		Client: "securechat " + moduleVersion(), Rooms: cfg.rooms}); err != nil {
+		Client: cfg.ClientName, Rooms: cfg.Rooms}); err != nil {
 		sess.Abort()
-		return nil, withCode(exitConnectLost, fmt.Errorf("connection lost: %w", err), "")
+		return nil, fail(ErrConnectionLost, fmt.Errorf("connection lost: %w", err), "")
 	}
 	go l.readLoop()
 	welcomeTimeout := time.NewTimer(dialTimeout)
@@ -380,7 +285,7 @@ func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
 		select {
 		case ev, ok := <-l.events:
 			if !ok {
-				return nil, withCode(exitConnectLost, fmt.Errorf("connection lost during login: %w", l.err), "")
+				return nil, fail(ErrConnectionLost, fmt.Errorf("connection lost during login: %w", l.err), "")
 			}
 			switch {
 			case ev.Type == chat.TypeWelcome:
@@ -388,19 +293,19 @@ func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
 				return l, nil
 			case ev.Type == chat.TypeError && (ev.Code == chat.CodeBanned || ev.Code == chat.CodeVersion || ev.Code == chat.CodeBadName):
 				sess.Close()
-				return nil, withCode(exitAuthFailed, fmt.Errorf("the server refused the session: %s", ev.Text), "")
+				return nil, fail(ErrAuthFailed, fmt.Errorf("the server refused the session: %s", ev.Text), "")
 			case ev.Type == chat.TypeError && ev.Code == chat.CodeSessionLimit:
 				// Another session of the account may end soon: a reconnect
 				// may try again, as after a lost connection.
 				sess.Close()
-				return nil, withCode(exitConnectLost, fmt.Errorf("the server refused the session: %s", chat.SanitizeText(ev.Text)), "")
+				return nil, fail(ErrConnectionLost, fmt.Errorf("the server refused the session: %s", chat.SanitizeText(ev.Text)), "")
 			}
 		case <-welcomeTimeout.C:
 			sess.Abort()
-			return nil, withCode(exitConnectLost, errors.New("no welcome from the server in time"), "")
+			return nil, fail(ErrConnectionLost, errors.New("no welcome from the server in time"), "")
 		case <-ctx.Done():
 			sess.Abort()
-			return nil, withCode(exitConnectLost, ctx.Err(), "")
+			return nil, fail(ErrConnectionLost, ctx.Err(), "")
 		}
 	}
 }
@@ -410,7 +315,7 @@ func dial(ctx context.Context, cfg *connectConfig) (*link, error) {
 // cleaned (cleanEvent) before anyone else sees it. A second welcome is a
 // protocol violation (PROTOCOL.md §13.3): it ends the connection with a
 // *protocolError, which the callers do not retry.
-func (l *link) readLoop() {
+func (l *Link) readLoop() {
 	defer close(l.events)
 	welcomed := false
 	for first := true; ; first = false {
@@ -487,41 +392,66 @@ func cleanEvent(ev *chat.Event) {
 }
 
 // classifyHandshakeError is the one place that gives handshake errors their
-// exit codes. A server that could not be authenticated exits 4 like a
+// kinds. A server that could not be authenticated is ErrServerNotAuthenticated like a
 // refused host key: it is what an attack in the middle looks like, and
 // fatal keeps the reconnect loops from trying again.
-func classifyHandshakeError(cfg *connectConfig, err error) error {
+func classifyHandshakeError(cfg *Config, err error) error {
 	var changed *handshake.HostKeyChangedError
 	var revoked *handshake.HostKeyRevokedError
 	var abort *handshake.AbortError
 	var notAuth *handshake.ServerAuthError
-	var coded *codedError
+	var own *Error
+	if errors.Is(err, ErrInterrupted) {
+		return err
+	}
 	cause := err
 	if errors.As(err, &notAuth) {
 		cause = notAuth.Err
 	}
 	switch {
 	case errors.As(err, &revoked):
-		return withCode(exitHostKey, errors.New(strings.TrimRight(
-			hostKeyRevokedMessage(cfg.addr, revoked.Fingerprint, revoked.File, revoked.Line), "\n")), "")
+		return fail(ErrServerNotAuthenticated, errors.New(strings.TrimRight(
+			HostKeyRevokedMessage(cfg.Addr, revoked.Fingerprint, revoked.File, revoked.Line), "\n")), "")
 	case errors.As(err, &changed):
-		return withCode(exitHostKey, errors.New(strings.TrimRight(
-			hostKeyChangedMessage(cfg.addr, changed.Got, changed.File, changed.Line), "\n")), "")
+		return fail(ErrServerNotAuthenticated, errors.New(strings.TrimRight(
+			HostKeyChangedMessage(cfg.Addr, changed.Got, changed.File, changed.Line), "\n")), "")
 	case isHostKeyError(err):
-		return withCode(exitHostKey, fmt.Errorf("host key verification failed: %w", cause),
+		return fail(ErrServerNotAuthenticated, fmt.Errorf("host key verification failed: %w", cause),
 			"check the fingerprint with the server's operator, then use --fingerprint SHA256:... or --host-key-check accept-new")
 	case notAuth != nil:
-		return withCode(exitHostKey, &notAuthenticatedError{addr: cfg.addr, err: notAuth},
+		return fail(ErrServerNotAuthenticated, &notAuthenticatedError{addr: cfg.Addr, err: notAuth},
 			"not retrying: someone may be intercepting the connection, or the server is broken; check with its operator")
-	case errors.As(err, &coded):
-		return coded
+	case errors.As(err, &own):
+		// A callback of ours failed (recording the key, reading the
+		// password) and already said how.
+		return own
 	case errors.Is(err, handshake.ErrAuthFailed):
-		return withCode(exitAuthFailed, fmt.Errorf("authentication failed for %s", cfg.user), "")
+		return fail(ErrAuthFailed, fmt.Errorf("authentication failed for %s", cfg.User), "")
 	case errors.As(err, &abort):
-		return withCode(exitError, fmt.Errorf("the server refused the handshake: %w", err),
+		return fail(nil, fmt.Errorf("the server refused the handshake: %w", err),
 			"check --transport and --kex against the server's settings")
 	}
-	return withCode(exitConnectLost, fmt.Errorf("handshake with %s failed: %w", cfg.addr, err), "")
+	hint := ""
+	if errors.Is(err, handshake.ErrUnexpectedFrame) {
+		hint = "this does not look like a securechat server; check the address and the port"
+	}
+	return fail(ErrConnectionLost, fmt.Errorf("handshake with %s failed: %w", cfg.Addr, err), hint)
+}
+
+// dialHint guesses, from a failed connection attempt, the mistake a user
+// is likely to have made: the wrong transport. A QUIC client at a TCP
+// server's port hears nothing back and times out; a TCP client at a QUIC
+// server's port is refused.
+func dialHint(tr string, err error) string {
+	var ne net.Error
+	timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+	switch {
+	case tr == "quic" && timeout:
+		return "no QUIC server answered; is the server using --transport tcp?"
+	case tr == "tcp" && errors.Is(err, syscall.ECONNREFUSED):
+		return "is the server running? a QUIC server needs --transport quic"
+	}
+	return ""
 }
 
 // notAuthenticatedError says which server could not be authenticated and
@@ -555,9 +485,9 @@ func endedByServer(ev *chat.Event) (error, bool) {
 	text := chat.SanitizeText(ev.Text)
 	switch ev.Code {
 	case chat.CodeKicked:
-		return withCode(exitError, errors.New(text), ""), true
+		return fail(nil, errors.New(text), ""), true
 	case chat.CodeBanned:
-		return withCode(exitAuthFailed, errors.New(text), ""), true
+		return fail(ErrAuthFailed, errors.New(text), ""), true
 	}
 	return nil, false
 }
@@ -568,29 +498,29 @@ func fatal(err error) bool {
 	if errors.Is(err, handshake.ErrServerNotAuthenticated) {
 		return true
 	}
-	var ce *codedError
-	return errors.As(err, &ce) && ce.code != exitConnectLost
+	var e *Error
+	return errors.As(err, &e) && !errors.Is(err, ErrConnectionLost)
 }
 
 // toDisplay turns a chat event into the lines a person sees; ok is false
 // for events that show nothing (acks, pongs).
-func toDisplay(ev *chat.Event) []displayEvent {
+func toDisplay(ev *chat.Event) []tui.Event {
 	ts := time.Now()
 	if ev.TS != "" {
 		if t, err := time.Parse(time.RFC3339Nano, ev.TS); err == nil {
 			ts = t
 		}
 	}
-	lines := func(kind, room, text string) []displayEvent {
-		var out []displayEvent
+	lines := func(kind, room, text string) []tui.Event {
+		var out []tui.Event
 		for _, l := range strings.Split(text, "\n") {
-			out = append(out, displayEvent{Time: ts, Kind: kind, Room: room, Text: l})
+			out = append(out, tui.Event{Time: ts, Kind: kind, Room: room, Text: l})
 		}
 		return out
 	}
 	switch ev.Type {
 	case chat.TypeMsg:
-		return []displayEvent{{ID: ev.MID, Time: ts, Kind: msgKind(ev.Kind), Room: ev.Room, From: ev.From,
+		return []tui.Event{{ID: ev.MID, Time: ts, Kind: msgKind(ev.Kind), Room: ev.Room, From: ev.From,
 			To: ev.To, Text: ev.Text, History: ev.History}}
 	case chat.TypeReply:
 		// A /help reply lists the server's commands; HelpText adds the
@@ -721,182 +651,6 @@ func (r *roster) nicks() []string {
 	return out
 }
 
-// runInteractive is the terminal client: connect (prompts happen here, in
-// cooked mode), then the line editor, reconnecting when the link drops.
-func runInteractive(ctx context.Context, cfg *connectConfig, opts termUIOptions) error {
-	l, err := dial(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	// From now on the terminal belongs to the line editor: a password
-	// prompt there could end up in the chat input. Reconnects reuse the
-	// password that worked, and a refused one ends the client (exit 3).
-	worked := cfg.password
-	cfg.password = func(attempt int) ([]byte, error) {
-		if attempt > 1 {
-			return nil, handshake.ErrAuthFailed
-		}
-		return worked(1)
-	}
-	ui, restore, err := newTTYUI(os.Stdin, os.Stdout, opts)
-	if err != nil {
-		l.sess.Close()
-		return err
-	}
-	defer restore()
-	ui.SetCommands(commandNames())
-	ui.SetMaxLine(textLimit(l.welcome))
-
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		for {
-			s, err := ui.ReadLine()
-			if err != nil {
-				return
-			}
-			lines <- s
-		}
-	}()
-
-	ros := newRoster(cfg.user)
-	ros.current = initialRoom(cfg, l.welcome)
-	ui.SetRoom(ros.current)
-	sys := func(format string, args ...any) {
-		ui.Show(displayEvent{Time: time.Now(), Kind: "system", Text: fmt.Sprintf(format, args...)})
-	}
-	sys("connected to %s over %s (%s, host key %s)", cfg.addr, cfg.tr.Name(), l.sess.Group, handshake.Fingerprint(l.sess.HostKey))
-	var bo reconnectBackoff
-	nextID := 0
-	for {
-		connectedAt := time.Now()
-		var stop error
-		for _, d := range toDisplay(l.welcome) {
-			ui.Show(d)
-		}
-	connected:
-		for {
-			select {
-			case ev, ok := <-l.events:
-				if !ok {
-					break connected
-				}
-				if err, ok := endedByServer(ev); ok {
-					stop = err
-				}
-				if ros.apply(ev) {
-					ui.SetRoom(ros.current)
-				}
-				if ev.Type == chat.TypeRoom || ev.Type == chat.TypeMsg {
-					ui.SetNicks(ros.nicks())
-				}
-				for _, d := range toDisplay(ev) {
-					ui.Show(d)
-				}
-			case line, ok := <-lines:
-				if !ok {
-					l.sess.Close()
-					return nil
-				}
-				if strings.TrimSpace(line) == "" {
-					continue
-				}
-				req, err := chat.ParseLine(line, ros.current)
-				if err != nil {
-					// A usage error is an error, not an info line.
-					for _, d := range toDisplay(&chat.Event{Type: chat.TypeError, Text: err.Error()}) {
-						ui.Show(d)
-					}
-					continue
-				}
-				if req.Type == chat.TypeCmd && req.Cmd == "quit" {
-					nextID++
-					req.ID = "q" + strconv.Itoa(nextID)
-					l.send(req)
-					l.sess.Close()
-					return nil
-				}
-				if req.Type == chat.TypeCmd && req.Cmd == "fingerprint" {
-					sys("host key fingerprint %s", handshake.Fingerprint(l.sess.HostKey))
-					continue
-				}
-				if req.Type == chat.TypeMsg && req.Room == "" && req.To == "" {
-					sys("you are in no room: /join #room first")
-					continue
-				}
-				if err := checkRequestSize(req, textLimit(l.welcome)); err != nil {
-					ui.Show(displayEvent{Time: time.Now(), Kind: "error", Text: errorText(err) + " (Up brings the line back)"})
-					continue
-				}
-				nextID++
-				req.ID = "c" + strconv.Itoa(nextID)
-				if err := l.send(req); err != nil {
-					sys("send failed: %v", err)
-				}
-			case <-ctx.Done():
-				l.sess.Close()
-				return nil
-			}
-		}
-		// The server closed or the link broke: finish our side (CLOSE if
-		// the server's came, then the transport) before anything else.
-		l.sess.Close()
-		if stop != nil {
-			restore()
-			return stop
-		}
-		var pe *protocolError
-		if errors.As(l.err, &pe) {
-			restore()
-			return withCode(exitError, pe, "")
-		}
-		if !cfg.reconnect {
-			return withCode(exitConnectLost, fmt.Errorf("connection lost: %v", l.err), "")
-		}
-		sys("connection lost (%v); reconnecting", l.err)
-		// Start the backoff over only after a connection that lasted: a
-		// server that accepts and drops at once must not be hit every second.
-		if time.Since(connectedAt) > backoffMax {
-			bo.Reset()
-		}
-		cfg.rooms = ros.rooms()
-		for {
-			d := bo.Next()
-			sys("reconnecting in %s", d.Round(100*time.Millisecond))
-			if err := sleepCtx(ctx, d); err != nil {
-				return nil
-			}
-			l, err = dial(ctx, cfg)
-			if err == nil {
-				break
-			}
-			if fatal(err) {
-				restore()
-				return err
-			}
-			sys("%v", err)
-		}
-		sys("reconnected to %s; host key %s checked again; rejoining %s", cfg.addr,
-			handshake.Fingerprint(l.sess.HostKey), strings.Join(cfg.rooms, " "))
-		ros = newRoster(cfg.user)
-		ros.current = initialRoom(cfg, l.welcome)
-		ui.SetRoom(ros.current)
-		ui.SetMaxLine(textLimit(l.welcome))
-	}
-}
-
-// commandNames lists the slash commands for Tab completion.
-func commandNames() []string {
-	var out []string
-	for _, c := range append(chat.Commands(), chat.ClientCommands()...) {
-		out = append(out, "/"+c.Name)
-		for _, a := range c.Aliases {
-			out = append(out, "/"+a)
-		}
-	}
-	return out
-}
-
 // scriptMsg is one line of input on its way to the server. The line is
 // parsed when it is first sent, so that it goes to the room current then.
 type scriptMsg struct {
@@ -907,9 +661,9 @@ type scriptMsg struct {
 
 // initialRoom is the room lines go to right after login: the one asked
 // for, else the first the welcome lists (#general on a default server).
-func initialRoom(cfg *connectConfig, welcome *chat.Event) string {
-	if len(cfg.rooms) > 0 {
-		return cfg.rooms[0]
+func initialRoom(cfg *Config, welcome *chat.Event) string {
+	if len(cfg.Rooms) > 0 {
+		return cfg.Rooms[0]
 	}
 	// cleanEvent has dropped invalid room names from the list.
 	for _, r := range welcome.Rooms {
@@ -1101,10 +855,10 @@ func scriptOutcome(refused, rejected int, readErr error) error {
 	if len(parts) == 0 {
 		return nil
 	}
-	return withCode(exitError, errors.New(strings.Join(parts, "; ")), "")
+	return fail(nil, errors.New(strings.Join(parts, "; ")), "")
 }
 
-// runScript is the script/bot client. Every line of in becomes one request;
+// RunScript is the script/bot client. Every line of in becomes one request;
 // every event becomes one line on out (PROTOCOL.md §17). Messages are sent
 // in order; with a server flood limit each waits for its acknowledgement
 // (so a rejected one is retried without reordering), otherwise up to
@@ -1113,24 +867,28 @@ func scriptOutcome(refused, rejected int, readErr error) error {
 // of input it waits for every acknowledgement, then sends CLOSE. After a
 // lost connection it reconnects and resends what was not acknowledged, so
 // delivery is at least once.
-func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOut io.Writer, asJSON bool) error {
+func RunScript(ctx context.Context, cfg *Config, in io.Reader, out, errOut io.Writer, asJSON bool) error {
+	rd := &redialer{cfg: cfg, limit: scriptReconnects, waiting: func(cause error, d time.Duration, attempt int) {
+		fmt.Fprintf(errOut, "securechat: connection lost (%v); reconnecting in %s (attempt %d of %d)\n",
+			cause, d.Round(100*time.Millisecond), attempt, scriptReconnects)
+	}}
 	// The window stays well below the server's per-session queue: every
 	// line in flight brings back an echo and an ack.
 	const scriptWindow = 64
-	l, err := dial(ctx, cfg)
+	l, err := Dial(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	w := bufio.NewWriter(out)
-	emit := func(d displayEvent) {
+	emit := func(d tui.Event) {
 		if asJSON {
-			b, err := formatJSON(d)
+			b, err := tui.FormatJSON(d)
 			if err == nil {
 				w.Write(b)
 				w.WriteByte('\n')
 			}
 		} else {
-			w.WriteString(formatPlain(d))
+			w.WriteString(tui.FormatPlain(d))
 			w.WriteByte('\n')
 		}
 	}
@@ -1158,19 +916,17 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOu
 		})
 	}()
 
-	ros := newRoster(cfg.user)
+	ros := newRoster(cfg.User)
 	ros.current = initialRoom(cfg, l.welcome)
 	var (
-		pending   []scriptMsg // sent or to be sent, in order, not yet answered
-		inflight  int         // pending[:inflight] have been sent
-		nextID    int
-		refused   int // lines not sent: refused here
-		rejected  int // lines sent and refused by the server
-		eof       bool
-		retryAt   time.Time
-		reconnect int
-		bo        reconnectBackoff
-		stop      error
+		pending  []scriptMsg // sent or to be sent, in order, not yet answered
+		inflight int         // pending[:inflight] have been sent
+		nextID   int
+		refused  int // lines not sent: refused here
+		rejected int // lines sent and refused by the server
+		eof      bool
+		retryAt  time.Time
+		stop     error
 	)
 	limited := func() bool { return l.welcome.Limits != nil && l.welcome.Limits.Burst > 0 }
 	window := func() int {
@@ -1195,7 +951,7 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOu
 		if errors.As(err, &ce) {
 			code = ce.Code
 		}
-		emit(displayEvent{Time: time.Now(), Kind: "error", Line: in.num, Code: code, Text: errorText(err)})
+		emit(tui.Event{Time: time.Now(), Kind: "error", Line: in.num, Code: code, Text: errorText(err)})
 		refused++
 	}
 	pump := func() error {
@@ -1273,31 +1029,24 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOu
 				}
 				var pe *protocolError
 				if errors.As(l.err, &pe) {
-					return withCode(exitError, pe, "")
+					return fail(nil, pe, "")
 				}
-				if !cfg.reconnect || reconnect >= scriptReconnects {
-					return withCode(exitConnectLost, fmt.Errorf("connection lost: %v (%d lines unacknowledged)", l.err, len(pending)), "")
+				if !cfg.Reconnect {
+					return fail(ErrConnectionLost, fmt.Errorf("connection lost: %v (%d lines unacknowledged)", l.err, len(pending)), "")
 				}
-				reconnect++
-				d := bo.Next()
-				fmt.Fprintf(errOut, "securechat: connection lost (%v); reconnecting in %s (attempt %d of %d)\n",
-					l.err, d.Round(100*time.Millisecond), reconnect, scriptReconnects)
-				if err := sleepCtx(ctx, d); err != nil {
-					return withCode(exitConnectLost, errors.New("interrupted while reconnecting"), "")
-				}
-				cfg.rooms = ros.rooms()
-				nl, err := dial(ctx, cfg)
-				if err != nil {
-					if fatal(err) {
-						return err
-					}
-					l.err = err
-					l.events = make(chan *chat.Event)
-					close(l.events)
-					continue
+				cfg.Rooms = ros.rooms()
+				nl, err := rd.redial(ctx, l.err)
+				var gaveUp *gaveUpError
+				switch {
+				case errors.As(err, &gaveUp):
+					return fail(ErrConnectionLost, fmt.Errorf("connection lost: %v (%d lines unacknowledged)", gaveUp.cause, len(pending)), "")
+				case err != nil && ctx.Err() != nil:
+					return fail(ErrConnectionLost, errors.New("interrupted while reconnecting"), "")
+				case err != nil:
+					return err
 				}
 				l, inflight = nl, 0
-				ros = newRoster(cfg.user)
+				ros = newRoster(cfg.User)
 				ros.current = initialRoom(cfg, l.welcome)
 				if err := pump(); err != nil {
 					l.sess.Abort()
@@ -1310,11 +1059,10 @@ func runScript(ctx context.Context, cfg *connectConfig, in io.Reader, out, errOu
 			}
 			switch ev.Type {
 			case chat.TypeAck:
-				if _, ok := answer(ev.ID); ok && reconnect > 0 {
+				if _, ok := answer(ev.ID); ok && rd.tries > 0 {
 					// Progress since the last reconnect: the budget of
 					// reconnects is for one outage, not for a lifetime.
-					reconnect = 0
-					bo.Reset()
+					rd.progress()
 				}
 			case chat.TypeError:
 				line := 0

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,8 +25,6 @@ import (
 	"securechat/server"
 	"securechat/transport"
 )
-
-func init() { commands = append(commands, serveCommand()) }
 
 // defaultListen is the chat port when none is given.
 const defaultListen = ":7777"
@@ -124,33 +121,6 @@ func (v accountVerifier) VerifyPublicKey(ctx context.Context, user string, key e
 }
 
 var _ handshake.PublicKeyVerifier = accountVerifier{}
-
-// defaultStateDir follows the XDG base directory rule for state.
-func defaultStateDir() (string, error) {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "securechat"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("no state directory: %w (set --state-dir)", err)
-	}
-	return filepath.Join(home, ".local", "state", "securechat"), nil
-}
-
-func parseGroups(s string) ([]handshake.Group, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	var gs []handshake.Group
-	for _, name := range strings.Split(s, ",") {
-		g, err := handshake.ParseGroup(strings.TrimSpace(name))
-		if err != nil {
-			return nil, usageError("--kex: %v", err)
-		}
-		gs = append(gs, g)
-	}
-	return gs, nil
-}
 
 func parseMaxStartups(s string) (start, rate, full int, err error) {
 	parts := strings.Split(s, ":")

@@ -1,4 +1,4 @@
-package main
+package tui
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"securechat/chat"
 	"slices"
 	"strconv"
 	"strings"
@@ -197,16 +198,16 @@ func (s *vtScreen) dump() string {
 	return b.String()
 }
 
-// tuiHarness runs a termUI over two net.Pipes: keystrokes in, terminal
+// tuiHarness runs a UI over two net.Pipes: keystrokes in, terminal
 // output into a vtScreen. net.Pipe deadlines keep a broken test from hanging.
 type tuiHarness struct {
 	t    *testing.T
-	ui   *termUI
+	ui   *UI
 	keys net.Conn
 	scr  *vtScreen
 }
 
-func newTUIHarness(t *testing.T, opts termUIOptions) *tuiHarness {
+func newTUIHarness(t *testing.T, opts Options) *tuiHarness {
 	t.Helper()
 	uiIn, keys := net.Pipe()
 	uiOut, screenEnd := net.Pipe()
@@ -231,7 +232,7 @@ func newTUIHarness(t *testing.T, opts termUIOptions) *tuiHarness {
 			}
 		}
 	}()
-	ui := newTermUI(struct {
+	ui := New(struct {
 		io.Reader
 		io.Writer
 	}{uiIn, uiOut}, opts)
@@ -315,8 +316,8 @@ func (h *tuiHarness) expectLine(ch <-chan lineResult, want string) {
 	}
 }
 
-func monoOpts() termUIOptions {
-	return termUIOptions{Self: "carol", NoColor: true, NoTimestamps: true}
+func monoOpts() Options {
+	return Options{Self: "carol", NoColor: true, NoTimestamps: true}
 }
 
 func TestTermUIShowWhileTyping(t *testing.T) {
@@ -331,7 +332,7 @@ func TestTermUIShowWhileTyping(t *testing.T) {
 	for g := range 4 {
 		wg.Go(func() {
 			for i := range n / 4 {
-				h.ui.Show(displayEvent{Kind: "msg", Room: "#general", From: "alice",
+				h.ui.Show(Event{Kind: "msg", Room: "#general", From: "alice",
 					Text: fmt.Sprintf("line %d-%02d", g, i)})
 			}
 		})
@@ -367,7 +368,7 @@ func TestTermUIShowWhileTyping(t *testing.T) {
 	h.waitFor("input erased", func(s *vtScreen) bool {
 		return s.y == n && s.x == 0 && !slices.Contains(s.lines(), prompt)
 	})
-	h.ui.Show(displayEvent{Kind: "msg", Room: "#general", From: "carol", Text: "hello world"})
+	h.ui.Show(Event{Kind: "msg", Room: "#general", From: "carol", Text: "hello world"})
 	h.waitFor("server echo in place of the input", func(s *vtScreen) bool {
 		ls := s.lines()
 		return len(ls) > n && ls[n] == "#general <carol> hello world"
@@ -382,13 +383,13 @@ func TestTermUIEraseWrappedInput(t *testing.T) {
 			h.scr.width = 20
 			h.scr.mu.Unlock()
 			h.ui.SetSize(20, 24)
-			h.ui.Show(displayEvent{Kind: "system", Text: "above"})
+			h.ui.Show(Event{Kind: "system", Text: "above"})
 			h.waitRaw("above")
 			res := h.readLineAsync()
 			input := strings.Repeat("x", n)
 			h.typeKeys(input + "\r")
 			h.expectLine(res, input)
-			h.ui.Show(displayEvent{Kind: "system", Text: "below"})
+			h.ui.Show(Event{Kind: "system", Text: "below"})
 			h.waitFor("input erased", func(s *vtScreen) bool {
 				ls := s.lines()
 				for len(ls) > 0 && ls[len(ls)-1] == "" {
@@ -425,6 +426,26 @@ func TestTermUIInterruptAndEOF(t *testing.T) {
 		res = h.readLineAsync()
 		h.typeKeys("\x03")
 		expectEOF(h, res)
+	})
+
+	t.Run("ctrl-c that clears says how to quit", func(t *testing.T) {
+		h := newTUIHarness(t, monoOpts())
+		res := h.readLineAsync()
+		h.typeKeys("abc\x03")
+		h.waitFor("the hint that a second Ctrl-C quits", func(s *vtScreen) bool {
+			return strings.Contains(strings.Join(s.lines(), "\n"), "line cleared: Ctrl-C again quits")
+		})
+		h.waitCursorRow(">")
+		h.typeKeys("xyz\x03")
+		h.waitCursorRow(">")
+		h.typeKeys("ok\r")
+		h.expectLine(res, "ok")
+		h.scr.mu.Lock()
+		screen := strings.Join(h.scr.lines(), "\n")
+		h.scr.mu.Unlock()
+		if n := strings.Count(screen, "Ctrl-C again quits"); n != 1 {
+			t.Errorf("the hint is shown %d times, want once", n)
+		}
 	})
 
 	t.Run("ctrl-d deletes, then quits", func(t *testing.T) {
@@ -520,11 +541,60 @@ func TestTermUITabCompletionTyped(t *testing.T) {
 	h.expectLine(res, "bob: hi")
 }
 
+// TestTermUITabCycles: with several candidates, the first Tab completes
+// their common prefix and lists them once; each further Tab puts the next
+// candidate in place, round and round, as irssi does.
+func TestTermUITabCycles(t *testing.T) {
+	h := newTUIHarness(t, monoOpts())
+	h.ui.SetNicks([]string{"alice", "bob", "bobby", "bobcat"})
+	res := h.readLineAsync()
+	h.typeKeys("hi bo\t")
+	h.waitCursorRow("> hi bob")
+	h.waitFor("the candidates listed", func(s *vtScreen) bool {
+		return slices.Contains(s.lines(), "-- bob bobby bobcat")
+	})
+	for _, want := range []string{"> hi bob ", "> hi bobby ", "> hi bobcat ", "> hi bob "} {
+		h.typeKeys("\t")
+		h.waitCursorRow(strings.TrimRight(want, " "))
+	}
+	h.typeKeys("x\r")
+	h.expectLine(res, "hi bob x")
+	h.scr.mu.Lock()
+	n := 0
+	for _, l := range h.scr.lines() {
+		if l == "-- bob bobby bobcat" {
+			n++
+		}
+	}
+	h.scr.mu.Unlock()
+	if n != 1 {
+		t.Errorf("the candidates were listed %d times, want once", n)
+	}
+}
+
+// TestDefaultCommandsFromChat: completion offers every command of chat's
+// table, the client's own and the aliases, without a list of its own.
+func TestDefaultCommandsFromChat(t *testing.T) {
+	got := defaultCommands()
+	for _, c := range append(chat.Commands(), chat.ClientCommands()...) {
+		for _, n := range append([]string{c.Name}, c.Aliases...) {
+			if !slices.Contains(got, "/"+n) {
+				t.Errorf("completion lacks /%s", n)
+			}
+		}
+	}
+	for _, n := range []string{"/reply", "/ignore", "/unignore", "/fingerprint", "/query"} {
+		if !slices.Contains(got, n) {
+			t.Errorf("completion lacks %s", n)
+		}
+	}
+}
+
 func TestTermUIComplete(t *testing.T) {
-	ui := newTermUI(struct {
+	ui := New(struct {
 		io.Reader
 		io.Writer
-	}{strings.NewReader(""), io.Discard}, termUIOptions{Self: "carol"})
+	}{strings.NewReader(""), io.Discard}, Options{Self: "carol"})
 	ui.SetNicks([]string{"alice", "bob", "bobby", "carol", "dave", "Dan", "bob"})
 	tests := []struct {
 		line    string
@@ -542,13 +612,13 @@ func TestTermUIComplete(t *testing.T) {
 		{"/jo", 3, "/join ", 6, true},
 		{"/q", 2, "/qu", 3, true},    // /query and /quit: common prefix
 		{"bo", 2, "bob", 3, true},    // bob and bobby: common prefix
-		{"bob", 3, "", 0, false},     // already the common prefix
-		{"da", 2, "", 0, false},      // dave and Dan share only "da"
+		{"bob", 3, "bob: ", 5, true}, // already the common prefix: the first candidate
+		{"da", 2, "Dan: ", 5, true},  // dave and Dan share only "da": the first
 		{"ca", 2, "", 0, false},      // the own nick is skipped
 		{"x", 1, "", 0, false},       // no match
 		{"", 0, "", 0, false},        // nothing to complete
 		{"hi ", 3, "", 0, false},     // empty word
-		{"/", 1, "", 0, false},       // every command: no common extension
+		{"/", 1, "/away ", 6, true},  // every command: no common extension, the first
 		{"hi /jo", 6, "", 0, false},  // commands only at the start
 		{"/nosuch", 7, "", 0, false}, // unknown command
 		{"al", 9, "", 0, false},      // bad cursor
@@ -580,7 +650,7 @@ func TestTermUIComplete(t *testing.T) {
 }
 
 func TestTermUIColour(t *testing.T) {
-	ev := displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "colour test"}
+	ev := Event{Kind: "msg", Room: "#general", From: "alice", Text: "colour test"}
 	alice := fmt.Sprintf("\x1b[38;5;%dmalice", nickColor("alice"))
 	tests := []struct {
 		name    string
@@ -596,7 +666,7 @@ func TestTermUIColour(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("NO_COLOR", tt.noColor)
-			h := newTUIHarness(t, termUIOptions{Self: "carol", NoColor: tt.opt, NoTimestamps: true})
+			h := newTUIHarness(t, Options{Self: "carol", NoColor: tt.opt, NoTimestamps: true})
 			h.ui.Show(ev)
 			h.waitRaw("colour test\r\n")
 			raw := string(h.scr.raw)
@@ -643,21 +713,21 @@ func TestNickPalette(t *testing.T) {
 func TestTermUIMentions(t *testing.T) {
 	h := newTUIHarness(t, monoOpts())
 	steps := []struct {
-		ev        displayEvent
+		ev        Event
 		bells     int // total so far
 		highlight bool
 	}{
-		{displayEvent{Kind: "msg", Room: "#g", From: "alice", Text: "hi carol! [1]"}, 1, true},
-		{displayEvent{Kind: "msg", Room: "#g", From: "alice", Text: "CAROL: hi [2]"}, 2, true},
-		{displayEvent{Kind: "msg", Room: "#g", From: "alice", Text: "caroline and xcarol, carol_2 [3]"}, 2, false},
-		{displayEvent{Kind: "msg", Room: "#g", From: "carol", Text: "carol here [4]"}, 2, false},
-		{displayEvent{Kind: "msg", Room: "#g", From: "alice", Text: "carol? [5]", History: true}, 2, true},
-		{displayEvent{Kind: "me", Room: "#g", From: "bob", Text: "pokes carol [6]"}, 3, true},
-		{displayEvent{Kind: "dm", From: "alice", To: "carol", Text: "psst [7]"}, 4, false},
-		{displayEvent{Kind: "dm", From: "carol", To: "alice", Text: "reply [8]"}, 4, false},
-		{displayEvent{Kind: "dm", From: "alice", To: "carol", Text: "old [9]", History: true}, 4, false},
-		{displayEvent{Kind: "topic", Room: "#g", From: "alice", Text: "carol rules [10]"}, 4, false},
-		{displayEvent{Kind: "msg", Room: "#g", From: "alice", Text: "nothing [11]"}, 4, false},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "hi carol! [1]"}, 1, true},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "CAROL: hi [2]"}, 2, true},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "caroline and xcarol, carol_2 [3]"}, 2, false},
+		{Event{Kind: "msg", Room: "#g", From: "carol", Text: "carol here [4]"}, 2, false},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "carol? [5]", History: true}, 2, true},
+		{Event{Kind: "me", Room: "#g", From: "bob", Text: "pokes carol [6]"}, 3, true},
+		{Event{Kind: "dm", From: "alice", To: "carol", Text: "psst [7]"}, 4, false},
+		{Event{Kind: "dm", From: "carol", To: "alice", Text: "reply [8]"}, 4, false},
+		{Event{Kind: "dm", From: "alice", To: "carol", Text: "old [9]", History: true}, 4, false},
+		{Event{Kind: "topic", Room: "#g", From: "alice", Text: "carol rules [10]"}, 4, false},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "nothing [11]"}, 4, false},
 	}
 	for i, st := range steps {
 		h.ui.Show(st.ev)
@@ -684,8 +754,8 @@ func TestTermUIMentions(t *testing.T) {
 		t.Errorf("highlight not around the nick: %q", raw)
 	}
 
-	quiet := newTUIHarness(t, termUIOptions{Self: "carol", NoColor: true, NoBell: true})
-	quiet.ui.Show(displayEvent{Kind: "msg", Room: "#g", From: "alice", Text: "hi carol [q]"})
+	quiet := newTUIHarness(t, Options{Self: "carol", NoColor: true, NoBell: true})
+	quiet.ui.Show(Event{Kind: "msg", Room: "#g", From: "alice", Text: "hi carol [q]"})
 	quiet.waitRaw("[q]\r\n")
 	quiet.scr.mu.Lock()
 	defer quiet.scr.mu.Unlock()
@@ -698,9 +768,9 @@ func TestTermUIMentions(t *testing.T) {
 }
 
 func TestTermUISanitises(t *testing.T) {
-	h := newTUIHarness(t, termUIOptions{Self: "carol"})
+	h := newTUIHarness(t, Options{Self: "carol"})
 	h.ui.SetRoom("#r\x1b]0;title\a")
-	h.ui.Show(displayEvent{
+	h.ui.Show(Event{
 		Kind: "msg",
 		Room: "#x\u009b2J",
 		From: "ev\x1b[31mil",
@@ -753,14 +823,14 @@ func TestSanitize(t *testing.T) {
 		{"raw\x9b6n", "raw\ufffd6n"}, // a lone 0x9b byte is not UTF-8, so not C1 either
 	}
 	for _, tt := range tests {
-		if got := sanitize(tt.in); got != tt.want {
-			t.Errorf("sanitize(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := Sanitize(tt.in); got != tt.want {
+			t.Errorf("Sanitize(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
 
 // isBidiControl lists the characters that reorder text (Unicode TR9): none
-// may survive sanitize.
+// may survive Sanitize.
 func isBidiControl(r rune) bool {
 	return r == 0x061c || r == 0x200e || r == 0x200f || r == 0x2028 || r == 0x2029 ||
 		(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
@@ -769,17 +839,17 @@ func isBidiControl(r rune) bool {
 func FuzzSanitize(f *testing.F) {
 	f.Add("a\x1b[2Jb\x1b]0;x\a\u009b1m\u202e")
 	f.Fuzz(func(t *testing.T, s string) {
-		out := sanitize(s)
+		out := Sanitize(s)
 		if !utf8.ValidString(out) {
 			t.Fatalf("invalid UTF-8 out of %q", s)
 		}
 		for _, r := range out {
 			if r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || isBidiControl(r) {
-				t.Fatalf("sanitize(%q) kept %U", s, r)
+				t.Fatalf("Sanitize(%q) kept %U", s, r)
 			}
 		}
-		if sanitize(out) != out {
-			t.Fatalf("sanitize not idempotent on %q", s)
+		if Sanitize(out) != out {
+			t.Fatalf("Sanitize not idempotent on %q", s)
 		}
 	})
 }
@@ -787,45 +857,54 @@ func FuzzSanitize(f *testing.F) {
 func TestTermUINewMessagesMarker(t *testing.T) {
 	h := newTUIHarness(t, monoOpts())
 	at := func(hh, mm int) time.Time { return time.Date(2026, 3, 4, hh, mm, 0, 0, time.Local) }
-	show := func(evs ...displayEvent) {
+	show := func(evs ...Event) {
 		for _, ev := range evs {
 			h.ui.Show(ev)
 		}
 	}
 	show(
-		displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "h1", History: true, Time: at(14, 2)},
-		displayEvent{Kind: "join", Room: "#general", From: "bob", History: true, Time: at(14, 3)},
-		displayEvent{Kind: "me", Room: "#general", From: "bob", Text: "h2", History: true, Time: at(14, 4)},
-		displayEvent{Kind: "msg", Room: "#rust", From: "dave", Text: "r1", History: true, Time: at(13, 0)},
-		displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "h3", History: true, Time: at(14, 5)},
-		displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "live1"},
-		displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "live2"},
+		Event{Kind: "msg", Room: "#general", From: "alice", Text: "h1", History: true, Time: at(14, 2)},
+		Event{Kind: "join", Room: "#general", From: "bob", History: true, Time: at(14, 3)},
+		Event{Kind: "me", Room: "#general", From: "bob", Text: "h2", History: true, Time: at(14, 4)},
+		Event{Kind: "msg", Room: "#rust", From: "dave", Text: "r1", History: true, Time: at(13, 0)},
+		Event{Kind: "msg", Room: "#general", From: "alice", Text: "h3", History: true, Time: at(14, 5)},
+		Event{Kind: "msg", Room: "#general", From: "alice", Text: "live1"},
+		Event{Kind: "msg", Room: "#general", From: "alice", Text: "live2"},
 	)
 	h.ui.EndOfHistory("#rust", 0)
 	h.ui.EndOfHistory("#rust", 0) // already ended: nothing
 	h.ui.EndOfHistory("#empty", 0)
-	show(displayEvent{Kind: "msg", Room: "#rust", From: "dave", Text: "live3"})
+	show(Event{Kind: "msg", Room: "#rust", From: "dave", Text: "live3"})
 	h.ui.EndOfHistory("#ops", 7)
 	show(
-		displayEvent{Kind: "dm", From: "alice", To: "carol", Text: "d1", History: true},
-		displayEvent{Kind: "dm", From: "alice", To: "carol", Text: "live4"},
-		displayEvent{Kind: "system", Text: "end"},
+		Event{Kind: "dm", From: "alice", To: "carol", Text: "d1", History: true},
+		Event{Kind: "dm", From: "alice", To: "carol", Text: "live4"},
+		// A replay after a reconnect, in a room this UI has seen live.
+		Event{Kind: "msg", Room: "#general", From: "alice", Text: "h4", History: true, Time: at(15, 0)},
+		Event{Kind: "msg", Room: "#general", From: "alice", Text: "live5"},
+		Event{Kind: "system", Text: "end"},
 	)
+	// The first replay of a room says "earlier": nothing shows that the
+	// user was there before. Only a room seen live in this run has "new"
+	// messages.
 	want := []string{
 		"#general <alice> h1",
 		"#general --> bob joined",
 		"#general * bob h2",
 		"#rust <dave> r1",
 		"#general <alice> h3",
-		"\u2014 3 new messages in #general since 14:02 \u2014",
+		"\u2014 3 earlier messages in #general \u2014",
 		"#general <alice> live1",
 		"#general <alice> live2",
-		"\u2014 1 new message in #rust since 13:00 \u2014",
+		"\u2014 1 earlier message in #rust \u2014",
 		"#rust <dave> live3",
-		"\u2014 7 new messages in #ops \u2014",
+		"\u2014 7 earlier messages in #ops \u2014",
 		"[dm] alice -> carol: d1",
-		"\u2014 1 new message \u2014",
+		"\u2014 1 earlier message \u2014",
 		"[dm] alice -> carol: live4",
+		"#general <alice> h4",
+		"\u2014 1 new message in #general since 15:00 \u2014",
+		"#general <alice> live5",
 		"-- end",
 	}
 	h.waitFor("the marker lines", func(s *vtScreen) bool {
@@ -851,22 +930,22 @@ func TestTUIFormatKinds(t *testing.T) {
 	when := time.Date(2026, 5, 6, 9, 7, 30, 0, time.Local)
 	f := tuiFormatter{timestamps: true, self: "carol"}
 	tests := []struct {
-		ev   displayEvent
+		ev   Event
 		want string
 	}{
-		{displayEvent{Kind: "msg", Room: "#g", From: "alice", Text: "hi"}, "09:07 #g <alice> hi"},
-		{displayEvent{Kind: "me", Room: "#g", From: "alice", Text: "waves"}, "09:07 #g * alice waves"},
-		{displayEvent{Kind: "dm", From: "alice", To: "bob", Text: "psst"}, "09:07 [dm] alice -> bob: psst"},
-		{displayEvent{Kind: "notice", Room: "#g", From: "server", Text: "maintenance"}, "09:07 #g -server- maintenance"},
-		{displayEvent{Kind: "notice", Text: "hello"}, "09:07 -- hello"},
-		{displayEvent{Kind: "join", Room: "#g", From: "bob"}, "09:07 #g --> bob joined"},
-		{displayEvent{Kind: "part", Room: "#g", From: "bob", Text: "bye"}, "09:07 #g <-- bob left (bye)"},
-		{displayEvent{Kind: "part", Room: "#g", From: "bob"}, "09:07 #g <-- bob left"},
-		{displayEvent{Kind: "quit", From: "bob", Text: "timeout"}, "09:07 <-- bob quit (timeout)"},
-		{displayEvent{Kind: "topic", Room: "#g", From: "alice", Text: "Go 1.26"}, "09:07 #g -- alice set the topic: Go 1.26"},
-		{displayEvent{Kind: "topic", Room: "#g", Text: "Go 1.26"}, "09:07 #g -- topic: Go 1.26"},
-		{displayEvent{Kind: "error", Text: "no such room"}, "09:07 !! no such room"},
-		{displayEvent{Kind: "system", Text: "connected"}, "09:07 -- connected"},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "hi"}, "09:07 #g <alice> hi"},
+		{Event{Kind: "me", Room: "#g", From: "alice", Text: "waves"}, "09:07 #g * alice waves"},
+		{Event{Kind: "dm", From: "alice", To: "bob", Text: "psst"}, "09:07 [dm] alice -> bob: psst"},
+		{Event{Kind: "notice", Room: "#g", From: "server", Text: "maintenance"}, "09:07 #g -server- maintenance"},
+		{Event{Kind: "notice", Text: "hello"}, "09:07 -- hello"},
+		{Event{Kind: "join", Room: "#g", From: "bob"}, "09:07 #g --> bob joined"},
+		{Event{Kind: "part", Room: "#g", From: "bob", Text: "bye"}, "09:07 #g <-- bob left (bye)"},
+		{Event{Kind: "part", Room: "#g", From: "bob"}, "09:07 #g <-- bob left"},
+		{Event{Kind: "quit", From: "bob", Text: "timeout"}, "09:07 <-- bob quit (timeout)"},
+		{Event{Kind: "topic", Room: "#g", From: "alice", Text: "Go 1.26"}, "09:07 #g -- alice set the topic: Go 1.26"},
+		{Event{Kind: "topic", Room: "#g", Text: "Go 1.26"}, "09:07 #g -- topic: Go 1.26"},
+		{Event{Kind: "error", Text: "no such room"}, "09:07 !! no such room"},
+		{Event{Kind: "system", Text: "connected"}, "09:07 -- connected"},
 	}
 	for _, tt := range tests {
 		tt.ev.Time = when
@@ -877,17 +956,17 @@ func TestTUIFormatKinds(t *testing.T) {
 
 	f.timestamps = false
 	f.now = func() time.Time { t.Fatal("clock read with timestamps off"); return time.Time{} }
-	if got, _ := f.format(displayEvent{Kind: "system", Text: "x"}); got != "-- x" {
+	if got, _ := f.format(Event{Kind: "system", Text: "x"}); got != "-- x" {
 		t.Errorf("without timestamps: %q", got)
 	}
 	f.timestamps = true
 	f.now = func() time.Time { return when }
-	if got, _ := f.format(displayEvent{Kind: "system", Text: "x"}); got != "09:07 -- x" {
+	if got, _ := f.format(Event{Kind: "system", Text: "x"}); got != "09:07 -- x" {
 		t.Errorf("zero event time should use the clock: %q", got)
 	}
 
 	f.color = true
-	got, _ := f.format(displayEvent{Kind: "error", Text: "boom", Time: when})
+	got, _ := f.format(Event{Kind: "error", Text: "boom", Time: when})
 	if !strings.Contains(got, sgrErr+"!! boom"+sgrReset) {
 		t.Errorf("coloured error line %q", got)
 	}
@@ -895,50 +974,50 @@ func TestTUIFormatKinds(t *testing.T) {
 
 func TestFormatPlain(t *testing.T) {
 	tests := []struct {
-		ev   displayEvent
+		ev   Event
 		want string
 	}{
-		{displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "text"}, "[#general] alice: text"},
-		{displayEvent{Kind: "me", Room: "#general", From: "alice", Text: "waves"}, "[#general] * alice waves"},
-		{displayEvent{Kind: "dm", From: "alice", To: "bob", Text: "text"}, "[dm] alice -> bob: text"},
-		{displayEvent{Kind: "notice", Room: "#general", From: "ops", Text: "restart at 5"}, "[#general] -ops- restart at 5"},
-		{displayEvent{Kind: "notice", Text: "welcome"}, "[notice] welcome"},
-		{displayEvent{Kind: "join", Room: "#general", From: "bob"}, "[#general] -- bob joined"},
-		{displayEvent{Kind: "part", Room: "#general", From: "bob", Text: "later"}, "[#general] -- bob left (later)"},
-		{displayEvent{Kind: "quit", Room: "#general", From: "bob"}, "[#general] -- bob quit"},
-		{displayEvent{Kind: "quit", From: "bob", Text: "ping timeout"}, "[system] -- bob quit (ping timeout)"},
-		{displayEvent{Kind: "topic", Room: "#general", From: "alice", Text: "hi"}, "[#general] -- alice set the topic: hi"},
-		{displayEvent{Kind: "error", Room: "#general", Text: "not allowed"}, "[error] not allowed"},
-		{displayEvent{Kind: "error", Text: "too long", Line: 7, Code: "too_long"}, "[error] line 7: too long"},
-		{displayEvent{Kind: "system", Text: "connected to example.org"}, "[system] connected to example.org"},
-		{displayEvent{Kind: "msg", Room: "#general", From: "alice", Text: "old", History: true}, "[#general] (history) alice: old"},
-		{displayEvent{Kind: "dm", From: "a", To: "b", Text: "old", History: true}, "[dm] (history) a -> b: old"},
-		{displayEvent{Kind: "msg", Room: "#g", From: "al\x1b[1mice", Text: "two\nlines\x1b]0;t\a"}, "[#g] alice: two lines"},
+		{Event{Kind: "msg", Room: "#general", From: "alice", Text: "text"}, "[#general] alice: text"},
+		{Event{Kind: "me", Room: "#general", From: "alice", Text: "waves"}, "[#general] * alice waves"},
+		{Event{Kind: "dm", From: "alice", To: "bob", Text: "text"}, "[dm] alice -> bob: text"},
+		{Event{Kind: "notice", Room: "#general", From: "ops", Text: "restart at 5"}, "[#general] -ops- restart at 5"},
+		{Event{Kind: "notice", Text: "welcome"}, "[notice] welcome"},
+		{Event{Kind: "join", Room: "#general", From: "bob"}, "[#general] -- bob joined"},
+		{Event{Kind: "part", Room: "#general", From: "bob", Text: "later"}, "[#general] -- bob left (later)"},
+		{Event{Kind: "quit", Room: "#general", From: "bob"}, "[#general] -- bob quit"},
+		{Event{Kind: "quit", From: "bob", Text: "ping timeout"}, "[system] -- bob quit (ping timeout)"},
+		{Event{Kind: "topic", Room: "#general", From: "alice", Text: "hi"}, "[#general] -- alice set the topic: hi"},
+		{Event{Kind: "error", Room: "#general", Text: "not allowed"}, "[error] not allowed"},
+		{Event{Kind: "error", Text: "too long", Line: 7, Code: "too_long"}, "[error] line 7: too long"},
+		{Event{Kind: "system", Text: "connected to example.org"}, "[system] connected to example.org"},
+		{Event{Kind: "msg", Room: "#general", From: "alice", Text: "old", History: true}, "[#general] (history) alice: old"},
+		{Event{Kind: "dm", From: "a", To: "b", Text: "old", History: true}, "[dm] (history) a -> b: old"},
+		{Event{Kind: "msg", Room: "#g", From: "al\x1b[1mice", Text: "two\nlines\x1b]0;t\a"}, "[#g] alice: two lines"},
 	}
 	for _, tt := range tests {
-		if got := formatPlain(tt.ev); got != tt.want {
-			t.Errorf("formatPlain(%+v) = %q, want %q", tt.ev, got, tt.want)
+		if got := FormatPlain(tt.ev); got != tt.want {
+			t.Errorf("FormatPlain(%+v) = %q, want %q", tt.ev, got, tt.want)
 		}
 	}
 }
 
 func TestFormatJSON(t *testing.T) {
 	when := time.Date(2026, 5, 6, 9, 7, 30, 0, time.FixedZone("CEST", 2*3600))
-	got, err := formatJSON(displayEvent{ID: 42, Time: when, Kind: "msg", Room: "#general", From: "alice",
+	got, err := FormatJSON(Event{ID: 42, Time: when, Kind: "msg", Room: "#general", From: "alice",
 		Text: "a <b> & \"c\"", History: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := `{"ts":"2026-05-06T07:07:30Z","id":42,"kind":"msg","room":"#general","from":"alice","to":"","text":"a <b> & \"c\"","history":true,"line":0,"code":""}`
 	if string(got) != want {
-		t.Errorf("formatJSON =\n%s\nwant\n%s", got, want)
+		t.Errorf("FormatJSON =\n%s\nwant\n%s", got, want)
 	}
 
 	kinds := []string{"msg", "me", "dm", "notice", "join", "part", "quit", "topic", "error", "system"}
 	for i, kind := range kinds {
-		ev := displayEvent{ID: uint64(i), Time: when, Kind: kind, Room: "#r", From: "f", To: "t",
+		ev := Event{ID: uint64(i), Time: when, Kind: kind, Room: "#r", From: "f", To: "t",
 			Text: "x\x1b[2Jy\u202e\nz", Line: i, Code: "c\x1b[0m"}
-		b, err := formatJSON(ev)
+		b, err := FormatJSON(ev)
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}
@@ -956,7 +1035,7 @@ func TestFormatJSON(t *testing.T) {
 		}
 	}
 
-	b, err := formatJSON(displayEvent{Kind: "system", Text: "no time"})
+	b, err := FormatJSON(Event{Kind: "system", Text: "no time"})
 	if err != nil || !strings.Contains(string(b), `"ts":""`) {
 		t.Errorf("zero time: %s, %v; want empty ts", b, err)
 	}

@@ -13,18 +13,15 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"securechat/client"
 	"securechat/credstore"
 )
-
-func init() {
-	commands = append(commands, userCommand())
-}
 
 // Replaced in tests: where a password comes from when no file is given.
 var (
 	userStdin        io.Reader = os.Stdin
 	userStdinIsTTY             = func() bool { return term.IsTerminal(int(os.Stdin.Fd())) }
-	userReadPassword           = readPasswordTTYContext
+	userReadPassword           = client.ReadPassword
 )
 
 const userHelp = `Accounts live in a creds file (by default creds.txt in the state directory,
@@ -465,13 +462,4 @@ func readPasswordLine(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("reading the password: %w", err)
 	}
 	return trimLineBreak(line), nil
-}
-
-// trimLineBreak removes one trailing "\n" or "\r\n", as shells and editors
-// add, and nothing else.
-func trimLineBreak(b []byte) []byte {
-	if bytes.HasSuffix(b, []byte("\r\n")) {
-		return b[:len(b)-2]
-	}
-	return bytes.TrimSuffix(b, []byte("\n"))
 }

@@ -1,0 +1,72 @@
+package client
+
+import (
+	"context"
+	"time"
+)
+
+// redialer is the one reconnect loop of the client, shared by the
+// interactive and the script mode: after a lost connection it waits the
+// backoff's delay and dials again, until it connects, ctx ends, an error
+// comes that must not be retried (fatal), or the attempts allowed for one
+// outage run out.
+type redialer struct {
+	cfg   *Config
+	bo    reconnectBackoff
+	limit int // attempts per outage; 0 for no limit
+	tries int // attempts in the current outage
+
+	// waiting, if set, is told before each wait: why the connection or
+	// the last attempt failed, the delay, and the attempt's number.
+	waiting func(cause error, delay time.Duration, attempt int)
+}
+
+// gaveUpError is the end of a redial whose attempts ran out; cause is the
+// last failure.
+type gaveUpError struct{ cause error }
+
+func (e *gaveUpError) Error() string { return e.cause.Error() }
+func (e *gaveUpError) Unwrap() error { return e.cause }
+
+// redial reconnects after cause ended the connection. The error is fatal
+// (from Dial), ctx's, or a *gaveUpError.
+func (r *redialer) redial(ctx context.Context, cause error) (*Link, error) {
+	for {
+		if r.limit > 0 && r.tries >= r.limit {
+			return nil, &gaveUpError{cause}
+		}
+		r.tries++
+		d := r.bo.Next()
+		if r.cfg.testOnlyRedialDelay > 0 {
+			d = r.cfg.testOnlyRedialDelay
+		}
+		if r.waiting != nil {
+			r.waiting(cause, d, r.tries)
+		}
+		if err := sleepCtx(ctx, d); err != nil {
+			return nil, err
+		}
+		if r.cfg.testOnlyRedialHold != nil {
+			select {
+			case <-r.cfg.testOnlyRedialHold:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		l, err := Dial(ctx, r.cfg)
+		if err == nil {
+			return l, nil
+		}
+		if fatal(err) {
+			return nil, err
+		}
+		cause = err
+	}
+}
+
+// progress says the connection works again: the next outage starts from
+// the shortest delay with every attempt allowed.
+func (r *redialer) progress() {
+	r.tries = 0
+	r.bo.Reset()
+}
