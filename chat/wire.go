@@ -80,6 +80,7 @@ const (
 	CodeKicked         = "kicked"          // an admin ended this session; the server closes
 	CodeSessionLimit   = "session_limit"   // login refused: the account has too many sessions; the server closes
 	CodeNotStored      = "not_stored"      // a message was delivered but could not be stored; mid names it
+	CodeBadSignature   = "bad_signature"   // a signed msg whose signature fields are malformed or do not verify
 )
 
 // Error is a chat-layer error: what an error event carries.
@@ -108,6 +109,12 @@ type Request struct {
 	Text   string   `json:"text,omitempty"`   // msg
 	Cmd    string   `json:"cmd,omitempty"`    // cmd: command name
 	Args   []string `json:"args,omitempty"`   // cmd: arguments
+	// A signed msg carries its signature, the signer's counter and its
+	// clock (PROTOCOL.md §13.16.3); the key is the session's, so the
+	// request does not name it.
+	Sig string `json:"sig,omitempty"` // msg: base64 of the Ed25519 signature
+	Ctr uint64 `json:"ctr,omitempty"` // msg: the signer's counter
+	Cts uint64 `json:"cts,omitempty"` // msg: the signer's clock, ms since 1970
 }
 
 // Event is one server-to-client message. Which fields a type uses is
@@ -135,6 +142,13 @@ type Event struct {
 	// sender's copy, and the recipient's at its next login (PROTOCOL.md
 	// §13.15).
 	Queued bool `json:"queued,omitempty"`
+	// Key is the signing key of a signed msg event (with Sig, Ctr, Cts,
+	// copied unchanged from the request, PROTOCOL.md §13.16.3), and in a
+	// welcome the session's own signing key. Base64 of the 32 raw bytes.
+	Key string `json:"key,omitempty"`
+	Sig string `json:"sig,omitempty"` // msg: the sender's signature
+	Ctr uint64 `json:"ctr,omitempty"` // msg: the sender's counter
+	Cts uint64 `json:"cts,omitempty"` // msg: the sender's clock
 
 	Cmd     string   `json:"cmd,omitempty"`     // reply: the command answered
 	Topic   string   `json:"topic,omitempty"`   // room, topic reply
@@ -145,6 +159,7 @@ type Event struct {
 	Sessions    int           `json:"sessions,omitempty"` // whois reply
 	Since       string        `json:"since,omitempty"`    // whois reply: online since
 	Joined      []string      `json:"joined,omitempty"`   // whois reply
+	Keys        []string      `json:"keys,omitempty"`     // whois reply: signing keys of the sessions online
 	Bans        []Restriction `json:"bans,omitempty"`     // bans reply
 	Mutes       []Restriction `json:"mutes,omitempty"`    // bans reply
 	Commands    []CommandInfo `json:"commands,omitempty"` // help reply

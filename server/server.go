@@ -431,7 +431,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 			log.Debug("host key announcement not sent", "err", err)
 		}
 	}
-	err = s.cfg.Hub.Serve(ctx, sc, chat.Identity{User: sess.User, Admin: admin})
+	err = s.cfg.Hub.Serve(ctx, sc, chat.Identity{User: sess.User, Admin: admin, SigningKey: sess.UserKey})
 	switch {
 	case err == nil:
 		log.Info("session ended")
