@@ -430,8 +430,11 @@ func (h *Hub) deliverPending(s *session, msgs []StoredMessage) {
 		if m.ID <= through {
 			continue
 		}
+		// Marked history as well as queued: a replay, which a recipient
+		// judges by the relaxed counter rule and no age limit
+		// (PROTOCOL.md §13.16.5), since the message may be hours old.
 		e := eventOf(m)
-		e.History, e.Queued = false, true
+		e.Queued = true
 		out = append(out, h.encode(e))
 		last = max(last, m.ID)
 	}

@@ -84,8 +84,11 @@ func (h *Hub) newSession(c Conn, id Identity) *session {
 // folded, the kind as the loop will name it. A request the loop refuses
 // for another reason (too long, not a member) gets that error instead.
 func (s *session) checkSigned(req *Request) error {
-	if req == nil || req.Type != TypeMsg || !msgsig.Signs(req.Sig, req.Ctr, req.Cts) {
+	if req == nil || req.Type != TypeMsg || !req.badSigNumber && !msgsig.Signs(req.Sig, req.Ctr, req.Cts) {
 		return nil
+	}
+	if req.badSigNumber {
+		return fmt.Errorf("%w: ctr and cts must be unsigned integers", msgsig.ErrBadSignature)
 	}
 	if len(req.Text) > MaxText {
 		return nil // the loop answers too_long; nothing to verify

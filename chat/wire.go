@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -115,6 +116,11 @@ type Request struct {
 	Sig string `json:"sig,omitempty"` // msg: base64 of the Ed25519 signature
 	Ctr uint64 `json:"ctr,omitempty"` // msg: the signer's counter
 	Cts uint64 `json:"cts,omitempty"` // msg: the signer's clock, ms since 1970
+
+	// badSigNumber is set by DecodeRequest when ctr or cts is a number
+	// that is no unsigned integer (-1, 1.5, 1e3, or one over 2^64): a
+	// malformed signature, answered bad_signature (§13.16.4).
+	badSigNumber bool
 }
 
 // Event is one server-to-client message. Which fields a type uses is
@@ -255,6 +261,12 @@ func DecodeRequest(p []byte) (*Request, error) {
 			return dec.Decode(&r.Cmd)
 		case "args":
 			return dec.Decode(&r.Args)
+		case "sig":
+			return dec.Decode(&r.Sig)
+		case "ctr":
+			return decodeSigNumber(dec, &r.Ctr, &r.badSigNumber)
+		case "cts":
+			return decodeSigNumber(dec, &r.Cts, &r.badSigNumber)
 		}
 		return skipValue(dec)
 	})
@@ -276,6 +288,23 @@ func DecodeRequest(p []byte) (*Request, error) {
 		return r, errorf(CodeBadRequest, "more than %d rooms", MaxHelloRooms)
 	}
 	return r, nil
+}
+
+// decodeSigNumber reads a signed request's ctr or cts. A JSON number that
+// is not an unsigned integer sets bad instead of failing the request, so
+// that the hub answers bad_signature rather than bad_request for it.
+func decodeSigNumber(dec *json.Decoder, dst *uint64, bad *bool) error {
+	var n json.Number
+	if err := dec.Decode(&n); err != nil {
+		return err
+	}
+	v, err := strconv.ParseUint(n.String(), 10, 64)
+	if err != nil {
+		*bad = true
+		return nil
+	}
+	*dst = v
+	return nil
 }
 
 // DecodeEvent parses one server-to-client message with the same rules as
@@ -353,6 +382,16 @@ func DecodeEvent(p []byte) (*Event, error) {
 			dst = &e.Code
 		case "retry_ms":
 			dst = &e.RetryMS
+		case "key":
+			dst = &e.Key
+		case "sig":
+			dst = &e.Sig
+		case "ctr":
+			dst = &e.Ctr
+		case "cts":
+			dst = &e.Cts
+		case "keys":
+			dst = &e.Keys
 		default:
 			return skipValue(dec)
 		}
