@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"crypto/ed25519"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -226,6 +227,16 @@ func TestSignedMessageRefused(t *testing.T) {
 		got := tc.c.do(tc.req)
 		if e := last(got); e.Type != chat.TypeError || e.Code != chat.CodeBadSignature {
 			t.Errorf("%s: got %s, want error bad_signature", tc.name, dumpEvents(got))
+		}
+	}
+	// A counter or clock that is a number but no unsigned integer is a
+	// malformed signature too, not a malformed request.
+	for i, raw := range []string{`"ctr":-1,"cts":5`, `"ctr":1.5,"cts":5`, `"ctr":5,"cts":1e3`, `"ctr":18446744073709551616,"cts":5`} {
+		id := fmt.Sprintf("raw-%d", i)
+		alice.conn.in <- []byte(`{"t":"msg","id":"` + id + `","room":"#general","text":"refused","sig":"` + good().Sig + `",` + raw + `}`)
+		got := alice.until(func(e *chat.Event) bool { return e.ID == id })
+		if e := last(got); e.Type != chat.TypeError || e.Code != chat.CodeBadSignature {
+			t.Errorf("%s: got %s, want error bad_signature", raw, dumpEvents(got))
 		}
 	}
 	// Nothing of it reached anyone: the first message carol sees after
