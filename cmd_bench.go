@@ -105,12 +105,12 @@ func benchTransport(name string) (transport.Transport, error) {
 // benchTarget starts a server with benchmark accounts, or describes the
 // external one given with --addr. The returned stop ends what it started.
 func benchTarget(c *cli.Context, accounts int, stderr io.Writer) (*bench.Target, *bench.Server, error) {
-	return benchTargetStore(c, accounts, stderr, false)
+	return benchTargetStore(c, accounts, stderr, false, 0)
 }
 
 // benchTargetStore is benchTarget with the started server's chat state in
 // a database (withStore) or nowhere.
-func benchTargetStore(c *cli.Context, accounts int, stderr io.Writer, withStore bool) (*bench.Target, *bench.Server, error) {
+func benchTargetStore(c *cli.Context, accounts int, stderr io.Writer, withStore bool, keyed int) (*bench.Target, *bench.Server, error) {
 	tr, err := benchTransport(c.String("transport"))
 	if err != nil {
 		return nil, nil, err
@@ -152,7 +152,7 @@ func benchTargetStore(c *cli.Context, accounts int, stderr io.Writer, withStore 
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg.Store = withStore
+	cfg.Store, cfg.KeyedAccounts = withStore, keyed
 	srv, err := bench.StartServer(c.Context, cfg)
 	if err != nil {
 		return nil, nil, err
@@ -335,6 +335,8 @@ alternating order, and compares p99 latency and deliveries per second.`,
 			&cli.StringFlag{Name: "store", Value: "off", Usage: "the started server's chat database: off, on (chat.db, acks after commit), or compare (an off run, then an on run, and their ratios)"},
 			&cli.BoolFlag{Name: "metrics", Usage: "compare the server's metrics off and on (needs a server started here, not --addr)"},
 			&cli.IntFlag{Name: "metrics-rounds", Value: 2, Usage: "--metrics: pairs of runs, off and on"},
+			&cli.StringFlag{Name: "signed", Value: "off", Usage: "signed messages: off, on (senders log in by key and sign every message; a sample of receivers verify), or compare (an unsigned run, then a signed one, and their ratios)"},
+			&cli.IntFlag{Name: "verify-sample", Value: 10, Usage: "--signed: receivers that verify every message"},
 		}, benchTargetFlags("one per client")...), benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg := bench.FanoutConfig{
@@ -351,19 +353,38 @@ alternating order, and compares p99 latency and deliveries per second.`,
 				}
 				return benchFanoutMetrics(c, cfg)
 			}
-			var runs []bool // store off or on, in order
-			switch c.String("store") {
-			case "off":
-				runs = []bool{false}
-			case "on":
-				runs = []bool{true}
-			case "compare":
-				runs = []bool{false, true}
-			default:
-				return usageError("--store %q: want off, on or compare", c.String("store"))
+			stores, err := offOnCompare("store", c.String("store"))
+			if err != nil {
+				return err
+			}
+			signs, err := offOnCompare("signed", c.String("signed"))
+			if err != nil {
+				return err
+			}
+			if len(stores) == 2 && len(signs) == 2 {
+				return usageError("--store compare and --signed compare: one comparison at a time")
+			}
+			type fanoutPhase struct{ store, signed bool }
+			var runs []fanoutPhase
+			for _, st := range stores {
+				for _, sg := range signs {
+					runs = append(runs, fanoutPhase{st, sg})
+				}
 			}
 			if c.String("store") != "off" && (c.String("addr") != "" || c.String("server") == "serve") {
 				return usageError("--store: the server this scenario starts (--server child or inproc) is the one it can set up")
+			}
+			if c.String("signed") != "off" && (c.String("addr") != "" || c.String("server") == "serve") {
+				return usageError("--signed: the server this scenario starts (--server child or inproc) is the one it can give the senders' keys")
+			}
+			if n := c.Int("verify-sample"); c.String("signed") != "off" && (n < 1 || n > cfg.Clients) {
+				return usageError("--verify-sample %d: want 1 to --clients", n)
+			}
+			compare := func(reps []*bench.FanoutReport) interface{ WriteText(io.Writer) } {
+				if len(signs) == 2 {
+					return bench.CompareSigned(reps[0], reps[1])
+				}
+				return bench.CompareStore(reps[0], reps[1])
 			}
 			s, err := benchOutput(c)
 			if err != nil {
@@ -371,13 +392,20 @@ alternating order, and compares p99 latency and deliveries per second.`,
 			}
 			cfg.Progress = s.Progress
 			var reps []*bench.FanoutReport
-			for _, withStore := range runs {
-				t, srv, err := benchTargetStore(c, cfg.Clients, c.App.ErrWriter, withStore)
+			for _, phase := range runs {
+				withStore := phase.store
+				keyed := 0
+				if phase.signed {
+					keyed = cfg.Senders
+				}
+				t, srv, err := benchTargetStore(c, cfg.Clients, c.App.ErrWriter, withStore, keyed)
 				if err != nil {
 					s.Stop()
 					return err
 				}
-				rep, err := bench.RunFanout(c.Context, t, cfg)
+				pcfg := cfg
+				pcfg.Signed, pcfg.VerifySample = phase.signed, c.Int("verify-sample")
+				rep, err := bench.RunFanout(c.Context, t, pcfg)
 				if srv != nil {
 					if cerr := srv.Close(); err == nil {
 						err = cerr
@@ -397,7 +425,7 @@ alternating order, and compares p99 latency and deliveries per second.`,
 				if err != nil {
 					var out interface{ WriteText(io.Writer) } = rep
 					if len(reps) == 2 {
-						out = bench.CompareStore(reps[0], reps[1])
+						out = compare(reps)
 					}
 					if ferr := s.Finish("fanout", out); ferr != nil {
 						return ferr
@@ -408,7 +436,7 @@ alternating order, and compares p99 latency and deliveries per second.`,
 			if len(reps) == 1 {
 				return s.Finish("fanout", reps[0])
 			}
-			return s.Finish("fanout", bench.CompareStore(reps[0], reps[1]))
+			return s.Finish("fanout", compare(reps))
 		},
 	}
 }
@@ -469,6 +497,19 @@ func benchFanoutMetrics(c *cli.Context, cfg bench.FanoutConfig) error {
 		return fmt.Errorf("bench: %d runs failed", len(rep.Errors))
 	}
 	return nil
+}
+
+// offOnCompare reads a flag of off, on or compare as the phases to run.
+func offOnCompare(flag, v string) ([]bool, error) {
+	switch v {
+	case "off":
+		return []bool{false}, nil
+	case "on":
+		return []bool{true}, nil
+	case "compare":
+		return []bool{false, true}, nil
+	}
+	return nil, usageError("--%s %q: want off, on or compare", flag, v)
 }
 
 // checkFanoutFlags validates what can be checked before anything starts.
@@ -859,6 +900,7 @@ Never expose it: it has none of serve's protection against floods.`,
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run to `FILE`"},
 			&cli.StringFlag{Name: "memprofile", Usage: "write a heap profile to `FILE` on each SIGUSR1"},
 			&cli.StringFlag{Name: "store-dir", Usage: "keep the chat state in chat.db in `DIR`, as serve does (default: no store)"},
+			&cli.StringFlag{Name: "keys", Usage: "authorized keys `FILE`, as serve's --keys (default: password logins only)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics on `HOST:PORT` (loopback), as serve does"},
 		},
 		Action: func(c *cli.Context) error {
@@ -895,7 +937,7 @@ Never expose it: it has none of serve's protection against floods.`,
 			}
 			return bench.RunServerProcess(c.Context, bench.ProcessConfig{
 				ServeConfig: bench.ServeConfig{Transport: tr, Listen: listen, Creds: c.String("creds"), Groups: groups, Logger: log,
-					StoreDir: c.String("store-dir"), MetricsListen: metricsListen},
+					StoreDir: c.String("store-dir"), Keys: c.String("keys"), MetricsListen: metricsListen},
 				CPUProfile: c.String("cpuprofile"),
 				MemProfile: c.String("memprofile"),
 			}, c.App.Writer)

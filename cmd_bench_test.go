@@ -397,3 +397,27 @@ func TestBenchTargetsStorm(t *testing.T) {
 		}
 	}
 }
+
+// --signed compare runs fan-out unsigned, then signed on a child server
+// given the senders' keys, and reports both with their ratios.
+func TestBenchFanoutSignedCompare(t *testing.T) {
+	useHelperServer(t)
+	code, stdout, stderr := runBench(t, "fanout", "--clients", "5", "--senders", "2", "--rate", "10",
+		"--duration", "1s", "--signed", "compare", "--verify-sample", "2", "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var cmp bench.SignedComparison
+	decodeBench(t, stdout, &cmp)
+	if cmp.Unsigned == nil || cmp.Signed == nil || cmp.Unsigned.Signed || !cmp.Signed.Signed {
+		t.Fatalf("comparison %+v", cmp)
+	}
+	if s := cmp.Signed; s.Sent == 0 || s.Lost != 0 || s.Verified != s.Sent*2 || s.VerifyFailed != 0 {
+		t.Errorf("signed run: sent %d, lost %d, verified %d, failed %d", s.Sent, s.Lost, s.Verified, s.VerifyFailed)
+	}
+	if cmp.P99Ratio <= 0 {
+		t.Errorf("p99 ratio %g", cmp.P99Ratio)
+	}
+	// The CPU ratio is not checked: a run this small uses less CPU than
+	// one tick of the process clock.
+}

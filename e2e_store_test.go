@@ -70,10 +70,19 @@ func TestE2EStoredStateSurvivesRestart(t *testing.T) {
 			bob := s.client("bob", []string{"muted words", "/history carol"})
 			bob.expectExit(exitError) // the refused line
 			bob.waitAny("arrived while you were offline")
-			bob.waitAny("[dm] carol -> bob: queued for you")
+			// Delivered as a replay (PROTOCOL.md §13.15: history and queued).
+			bob.waitAny("[dm] (history) carol -> bob: queued for you")
 			bob.waitAny("muted")
 			// Once delivered, and once more from the conversation's history.
-			bob.waitAny("[dm] (history) carol -> bob: queued for you")
+			bob.waitOut(bob.out, "the queued DM twice", func(lines []string) bool {
+				n := 0
+				for _, l := range lines {
+					if strings.Contains(l, "[dm] (history) carol -> bob: queued for you") {
+						n++
+					}
+				}
+				return n >= 2
+			})
 			if n := bob.countLines("queued for you"); n != 2 {
 				t.Errorf("bob saw the queued DM %d times, want once live and once in /history", n)
 			}

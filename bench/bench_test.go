@@ -504,3 +504,35 @@ func TestMetricsCostPairRatio(t *testing.T) {
 		t.Errorf("median %g, want 2.5", m)
 	}
 }
+
+// A signed run: the senders log in by key and sign, the server checks and
+// relays the signatures, and the sample of receivers verifies every
+// message; without the senders' keys the run is refused.
+func TestFanoutSigned(t *testing.T) {
+	srv, err := StartServer(context.Background(), ServerConfig{Transport: transport.TCP, Accounts: 6, KeyedAccounts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	if len(srv.Target.Keys) != 2 {
+		t.Fatalf("%d keys for 2 keyed accounts", len(srv.Target.Keys))
+	}
+	rep, err := RunFanout(context.Background(), &srv.Target, FanoutConfig{
+		Clients: 6, Senders: 2, Rate: 20, Duration: time.Second, Signed: true, VerifySample: 3,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFanout(t, rep, 6)
+	if !rep.Signed || rep.Verifiers != 3 || rep.VerifyFailed != 0 || rep.Verified != rep.Sent*3 {
+		t.Errorf("signed %v: %d verifiers verified %d of %d sent, %d failed", rep.Signed, rep.Verifiers, rep.Verified, rep.Sent, rep.VerifyFailed)
+	}
+
+	plain := startTestServer(t, transport.TCP, 3)
+	_, err = RunFanout(context.Background(), &plain.Target, FanoutConfig{
+		Clients: 3, Senders: 1, Rate: 10, Duration: time.Second, Signed: true,
+	})
+	if err == nil || !strings.Contains(err.Error(), "no login key") {
+		t.Errorf("a signed run with password logins: err %v, want no login key", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -34,6 +35,17 @@ type Target struct {
 	// Source, if set, gives the local IP address client i dials from, so
 	// that clients appear as many sources (see transport.Options.LocalAddr).
 	Source func(i int) string
+	// Keys are the login keys of the first len(Keys) accounts: those log
+	// in by key, not password, and their sessions can sign messages.
+	Keys []ed25519.PrivateKey
+}
+
+// key returns the login key of client i, or nil for a password login.
+func (t *Target) key(i int) ed25519.PrivateKey {
+	if a := i % t.Accounts; a < len(t.Keys) {
+		return t.Keys[a]
+	}
+	return nil
 }
 
 func (t *Target) check() error {
@@ -64,7 +76,7 @@ func (t *Target) Dial(ctx context.Context, i int) (*handshake.Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return handshake.Client(ctx, bufferReads(c), &handshake.ClientConfig{
+	ccfg := &handshake.ClientConfig{
 		Groups:    t.Groups,
 		Transport: t.Transport.Name(),
 		HostKeyCallback: func(key ed25519.PublicKey) error {
@@ -77,7 +89,11 @@ func (t *Target) Dial(ctx context.Context, i int) (*handshake.Session, error) {
 		// The handshake clears what it is given.
 		Password:     func(int) ([]byte, error) { return bytes.Clone(t.Password), nil },
 		MaxAuthTries: 1,
-	})
+	}
+	if key := t.key(i); key != nil {
+		ccfg.Keys, ccfg.Password = []crypto.Signer{key}, nil
+	}
+	return handshake.Client(ctx, bufferReads(c), ccfg)
 }
 
 // clientReadBuffer is the read buffer of each load-generating client.

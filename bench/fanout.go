@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"securechat/chat"
+	"securechat/msgsig"
 )
 
 // FanoutConfig configures RunFanout.
@@ -39,6 +42,15 @@ type FanoutConfig struct {
 	// the last deliveries are awaited. The storm scenario runs its attack
 	// between the two.
 	BeforeSend, AfterSend func()
+
+	// Signed makes every sender sign each message (PROTOCOL.md §13.16):
+	// the senders must log in by key (Target.Keys). VerifySample receivers
+	// (0 means 10) check every message as a client does, with a
+	// msgsig.Verifier; the others only time them, so that the load
+	// generator, sharing the machine, does not spend what the server is
+	// measured on.
+	Signed       bool
+	VerifySample int
 
 	Progress func(line string) // called about once a second; nil: quiet
 }
@@ -93,6 +105,13 @@ type FanoutReport struct {
 	DeliveredPerSecond float64        `json:"delivered_per_second"`
 	Latency            LatencySummary `json:"latency"`
 	Disconnects        int64          `json:"disconnects"` // sessions that ended before the run did
+
+	// Signed runs: the messages the sample of receivers judged verified,
+	// and those it judged anything else (a failure of the run).
+	Signed       bool  `json:"signed,omitempty"`
+	Verifiers    int   `json:"verifiers,omitempty"`
+	Verified     int64 `json:"verified,omitempty"`
+	VerifyFailed int64 `json:"verify_failed,omitempty"`
 
 	RSSScope  string `json:"rss_scope,omitempty"`
 	RSSBefore int64  `json:"rss_before,omitempty"` // bytes, before the clients connected
@@ -159,9 +178,47 @@ func (c *StoreComparison) WriteText(w io.Writer) {
 		c.DeliveredRatio, c.On.StoredPerSecond)
 }
 
+// SignedComparison is an unsigned fan-out run and a signed one, in one
+// invocation, and how they compare.
+type SignedComparison struct {
+	Unsigned *FanoutReport `json:"unsigned"`
+	Signed   *FanoutReport `json:"signed"`
+	// P99Ratio is the signed run's p99 latency over the unsigned run's;
+	// CPUPerDeliveryRatio the same for the server's CPU per delivery
+	// (0 when the server's CPU could not be told apart).
+	P99Ratio            float64 `json:"p99_ratio"`
+	CPUPerDeliveryRatio float64 `json:"cpu_per_delivery_ratio,omitempty"`
+}
+
+// CompareSigned puts an unsigned and a signed run side by side.
+func CompareSigned(unsigned, signed *FanoutReport) *SignedComparison {
+	c := &SignedComparison{Unsigned: unsigned, Signed: signed}
+	if unsigned.Latency.P99 > 0 {
+		c.P99Ratio = signed.Latency.P99 / unsigned.Latency.P99
+	}
+	if unsigned.ServerCPUPerDelivery > 0 {
+		c.CPUPerDeliveryRatio = signed.ServerCPUPerDelivery / unsigned.ServerCPUPerDelivery
+	}
+	return c
+}
+
+// WriteText prints both runs and the ratios.
+func (c *SignedComparison) WriteText(w io.Writer) {
+	fmt.Fprintln(w, "-- unsigned")
+	c.Unsigned.WriteText(w)
+	fmt.Fprintln(w, "-- signed")
+	c.Signed.WriteText(w)
+	fmt.Fprintf(w, "signed/unsigned: p99 %.2f ms / %.2f ms = %.2fx, server cpu per delivery %.2f µs / %.2f µs = %.2fx\n",
+		c.Signed.Latency.P99, c.Unsigned.Latency.P99, c.P99Ratio,
+		c.Signed.ServerCPUPerDelivery, c.Unsigned.ServerCPUPerDelivery, c.CPUPerDeliveryRatio)
+}
+
 type fanSender struct {
-	idx      int
-	client   *chatClient
+	idx    int
+	client *chatClient
+	name   string         // its account
+	signer *msgsig.Sender // signed runs
+
 	slots    []atomic.Int64 // deliveries seen per in-flight message, by seq % window
 	notify   chan struct{}
 	sent     atomic.Int64
@@ -183,6 +240,12 @@ type fanoutRun struct {
 	syncSeen    atomic.Int64
 	disconnects atomic.Int64
 	closing     atomic.Bool
+
+	// verifiers judge the messages of the sample of receivers, by
+	// client index (signed runs).
+	verifiers    map[int]*msgsig.Verifier
+	verified     atomic.Int64
+	verifyFailed atomic.Int64
 
 	mu     sync.Mutex
 	errors []string
@@ -235,8 +298,15 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutReport,
 	// The senders' state exists before any receive loop runs, so that the
 	// loops only ever read it.
 	for i := range cfg.Senders {
-		r.senders = append(r.senders, &fanSender{idx: i,
+		r.senders = append(r.senders, &fanSender{idx: i, name: AccountName(t.Prefix, i%t.Accounts),
 			slots: make([]atomic.Int64, r.window), notify: make(chan struct{}, 1)})
+	}
+	if cfg.Signed {
+		cleanup, err := r.setupSigning(t, rep)
+		if err != nil {
+			return rep, err
+		}
+		defer cleanup()
 	}
 
 	var receivers sync.WaitGroup
@@ -348,11 +418,71 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutReport,
 	}
 	rep.Latency = r.hist.Summary()
 	rep.Disconnects = r.disconnects.Load()
+	rep.Verified, rep.VerifyFailed = r.verified.Load(), r.verifyFailed.Load()
 	r.mu.Lock()
 	rep.Errors = append(rep.Errors, r.errors...)
 	r.mu.Unlock()
 	progress("")
 	return rep, ctx.Err()
+}
+
+// setupSigning gives each sender its key and the sample of receivers
+// their verifiers, each with a known_users file of its own in a temporary
+// directory (which cleanup removes): first sight pins every sender.
+func (r *fanoutRun) setupSigning(t *Target, rep *FanoutReport) (cleanup func(), err error) {
+	rep.Signed = true
+	for _, s := range r.senders {
+		key := t.key(s.idx)
+		if key == nil {
+			return nil, fmt.Errorf("bench: signed run: sender %d has no login key (%d accounts with keys)", s.idx, len(t.Keys))
+		}
+		s.signer = &msgsig.Sender{Signer: key}
+	}
+	dir, err := os.MkdirTemp("", "securechat-bench-known-users-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	n := r.cfg.VerifySample
+	if n == 0 {
+		n = 10
+	}
+	// Receivers that do not send, as far as there are any.
+	first := min(r.cfg.Senders, max(r.cfg.Clients-n, 0))
+	r.verifiers = make(map[int]*msgsig.Verifier)
+	for i := first; i < min(first+n, r.cfg.Clients); i++ {
+		v, err := msgsig.NewVerifier(msgsig.Config{
+			KnownUsers: filepath.Join(dir, "known_users"+strconv.Itoa(i)), HostPort: t.Addr,
+			Self: AccountName(t.Prefix, i%t.Accounts), Policy: msgsig.PolicyAcceptNew,
+		})
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("bench: verifier: %w", err)
+		}
+		r.verifiers[i] = v
+	}
+	rep.Verifiers = len(r.verifiers)
+	return func() { os.RemoveAll(dir) }, nil
+}
+
+// verify judges, for one of the sample of receivers, a msg event of this
+// run that is not the settle marker.
+func (r *fanoutRun) verify(v *msgsig.Verifier, c *chatClient, p []byte) {
+	if !bytes.Contains(p, r.marker) || bytes.Contains(p, []byte(`"history":true`)) {
+		return
+	}
+	ev, err := chat.DecodeEvent(p)
+	if err != nil || strings.HasSuffix(ev.Text, " sync") {
+		return
+	}
+	res := v.Check(&msgsig.Event{Kind: ev.Kind, Room: ev.Room, To: ev.To, From: ev.From, Text: ev.Text,
+		History: ev.History, Key: ev.Key, Sig: ev.Sig, Ctr: ev.Ctr, Cts: ev.Cts})
+	if res.Status == msgsig.Verified {
+		r.verified.Add(1)
+		return
+	}
+	if r.verifyFailed.Add(1) <= 3 {
+		r.noteError("client %d: message from %s judged %s", c.idx, ev.From, res.Mark())
+	}
 }
 
 func (r *fanoutRun) sent() int64 {
@@ -408,7 +538,16 @@ func (r *fanoutRun) sendLoop(ctx context.Context, s *fanSender, start, end time.
 		text := "bench " + r.run + " " + strconv.Itoa(s.idx) + " " + strconv.Itoa(seq) + " " +
 			strconv.FormatInt(time.Now().UnixNano(), 10)
 		text = (text + pad)[:max(len(text), r.cfg.TextSize)]
-		err := s.client.send(&chat.Request{Type: chat.TypeMsg, ID: "m" + strconv.Itoa(seq), Room: "#general", Text: text})
+		req := &chat.Request{Type: chat.TypeMsg, ID: "m" + strconv.Itoa(seq), Room: "#general", Text: text}
+		if s.signer != nil {
+			sg, err := s.signer.Sign(msgsig.KindMsg, req.Room, s.name, text)
+			if err != nil {
+				r.noteError("sender %d: sign: %v", s.idx, err)
+				return
+			}
+			req.Sig, req.Ctr, req.Cts = sg.Sig, sg.Ctr, sg.Cts
+		}
+		err := s.client.send(req)
 		if err != nil {
 			r.noteError("sender %d: %v", s.idx, err)
 			return
@@ -419,10 +558,14 @@ func (r *fanoutRun) sendLoop(ctx context.Context, s *fanSender, start, end time.
 
 func (r *fanoutRun) receive(c *chatClient) {
 	var s *fanSender
+	v := r.verifiers[c.idx]
 	err := c.receive(func(kind string, p []byte) {
 		switch kind {
 		case chat.TypeMsg:
 			r.onMessage(p)
+			if v != nil {
+				r.verify(v, c, p)
+			}
 		case chat.TypeAck, chat.TypeError:
 			if c.idx < len(r.senders) {
 				s = r.senders[c.idx]

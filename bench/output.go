@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -121,6 +122,10 @@ func (r *FanoutReport) Err() error {
 		return fmt.Errorf("bench: %d sessions ended during the run", r.Disconnects)
 	case r.Lost != 0:
 		return fmt.Errorf("bench: %d deliveries lost", r.Lost)
+	case r.Signed && r.VerifyFailed > 0:
+		return fmt.Errorf("bench: %d signed messages did not verify", r.VerifyFailed)
+	case r.Signed && r.Verified == 0:
+		return errors.New("bench: no signed message was verified")
 	}
 	return nil
 }

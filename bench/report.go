@@ -80,6 +80,9 @@ func (r *FanoutReport) WriteText(w io.Writer) {
 	case "off":
 		fmt.Fprintf(tw, "store\toff\n")
 	}
+	if r.Signed {
+		fmt.Fprintf(tw, "signed	every message; %d receivers verified %d, %d failed\n", r.Verifiers, r.Verified, r.VerifyFailed)
+	}
 	if r.ServerCPUCores > 0 {
 		fmt.Fprintf(tw, "cpu while sending\tserver %.2f cores (%.1f µs per delivery), load generator %.2f cores\n", r.ServerCPUCores, r.ServerCPUPerDelivery, r.BenchCPUCores)
 	} else {

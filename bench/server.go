@@ -46,6 +46,9 @@ type ServeConfig struct {
 	// MetricsListen, if set, serves the Prometheus metrics of serve
 	// --metrics-listen there, to measure what they cost.
 	MetricsListen string
+	// Keys, when set, is an authorized keys file (as serve's --keys): its
+	// accounts may log in by key, and their sessions then sign.
+	Keys string
 }
 
 // Serve runs a chat server set up for load tests until ctx is done, then
@@ -64,6 +67,14 @@ func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint, m
 	store, err := credstore.Load(cfg.Creds, &credstore.Options{NoRehash: true, Logger: log})
 	if err != nil {
 		return err
+	}
+	var verifier handshake.Verifier = store
+	if cfg.Keys != "" {
+		keys, err := credstore.LoadKeys(cfg.Keys)
+		if err != nil {
+			return err
+		}
+		verifier = keyVerifier{store, keys}
 	}
 	_, hostKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -105,7 +116,7 @@ func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint, m
 		Transport: cfg.Transport.Name(),
 		HostKey:   hostKey,
 		Groups:    cfg.Groups,
-		Verifier:  store,
+		Verifier:  verifier,
 		Hub:       hub,
 		Gate:      &server.StartupGate{},
 		Penalties: &server.PenaltyBox{},
@@ -143,6 +154,29 @@ func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint, m
 		return err
 	}
 	return nil
+}
+
+// provisionKeys writes a fresh Ed25519 key for each of names into the
+// authorized keys file path and returns the private keys, in order.
+func provisionKeys(path string, names []string) ([]ed25519.PrivateKey, error) {
+	keys := make([]ed25519.PrivateKey, len(names))
+	err := credstore.EditKeys(path, func(f *credstore.KeysFile) error {
+		for i, name := range names {
+			pub, priv, err := ed25519.GenerateKey(rand.Reader)
+			if err != nil {
+				return err
+			}
+			keys[i] = priv
+			if err := f.Add(credstore.AuthorizedKey{User: name, Key: pub, Comment: "bench"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bench: authorized keys: %w", err)
+	}
+	return keys, nil
 }
 
 // HeapStats is what the Go runtime says about a server's memory, to tell
@@ -254,6 +288,10 @@ type ServerConfig struct {
 	StrongParams   credstore.Params
 	Groups         []handshake.Group
 	Store          bool // keep the chat state in a database (ServeConfig.StoreDir)
+	// KeyedAccounts: the first this many benchmark accounts get a fresh
+	// Ed25519 key each, authorized on the server (Target.Keys), so that
+	// they log in by key and can sign their messages.
+	KeyedAccounts int
 
 	// Command, when set, runs the server as a child process: the argv of
 	// "securechat bench server", to which StartServer appends --creds,
@@ -335,8 +373,16 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	var keysFile string
+	if cfg.KeyedAccounts > 0 {
+		keysFile = filepath.Join(dir, "creds.keys")
+		if s.Target.Keys, err = provisionKeys(keysFile, names[:min(cfg.KeyedAccounts, len(names))]); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	if len(cfg.Command) == 0 {
-		sc := ServeConfig{Transport: cfg.Transport, Creds: creds, Groups: cfg.Groups}
+		sc := ServeConfig{Transport: cfg.Transport, Creds: creds, Groups: cfg.Groups, Keys: keysFile}
 		if cfg.Store {
 			sc.StoreDir = filepath.Join(dir, "store")
 		}
@@ -345,7 +391,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		}
 		err = s.startInProcess(sc)
 	} else {
-		err = s.startChild(ctx, cfg, creds)
+		err = s.startChild(ctx, cfg, creds, keysFile)
 	}
 	if err != nil {
 		os.RemoveAll(dir)
@@ -377,9 +423,12 @@ func (s *Server) startInProcess(cfg ServeConfig) error {
 	}
 }
 
-func (s *Server) startChild(ctx context.Context, cfg ServerConfig, creds string) error {
+func (s *Server) startChild(ctx context.Context, cfg ServerConfig, creds, keys string) error {
 	argv := append(append([]string{}, cfg.Command...),
 		"--creds", creds, "--transport", cfg.Transport.Name(), "--listen", "127.0.0.1:0")
+	if keys != "" {
+		argv = append(argv, "--keys", keys)
+	}
 	if cfg.RealServe {
 		argv = append(argv, "--state-dir", filepath.Join(s.dir, "state"))
 		if cfg.ServeFlags != nil {

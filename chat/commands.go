@@ -67,11 +67,11 @@ func (h *Hub) cmdPart(s *session, req *Request) {
 }
 
 func (h *Hub) cmdMsg(s *session, req *Request) {
-	h.message(s, &Request{Type: TypeMsg, ID: req.ID, To: req.Args[0], Text: req.Args[1]})
+	h.message(s, &Request{Type: TypeMsg, ID: req.ID, To: req.Args[0], Text: req.Args[1]}, nil) // unsigned: §13.16.3
 }
 
 func (h *Hub) cmdMe(s *session, req *Request) {
-	h.message(s, &Request{Type: TypeMsg, ID: req.ID, Room: req.Room, Kind: KindMe, Text: req.Args[0]})
+	h.message(s, &Request{Type: TypeMsg, ID: req.ID, Room: req.Room, Kind: KindMe, Text: req.Args[0]}, nil) // unsigned: §13.16.3
 }
 
 func (h *Hub) cmdRooms(s *session, req *Request) {
@@ -189,8 +189,14 @@ func (h *Hub) cmdWhois(s *session, req *Request) {
 	if u.away != "" {
 		text += ", away: " + u.away
 	}
+	var keys []string
+	for _, x := range u.sessions {
+		if x.keyB64 != "" && !slices.Contains(keys, x.keyB64) {
+			keys = append(keys, x.keyB64)
+		}
+	}
 	h.reply(s, req.ID, &Event{Cmd: "whois", User: u.name, Admin: admin, Sessions: len(u.sessions),
-		Since: formatTime(u.since), Joined: joined, Away: u.away, Text: text})
+		Since: formatTime(u.since), Joined: joined, Away: u.away, Keys: keys, Text: text})
 	h.ack(s, req.ID, 0)
 }
 

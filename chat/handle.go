@@ -352,7 +352,7 @@ func (h *Hub) handle(m inbound) {
 		if !s.loggedIn {
 			h.fail(s, id, CodeHelloRequired, "send hello first")
 		} else if req.Type == TypeMsg {
-			h.message(s, req)
+			h.message(s, req, m.sigErr)
 		} else {
 			h.command(s, req)
 		}
@@ -428,7 +428,7 @@ func (h *Hub) hello(s *session, req *Request) {
 		}
 	}
 
-	w := &Event{Type: TypeWelcome, ID: req.ID, V: min(req.V, Version), User: u.name, Admin: h.isAdmin(s), MOTD: h.motd, Away: u.away,
+	w := &Event{Type: TypeWelcome, ID: req.ID, V: min(req.V, Version), User: u.name, Admin: h.isAdmin(s), MOTD: h.motd, Away: u.away, Key: s.keyB64,
 		Limits: &Limits{Text: MaxText, Topic: MaxTopic, History: h.cfg.historyReplay, Ping: int(h.cfg.pingInterval / time.Second)}}
 	if h.cfg.floodRate >= 0 {
 		w.Limits.Burst, w.Limits.Rate = int(h.cfg.floodBurst), h.cfg.floodRate
@@ -585,7 +585,26 @@ func (h *Hub) muted(s *session) (restriction, bool) {
 	return r, ok && r.active(h.now)
 }
 
-func (h *Hub) message(s *session, req *Request) {
+// signature says whether a msg request may go on, answering it with
+// bad_signature if not, and copies a signed request's fields into e
+// unchanged (PROTOCOL.md §13.16.4). The reader has verified it already.
+func (h *Hub) signature(s *session, req *Request, sigErr error) bool {
+	if sigErr != nil {
+		h.log.Info("chat: signed message refused", "user", s.name, "session", s.id, "err", sigErr)
+		h.fail(s, req.ID, CodeBadSignature, "the message's signature is not valid for this session: sign the text as the server sends it, with the key you logged in with")
+		return false
+	}
+	return true
+}
+
+// sign puts a signed request's key, signature, counter and clock into e.
+func sign(e *Event, s *session, req *Request) {
+	if req.Sig != "" {
+		e.Key, e.Sig, e.Ctr, e.Cts = s.keyB64, req.Sig, req.Ctr, req.Cts
+	}
+}
+
+func (h *Hub) message(s *session, req *Request, sigErr error) {
 	id, u := req.ID, s.user
 	kind := req.Kind
 	if kind == "" {
@@ -610,10 +629,11 @@ func (h *Hub) message(s *session, req *Request) {
 	}
 	if req.Room != "" {
 		r := h.memberRoom(s, id, req.Room)
-		if r == nil {
+		if r == nil || !h.signature(s, req, sigErr) {
 			return
 		}
 		e := h.newMsg(kind, r.name, u.name, "", text)
+		sign(e, s, req)
 		h.broadcast(r, e)
 		h.log.Debug("chat: message", "room", r.name, "from", u.name, "mid", e.MID, "text", text)
 		h.persist(s, id, e, false)
@@ -628,16 +648,20 @@ func (h *Hub) message(s *session, req *Request) {
 		h.fail(s, id, CodeBadName, "%q is not a user name", truncateUTF8(SanitizeText(req.To), 40))
 		return
 	}
+	if !h.signature(s, req, sigErr) {
+		return
+	}
 	target := h.users[to]
 	if target == nil {
 		if h.store == nil || h.userExists == nil || !h.userExists(to) {
 			h.fail(s, id, CodeOffline, "%s is not online", to)
 			return
 		}
-		h.queueDM(s, id, to, text)
+		h.queueDM(s, req, to, text)
 		return
 	}
 	e := h.newMsg(KindDM, "", u.name, to, text)
+	sign(e, s, req)
 	b := h.encode(e)
 	for _, t := range target.sessions {
 		h.send(t, b)
@@ -657,9 +681,10 @@ func (h *Hub) message(s *session, req *Request) {
 // queueDM keeps a direct message for an account that is offline: it is
 // delivered, marked queued, at the account's next login. The sender's
 // sessions get their copy, marked queued, and a notice saying so.
-func (h *Hub) queueDM(s *session, id, to, text string) {
-	u := s.user
+func (h *Hub) queueDM(s *session, req *Request, to, text string) {
+	u, id := s.user, req.ID
 	e := h.newMsg(KindDM, "", u.name, to, text)
+	sign(e, s, req)
 	e.Queued = true
 	b := h.encode(e)
 	for _, t := range u.sessions {

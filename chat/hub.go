@@ -3,6 +3,7 @@ package chat
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,10 @@ type Identity struct {
 	// Admin says the account could moderate at login. It is used only when
 	// Config.IsAdmin is nil; otherwise the hub asks IsAdmin each time.
 	Admin bool
+	// SigningKey is the Ed25519 key the session logged in with, nil after
+	// a password login. Messages the session signs must verify with it
+	// (PROTOCOL.md §13.16.4).
+	SigningKey ed25519.PublicKey
 }
 
 var (
@@ -301,6 +306,10 @@ type inbound struct {
 	s   *session
 	req *Request // nil when the message was not a JSON object
 	err error    // decoding or flood error to answer
+	// sigErr is the reader's verdict on a signed msg request: checked
+	// there, on the session's own goroutine, so that the loop never
+	// spends a signature verification (PROTOCOL.md §13.16.4).
+	sigErr error
 }
 
 type restriction struct {

@@ -63,6 +63,11 @@ type StoredMessage struct {
 	Kind, Room, From, To string
 	Text                 string
 	Queued               bool // a direct message kept for an offline recipient
+	// Key, Sig, Ctr and Cts are a signed message's signature fields in
+	// wire form (PROTOCOL.md §13.16.3), kept and replayed unchanged;
+	// empty and zero for an unsigned one.
+	Key, Sig string
+	Ctr, Cts uint64
 }
 
 // StoredRestriction is a ban or a mute as a Store keeps it.
@@ -155,7 +160,8 @@ func (h *Hub) loadState(cfgMOTD string) error {
 // eventOf is the msg event of a stored message, marked as history.
 func eventOf(m StoredMessage) *Event {
 	return &Event{Type: TypeMsg, MID: m.ID, TS: formatTime(m.Time), Kind: m.Kind,
-		Room: m.Room, From: m.From, To: m.To, Text: m.Text, History: true, Queued: m.Queued}
+		Room: m.Room, From: m.From, To: m.To, Text: m.Text, History: true, Queued: m.Queued,
+		Key: m.Key, Sig: m.Sig, Ctr: m.Ctr, Cts: m.Cts}
 }
 
 // storeErr logs a change the store refused. The hub's memory still holds
@@ -330,7 +336,7 @@ func (h *Hub) persist(s *session, id string, e *Event, queued bool) {
 		return
 	}
 	m := StoredMessage{ID: e.MID, Time: h.now, Kind: e.Kind, Room: e.Room, From: e.From, To: e.To,
-		Text: e.Text, Queued: queued}
+		Text: e.Text, Queued: queued, Key: e.Key, Sig: e.Sig, Ctr: e.Ctr, Cts: e.Cts}
 	var x *answerSlot
 	if id != "" {
 		x = h.reserve(s)
@@ -424,8 +430,11 @@ func (h *Hub) deliverPending(s *session, msgs []StoredMessage) {
 		if m.ID <= through {
 			continue
 		}
+		// Marked history as well as queued: a replay, which a recipient
+		// judges by the relaxed counter rule and no age limit
+		// (PROTOCOL.md §13.16.5), since the message may be hours old.
 		e := eventOf(m)
-		e.History, e.Queued = false, true
+		e.Queued = true
 		out = append(out, h.encode(e))
 		last = max(last, m.ID)
 	}

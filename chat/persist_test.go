@@ -70,10 +70,17 @@ type client struct {
 // login starts a session of name on h and sends hello with rooms.
 func login(t *testing.T, h *chat.Hub, name string, rooms ...string) *client {
 	t.Helper()
+	return loginAs(t, h, chat.Identity{User: name, Admin: name == "admin"}, rooms...)
+}
+
+// loginAs is login with a whole identity, a signing key say.
+func loginAs(t *testing.T, h *chat.Hub, id chat.Identity, rooms ...string) *client {
+	t.Helper()
+	name := id.User
 	c := &client{t: t, name: name, done: make(chan error, 1),
 		conn: &pipeConn{in: make(chan []byte, 64), events: make(chan *chat.Event, 4096), closed: make(chan struct{})}}
 	go func() {
-		c.done <- h.Serve(context.Background(), c.conn, chat.Identity{User: name, Admin: name == "admin"})
+		c.done <- h.Serve(context.Background(), c.conn, id)
 	}()
 	c.send(&chat.Request{Type: chat.TypeHello, ID: "h", V: 1, Rooms: rooms})
 	c.welcome = c.wait(func(e *chat.Event) bool { return e.Type == chat.TypeWelcome || e.Type == chat.TypeError })

@@ -1,10 +1,14 @@
 package chat
 
 import (
+	"crypto/ed25519"
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"securechat/msgsig"
 )
 
 // session is one Serve call. Its reader is the Serve goroutine, its writer
@@ -15,6 +19,10 @@ type session struct {
 	name  string
 	admin bool
 	conn  Conn
+	// key is the Ed25519 key the session logged in with (nil after a
+	// password login), and keyB64 its wire form, for welcome and events.
+	key    ed25519.PublicKey
+	keyB64 string
 
 	// out carries encoded events to the writer. Only the loop pushes, and
 	// it pushes one event beyond cfg.queue at most, the last notice.
@@ -56,13 +64,47 @@ func (h *Hub) newSession(c Conn, id Identity) *session {
 		id:         h.nextSession.Add(1),
 		name:       foldName(id.User),
 		admin:      id.Admin,
+		key:        id.SigningKey,
 		conn:       c,
 		drained:    make(chan struct{}, 1),
 		end:        make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
+	if len(id.SigningKey) == ed25519.PublicKeySize {
+		s.keyB64 = msgsig.EncodeKey(id.SigningKey)
+	}
 	s.out.init()
 	return s
+}
+
+// checkSigned judges a signed msg request (PROTOCOL.md §13.16.4) on the
+// reader's goroutine: the verification costs tens of microseconds, which
+// the loop, fanning out for every session, should not spend. It rebuilds
+// what the loop will relay: the text sanitised, the room or recipient
+// folded, the kind as the loop will name it. A request the loop refuses
+// for another reason (too long, not a member) gets that error instead.
+func (s *session) checkSigned(req *Request) error {
+	if req == nil || req.Type != TypeMsg || !req.badSigNumber && !msgsig.Signs(req.Sig, req.Ctr, req.Cts) {
+		return nil
+	}
+	if req.badSigNumber {
+		return fmt.Errorf("%w: ctr and cts must be unsigned integers", msgsig.ErrBadSignature)
+	}
+	if len(req.Text) > MaxText {
+		return nil // the loop answers too_long; nothing to verify
+	}
+	f := msgsig.Fields{Kind: req.Kind, Target: foldName(req.Room), From: s.name,
+		Counter: req.Ctr, Time: req.Cts, Text: SanitizeText(req.Text)}
+	if f.Kind == "" {
+		f.Kind = KindMsg
+	}
+	if req.To != "" && f.Kind == KindMsg {
+		f.Kind, f.Target = KindDM, foldName(req.To)
+	}
+	if req.Sig == "" || req.Ctr == 0 {
+		return fmt.Errorf("%w: sig, ctr and cts must all be present", msgsig.ErrBadSignature)
+	}
+	return msgsig.CheckRequest(s.key, &f, req.Sig)
 }
 
 // readLoop passes the client's requests to the loop until ReadMessage
@@ -99,9 +141,13 @@ func (s *session) readLoop() error {
 				derr = &floodError{wait: wait}
 			}
 		}
+		var sigErr error
+		if derr == nil {
+			sigErr = s.checkSigned(req)
+		}
 		s.inflight.Add(1)
 		select {
-		case s.h.in <- inbound{s: s, req: req, err: derr}:
+		case s.h.in <- inbound{s: s, req: req, err: derr, sigErr: sigErr}:
 		case <-s.h.done:
 			return ErrClosed
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -80,6 +81,7 @@ const (
 	CodeKicked         = "kicked"          // an admin ended this session; the server closes
 	CodeSessionLimit   = "session_limit"   // login refused: the account has too many sessions; the server closes
 	CodeNotStored      = "not_stored"      // a message was delivered but could not be stored; mid names it
+	CodeBadSignature   = "bad_signature"   // a signed msg whose signature fields are malformed or do not verify
 )
 
 // Error is a chat-layer error: what an error event carries.
@@ -108,6 +110,17 @@ type Request struct {
 	Text   string   `json:"text,omitempty"`   // msg
 	Cmd    string   `json:"cmd,omitempty"`    // cmd: command name
 	Args   []string `json:"args,omitempty"`   // cmd: arguments
+	// A signed msg carries its signature, the signer's counter and its
+	// clock (PROTOCOL.md §13.16.3); the key is the session's, so the
+	// request does not name it.
+	Sig string `json:"sig,omitempty"` // msg: base64 of the Ed25519 signature
+	Ctr uint64 `json:"ctr,omitempty"` // msg: the signer's counter
+	Cts uint64 `json:"cts,omitempty"` // msg: the signer's clock, ms since 1970
+
+	// badSigNumber is set by DecodeRequest when ctr or cts is a number
+	// that is no unsigned integer (-1, 1.5, 1e3, or one over 2^64): a
+	// malformed signature, answered bad_signature (§13.16.4).
+	badSigNumber bool
 }
 
 // Event is one server-to-client message. Which fields a type uses is
@@ -135,6 +148,13 @@ type Event struct {
 	// sender's copy, and the recipient's at its next login (PROTOCOL.md
 	// §13.15).
 	Queued bool `json:"queued,omitempty"`
+	// Key is the signing key of a signed msg event (with Sig, Ctr, Cts,
+	// copied unchanged from the request, PROTOCOL.md §13.16.3), and in a
+	// welcome the session's own signing key. Base64 of the 32 raw bytes.
+	Key string `json:"key,omitempty"`
+	Sig string `json:"sig,omitempty"` // msg: the sender's signature
+	Ctr uint64 `json:"ctr,omitempty"` // msg: the sender's counter
+	Cts uint64 `json:"cts,omitempty"` // msg: the sender's clock
 
 	Cmd     string   `json:"cmd,omitempty"`     // reply: the command answered
 	Topic   string   `json:"topic,omitempty"`   // room, topic reply
@@ -145,6 +165,7 @@ type Event struct {
 	Sessions    int           `json:"sessions,omitempty"` // whois reply
 	Since       string        `json:"since,omitempty"`    // whois reply: online since
 	Joined      []string      `json:"joined,omitempty"`   // whois reply
+	Keys        []string      `json:"keys,omitempty"`     // whois reply: signing keys of the sessions online
 	Bans        []Restriction `json:"bans,omitempty"`     // bans reply
 	Mutes       []Restriction `json:"mutes,omitempty"`    // bans reply
 	Commands    []CommandInfo `json:"commands,omitempty"` // help reply
@@ -240,6 +261,12 @@ func DecodeRequest(p []byte) (*Request, error) {
 			return dec.Decode(&r.Cmd)
 		case "args":
 			return dec.Decode(&r.Args)
+		case "sig":
+			return dec.Decode(&r.Sig)
+		case "ctr":
+			return decodeSigNumber(dec, &r.Ctr, &r.badSigNumber)
+		case "cts":
+			return decodeSigNumber(dec, &r.Cts, &r.badSigNumber)
 		}
 		return skipValue(dec)
 	})
@@ -261,6 +288,23 @@ func DecodeRequest(p []byte) (*Request, error) {
 		return r, errorf(CodeBadRequest, "more than %d rooms", MaxHelloRooms)
 	}
 	return r, nil
+}
+
+// decodeSigNumber reads a signed request's ctr or cts. A JSON number that
+// is not an unsigned integer sets bad instead of failing the request, so
+// that the hub answers bad_signature rather than bad_request for it.
+func decodeSigNumber(dec *json.Decoder, dst *uint64, bad *bool) error {
+	var n json.Number
+	if err := dec.Decode(&n); err != nil {
+		return err
+	}
+	v, err := strconv.ParseUint(n.String(), 10, 64)
+	if err != nil {
+		*bad = true
+		return nil
+	}
+	*dst = v
+	return nil
 }
 
 // DecodeEvent parses one server-to-client message with the same rules as
@@ -338,6 +382,16 @@ func DecodeEvent(p []byte) (*Event, error) {
 			dst = &e.Code
 		case "retry_ms":
 			dst = &e.RetryMS
+		case "key":
+			dst = &e.Key
+		case "sig":
+			dst = &e.Sig
+		case "ctr":
+			dst = &e.Ctr
+		case "cts":
+			dst = &e.Cts
+		case "keys":
+			dst = &e.Keys
 		default:
 			return skipValue(dec)
 		}

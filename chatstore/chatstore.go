@@ -31,7 +31,7 @@ func wrap(err error) error {
 
 func toStore(m chat.StoredMessage) store.Message {
 	return store.Message{ID: m.ID, Time: m.Time, Kind: m.Kind, Room: m.Room, From: m.From, To: m.To,
-		Text: m.Text, Queued: m.Queued}
+		Text: m.Text, Queued: m.Queued, Key: m.Key, Sig: m.Sig, Ctr: m.Ctr, Cts: m.Cts}
 }
 
 func fromStore(ms []store.Message, err error) ([]chat.StoredMessage, error) {
@@ -41,7 +41,7 @@ func fromStore(ms []store.Message, err error) ([]chat.StoredMessage, error) {
 	out := make([]chat.StoredMessage, len(ms))
 	for i, m := range ms {
 		out[i] = chat.StoredMessage{ID: m.ID, Time: m.Time, Kind: m.Kind, Room: m.Room, From: m.From,
-			To: m.To, Text: m.Text, Queued: m.Queued}
+			To: m.To, Text: m.Text, Queued: m.Queued, Key: m.Key, Sig: m.Sig, Ctr: m.Ctr, Cts: m.Cts}
 	}
 	return out, nil
 }

@@ -167,7 +167,8 @@ echo "live_interop: rotation ok (now $fp; a revoked key is refused)"
 
 # Key login (PROTOCOL.md §10.2): a key made by keygen --user, authorized
 # with user key add and picked up on SIGHUP; the Python client signs the
-# session with it, and the server logs a key login.
+# session with it, and the server logs a key login. The client then signs
+# its message too (§13.16).
 echo "--- key login"
 "$sc" keygen --user --out "$work/py_id" >/dev/null 2>&1 </dev/null || fail "keygen --user failed"
 "$sc" user key add --creds "$work/creds.txt" --file "$work/py_id.pub" pyuser 2>/dev/null || fail "user key add failed"
@@ -180,6 +181,12 @@ wait_count "$work/serve.log" "authorized keys reloaded" 3 || fail "server did no
 grep -q "login method: publickey" "$work/py5.log" || fail "Python client did not log in by key: $(cat "$work/py5.log")"
 grep -q 'user=pyuser.*method="publickey SHA256:' "$work/serve.log" || fail "server did not log a key login for pyuser"
 echo "live_interop: key login ok"
+# Logged in by key, the client signs its message (welcome.key is its key);
+# the server checks the signature and relays it, and the client's own copy
+# verifies (PROTOCOL.md §13.16).
+grep -q "message [0-9]* from pyuser: verified" "$work/py5.log" ||
+	fail "the signed message did not come back verified: $(cat "$work/py5.log")"
+echo "live_interop: signed message relayed and verified"
 "$py" interop/negative_checks.py --host 127.0.0.1 --port "$port" --user pyuser \
 	--password-file "$work/py.pw" --fingerprint "$fp" --identity "$work/py_id" ||
 	fail "key replay check"

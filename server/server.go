@@ -530,7 +530,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		}
 	}
 	s.sessions.Add(1)
-	err = s.cfg.Hub.Serve(ctx, sc, chat.Identity{User: sess.User, Admin: admin})
+	err = s.cfg.Hub.Serve(ctx, sc, chat.Identity{User: sess.User, Admin: admin, SigningKey: sess.UserKey})
 	s.sessions.Add(-1)
 	switch {
 	case err == nil:

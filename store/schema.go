@@ -74,4 +74,12 @@ CREATE TABLE last_read (
 	PRIMARY KEY (user, room)
 ) WITHOUT ROWID;
 `,
+	// 2: the signature fields of signed messages (PROTOCOL.md §13.16),
+	// NULL for an unsigned message and for every message stored before.
+	`
+ALTER TABLE messages ADD COLUMN sig_key TEXT;
+ALTER TABLE messages ADD COLUMN sig     TEXT;
+ALTER TABLE messages ADD COLUMN sig_ctr INTEGER;
+ALTER TABLE messages ADD COLUMN sig_cts INTEGER;
+`,
 }

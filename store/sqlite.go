@@ -127,7 +127,7 @@ func openSQLite(path string, opts *Options) (d *sqliteDB, lastID uint64, err err
 		p **sql.Stmt
 		q string
 	}{
-		{&d.insertMsg, `INSERT INTO messages (id, conv, ts, kind, sender, recipient, body, queued) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&d.insertMsg, `INSERT INTO messages (id, conv, ts, kind, sender, recipient, body, queued, sig_key, sig, sig_ctr, sig_cts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&d.insertPending, `INSERT INTO pending (recipient, id) VALUES (?, ?)`},
 		{&d.indexFrom, `INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages WHERE id >= ? AND +conv GLOB '#*'`},
 		{&d.lastIDStmt, `UPDATE meta SET value = max(value, ?) WHERE key = 'last_id'`},
@@ -308,7 +308,9 @@ func (d *sqliteDB) exec(tx *txStmts, o *op) error {
 	switch o.kind {
 	case opAppend:
 		m := &o.msg
-		_, err = tx.insertMsg.Exec(int64(m.ID), m.conversation(), m.Time.UnixMilli(), m.Kind, m.From, m.To, m.Text, m.Queued)
+		key, sig, ctr, cts := sigColumns(m)
+		_, err = tx.insertMsg.Exec(int64(m.ID), m.conversation(), m.Time.UnixMilli(), m.Kind, m.From, m.To, m.Text, m.Queued,
+			key, sig, ctr, cts)
 		if err == nil && m.Queued && m.Kind == KindDM {
 			_, err = tx.insertPending.Exec(m.To, int64(m.ID))
 		}
@@ -419,7 +421,16 @@ func (d *sqliteDB) prune(tx *sql.Tx, now time.Time) (int, error) {
 
 func (d *sqliteDB) opts() Options { return d.options }
 
-const msgColumns = `m.id, m.ts, m.kind, m.conv, m.sender, m.recipient, m.body, m.queued`
+const msgColumns = `m.id, m.ts, m.kind, m.conv, m.sender, m.recipient, m.body, m.queued, m.sig_key, m.sig, m.sig_ctr, m.sig_cts`
+
+// sigColumns are the values of sig_key, sig, sig_ctr and sig_cts for m:
+// NULL for an unsigned message, so that it reads back as one.
+func sigColumns(m *Message) (key, sig, ctr, cts any) {
+	if m.Sig == "" {
+		return nil, nil, nil, nil
+	}
+	return m.Key, m.Sig, int64(m.Ctr), int64(m.Cts)
+}
 
 func scanMessages(rows *sql.Rows, err error) ([]Message, error) {
 	if err != nil {
@@ -431,9 +442,12 @@ func scanMessages(rows *sql.Rows, err error) ([]Message, error) {
 		var m Message
 		var id, ts int64
 		var conv string
-		if err := rows.Scan(&id, &ts, &m.Kind, &conv, &m.From, &m.To, &m.Text, &m.Queued); err != nil {
+		var key, sig sql.NullString
+		var ctr, cts sql.NullInt64
+		if err := rows.Scan(&id, &ts, &m.Kind, &conv, &m.From, &m.To, &m.Text, &m.Queued, &key, &sig, &ctr, &cts); err != nil {
 			return nil, err
 		}
+		m.Key, m.Sig, m.Ctr, m.Cts = key.String, sig.String, uint64(ctr.Int64), uint64(cts.Int64)
 		m.ID = uint64(id)
 		m.Time = time.UnixMilli(ts).UTC()
 		if m.Kind != KindDM {

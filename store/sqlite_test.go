@@ -97,7 +97,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if err == nil {
 		t.Fatal("Open accepted a database from a newer version")
 	}
-	for _, want := range []string{path, "database schema version 99 is newer than this securechat (1)", "upgrade securechat"} {
+	for _, want := range []string{path, "database schema version 99 is newer than this securechat (2)", "upgrade securechat"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}

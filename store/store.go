@@ -34,6 +34,14 @@ type Message struct {
 	// [Store.Delivered]. Messages read back keep the flag, so a client can
 	// show that it was delivered late.
 	Queued bool
+
+	// Key, Sig, Ctr and Cts are a signed message's signature fields as
+	// the sender's client sent them (PROTOCOL.md §13.16.3): the base64 key
+	// and signature, the counter and the sender's clock. The store keeps
+	// them unchanged, for recipients to verify when the message is
+	// replayed; all empty and zero for an unsigned message.
+	Key, Sig string
+	Ctr, Cts uint64
 }
 
 // conversation names the history a message belongs to: its room, or, for a
