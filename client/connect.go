@@ -20,6 +20,7 @@ import (
 	"securechat/chat"
 	"securechat/client/tui"
 	"securechat/handshake"
+	"securechat/msgsig"
 	"securechat/transport"
 )
 
@@ -55,6 +56,15 @@ type Config struct {
 	// HostKeysAnnounced handles a host key announcement, the first APP
 	// record of a session (PROTOCOL.md §7.5).
 	HostKeysAnnounced func(*handshake.Session, []byte)
+
+	// KnownUsers is the known_users file that pins other users' signing
+	// keys (PROTOCOL.md §13.16.6), Counters the file that keeps their
+	// highest counters across runs; with KnownUsers empty incoming
+	// signatures are not checked. UserKeyPolicy says what to do with a
+	// key known_users does not pin yet.
+	KnownUsers    string
+	Counters      string
+	UserKeyPolicy msgsig.Policy
 
 	// Test hooks: a fixed delay before each reconnect attempt, and a
 	// channel each attempt waits on before it dials.
@@ -230,6 +240,45 @@ type Link struct {
 	err     error            // why it ended; read after events is closed
 
 	hostKeysAnnounced func(*handshake.Session, []byte) // nil: ignore announcements
+
+	// signer signs every message this session sends; nil after a password
+	// login, or when the server names another key in welcome.key.
+	signer *msgsig.Sender
+}
+
+// signingKey is the session's signing key (PROTOCOL.md §13.16.1): the key
+// the user logged in with, provided the server says so in welcome.key.
+func (l *Link) signingKey() ed25519.PublicKey {
+	if l.sess.UserSigner == nil || l.welcome == nil || l.welcome.Key != msgsig.EncodeKey(l.sess.UserKey) {
+		return nil
+	}
+	return l.sess.UserKey
+}
+
+// signRequest returns req as it goes on the wire: a msg request of a
+// session with a signing key is sanitised as the server would sanitise
+// it (the signature covers the relayed text) and signed. req itself is
+// left alone, so a line resent after a reconnect is signed afresh with a
+// new counter.
+func signRequest(s *msgsig.Sender, from string, req *chat.Request) (*chat.Request, error) {
+	if s == nil || req.Type != chat.TypeMsg {
+		return req, nil
+	}
+	signed := *req
+	signed.Text = chat.SanitizeText(req.Text)
+	kind, target := req.Kind, req.Room
+	switch {
+	case req.To != "":
+		kind, target = msgsig.KindDM, req.To
+	case kind == "":
+		kind = msgsig.KindMsg
+	}
+	sg, err := s.Sign(kind, target, from, signed.Text)
+	if err != nil {
+		return nil, fmt.Errorf("cannot sign the message: %w", err)
+	}
+	signed.Sig, signed.Ctr, signed.Cts = sg.Sig, sg.Ctr, sg.Cts
+	return &signed, nil
 }
 
 // HostKey is the host key the server proved it holds.
@@ -239,6 +288,12 @@ func (l *Link) HostKey() ed25519.PublicKey { return l.sess.HostKey }
 func (l *Link) Close() error { return l.sess.Close() }
 
 func (l *Link) send(r *chat.Request) error {
+	if l.welcome != nil {
+		var err error
+		if r, err = signRequest(l.signer, l.welcome.User, r); err != nil {
+			return err
+		}
+	}
 	p, err := chat.EncodeRequest(r)
 	if err != nil {
 		return err
@@ -290,6 +345,9 @@ func Dial(ctx context.Context, cfg *Config) (*Link, error) {
 			switch {
 			case ev.Type == chat.TypeWelcome:
 				l.welcome = ev
+				if k := l.signingKey(); k != nil {
+					l.signer = &msgsig.Sender{Signer: l.sess.UserSigner}
+				}
 				return l, nil
 			case ev.Type == chat.TypeError && (ev.Code == chat.CodeBanned || ev.Code == chat.CodeVersion || ev.Code == chat.CodeBadName):
 				sess.Close()
@@ -880,6 +938,16 @@ func RunScript(ctx context.Context, cfg *Config, in io.Reader, out, errOut io.Wr
 		return err
 	}
 	w := bufio.NewWriter(out)
+	sc, err := newSigChecker(cfg, l, nil, func(msg string) {
+		w.Flush()
+		fmt.Fprintf(errOut, "securechat: %s\n", msg)
+	})
+	if err != nil {
+		l.sess.Close()
+		return err
+	}
+	defer sc.save(errOut)
+	sc.welcomed()
 	emit := func(d tui.Event) {
 		if asJSON {
 			b, err := tui.FormatJSON(d)
@@ -894,8 +962,11 @@ func RunScript(ctx context.Context, cfg *Config, in io.Reader, out, errOut io.Wr
 	}
 	// show prints ev; line is the input line it answers, 0 for none.
 	show := func(ev *chat.Event, line int) {
+		var mark tui.Event
+		sc.mark(ev, &mark)
 		for _, d := range toDisplay(ev) {
 			d.Line = line
+			d.Sig, d.SigReason = mark.Sig, mark.SigReason
 			emit(d)
 		}
 	}
@@ -1046,6 +1117,7 @@ func RunScript(ctx context.Context, cfg *Config, in io.Reader, out, errOut io.Wr
 					return err
 				}
 				l, inflight = nl, 0
+				sc.welcomed()
 				ros = newRoster(cfg.User)
 				ros.current = initialRoom(cfg, l.welcome)
 				if err := pump(); err != nil {

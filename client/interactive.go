@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -45,6 +46,8 @@ type interactive struct {
 	ros         *roster
 	nextID      int
 	redial      redialer
+
+	sc *sigChecker // judges signed messages; nil without known_users
 
 	ignored map[string]bool // names whose messages and DMs are not shown
 	lastDM  string          // who sent the last direct message, for /reply
@@ -95,6 +98,13 @@ func runInteractive(ctx context.Context, cfg *Config, l *Link, ui *tui.UI) error
 		}
 		s.sys("reconnecting in %s", d.Round(100*time.Millisecond))
 	}}
+	sc, err := newSigChecker(cfg, l, nil, s.errorLine)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	s.sc = sc
+	defer sc.save(io.Discard)
 	lines := readLines(ui)
 	s.connected(l)
 	s.sys("connected to %s over %s (%s, host key %s)", cfg.Addr, cfg.Transport.Name(), l.sess.Group, handshake.Fingerprint(l.sess.HostKey))
@@ -188,6 +198,7 @@ func (s *interactive) errorLine(text string) {
 // connected starts using l.
 func (s *interactive) connected(l *Link) {
 	s.l, s.connectedAt, s.stop = l, time.Now(), nil
+	s.sc.welcomed()
 	s.ros = newRoster(s.cfg.User)
 	s.ros.current = initialRoom(s.cfg, l.welcome)
 	s.ui.SetStatus("")
@@ -261,6 +272,10 @@ func (s *interactive) event(ev *chat.Event) {
 	if s.answered(ev) {
 		return
 	}
+	// Every message is judged, shown or not: the counter rules depend on
+	// seeing them all in order.
+	var mark tui.Event
+	s.sc.mark(ev, &mark)
 	if ev.Type == chat.TypeMsg && s.ignored[ev.From] {
 		switch ev.Kind {
 		case chat.KindMsg, chat.KindMe, chat.KindDM:
@@ -271,6 +286,7 @@ func (s *interactive) event(ev *chat.Event) {
 		s.lastDM = ev.From
 	}
 	for _, d := range toDisplay(localTimes(ev)) {
+		d.Sig, d.SigReason = mark.Sig, mark.SigReason
 		s.ui.Show(d)
 	}
 }

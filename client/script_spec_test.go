@@ -18,7 +18,7 @@ var (
 	scriptJSONFields = []struct{ key, typ string }{
 		{"ts", "string"}, {"id", "number"}, {"kind", "string"}, {"room", "string"},
 		{"from", "string"}, {"to", "string"}, {"text", "string"}, {"history", "bool"},
-		{"line", "number"}, {"code", "string"},
+		{"line", "number"}, {"code", "string"}, {"sig", "string"}, {"sig_reason", "string"},
 	}
 	scriptJSONKinds = []string{"msg", "me", "dm", "notice", "topic", "join", "part", "quit", "error", "system"}
 )

@@ -30,7 +30,19 @@ type Event struct {
 	History bool   // replayed history
 	Line    int    // script mode: the input line an error or reply answers; 0 for none
 	Code    string // errors: the error code (PROTOCOL.md §13.13, or a local one of §17)
+	// Sig is the mark of a message (PROTOCOL.md §13.16.7): "verified",
+	// "unsigned" or "failed", "" for events that are not messages or
+	// were not checked; SigReason says why a message failed.
+	Sig       string
+	SigReason string
 }
+
+// Marks of Event.Sig.
+const (
+	SigVerified = "verified"
+	SigUnsigned = "unsigned"
+	SigFailed   = "failed"
+)
 
 // Sanitize makes s safe to print on a terminal. It is defence in depth: the
 // server strips control characters too (chat.SanitizeText, the same rules),
@@ -119,7 +131,20 @@ func FormatPlain(ev Event) string {
 		}
 		b.WriteString(ev.Text)
 	}
+	b.WriteString(plainSigMark(ev))
 	return b.String()
+}
+
+// plainSigMark is what ends the plain line of a checked message
+// (PROTOCOL.md §13.16.7); unsigned messages end as they always did.
+func plainSigMark(ev Event) string {
+	switch ev.Sig {
+	case SigVerified:
+		return " [verified]"
+	case SigFailed:
+		return " [FAILED: " + ev.SigReason + "]"
+	}
+	return ""
 }
 
 // plainTag is the bracketed first field of a script-mode line.
@@ -174,6 +199,9 @@ type jsonEvent struct {
 	History bool   `json:"history"`
 	Line    int    `json:"line"`
 	Code    string `json:"code"`
+	// Sig and SigReason: PROTOCOL.md §13.16.7.
+	Sig       string `json:"sig"`
+	SigReason string `json:"sig_reason"`
 }
 
 // FormatJSON renders ev as one JSON object without a trailing newline, for
@@ -192,6 +220,9 @@ func FormatJSON(ev Event) ([]byte, error) {
 		History: ev.History,
 		Line:    ev.Line,
 		Code:    ev.Code,
+
+		Sig:       ev.Sig,
+		SigReason: ev.SigReason,
 	}
 	if !ev.Time.IsZero() {
 		je.TS = ev.Time.UTC().Format(time.RFC3339)
@@ -302,8 +333,18 @@ func (f *tuiFormatter) format(ev Event) (line string, mention bool) {
 		}
 	}
 
+	if ev.Sig == SigFailed {
+		// A text that failed its check is shown as suspect: dimmed, with
+		// the reason, and without highlights that would lend it weight.
+		text = ev.Text + " [FAILED: " + ev.SigReason + "]"
+		if f.color {
+			text = sgrDim + text + sgrReset
+		}
+	}
+
 	var b strings.Builder
 	b.WriteString(f.stamp(ev))
+	b.WriteString(f.sigMark(ev))
 	if ev.Room != "" && ev.Kind != "dm" {
 		b.WriteString(ev.Room + " ")
 	}
@@ -346,6 +387,21 @@ func (f *tuiFormatter) format(ev Event) (line string, mention bool) {
 		b.WriteString(ev.Text)
 	}
 	return b.String(), mention
+}
+
+// sigMark is the compact mark before a checked message (PROTOCOL.md
+// §13.16.7): "✓ " verified, "!! " failed, nothing for unsigned.
+func (f *tuiFormatter) sigMark(ev Event) string {
+	switch ev.Sig {
+	case SigVerified:
+		return "✓ "
+	case SigFailed:
+		if f.color {
+			return sgrErr + "!!" + sgrReset + " "
+		}
+		return "!! "
+	}
+	return ""
 }
 
 // highlight wraps every whole-word, case-insensitive occurrence of the own

@@ -946,6 +946,9 @@ func TestTUIFormatKinds(t *testing.T) {
 		{Event{Kind: "topic", Room: "#g", Text: "Go 1.26"}, "09:07 #g -- topic: Go 1.26"},
 		{Event{Kind: "error", Text: "no such room"}, "09:07 !! no such room"},
 		{Event{Kind: "system", Text: "connected"}, "09:07 -- connected"},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "hi", Sig: SigVerified}, "09:07 ✓ #g <alice> hi"},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "hi carol", Sig: SigFailed, SigReason: "key_changed"}, "09:07 !! #g <alice> hi carol [FAILED: key_changed]"},
+		{Event{Kind: "dm", From: "alice", To: "carol", Text: "psst", Sig: SigUnsigned}, "09:07 [dm] alice -> carol: psst"},
 	}
 	for _, tt := range tests {
 		tt.ev.Time = when
@@ -993,6 +996,9 @@ func TestFormatPlain(t *testing.T) {
 		{Event{Kind: "msg", Room: "#general", From: "alice", Text: "old", History: true}, "[#general] (history) alice: old"},
 		{Event{Kind: "dm", From: "a", To: "b", Text: "old", History: true}, "[dm] (history) a -> b: old"},
 		{Event{Kind: "msg", Room: "#g", From: "al\x1b[1mice", Text: "two\nlines\x1b]0;t\a"}, "[#g] alice: two lines"},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "hi", Sig: SigVerified}, "[#g] alice: hi [verified]"},
+		{Event{Kind: "me", Room: "#g", From: "alice", Text: "waves", Sig: SigFailed, SigReason: "replayed"}, "[#g] * alice waves [FAILED: replayed]"},
+		{Event{Kind: "dm", From: "a", To: "b", Text: "x", Sig: SigUnsigned}, "[dm] a -> b: x"},
 	}
 	for _, tt := range tests {
 		if got := FormatPlain(tt.ev); got != tt.want {
@@ -1008,7 +1014,7 @@ func TestFormatJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"ts":"2026-05-06T07:07:30Z","id":42,"kind":"msg","room":"#general","from":"alice","to":"","text":"a <b> & \"c\"","history":true,"line":0,"code":""}`
+	want := `{"ts":"2026-05-06T07:07:30Z","id":42,"kind":"msg","room":"#general","from":"alice","to":"","text":"a <b> & \"c\"","history":true,"line":0,"code":"","sig":"","sig_reason":""}`
 	if string(got) != want {
 		t.Errorf("FormatJSON =\n%s\nwant\n%s", got, want)
 	}
@@ -1029,13 +1035,18 @@ func TestFormatJSON(t *testing.T) {
 			t.Fatalf("%s: %v", kind, err)
 		}
 		wantMap := map[string]any{"ts": "2026-05-06T07:07:30Z", "id": float64(i), "kind": kind, "room": "#r",
-			"from": "f", "to": "t", "text": "xy z", "history": false, "line": float64(i), "code": "c"}
+			"from": "f", "to": "t", "text": "xy z", "history": false, "line": float64(i), "code": "c", "sig": "", "sig_reason": ""}
 		if !reflect.DeepEqual(m, wantMap) {
 			t.Errorf("%s: got %v, want %v", kind, m, wantMap)
 		}
 	}
 
-	b, err := FormatJSON(Event{Kind: "system", Text: "no time"})
+	b, err := FormatJSON(Event{Kind: "msg", Room: "#g", From: "a", Text: "x", Sig: SigFailed, SigReason: "key_changed"})
+	if err != nil || !strings.HasSuffix(string(b), `"sig":"failed","sig_reason":"key_changed"}`) {
+		t.Errorf("failed message: %s, %v; want sig and sig_reason last", b, err)
+	}
+
+	b, err = FormatJSON(Event{Kind: "system", Text: "no time"})
 	if err != nil || !strings.Contains(string(b), `"ts":""`) {
 		t.Errorf("zero time: %s, %v; want empty ts", b, err)
 	}
