@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -12,6 +13,7 @@ import (
 	"securechat/client"
 	"securechat/client/tui"
 	"securechat/handshake"
+	"securechat/msgsig"
 	"securechat/transport"
 )
 
@@ -44,6 +46,8 @@ question or at Password:.`,
 			&cli.StringFlag{Name: "passphrase-file", Usage: "read the passphrase of the --identity key from `FILE` (one trailing newline is removed); on a terminal it is asked", EnvVars: []string{"SECURECHAT_PASSPHRASE_FILE"}},
 			knownHostsFlag(),
 			&cli.StringFlag{Name: "host-key-check", Value: "ask", Usage: "unknown host keys: ask|accept-new|strict (script mode never asks)", EnvVars: []string{"SECURECHAT_HOST_KEY_CHECK"}},
+			&cli.StringFlag{Name: "known-users", Usage: "known users `FILE`, pinning users' signing keys (default: known_users beside the known hosts file; the highest counters seen are kept in counters there too)", EnvVars: []string{"SECURECHAT_KNOWN_USERS"}},
+			&cli.StringFlag{Name: "user-key-check", Value: "accept-new", Usage: "signing keys of users not yet in known users: accept-new|strict|ask (script mode never asks: ask means strict)", EnvVars: []string{"SECURECHAT_USER_KEY_CHECK"}},
 			&cli.StringFlag{Name: "fingerprint", Usage: "expect this host key, `SHA256:...`, and trust it without asking", EnvVars: []string{"SECURECHAT_FINGERPRINT"}},
 			&cli.StringFlag{Name: "room", Usage: "room to join instead of #general", EnvVars: []string{"SECURECHAT_ROOM"}},
 			&cli.BoolFlag{Name: "json", Usage: "script mode: print one JSON object per event", EnvVars: []string{"SECURECHAT_JSON"}},
@@ -81,6 +85,10 @@ func runConnect(c *cli.Context) error {
 	if err != nil {
 		return usageError("--host-key-check: %v", err)
 	}
+	userKeyPolicy, err := msgsig.ParsePolicy(c.String("user-key-check"))
+	if err != nil {
+		return usageError("--user-key-check: %v", err)
+	}
 	var rooms []string
 	if r := c.String("room"); r != "" {
 		if !strings.HasPrefix(r, "#") {
@@ -116,6 +124,18 @@ func runConnect(c *cli.Context) error {
 		// failure unless accept-new or --fingerprint says otherwise.
 		policy = handshake.PolicyStrict
 	}
+	if userKeyPolicy == msgsig.PolicyAsk {
+		if interactive {
+			// The terminal UI has no prompt in mid-session yet.
+			return usageError("--user-key-check ask is not available in the interactive client yet; use accept-new or strict")
+		}
+		// Script mode never prompts, as for host keys.
+		userKeyPolicy = msgsig.PolicyStrict
+	}
+	knownUsers := c.String("known-users")
+	if knownUsers == "" {
+		knownUsers = filepath.Join(filepath.Dir(khFile), "known_users")
+	}
 	trust, err := client.KnownHostsTrust(khFile, addr, policy, c.String("fingerprint"), ask, c.App.ErrWriter)
 	if err != nil {
 		return usageError("%v", err)
@@ -125,6 +145,7 @@ func runConnect(c *cli.Context) error {
 		Addr: addr, Transport: tr, User: name, Groups: groups, HostKey: trust.Check, HostKeyVerified: trust.Record,
 		Password: pw, Keys: keys, Rooms: rooms, Reconnect: !c.Bool("no-reconnect"),
 		HostKeysAnnounced: trust.RecordNext, ClientName: "securechat " + moduleVersion(),
+		KnownUsers: knownUsers, Counters: filepath.Join(filepath.Dir(knownUsers), "counters"), UserKeyPolicy: userKeyPolicy,
 	}
 	if interactive {
 		return client.RunInteractive(c.Context, cfg, tui.Options{

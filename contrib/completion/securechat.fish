@@ -156,6 +156,8 @@ complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l identity -
 complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l passphrase-file -r -d 'read the passphrase of the --identity key from `FILE` (one trailing newline is removed); on a terminal it is asked'
 complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l known-hosts -r -d 'known hosts `FILE` (default: <user config dir>/securechat/known_hosts)'
 complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l host-key-check -r -d 'unknown host keys: ask|accept-new|strict (script mode never asks)'
+complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l known-users -r -d 'known users `FILE`, pinning users\' signing keys (default: known_users beside the known hosts file; the highest counters seen are kept in counters there too)'
+complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l user-key-check -r -d 'signing keys of users not yet in known users: accept-new|strict|ask (script mode never asks: ask means strict)'
 complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l fingerprint -r -d 'expect this host key, `SHA256:...`, and trust it without asking'
 complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l room -r -d 'room to join instead of #general'
 complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l json -d 'script mode: print one JSON object per event'
