@@ -210,6 +210,21 @@ func (s *interactive) showWelcome() {
 	for _, d := range toDisplay(s.l.welcome) {
 		s.ui.Show(d)
 	}
+	if note := signingNote(s.l); note != "" {
+		s.sys("%s", note)
+	}
+}
+
+// signingNote tells a user whose messages go unsigned why (PROTOCOL.md
+// §13.16.1): recipients who pinned their key will see them fail.
+func signingNote(l *Link) string {
+	switch {
+	case l.signer != nil:
+		return ""
+	case l.sess.UserSigner == nil:
+		return "your messages are not signed: this session logged in by password"
+	}
+	return "your messages are not signed: the server did not confirm the key this session logged in with"
 }
 
 // lost handles the end of the connection: an error to end the client

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"securechat/chat"
+	"securechat/handshake"
 	"securechat/msgsig"
 )
 
@@ -181,5 +182,25 @@ func TestScriptSigMarks(t *testing.T) {
 	}
 	if n := strings.Count(stderr, "HAS CHANGED"); n != 1 {
 		t.Errorf("the changed key was announced %d times, want once:\n%s", n, stderr)
+	}
+}
+
+// TestSigningNote: a session that does not sign says why at login.
+func TestSigningNote(t *testing.T) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := &Link{sess: &handshake.Session{}}
+	if n := signingNote(password); !strings.Contains(n, "by password") {
+		t.Errorf("password login: note %q", n)
+	}
+	unconfirmed := &Link{sess: &handshake.Session{UserSigner: priv}}
+	if n := signingNote(unconfirmed); !strings.Contains(n, "did not confirm") {
+		t.Errorf("key not in welcome: note %q", n)
+	}
+	signing := &Link{sess: &handshake.Session{UserSigner: priv}, signer: &msgsig.Sender{Signer: priv}}
+	if n := signingNote(signing); n != "" {
+		t.Errorf("signing session: note %q, want none", n)
 	}
 }
