@@ -33,7 +33,11 @@ var escapeRE = regexp.MustCompile("\x1b\\[[0-9;?]*[A-Za-z]|\r")
 
 func startTerm(t *testing.T, s *fakeChatServer, hold chan struct{}) *termRun {
 	t.Helper()
-	cfg := s.config(t)
+	return startTermWith(t, s, hold, s.config(t))
+}
+
+func startTermWith(t *testing.T, s *fakeChatServer, hold chan struct{}, cfg *Config) *termRun {
+	t.Helper()
 	cfg.testOnlyRedialDelay = 10 * time.Millisecond
 	cfg.testOnlyRedialHold = hold
 	ctx, cancel := context.WithCancel(context.Background())

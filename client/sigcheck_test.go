@@ -204,3 +204,50 @@ func TestSigningNote(t *testing.T) {
 		t.Errorf("signing session: note %q, want none", n)
 	}
 }
+
+// TestInteractiveSigMarks: the terminal marks a verified message with ✓, a
+// failed one with !! and its reason, and announces a changed key once.
+func TestInteractiveSigMarks(t *testing.T) {
+	s, conns := sessions(t, nil)
+	_, bobPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, carolPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := s.config(t)
+	cfg.KnownUsers = filepath.Join(dir, "known_users")
+	cfg.UserKeyPolicy = msgsig.PolicyAcceptNew
+	if err := os.WriteFile(cfg.KnownUsers, []byte(msgsig.FormatKnownUser(msgsig.UserAt("bob", s.addr), pinned, false)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startTermWith(t, s, nil, cfg)
+	c := nextConn(t, conns)
+	r.waitScreen("[#general] >")
+
+	signed := func(priv ed25519.PrivateKey, from, text string) *chat.Event {
+		sg, err := (&msgsig.Sender{Signer: priv}).Sign(chat.KindMsg, "#general", from, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &chat.Event{Type: chat.TypeMsg, Kind: chat.KindMsg, Room: "#general", From: from, Text: text,
+			Key: msgsig.EncodeKey(priv.Public().(ed25519.PublicKey)), Sig: sg.Sig, Ctr: sg.Ctr, Cts: sg.Cts}
+	}
+	c.send(signed(carolPriv, "carol", "fine"))
+	r.waitScreen("✓ #general <carol> fine")
+	c.send(signed(bobPriv, "bob", "first"))
+	r.waitScreen("!! #general <bob> first [FAILED: key_changed]")
+	c.send(signed(bobPriv, "bob", "second"))
+	r.waitScreen("<bob> second [FAILED: key_changed]")
+	if n := r.count("HAS CHANGED"); n != 1 {
+		t.Errorf("the changed key was announced %d times, want once", n)
+	}
+	close(c.done)
+}
