@@ -841,7 +841,15 @@ func checkRequestSize(req *chat.Request, limit int) error {
 	if req.Type == chat.TypeMsg && len(req.Text) > limit {
 		return tooLong("the message is %d bytes, over the server's limit of %d; not sent", len(req.Text), limit)
 	}
-	if _, err := chat.EncodeRequest(req); err != nil {
+	// A message may be signed on its way out (signRequest): measure it
+	// with the longest signature fields, so that signing never makes a
+	// request too big for its record.
+	probe := *req
+	if probe.Type == chat.TypeMsg {
+		probe.Sig = msgsig.EncodeSig(make([]byte, ed25519.SignatureSize))
+		probe.Ctr, probe.Cts = msgsig.MaxCounter, msgsig.MaxCounter
+	}
+	if _, err := chat.EncodeRequest(&probe); err != nil {
 		var ce *chat.Error
 		if errors.As(err, &ce) {
 			return tooLong("the request does not fit in one record (%s); not sent", ce.Text)

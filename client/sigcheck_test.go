@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,4 +251,30 @@ func TestInteractiveSigMarks(t *testing.T) {
 		t.Errorf("the changed key was announced %d times, want once", n)
 	}
 	close(c.done)
+}
+
+// TestCheckRequestSizeLeavesRoomToSign: a message that fits in a record
+// only while unsigned is refused before it is sent, not signed into a
+// request too big for its record.
+func TestCheckRequestSizeLeavesRoomToSign(t *testing.T) {
+	req := func(n int) *chat.Request {
+		return &chat.Request{Type: chat.TypeMsg, ID: "s1", Room: "#general", Text: strings.Repeat("a", n)}
+	}
+	n := 16000
+	for ; n < 17000; n++ {
+		if _, err := chat.EncodeRequest(req(n + 1)); err != nil {
+			break
+		}
+	}
+	if _, err := chat.EncodeRequest(req(n)); err != nil || n >= 17000 {
+		t.Fatalf("no largest request found (n=%d, %v)", n, err)
+	}
+	err := checkRequestSize(req(n), 1<<20)
+	var ce *chat.Error
+	if !errors.As(err, &ce) || ce.Code != chat.CodeTooLong {
+		t.Errorf("a request that fits only unsigned: %v, want a too_long refusal", err)
+	}
+	if err := checkRequestSize(req(n-200), 1<<20); err != nil {
+		t.Errorf("a request with room for its signature: %v", err)
+	}
 }
