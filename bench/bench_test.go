@@ -536,3 +536,20 @@ func TestFanoutSigned(t *testing.T) {
 		t.Errorf("a signed run with password logins: err %v, want no login key", err)
 	}
 }
+
+// Benchmark accounts are shared by many clients: the server a run starts
+// must not cap sessions per account (serve's default is 10), or the
+// connect storm and idle targets refuse most of their clients.
+func TestBenchServerLiftsSessionCap(t *testing.T) {
+	srv := startTestServer(t, transport.TCP, 1)
+	rep, err := RunFanout(context.Background(), &srv.Target, FanoutConfig{
+		Clients: 12, Senders: 1, Rate: 20, Duration: 300 * time.Millisecond, ConnectConcurrency: 4,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFanout(t, rep, 12)
+	if !slices.Contains(serveLimitFlags, "--max-sessions") {
+		t.Errorf("serveLimitFlags %q do not lift serve's --max-sessions", serveLimitFlags)
+	}
+}

@@ -80,7 +80,8 @@ func Serve(ctx context.Context, cfg ServeConfig, ready func(addr, fingerprint, m
 	if err != nil {
 		return err
 	}
-	hubCfg := &chat.Config{Logger: log, FloodRate: -1}
+	// Benchmark accounts are shared by many clients: no per-account cap.
+	hubCfg := &chat.Config{Logger: log, FloodRate: -1, MaxSessionsPerUser: -1}
 	if cfg.StoreDir != "" {
 		if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
 			return err
@@ -317,7 +318,7 @@ type ServerConfig struct {
 // from one address trips over, and keep benchmark accounts cheap.
 var serveLimitFlags = []string{
 	"--max-startups", "0:0:0", "--per-source-max-startups", "0", "--no-penalties",
-	"--flood-rate", "-1", "--no-rehash", "--log-level", "error", "--log-format", "text",
+	"--flood-rate", "-1", "--max-sessions", "0", "--no-rehash", "--log-level", "error", "--log-format", "text",
 }
 
 // Server is a chat server started for a run, with its accounts.
