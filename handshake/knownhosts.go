@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"securechat/internal/atomicfile"
 )
 
 // knownHostKeyType is the key type field of a known_hosts line (PROTOCOL.md §7.3).
@@ -515,49 +517,10 @@ func RemoveKnownHost(path, hostport string) ([]RemovedLine, error) {
 	if len(removed) == 0 {
 		return nil, nil
 	}
-	if err := replaceFile(path, []byte(kept.String())); err != nil {
+	if err := atomicfile.Replace(path, []byte(kept.String())); err != nil {
 		return nil, fmt.Errorf("handshake: known_hosts: %w", err)
 	}
 	return removed, nil
-}
-
-// replaceFile writes data to path atomically with mode 0600: a temporary
-// file beside it, fsync, rename, fsync of the directory.
-func replaceFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // checkFingerprint accepts what Fingerprint prints: "SHA256:" and 43

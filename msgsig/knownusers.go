@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"securechat/internal/atomicfile"
 )
 
 // The known_users file (PROTOCOL.md §13.16.6) pins each user's signing key
@@ -325,50 +327,10 @@ func RemoveKnownUser(path, who string) (int, error) {
 	if removed == 0 {
 		return 0, nil
 	}
-	if err := replaceFile(path, []byte(kept.String())); err != nil {
+	if err := atomicfile.Replace(path, []byte(kept.String())); err != nil {
 		return 0, fmt.Errorf("msgsig: known_users: %w", err)
 	}
 	return removed, nil
-}
-
-// replaceFile writes data to path atomically with mode 0600: a temporary
-// file beside it, fsync, rename, fsync of the directory (the discipline of
-// the known_hosts file in package handshake).
-func replaceFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // KeyChangedError reports a user whose message is signed by a key other

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"securechat/internal/atomicfile"
 )
 
 // Policy says what to do with a user's key that known_users does not pin
@@ -506,7 +508,7 @@ func (v *Verifier) SaveCounters() error {
 	if err := os.MkdirAll(dirOf(v.cfg.Counters), 0o700); err != nil {
 		return fmt.Errorf("msgsig: counters: %w", err)
 	}
-	if err := replaceFile(v.cfg.Counters, []byte(b.String())); err != nil {
+	if err := atomicfile.Replace(v.cfg.Counters, []byte(b.String())); err != nil {
 		return fmt.Errorf("msgsig: counters: %w", err)
 	}
 	return nil
