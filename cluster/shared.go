@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -146,19 +147,81 @@ func (s *Shared) SetMOTD(ctx context.Context, text string) error {
 // Banned reads user's ban from the bucket. ok is false when there is none
 // or it has expired.
 func (s *Shared) Banned(ctx context.Context, user string) (r Restriction, ok bool, err error) {
-	ctx, cancel := s.c.withTimeout(ctx)
-	defer cancel()
-	e, err := s.kv.Get(ctx, keyBan+token(user))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Restriction{}, false, nil
-	}
+	value, found, err := s.current(ctx, keyBan+token(user))
 	if err != nil {
 		return Restriction{}, false, fmt.Errorf("cluster: read ban: %w", err)
 	}
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
+	if !found {
+		return Restriction{}, false, nil
+	}
+	if err := json.Unmarshal(value, &r); err != nil {
 		return Restriction{}, false, fmt.Errorf("cluster: read ban: %w", err)
 	}
 	return r, r.Active(time.Now()), nil
+}
+
+// current reads key's latest value from the bucket's stream leader. The
+// bucket's own Get may be answered by any replica (direct get), and a
+// replica that has not applied a write yet answers with the value before
+// it: a ban made on one node would not hold for a moment on another, and
+// an unban there would see nothing to remove. The leader has every write
+// whose Put has returned.
+func (s *Shared) current(ctx context.Context, key string) (value []byte, found bool, err error) {
+	req, err := json.Marshal(struct {
+		LastBySubject string `json:"last_by_subj"`
+	}{kvSubjectPrefix + key})
+	if err != nil {
+		return nil, false, err
+	}
+	err = retry(ctx, func(ctx context.Context) error {
+		msg, err := s.c.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+kvStreamName, req)
+		if err != nil {
+			return err
+		}
+		var resp struct {
+			Message *struct {
+				Header []byte `json:"hdrs"`
+				Data   []byte `json:"data"`
+			} `json:"message"`
+			Error *jetstream.APIError `json:"error"`
+		}
+		if err := json.Unmarshal(msg.Data, &resp); err != nil {
+			return fmt.Errorf("undecodable answer: %w", err)
+		}
+		switch {
+		case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+			value, found = nil, false
+			return nil
+		case resp.Error != nil:
+			return resp.Error
+		case resp.Message == nil:
+			return jetstream.ErrInvalidJetStreamResponse
+		}
+		value, found = resp.Message.Data, !isKVRemoval(resp.Message.Header)
+		return nil
+	})
+	return value, found, err
+}
+
+// The stream and subjects behind a JetStream key-value bucket, as the
+// bucket's clients name them.
+const (
+	kvStreamName    = "KV_" + BucketName
+	kvSubjectPrefix = "$KV." + BucketName + "."
+)
+
+// isKVRemoval reports whether a bucket message's headers mark a delete or
+// a purge rather than a value.
+func isKVRemoval(header []byte) bool {
+	if len(header) == 0 {
+		return false
+	}
+	h, err := nats.DecodeHeadersMsg(header)
+	if err != nil {
+		return false
+	}
+	op := h.Get("KV-Operation")
+	return op == "DEL" || op == "PURGE"
 }
 
 func (s *Shared) putJSON(ctx context.Context, key string, v any) error {
@@ -185,10 +248,11 @@ func (s *Shared) del(ctx context.Context, key string) error {
 		// Removing what is not there is a no-op, not a delete marker that
 		// every watcher would be told about. A set that races with this
 		// remove wins, as if it came after it.
-		if _, err := s.kv.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil
+		_, found, err := s.current(ctx, key)
+		if err != nil || !found {
+			return err
 		}
-		err := s.kv.Delete(ctx, key)
+		err = s.kv.Delete(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return nil
 		}
