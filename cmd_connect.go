@@ -47,7 +47,7 @@ question or at Password:.`,
 			knownHostsFlag(),
 			&cli.StringFlag{Name: "host-key-check", Value: "ask", Usage: "unknown host keys: ask|accept-new|strict (script mode never asks)", EnvVars: []string{"SECURECHAT_HOST_KEY_CHECK"}},
 			&cli.StringFlag{Name: "known-users", Usage: "known users `FILE`, pinning users' signing keys (default: known_users beside the known hosts file; the highest counters seen are kept in counters there too)", EnvVars: []string{"SECURECHAT_KNOWN_USERS"}},
-			&cli.StringFlag{Name: "user-key-check", Value: "accept-new", Usage: "signing keys of users not yet in known users: accept-new|strict|ask (script mode never asks: ask means strict)", EnvVars: []string{"SECURECHAT_USER_KEY_CHECK"}},
+			&cli.StringFlag{Name: "user-key-check", Value: "accept-new", Usage: "signing keys of users not yet in known users: accept-new|strict|ask (ask: the interactive client asks above its prompt; script mode never asks: ask means strict)", EnvVars: []string{"SECURECHAT_USER_KEY_CHECK"}},
 			&cli.StringFlag{Name: "fingerprint", Usage: "expect this host key, `SHA256:...`, and trust it without asking", EnvVars: []string{"SECURECHAT_FINGERPRINT"}},
 			&cli.StringFlag{Name: "room", Usage: "room to join instead of #general", EnvVars: []string{"SECURECHAT_ROOM"}},
 			&cli.BoolFlag{Name: "json", Usage: "script mode: print one JSON object per event", EnvVars: []string{"SECURECHAT_JSON"}},
@@ -124,12 +124,9 @@ func runConnect(c *cli.Context) error {
 		// failure unless accept-new or --fingerprint says otherwise.
 		policy = handshake.PolicyStrict
 	}
-	if userKeyPolicy == msgsig.PolicyAsk {
-		if interactive {
-			// The terminal UI has no prompt in mid-session yet.
-			return usageError("--user-key-check ask is not available in the interactive client yet; use accept-new or strict")
-		}
-		// Script mode never prompts, as for host keys.
+	if userKeyPolicy == msgsig.PolicyAsk && !interactive {
+		// Script mode never prompts, as for host keys (OpenSSH's
+		// BatchMode): a key not pinned fails.
 		userKeyPolicy = msgsig.PolicyStrict
 	}
 	knownUsers := c.String("known-users")

@@ -14,6 +14,7 @@ import (
 	"securechat/chat"
 	"securechat/client/tui"
 	"securechat/handshake"
+	"securechat/msgsig"
 )
 
 // RunInteractive is the terminal client: connect (prompts happen here, in
@@ -47,7 +48,9 @@ type interactive struct {
 	nextID      int
 	redial      redialer
 
-	sc *sigChecker // judges signed messages; nil without known_users
+	sc     *sigChecker // judges signed messages; nil without known_users
+	prompt *keyPrompt  // asks about new signing keys; nil unless --user-key-check ask
+	status string      // the prompt's status, without the open key question
 
 	ignored map[string]bool // names whose messages and DMs are not shown
 	lastDM  string          // who sent the last direct message, for /reply
@@ -98,10 +101,18 @@ func runInteractive(ctx context.Context, cfg *Config, l *Link, ui *tui.UI) error
 		}
 		s.sys("reconnecting in %s", d.Round(100*time.Millisecond))
 	}}
-	sc, err := newSigChecker(cfg, l, nil, s.errorLine)
+	var ask func(who, fingerprint string) (bool, error)
+	if cfg.UserKeyPolicy == msgsig.PolicyAsk && cfg.KnownUsers != "" {
+		s.prompt = newKeyPrompt(cfg.KnownUsers, func(text string) { s.sys("%s", text) })
+		ask = s.prompt.ask
+	}
+	sc, err := newSigChecker(cfg, l, ask, s.errorLine)
 	if err != nil {
 		l.Close()
 		return err
+	}
+	if sc != nil {
+		sc.prompt = s.prompt
 	}
 	s.sc = sc
 	defer sc.save(io.Discard)
@@ -201,7 +212,7 @@ func (s *interactive) connected(l *Link) {
 	s.sc.welcomed()
 	s.ros = newRoster(s.cfg.User)
 	s.ros.current = initialRoom(s.cfg, l.welcome)
-	s.ui.SetStatus("")
+	s.setStatus("")
 	s.ui.SetRoom(s.ros.current)
 	s.ui.SetMaxLine(textLimit(l.welcome))
 }
@@ -255,7 +266,7 @@ func (s *interactive) lost() (cause, err error) {
 		s.retry.Stop()
 		s.retry = nil
 	}
-	s.ui.SetStatus("reconnecting")
+	s.setStatus("reconnecting")
 	s.sys("connection lost (%v); reconnecting; lines typed until then are not sent", l.err)
 	// Start the backoff over only after a connection that lasted: a
 	// server that accepts and drops at once must not be hit every second.
@@ -290,7 +301,11 @@ func (s *interactive) event(ev *chat.Event) {
 	// Every message is judged, shown or not: the counter rules depend on
 	// seeing them all in order.
 	var mark tui.Event
+	asked := s.prompt.pending()
 	s.sc.mark(ev, &mark)
+	if s.prompt.pending() != asked {
+		s.setStatus(s.status)
+	}
 	if ev.Type == chat.TypeMsg && s.ignored[ev.From] {
 		switch ev.Kind {
 		case chat.KindMsg, chat.KindMe, chat.KindDM:
@@ -356,16 +371,39 @@ func (s *interactive) showQueue() {
 		return
 	}
 	if len(s.queue) == 0 {
-		s.ui.SetStatus("")
+		s.setStatus("")
 		return
 	}
-	s.ui.SetStatus(strconv.Itoa(len(s.queue)) + " waiting")
+	s.setStatus(strconv.Itoa(len(s.queue)) + " waiting")
+}
+
+// setStatus shows status in the prompt, after the open question about a
+// user's key if there is one, so that neither hides the other.
+func (s *interactive) setStatus(status string) {
+	s.status = status
+	st := s.prompt.status()
+	if st != "" && status != "" {
+		st += ", "
+	}
+	s.ui.SetStatus(st + status)
 }
 
 // line handles one line the user entered; it reports whether the client
 // is to end.
 func (s *interactive) line(line string) (quit bool) {
 	if strings.TrimSpace(line) == "" {
+		return false
+	}
+	if s.prompt.pending() && !strings.HasPrefix(line, "/") {
+		// A question about a user's key is open: a line that is not a
+		// command answers it, and is never sent.
+		reply, ok := s.prompt.answer(line)
+		if ok {
+			s.sys("%s", reply)
+		} else {
+			s.errorLine(reply)
+		}
+		s.setStatus(s.status)
 		return false
 	}
 	room := ""

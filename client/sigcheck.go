@@ -20,6 +20,9 @@ type sigChecker struct {
 	// an unreadable known_users), so each is said once, not per message.
 	warned map[string]bool
 	warn   func(string)
+	// prompt, with --user-key-check ask, asks about new keys; it is told
+	// the key of each message before the message is checked.
+	prompt *keyPrompt
 }
 
 // newSigChecker returns the checker for cfg's known_users, or nil when
@@ -64,6 +67,9 @@ func (c *sigChecker) mark(ev *chat.Event, d *tui.Event) {
 	if ev.Type != chat.TypeMsg || (ev.Kind != chat.KindMsg && ev.Kind != chat.KindMe && ev.Kind != chat.KindDM) {
 		return
 	}
+	if c.prompt != nil {
+		c.prompt.current, _ = msgsig.DecodeKey(ev.Key)
+	}
 	r := c.v.Check(&msgsig.Event{Kind: ev.Kind, Room: ev.Room, To: ev.To, From: ev.From, Text: ev.Text,
 		History: ev.History, Key: ev.Key, Sig: ev.Sig, Ctr: ev.Ctr, Cts: ev.Cts})
 	d.Sig, d.SigReason = r.Status.String(), r.Reason.String()
@@ -81,8 +87,8 @@ func (c *sigChecker) warnOnce(err error) {
 	switch {
 	case errors.As(err, &changed):
 		msg = fmt.Sprintf("WARNING: THE SIGNING KEY OF %s HAS CHANGED. %s:%d pins %s; the message is signed by %s. "+
-			"Someone may be impersonating %s. If the key really changed, remove that line and the next message pins the new key.",
-			changed.Who, changed.File, changed.Line, changed.Want, changed.Got, changed.Who)
+			"Someone may be impersonating %s. If the key really changed, remove that line (/forget %s) and the next message pins the new key.",
+			changed.Who, changed.File, changed.Line, changed.Want, changed.Got, changed.Who, userOf(changed.Who))
 	case errors.As(err, &revoked):
 		msg = fmt.Sprintf("WARNING: %s SIGNED WITH A REVOKED KEY (%s, %s:%d).", revoked.Who, revoked.Fingerprint, revoked.File, revoked.Line)
 	}

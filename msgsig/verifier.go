@@ -110,7 +110,18 @@ const (
 	ReasonStale
 	// ReasonMisdirected: a DM neither to nor from this user.
 	ReasonMisdirected
+	// ReasonKeyPending: signed by a key not pinned, about which the user
+	// has been asked and has not answered yet (Config.Ask returned
+	// ErrAskLater). Not verified, and nothing is remembered: the next
+	// message asks again.
+	ReasonKeyPending
 )
+
+// ErrAskLater is what Config.Ask returns when the question cannot be
+// answered at once (an interactive client asks above its prompt and goes
+// on showing messages): the message fails with ReasonKeyPending, and no
+// refusal is remembered.
+var ErrAskLater = errors.New("msgsig: the user has not answered yet")
 
 var reasonNames = [...]string{
 	ReasonNone:             "",
@@ -124,6 +135,7 @@ var reasonNames = [...]string{
 	ReasonReplayed:         "replayed",
 	ReasonStale:            "stale",
 	ReasonMisdirected:      "misdirected",
+	ReasonKeyPending:       "key_pending",
 }
 
 // String is the reason's name in script mode's JSON ("" for none).
@@ -196,6 +208,7 @@ type Config struct {
 	SelfKey ed25519.PublicKey
 	Policy  Policy
 	// Ask asks the user whether to trust a new key for who (PolicyAsk).
+	// It may return ErrAskLater to leave the question open.
 	Ask func(who, fingerprint string) (bool, error)
 	// StaleAfter: live messages signed longer ago fail (0: the default,
 	// negative: no limit).
@@ -392,6 +405,9 @@ func (v *Verifier) trustLocked(known *KnownUsers, who string, self bool, key ed2
 			return Result{Status: Failed, Reason: ReasonKeyRejected, Key: key}, false
 		}
 		yes, err := v.cfg.Ask(who, Fingerprint(key))
+		if errors.Is(err, ErrAskLater) {
+			return Result{Status: Failed, Reason: ReasonKeyPending, Key: key}, false
+		}
 		if err != nil || !yes {
 			v.declined[who+"\x00"+string(key)] = true
 			return Result{Status: Failed, Reason: ReasonKeyRejected, Key: key, Err: err}, false

@@ -240,6 +240,23 @@ func TestPolicies(t *testing.T) {
 			t.Errorf("asked %d times, pinned %v", asked, pinned(path))
 		}
 	})
+	t.Run("ask later", func(t *testing.T) {
+		// An open question leaves the messages pending and remembers no
+		// refusal: once the user says yes, the next message verifies.
+		answer := error(ErrAskLater)
+		asked := 0
+		v, path := newV(PolicyAsk, func(string, string) (bool, error) { asked++; return answer == nil, answer })
+		expect(t, "pending", v.Check(msg(1)), Failed, ReasonKeyPending)
+		expect(t, "still pending", v.Check(msg(2)), Failed, ReasonKeyPending)
+		if pinned(path) {
+			t.Error("a pending key was pinned")
+		}
+		answer = nil
+		expect(t, "answered yes", v.Check(msg(3)), Verified, ReasonNone)
+		if asked != 3 || !pinned(path) {
+			t.Errorf("asked %d times, pinned %v", asked, pinned(path))
+		}
+	})
 	t.Run("ask bad signature asks nothing", func(t *testing.T) {
 		v, _ := newV(PolicyAsk, func(string, string) (bool, error) { t.Error("asked"); return true, nil })
 		ev := msg(1)

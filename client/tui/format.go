@@ -42,6 +42,9 @@ const (
 	SigVerified = "verified"
 	SigUnsigned = "unsigned"
 	SigFailed   = "failed"
+	// SigReasonPending is the reason of a message whose key the user is
+	// being asked about: not verified, but not yet judged either.
+	SigReasonPending = "key_pending"
 )
 
 // Sanitize makes s safe to print on a terminal. It is defence in depth: the
@@ -337,6 +340,9 @@ func (f *tuiFormatter) format(ev Event) (line string, mention bool) {
 		// A text that failed its check is shown as suspect: dimmed, with
 		// the reason, and without highlights that would lend it weight.
 		text = ev.Text + " [FAILED: " + ev.SigReason + "]"
+		if ev.SigReason == SigReasonPending {
+			text = ev.Text + " [UNVERIFIED: " + ev.SigReason + "]"
+		}
 		if f.color {
 			text = sgrDim + text + sgrReset
 		}
@@ -396,6 +402,9 @@ func (f *tuiFormatter) sigMark(ev Event) string {
 	case SigVerified:
 		return "✓ "
 	case SigFailed:
+		if ev.SigReason == SigReasonPending {
+			return "?? "
+		}
 		if f.color {
 			return sgrErr + "!!" + sgrReset + " "
 		}
