@@ -45,6 +45,7 @@ func commands() []*cli.Command {
 		fingerprintCommand(),
 		keygenCommand(),
 		knownHostsCommand(),
+		knownUsersCommand(),
 		serveCommand(),
 		userCommand(),
 	}, docsCommands()...)

@@ -114,6 +114,8 @@ func init() {
 			parse: parseOptionalName},
 		{name: "unignore", usage: "/unignore NAME", help: "show the messages of NAME again", local: true,
 			parse: parseName},
+		{name: "forget", usage: "/forget NAME", help: "remove the signing keys pinned for NAME from known_users, so that the next one is pinned anew", local: true,
+			parse: parseName},
 	}
 	commandByName = make(map[string]*command)
 	for _, c := range commandTable {

@@ -429,6 +429,13 @@ func (s *interactive) line(line string) (quit bool) {
 		case "ignore", "unignore":
 			s.ignore(req)
 			return false
+		case "forget":
+			if text, err := forgetUser(s.cfg, s.prompt, req.Args[0]); err != nil {
+				s.errorLine(err.Error())
+			} else {
+				s.sys("%s", text)
+			}
+			return false
 		}
 	}
 	if s.l == nil {

@@ -128,3 +128,16 @@ func userOf(who string) string {
 	u, _, _ := strings.Cut(who, "@")
 	return u
 }
+
+// forget drops the answers given about who's keys, so that after /forget
+// the next key is asked about again rather than pinned from an old "yes".
+func (p *keyPrompt) forget(who string) {
+	if p == nil {
+		return
+	}
+	for id := range p.answered {
+		if strings.HasPrefix(id, who+" ") {
+			delete(p.answered, id)
+		}
+	}
+}

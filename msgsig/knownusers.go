@@ -302,33 +302,45 @@ func appendLine(path, who string, key ed25519.PublicKey, revoke bool) (bool, err
 	return true, nil
 }
 
+// RemovedPin is a line RemoveKnownUser removed.
+type RemovedPin struct {
+	Line int               // its number in the file before
+	Text string            // the line, without its newline
+	Key  ed25519.PublicKey // the key it pinned; nil if the line did not parse
+}
+
 // RemoveKnownUser removes every pin for who from the file at path, as
-// ssh-keygen -R does for hosts, and returns how many lines it removed.
-// @revoked lines stay: a revocation is undone only by editing the file.
-// The file is replaced atomically and keeps mode 0600; nothing is written
-// when no line matches.
-func RemoveKnownUser(path, who string) (int, error) {
+// ssh-keygen -R does for hosts, and returns the lines it removed, so that
+// the caller can show which keys were forgotten. @revoked lines stay: a
+// revocation is undone only by editing the file. The file is replaced
+// atomically and keeps mode 0600; nothing is written when no line matches.
+func RemoveKnownUser(path, who string) ([]RemovedPin, error) {
 	if err := checkWho(who); err != nil {
-		return 0, fmt.Errorf("msgsig: known_users: %v", err)
+		return nil, fmt.Errorf("msgsig: known_users: %v", err)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("msgsig: known_users: %w", err)
+		return nil, fmt.Errorf("msgsig: known_users: %w", err)
 	}
 	var kept strings.Builder
-	removed := 0
-	for _, line := range strings.SplitAfter(string(data), "\n") {
+	var removed []RemovedPin
+	for i, line := range strings.SplitAfter(string(data), "\n") {
 		if f := strings.Fields(line); len(f) > 0 && f[0] == who {
-			removed++
+			text := strings.TrimRight(line, "\r\n")
+			rp := RemovedPin{Line: i + 1, Text: text}
+			if u, err := parseKnownUserLine(strings.TrimSpace(text)); err == nil {
+				rp.Key = u.Key
+			}
+			removed = append(removed, rp)
 			continue
 		}
 		kept.WriteString(line)
 	}
-	if removed == 0 {
-		return 0, nil
+	if len(removed) == 0 {
+		return nil, nil
 	}
 	if err := atomicfile.Replace(path, []byte(kept.String())); err != nil {
-		return 0, fmt.Errorf("msgsig: known_users: %w", err)
+		return nil, fmt.Errorf("msgsig: known_users: %w", err)
 	}
 	return removed, nil
 }

@@ -80,8 +80,9 @@ func TestAddKnownUser(t *testing.T) {
 		t.Errorf("pinning a revoked key: %v", err)
 	}
 	// Removing a user's pins keeps the @revoked lines and the comments.
-	if n, err := RemoveKnownUser(path, "bob@h:1"); n != 1 || err != nil {
-		t.Fatal(n, err)
+	removed, err := RemoveKnownUser(path, "bob@h:1")
+	if err != nil || len(removed) != 1 || !removed[0].Key.Equal(bob) || !strings.HasPrefix(removed[0].Text, "bob@h:1 ssh-ed25519 ") {
+		t.Fatal(removed, err)
 	}
 	data, _ := os.ReadFile(path)
 	if !strings.Contains(string(data), "# hand edit") || !strings.Contains(string(data), "@revoked * ") ||
@@ -91,8 +92,8 @@ func TestAddKnownUser(t *testing.T) {
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode after removal %v", fi.Mode())
 	}
-	if n, err := RemoveKnownUser(path, "nobody@h:1"); n != 0 || err != nil {
-		t.Errorf("removing nothing: %d %v", n, err)
+	if removed, err := RemoveKnownUser(path, "nobody@h:1"); len(removed) != 0 || err != nil {
+		t.Errorf("removing nothing: %v %v", removed, err)
 	}
 }
 

@@ -294,8 +294,8 @@ func TestPolicies(t *testing.T) {
 		newKey := testKey("alice laptop")
 		ev := signedEvent(t, newKey, KindMsg, "#general", "alice", 2, "new key")
 		expect(t, "changed", v.Check(ev), Failed, ReasonKeyChanged)
-		if n, err := RemoveKnownUser(path, who); n != 1 || err != nil {
-			t.Fatal(n, err)
+		if removed, err := RemoveKnownUser(path, who); len(removed) != 1 || err != nil {
+			t.Fatal(removed, err)
 		}
 		expect(t, "after removal", v.Check(ev), Verified, ReasonNone)
 	})

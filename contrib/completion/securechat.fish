@@ -3,7 +3,7 @@
 
 function __fish_securechat_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i bench throughput handshake fanout idle storm targets provision server completion connect fingerprint keygen known-hosts remove serve user add passwd del role list key add del list
+        if contains -- $i bench throughput handshake fanout idle storm targets provision server completion connect fingerprint keygen known-hosts remove known-users remove serve user add passwd del role list key add del list
             return 1
         end
     end
@@ -157,7 +157,7 @@ complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l passphrase
 complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l known-hosts -r -d 'known hosts `FILE` (default: <user config dir>/securechat/known_hosts)'
 complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l host-key-check -r -d 'unknown host keys: ask|accept-new|strict (script mode never asks)'
 complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l known-users -r -d 'known users `FILE`, pinning users\' signing keys (default: known_users beside the known hosts file; the highest counters seen are kept in counters there too)'
-complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l user-key-check -r -d 'signing keys of users not yet in known users: accept-new|strict|ask (script mode never asks: ask means strict)'
+complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l user-key-check -r -d 'signing keys of users not yet in known users: accept-new|strict|ask (ask: the interactive client asks above its prompt; script mode never asks: ask means strict)'
 complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l fingerprint -r -d 'expect this host key, `SHA256:...`, and trust it without asking'
 complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l room -r -d 'room to join instead of #general'
 complete -c securechat -n '__fish_seen_subcommand_from connect' -f -l json -d 'script mode: print one JSON object per event'
@@ -183,6 +183,12 @@ complete -r -c securechat -n '__fish_securechat_no_subcommand' -a 'known-hosts' 
 complete -c securechat -n '__fish_seen_subcommand_from remove' -f -l help -s h -d 'show help'
 complete -r -c securechat -n '__fish_seen_subcommand_from known-hosts' -a 'remove' -d 'remove every key of HOST:PORT (as ssh-keygen -R does)'
 complete -c securechat -n '__fish_seen_subcommand_from remove' -f -l known-hosts -r -d 'known hosts `FILE` (default: <user config dir>/securechat/known_hosts)'
+complete -c securechat -n '__fish_seen_subcommand_from known-users' -f -l help -s h -d 'show help'
+complete -r -c securechat -n '__fish_securechat_no_subcommand' -a 'known-users' -d 'manage the client\'s known_users file (users\' pinned signing keys)'
+complete -c securechat -n '__fish_seen_subcommand_from remove' -f -l help -s h -d 'show help'
+complete -r -c securechat -n '__fish_seen_subcommand_from known-users' -a 'remove' -d 'forget every key pinned for NAME@HOST:PORT (what /forget NAME does in the client)'
+complete -c securechat -n '__fish_seen_subcommand_from remove' -f -l known-hosts -r -d 'known hosts `FILE` (default: <user config dir>/securechat/known_hosts)'
+complete -c securechat -n '__fish_seen_subcommand_from remove' -f -l known-users -r -d 'known users `FILE` (default: known_users beside the known hosts file)'
 complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l help -s h -d 'show help'
 complete -r -c securechat -n '__fish_securechat_no_subcommand' -a 'serve' -d 'run a chat server'
 complete -c securechat -n '__fish_seen_subcommand_from serve' -f -l check -d 'load and validate the configuration (flags, creds, host key, motd) and exit: 0 if serve would start, else the first problem'
