@@ -319,6 +319,9 @@ func (s *interactive) event(ev *chat.Event) {
 		d.Sig, d.SigReason = mark.Sig, mark.SigReason
 		s.ui.Show(d)
 	}
+	for _, l := range whoisKeyLines(s.cfg, s.l.welcome.User, s.l.signingKey(), ev) {
+		s.sys("%s", l)
+	}
 }
 
 // answered handles the answer to the line in flight; it reports whether
