@@ -317,6 +317,9 @@ func (s *interactive) event(ev *chat.Event) {
 	}
 	for _, d := range toDisplay(localTimes(ev)) {
 		d.Sig, d.SigReason = mark.Sig, mark.SigReason
+		if mark.Sig == tui.SigVerified {
+			d.Signed = time.UnixMilli(int64(ev.Cts))
+		}
 		s.ui.Show(d)
 	}
 	for _, l := range whoisKeyLines(s.cfg, s.l.welcome.User, s.l.signingKey(), ev) {

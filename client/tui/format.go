@@ -35,6 +35,10 @@ type Event struct {
 	// were not checked; SigReason says why a message failed.
 	Sig       string
 	SigReason string
+	// Signed is the sender's clock when signing (the event's cts), set for
+	// a message whose signature verified; zero otherwise. Replayed history
+	// shows it where it differs from Time, the server's time.
+	Signed time.Time
 }
 
 // Marks of Event.Sig.
@@ -392,7 +396,37 @@ func (f *tuiFormatter) format(ev Event) (line string, mention bool) {
 		}
 		b.WriteString(ev.Text)
 	}
+	b.WriteString(f.signedNote(ev))
 	return b.String(), mention
+}
+
+// signedTimeSlack is how far the signed time of a replayed message may be
+// from the server's before both are shown: clocks and delivery differ by
+// seconds, and the stamp shows minutes.
+const signedTimeSlack = time.Minute
+
+// signedNote shows, after a verified message replayed from history or an
+// offline DM, the time its sender signed it (PROTOCOL.md §13.16.7) when
+// that differs from the server's time: the server chooses ts, but not cts.
+func (f *tuiFormatter) signedNote(ev Event) string {
+	if !ev.History || ev.Signed.IsZero() || ev.Sig != SigVerified {
+		return ""
+	}
+	if d := ev.Signed.Sub(ev.Time); d > -signedTimeSlack && d < signedTimeSlack && !ev.Time.IsZero() {
+		return ""
+	}
+	signed, server := ev.Signed.Local(), ev.Time.Local()
+	layout := "15:04"
+	if y, m, d := signed.Date(); ev.Time.IsZero() || y != server.Year() {
+		layout = "Mon 2 Jan 2006 15:04"
+	} else if m != server.Month() || d != server.Day() {
+		layout = "Mon 2 Jan 15:04"
+	}
+	note := " (signed " + signed.Format(layout) + ")"
+	if f.color {
+		return sgrDim + note + sgrReset
+	}
+	return note
 }
 
 // sigMark is the compact mark before a checked message (PROTOCOL.md

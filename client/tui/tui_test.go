@@ -949,6 +949,18 @@ func TestTUIFormatKinds(t *testing.T) {
 		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "hi", Sig: SigVerified}, "09:07 ✓ #g <alice> hi"},
 		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "hi carol", Sig: SigFailed, SigReason: "key_changed"}, "09:07 !! #g <alice> hi carol [FAILED: key_changed]"},
 		{Event{Kind: "dm", From: "alice", To: "carol", Text: "psst", Sig: SigUnsigned}, "09:07 [dm] alice -> carol: psst"},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "bob?", Sig: SigFailed, SigReason: "key_pending"}, "09:07 ?? #g <alice> bob? [UNVERIFIED: key_pending]"},
+		// History shows the signed time where it differs from the server's.
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "old", History: true, Sig: SigVerified, Signed: when.Add(-2 * time.Hour)},
+			"09:07 ✓ #g <alice> old (signed 07:07)"},
+		{Event{Kind: "dm", From: "alice", To: "carol", Text: "queued", History: true, Sig: SigVerified, Signed: when.AddDate(0, 0, -1)},
+			"09:07 ✓ [dm] alice -> carol: queued (signed " + when.AddDate(0, 0, -1).Format("Mon 2 Jan 15:04") + ")"},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "same", History: true, Sig: SigVerified, Signed: when.Add(-20 * time.Second)},
+			"09:07 ✓ #g <alice> same"},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "live", Sig: SigVerified, Signed: when.Add(-2 * time.Hour)},
+			"09:07 ✓ #g <alice> live"},
+		{Event{Kind: "msg", Room: "#g", From: "alice", Text: "bad", History: true, Sig: SigFailed, SigReason: "replayed", Signed: when.Add(-2 * time.Hour)},
+			"09:07 !! #g <alice> bad [FAILED: replayed]"},
 	}
 	for _, tt := range tests {
 		tt.ev.Time = when
