@@ -379,3 +379,54 @@ func TestE2EMaliciousServerReplayAfterRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EUserKeyCheckAsk: --user-key-check ask. The interactive client
+// asks about alice's new key above its prompt, marks her message ??
+// until the answer, and after "yes" her next message verifies; script
+// mode never asks, so there ask is strict and her message fails
+// key_unknown.
+func TestE2EUserKeyCheckAsk(t *testing.T) {
+	t.Parallel()
+	e := newE2EEnv(t)
+	alice := newSigner(t, "alice")
+	s := startEvilServer(t, func(c *evilSession) {
+		c.send(alice.event(chat.KindMsg, "#general", "who am I", time.Now()))
+		c.send(&chat.Event{Type: chat.TypeMsg, MID: 2, Kind: chat.KindNotice, Text: "end of attacks"})
+		// The next request is the line typed after the answer (or the
+		// script's end): then alice speaks again.
+		req := c.next()
+		if req == nil {
+			return
+		}
+		c.send(alice.event(chat.KindMsg, "#general", "after the answer", time.Now()))
+		c.send(&chat.Event{Type: chat.TypeAck, ID: req.ID, MID: 3})
+		c.answerAll(func(*chat.Request) *chat.Event { return nil })
+	})
+
+	t.Run("interactive", func(t *testing.T) {
+		knownUsers := filepath.Join(e.dir, "tty", "known_users")
+		m, _ := startTmuxClient(t, e, "asktty", []string{"SECURECHAT_PASSWORD=" + e2ePassword("bob")},
+			"--transport", "tcp", "--user", "bob", "--known-hosts", e.knownHosts(), "--host-key-check", "accept-new",
+			"--known-users", knownUsers, "--user-key-check", "ask", "--no-color", "--no-timestamps", s.addr)
+		m.waitText("signs with a key you have not seen before: " + msgsig.Fingerprint(alice.pub()))
+		m.waitText("?? #general <alice> who am I [UNVERIFIED: key_pending]")
+		m.waitText("(trust alice's key? yes/no)")
+		m.typeText("yes")
+		m.keys("Enter")
+		m.waitText("pinned alice's key")
+		m.typeText("thanks")
+		m.keys("Enter")
+		m.waitText("✓ #general <alice> after the answer")
+	})
+	t.Run("script", func(t *testing.T) {
+		bob := e.start("bob", "x\n", "connect", "--transport", "tcp", "--user", "bob", "--password-file", e.passwordFile("bob"),
+			"--known-hosts", e.knownHosts(), "--host-key-check", "accept-new", "--user-key-check", "ask",
+			"--known-users", filepath.Join(e.dir, "script", "known_users"), "--json", s.addr)
+		if l := bob.expect(`"text":"who am I"`); !strings.Contains(l, `"sig":"failed","sig_reason":"key_unknown"`) {
+			t.Errorf("script mode with ask: %s, want failed key_unknown", l)
+		}
+		if code := bob.exit(); code != 0 {
+			t.Errorf("bob: exit %d", code)
+		}
+	})
+}
