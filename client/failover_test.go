@@ -189,7 +189,9 @@ func TestScriptFailsOverToNextNode(t *testing.T) {
 	defer stdin.Close()
 	var out, errOut bytes.Buffer
 	done := make(chan error, 1)
-	go func() { done <- RunScript(ctx, nodesConfig(t, priv.Public().(ed25519.PublicKey), a.addr, b.addr), in, &out, &errOut, false) }()
+	go func() {
+		done <- RunScript(ctx, nodesConfig(t, priv.Public().(ed25519.PublicKey), a.addr, b.addr), in, &out, &errOut, false)
+	}()
 
 	io.WriteString(stdin, "first\n")
 	expect(t, atA, "first")
