@@ -325,3 +325,34 @@ func TestKnownHostsGroupTrust(t *testing.T) {
 		}
 	})
 }
+
+// TestRedialFailoverDelay: with other addresses to try, the first attempt
+// after a lost connection does not wait the backoff's second; the next
+// attempts do, from the shortest delay on.
+func TestRedialFailoverDelay(t *testing.T) {
+	for _, tc := range []struct {
+		addrs int
+		want  []time.Duration
+	}{
+		{1, []time.Duration{backoffMin, backoffMin}},
+		{2, []time.Duration{0, backoffMin}},
+	} {
+		var addrs []string
+		for range tc.addrs {
+			addrs = append(addrs, deadAddr(t))
+		}
+		cfg := nodesConfig(t, newHostKey(t).Public().(ed25519.PublicKey), addrs...)
+		cfg.testOnlyRedialDelay = 0
+		var got []time.Duration
+		r := &redialer{cfg: cfg, limit: 2, bo: reconnectBackoff{rand: func() float64 { return 0 }},
+			waiting: func(_ error, d time.Duration, _ int) { got = append(got, d) }}
+		_, err := r.redial(context.Background(), errors.New("lost"))
+		var gaveUp *gaveUpError
+		if !errors.As(err, &gaveUp) {
+			t.Fatalf("%d addresses: redial returned %v, want it to give up", tc.addrs, err)
+		}
+		if len(got) != len(tc.want) || got[0] != tc.want[0] || got[1] != tc.want[1] {
+			t.Errorf("%d addresses: delays %v, want %v", tc.addrs, got, tc.want)
+		}
+	}
+}

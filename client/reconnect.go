@@ -14,7 +14,8 @@ import (
 // With several addresses (Config.Addrs) one attempt tries each once,
 // starting with the one after the address of the lost connection, so that
 // clients of a node that died move to the next node at once and try the
-// dead one last.
+// dead one last. The first attempt of an outage then waits only a short
+// random delay (FailoverDelay), not the backoff's.
 type redialer struct {
 	cfg   *Config
 	bo    reconnectBackoff
@@ -46,7 +47,12 @@ func (r *redialer) redial(ctx context.Context, cause error) (*Link, error) {
 			return nil, &gaveUpError{cause}
 		}
 		r.tries++
-		d := r.bo.Next()
+		var d time.Duration
+		if r.tries == 1 && len(r.cfg.addrs()) > 1 {
+			d = r.bo.FailoverDelay()
+		} else {
+			d = r.bo.Next()
+		}
 		if r.cfg.testOnlyRedialDelay > 0 {
 			d = r.cfg.testOnlyRedialDelay
 		}
