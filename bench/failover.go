@@ -183,6 +183,18 @@ func (n *failoverNode) kill() {
 	n.cmd = nil
 }
 
+// lockedWriter serialises the writes of several goroutines to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 // lineWriter calls line for each complete line written to it.
 type lineWriter struct {
 	mu   sync.Mutex
@@ -237,9 +249,10 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (*FailoverReport, erro
 	if progress == nil {
 		progress = func(string) {}
 	}
-	stderr := cfg.Stderr
-	if stderr == nil {
-		stderr = io.Discard
+	var stderr io.Writer = io.Discard
+	if cfg.Stderr != nil {
+		// The nodes and the clients write to it at once.
+		stderr = &lockedWriter{w: cfg.Stderr}
 	}
 	dir, err := os.MkdirTemp("", "securechat-failover-")
 	if err != nil {
