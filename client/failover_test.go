@@ -356,3 +356,45 @@ func TestRedialFailoverDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestInteractiveFailsOver: the terminal client, too, reconnects to the
+// next address first when its node drops the connection, says where it
+// is, and sends what is typed next there.
+func TestInteractiveFailsOver(t *testing.T) {
+	priv := newHostKey(t)
+	node := func() (*fakeChatServer, <-chan *fakeConn) {
+		conns := make(chan *fakeConn, 4)
+		return startFakeNode(t, priv, anyPassword{}, func(c *fakeConn) {
+			if !c.login(nil) {
+				return
+			}
+			c.send(&chat.Event{Type: chat.TypeRoom, Room: "#general", Members: []string{"alice"}})
+			done := make(chan struct{})
+			c.done = done
+			conns <- c
+			select {
+			case <-done:
+			case <-t.Context().Done():
+			}
+		}), conns
+	}
+	a, atA := node()
+	b, atB := node()
+	r := startTermWith(t, a, nil, nodesConfig(t, a.key, a.addr, b.addr))
+	c1 := nextConn(t, atA)
+	r.waitScreen("connected to " + a.addr)
+	c1.sess.Abort()
+	close(c1.done)
+
+	c2 := nextConn(t, atB)
+	r.waitScreen("reconnected to " + b.addr)
+	r.typeKeys("hello b\r")
+	if req := nextReq(t, c2); req.Type != chat.TypeMsg || req.Text != "hello b" {
+		t.Fatalf("after the failover the client sent %+v, want the line typed", req)
+	}
+	if n := a.conns.Load(); n != 1 {
+		t.Errorf("the node that dropped the connection got %d connections, want 1", n)
+	}
+	c2.sess.Close()
+	close(c2.done)
+}
