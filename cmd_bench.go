@@ -36,6 +36,7 @@ func benchCommand() *cli.Command {
               in both, and a stream-less QUIC flood
   failover    kill -9 serve nodes in turn: time until their clients chat
               again on another node
+  cluster     fanout over several serve nodes of one cluster
   targets     all of the above but storm at the sizes of the performance
               targets, with a verdict per target
 
@@ -50,6 +51,7 @@ See BENCHMARKS.md for the figures and how to reproduce them.`,
 			benchIdleCommand(),
 			benchStormCommand(),
 			benchFailoverCommand(),
+			benchClusterCommand(),
 			benchTargetsCommand(),
 			benchProvisionCommand(),
 			benchServerCommand(),

@@ -1,21 +1,15 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"securechat/client"
@@ -23,14 +17,9 @@ import (
 	"securechat/transport"
 )
 
-// serveHostKeyFile is the host key's name in a serve state directory; the
-// nodes of one server share it, so the operator copies it, as this
-// benchmark does.
-const serveHostKeyFile = "host_ed25519_key"
-
 // Bounds of a failover run.
 const (
-	MaxFailoverNodes = 16
+	MaxFailoverNodes = MaxNodes
 	MaxFailoverKills = 1000
 )
 
@@ -112,77 +101,6 @@ func (r *FailoverReport) WriteText(w io.Writer) {
 	}
 }
 
-// failoverNode is one serve process of the run.
-type failoverNode struct {
-	num   int
-	argv  []string // without --listen
-	addr  string
-	state string
-	cmd   *exec.Cmd
-	done  chan struct{}
-}
-
-// start runs the node at listen and waits until it serves; it returns
-// its fingerprint.
-func (n *failoverNode) start(ctx context.Context, listen string, stderr io.Writer) (string, error) {
-	argv := append(slices.Clone(n.argv), "--listen", listen)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stderr = stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("bench: node %d: %w", n.num, err)
-	}
-	n.cmd, n.done = cmd, make(chan struct{})
-	type ready struct{ addr, fp string }
-	readyC := make(chan ready, 1)
-	go func() {
-		defer close(n.done)
-		sc := bufio.NewScanner(out)
-		var r ready
-		for sc.Scan() {
-			line := sc.Text()
-			if rest, ok := strings.CutPrefix(line, "securechat: serving "); ok {
-				_, r.addr, _ = strings.Cut(rest, " on ")
-			} else if fp, ok := strings.CutPrefix(line, "securechat: host key fingerprint "); ok {
-				r.fp = fp
-				readyC <- r
-			}
-		}
-		io.Copy(io.Discard, out)
-		cmd.Wait()
-	}()
-	timeout := time.NewTimer(60 * time.Second)
-	defer timeout.Stop()
-	select {
-	case r := <-readyC:
-		if r.addr == "" {
-			n.kill()
-			return "", fmt.Errorf("bench: node %d: no address in its startup lines", n.num)
-		}
-		n.addr = r.addr
-		return r.fp, nil
-	case <-n.done:
-		return "", fmt.Errorf("bench: node %d exited before it was ready", n.num)
-	case <-timeout.C:
-	case <-ctx.Done():
-	}
-	n.kill()
-	return "", fmt.Errorf("bench: node %d not ready", n.num)
-}
-
-// kill sends SIGKILL and waits for the process to end.
-func (n *failoverNode) kill() {
-	if n.cmd == nil {
-		return
-	}
-	n.cmd.Process.Signal(syscall.SIGKILL)
-	<-n.done
-	n.cmd = nil
-}
-
 // lockedWriter serialises the writes of several goroutines to w.
 type lockedWriter struct {
 	mu sync.Mutex
@@ -254,71 +172,16 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (*FailoverReport, erro
 		// The nodes and the clients write to it at once.
 		stderr = &lockedWriter{w: cfg.Stderr}
 	}
-	dir, err := os.MkdirTemp("", "securechat-failover-")
+	ns, err := StartNodes(ctx, NodesConfig{Command: cfg.Command, Transport: cfg.Transport, Groups: cfg.Groups,
+		Nodes: cfg.Nodes, Accounts: cfg.Clients, ServeArgs: cfg.ServeArgs, Stderr: stderr})
 	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	password := RandomPassword()
-	names := make([]string, cfg.Clients)
-	for i := range names {
-		names[i] = AccountName("bench", i)
-	}
-	creds := filepath.Join(dir, "creds.txt")
-	if err := provision(creds, password, accountGroup{names, BenchParams}); err != nil {
 		return nil, err
 	}
-
-	// The nodes: the first makes the host key, the others get a copy.
-	nodes := make([]*failoverNode, cfg.Nodes)
-	defer func() {
-		for _, n := range nodes {
-			if n != nil {
-				n.kill()
-			}
-		}
-	}()
-	var fingerprint string
-	for i := range nodes {
-		state := filepath.Join(dir, "node"+strconv.Itoa(i))
-		if err := os.MkdirAll(state, 0o700); err != nil {
-			return nil, fmt.Errorf("bench: %w", err)
-		}
-		if i > 0 {
-			key, err := os.ReadFile(filepath.Join(nodes[0].state, serveHostKeyFile))
-			if err != nil {
-				return nil, fmt.Errorf("bench: the first node's host key: %w", err)
-			}
-			if err := os.WriteFile(filepath.Join(state, serveHostKeyFile), key, 0o600); err != nil {
-				return nil, fmt.Errorf("bench: %w", err)
-			}
-		}
-		argv := append(slices.Clone(cfg.Command), "--creds", creds, "--transport", cfg.Transport.Name(), "--state-dir", state)
-		argv = append(argv, serveLimitFlags...)
-		if len(cfg.Groups) > 0 {
-			gs := make([]string, len(cfg.Groups))
-			for j, g := range cfg.Groups {
-				gs[j] = g.String()
-			}
-			argv = append(argv, "--kex", strings.Join(gs, ","))
-		}
-		for _, a := range cfg.ServeArgs {
-			argv = append(argv, strings.ReplaceAll(a, "{node}", strconv.Itoa(i)))
-		}
-		nodes[i] = &failoverNode{num: i, argv: argv, state: state}
-		fp, err := nodes[i].start(ctx, "127.0.0.1:0", stderr)
-		if err != nil {
-			return nil, err
-		}
-		if i == 0 {
-			fingerprint = fp
-		} else if fp != fingerprint {
-			return nil, fmt.Errorf("bench: node %d serves host key %s, not the first node's %s", i, fp, fingerprint)
-		}
-	}
-	addrs := make([]string, len(nodes))
-	for i, n := range nodes {
-		addrs[i] = n.addr
+	defer ns.Close()
+	nodes, addrs, fingerprint, password := ns.nodes, ns.Target.Addrs, ns.Target.Fingerprint, ns.Target.Password
+	names := make([]string, cfg.Clients)
+	for i := range names {
+		names[i] = AccountName(ns.Target.Prefix, i)
 	}
 	progress(fmt.Sprintf("%d nodes up: %s", len(nodes), strings.Join(addrs, ",")))
 
@@ -483,7 +346,7 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (*FailoverReport, erro
 			round+1, cfg.Kills, victim.num, rd.Recovered, rd.Affected, rd.MaxMS))
 		// Back on its address for the next rounds; a pause lets the
 		// clients' acknowledgements settle first.
-		if _, err := victim.start(ctx, victim.addr, stderr); err != nil {
+		if _, err := victim.start(ctx, victim.addr); err != nil {
 			return nil, err
 		}
 		select {

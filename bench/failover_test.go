@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -38,5 +39,53 @@ func TestRunFailoverConfig(t *testing.T) {
 	// A serve command that exits at once is reported, not waited for.
 	if _, err := RunFailover(context.Background(), ok); err == nil {
 		t.Error("RunFailover with nodes that exit at once succeeded")
+	}
+}
+
+// TestTargetSpreadsClients: with several addresses, client i dials node
+// i mod N.
+func TestTargetSpreadsClients(t *testing.T) {
+	var addrs []string
+	accepted := make([]chan struct{}, 2)
+	for i := range accepted {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+		accepted[i] = make(chan struct{}, 8)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close() // the handshake fails; the dial is what counts
+				accepted[i] <- struct{}{}
+			}
+		}()
+	}
+	tg := &Target{Transport: transport.TCP, Addr: addrs[0], Addrs: addrs, Fingerprint: "SHA256:x",
+		Prefix: "bench", Accounts: 1, Password: []byte("x")}
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		tg.Dial(ctx, i)
+		cancel()
+	}
+	for i, want := range []int{2, 1} {
+		got := 0
+		for len(accepted[i]) > 0 || got < want {
+			select {
+			case <-accepted[i]:
+				got++
+				continue
+			case <-time.After(10 * time.Second):
+			}
+			break
+		}
+		if got != want {
+			t.Errorf("node %d got %d connections, want %d", i, got, want)
+		}
 	}
 }

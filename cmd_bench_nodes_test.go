@@ -33,7 +33,24 @@ func TestBenchFailover(t *testing.T) {
 	}
 }
 
-func TestBenchFailoverFlags(t *testing.T) {
+// TestBenchCluster runs the fan-out through the node harness, on one
+// node: the nodes' plumbing (shared creds, spread clients) without the
+// cluster the server side brings for more.
+func TestBenchCluster(t *testing.T) {
+	useHelperServer(t)
+	code, stdout, stderr := runBench(t, "cluster", "--nodes", "1", "--clients", "4", "--senders", "2",
+		"--rate", "20", "--duration", "1s", "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var rep bench.FanoutReport
+	decodeBench(t, stdout, &rep)
+	if rep.Connected != 4 || rep.Sent == 0 || rep.Lost != 0 || rep.Rejected != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+func TestBenchNodesFlags(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		want string
@@ -43,6 +60,9 @@ func TestBenchFailoverFlags(t *testing.T) {
 		{[]string{"failover", "--kills", "0"}, "--kills 0"},
 		{[]string{"failover", "--timeout", "0s"}, "--timeout 0s"},
 		{[]string{"failover", "--transport", "carrier-pigeon"}, "--transport"},
+		{[]string{"cluster", "--nodes", "0"}, "--nodes 0"},
+		{[]string{"cluster", "--nodes", "2"}, "--cluster"},
+		{[]string{"cluster", "--clients", "2", "--senders", "3"}, "--senders 3"},
 	} {
 		code, _, stderr := runBench(t, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) {
