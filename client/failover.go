@@ -14,11 +14,16 @@ package client
 // the first address once is enough, and adding a node to the list does
 // not bring back the first-contact question. It gives an attacker nothing:
 // to pass, a server must prove it holds a key the user already trusts for
-// this service. The other way round is strict: once any listed address has
-// a trusted key, an address presenting a key that none of them trusts is a
-// changed host key (exit 4), under every policy, even accept-new, because
-// a different key at one node of one server is what a machine in the
-// middle looks like. A --fingerprint pin applies to every address.
+// this service. The other way round is strict: an address whose own lines
+// list another key is refused as changed, as with one address; and once
+// any listed address has a trusted key, an address presenting a key that
+// none of them trusts is a changed host key (exit 4) too, under every
+// policy, even accept-new, because a different key at one node of one
+// server is what a machine in the middle looks like. A --fingerprint pin
+// applies to every address. A next key a node announces during a host
+// key rotation is recorded for every listed address that trusts the
+// current key, so that the nodes can all move to the new key without a
+// changed-key failure at any of them (PROTOCOL.md §7.3, §7.5).
 
 import (
 	"context"
@@ -155,9 +160,12 @@ func KnownHostsGroupTrust(file string, addrs []string, policy handshake.HostKeyP
 			return own
 		}
 		return &HostKeyTrust{
-			Check:      func(key ed25519.PublicKey) error { return g.check(addr, key) },
-			Record:     func(key ed25519.PublicKey) error { return g.record(addr, key) },
-			RecordNext: own.RecordNext,
+			Check:  func(key ed25519.PublicKey) error { return g.check(addr, key) },
+			Record: func(key ed25519.PublicKey) error { return g.record(addr, key) },
+			RecordNext: func(sess *handshake.Session, payload []byte) {
+				own.RecordNext(sess, payload)
+				g.recordNextForOthers(addr, sess, payload)
+			},
 		}
 	}, nil
 }
@@ -190,15 +198,11 @@ func (g *hostGroup) check(addr string, key ed25519.PublicKey) error {
 	if err != nil {
 		return err
 	}
-	var revoked *handshake.HostKeyRevokedError
-	var changed *handshake.HostKeyChangedError
-	switch err := kh.Check(addr, key); {
-	case err == nil, errors.As(err, &revoked):
-		// Its own line decides (and a revoked key is never vouched for).
+	var unknown *handshake.HostKeyUnknownError
+	if err := kh.Check(addr, key); !errors.As(err, &unknown) {
+		// Its own lines decide: the key is listed, listed as revoked,
+		// or the address is listed with another key (changed).
 		return g.own[addr].Check(key)
-	case errors.As(err, &changed):
-		// Its own line lists another key: another node's line may
-		// list this one (a host key rotation seen through that node).
 	}
 	var other *handshake.KnownHost
 	for _, a := range g.addrs {
@@ -221,7 +225,7 @@ func (g *hostGroup) check(addr string, key ed25519.PublicKey) error {
 			other = &lines[0]
 		}
 	}
-	if other != nil && changed == nil && (g.pinned == "" || g.pinned != handshake.Fingerprint(key)) {
+	if other != nil && (g.pinned == "" || g.pinned != handshake.Fingerprint(key)) {
 		return &siblingKeyError{sibling: other.HostPort, HostKeyChangedError: &handshake.HostKeyChangedError{
 			HostPort: addr, File: kh.File, Line: other.Line,
 			Want: handshake.Fingerprint(other.Key), Got: handshake.Fingerprint(key),
@@ -253,6 +257,36 @@ func (g *hostGroup) record(addr string, key ed25519.PublicKey) error {
 	// Also lets the address's own checker vouch for a next key the
 	// server announces (RecordNext).
 	return g.own[addr].Record(key)
+}
+
+// recordNextForOthers records the next host key that the server at addr
+// announced (PROTOCOL.md §7.5) for the other addresses whose lines trust
+// the session's key too. The address's own RecordNext has recorded it for
+// addr, or warned why not; without a trusted current key for addr itself
+// nothing is recorded for the others either. It never adds a revoked key
+// and is silent, as the address's own recording is.
+func (g *hostGroup) recordNextForOthers(addr string, sess *handshake.Session, payload []byte) {
+	next, err := handshake.VerifyHostKeyAnnouncement(payload, sess.HostKey, sess.SessionID)
+	if err != nil {
+		return
+	}
+	kh, err := handshake.LoadKnownHosts(g.file)
+	if err != nil || kh.Check(addr, sess.HostKey) != nil {
+		return
+	}
+	for _, a := range g.addrs {
+		if a == addr || kh.Check(a, sess.HostKey) != nil {
+			continue
+		}
+		var revoked *handshake.HostKeyRevokedError
+		if err := kh.Check(a, next); err == nil || errors.As(err, &revoked) {
+			continue
+		}
+		if err := kh.Add(a, next); err != nil {
+			fmt.Fprintf(g.notes, "securechat: warning: not recording the next host key for %s: %s\n",
+				displayHost(a), strings.TrimPrefix(err.Error(), "handshake: "))
+		}
+	}
 }
 
 // listed reports whether kh lists key for hostport, as a trusted key.

@@ -291,11 +291,15 @@ func TestKnownHostsGroupTrust(t *testing.T) {
 			}
 		}
 	})
-	t.Run("rotated through another node", func(t *testing.T) {
+	t.Run("own line differs", func(t *testing.T) {
+		// Another address trusting the key does not override the
+		// address's own line: that is a changed key, as ever.
 		file := setup(t, handshake.FormatKnownHost("a.example:7777", k1), handshake.FormatKnownHost("a.example:7777", k2),
 			handshake.FormatKnownHost("b.example:7777", k1))
-		if _, err := groupTrust(t, file, addrs, handshake.PolicyStrict, "", "b.example:7777", k2); err != nil {
-			t.Fatalf("the next key, trusted for a.example: %v", err)
+		_, err := groupTrust(t, file, addrs, handshake.PolicyAcceptNew, "", "b.example:7777", k2)
+		var changed *handshake.HostKeyChangedError
+		if !errors.As(err, &changed) || changed.HostPort != "b.example:7777" {
+			t.Fatalf("error %v, want b.example's key changed", err)
 		}
 	})
 	t.Run("revoked", func(t *testing.T) {
@@ -397,4 +401,50 @@ func TestInteractiveFailsOver(t *testing.T) {
 	}
 	c2.sess.Close()
 	close(c2.done)
+}
+
+// TestGroupRecordsNextKeyForOthers: the next key one node announces in a
+// host key rotation is recorded for every listed address that trusts the
+// current key, so that no node shows a changed key once it is promoted;
+// an address that trusts nothing yet gets nothing.
+func TestGroupRecordsNextKeyForOthers(t *testing.T) {
+	cur, next := newHostKey(t), newHostKey(t)
+	curPub, nextPub := cur.Public().(ed25519.PublicKey), next.Public().(ed25519.PublicKey)
+	file := filepath.Join(t.TempDir(), "known_hosts")
+	lines := handshake.FormatKnownHost("a.example:7777", curPub) + "\n" + handshake.FormatKnownHost("b.example:7777", curPub) + "\n"
+	if err := os.WriteFile(file, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addrs := []string{"a.example:7777", "b.example:7777", "c.example:7777"}
+	var notes bytes.Buffer
+	trustFor, err := KnownHostsGroupTrust(file, addrs, handshake.PolicyStrict, "", nil, &notes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := trustFor("a.example:7777")
+	if err := tr.Check(curPub); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Record(curPub); err != nil {
+		t.Fatal(err)
+	}
+	sess := &handshake.Session{HostKey: curPub}
+	rand.Read(sess.SessionID[:])
+	payload, err := handshake.MarshalHostKeyAnnouncement(cur, next, sess.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.RecordNext(sess, payload)
+	kh, err := handshake.LoadKnownHosts(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]bool{"a.example:7777": true, "b.example:7777": true, "c.example:7777": false} {
+		if got := listed(kh, addr, nextPub); got != want {
+			t.Errorf("next key listed for %s: %v, want %v", addr, got, want)
+		}
+	}
+	if notes.Len() > 0 {
+		t.Errorf("notes %q, want none", notes.String())
+	}
 }
