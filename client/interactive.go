@@ -99,10 +99,7 @@ func runInteractive(ctx context.Context, cfg *Config, l *Link, ui *tui.UI) error
 			s.sys("%v", cause)
 		}
 		s.sys("reconnecting in %s", d.Round(100*time.Millisecond))
-	}, failedOver: func(addr string, err error, next string) {
-		s.sys("%v; trying %s", err, next)
 	}}
-	s.redial.connected(l)
 	sc, err := newSigChecker(cfg, l, nil, s.errorLine)
 	if err != nil {
 		l.Close()
@@ -112,6 +109,10 @@ func runInteractive(ctx context.Context, cfg *Config, l *Link, ui *tui.UI) error
 	defer sc.save(io.Discard)
 	lines := readLines(ui)
 	s.connected(l)
+	s.redial.connected(l)
+	s.redial.failedOver = func(addr string, err error, next string) {
+		s.sys("%v; trying %s", err, next)
+	}
 	s.sys("connected to %s over %s (%s, host key %s)", l.addr, cfg.Transport.Name(), l.sess.Group, handshake.Fingerprint(l.sess.HostKey))
 	s.showWelcome()
 
