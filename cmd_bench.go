@@ -34,6 +34,9 @@ func benchCommand() *cli.Command {
   storm       fan-out without and with a password storm from other
               loopback sources against the real serve, probe logins timed
               in both, and a stream-less QUIC flood
+  failover    kill -9 serve nodes in turn: time until their clients chat
+              again on another node
+  cluster     fanout over several serve nodes of one cluster
   targets     all of the above but storm at the sizes of the performance
               targets, with a verdict per target
 
@@ -47,6 +50,8 @@ See BENCHMARKS.md for the figures and how to reproduce them.`,
 			benchFanoutCommand(),
 			benchIdleCommand(),
 			benchStormCommand(),
+			benchFailoverCommand(),
+			benchClusterCommand(),
 			benchTargetsCommand(),
 			benchProvisionCommand(),
 			benchServerCommand(),

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -21,7 +20,7 @@ func connectCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "connect",
 		Usage:     "chat on a securechat server",
-		ArgsUsage: "HOST:PORT",
+		ArgsUsage: "HOST:PORT[,HOST:PORT...]",
 		Description: `Connects, checks the server's host key against known_hosts, logs in and
 joins #general (or --room). On a terminal it is an interactive client with
 history, Tab completion of nicks and commands, and reconnects on its own.
@@ -33,6 +32,13 @@ cleanly. A line that cannot be sent (too long, a bad command) is refused
 with an error naming its line number; the lines after it are still sent and
 the exit code is 1. PROTOCOL.md §17 specifies this output. Script mode
 never prompts.
+
+Several comma-separated addresses name the nodes of one server: they are
+tried in order, the next one when an address cannot be reached, and after
+a lost connection the client starts with the address after the lost one.
+A key known for one of them is trusted for all; an address with another
+key is refused as a changed key (exit 4), and a failed login is not
+retried at the next address.
 
 Exit codes: 0 clean end, 1 error, 2 usage, 3 authentication failed,
 4 the server could not be authenticated (host key, signature or FINISHED;
@@ -63,11 +69,11 @@ question or at Password:.`,
 
 func runConnect(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return usageError("connect needs exactly one HOST:PORT argument")
+		return usageError("connect needs exactly one HOST:PORT argument (several addresses: HOST:PORT,HOST:PORT)")
 	}
-	addr := c.Args().First()
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return usageError("%q is not HOST:PORT (IPv6 addresses go in brackets: [::1]:7777)", addr)
+	addrs, err := client.ParseAddrs(c.Args().First())
+	if err != nil {
+		return usageError("%v", err)
 	}
 	tr, err := transport.Lookup(c.String("transport"))
 	if err != nil {
@@ -133,15 +139,15 @@ func runConnect(c *cli.Context) error {
 	if knownUsers == "" {
 		knownUsers = filepath.Join(filepath.Dir(khFile), "known_users")
 	}
-	trust, err := client.KnownHostsTrust(khFile, addr, policy, c.String("fingerprint"), ask, c.App.ErrWriter)
+	trustFor, err := client.KnownHostsGroupTrust(khFile, addrs, policy, c.String("fingerprint"), ask, c.App.ErrWriter)
 	if err != nil {
 		return usageError("%v", err)
 	}
 
 	cfg := &client.Config{
-		Addr: addr, Transport: tr, User: name, Groups: groups, HostKey: trust.Check, HostKeyVerified: trust.Record,
+		Addr: addrs[0], Addrs: addrs, Transport: tr, User: name, Groups: groups, TrustFor: trustFor,
 		Password: pw, Keys: keys, Rooms: rooms, Reconnect: !c.Bool("no-reconnect"),
-		HostKeysAnnounced: trust.RecordNext, ClientName: "securechat " + moduleVersion(),
+		ClientName: "securechat " + moduleVersion(),
 		KnownUsers: knownUsers, Counters: filepath.Join(filepath.Dir(knownUsers), "counters"), UserKeyPolicy: userKeyPolicy,
 	}
 	if interactive {

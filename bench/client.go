@@ -23,8 +23,12 @@ import (
 
 // Target is a chat server to load and the benchmark accounts on it.
 type Target struct {
-	Transport   transport.Transport
-	Addr        string
+	Transport transport.Transport
+	Addr      string
+	// Addrs, when set, are the nodes of one server (Addr is the first):
+	// client i dials node i mod len(Addrs), so that the clients of a run
+	// are spread over them.
+	Addrs       []string
 	Fingerprint string // the server's host key, "SHA256:..."; anything else is refused
 	Prefix      string // accounts are Prefix0 … Prefix(Accounts-1)
 	Accounts    int
@@ -72,7 +76,11 @@ func (t *Target) Dial(ctx context.Context, i int) (*handshake.Session, error) {
 	if t.Source != nil {
 		opts = &transport.Options{LocalAddr: t.Source(i)}
 	}
-	c, err := t.Transport.Dial(ctx, t.Addr, opts)
+	addr := t.Addr
+	if len(t.Addrs) > 0 {
+		addr = t.Addrs[i%len(t.Addrs)]
+	}
+	c, err := t.Transport.Dial(ctx, addr, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,25 @@ func (b *reconnectBackoff) Next() time.Duration {
 	return d
 }
 
+// failoverSpread bounds the wait before the first reconnect attempt of an
+// outage when the server has other addresses (Config.Addrs): the attempt
+// goes to the address after the lost one, which is likely up, so the
+// backoff's second would only delay the failover. The wait is drawn
+// uniformly from [0, failoverSpread), so that the clients of a node that
+// died reach the next node spread out rather than in one instant.
+const failoverSpread = 500 * time.Millisecond
+
+// FailoverDelay returns the wait before the first attempt of an outage
+// with other addresses to try. It does not count as an attempt: if that
+// round fails, Next goes on from the shortest backoff delay.
+func (b *reconnectBackoff) FailoverDelay() time.Duration {
+	r := b.rand
+	if r == nil {
+		r = rand.Float64
+	}
+	return time.Duration(min(max(r(), 0), 1) * float64(failoverSpread))
+}
+
 // Reset starts over from the shortest delay. Call it once a connection has
 // logged in and stayed up for a while (say, longer than backoffMax), so
 // that a server which accepts and then drops at once is not hammered every

@@ -37,7 +37,13 @@ const dialTimeout = 30 * time.Second
 
 // Config is everything a connection attempt needs.
 type Config struct {
-	Addr      string
+	// Addr is the server as the user named it: the first address of
+	// Addrs when there are several. Users' keys in known_users are
+	// pinned under it, so that a failover keeps them.
+	Addr string
+	// Addrs, when set, lists every address of the server, Addr first, to
+	// fail over between (see failover.go).
+	Addrs     []string
 	Transport transport.Transport
 	User      string
 	Groups    []handshake.Group
@@ -56,6 +62,9 @@ type Config struct {
 	// HostKeysAnnounced handles a host key announcement, the first APP
 	// record of a session (PROTOCOL.md §7.5).
 	HostKeysAnnounced func(*handshake.Session, []byte)
+	// TrustFor, when set, gives the host key checks for each address
+	// (KnownHostsGroupTrust), in place of the three fields above.
+	TrustFor func(addr string) *HostKeyTrust
 
 	// KnownUsers is the known_users file that pins other users' signing
 	// keys (PROTOCOL.md §13.16.6), Counters the file that keeps their
@@ -234,6 +243,8 @@ func KnownHostsTrust(file, addr string, policy handshake.HostKeyPolicy, pinned s
 
 // Link is one established connection.
 type Link struct {
+	addr    string // the address it is connected to
+	index   int    // addr's place in Config.addrs()
 	sess    *handshake.Session
 	welcome *chat.Event
 	events  chan *chat.Event // closed when the connection ends
@@ -302,19 +313,29 @@ func (l *Link) send(r *chat.Request) error {
 }
 
 // Dial connects, runs the handshake and login, says hello and waits for
-// the welcome. Errors are returned with their exit codes attached.
+// the welcome. With several addresses it tries them in order until one
+// works (dialAny). Errors are returned with their exit codes attached.
 func Dial(ctx context.Context, cfg *Config) (*Link, error) {
+	return dialAny(ctx, cfg, 0, nil)
+}
+
+// Addr is the address the link is connected to.
+func (l *Link) Addr() string { return l.addr }
+
+// dialAddr is Dial at one address.
+func dialAddr(ctx context.Context, cfg *Config, addr string) (*Link, error) {
+	trust := cfg.trustFor(addr)
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	conn, err := cfg.Transport.Dial(dctx, cfg.Addr, nil)
+	conn, err := cfg.Transport.Dial(dctx, addr, nil)
 	cancel()
 	if err != nil {
-		return nil, fail(ErrConnectionLost, fmt.Errorf("cannot connect to %s: %w", cfg.Addr, err), dialHint(cfg.Transport.Name(), err))
+		return nil, fail(ErrConnectionLost, fmt.Errorf("cannot connect to %s: %w", addr, err), dialHint(cfg.Transport.Name(), err))
 	}
 	sess, err := handshake.Client(ctx, conn, &handshake.ClientConfig{
 		Groups:          cfg.Groups,
 		Transport:       cfg.Transport.Name(),
-		HostKeyCallback: cfg.HostKey,
-		HostKeyVerified: cfg.HostKeyVerified,
+		HostKeyCallback: trust.Check,
+		HostKeyVerified: trust.Record,
 		User:            cfg.User,
 		Keys:            cfg.Keys,
 		Password:        cfg.Password,
@@ -325,9 +346,9 @@ func Dial(ctx context.Context, cfg *Config) (*Link, error) {
 			// one of its prompts: the user asked to stop.
 			return nil, interrupted()
 		}
-		return nil, classifyHandshakeError(cfg, err)
+		return nil, classifyHandshakeError(cfg, addr, err)
 	}
-	l := &Link{sess: sess, events: make(chan *chat.Event, 256), hostKeysAnnounced: cfg.HostKeysAnnounced}
+	l := &Link{addr: addr, sess: sess, events: make(chan *chat.Event, 256), hostKeysAnnounced: trust.RecordNext}
 	if err := l.send(&chat.Request{Type: chat.TypeHello, ID: "hello", V: chat.Version,
 		Client: cfg.ClientName, Rooms: cfg.Rooms}); err != nil {
 		sess.Abort()
@@ -453,11 +474,12 @@ func cleanEvent(ev *chat.Event) {
 // kinds. A server that could not be authenticated is ErrServerNotAuthenticated like a
 // refused host key: it is what an attack in the middle looks like, and
 // fatal keeps the reconnect loops from trying again.
-func classifyHandshakeError(cfg *Config, err error) error {
+func classifyHandshakeError(cfg *Config, addr string, err error) error {
 	var changed *handshake.HostKeyChangedError
 	var revoked *handshake.HostKeyRevokedError
 	var abort *handshake.AbortError
 	var notAuth *handshake.ServerAuthError
+	var sibling *siblingKeyError
 	var own *Error
 	if errors.Is(err, ErrInterrupted) {
 		return err
@@ -469,15 +491,19 @@ func classifyHandshakeError(cfg *Config, err error) error {
 	switch {
 	case errors.As(err, &revoked):
 		return fail(ErrServerNotAuthenticated, errors.New(strings.TrimRight(
-			HostKeyRevokedMessage(cfg.Addr, revoked.Fingerprint, revoked.File, revoked.Line), "\n")), "")
+			HostKeyRevokedMessage(addr, revoked.Fingerprint, revoked.File, revoked.Line), "\n")), "")
+	case errors.As(err, &sibling):
+		return fail(ErrServerNotAuthenticated, errors.New(strings.TrimRight(
+			HostKeyChangedMessage(addr, sibling.Got, sibling.File, sibling.Line), "\n")),
+			fmt.Sprintf("%s, given in the same connect, is known with %s: the addresses of one connect must serve one host key", sibling.sibling, sibling.Want))
 	case errors.As(err, &changed):
 		return fail(ErrServerNotAuthenticated, errors.New(strings.TrimRight(
-			HostKeyChangedMessage(cfg.Addr, changed.Got, changed.File, changed.Line), "\n")), "")
+			HostKeyChangedMessage(addr, changed.Got, changed.File, changed.Line), "\n")), "")
 	case isHostKeyError(err):
 		return fail(ErrServerNotAuthenticated, fmt.Errorf("host key verification failed: %w", cause),
 			"check the fingerprint with the server's operator, then use --fingerprint SHA256:... or --host-key-check accept-new")
 	case notAuth != nil:
-		return fail(ErrServerNotAuthenticated, &notAuthenticatedError{addr: cfg.Addr, err: notAuth},
+		return fail(ErrServerNotAuthenticated, &notAuthenticatedError{addr: addr, err: notAuth},
 			"not retrying: someone may be intercepting the connection, or the server is broken; check with its operator")
 	case errors.As(err, &own):
 		// A callback of ours failed (recording the key, reading the
@@ -493,7 +519,7 @@ func classifyHandshakeError(cfg *Config, err error) error {
 	if errors.Is(err, handshake.ErrUnexpectedFrame) {
 		hint = "this does not look like a securechat server; check the address and the port"
 	}
-	return fail(ErrConnectionLost, fmt.Errorf("handshake with %s failed: %w", cfg.Addr, err), hint)
+	return fail(ErrConnectionLost, fmt.Errorf("handshake with %s failed: %w", addr, err), hint)
 }
 
 // dialHint guesses, from a failed connection attempt, the mistake a user
@@ -937,14 +963,15 @@ func RunScript(ctx context.Context, cfg *Config, in io.Reader, out, errOut io.Wr
 	rd := &redialer{cfg: cfg, limit: scriptReconnects, waiting: func(cause error, d time.Duration, attempt int) {
 		fmt.Fprintf(errOut, "securechat: connection lost (%v); reconnecting in %s (attempt %d of %d)\n",
 			cause, d.Round(100*time.Millisecond), attempt, scriptReconnects)
-	}}
+	}, failedOver: failoverNote(errOut)}
 	// The window stays well below the server's per-session queue: every
 	// line in flight brings back an echo and an ack.
 	const scriptWindow = 64
-	l, err := Dial(ctx, cfg)
+	l, err := dialAny(ctx, cfg, 0, failoverNote(errOut))
 	if err != nil {
 		return err
 	}
+	rd.connected(l)
 	w := bufio.NewWriter(out)
 	sc, err := newSigChecker(cfg, l, nil, func(msg string) {
 		w.Flush()

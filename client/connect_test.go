@@ -40,6 +40,7 @@ type fakeChatServer struct {
 	addr  string
 	key   ed25519.PublicKey
 	conns atomic.Int32
+	stop  func()
 }
 
 // fakeConn is one session of a fakeChatServer.
@@ -91,15 +92,22 @@ func (c *fakeConn) login(limits *chat.Limits) bool {
 
 func startFakeChatServer(t *testing.T, serve func(c *fakeConn)) *fakeChatServer {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startFakeNode(t, priv, anyPassword{}, serve)
+}
+
+// startFakeNode is startFakeChatServer with a given host key and password
+// check, as for the nodes of one server. Its stop ends it early.
+func startFakeNode(t *testing.T, priv ed25519.PrivateKey, verifier handshake.Verifier, serve func(c *fakeConn)) *fakeChatServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &fakeChatServer{addr: ln.Addr().String(), key: pub}
+	s := &fakeChatServer{addr: ln.Addr().String(), key: priv.Public().(ed25519.PublicKey)}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -115,7 +123,7 @@ func startFakeChatServer(t *testing.T, serve func(c *fakeConn)) *fakeChatServer 
 			go func() {
 				defer wg.Done()
 				sess, err := handshake.Server(ctx, conn, &handshake.ServerConfig{
-					HostKey: priv, Verifier: anyPassword{}, Transport: "tcp"})
+					HostKey: priv, Verifier: verifier, Transport: "tcp"})
 				if err != nil {
 					return
 				}
@@ -126,11 +134,15 @@ func startFakeChatServer(t *testing.T, serve func(c *fakeConn)) *fakeChatServer 
 			}()
 		}
 	}()
-	t.Cleanup(func() {
-		cancel()
-		ln.Close()
-		wg.Wait()
-	})
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			cancel()
+			ln.Close()
+			wg.Wait()
+		})
+	}
+	t.Cleanup(s.stop)
 	return s
 }
 

@@ -20,7 +20,9 @@ import (
 // RunInteractive is the terminal client: connect (prompts happen here, in
 // cooked mode), then the line editor, reconnecting when the link drops.
 func RunInteractive(ctx context.Context, cfg *Config, opts tui.Options) error {
-	l, err := Dial(ctx, cfg)
+	// Before the line editor takes the terminal, failover notes go to
+	// standard error, as the host key question and Password: do.
+	l, err := dialAny(ctx, cfg, 0, failoverNote(os.Stderr))
 	if err != nil {
 		return err
 	}
@@ -118,7 +120,11 @@ func runInteractive(ctx context.Context, cfg *Config, l *Link, ui *tui.UI) error
 	defer sc.save(io.Discard)
 	lines := readLines(ui)
 	s.connected(l)
-	s.sys("connected to %s over %s (%s, host key %s)", cfg.Addr, cfg.Transport.Name(), l.sess.Group, handshake.Fingerprint(l.sess.HostKey))
+	s.redial.connected(l)
+	s.redial.failedOver = func(addr string, err error, next string) {
+		s.sys("%v; trying %s", err, next)
+	}
+	s.sys("connected to %s over %s (%s, host key %s)", l.addr, cfg.Transport.Name(), l.sess.Group, handshake.Fingerprint(l.sess.HostKey))
 	s.showWelcome()
 
 	for {
@@ -165,7 +171,7 @@ func runInteractive(ctx context.Context, cfg *Config, l *Link, ui *tui.UI) error
 				return r.err
 			}
 			s.connected(r.l)
-			s.sys("reconnected to %s; host key %s checked again; rejoining %s", s.cfg.Addr,
+			s.sys("reconnected to %s; host key %s checked again; rejoining %s", r.l.addr,
 				handshake.Fingerprint(r.l.sess.HostKey), strings.Join(s.cfg.Rooms, " "))
 			s.showWelcome()
 		case <-retry:

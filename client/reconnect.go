@@ -10,11 +10,22 @@ import (
 // backoff's delay and dials again, until it connects, ctx ends, an error
 // comes that must not be retried (fatal), or the attempts allowed for one
 // outage run out.
+//
+// With several addresses (Config.Addrs) one attempt tries each once,
+// starting with the one after the address of the lost connection, so that
+// clients of a node that died move to the next node at once and try the
+// dead one last. The first attempt of an outage then waits only a short
+// random delay (FailoverDelay), not the backoff's.
 type redialer struct {
 	cfg   *Config
 	bo    reconnectBackoff
 	limit int // attempts per outage; 0 for no limit
 	tries int // attempts in the current outage
+	last  int // index of the address of the last connection
+
+	// failedOver, if set, is told when an address failed and the next
+	// is tried without waiting.
+	failedOver func(addr string, err error, next string)
 
 	// waiting, if set, is told before each wait: why the connection or
 	// the last attempt failed, the delay, and the attempt's number.
@@ -36,7 +47,12 @@ func (r *redialer) redial(ctx context.Context, cause error) (*Link, error) {
 			return nil, &gaveUpError{cause}
 		}
 		r.tries++
-		d := r.bo.Next()
+		var d time.Duration
+		if r.tries == 1 && len(r.cfg.addrs()) > 1 {
+			d = r.bo.FailoverDelay()
+		} else {
+			d = r.bo.Next()
+		}
 		if r.cfg.testOnlyRedialDelay > 0 {
 			d = r.cfg.testOnlyRedialDelay
 		}
@@ -53,8 +69,9 @@ func (r *redialer) redial(ctx context.Context, cause error) (*Link, error) {
 				return nil, ctx.Err()
 			}
 		}
-		l, err := Dial(ctx, r.cfg)
+		l, err := dialAny(ctx, r.cfg, r.last+1, r.failedOver)
 		if err == nil {
+			r.last = l.index
 			return l, nil
 		}
 		if fatal(err) {
@@ -63,6 +80,9 @@ func (r *redialer) redial(ctx context.Context, cause error) (*Link, error) {
 		cause = err
 	}
 }
+
+// connected notes the first connection, made before any redial.
+func (r *redialer) connected(l *Link) { r.last = l.index }
 
 // progress says the connection works again: the next outage starts from
 // the shortest delay with every attempt allowed.

@@ -3,7 +3,7 @@
 
 function __fish_securechat_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i bench throughput handshake fanout idle storm targets provision server completion connect fingerprint keygen known-hosts remove known-users remove serve user add passwd del role list key add del list
+        if contains -- $i bench throughput handshake fanout idle storm failover cluster targets provision server completion connect fingerprint keygen known-hosts remove known-users remove serve user add passwd del role list key add del list
             return 1
         end
     end
@@ -114,6 +114,34 @@ complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l json -d 'pri
 complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l quiet -s q -d 'no progress line on standard error'
 complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l cpuprofile -r -d 'write a CPU profile of this process to `FILE`'
 complete -c securechat -n '__fish_seen_subcommand_from storm' -f -l memprofile -r -d 'write a heap profile of this process to `FILE` at the end'
+complete -c securechat -n '__fish_seen_subcommand_from failover' -f -l help -s h -d 'show help'
+complete -r -c securechat -n '__fish_seen_subcommand_from bench' -a 'failover' -d 'kill -9 serve nodes in turn: time until their clients chat again'
+complete -c securechat -n '__fish_seen_subcommand_from failover' -f -l transport -r -d 'transport: tcp|quic'
+complete -c securechat -n '__fish_seen_subcommand_from failover' -f -l kex -r -d 'key exchange groups, comma-separated (default: the client default)'
+complete -c securechat -n '__fish_seen_subcommand_from failover' -f -l nodes -r -d 'serve processes'
+complete -c securechat -n '__fish_seen_subcommand_from failover' -f -l clients -r -d 'script clients, spread over the nodes'
+complete -c securechat -n '__fish_seen_subcommand_from failover' -f -l kills -r -d 'nodes killed, one after another'
+complete -c securechat -n '__fish_seen_subcommand_from failover' -f -l serve-arg -r -d 'one more `ARG` for every serve node, repeatable; {node} becomes the node\'s number'
+complete -c securechat -n '__fish_seen_subcommand_from failover' -f -l timeout -r -d 'bound on the wait for the clients of one kill'
+complete -c securechat -n '__fish_seen_subcommand_from failover' -f -l json -d 'print the report as JSON'
+complete -c securechat -n '__fish_seen_subcommand_from failover' -f -l quiet -s q -d 'no progress line on standard error'
+complete -c securechat -n '__fish_seen_subcommand_from failover' -f -l cpuprofile -r -d 'write a CPU profile of this process to `FILE`'
+complete -c securechat -n '__fish_seen_subcommand_from failover' -f -l memprofile -r -d 'write a heap profile of this process to `FILE` at the end'
+complete -c securechat -n '__fish_seen_subcommand_from cluster' -f -l help -s h -d 'show help'
+complete -r -c securechat -n '__fish_seen_subcommand_from bench' -a 'cluster' -d 'fan-out over several serve nodes of one cluster'
+complete -c securechat -n '__fish_seen_subcommand_from cluster' -f -l transport -r -d 'transport: tcp|quic'
+complete -c securechat -n '__fish_seen_subcommand_from cluster' -f -l kex -r -d 'key exchange groups, comma-separated (default: the client default)'
+complete -c securechat -n '__fish_seen_subcommand_from cluster' -f -l nodes -r -d 'serve processes'
+complete -c securechat -n '__fish_seen_subcommand_from cluster' -f -l serve-arg -r -d 'one more `ARG` for every serve node, repeatable; {node} becomes the node\'s number'
+complete -c securechat -n '__fish_seen_subcommand_from cluster' -f -l clients -r -d 'sessions in the room, spread over the nodes'
+complete -c securechat -n '__fish_seen_subcommand_from cluster' -f -l senders -r -d 'of which send'
+complete -c securechat -n '__fish_seen_subcommand_from cluster' -f -l rate -r -d 'messages per second per sender (0: as fast as the window allows)'
+complete -c securechat -n '__fish_seen_subcommand_from cluster' -f -l duration -r -d 'sending time'
+complete -c securechat -n '__fish_seen_subcommand_from cluster' -f -l connect-concurrency -r -d 'clients connecting at once'
+complete -c securechat -n '__fish_seen_subcommand_from cluster' -f -l json -d 'print the report as JSON'
+complete -c securechat -n '__fish_seen_subcommand_from cluster' -f -l quiet -s q -d 'no progress line on standard error'
+complete -c securechat -n '__fish_seen_subcommand_from cluster' -f -l cpuprofile -r -d 'write a CPU profile of this process to `FILE`'
+complete -c securechat -n '__fish_seen_subcommand_from cluster' -f -l memprofile -r -d 'write a heap profile of this process to `FILE` at the end'
 complete -c securechat -n '__fish_seen_subcommand_from targets' -f -l help -s h -d 'show help'
 complete -r -c securechat -n '__fish_seen_subcommand_from bench' -a 'targets' -d 'run every scenario at the targets\' sizes and judge each target'
 complete -c securechat -n '__fish_seen_subcommand_from targets' -f -l scale -r -d 'multiply clients, sizes and durations (e.g. 0.1 for a quick look)'

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"os"
+	"slices"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"securechat/bench"
+)
+
+func benchFailoverCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "failover",
+		Usage: "kill -9 serve nodes in turn: time until their clients chat again",
+		Description: `Starts --nodes real serve processes on loopback that share one host key and
+one creds file, and --clients script clients (the connect client with its
+reconnect loop), each given every node's address, starting with a different
+node. Then --kills times it kills a node with SIGKILL, the nodes in turn:
+right after the kill every client sends a line, and a client of the killed
+node sends it again once it has reconnected to another node. A client's
+time runs from the kill until another client reads its line; a kill's time
+is its slowest client's. The killed node is restarted on its address
+before the next kill. The nodes are independent unless --serve-arg gives
+them a cluster (--serve-arg --cluster --serve-arg nats://127.0.0.1:4222
+--serve-arg --node --serve-arg n{node}; {node} is the node's number).`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: tcp|quic"},
+			&cli.StringFlag{Name: "kex", Usage: "key exchange groups, comma-separated (default: the client default)"},
+			&cli.IntFlag{Name: "nodes", Value: 2, Usage: "serve processes"},
+			&cli.IntFlag{Name: "clients", Value: 12, Usage: "script clients, spread over the nodes"},
+			&cli.IntFlag{Name: "kills", Value: 10, Usage: "nodes killed, one after another"},
+			&cli.StringSliceFlag{Name: "serve-arg", Usage: "one more `ARG` for every serve node, repeatable; {node} becomes the node's number"},
+			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "bound on the wait for the clients of one kill"},
+		}, benchOutputFlags()...),
+		Action: func(c *cli.Context) error {
+			tr, err := benchTransport(c.String("transport"))
+			if err != nil {
+				return err
+			}
+			groups, err := parseGroups(c.String("kex"))
+			if err != nil {
+				return err
+			}
+			if n := c.Int("nodes"); n < 2 || n > bench.MaxFailoverNodes {
+				return usageError("--nodes %d: want 2 to %d", n, bench.MaxFailoverNodes)
+			}
+			if n := c.Int("clients"); n < 2 || n > bench.MaxAccounts {
+				return usageError("--clients %d: want 2 to %d", n, bench.MaxAccounts)
+			}
+			if n := c.Int("kills"); n < 1 || n > bench.MaxFailoverKills {
+				return usageError("--kills %d: want 1 to %d", n, bench.MaxFailoverKills)
+			}
+			if d := c.Duration("timeout"); d <= 0 || d > bench.MaxDuration {
+				return usageError("--timeout %s: want up to %s", d, bench.MaxDuration)
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			s, err := benchOutput(c)
+			if err != nil {
+				return err
+			}
+			rep, err := bench.RunFailover(c.Context, bench.FailoverConfig{
+				Command: serveArgv(exe), Transport: tr, Groups: groups, Nodes: c.Int("nodes"),
+				Clients: c.Int("clients"), Kills: c.Int("kills"), ServeArgs: c.StringSlice("serve-arg"),
+				Timeout: c.Duration("timeout"), Stderr: c.App.ErrWriter, Progress: s.Progress,
+			})
+			if err != nil {
+				s.Stop()
+				return err
+			}
+			if err := s.Finish("failover", rep); err != nil {
+				return err
+			}
+			return rep.Err()
+		},
+	}
+}
+
+func benchClusterCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "cluster",
+		Usage: "fan-out over several serve nodes of one cluster",
+		Description: `Starts --nodes real serve processes on loopback that share one host key, one
+creds file and the --serve-arg arguments ({node} becomes the node's
+number), spreads --clients sessions over them (client i on node i mod
+--nodes), and runs the fan-out of 'bench fanout' in #general across all of
+them: every member must get every message, whichever node its sender is
+on. More than one node needs the nodes to share a cluster:
+  --serve-arg --cluster --serve-arg nats://127.0.0.1:4222 \
+  --serve-arg --node --serve-arg n{node}`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: tcp|quic"},
+			&cli.StringFlag{Name: "kex", Usage: "key exchange groups, comma-separated (default: the client default)"},
+			&cli.IntFlag{Name: "nodes", Value: 3, Usage: "serve processes"},
+			&cli.StringSliceFlag{Name: "serve-arg", Usage: "one more `ARG` for every serve node, repeatable; {node} becomes the node's number"},
+			&cli.IntFlag{Name: "clients", Value: 1000, Usage: "sessions in the room, spread over the nodes"},
+			&cli.IntFlag{Name: "senders", Value: 10, Usage: "of which send"},
+			&cli.Float64Flag{Name: "rate", Value: 10, Usage: "messages per second per sender (0: as fast as the window allows)"},
+			&cli.DurationFlag{Name: "duration", Value: 20 * time.Second, Usage: "sending time"},
+			&cli.IntFlag{Name: "connect-concurrency", Value: 64, Usage: "clients connecting at once"},
+		}, benchOutputFlags()...),
+		Action: func(c *cli.Context) error {
+			tr, err := benchTransport(c.String("transport"))
+			if err != nil {
+				return err
+			}
+			groups, err := parseGroups(c.String("kex"))
+			if err != nil {
+				return err
+			}
+			cfg := bench.FanoutConfig{Clients: c.Int("clients"), Senders: c.Int("senders"), Rate: c.Float64("rate"),
+				Duration: c.Duration("duration"), ConnectConcurrency: c.Int("connect-concurrency")}
+			if err := checkFanoutFlags(cfg); err != nil {
+				return err
+			}
+			n := c.Int("nodes")
+			if n < 1 || n > bench.MaxNodes {
+				return usageError("--nodes %d: want 1 to %d", n, bench.MaxNodes)
+			}
+			if n > 1 && !slices.Contains(c.StringSlice("serve-arg"), "--cluster") {
+				// Independent nodes never see each other's messages: the
+				// run would wait a minute for its settle marker and fail.
+				return usageError("--nodes %d needs the nodes in one cluster: --serve-arg --cluster --serve-arg URL", n)
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			s, err := benchOutput(c)
+			if err != nil {
+				return err
+			}
+			cfg.Progress = s.Progress
+			ns, err := bench.StartNodes(c.Context, bench.NodesConfig{Command: serveArgv(exe), Transport: tr, Groups: groups,
+				Nodes: n, Accounts: min(cfg.Clients, bench.MaxAccounts), ServeArgs: c.StringSlice("serve-arg"),
+				Stderr: c.App.ErrWriter})
+			if err != nil {
+				s.Stop()
+				return err
+			}
+			rep, err := bench.RunFanout(c.Context, &ns.Target, cfg)
+			if cerr := ns.Close(); err == nil {
+				err = cerr
+			}
+			if rep == nil {
+				s.Stop()
+				return err
+			}
+			if ferr := s.Finish("cluster", rep); ferr != nil {
+				return ferr
+			}
+			if err != nil {
+				return err
+			}
+			return rep.Err()
+		},
+	}
+}
