@@ -544,7 +544,7 @@ func (h *Hub) announceRejoin(u *user, r *room) {
 // sendRoomState sends s the room event(s) for r, then r's recent history
 // marked as such.
 func (h *Hub) sendRoomState(s *session, r *room) {
-	names := r.memberNames()
+	names := h.roomMembers(r)
 	runs := chunk(len(names), func(i int) int { return len(names[i]) + 3 }, listBudget)
 	for i, run := range runs {
 		e := &Event{Type: TypeRoom, Room: r.name, Members: names[run[0]:run[1]], More: i < len(runs)-1}

@@ -103,10 +103,23 @@ func Join(ctx context.Context, urls string, cfg Config) (*Node, error) {
 }
 
 func start(ctx context.Context, conn *cluster.Conn, cfg Config) (*Node, error) {
-	if err := conn.EnsureStream(ctx, cluster.StreamConfig{Replicas: cfg.Replicas}); err != nil {
+	if cfg.CatchUp <= 0 {
+		cfg.CatchUp = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.CatchUp)
+	defer cancel()
+	log := cfg.Link.Logger
+	err := persist(ctx, log, "the message stream", func(ctx context.Context) error {
+		return conn.EnsureStream(ctx, cluster.StreamConfig{Replicas: cfg.Replicas})
+	})
+	if err != nil {
 		return nil, err
 	}
-	shared, err := conn.Shared(ctx, cfg.Replicas)
+	var shared *cluster.Shared
+	err = persist(ctx, log, "the state bucket", func(ctx context.Context) (err error) {
+		shared, err = conn.Shared(ctx, cfg.Replicas)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -118,11 +131,29 @@ func start(ctx context.Context, conn *cluster.Conn, cfg Config) (*Node, error) {
 		conn: conn, name: conn.Name(), log: cfg.Link.Logger, shared: shared, presence: presence,
 		catchUp: cfg.CatchUp, senders: map[string]*queue{}, rooms: map[string][]string{},
 	}
-	if n.catchUp <= 0 {
-		n.catchUp = time.Minute
-	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	return n, nil
+}
+
+// persist runs op until it succeeds or ctx ends, each attempt bounded to
+// 5 s. A server that starts while the NATS servers elect a leader (one of
+// them has just failed or restarted) gets errors, or no answer, for a few
+// seconds, and should wait them out rather than exit.
+func persist(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		attempt, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := op(attempt)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		log.Warn("cluster: setting up "+what+" failed; trying again", "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
 
 // Name is this server's name in the cluster.
@@ -136,14 +167,35 @@ func (n *Node) Start(ctx context.Context, hub *chat.Hub) error {
 	ctx, cancel := context.WithTimeout(ctx, n.catchUp)
 	defer cancel()
 	from := hub.NextLogSeq()
+	// What the log holds now is what this server must have applied before
+	// it serves; the follower's own report of being caught up is not
+	// enough right after a NATS failover, when the count of pending
+	// messages it relies on can be low for a moment.
+	var last uint64
+	err := persist(ctx, n.log, "the log's end", func(ctx context.Context) (err error) {
+		last, err = n.conn.LastSeq(ctx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if from > last+1 {
+		n.log.Warn("cluster: this server's store holds messages past the end of the log; was the stream recreated? Messages up to the store's last are skipped",
+			"store_next", from, "log_last", last)
+	}
 	f, err := n.conn.Follow(ctx, from, func(m cluster.Message) { hub.ApplyLogged(storedOf(m)) })
 	if err != nil {
 		return err
 	}
-	w, err := n.shared.Watch(n.ctx, func(c cluster.Change) {
-		if sc, ok := stateOf(c); ok {
-			hub.ApplyState(sc)
-		}
+	var w *cluster.StateWatcher
+	err = persist(ctx, n.log, "the state watcher", func(context.Context) (err error) {
+		// n.ctx, not the attempt's: the watcher lives as long as the Node.
+		w, err = n.shared.Watch(n.ctx, func(c cluster.Change) {
+			if sc, ok := stateOf(c); ok {
+				hub.ApplyState(sc)
+			}
+		})
+		return err
 	})
 	if err != nil {
 		f.Stop()
@@ -152,11 +204,16 @@ func (n *Node) Start(ctx context.Context, hub *chat.Hub) error {
 	n.mu.Lock()
 	n.follower, n.watcher = f, w
 	n.mu.Unlock()
-	for what, ch := range map[string]<-chan struct{}{"the message log": f.CaughtUp(), "the shared state": w.Synced()} {
+	select {
+	case <-w.Synced():
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: reading the shared state: %w", ctx.Err())
+	}
+	for f.Applied() < last {
 		select {
-		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: catching up with %s: %w (applied through %d)", what, ctx.Err(), f.Applied())
+			return fmt.Errorf("cluster: catching up with the message log: %w (applied %d of %d)", ctx.Err(), f.Applied(), last)
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	hub.Flush()

@@ -292,6 +292,13 @@ func (p *Presence) receive(m *nats.Msg) {
 		hb.Users = nil
 	} else {
 		p.nodes[hb.Node] = &nodeState{users: hb.Users, every: every, lastSeen: time.Now()}
+		if old == nil && hb.Node != p.c.name && !p.stopped {
+			// A node just started (or came back): answer at once, so
+			// that it knows this node's users from its first moments
+			// rather than after a heartbeat interval. (Not here: mu is
+			// held, and this runs on the subscription's goroutine.)
+			go p.announce(false)
+		}
 	}
 	on, off := diffSorted(before, hb.Users)
 	if len(on) > 0 || len(off) > 0 {

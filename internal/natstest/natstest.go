@@ -9,6 +9,7 @@
 package natstest
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -215,6 +216,60 @@ func (c *Cluster) WaitHealthy(s *Server) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// StreamLeader returns the server leading stream's replicas, asking the
+// monitoring endpoint of each running server until one knows; nil if none
+// does within Wait.
+func (c *Cluster) StreamLeader(stream string) *Server {
+	c.t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(Wait)
+	for time.Now().Before(deadline) {
+		for _, s := range c.Servers {
+			if s.cmd == nil {
+				continue
+			}
+			if name := streamLeader(client, s, stream); name != "" {
+				for _, l := range c.Servers {
+					if l.Name == name {
+						return l
+					}
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+func streamLeader(client *http.Client, s *Server, stream string) string {
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/jsz?accounts=true&streams=true", s.monitor))
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var jsz struct {
+		Accounts []struct {
+			Streams []struct {
+				Name    string `json:"name"`
+				Cluster struct {
+					Leader string `json:"leader"`
+				} `json:"cluster"`
+			} `json:"stream_detail"`
+		} `json:"account_details"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&jsz) != nil {
+		return ""
+	}
+	for _, a := range jsz.Accounts {
+		for _, st := range a.Streams {
+			if st.Name == stream {
+				return st.Cluster.Leader
+			}
+		}
+	}
+	return ""
 }
 
 func freePorts(t testing.TB, n int) []int {
