@@ -192,21 +192,20 @@ func TestE2EClusterFaults(t *testing.T) {
 	alice := s1.heldClient("alice", "--no-reconnect")
 	bob := s2.heldClient("bob")
 	carol := s3.heldClient("carol")
-	bob.send("/who")
-	bob.waitAny("#general (3): alice bob carol")
+	waitWho(t, bob, "#general (3): alice bob carol")
 
 	sent := numbered("through node1", 80)
 	alice.send(sent...)
-	alice.waitAny("[#general] alice: " + sent[9])
-	bob.waitAny("[#general] alice: " + sent[20])
+	alice.waitAny("[#general] alice: " + sent[4])
+	bob.waitAny("[#general] alice: " + sent[9])
 	s1.signal(syscall.SIGKILL)
 	s1.exit()
 	alice.exit()
 	echoed := messagesFrom(alice.stdoutLines(), "#general", "alice")
 	// (Fewer than bob, maybe: node1 may die before it writes to her
 	// what node2 has delivered already.)
-	if len(echoed) < 10 {
-		t.Fatalf("alice saw %d of her messages before node1 died, after 10", len(echoed))
+	if len(echoed) < 5 {
+		t.Fatalf("alice saw %d of her messages before node1 died, after 5", len(echoed))
 	}
 
 	// node2's history holds every message alice saw come back, once and

@@ -2,6 +2,7 @@ package chatcluster
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"securechat/chat"
 	"securechat/chatstore"
 	"securechat/cluster"
+	"securechat/msgsig"
 	"securechat/store"
 )
 
@@ -146,9 +148,15 @@ type client struct {
 
 func (n *node) login(name string, rooms ...string) *client {
 	n.t.Helper()
+	return n.loginAs(chat.Identity{User: name}, rooms...)
+}
+
+func (n *node) loginAs(id chat.Identity, rooms ...string) *client {
+	n.t.Helper()
+	name := id.User
 	c := &client{t: n.t, name: name, done: make(chan error, 1),
 		conn: &pipe{in: make(chan []byte, 64), events: make(chan *chat.Event, 4096), closed: make(chan struct{})}}
-	go func() { c.done <- n.hub.Serve(context.Background(), c.conn, chat.Identity{User: name}) }()
+	go func() { c.done <- n.hub.Serve(context.Background(), c.conn, id) }()
 	c.send(&chat.Request{Type: chat.TypeHello, ID: "h", V: 1, Rooms: rooms})
 	c.welcome = c.wait(func(e *chat.Event) bool { return e.Type == chat.TypeWelcome || e.Type == chat.TypeError })
 	n.t.Cleanup(func() { c.conn.Close() })
@@ -307,6 +315,20 @@ func TestTwoServersOneChat(t *testing.T) {
 		return c.welcome.MOTD == "be nice"
 	})
 
+	// Every event alice got, logged or made by node1 alone (joins,
+	// notices), has a mid above the one before.
+	alice.line("/who", "#go")
+	var last uint64
+	for _, e := range alice.seen {
+		if e.Type != chat.TypeMsg || e.History {
+			continue
+		}
+		if e.MID <= last {
+			t.Errorf("alice got mid %d (%s %q) after %d", e.MID, e.Kind, e.Text, last)
+		}
+		last = e.MID
+	}
+
 	// Both stores hold the same history.
 	h1, err := n1.st.History("#go", 0, 50)
 	if err != nil {
@@ -367,4 +389,65 @@ func TestServerCatchesUpAfterRestart(t *testing.T) {
 	if dm := bob.waitMsg(chat.KindDM, "later"); !dm.Queued {
 		t.Errorf("the queued dm reached bob unmarked: %+v", dm)
 	}
+}
+
+// TestSignedMessageThroughTheLog: a signed room message and a signed
+// direct message reach a user on another server with the key, signature,
+// counter and clock they were sent with, and verify there, live and from
+// that server's store (PROTOCOL.md §13.16).
+func TestSignedMessageThroughTheLog(t *testing.T) {
+	url := natsServer(t)
+	n1 := startNode(t, url, "node1", "")
+	n2 := startNode(t, url, "node2", "")
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := &msgsig.Sender{Signer: priv}
+	alice := n1.loginAs(chat.Identity{User: "alice", SigningKey: pub}, "#go")
+	bob := n2.login("bob", "#go")
+	waitFor(t, "node1 to see bob", func() bool { return len(n1.relay.Where("bob")) > 0 })
+
+	send := func(kind, target, text string) *chat.Request {
+		t.Helper()
+		sg, err := signer.Sign(kind, target, "alice", text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &chat.Request{Type: chat.TypeMsg, ID: "s-" + kind, Text: text, Sig: sg.Sig, Ctr: sg.Ctr, Cts: sg.Cts}
+		if kind == msgsig.KindDM {
+			r.To = target
+		} else {
+			r.Room, r.Kind = target, kind
+		}
+		alice.send(r)
+		if a := alice.wait(func(e *chat.Event) bool { return e.ID == r.ID }); a.Type != chat.TypeAck {
+			t.Fatalf("signed %s: %+v", kind, a)
+		}
+		return r
+	}
+	check := func(who string, e *chat.Event, r *chat.Request) {
+		t.Helper()
+		if e.Key != msgsig.EncodeKey(pub) || e.Sig != r.Sig || e.Ctr != r.Ctr || e.Cts != r.Cts {
+			t.Errorf("%s got key=%q sig=%q ctr=%d cts=%d, want the request's", who, e.Key, e.Sig, e.Ctr, e.Cts)
+			return
+		}
+		target := e.Room
+		if e.Kind == chat.KindDM {
+			target = e.To
+		}
+		sig, err := msgsig.DecodeSig(e.Sig)
+		if err != nil || !msgsig.Verify(pub, &msgsig.Fields{Kind: e.Kind, Target: target, From: e.From,
+			Counter: e.Ctr, Time: e.Cts, Text: e.Text}, sig) {
+			t.Errorf("%s: %+v does not verify (%v)", who, e, err)
+		}
+	}
+	room := send(msgsig.KindMsg, "#go", "signed hello")
+	check("bob, live", bob.waitMsg(chat.KindMsg, "signed hello"), room)
+	dm := send(msgsig.KindDM, "bob", "signed psst")
+	check("bob, dm", bob.waitMsg(chat.KindDM, "signed psst"), dm)
+
+	// carol joins #go on node2 later: the replay comes from node2's view.
+	carol := n2.login("carol", "#go")
+	check("carol, replayed", carol.wait(func(e *chat.Event) bool { return e.History && e.Text == "signed hello" }), room)
 }
