@@ -200,6 +200,7 @@ func TestE2EClusterFaults(t *testing.T) {
 	bob.waitAny("[#general] alice: " + sent[9])
 	s1.signal(syscall.SIGKILL)
 	s1.exit()
+	died := time.Now()
 	alice.exit()
 	echoed := messagesFrom(alice.stdoutLines(), "#general", "alice")
 	// (Fewer than bob, maybe: node1 may die before it writes to her
@@ -225,6 +226,7 @@ func TestE2EClusterFaults(t *testing.T) {
 
 	// node1's users go offline on the others once it misses its heartbeats.
 	waitWho(t, bob, "#general (2): bob carol")
+	t.Logf("node1's users were offline on node2 %v after it died", time.Since(died).Round(100*time.Millisecond))
 	alice2 := s2.heldClient("alice")
 
 	// The NATS server leading the stream dies while bob sends.
@@ -236,14 +238,18 @@ func TestE2EClusterFaults(t *testing.T) {
 	bob.send(during...)
 	carol.waitAny("[#general] bob: " + during[9])
 	c.nats.Kill(leader)
+	killed := time.Now()
 	carol.waitAny("[#general] bob: " + during[len(during)-1])
+	t.Logf("the NATS stream leader %s killed; carol had all of bob's messages %v later", leader.Name, time.Since(killed).Round(100*time.Millisecond))
 	checkSequence(t, "carol", messagesFrom(carol.stdoutLines(), "#general", "bob"), during)
 	alice2.waitAny("[#general] bob: " + during[len(during)-1])
 
 	// Both come back; node1 catches up on what it missed.
 	c.nats.Restart(leader)
 	c.nats.WaitHealthy(leader)
+	restarted := time.Now()
 	s1 = c.serve(0, "127.0.0.1:0")
+	t.Logf("node1 restarted and caught up in %v", time.Since(restarted).Round(100*time.Millisecond))
 	want := historyPage(t, s2, "carol")
 	if got := historyPage(t, s1, "carol"); !slices.Equal(got, want) {
 		t.Errorf("node1 after its restart serves\n%q\nnode2 serves\n%q", got, want)
