@@ -388,6 +388,13 @@ func (h *Hub) cmdKick(s *session, req *Request) {
 		result: fmt.Errorf("%w: kicked by %s", ErrDisconnected, s.name),
 	})
 	if n == 0 {
+		if h.relay != nil {
+			if nodes := h.relay.Where(name); len(nodes) > 0 {
+				h.fail(s, req.ID, CodeOffline, "%s is not on this server but on %s: /kick ends sessions here only; /ban holds on every server",
+					name, strings.Join(nodes, " "))
+				return
+			}
+		}
 		h.fail(s, req.ID, CodeOffline, "%s is not online", name)
 		return
 	}

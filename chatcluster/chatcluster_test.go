@@ -288,9 +288,15 @@ func TestTwoServersOneChat(t *testing.T) {
 	bob.line("/topic clusters", "#go")
 	alice.waitMsg(chat.KindTopic, "clusters")
 
+	// A kick reaches only this server's sessions, and says so.
+	admin := n1.login("admin", "#go")
+	evs = admin.line("/kick bob", "#go")
+	if last := evs[len(evs)-1]; last.Code != chat.CodeOffline || !strings.Contains(last.Text, "on node2") {
+		t.Errorf("/kick of bob on node2: %s", dump(evs))
+	}
+
 	// A ban made on node1 ends bob's session on node2 and refuses his
 	// next login there at once.
-	admin := n1.login("admin", "#go")
 	evs = admin.line("/ban bob 1h spam", "#go")
 	if last := evs[len(evs)-1]; last.Type != chat.TypeAck {
 		t.Fatalf("/ban: %s", dump(evs))
