@@ -112,6 +112,9 @@ func TestE2EClusterThreeNodes(t *testing.T) {
 	alice := s1.heldClient("alice")
 	bob := s2.heldClient("bob", "--no-reconnect")
 	carol := s3.heldClient("carol")
+	// Joins on other nodes are seen as on one server.
+	alice.waitAny("[#general] -- bob joined")
+	alice.waitAny("[#general] -- carol joined")
 
 	alice.send("hello from node1")
 	for _, p := range []*proc{alice, bob, carol} {
@@ -162,6 +165,7 @@ func TestE2EClusterThreeNodes(t *testing.T) {
 	bob.expect("[error] you were banned by carol")
 	bob.expectExit(exitAuthFailed)
 	admin.waitAny("banned bob")
+	alice.waitAny("[#general] -- bob quit")
 	again := s3.client("bob", nil)
 	again.expectExit(exitAuthFailed)
 	if again.countLines("logged in") != 0 {

@@ -436,3 +436,42 @@ func (h *Hub) roomMembers(r *room) []string {
 // call: log messages and state changes from [Hub.ApplyLogged] and
 // [Hub.ApplyState], acks, store callbacks.
 func (h *Hub) Flush() { h.call(h.runPosted) }
+
+// Membership changes on other servers, as [Hub.RemoteMember] reports them.
+const (
+	RemoteJoined = iota + 1 // user entered the room
+	RemoteParted            // user left the room, and is still online
+	RemoteQuit              // user's last session on the cluster ended
+)
+
+// RemoteMember tells this server's members of room that user, whose
+// sessions are on other servers, joined, parted or quit it (change, one
+// of RemoteJoined, RemoteParted and RemoteQuit; reason is shown with a
+// part or quit), as they see their own server's users do. The relay
+// reports a change once for the cluster: not when the user is in the room
+// on another server still, or already. It never blocks.
+func (h *Hub) RemoteMember(room, user string, change int, reason string) {
+	h.post(func() {
+		r := h.rooms[foldName(room)]
+		if r == nil || h.shutting {
+			return
+		}
+		name := foldName(user)
+		if u := h.users[name]; u != nil {
+			if _, here := r.members[u]; here {
+				return // its own joins and parts are told from here
+			}
+		}
+		if change == RemoteQuit && h.users[name] != nil {
+			change = RemoteParted // still online here
+		}
+		switch change {
+		case RemoteJoined:
+			h.broadcast(r, h.newMsg(KindJoin, r.name, name, "", ""))
+		case RemoteParted:
+			h.broadcast(r, h.newMsg(KindPart, r.name, name, "", clampReason(reason)))
+		case RemoteQuit:
+			h.broadcast(r, h.newMsg(KindQuit, r.name, name, "", clampReason(reason)))
+		}
+	})
+}

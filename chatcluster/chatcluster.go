@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"securechat/chat"
@@ -69,6 +70,8 @@ type Node struct {
 	rooms    map[string][]string   // this server's users: their rooms
 	follower *cluster.Follower     // set by Start
 	watcher  *cluster.StateWatcher // set by Start
+
+	hub atomic.Pointer[chat.Hub] // set by Start: told of other servers' joins and quits
 }
 
 var _ chat.Relay = (*Node)(nil)
@@ -123,13 +126,13 @@ func start(ctx context.Context, conn *cluster.Conn, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	presence, err := conn.Presence(cluster.PresenceOptions{Every: cfg.Heartbeat})
+	n := &Node{
+		conn: conn, name: conn.Name(), log: cfg.Link.Logger, shared: shared,
+		catchUp: cfg.CatchUp, senders: map[string]*queue{}, rooms: map[string][]string{},
+	}
+	n.presence, err = conn.Presence(cluster.PresenceOptions{Every: cfg.Heartbeat, OnChange: n.presenceChanged})
 	if err != nil {
 		return nil, err
-	}
-	n := &Node{
-		conn: conn, name: conn.Name(), log: cfg.Link.Logger, shared: shared, presence: presence,
-		catchUp: cfg.CatchUp, senders: map[string]*queue{}, rooms: map[string][]string{},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	return n, nil
@@ -204,6 +207,7 @@ func (n *Node) Start(ctx context.Context, hub *chat.Hub) error {
 	n.mu.Lock()
 	n.follower, n.watcher = f, w
 	n.mu.Unlock()
+	n.hub.Store(hub)
 	select {
 	case <-w.Synced():
 	case <-ctx.Done():
@@ -432,6 +436,43 @@ func (n *Node) change(joins, leaves []string, locked func()) {
 			n.presence.Update(j, l)
 		}
 	}()
+}
+
+// splitMember reads a membership entry.
+func splitMember(entry string) (room, user string, ok bool) {
+	room, user, ok = strings.Cut(entry, " ")
+	return room, user, ok && strings.HasPrefix(room, "#")
+}
+
+// presenceChanged tells the hub of users who entered or left rooms on
+// another server, once for the cluster: a user in a room on two servers
+// joined it when the first had it, and left it when the last no longer
+// does.
+func (n *Node) presenceChanged(ev cluster.PresenceEvent) {
+	hub := n.hub.Load()
+	if hub == nil || ev.Node == n.name {
+		return
+	}
+	for _, e := range ev.Online {
+		if room, user, ok := splitMember(e); ok && len(n.Where(e)) == 1 {
+			hub.RemoteMember(room, user, chat.RemoteJoined, "")
+		}
+	}
+	reason := "quit"
+	if ev.Expired {
+		reason = "connection lost"
+	}
+	for _, e := range ev.Offline {
+		room, user, ok := splitMember(e)
+		if !ok || len(n.Where(e)) > 0 {
+			continue
+		}
+		if len(n.Where(user)) > 0 {
+			hub.RemoteMember(room, user, chat.RemoteParted, "")
+		} else {
+			hub.RemoteMember(room, user, chat.RemoteQuit, reason)
+		}
+	}
 }
 
 // others drops this server from nodes.

@@ -247,7 +247,11 @@ func TestTwoServersOneChat(t *testing.T) {
 
 	alice := n1.login("alice", "#go")
 	bob := n2.login("bob", "#go")
-	waitFor(t, "node1 to see bob in #go", func() bool { return slices.Contains(n1.relay.Members("#go"), "bob") })
+	// alice sees bob join on node2 as she would on her own server.
+	alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindJoin && e.From == "bob" && e.Room == "#go" })
+	if !slices.Contains(n1.relay.Members("#go"), "bob") {
+		t.Errorf("node1's members of #go on other servers: %v", n1.relay.Members("#go"))
+	}
 
 	evs := alice.line("hello from node1", "#go")
 	ack := evs[len(evs)-1]
@@ -302,6 +306,7 @@ func TestTwoServersOneChat(t *testing.T) {
 		t.Fatalf("/ban: %s", dump(evs))
 	}
 	bob.wait(func(e *chat.Event) bool { return e.Type == chat.TypeError && e.Code == chat.CodeBanned })
+	alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindQuit && e.From == "bob" })
 	if again := n2.login("bob"); again.welcome.Type != chat.TypeError || again.welcome.Code != chat.CodeBanned {
 		t.Errorf("bob logged in on node2 after the ban: %+v", again.welcome)
 	}
