@@ -77,7 +77,7 @@ everyone, closes every session and exits.`,
 			&cli.Int64Flag{Name: "rekey-bytes", Value: 1 << 30, Usage: "rekey each direction after this many bytes", EnvVars: []string{"SECURECHAT_REKEY_BYTES"}},
 			&cli.DurationFlag{Name: "rekey-time", Value: time.Hour, Usage: "rekey each direction after this long", EnvVars: []string{"SECURECHAT_REKEY_TIME"}},
 			metricsListenFlag(),
-		}, storeFlags()...),
+		}, append(storeFlags(), clusterFlags()...)...),
 		Action: runServe,
 	}
 }
@@ -229,11 +229,28 @@ func runServe(c *cli.Context) error {
 		}
 	}()
 	userExists := func(user string) bool { _, ok := store.Role(user); return ok }
-	hub, err := chat.Start(withStore(hubConfig(c, log, setup.motd, isAdmin), chatDB, userExists))
+	hubCfg := withStore(hubConfig(c, log, setup.motd, isAdmin), chatDB, userExists)
+	// --cluster (serve_cluster.go): the store becomes this server's view
+	// of the cluster's log. Left after the hub (defers run last-in
+	// first-out), so that the other servers hear of its users leaving.
+	relay, err := joinCluster(c.Context, c, log)
+	if err != nil {
+		return err
+	}
+	if relay != nil {
+		defer relay.Close()
+		hubCfg.Relay = relay
+	}
+	hub, err := chat.Start(hubCfg)
 	if err != nil {
 		return err
 	}
 	defer hub.Close()
+	if relay != nil {
+		if err := relay.Start(c.Context, hub); err != nil {
+			return withCode(exitError, err, "")
+		}
+	}
 
 	// --metrics-listen (servemetrics.go): off when nil.
 	sm, err := newServeMetrics(c, tr.Name())

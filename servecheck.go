@@ -236,6 +236,10 @@ func runServeCheck(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	clusterState, err := checkCluster(c)
+	if err != nil {
+		return err
+	}
 	w := c.App.Writer
 	fmt.Fprintf(w, "securechat: configuration OK: %s on %s\n", s.tr.Name(), c.String("listen"))
 	fmt.Fprintf(w, "securechat: creds %s: %d accounts\n", s.credsFile, len(s.store.Users()))
@@ -248,5 +252,6 @@ func runServeCheck(c *cli.Context) error {
 		fmt.Fprintf(w, "securechat: host key %s: %s\n", s.hostKeyFile, handshake.Fingerprint(s.hostKey.Public().(ed25519.PublicKey)))
 	}
 	fmt.Fprintf(w, "securechat: %s\n", storeState)
+	fmt.Fprintf(w, "securechat: %s\n", clusterState)
 	return nil
 }

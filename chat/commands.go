@@ -125,6 +125,11 @@ func (h *Hub) cmdTopic(s *session, req *Request) {
 		return
 	}
 	topic = strings.TrimSpace(SanitizeText(topic))
+	if h.relay != nil {
+		// Set on every server, this one too, when the log gives it back.
+		h.publish(s, req.ID, &Event{Type: TypeMsg, Kind: KindTopic, Room: r.name, From: s.name, Text: topic}, false)
+		return
+	}
 	r.topic = topic
 	h.saveTopic(r)
 	e := h.newMsg(KindTopic, r.name, s.name, "", topic)
@@ -134,11 +139,14 @@ func (h *Hub) cmdTopic(s *session, req *Request) {
 
 func (h *Hub) cmdWho(s *session, req *Request) {
 	r := h.rooms[req.Room]
+	if r == nil && h.relay != nil && len(h.relay.Members(req.Room)) > 0 {
+		r = newRoom(req.Room, h.now) // only on other servers: not kept here
+	}
 	if r == nil {
 		h.fail(s, req.ID, CodeNoSuchRoom, "there is no room %s", req.Room)
 		return
 	}
-	names := r.memberNames()
+	names := h.roomMembers(r)
 	away := make(map[string]bool)
 	for u := range r.members {
 		if u.away != "" {
@@ -170,6 +178,12 @@ func (h *Hub) cmdWhois(s *session, req *Request) {
 		return
 	}
 	u := h.users[name]
+	if u == nil && h.relay != nil {
+		if nodes := h.relay.Where(name); len(nodes) > 0 {
+			h.remoteWhois(s, req, name, nodes)
+			return
+		}
+	}
 	if u == nil {
 		h.fail(s, req.ID, CodeOffline, "%s is not online", name)
 		return
@@ -177,6 +191,11 @@ func (h *Hub) cmdWhois(s *session, req *Request) {
 	var joined []string
 	for _, r := range u.sortedRooms() {
 		joined = append(joined, r.name)
+	}
+	if h.relay != nil {
+		joined = append(joined, h.relay.Rooms(name)...)
+		slices.Sort(joined)
+		joined = slices.Compact(joined)
 	}
 	admin := h.userIsAdmin(u)
 	text := fmt.Sprintf("%s is online in %d session(s) since %s", u.name, len(u.sessions), formatTime(u.since))
@@ -197,6 +216,22 @@ func (h *Hub) cmdWhois(s *session, req *Request) {
 	}
 	h.reply(s, req.ID, &Event{Cmd: "whois", User: u.name, Admin: admin, Sessions: len(u.sessions),
 		Since: formatTime(u.since), Joined: joined, Away: u.away, Keys: keys, Text: text})
+	h.ack(s, req.ID, 0)
+}
+
+// remoteWhois answers /whois for a user whose sessions are all on other
+// servers: this one knows where and in which rooms, not since when.
+func (h *Hub) remoteWhois(s *session, req *Request, name string, nodes []string) {
+	joined := h.relay.Rooms(name)
+	admin := h.isAdminFunc != nil && h.isAdminFunc(name)
+	text := fmt.Sprintf("%s is online on %s", name, strings.Join(nodes, " "))
+	if admin {
+		text += ", admin"
+	}
+	if len(joined) > 0 {
+		text += ", in " + strings.Join(joined, " ")
+	}
+	h.reply(s, req.ID, &Event{Cmd: "whois", User: name, Admin: admin, Sessions: len(nodes), Joined: joined, Text: text})
 	h.ack(s, req.ID, 0)
 }
 
@@ -263,7 +298,12 @@ func (h *Hub) cmdMOTD(s *session, req *Request) {
 	h.motd = clampMOTD(req.Args[0])
 	h.saveMOTD()
 	h.log.Info("chat: motd set", "by", s.name)
-	h.reply(s, req.ID, &Event{Cmd: "motd", MOTD: h.motd, Text: "message of the day updated"})
+	reply := &Event{Type: TypeReply, ID: req.ID, Cmd: "motd", MOTD: h.motd, Text: "message of the day updated"}
+	if h.relay != nil {
+		h.share(s, req.ID, StateChange{Kind: StateMOTD, Text: h.motd}, reply, &Event{Type: TypeAck, ID: req.ID})
+		return
+	}
+	h.sendEvent(s, reply)
 	h.ack(s, req.ID, 0)
 }
 
@@ -348,6 +388,13 @@ func (h *Hub) cmdKick(s *session, req *Request) {
 		result: fmt.Errorf("%w: kicked by %s", ErrDisconnected, s.name),
 	})
 	if n == 0 {
+		if h.relay != nil {
+			if nodes := h.relay.Where(name); len(nodes) > 0 {
+				h.fail(s, req.ID, CodeOffline, "%s is not on this server but on %s: /kick ends sessions here only; /ban holds on every server",
+					name, strings.Join(nodes, " "))
+				return
+			}
+		}
 		h.fail(s, req.ID, CodeOffline, "%s is not online", name)
 		return
 	}
@@ -376,8 +423,16 @@ func (h *Hub) cmdBan(s *session, req *Request) {
 		result: fmt.Errorf("%w: banned by %s", ErrDisconnected, s.name),
 	})
 	h.log.Info("chat: ban", "by", s.name, "user", name, "until", until, "sessions", n)
-	h.reply(s, req.ID, &Event{Cmd: "ban", User: name, Sessions: n,
-		Text: fmt.Sprintf("banned %s%s (%d session(s) ended)", name, untilText(until), n)})
+	reply := &Event{Type: TypeReply, ID: req.ID, Cmd: "ban", User: name, Sessions: n,
+		Text: fmt.Sprintf("banned %s%s (%d session(s) ended)", name, untilText(until), n)}
+	if h.relay != nil {
+		// Answered once every server holds the ban: a login anywhere
+		// after the answer is refused.
+		h.share(s, req.ID, StateChange{Kind: StateBan, Restriction: storedRestriction(name, h.bans[name])},
+			reply, &Event{Type: TypeAck, ID: req.ID})
+		return
+	}
+	h.sendEvent(s, reply)
 	h.ack(s, req.ID, 0)
 }
 
@@ -393,7 +448,13 @@ func (h *Hub) cmdUnban(s *session, req *Request) {
 	delete(h.bans, name)
 	h.saveBan(name)
 	h.log.Info("chat: unban", "by", s.name, "user", name)
-	h.reply(s, req.ID, &Event{Cmd: "unban", User: name, Text: "unbanned " + name})
+	reply := &Event{Type: TypeReply, ID: req.ID, Cmd: "unban", User: name, Text: "unbanned " + name}
+	if h.relay != nil {
+		h.share(s, req.ID, StateChange{Kind: StateBan, Restriction: StoredRestriction{User: name}, Removed: true},
+			reply, &Event{Type: TypeAck, ID: req.ID})
+		return
+	}
+	h.sendEvent(s, reply)
 	h.ack(s, req.ID, 0)
 }
 
@@ -410,7 +471,13 @@ func (h *Hub) cmdMute(s *session, req *Request) {
 	h.saveMute(name)
 	h.tell(name, "you were muted by "+s.name+untilText(until))
 	h.log.Info("chat: mute", "by", s.name, "user", name, "until", until)
-	h.reply(s, req.ID, &Event{Cmd: "mute", User: name, Text: "muted " + name + untilText(until)})
+	reply := &Event{Type: TypeReply, ID: req.ID, Cmd: "mute", User: name, Text: "muted " + name + untilText(until)}
+	if h.relay != nil {
+		h.share(s, req.ID, StateChange{Kind: StateMute, Restriction: storedRestriction(name, h.mutes[name])},
+			reply, &Event{Type: TypeAck, ID: req.ID})
+		return
+	}
+	h.sendEvent(s, reply)
 	h.ack(s, req.ID, 0)
 }
 
@@ -427,7 +494,13 @@ func (h *Hub) cmdUnmute(s *session, req *Request) {
 	h.saveMute(name)
 	h.tell(name, "you were unmuted by "+s.name)
 	h.log.Info("chat: unmute", "by", s.name, "user", name)
-	h.reply(s, req.ID, &Event{Cmd: "unmute", User: name, Text: "unmuted " + name})
+	reply := &Event{Type: TypeReply, ID: req.ID, Cmd: "unmute", User: name, Text: "unmuted " + name}
+	if h.relay != nil {
+		h.share(s, req.ID, StateChange{Kind: StateMute, Restriction: StoredRestriction{User: name}, Removed: true},
+			reply, &Event{Type: TypeAck, ID: req.ID})
+		return
+	}
+	h.sendEvent(s, reply)
 	h.ack(s, req.ID, 0)
 }
 

@@ -156,6 +156,7 @@ func (h *Hub) logout(s *session, why string) {
 	if why == "" {
 		why = "quit"
 	}
+	h.relayLeft(u)
 	for _, r := range u.sortedRooms() {
 		h.saveRead(u, r)
 		delete(r.members, u)
@@ -207,9 +208,8 @@ func (h *Hub) recovered(s *session) {
 func (h *Hub) sendEvent(s *session, e *Event) { h.send(s, h.encode(e)) }
 
 func (h *Hub) newMsg(kind, room, from, to, text string) *Event {
-	h.lastMID++
 	h.stats.Messages++
-	return &Event{Type: TypeMsg, MID: h.lastMID, TS: formatTime(h.now), Kind: kind, Room: room, From: from, To: to, Text: text}
+	return &Event{Type: TypeMsg, MID: h.localMID(), TS: formatTime(h.now), Kind: kind, Room: room, From: from, To: to, Text: text}
 }
 
 // broadcast appends e to r's order: history, then every member's queue.
@@ -381,6 +381,9 @@ func (h *Hub) hello(s *session, req *Request) {
 	}
 	s.user = u
 	u.sessions = append(u.sessions, s)
+	if first {
+		h.relayArrived(u)
+	}
 	for r := range u.rooms {
 		r.fanout = nil
 	}
@@ -481,6 +484,7 @@ func (h *Hub) addMember(u *user, name string) (*room, bool, *Error) {
 	r.fanout = nil
 	u.rooms[r] = struct{}{}
 	h.saveMember(u, r, true)
+	h.relayMember(u, r, true)
 	return r, true, nil
 }
 
@@ -540,7 +544,7 @@ func (h *Hub) announceRejoin(u *user, r *room) {
 // sendRoomState sends s the room event(s) for r, then r's recent history
 // marked as such.
 func (h *Hub) sendRoomState(s *session, r *room) {
-	names := r.memberNames()
+	names := h.roomMembers(r)
 	runs := chunk(len(names), func(i int) int { return len(names[i]) + 3 }, listBudget)
 	for i, run := range runs {
 		e := &Event{Type: TypeRoom, Room: r.name, Members: names[run[0]:run[1]], More: i < len(runs)-1}
@@ -560,6 +564,7 @@ func (h *Hub) part(u *user, r *room, reason string) {
 	h.broadcast(r, h.newMsg(KindPart, r.name, u.name, "", reason))
 	h.saveRead(u, r)
 	h.saveMember(u, r, false)
+	h.relayMember(u, r, false)
 	delete(r.members, u)
 	delete(u.rooms, r)
 	r.fanout = nil
@@ -632,6 +637,12 @@ func (h *Hub) message(s *session, req *Request, sigErr error) {
 		if r == nil || !h.signature(s, req, sigErr) {
 			return
 		}
+		if h.relay != nil {
+			e := &Event{Type: TypeMsg, Kind: kind, Room: r.name, From: u.name, Text: text}
+			sign(e, s, req)
+			h.publish(s, id, e, false)
+			return
+		}
 		e := h.newMsg(kind, r.name, u.name, "", text)
 		sign(e, s, req)
 		h.broadcast(r, e)
@@ -652,6 +663,10 @@ func (h *Hub) message(s *session, req *Request, sigErr error) {
 		return
 	}
 	target := h.users[to]
+	if h.relay != nil {
+		h.relayDM(s, req, target, to, text)
+		return
+	}
 	if target == nil {
 		if h.store == nil || h.userExists == nil || !h.userExists(to) {
 			h.fail(s, id, CodeOffline, "%s is not online", to)
@@ -676,6 +691,28 @@ func (h *Hub) message(s *session, req *Request, sigErr error) {
 	}
 	h.log.Debug("chat: direct message", "from", u.name, "to", to, "mid", e.MID, "text", text)
 	h.persist(s, id, e, false)
+}
+
+// relayDM sends a direct message through the cluster's log: the servers
+// where its sender and recipient have sessions deliver it when they apply
+// it. For an account with no session anywhere it is queued, as queueDM
+// does on a server of its own.
+func (h *Hub) relayDM(s *session, req *Request, target *user, to, text string) {
+	u, id := s.user, req.ID
+	online := target != nil || len(h.relay.Where(to)) > 0
+	if !online && (h.store == nil || h.userExists == nil || !h.userExists(to)) {
+		h.fail(s, id, CodeOffline, "%s is not online", to)
+		return
+	}
+	e := &Event{Type: TypeMsg, Kind: KindDM, From: u.name, To: to, Text: text}
+	sign(e, s, req)
+	if !online {
+		h.sendEvent(s, h.newMsg(KindNotice, "", "", "", to+" is offline: the message is queued and will be delivered at their next login"))
+	} else if target != nil && target != u && target.away != "" {
+		h.sendEvent(s, h.awayEvent(target))
+	}
+	h.log.Debug("chat: direct message to the log", "from", u.name, "to", to, "queued", !online, "text", text)
+	h.publish(s, id, e, !online)
 }
 
 // queueDM keeps a direct message for an account that is offline: it is

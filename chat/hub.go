@@ -154,6 +154,11 @@ type Config struct {
 	// It runs on the hub's loop and must be quick. Nil: a direct message
 	// to someone offline is refused.
 	UserExists func(user string) bool
+
+	// Relay joins the hub to the other servers of a cluster: messages go
+	// through its log, and bans, mutes, the MOTD and presence are shared.
+	// Nil: this server is the whole chat.
+	Relay Relay
 }
 
 // maxRoomsPerUser bounds the rooms one user can be in.
@@ -295,6 +300,11 @@ type Hub struct {
 
 	notStoredLogged time.Time // when logNotStored last logged
 	notStoredQuiet  int       // failures not logged since
+
+	relay      Relay
+	resumeSeq  uint64                  // the log sequence to follow from, fixed at start
+	appliedSeq uint64                  // the last log sequence delivered here
+	waiting    map[uint64][]pendingAck // acks waiting for their message to be applied here
 }
 
 type op struct {
@@ -381,6 +391,8 @@ func Start(cfg *Config) (*Hub, error) {
 		userExists:  cfg.UserExists,
 		delivered:   make(map[string]uint64),
 		queuedFor:   make(map[string]uint64),
+		relay:       cfg.Relay,
+		waiting:     make(map[uint64][]pendingAck),
 	}
 	h.posted.wake = make(chan struct{}, 1)
 	h.enc = json.NewEncoder(&h.encBuf)
@@ -390,6 +402,13 @@ func Start(cfg *Config) (*Hub, error) {
 		if err := h.loadState(cfg.MOTD); err != nil {
 			return nil, err
 		}
+	}
+	h.appliedSeq = LogSeq(h.lastMID)
+	h.resumeSeq = h.appliedSeq + 1
+	if h.relay != nil && cfg.MOTD != "" {
+		// The operator's MOTD replaces the one the cluster holds, as it
+		// replaces a stored one.
+		h.shareMOTD()
 	}
 	go h.loop()
 	return h, nil
@@ -407,7 +426,11 @@ func (h *Hub) Serve(ctx context.Context, c Conn, id Identity) error {
 		// Read before the session is attached, on this goroutine: the
 		// loop never waits for the disk.
 		s.p = h.preload(s.name)
+	} else if h.relay != nil {
+		s.p = &persistState{} // for the answers that wait for the log
 	}
+	// A ban made on another server an instant ago holds here too.
+	h.clusterBan(s.name)
 	attached := false
 	if !h.call(func() { attached = h.attach(s) }) || !attached {
 		s.closeConn()
@@ -489,7 +512,7 @@ func (h *Hub) Notify(user, text string) int {
 // SetMOTD replaces the message of the day shown at login.
 func (h *Hub) SetMOTD(text string) {
 	text = clampMOTD(text)
-	h.call(func() { h.motd = text; h.saveMOTD() })
+	h.call(func() { h.motd = text; h.saveMOTD(); h.shareMOTD() })
 }
 
 // Stats returns the hub's counters; zero after the hub stopped.

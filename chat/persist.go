@@ -223,7 +223,7 @@ func (h *Hub) runPosted() {
 // order of answers. A message is acknowledged only once it is stored, so
 // answers to later requests wait behind it: acks come in request order.
 type answerSlot struct {
-	b     []byte
+	bs    [][]byte
 	ready bool
 }
 
@@ -302,7 +302,7 @@ func (h *Hub) answer(s *session, e *Event) {
 		h.sendEvent(s, e)
 		return
 	}
-	s.p.answers = append(s.p.answers, &answerSlot{b: h.encode(e), ready: true})
+	s.p.answers = append(s.p.answers, &answerSlot{bs: [][]byte{h.encode(e)}, ready: true})
 }
 
 // reserve holds s's next answer until fill.
@@ -312,11 +312,17 @@ func (h *Hub) reserve(s *session) *answerSlot {
 	return x
 }
 
-// fill gives x its answer and sends every answer that is no longer waiting.
-func (h *Hub) fill(s *session, x *answerSlot, e *Event) {
-	x.b, x.ready = h.encode(e), true
+// fill gives x its answer (one event or more) and sends every answer that
+// is no longer waiting.
+func (h *Hub) fill(s *session, x *answerSlot, es ...*Event) {
+	for _, e := range es {
+		x.bs = append(x.bs, h.encode(e))
+	}
+	x.ready = true
 	for len(s.p.answers) > 0 && s.p.answers[0].ready {
-		h.send(s, s.p.answers[0].b)
+		for _, b := range s.p.answers[0].bs {
+			h.send(s, b)
+		}
 		s.p.answers[0] = nil
 		s.p.answers = s.p.answers[1:]
 	}

@@ -97,36 +97,9 @@ func Connect(urls string, opts *Options) (*Conn, error) {
 	if o.Name == "" {
 		o.Name, _ = os.Hostname()
 	}
-	servers, err := parseURLs(urls)
+	servers, useTLS, err := checkLink(urls, &o)
 	if err != nil {
 		return nil, err
-	}
-	if o.CredsFile != "" && o.NKeySeedFile != "" {
-		return nil, errors.New("cluster: give a creds file or an NKey seed file, not both")
-	}
-	useTLS := o.CAFile != ""
-	for _, u := range servers {
-		if u.Scheme == "tls" {
-			useTLS = true
-		}
-	}
-	if (o.CertFile == "") != (o.KeyFile == "") {
-		return nil, errors.New("cluster: a client certificate needs both its cert and key file")
-	}
-	if o.CertFile != "" && !useTLS {
-		return nil, errors.New("cluster: a client certificate needs TLS: give the CA file too")
-	}
-	hasCreds := o.CredsFile != "" || o.NKeySeedFile != ""
-	for _, u := range servers {
-		if o.Insecure || isLoopback(u.Hostname()) {
-			continue
-		}
-		if !useTLS {
-			return nil, fmt.Errorf("%w: %s is not on loopback and the link has no TLS (give a CA file, or allow it with the insecure option)", ErrInsecureLink, u.Host)
-		}
-		if !hasCreds && u.User == nil {
-			return nil, fmt.Errorf("%w: %s is not on loopback and the link has no credentials (give a creds or NKey seed file, or allow it with the insecure option)", ErrInsecureLink, u.Host)
-		}
 	}
 
 	c := &Conn{name: o.Name, log: o.Logger, timeout: o.Timeout}
@@ -193,6 +166,80 @@ func Connect(urls string, opts *Options) (*Conn, error) {
 	}
 	c.nc, c.js = nc, js
 	return c, nil
+}
+
+// CheckLink makes every check [Connect] makes of urls and opts, reading
+// the TLS and credential files, without connecting: a configuration check
+// can report a link Connect would refuse.
+func CheckLink(urls string, opts *Options) error {
+	o := Options{}
+	if opts != nil {
+		o = *opts
+	}
+	_, useTLS, err := checkLink(urls, &o)
+	if err != nil {
+		return err
+	}
+	if useTLS {
+		if _, err := tlsConfig(&o); err != nil {
+			return err
+		}
+	}
+	switch {
+	case o.CredsFile != "":
+		if err := checkPrivate(o.CredsFile); err != nil {
+			return err
+		}
+		if _, err := os.ReadFile(o.CredsFile); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+	case o.NKeySeedFile != "":
+		if err := checkPrivate(o.NKeySeedFile); err != nil {
+			return err
+		}
+		if _, err := nats.NkeyOptionFromSeed(o.NKeySeedFile); err != nil {
+			return fmt.Errorf("cluster: NKey seed file %s: not a valid seed", o.NKeySeedFile)
+		}
+	}
+	return nil
+}
+
+// checkLink parses urls and refuses what Connect must not do: a plaintext
+// or unauthenticated link off loopback, unless o.Insecure. useTLS says
+// the link will use TLS.
+func checkLink(urls string, o *Options) (servers []*url.URL, useTLS bool, err error) {
+	servers, err = parseURLs(urls)
+	if err != nil {
+		return nil, false, err
+	}
+	if o.CredsFile != "" && o.NKeySeedFile != "" {
+		return nil, false, errors.New("cluster: give a creds file or an NKey seed file, not both")
+	}
+	useTLS = o.CAFile != ""
+	for _, u := range servers {
+		if u.Scheme == "tls" {
+			useTLS = true
+		}
+	}
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		return nil, false, errors.New("cluster: a client certificate needs both its cert and key file")
+	}
+	if o.CertFile != "" && !useTLS {
+		return nil, false, errors.New("cluster: a client certificate needs TLS: give the CA file too")
+	}
+	hasCreds := o.CredsFile != "" || o.NKeySeedFile != ""
+	for _, u := range servers {
+		if o.Insecure || isLoopback(u.Hostname()) {
+			continue
+		}
+		if !useTLS {
+			return nil, false, fmt.Errorf("%w: %s is not on loopback and the link has no TLS (give a CA file, or allow it with the insecure option)", ErrInsecureLink, u.Host)
+		}
+		if !hasCreds && u.User == nil {
+			return nil, false, fmt.Errorf("%w: %s is not on loopback and the link has no credentials (give a creds or NKey seed file, or allow it with the insecure option)", ErrInsecureLink, u.Host)
+		}
+	}
+	return servers, useTLS, nil
 }
 
 // Close drains and closes the connection: subscriptions stop, and

@@ -48,6 +48,15 @@ type Message struct {
 	// sent, so the node that applies it keeps it for later delivery.
 	Node   string `json:"node,omitempty"`
 	Queued bool   `json:"queued,omitempty"`
+
+	// Key, Sig, Ctr and Cts are a signed message's signature fields as the
+	// sender's client made them: they travel through the log unchanged,
+	// so that every reader can verify the message on any node. Empty and
+	// zero for an unsigned message.
+	Key string `json:"key,omitempty"`
+	Sig string `json:"sig,omitempty"`
+	Ctr uint64 `json:"ctr,omitempty"`
+	Cts uint64 `json:"cts,omitempty"`
 }
 
 // StreamConfig configures the message stream. The zero value is a

@@ -133,6 +133,32 @@ func (p *Presence) Leave(user string) {
 	}
 }
 
+// Update is Join for each of joined, then Leave for each of left, with
+// one announcement for them all: a login that enters several rooms sends
+// one heartbeat, not one per room.
+func (p *Presence) Update(joined, left []string) {
+	p.mu.Lock()
+	changed := false
+	for _, u := range joined {
+		p.local[u]++
+		changed = changed || p.local[u] == 1
+	}
+	for _, u := range left {
+		n, ok := p.local[u]
+		switch {
+		case ok && n <= 1:
+			delete(p.local, u)
+			changed = true
+		case ok:
+			p.local[u] = n - 1
+		}
+	}
+	p.mu.Unlock()
+	if changed {
+		p.announce(false)
+	}
+}
+
 // Where returns the nodes user has a session on, sorted; none if offline.
 func (p *Presence) Where(user string) []string {
 	p.mu.Lock()
@@ -266,6 +292,13 @@ func (p *Presence) receive(m *nats.Msg) {
 		hb.Users = nil
 	} else {
 		p.nodes[hb.Node] = &nodeState{users: hb.Users, every: every, lastSeen: time.Now()}
+		if old == nil && hb.Node != p.c.name && !p.stopped {
+			// A node just started (or came back): answer at once, so
+			// that it knows this node's users from its first moments
+			// rather than after a heartbeat interval. (Not here: mu is
+			// held, and this runs on the subscription's goroutine.)
+			go p.announce(false)
+		}
 	}
 	on, off := diffSorted(before, hb.Users)
 	if len(on) > 0 || len(off) > 0 {

@@ -147,3 +147,30 @@ func TestPresenceNoHeartbeatAfterGoodbye(t *testing.T) {
 		}
 	}
 }
+
+func TestPresenceUpdateJoinsAndLeavesAtOnce(t *testing.T) {
+	e := startEmbedded(t, nil)
+	p1, err := e.connect(t, "node1").Presence(fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p1.Stop()
+	p2, err := e.connect(t, "node2").Presence(fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Stop()
+
+	p2.Update([]string{"alice", "#go alice", "bob"}, nil)
+	waitFor(t, "node1 to see node2's three entries", func() bool {
+		return slices.Equal(p1.Online(), []string{"#go alice", "alice", "bob"})
+	})
+	// A leave counts against the joins, whatever batch they came in; an
+	// entry never joined is left alone.
+	p2.Update([]string{"bob"}, []string{"bob", "#go alice", "carol"})
+	waitFor(t, "node1 to see #go alice leave", func() bool {
+		return slices.Equal(p1.Online(), []string{"alice", "bob"})
+	})
+	p2.Update(nil, []string{"bob"})
+	waitFor(t, "bob to go", func() bool { return slices.Equal(p1.Online(), []string{"alice"}) })
+}

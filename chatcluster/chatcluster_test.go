@@ -1,0 +1,464 @@
+package chatcluster
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"securechat/chat"
+	"securechat/chatstore"
+	"securechat/cluster"
+	"securechat/msgsig"
+	"securechat/store"
+)
+
+// testTimeout stops a test that hangs; nothing asserts how fast anything is.
+const testTimeout = 20 * time.Second
+
+// natsServer starts one in-process NATS server with JetStream on a random
+// loopback port, stopped when the test ends.
+func natsServer(t *testing.T) string {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "embedded", Host: "127.0.0.1", Port: server.RANDOM_PORT,
+		JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(testTimeout) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return srv.ClientURL()
+}
+
+// node is one securechat server of a test cluster: a hub on its own
+// store, joined to the NATS server.
+type node struct {
+	t     *testing.T
+	name  string
+	hub   *chat.Hub
+	relay *Node
+	st    *store.Store
+}
+
+// startNode starts a server called name on the database at dbPath ("":
+// in memory).
+func startNode(t *testing.T, url, name, dbPath string) *node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	relay, err := Join(ctx, url, Config{Link: cluster.Options{Name: name, Timeout: testTimeout}, Heartbeat: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st *store.Store
+	if dbPath == "" {
+		st = store.OpenMemory(nil)
+	} else if st, err = store.Open(dbPath, nil); err != nil {
+		t.Fatal(err)
+	}
+	hub, err := chat.Start(&chat.Config{
+		Store: chatstore.New(st), Relay: relay, FloodRate: -1,
+		IsAdmin:    func(u string) bool { return u == "admin" },
+		UserExists: func(u string) bool { return u != "nobody" },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := relay.Start(ctx, hub); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, name: name, hub: hub, relay: relay, st: st}
+	t.Cleanup(n.stop)
+	return n
+}
+
+// stop stops the server cleanly: hub, then relay, then store.
+func (n *node) stop() {
+	if n.hub == nil {
+		return
+	}
+	n.hub.Close()
+	n.relay.Close()
+	n.st.Close()
+	n.hub = nil
+}
+
+type pipe struct {
+	in     chan []byte
+	events chan *chat.Event
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *pipe) ReadMessage() ([]byte, error) {
+	select {
+	case p, ok := <-c.in:
+		if !ok {
+			return nil, io.EOF
+		}
+		return p, nil
+	case <-c.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (c *pipe) WriteMessages(msgs [][]byte) error {
+	for _, m := range msgs {
+		e, err := chat.DecodeEvent(m)
+		if err != nil {
+			return err
+		}
+		select {
+		case c.events <- e:
+		case <-c.closed:
+			return net.ErrClosed
+		}
+	}
+	return nil
+}
+
+func (c *pipe) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}
+
+type client struct {
+	t       *testing.T
+	name    string
+	conn    *pipe
+	done    chan error
+	seq     int
+	welcome *chat.Event // or the error that refused the login
+	seen    []*chat.Event
+}
+
+func (n *node) login(name string, rooms ...string) *client {
+	n.t.Helper()
+	return n.loginAs(chat.Identity{User: name}, rooms...)
+}
+
+func (n *node) loginAs(id chat.Identity, rooms ...string) *client {
+	n.t.Helper()
+	name := id.User
+	c := &client{t: n.t, name: name, done: make(chan error, 1),
+		conn: &pipe{in: make(chan []byte, 64), events: make(chan *chat.Event, 4096), closed: make(chan struct{})}}
+	go func() { c.done <- n.hub.Serve(context.Background(), c.conn, id) }()
+	c.send(&chat.Request{Type: chat.TypeHello, ID: "h", V: 1, Rooms: rooms})
+	c.welcome = c.wait(func(e *chat.Event) bool { return e.Type == chat.TypeWelcome || e.Type == chat.TypeError })
+	n.t.Cleanup(func() { c.conn.Close() })
+	return c
+}
+
+func (c *client) send(r *chat.Request) {
+	c.t.Helper()
+	p, err := chat.EncodeRequest(r)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.conn.in <- p
+}
+
+// line sends a typed line and returns the events up to its answer, that
+// one last.
+func (c *client) line(text, room string) []*chat.Event {
+	c.t.Helper()
+	r, err := chat.ParseLine(text, room)
+	if err != nil {
+		c.t.Fatalf("%q: %v", text, err)
+	}
+	c.seq++
+	r.ID = fmt.Sprintf("%s-%d", c.name, c.seq)
+	c.send(r)
+	return c.until(func(e *chat.Event) bool { return e.ID == r.ID && (e.Type == chat.TypeAck || e.Type == chat.TypeError) })
+}
+
+func (c *client) until(f func(*chat.Event) bool) []*chat.Event {
+	c.t.Helper()
+	var got []*chat.Event
+	deadline := time.After(testTimeout)
+	for {
+		select {
+		case e := <-c.conn.events:
+			got = append(got, e)
+			c.seen = append(c.seen, e)
+			if f(e) {
+				return got
+			}
+		case <-deadline:
+			c.t.Fatalf("%s: gave up waiting; got %s", c.name, dump(got))
+		}
+	}
+}
+
+func (c *client) wait(f func(*chat.Event) bool) *chat.Event {
+	c.t.Helper()
+	got := c.until(f)
+	return got[len(got)-1]
+}
+
+func (c *client) waitMsg(kind, text string) *chat.Event {
+	c.t.Helper()
+	return c.wait(func(e *chat.Event) bool { return e.Type == chat.TypeMsg && e.Kind == kind && e.Text == text })
+}
+
+func dump(es []*chat.Event) string {
+	var b strings.Builder
+	for _, e := range es {
+		p, _ := chat.EncodeEvent(e)
+		b.Write(p)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestTwoServersOneChat runs two hubs on one NATS server: a room message
+// and a direct message sent on one reach the other, in one order, with
+// the same mid, acked only after the log stored them; /who and /whois see
+// users of both; a ban made on one refuses a login on the other.
+func TestTwoServersOneChat(t *testing.T) {
+	url := natsServer(t)
+	n1 := startNode(t, url, "node1", "")
+	n2 := startNode(t, url, "node2", "")
+
+	alice := n1.login("alice", "#go")
+	bob := n2.login("bob", "#go")
+	// alice sees bob join on node2 as she would on her own server.
+	alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindJoin && e.From == "bob" && e.Room == "#go" })
+	if !slices.Contains(n1.relay.Members("#go"), "bob") {
+		t.Errorf("node1's members of #go on other servers: %v", n1.relay.Members("#go"))
+	}
+
+	evs := alice.line("hello from node1", "#go")
+	ack := evs[len(evs)-1]
+	if ack.Type != chat.TypeAck || ack.MID != chat.LogID(1) {
+		t.Fatalf("alice's answer: %s", dump(evs))
+	}
+	// The sender gets its own message before the ack.
+	own := slices.IndexFunc(evs, func(e *chat.Event) bool { return e.Type == chat.TypeMsg && e.Text == "hello from node1" })
+	if own < 0 || evs[own].MID != ack.MID {
+		t.Errorf("alice did not get her message, with the ack's mid, before the ack: %s", dump(evs))
+	}
+	if got := bob.waitMsg(chat.KindMsg, "hello from node1"); got.MID != ack.MID || got.From != "alice" {
+		t.Errorf("bob got %+v, want mid %d from alice", got, ack.MID)
+	}
+	bob.line("hi back", "#go")
+	alice.waitMsg(chat.KindMsg, "hi back")
+
+	// A direct message to a user on the other server.
+	evs = alice.line("/msg bob psst", "#go")
+	if last := evs[len(evs)-1]; last.Type != chat.TypeAck {
+		t.Fatalf("/msg bob: %s", dump(evs))
+	}
+	if got := bob.waitMsg(chat.KindDM, "psst"); got.From != "alice" || got.Queued {
+		t.Errorf("bob got the dm as %+v", got)
+	}
+
+	// /who on node1 lists bob, who is on node2; /whois says where.
+	who := alice.line("/who", "#go")
+	if r := who[slices.IndexFunc(who, func(e *chat.Event) bool { return e.Type == chat.TypeReply })]; !slices.Equal(r.Members, []string{"alice", "bob"}) {
+		t.Errorf("/who #go on node1: %v", r.Members)
+	}
+	whois := alice.line("/whois bob", "#go")
+	if r := whois[0]; r.Type != chat.TypeReply || !strings.Contains(r.Text, "node2") || !slices.Equal(r.Joined, []string{"#go"}) {
+		t.Errorf("/whois bob on node1: %s", dump(whois))
+	}
+
+	// A topic set on node2 is the topic on node1.
+	bob.line("/topic clusters", "#go")
+	alice.waitMsg(chat.KindTopic, "clusters")
+
+	// A kick reaches only this server's sessions, and says so.
+	admin := n1.login("admin", "#go")
+	evs = admin.line("/kick bob", "#go")
+	if last := evs[len(evs)-1]; last.Code != chat.CodeOffline || !strings.Contains(last.Text, "on node2") {
+		t.Errorf("/kick of bob on node2: %s", dump(evs))
+	}
+
+	// A ban made on node1 ends bob's session on node2 and refuses his
+	// next login there at once.
+	evs = admin.line("/ban bob 1h spam", "#go")
+	if last := evs[len(evs)-1]; last.Type != chat.TypeAck {
+		t.Fatalf("/ban: %s", dump(evs))
+	}
+	bob.wait(func(e *chat.Event) bool { return e.Type == chat.TypeError && e.Code == chat.CodeBanned })
+	alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindQuit && e.From == "bob" })
+	if again := n2.login("bob"); again.welcome.Type != chat.TypeError || again.welcome.Code != chat.CodeBanned {
+		t.Errorf("bob logged in on node2 after the ban: %+v", again.welcome)
+	}
+	evs = admin.line("/unban bob", "#go")
+	if last := evs[len(evs)-1]; last.Type != chat.TypeAck {
+		t.Fatalf("/unban: %s", dump(evs))
+	}
+	if again := n2.login("bob"); again.welcome.Type != chat.TypeWelcome {
+		t.Errorf("bob could not log in on node2 after the unban: %+v", again.welcome)
+	}
+
+	// The MOTD set on node1 is the one a login on node2 gets.
+	admin.line("/motd be nice", "#go")
+	waitFor(t, "a login on node2 to get the new MOTD", func() bool {
+		c := n2.login("carol")
+		defer c.conn.Close()
+		return c.welcome.MOTD == "be nice"
+	})
+
+	// Every event alice got, logged or made by node1 alone (joins,
+	// notices), has a mid above the one before.
+	alice.line("/who", "#go")
+	var last uint64
+	for _, e := range alice.seen {
+		if e.Type != chat.TypeMsg || e.History {
+			continue
+		}
+		if e.MID <= last {
+			t.Errorf("alice got mid %d (%s %q) after %d", e.MID, e.Kind, e.Text, last)
+		}
+		last = e.MID
+	}
+
+	// Both stores hold the same history.
+	h1, err := n1.st.History("#go", 0, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "node2's store to hold what node1's does", func() bool {
+		h2, err := n2.st.History("#go", 0, 50)
+		return err == nil && len(h2) == len(h1) && len(h1) == 3
+	})
+	h2, _ := n2.st.History("#go", 0, 50)
+	for i := range h1 {
+		if h1[i].ID != h2[i].ID || h1[i].Text != h2[i].Text || !h1[i].Time.Equal(h2[i].Time) {
+			t.Errorf("history %d: node1 %+v, node2 %+v", i, h1[i], h2[i])
+		}
+	}
+}
+
+// TestServerCatchesUpAfterRestart stops one server, sends while it is
+// down, and starts it again on the same database: it follows the log from
+// where its store stopped, and a join there replays what it missed.
+func TestServerCatchesUpAfterRestart(t *testing.T) {
+	url := natsServer(t)
+	db := filepath.Join(t.TempDir(), "chat.db")
+	n1 := startNode(t, url, "node1", "")
+	n2 := startNode(t, url, "node2", db)
+
+	alice := n1.login("alice", "#go")
+	alice.line("before", "#go")
+	waitFor(t, "node2 to store the first message", func() bool { return n2.st.LastID() >= chat.LogID(1) })
+	n2.stop()
+
+	for i := range 3 {
+		alice.line(fmt.Sprintf("while down %d", i), "#go")
+	}
+	// A direct message to an account with no session anywhere is queued.
+	evs := alice.line("/msg bob later", "#go")
+	if last := evs[len(evs)-1]; last.Type != chat.TypeAck {
+		t.Fatalf("/msg bob: %s", dump(evs))
+	}
+
+	n2 = startNode(t, url, "node2", db)
+	if err := n2.st.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := n2.st.History("#go", 0, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range msgs {
+		got = append(got, m.Text)
+	}
+	if want := []string{"before", "while down 0", "while down 1", "while down 2"}; !slices.Equal(got, want) {
+		t.Errorf("node2's history after the restart: %q, want %q", got, want)
+	}
+	bob := n2.login("bob", "#go")
+	bob.waitMsg(chat.KindMsg, "while down 2")
+	if dm := bob.waitMsg(chat.KindDM, "later"); !dm.Queued {
+		t.Errorf("the queued dm reached bob unmarked: %+v", dm)
+	}
+}
+
+// TestSignedMessageThroughTheLog: a signed room message and a signed
+// direct message reach a user on another server with the key, signature,
+// counter and clock they were sent with, and verify there, live and from
+// that server's store (PROTOCOL.md §13.16).
+func TestSignedMessageThroughTheLog(t *testing.T) {
+	url := natsServer(t)
+	n1 := startNode(t, url, "node1", "")
+	n2 := startNode(t, url, "node2", "")
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := &msgsig.Sender{Signer: priv}
+	alice := n1.loginAs(chat.Identity{User: "alice", SigningKey: pub}, "#go")
+	bob := n2.login("bob", "#go")
+	waitFor(t, "node1 to see bob", func() bool { return len(n1.relay.Where("bob")) > 0 })
+
+	send := func(kind, target, text string) *chat.Request {
+		t.Helper()
+		sg, err := signer.Sign(kind, target, "alice", text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &chat.Request{Type: chat.TypeMsg, ID: "s-" + kind, Text: text, Sig: sg.Sig, Ctr: sg.Ctr, Cts: sg.Cts}
+		if kind == msgsig.KindDM {
+			r.To = target
+		} else {
+			r.Room, r.Kind = target, kind
+		}
+		alice.send(r)
+		if a := alice.wait(func(e *chat.Event) bool { return e.ID == r.ID }); a.Type != chat.TypeAck {
+			t.Fatalf("signed %s: %+v", kind, a)
+		}
+		return r
+	}
+	check := func(who string, e *chat.Event, r *chat.Request) {
+		t.Helper()
+		if e.Key != msgsig.EncodeKey(pub) || e.Sig != r.Sig || e.Ctr != r.Ctr || e.Cts != r.Cts {
+			t.Errorf("%s got key=%q sig=%q ctr=%d cts=%d, want the request's", who, e.Key, e.Sig, e.Ctr, e.Cts)
+			return
+		}
+		target := e.Room
+		if e.Kind == chat.KindDM {
+			target = e.To
+		}
+		sig, err := msgsig.DecodeSig(e.Sig)
+		if err != nil || !msgsig.Verify(pub, &msgsig.Fields{Kind: e.Kind, Target: target, From: e.From,
+			Counter: e.Ctr, Time: e.Cts, Text: e.Text}, sig) {
+			t.Errorf("%s: %+v does not verify (%v)", who, e, err)
+		}
+	}
+	room := send(msgsig.KindMsg, "#go", "signed hello")
+	check("bob, live", bob.waitMsg(chat.KindMsg, "signed hello"), room)
+	dm := send(msgsig.KindDM, "bob", "signed psst")
+	check("bob, dm", bob.waitMsg(chat.KindDM, "signed psst"), dm)
+
+	// carol joins #go on node2 later: the replay comes from node2's view.
+	carol := n2.login("carol", "#go")
+	check("carol, replayed", carol.wait(func(e *chat.Event) bool { return e.History && e.Text == "signed hello" }), room)
+}
