@@ -374,8 +374,10 @@ func (h *Hub) shareMOTD() {
 }
 
 // clusterBan asks the relay, off the loop, whether user is banned now, and
-// records such a ban here, so that attach refuses a ban made on another
-// server an instant ago.
+// brings this server's copy in line with the answer, so that attach
+// refuses a ban made on another server an instant ago and admits a user
+// unbanned there an instant ago. The state watcher brings the same change
+// a moment later; the cluster's answer is the newer one.
 func (h *Hub) clusterBan(user string) {
 	if h.relay == nil || !ValidUser(user) {
 		return
@@ -386,6 +388,12 @@ func (h *Hub) clusterBan(user string) {
 		return
 	}
 	if !banned {
+		h.call(func() {
+			if _, ok := h.bans[user]; ok {
+				delete(h.bans, user)
+				h.saveBan(user)
+			}
+		})
 		return
 	}
 	h.call(func() {
