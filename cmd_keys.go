@@ -14,6 +14,7 @@ import (
 	"net"
 	"securechat/client/tui"
 	"securechat/handshake"
+	"securechat/internal/cmderr"
 	"securechat/server"
 	"strings"
 )
@@ -253,7 +254,7 @@ line lists HOST:PORT.`,
 	for _, sub := range cmd.Subcommands {
 		sub.HideHelpCommand = true
 		sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-			return &codedError{code: exitUsage, err: err}
+			return cmderr.UsageHint(err, "")
 		}
 	}
 	return cmd

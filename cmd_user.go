@@ -15,6 +15,7 @@ import (
 
 	"securechat/client"
 	"securechat/credstore"
+	"securechat/internal/cmderr"
 )
 
 // Replaced in tests: where a password comes from when no file is given.
@@ -112,7 +113,7 @@ func userCommand() *cli.Command {
 		for _, sub := range subs {
 			sub.HideHelpCommand = true
 			sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-				return &codedError{code: exitUsage, err: err}
+				return cmderr.UsageHint(err, "")
 			}
 			usage(sub.Subcommands)
 		}

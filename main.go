@@ -20,6 +20,7 @@ import (
 
 	"securechat/chat"
 	"securechat/client"
+	"securechat/internal/cmderr"
 )
 
 // Exit codes, documented in README.md.
@@ -50,27 +51,18 @@ func commands() []*cli.Command {
 	}, docsCommands()...)
 }
 
-// exitError carries an exit code through urfave/cli without printing twice.
-type codedError struct {
-	code int
-	err  error
-	hint string
-}
-
-func (e *codedError) Error() string { return e.err.Error() }
-func (e *codedError) Unwrap() error { return e.err }
-
-// withCode attaches an exit code (and an optional hint line) to err.
+// withCode attaches an exit code, exitError or exitUsage, and an optional
+// hint line ("" for none) to err.
 func withCode(code int, err error, hint string) error {
-	if err == nil {
-		return nil
+	if code == exitUsage {
+		return cmderr.UsageHint(err, hint)
 	}
-	return &codedError{code: code, err: err, hint: hint}
+	return cmderr.WithHint(err, hint)
 }
 
 // usageError reports a usage mistake; it exits 2.
 func usageError(format string, args ...any) error {
-	return &codedError{code: exitUsage, err: fmt.Errorf(format, args...)}
+	return cmderr.Usagef(format, args...)
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
@@ -93,13 +85,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			return cli.ShowAppHelp(c)
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return &codedError{code: exitUsage, err: err}
+			return cmderr.UsageHint(err, "")
 		},
 	}
 	for _, cmd := range app.Commands {
 		if cmd.OnUsageError == nil {
 			cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-				return &codedError{code: exitUsage, err: err}
+				return cmderr.UsageHint(err, "")
 			}
 		}
 	}
@@ -137,13 +129,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // or an error with a code of its own keeps it, the client's kinds of
 // failure get theirs, and anything else is 1.
 func exitCode(err error) int {
-	var ce *codedError
 	var ec cli.ExitCoder
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ce):
-		return ce.code
+	case cmderr.IsUsage(err):
+		return exitUsage
 	case errors.Is(err, client.ErrInterrupted):
 		return exitInterrupted
 	case errors.Is(err, client.ErrServerNotAuthenticated):
@@ -160,9 +151,8 @@ func exitCode(err error) int {
 
 // errorHint is the hint line attached to err, if any.
 func errorHint(err error) string {
-	var ce *codedError
-	if errors.As(err, &ce) && ce.hint != "" {
-		return ce.hint
+	if hint := cmderr.Hint(err); hint != "" {
+		return hint
 	}
 	return client.Hint(err)
 }
