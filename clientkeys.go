@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"securechat/client"
+	"securechat/credstore"
 )
 
 // The keys the client logs in with (PROTOCOL.md §10.2, method 0x02), in
@@ -146,7 +147,7 @@ func (pp identityPassphrase) get(path string, explicit bool) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("passphrase file: %w", err)
 		}
-		return trimLineBreak(b), nil
+		return credstore.TrimLineBreak(b), nil
 	}
 	if !pp.interactive {
 		if explicit {
@@ -274,7 +275,7 @@ func keygenUser(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("passphrase file: %w", err)
 		}
-		pass = trimLineBreak(b)
+		pass = credstore.TrimLineBreak(b)
 	case isTerminal(os.Stdin):
 		p1, err := readPasswordTTY("Passphrase for the new key (empty for none): ")
 		if err != nil {

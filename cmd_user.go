@@ -418,7 +418,7 @@ func userNewPassword(c *cli.Context, name string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--password-file: %w", err)
 		}
-		password = trimLineBreak(data)
+		password = credstore.TrimLineBreak(data)
 	case userStdinIsTTY():
 		first, err := userReadPassword(c.Context, "New password for "+name+": ")
 		if err != nil {
@@ -462,5 +462,5 @@ func readPasswordLine(r io.Reader) ([]byte, error) {
 	case err != nil && err != io.EOF:
 		return nil, fmt.Errorf("reading the password: %w", err)
 	}
-	return trimLineBreak(line), nil
+	return credstore.TrimLineBreak(line), nil
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -135,28 +133,12 @@ func defaultStateDir() (string, error) {
 // parseGroups reads --kex: key exchange group names, comma-separated; empty
 // means the default list.
 func parseGroups(s string) ([]handshake.Group, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	var gs []handshake.Group
-	for _, name := range strings.Split(s, ",") {
-		g, err := handshake.ParseGroup(strings.TrimSpace(name))
-		if err != nil {
-			return nil, usageError("--kex: %v", err)
-		}
-		gs = append(gs, g)
+	gs, err := handshake.ParseGroups(s)
+	if err != nil {
+		return nil, usageError("--kex: %v", err)
 	}
 	return gs, nil
 }
 
 // isTerminal reports whether f is a terminal.
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
-
-// trimLineBreak removes one trailing "\n" or "\r\n", as shells and editors
-// add, and nothing else.
-func trimLineBreak(b []byte) []byte {
-	if bytes.HasSuffix(b, []byte("\r\n")) {
-		return b[:len(b)-2]
-	}
-	return bytes.TrimSuffix(b, []byte("\n"))
-}
