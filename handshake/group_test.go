@@ -13,8 +13,8 @@ import (
 	"encoding/json"
 	"errors"
 	"math/big"
-	"strings"
 	"os"
+	"strings"
 	"testing"
 )
 
