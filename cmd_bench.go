@@ -10,6 +10,7 @@ import (
 
 	"securechat/bench"
 	"securechat/handshake"
+	"securechat/internal/serve"
 	"securechat/metrics"
 	"securechat/transport"
 )
@@ -443,7 +444,7 @@ Never expose it: it has none of serve's protection against floods.`,
 			if err != nil {
 				return err
 			}
-			log, err := newLogger(c.App.ErrWriter, "text", c.String("log-level"))
+			log, err := serve.NewLogger(c.App.ErrWriter, "text", c.String("log-level"))
 			if err != nil {
 				return err
 			}

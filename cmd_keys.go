@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -15,7 +14,6 @@ import (
 	"securechat/client/tui"
 	"securechat/handshake"
 	"securechat/internal/cmderr"
-	"securechat/server"
 	"strings"
 )
 
@@ -23,8 +21,8 @@ import (
 // rotation the next key lies beside it with nextKeySuffix; after
 // keygen --promote the replaced key stays with oldKeySuffix, for a rollback.
 const (
-	hostKeyFile   = "host_ed25519_key"
-	nextKeySuffix = ".next"
+	hostKeyFile   = handshake.HostKeyFile
+	nextKeySuffix = handshake.NextHostKeySuffix
 	oldKeySuffix  = ".old"
 )
 
@@ -181,45 +179,6 @@ func fingerprintCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-// loadNextHostKey returns the next host key beside the one at path, or nil
-// when no rotation is under way. A next key that is the current one (a
-// copy) is refused: it could not be announced.
-func loadNextHostKey(path string, current ed25519.PrivateKey) (ed25519.PrivateKey, error) {
-	key, err := handshake.LoadHostKey(path + nextKeySuffix)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if key.Equal(current) {
-		return nil, fmt.Errorf("%s is the current host key, not a new one; delete it and run securechat keygen --next", path+nextKeySuffix)
-	}
-	return key, nil
-}
-
-// reloadHostKeys rereads the host key and the next one (on SIGHUP) and
-// hands them to srv for new connections: all or nothing, and the current
-// key must exist (a reload never creates one).
-func reloadHostKeys(srv *server.Server, path string, log *slog.Logger) {
-	current, err := handshake.LoadHostKey(path)
-	if err != nil {
-		log.Error("host key reload failed; keeping the old keys", "err", err)
-		return
-	}
-	next, err := loadNextHostKey(path, current)
-	if err != nil {
-		log.Error("host key reload failed; keeping the old keys", "err", err)
-		return
-	}
-	srv.SetHostKeys(current, next)
-	args := []any{"fingerprint", handshake.Fingerprint(current.Public().(ed25519.PublicKey))}
-	if next != nil {
-		args = append(args, "next", handshake.Fingerprint(next.Public().(ed25519.PublicKey)))
-	}
-	log.Info("host keys reloaded", args...)
 }
 
 func knownHostsCommand() *cli.Command {

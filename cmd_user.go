@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -16,6 +17,7 @@ import (
 	"securechat/client"
 	"securechat/credstore"
 	"securechat/internal/cmderr"
+	"securechat/store"
 )
 
 // Replaced in tests: where a password comes from when no file is given.
@@ -463,4 +465,21 @@ func readPasswordLine(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("reading the password: %w", err)
 	}
 	return credstore.TrimLineBreak(line), nil
+}
+
+// deleteStoredUser deletes what the chat database keeps of an account that
+// was just deleted: its direct messages, sent and received (deleted, not
+// anonymised), its queue, its rooms and read positions. Its room messages
+// stay. A state directory without a database has nothing to delete.
+func deleteStoredUser(c *cli.Context, name string) error {
+	dir, err := stateDir(c)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, store.FileName)
+	if deleted, err := store.DeleteUserFile(path, name); !deleted || err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "securechat: deleted the direct messages of %s from %s\n", name, path)
+	return nil
 }
