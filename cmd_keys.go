@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"net"
+	"securechat/client/identity"
 	"securechat/client/tui"
 	"securechat/handshake"
 	"securechat/internal/cmderr"
@@ -244,5 +245,26 @@ func knownHostsRemove(c *cli.Context) error {
 	for _, r := range removed {
 		fmt.Fprintf(c.App.Writer, "removed %s:%d: %s\n", file, r.Line, tui.Sanitize(strings.TrimSpace(r.Text)))
 	}
+	return nil
+}
+
+// keygenUser is keygen --user: a new key to log in with.
+func keygenUser(c *cli.Context) error {
+	path := c.String("out")
+	if path == "" {
+		var err error
+		if path, err = identity.DefaultFile(); err != nil {
+			return err
+		}
+	}
+	line, err := identity.Generate(path, func() ([]byte, error) {
+		return identity.NewPassphrase(c.String("passphrase-file"), isTerminal(os.Stdin))
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "securechat: wrote user key to %s and its public key to %s.pub\n", path, path)
+	fmt.Fprintf(c.App.ErrWriter, "securechat: the server's operator authorizes it with 'securechat user key add NAME --file %s.pub'\n", path)
+	fmt.Fprint(c.App.Writer, line)
 	return nil
 }
