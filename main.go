@@ -20,6 +20,7 @@ import (
 
 	"securechat/chat"
 	"securechat/client"
+	"securechat/internal/cliargs"
 	"securechat/internal/cmderr"
 )
 
@@ -102,7 +103,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 // one rule: lower case, no trailing period, "securechat: error: " first.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	args, err := normalizeArgs(app, args)
+	args, err := cliargs.Normalize(app, args)
 	if err == nil {
 		err = app.RunContext(ctx, args)
 	}
