@@ -63,25 +63,6 @@ func credsPath(c *cli.Context, create bool) (string, error) {
 	return filepath.Join(dir, credsFileName), nil
 }
 
-// gitWorkTree returns the top of the git work tree that holds path, or ""
-// when there is none.
-func gitWorkTree(path string) string {
-	dir, err := filepath.Abs(filepath.Dir(path))
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
-
 // keysFlag names the authorized keys file; empty means the default beside
 // the creds file (credstore.KeysPath).
 func keysFlag() cli.Flag {
