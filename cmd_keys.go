@@ -1,21 +1,16 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
-	"net"
 	"securechat/client/identity"
-	"securechat/client/tui"
 	"securechat/handshake"
 	"securechat/internal/cmderr"
-	"strings"
+	"securechat/internal/hostkeys"
 )
 
 // hostKeyFile is the host key's name inside the state directory. During a
@@ -24,15 +19,16 @@ import (
 const (
 	hostKeyFile   = handshake.HostKeyFile
 	nextKeySuffix = handshake.NextHostKeySuffix
-	oldKeySuffix  = ".old"
+	oldKeySuffix  = hostkeys.OldSuffix
 )
 
-func hostKeyPath(c *cli.Context) (string, error) {
+// hostKey is the server's host key in the state directory.
+func hostKey(c *cli.Context) (hostkeys.Server, error) {
 	dir, err := stateDir(c)
 	if err != nil {
-		return "", err
+		return hostkeys.Server{}, err
 	}
-	return filepath.Join(dir, hostKeyFile), nil
+	return hostkeys.Server{Path: filepath.Join(dir, hostKeyFile), Stdout: c.App.Writer, Stderr: c.App.ErrWriter}, nil
 }
 
 func keygenCommand() *cli.Command {
@@ -69,7 +65,7 @@ the public key in FILE.pub, to give to the server's operator for
 			if c.Args().Present() {
 				return usageError("keygen takes no arguments")
 			}
-			path, err := hostKeyPath(c)
+			key, err := hostKey(c)
 			if err != nil {
 				return err
 			}
@@ -83,66 +79,13 @@ the public key in FILE.pub, to give to the server's operator for
 			case c.Bool("next") && c.Bool("promote"):
 				return usageError("--next and --promote are two steps; give one")
 			case c.Bool("next"):
-				return keygenNext(c, path)
+				return key.Next()
 			case c.Bool("promote"):
-				return keygenPromote(c, path)
+				return key.Promote()
 			}
-			key, created, err := handshake.LoadOrCreateHostKey(path)
-			if err != nil {
-				return err
-			}
-			if !created {
-				return withCode(exitError, fmt.Errorf("%s already exists; refusing to overwrite it", path),
-					"securechat fingerprint prints the fingerprint of the existing key; keygen --next starts a rotation")
-			}
-			fmt.Fprintf(c.App.ErrWriter, "securechat: wrote host key to %s\n", path)
-			fmt.Fprintln(c.App.Writer, handshake.Fingerprint(key.Public().(ed25519.PublicKey)))
-			return nil
+			return key.Create()
 		},
 	}
-}
-
-// keygenNext creates the next host key beside the current one.
-func keygenNext(c *cli.Context, path string) error {
-	if _, err := handshake.LoadHostKey(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return withCode(exitError, fmt.Errorf("there is no current host key %s to rotate", path),
-				"securechat keygen creates the first one")
-		}
-		return err
-	}
-	next := path + nextKeySuffix
-	key, err := handshake.CreateHostKey(next)
-	if errors.Is(err, fs.ErrExist) {
-		return withCode(exitError, fmt.Errorf("%s already exists; refusing to overwrite it", next),
-			"securechat keygen --promote makes it current; delete it to start over")
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.ErrWriter, "securechat: wrote the next host key to %s; send SIGHUP to a running server to announce it\n", next)
-	fmt.Fprintln(c.App.Writer, handshake.Fingerprint(key.Public().(ed25519.PublicKey)))
-	return nil
-}
-
-// keygenPromote makes the next host key current.
-func keygenPromote(c *cli.Context, path string) error {
-	next, old := path+nextKeySuffix, path+oldKeySuffix
-	if _, err := os.Stat(next); errors.Is(err, fs.ErrNotExist) {
-		return withCode(exitError, fmt.Errorf("there is no next host key %s to promote", next),
-			"securechat keygen --next creates it; let clients learn it before promoting")
-	}
-	if err := handshake.PromoteHostKey(path, next, old); err != nil {
-		return err
-	}
-	key, err := handshake.LoadHostKey(path)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.ErrWriter, "securechat: %s is now the host key; the previous one is kept as %s; "+
-		"send SIGHUP to a running server (or restart it) to switch\n", path, old)
-	fmt.Fprintln(c.App.Writer, handshake.Fingerprint(key.Public().(ed25519.PublicKey)))
-	return nil
 }
 
 func fingerprintCommand() *cli.Command {
@@ -157,27 +100,11 @@ func fingerprintCommand() *cli.Command {
 			if c.Args().Present() {
 				return usageError("fingerprint takes no arguments")
 			}
-			path, err := hostKeyPath(c)
+			key, err := hostKey(c)
 			if err != nil {
 				return err
 			}
-			if c.Bool("next") {
-				key, err := handshake.LoadHostKey(path + nextKeySuffix)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(c.App.Writer, handshake.Fingerprint(key.Public().(ed25519.PublicKey)))
-				return nil
-			}
-			key, created, err := handshake.LoadOrCreateHostKey(path)
-			if err != nil {
-				return err
-			}
-			if created {
-				fmt.Fprintf(c.App.ErrWriter, "securechat: there was no host key; created %s\n", path)
-			}
-			fmt.Fprintln(c.App.Writer, handshake.Fingerprint(key.Public().(ed25519.PublicKey)))
-			return nil
+			return key.Fingerprint(c.Bool("next"))
 		},
 	}
 }
@@ -224,28 +151,11 @@ func knownHostsRemove(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageError("known-hosts remove wants exactly one HOST:PORT argument")
 	}
-	hostport := c.Args().First()
-	if _, _, err := net.SplitHostPort(hostport); err != nil {
-		return usageError("%q is not HOST:PORT (IPv6 addresses go in brackets: [::1]:7777)", hostport)
-	}
 	file, err := knownHostsPath(c.String("known-hosts"))
 	if err != nil {
 		return err
 	}
-	removed, err := handshake.RemoveKnownHost(file, hostport)
-	if errors.Is(err, fs.ErrNotExist) {
-		return withCode(exitError, fmt.Errorf("%s does not exist", file), "")
-	}
-	if err != nil {
-		return err
-	}
-	if len(removed) == 0 {
-		return withCode(exitError, fmt.Errorf("%s is not in %s", hostport, file), "")
-	}
-	for _, r := range removed {
-		fmt.Fprintf(c.App.Writer, "removed %s:%d: %s\n", file, r.Line, tui.Sanitize(strings.TrimSpace(r.Text)))
-	}
-	return nil
+	return hostkeys.RemoveKnownHost(file, c.Args().First(), c.App.Writer)
 }
 
 // keygenUser is keygen --user: a new key to log in with.

@@ -52,15 +52,6 @@ func commands() []*cli.Command {
 	}, docsCommands()...)
 }
 
-// withCode attaches an exit code, exitError or exitUsage, and an optional
-// hint line ("" for none) to err.
-func withCode(code int, err error, hint string) error {
-	if code == exitUsage {
-		return cmderr.UsageHint(err, hint)
-	}
-	return cmderr.WithHint(err, hint)
-}
-
 // usageError reports a usage mistake; it exits 2.
 func usageError(format string, args ...any) error {
 	return cmderr.Usagef(format, args...)
