@@ -290,18 +290,7 @@ func ParseStormParams(s string) (credstore.Params, error) {
 
 // Err is the storm run's verdict: an error if a goal was missed or a
 // scenario failed.
-func (r *StormReport) Err() error {
-	missed := 0
-	for _, t := range r.Targets {
-		if !t.Met {
-			missed++
-		}
-	}
-	if missed > 0 || len(r.Errors) > 0 {
-		return fmt.Errorf("bench: %d of %d goals missed, %d scenario errors", missed, len(r.Targets), len(r.Errors))
-	}
-	return nil
-}
+func (r *StormReport) Err() error { return verdict("goals", r.Targets, r.Errors) }
 
 // TargetsOptions are the flags of bench targets.
 type TargetsOptions struct {
