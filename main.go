@@ -2,9 +2,11 @@
 //
 // The binary is a thin shell over the packages: transport (byte streams),
 // handshake and cipher (the secure channel), credstore (accounts) and chat
-// (rooms), and client (the terminal client). Each subcommand is built in its
-// own cmd_*.go file; this file lists them, runs the app and maps errors to
-// exit codes, in one place.
+// (rooms), client (the terminal client), bench (the load tool), and below
+// internal/ what the commands do: serve, accounts, hostkeys. Each
+// subcommand's flags and help are in its own cmd_*.go file; this file lists
+// them, runs the app and maps errors to exit codes, in one place: packages
+// mark usage mistakes and hints with cmderr and never pick a code.
 package main
 
 import (
