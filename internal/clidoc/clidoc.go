@@ -191,6 +191,24 @@ func flagUsage(f cli.Flag) string {
 	return ""
 }
 
+// writeTakesValue writes the case patterns, "PATH FLAG", of the flags that
+// take a value, for the scripts' _securechat_takes_value.
+func writeTakesValue(b *strings.Builder, nodes []completionNode) {
+	var valued []string
+	for _, n := range nodes {
+		for _, f := range n.flags {
+			if flagTakesValue(f) {
+				for _, s := range flagSpellings(f) {
+					valued = append(valued, fmt.Sprintf("%q", n.path+" "+s))
+				}
+			}
+		}
+	}
+	if len(valued) > 0 {
+		fmt.Fprintf(b, "\t%s) return 0 ;;\n", strings.Join(valued, "|"))
+	}
+}
+
 // bashCompletion completes command names, then flags after a '-', and
 // files for anything else (flag values and arguments). The command path
 // is found by walking the words typed so far, stepping over flag values.
@@ -223,19 +241,7 @@ _securechat_commands() {
 		fmt.Fprintf(&b, "\t%q) echo %q ;;\n", n.path, strings.Join(names, " "))
 	}
 	b.WriteString("\tesac\n}\n\n# _securechat_takes_value PATH FLAG: does FLAG of command PATH take a value?\n_securechat_takes_value() {\n\tcase \"$1 $2\" in\n")
-	var valued []string
-	for _, n := range nodes {
-		for _, f := range n.flags {
-			if flagTakesValue(f) {
-				for _, s := range flagSpellings(f) {
-					valued = append(valued, fmt.Sprintf("%q", n.path+" "+s))
-				}
-			}
-		}
-	}
-	if len(valued) > 0 {
-		fmt.Fprintf(&b, "\t%s) return 0 ;;\n", strings.Join(valued, "|"))
-	}
+	writeTakesValue(&b, nodes)
 	b.WriteString(`	esac
 	return 1
 }
@@ -312,19 +318,7 @@ _securechat_describe() {
 		fmt.Fprintf(&b, "\t%q) reply=(\n\t\t%s\n\t) ;;\n", "flags "+n.path, strings.Join(entries, "\n\t\t"))
 	}
 	b.WriteString("\tesac\n}\n\n_securechat_takes_value() {\n\tcase \"$1 $2\" in\n")
-	var valued []string
-	for _, n := range nodes {
-		for _, f := range n.flags {
-			if flagTakesValue(f) {
-				for _, s := range flagSpellings(f) {
-					valued = append(valued, fmt.Sprintf("%q", n.path+" "+s))
-				}
-			}
-		}
-	}
-	if len(valued) > 0 {
-		fmt.Fprintf(&b, "\t%s) return 0 ;;\n", strings.Join(valued, "|"))
-	}
+	writeTakesValue(&b, nodes)
 	b.WriteString(`	esac
 	return 1
 }
