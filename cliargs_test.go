@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"securechat/internal/cliargs"
 )
 
 func TestNormalizeArgs(t *testing.T) {
@@ -28,7 +30,7 @@ func TestNormalizeArgs(t *testing.T) {
 		{"user del alice --bogus bob", "user del --bogus alice bob"},
 	}
 	for _, tt := range tests {
-		got, err := normalizeArgs(app, append([]string{"securechat"}, strings.Fields(tt.in)...))
+		got, err := cliargs.Normalize(app, append([]string{"securechat"}, strings.Fields(tt.in)...))
 		if err != nil {
 			t.Errorf("%q: %v", tt.in, err)
 			continue

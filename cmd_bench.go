@@ -1,11 +1,7 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -13,8 +9,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"securechat/bench"
-	"securechat/credstore"
 	"securechat/handshake"
+	"securechat/internal/serve"
 	"securechat/metrics"
 	"securechat/transport"
 )
@@ -99,103 +95,27 @@ func benchOutput(c *cli.Context) (*bench.Output, error) {
 	return o, o.Start()
 }
 
-func benchTransport(name string) (transport.Transport, error) {
-	tr, err := transport.Lookup(name)
+// benchRun checks a scenario's flags, starts its output and runs it.
+func benchRun(c *cli.Context, err error, run func(*bench.Output) error) error {
 	if err != nil {
-		return nil, usageError("--transport %q: want one of %s", name, strings.Join(transport.Names(), ", "))
+		return err
 	}
-	return tr, nil
+	o, err := benchOutput(c)
+	if err != nil {
+		return err
+	}
+	return run(o)
 }
 
-// benchTarget starts a server with benchmark accounts, or describes the
-// external one given with --addr. The returned stop ends what it started.
-func benchTarget(c *cli.Context, accounts int, stderr io.Writer) (*bench.Target, *bench.Server, error) {
-	return benchTargetStore(c, accounts, stderr, false, 0)
-}
-
-// benchTargetStore is benchTarget with the started server's chat state in
-// a database (withStore) or nowhere.
-func benchTargetStore(c *cli.Context, accounts int, stderr io.Writer, withStore bool, keyed int) (*bench.Target, *bench.Server, error) {
-	tr, err := benchTransport(c.String("transport"))
-	if err != nil {
-		return nil, nil, err
+// benchTargetOptions reads the flags of benchTargetFlags.
+func benchTargetOptions(c *cli.Context) bench.TargetOptions {
+	return bench.TargetOptions{
+		Transport: c.String("transport"), Kex: c.String("kex"), Server: c.String("server"),
+		Commands: benchCommands(), Stderr: c.App.ErrWriter,
+		Addr: c.String("addr"), AllowRemote: c.Bool("allow-remote"), Fingerprint: c.String("fingerprint"),
+		Prefix: c.String("prefix"), PasswordFile: c.String("password-file"), ServerPID: c.Int("server-pid"),
+		Accounts: c.Int("accounts"), ServerCPUProfile: c.String("server-cpuprofile"), ServerMemProfile: c.String("server-memprofile"),
 	}
-	groups, err := parseGroups(c.String("kex"))
-	if err != nil {
-		return nil, nil, err
-	}
-	if n := c.Int("accounts"); n != 0 {
-		if n < 0 || n > bench.MaxAccounts {
-			return nil, nil, usageError("--accounts %d: want 1 to %d", n, bench.MaxAccounts)
-		}
-		accounts = n
-	}
-	if addr := c.String("addr"); addr != "" {
-		if err := bench.CheckLoopback(c.Context, addr, c.Bool("allow-remote")); err != nil {
-			return nil, nil, usageError("--addr: %v", err)
-		}
-		if !strings.HasPrefix(c.String("fingerprint"), "SHA256:") {
-			return nil, nil, usageError("--addr needs --fingerprint SHA256:... (the server prints it at start)")
-		}
-		if c.String("password-file") == "" {
-			return nil, nil, usageError("--addr needs --password-file with the benchmark accounts' password (see 'securechat bench provision')")
-		}
-		pw, err := os.ReadFile(c.String("password-file"))
-		if err != nil {
-			return nil, nil, fmt.Errorf("password file: %w", err)
-		}
-		pw = trimLineBreak(pw)
-		if err := credstore.CheckName(bench.AccountName(c.String("prefix"), accounts-1)); err != nil {
-			return nil, nil, usageError("--prefix: %v", err)
-		}
-		return &bench.Target{
-			Transport: tr, Addr: addr, Fingerprint: c.String("fingerprint"), Prefix: c.String("prefix"),
-			Accounts: accounts, Password: pw, Groups: groups, PID: c.Int("server-pid"),
-		}, nil, nil
-	}
-	cfg, err := benchServerConfig(c, tr, accounts, groups, stderr)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg.Store, cfg.KeyedAccounts = withStore, keyed
-	srv, err := bench.StartServer(c.Context, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &srv.Target, srv, nil
-}
-
-// benchServerConfig describes the server --server asks for.
-func benchServerConfig(c *cli.Context, tr transport.Transport, accounts int, groups []handshake.Group, stderr io.Writer) (bench.ServerConfig, error) {
-	cfg := bench.ServerConfig{Transport: tr, Accounts: accounts, Groups: groups, Stderr: stderr}
-	switch c.String("server") {
-	case "child":
-		exe, err := os.Executable()
-		if err != nil {
-			return cfg, fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
-		}
-		cfg.Command = benchServerArgv(exe)
-		if f := c.String("server-cpuprofile"); f != "" {
-			cfg.Args = append(cfg.Args, "--cpuprofile", f)
-		}
-		if f := c.String("server-memprofile"); f != "" {
-			cfg.Args = append(cfg.Args, "--memprofile", f)
-		}
-	case "serve", "inproc":
-		if c.String("server-cpuprofile") != "" || c.String("server-memprofile") != "" {
-			return cfg, usageError("--server-cpuprofile and --server-memprofile need --server child")
-		}
-		if c.String("server") == "serve" {
-			exe, err := os.Executable()
-			if err != nil {
-				return cfg, fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
-			}
-			cfg.Command, cfg.RealServe = serveArgv(exe), true
-		}
-	default:
-		return cfg, usageError("--server %q: want child, serve or inproc", c.String("server"))
-	}
-	return cfg, nil
 }
 
 // benchServerArgv and serveArgv are how child servers are started; tests
@@ -204,6 +124,19 @@ var (
 	benchServerArgv = func(exe string) []string { return []string{exe, "bench", "server"} }
 	serveArgv       = func(exe string) []string { return []string{exe, "serve"} }
 )
+
+func benchCommands() bench.Commands {
+	argv := func(of func(string) []string) func() ([]string, error) {
+		return func() ([]string, error) {
+			exe, err := os.Executable()
+			if err != nil {
+				return nil, fmt.Errorf("cannot find this program to start the server: %w", err)
+			}
+			return of(exe), nil
+		}
+	}
+	return bench.Commands{BenchServer: argv(benchServerArgv), Serve: argv(serveArgv)}
+}
 
 func benchThroughputCommand() *cli.Command {
 	return &cli.Command{
@@ -219,32 +152,15 @@ func benchThroughputCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			var trs []transport.Transport
 			for _, name := range strings.Split(c.String("transport"), ",") {
-				tr, err := benchTransport(strings.TrimSpace(name))
+				tr, err := bench.ParseTransport(strings.TrimSpace(name))
 				if err != nil {
 					return err
 				}
 				trs = append(trs, tr)
 			}
-			size := c.Int64("size")
-			if size < 1 || size > bench.MaxTransfer>>20 {
-				return usageError("--size %d: want 1 to %d MiB", size, bench.MaxTransfer>>20)
-			}
-			if r := c.Int("rounds"); r < 1 || r > 100 {
-				return usageError("--rounds %d: want 1 to 100", r)
-			}
-			s, err := benchOutput(c)
-			if err != nil {
-				return err
-			}
-			rep, err := bench.RunThroughput(c.Context, bench.ThroughputConfig{
-				Transports: trs, Size: size << 20, Rounds: c.Int("rounds"), Timeout: c.Duration("timeout"),
-				PrimitiveTime: c.Duration("primitive-time"), Progress: s.Progress,
-			})
-			if err != nil {
-				s.Stop()
-				return err
-			}
-			return s.Finish("throughput", rep)
+			cfg := bench.ThroughputConfig{Transports: trs, Size: c.Int64("size") << 20, Rounds: c.Int("rounds"),
+				Timeout: c.Duration("timeout"), PrimitiveTime: c.Duration("primitive-time")}
+			return benchRun(c, cfg.Check(), func(o *bench.Output) error { return o.Throughput(c.Context, cfg) })
 		},
 	}
 }
@@ -263,7 +179,7 @@ func benchHandshakeCommand() *cli.Command {
 			&cli.StringFlag{Name: "login", Value: "bench,default,key", Usage: "login rows: password with argon2id cost bench (m=64,t=1,p=1) or default, and key (Ed25519 against an authorized keys file, compared with default); empty: none"},
 		}, benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
-			tr, err := benchTransport(c.String("transport"))
+			tr, err := bench.ParseTransport(c.String("transport"))
 			if err != nil {
 				return err
 			}
@@ -274,44 +190,13 @@ func benchHandshakeCommand() *cli.Command {
 			if groups == nil {
 				groups = []handshake.Group{}
 			}
-			logins := []string{}
-			for _, l := range strings.Split(c.String("login"), ",") {
-				switch l = strings.TrimSpace(l); l {
-				case "":
-				case bench.LoginBench, bench.LoginDefault, bench.LoginKey:
-					logins = append(logins, l)
-				default:
-					return usageError("--login %q: want bench, default and/or key", l)
-				}
-			}
-			if n := c.Int("concurrency"); n < 1 || n > 4096 {
-				return usageError("--concurrency %d: want 1 to 4096", n)
-			}
-			if d := c.Duration("duration"); d <= 0 || d > bench.MaxDuration {
-				return usageError("--duration %s: want up to %s", d, bench.MaxDuration)
-			}
-			if c.Int("count") < 1 {
-				return usageError("--count must be positive")
-			}
-			if r := c.Int("rounds"); r < 1 || r > 100 {
-				return usageError("--rounds %d: want 1 to 100", r)
-			}
-			s, err := benchOutput(c)
+			logins, err := bench.ParseLogins(c.String("login"))
 			if err != nil {
 				return err
 			}
-			rep, err := bench.RunHandshake(c.Context, bench.HandshakeConfig{
-				Transport: tr, Concurrency: c.Int("concurrency"), Duration: c.Duration("duration"),
-				MaxCount: c.Int("count"), Rounds: c.Int("rounds"), Groups: groups, Logins: logins, Progress: s.Progress,
-			})
-			if err != nil {
-				s.Stop()
-				return err
-			}
-			if err := s.Finish("handshake", rep); err != nil {
-				return err
-			}
-			return rep.Err()
+			cfg := bench.HandshakeConfig{Transport: tr, Concurrency: c.Int("concurrency"), Duration: c.Duration("duration"),
+				MaxCount: c.Int("count"), Rounds: c.Int("rounds"), Groups: groups, Logins: logins}
+			return benchRun(c, cfg.Check(), func(o *bench.Output) error { return o.Handshake(c.Context, cfg) })
 		},
 	}
 }
@@ -349,193 +234,11 @@ alternating order, and compares p99 latency and deliveries per second.`,
 				Window: c.Int("window"), Duration: c.Duration("duration"), TextSize: c.Int("text-size"),
 				ConnectConcurrency: c.Int("connect-concurrency"),
 			}
-			if err := checkFanoutFlags(cfg); err != nil {
-				return err
-			}
-			if c.Bool("metrics") {
-				if c.String("store") != "off" {
-					return usageError("--metrics and --store compare different things: give one")
-				}
-				return benchFanoutMetrics(c, cfg)
-			}
-			stores, err := offOnCompare("store", c.String("store"))
-			if err != nil {
-				return err
-			}
-			signs, err := offOnCompare("signed", c.String("signed"))
-			if err != nil {
-				return err
-			}
-			if len(stores) == 2 && len(signs) == 2 {
-				return usageError("--store compare and --signed compare: one comparison at a time")
-			}
-			type fanoutPhase struct{ store, signed bool }
-			var runs []fanoutPhase
-			for _, st := range stores {
-				for _, sg := range signs {
-					runs = append(runs, fanoutPhase{st, sg})
-				}
-			}
-			if c.String("store") != "off" && (c.String("addr") != "" || c.String("server") == "serve") {
-				return usageError("--store: the server this scenario starts (--server child or inproc) is the one it can set up")
-			}
-			if c.String("signed") != "off" && (c.String("addr") != "" || c.String("server") == "serve") {
-				return usageError("--signed: the server this scenario starts (--server child or inproc) is the one it can give the senders' keys")
-			}
-			if n := c.Int("verify-sample"); c.String("signed") != "off" && (n < 1 || n > cfg.Clients) {
-				return usageError("--verify-sample %d: want 1 to --clients", n)
-			}
-			compare := func(reps []*bench.FanoutReport) interface{ WriteText(io.Writer) } {
-				if len(signs) == 2 {
-					return bench.CompareSigned(reps[0], reps[1])
-				}
-				return bench.CompareStore(reps[0], reps[1])
-			}
-			s, err := benchOutput(c)
-			if err != nil {
-				return err
-			}
-			cfg.Progress = s.Progress
-			var reps []*bench.FanoutReport
-			for _, phase := range runs {
-				withStore := phase.store
-				keyed := 0
-				if phase.signed {
-					keyed = cfg.Senders
-				}
-				t, srv, err := benchTargetStore(c, cfg.Clients, c.App.ErrWriter, withStore, keyed)
-				if err != nil {
-					s.Stop()
-					return err
-				}
-				pcfg := cfg
-				pcfg.Signed, pcfg.VerifySample = phase.signed, c.Int("verify-sample")
-				rep, err := bench.RunFanout(c.Context, t, pcfg)
-				if srv != nil {
-					if cerr := srv.Close(); err == nil {
-						err = cerr
-					}
-				}
-				if rep == nil {
-					s.Stop()
-					return err
-				}
-				if c.String("store") != "off" {
-					rep.SetStore(withStore)
-				}
-				reps = append(reps, rep)
-				if err == nil {
-					err = rep.Err()
-				}
-				if err != nil {
-					var out interface{ WriteText(io.Writer) } = rep
-					if len(reps) == 2 {
-						out = compare(reps)
-					}
-					if ferr := s.Finish("fanout", out); ferr != nil {
-						return ferr
-					}
-					return err
-				}
-			}
-			if len(reps) == 1 {
-				return s.Finish("fanout", reps[0])
-			}
-			return s.Finish("fanout", compare(reps))
+			f := bench.FanoutOptions{Target: benchTargetOptions(c), Store: c.String("store"), Signed: c.String("signed"),
+				VerifySample: c.Int("verify-sample"), Metrics: c.Bool("metrics"), MetricsRounds: c.Int("metrics-rounds")}
+			return benchRun(c, f.Check(cfg), func(o *bench.Output) error { return o.Fanout(c.Context, f, cfg) })
 		},
 	}
-}
-
-// benchFanoutMetrics is bench fanout --metrics.
-func benchFanoutMetrics(c *cli.Context, cfg bench.FanoutConfig) error {
-	if c.String("addr") != "" {
-		return usageError("--metrics starts its own servers; it cannot be used with --addr")
-	}
-	rounds := c.Int("metrics-rounds")
-	if rounds < 1 || rounds > 20 {
-		return usageError("--metrics-rounds %d: want 1 to 20", rounds)
-	}
-	tr, err := benchTransport(c.String("transport"))
-	if err != nil {
-		return err
-	}
-	groups, err := parseGroups(c.String("kex"))
-	if err != nil {
-		return err
-	}
-	accounts := cfg.Clients
-	if n := c.Int("accounts"); n != 0 {
-		if n < 0 || n > bench.MaxAccounts {
-			return usageError("--accounts %d: want 1 to %d", n, bench.MaxAccounts)
-		}
-		accounts = n
-	}
-	scfg, err := benchServerConfig(c, tr, accounts, groups, c.App.ErrWriter)
-	if err != nil {
-		return err
-	}
-	s, err := benchOutput(c)
-	if err != nil {
-		return err
-	}
-	cfg.Progress = s.Progress
-	rep, err := bench.RunMetricsCost(c.Context, bench.MetricsCostConfig{
-		Fanout: cfg,
-		Rounds: rounds,
-		Start: func(ctx context.Context, on bool) (*bench.Server, error) {
-			sc := scfg
-			sc.Metrics = on
-			return bench.StartServer(ctx, sc)
-		},
-	})
-	if rep == nil {
-		s.Stop()
-		return err
-	}
-	if ferr := s.Finish("fanout-metrics", rep); ferr != nil {
-		return ferr
-	}
-	if err != nil {
-		return err
-	}
-	if len(rep.Errors) > 0 {
-		return fmt.Errorf("bench: %d runs failed", len(rep.Errors))
-	}
-	return nil
-}
-
-// offOnCompare reads a flag of off, on or compare as the phases to run.
-func offOnCompare(flag, v string) ([]bool, error) {
-	switch v {
-	case "off":
-		return []bool{false}, nil
-	case "on":
-		return []bool{true}, nil
-	case "compare":
-		return []bool{false, true}, nil
-	}
-	return nil, usageError("--%s %q: want off, on or compare", flag, v)
-}
-
-// checkFanoutFlags validates what can be checked before anything starts.
-func checkFanoutFlags(cfg bench.FanoutConfig) error {
-	switch {
-	case cfg.Clients < 1 || cfg.Clients > bench.MaxClients:
-		return usageError("--clients %d: want 1 to %d", cfg.Clients, bench.MaxClients)
-	case cfg.Senders < 1 || cfg.Senders > cfg.Clients:
-		return usageError("--senders %d: want 1 to --clients", cfg.Senders)
-	case cfg.Rate < 0 || cfg.Rate > bench.MaxRate:
-		return usageError("--rate %g: want 0 to %g", cfg.Rate, bench.MaxRate)
-	case cfg.Duration <= 0 || cfg.Duration > bench.MaxDuration:
-		return usageError("--duration %s: want up to %s", cfg.Duration, bench.MaxDuration)
-	case cfg.Window < 0:
-		return usageError("--window must not be negative")
-	case cfg.TextSize < 0 || cfg.TextSize > 4096:
-		return usageError("--text-size %d: want 0 to 4096", cfg.TextSize)
-	case cfg.ConnectConcurrency < 1 || cfg.ConnectConcurrency > 4096:
-		return usageError("--connect-concurrency %d: want 1 to 4096", cfg.ConnectConcurrency)
-	}
-	return nil
 }
 
 func benchIdleCommand() *cli.Command {
@@ -552,47 +255,9 @@ server, or --addr with --server-pid.`,
 			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "how long to hold them"},
 		}, benchTargetFlags("100, or fewer clients")...), benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
-			n := c.Int("clients")
-			if n < 1 || n > bench.MaxClients {
-				return usageError("--clients %d: want 1 to %d", n, bench.MaxClients)
-			}
-			if d := c.Duration("duration"); d < 0 || d > bench.MaxDuration {
-				return usageError("--duration %s: want up to %s", d, bench.MaxDuration)
-			}
-			if cc := c.Int("connect-concurrency"); cc < 1 || cc > 4096 {
-				return usageError("--connect-concurrency %d: want 1 to 4096", cc)
-			}
-			s, err := benchOutput(c)
-			if err != nil {
-				return err
-			}
-			t, srv, err := benchTarget(c, min(n, 100), c.App.ErrWriter)
-			if err != nil {
-				s.Stop()
-				return err
-			}
-			cfg := bench.IdleConfig{Clients: n, Duration: c.Duration("duration"),
-				ConnectConcurrency: c.Int("connect-concurrency"), Progress: s.Progress}
-			if srv != nil && !srv.InProcess && c.String("server") == "child" {
-				cfg.HeapStats = srv.HeapStats
-			}
-			rep, err := bench.RunIdle(c.Context, t, cfg)
-			if srv != nil {
-				if cerr := srv.Close(); err == nil {
-					err = cerr
-				}
-			}
-			if rep == nil {
-				s.Stop()
-				return err
-			}
-			if ferr := s.Finish("idle", rep); ferr != nil {
-				return ferr
-			}
-			if err != nil {
-				return err
-			}
-			return rep.Err()
+			cfg := bench.IdleConfig{Clients: c.Int("clients"), Duration: c.Duration("duration"),
+				ConnectConcurrency: c.Int("connect-concurrency")}
+			return benchRun(c, cfg.Check(), func(o *bench.Output) error { return o.Idle(c.Context, benchTargetOptions(c), cfg) })
 		},
 	}
 }
@@ -649,45 +314,21 @@ Exits 1 if a goal is missed.`,
 			if err != nil {
 				return err
 			}
-			s, err := benchOutput(c)
-			if err != nil {
-				return err
-			}
-			exe, err := os.Executable()
-			if err != nil {
-				s.Stop()
-				return fmt.Errorf("cannot find this program to start the server: %w", err)
-			}
-			cfg.Command, cfg.Stderr, cfg.Progress = serveArgv(exe), c.App.ErrWriter, s.Progress
-			cfg.Fanout.Progress = s.Progress
-			rep, err := bench.RunStorm(c.Context, cfg)
-			if rep == nil {
-				s.Stop()
-				return err
-			}
-			if ferr := s.Finish("storm", rep); ferr != nil {
-				return ferr
-			}
-			if err != nil {
-				return err
-			}
-			missed := 0
-			for _, t := range rep.Targets {
-				if !t.Met {
-					missed++
+			return benchRun(c, cfg.Check(), func(o *bench.Output) error {
+				if cfg.Command, err = benchCommands().Serve(); err != nil {
+					o.Stop()
+					return err
 				}
-			}
-			if missed > 0 || len(rep.Errors) > 0 {
-				return fmt.Errorf("bench: %d of %d goals missed, %d scenario errors", missed, len(rep.Targets), len(rep.Errors))
-			}
-			return nil
+				cfg.Stderr = c.App.ErrWriter
+				return o.Storm(c.Context, cfg)
+			})
 		},
 	}
 }
 
-// stormConfig reads and checks the flags of bench storm.
+// stormConfig reads the flags of bench storm.
 func stormConfig(c *cli.Context) (bench.StormConfig, error) {
-	tr, err := benchTransport(c.String("transport"))
+	tr, err := bench.ParseTransport(c.String("transport"))
 	if err != nil {
 		return bench.StormConfig{}, err
 	}
@@ -695,14 +336,11 @@ func stormConfig(c *cli.Context) (bench.StormConfig, error) {
 	if err != nil {
 		return bench.StormConfig{}, err
 	}
-	p, err := credstore.ParseParams(c.String("argon2-params"))
+	p, err := bench.ParseStormParams(c.String("argon2-params"))
 	if err != nil {
-		return bench.StormConfig{}, usageError("--argon2-params: %v", err)
+		return bench.StormConfig{}, err
 	}
-	if err := p.Check(credstore.MaxParams); err != nil {
-		return bench.StormConfig{}, usageError("--argon2-params: %v", err)
-	}
-	cfg := bench.StormConfig{
+	return bench.StormConfig{
 		Transport: tr, Groups: groups,
 		Fanout: bench.FanoutConfig{Clients: c.Int("clients"), Senders: c.Int("senders"), Rate: c.Float64("rate"),
 			Duration: c.Duration("duration"), ConnectConcurrency: c.Int("connect-concurrency")},
@@ -710,42 +348,7 @@ func stormConfig(c *cli.Context) (bench.StormConfig, error) {
 		MaxInFlight: c.Int("max-in-flight"), Probes: c.Int("probes"), ProbeTimeout: c.Duration("probe-timeout"),
 		QUICRate: c.Float64("quic-rate"), QUICDuration: c.Duration("quic-duration"),
 		StrongParams: p, ServeFlags: c.StringSlice("serve-flag"),
-	}
-	return cfg, checkStormFlags(cfg)
-}
-
-// checkStormFlags validates what can be checked before anything starts.
-func checkStormFlags(cfg bench.StormConfig) error {
-	if cfg.Fanout.Rate == 0 {
-		return usageError("--rate must be positive: the storm is measured beside a steady chat load")
-	}
-	if err := checkFanoutFlags(cfg.Fanout); err != nil {
-		return err
-	}
-	switch {
-	case cfg.Sources < 1 || cfg.Sources > bench.MaxStormSources:
-		return usageError("--sources %d: want 1 to %d", cfg.Sources, bench.MaxStormSources)
-	case cfg.Rate <= 0 || cfg.Rate > bench.MaxStormRate:
-		return usageError("--storm-rate %g: want more than 0, at most %g", cfg.Rate, bench.MaxStormRate)
-	case cfg.WrongPasswords < 1 || cfg.WrongPasswords > 20:
-		return usageError("--wrong-passwords %d: want 1 to 20", cfg.WrongPasswords)
-	case cfg.MaxInFlight < 1 || cfg.MaxInFlight > 65536:
-		return usageError("--max-in-flight %d: want 1 to 65536", cfg.MaxInFlight)
-	case cfg.Probes < 1 || cfg.Probes > 100:
-		return usageError("--probes %d: want 1 to 100", cfg.Probes)
-	case cfg.ProbeTimeout <= 0 || cfg.ProbeTimeout > time.Minute:
-		return usageError("--probe-timeout %s: want more than 0, at most 1m", cfg.ProbeTimeout)
-	case cfg.QUICRate < 0 || cfg.QUICRate > bench.MaxStormRate:
-		return usageError("--quic-rate %g: want 0 to %g", cfg.QUICRate, bench.MaxStormRate)
-	case cfg.QUICRate > 0 && (cfg.QUICDuration <= 0 || cfg.QUICDuration > bench.MaxDuration):
-		return usageError("--quic-duration %s: want more than 0, up to %s", cfg.QUICDuration, bench.MaxDuration)
-	}
-	for _, f := range cfg.ServeFlags {
-		if !strings.HasPrefix(f, "-") {
-			return usageError("--serve-flag %q: give each serve flag with its dashes, e.g. --serve-flag=--max-startups=20:30:200", f)
-		}
-	}
-	return nil
+	}, nil
 }
 
 func benchTargetsCommand() *cli.Command {
@@ -768,57 +371,10 @@ takes about a minute more and needs Linux. Exits 1 if a target is missed.`,
 			&cli.BoolFlag{Name: "storm", Usage: "also run 'bench storm' at its default sizes against the serve command (targets 9-12, about a minute more)"},
 		}, benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
-			scale := c.Float64("scale")
-			if scale <= 0 || scale > 1 {
-				return usageError("--scale %g: want more than 0 and at most 1", scale)
-			}
-			cfg := bench.TargetsConfig{Scale: scale, Metrics: c.Bool("metrics")}
-			if c.Bool("storm") {
-				exe, err := os.Executable()
-				if err != nil {
-					return fmt.Errorf("cannot find this program to start the server: %w", err)
-				}
-				sc := bench.DefaultStormConfig()
-				sc.Transport, sc.Command, sc.Stderr = transport.TCP, serveArgv(exe), c.App.ErrWriter
-				cfg.Storm = &sc
-			}
-			switch c.String("server") {
-			case "child":
-				exe, err := os.Executable()
-				if err != nil {
-					return fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
-				}
-				cfg.ServerCommand = benchServerArgv(exe)
-				if f := c.String("server-cpuprofile"); f != "" {
-					cfg.ServerArgs = []string{"--cpuprofile", f}
-				}
-			case "serve":
-				exe, err := os.Executable()
-				if err != nil {
-					return fmt.Errorf("cannot find this program to start the server: %w (use --server inproc)", err)
-				}
-				cfg.ServerCommand, cfg.RealServe = serveArgv(exe), true
-			case "inproc":
-			default:
-				return usageError("--server %q: want child, serve or inproc", c.String("server"))
-			}
-			s, err := benchOutput(c)
-			if err != nil {
-				return err
-			}
-			cfg.Progress = s.Progress
-			rep, err := bench.RunTargets(c.Context, cfg)
-			if rep == nil {
-				s.Stop()
-				return err
-			}
-			if ferr := s.Finish("targets", rep); ferr != nil {
-				return ferr
-			}
-			if err != nil {
-				return err
-			}
-			return rep.Err()
+			cfg, err := bench.TargetsOptions{Scale: c.Float64("scale"), Metrics: c.Bool("metrics"), Storm: c.Bool("storm"),
+				Server: c.String("server"), ServerCPUProfile: c.String("server-cpuprofile"),
+				Commands: benchCommands(), Stderr: c.App.ErrWriter}.Config()
+			return benchRun(c, err, func(o *bench.Output) error { return o.Targets(c.Context, cfg) })
 		},
 	}
 }
@@ -848,41 +404,10 @@ default cost at its first login. 'securechat bench server' never does.`,
 			if c.Args().Present() {
 				return usageError("bench provision takes no arguments, got %q", c.Args().First())
 			}
-			p, err := credstore.ParseParams(c.String("argon2-params"))
-			if err != nil {
-				return usageError("--argon2-params: %v", err)
-			}
-			n := c.Int("users")
-			if n < 1 || n > bench.MaxAccounts {
-				return usageError("--users %d: want 1 to %d", n, bench.MaxAccounts)
-			}
-			pw, err := os.ReadFile(c.String("password-file"))
-			if err != nil {
-				return fmt.Errorf("password file: %w", err)
-			}
-			pw = trimLineBreak(pw)
-			if err := credstore.CheckPassword(pw); err != nil {
-				return usageError("--password-file: %v", err)
-			}
-			path, prefix := c.String("creds"), c.String("prefix")
-			if err := bench.Provision(path, prefix, n, pw, p); err != nil {
-				if errors.Is(err, os.ErrExist) {
-					return withCode(exitError, err, "benchmark accounts go in a file of their own; pick a new --creds path")
-				}
-				return err
-			}
-			fmt.Fprintf(c.App.Writer, "securechat: wrote %d benchmark accounts %s to %s (argon2id %s: for load tests only)\n",
-				n, accountRange(prefix, n), path, p)
-			return nil
+			return bench.ProvisionOptions{Creds: c.String("creds"), Prefix: c.String("prefix"), Users: c.Int("users"),
+				PasswordFile: c.String("password-file"), Params: c.String("argon2-params")}.Run(c.App.Writer)
 		},
 	}
-}
-
-func accountRange(prefix string, n int) string {
-	if n == 1 {
-		return bench.AccountName(prefix, 0)
-	}
-	return bench.AccountName(prefix, 0) + " … " + bench.AccountName(prefix, n-1)
 }
 
 func benchServerCommand() *cli.Command {
@@ -912,25 +437,19 @@ Never expose it: it has none of serve's protection against floods.`,
 			if c.Args().Present() {
 				return usageError("bench server takes no arguments, got %q", c.Args().First())
 			}
-			tr, err := benchTransport(c.String("transport"))
+			tr, err := bench.ParseTransport(c.String("transport"))
 			if err != nil {
 				return err
 			}
 			listen := c.String("listen")
-			host, _, err := net.SplitHostPort(listen)
-			if err != nil {
-				return usageError("--listen %q is not HOST:PORT", listen)
-			}
-			if !c.Bool("allow-remote") {
-				if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-					return usageError("--listen %q: a load-test server listens on a loopback address unless --allow-remote is given", listen)
-				}
+			if err := bench.CheckListen(listen, c.Bool("allow-remote")); err != nil {
+				return err
 			}
 			groups, err := parseGroups(c.String("kex"))
 			if err != nil {
 				return err
 			}
-			log, err := newLogger(c.App.ErrWriter, "text", c.String("log-level"))
+			log, err := serve.NewLogger(c.App.ErrWriter, "text", c.String("log-level"))
 			if err != nil {
 				return err
 			}

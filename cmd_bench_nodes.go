@@ -35,7 +35,7 @@ them a cluster (--serve-arg --cluster --serve-arg nats://127.0.0.1:4222
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "bound on the wait for the clients of one kill"},
 		}, benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
-			tr, err := benchTransport(c.String("transport"))
+			tr, err := bench.ParseTransport(c.String("transport"))
 			if err != nil {
 				return err
 			}
@@ -104,7 +104,7 @@ on. More than one node needs the nodes to share a cluster:
 			&cli.IntFlag{Name: "connect-concurrency", Value: 64, Usage: "clients connecting at once"},
 		}, benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
-			tr, err := benchTransport(c.String("transport"))
+			tr, err := bench.ParseTransport(c.String("transport"))
 			if err != nil {
 				return err
 			}
@@ -114,7 +114,7 @@ on. More than one node needs the nodes to share a cluster:
 			}
 			cfg := bench.FanoutConfig{Clients: c.Int("clients"), Senders: c.Int("senders"), Rate: c.Float64("rate"),
 				Duration: c.Duration("duration"), ConnectConcurrency: c.Int("connect-concurrency")}
-			if err := checkFanoutFlags(cfg); err != nil {
+			if err := cfg.Check(); err != nil {
 				return err
 			}
 			n := c.Int("nodes")

@@ -10,6 +10,7 @@ import (
 
 	"securechat/chat"
 	"securechat/client"
+	"securechat/client/identity"
 	"securechat/client/tui"
 	"securechat/handshake"
 	"securechat/msgsig"
@@ -107,7 +108,7 @@ func runConnect(c *cli.Context) error {
 	}
 	interactive := isTerminal(os.Stdin) && !c.Bool("json")
 
-	keys, err := loginKeys(c.String("identity"), identityPassphrase{file: c.String("passphrase-file"), interactive: interactive}, c.App.ErrWriter)
+	keys, err := identity.LoginKeys(c.String("identity"), identity.Passphrase{File: c.String("passphrase-file"), Interactive: interactive}, c.App.ErrWriter)
 	if err != nil {
 		return err
 	}

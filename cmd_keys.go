@@ -1,38 +1,34 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"errors"
 	"fmt"
-	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
-	"net"
-	"securechat/client/tui"
+	"securechat/client/identity"
 	"securechat/handshake"
-	"securechat/server"
-	"strings"
+	"securechat/internal/cmderr"
+	"securechat/internal/hostkeys"
 )
 
 // hostKeyFile is the host key's name inside the state directory. During a
 // rotation the next key lies beside it with nextKeySuffix; after
 // keygen --promote the replaced key stays with oldKeySuffix, for a rollback.
 const (
-	hostKeyFile   = "host_ed25519_key"
-	nextKeySuffix = ".next"
-	oldKeySuffix  = ".old"
+	hostKeyFile   = handshake.HostKeyFile
+	nextKeySuffix = handshake.NextHostKeySuffix
+	oldKeySuffix  = hostkeys.OldSuffix
 )
 
-func hostKeyPath(c *cli.Context) (string, error) {
+// hostKey is the server's host key in the state directory.
+func hostKey(c *cli.Context) (hostkeys.Server, error) {
 	dir, err := stateDir(c)
 	if err != nil {
-		return "", err
+		return hostkeys.Server{}, err
 	}
-	return filepath.Join(dir, hostKeyFile), nil
+	return hostkeys.Server{Path: filepath.Join(dir, hostKeyFile), Stdout: c.App.Writer, Stderr: c.App.ErrWriter}, nil
 }
 
 func keygenCommand() *cli.Command {
@@ -69,7 +65,7 @@ the public key in FILE.pub, to give to the server's operator for
 			if c.Args().Present() {
 				return usageError("keygen takes no arguments")
 			}
-			path, err := hostKeyPath(c)
+			key, err := hostKey(c)
 			if err != nil {
 				return err
 			}
@@ -83,66 +79,13 @@ the public key in FILE.pub, to give to the server's operator for
 			case c.Bool("next") && c.Bool("promote"):
 				return usageError("--next and --promote are two steps; give one")
 			case c.Bool("next"):
-				return keygenNext(c, path)
+				return key.Next()
 			case c.Bool("promote"):
-				return keygenPromote(c, path)
+				return key.Promote()
 			}
-			key, created, err := handshake.LoadOrCreateHostKey(path)
-			if err != nil {
-				return err
-			}
-			if !created {
-				return withCode(exitError, fmt.Errorf("%s already exists; refusing to overwrite it", path),
-					"securechat fingerprint prints the fingerprint of the existing key; keygen --next starts a rotation")
-			}
-			fmt.Fprintf(c.App.ErrWriter, "securechat: wrote host key to %s\n", path)
-			fmt.Fprintln(c.App.Writer, handshake.Fingerprint(key.Public().(ed25519.PublicKey)))
-			return nil
+			return key.Create()
 		},
 	}
-}
-
-// keygenNext creates the next host key beside the current one.
-func keygenNext(c *cli.Context, path string) error {
-	if _, err := handshake.LoadHostKey(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return withCode(exitError, fmt.Errorf("there is no current host key %s to rotate", path),
-				"securechat keygen creates the first one")
-		}
-		return err
-	}
-	next := path + nextKeySuffix
-	key, err := handshake.CreateHostKey(next)
-	if errors.Is(err, fs.ErrExist) {
-		return withCode(exitError, fmt.Errorf("%s already exists; refusing to overwrite it", next),
-			"securechat keygen --promote makes it current; delete it to start over")
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.ErrWriter, "securechat: wrote the next host key to %s; send SIGHUP to a running server to announce it\n", next)
-	fmt.Fprintln(c.App.Writer, handshake.Fingerprint(key.Public().(ed25519.PublicKey)))
-	return nil
-}
-
-// keygenPromote makes the next host key current.
-func keygenPromote(c *cli.Context, path string) error {
-	next, old := path+nextKeySuffix, path+oldKeySuffix
-	if _, err := os.Stat(next); errors.Is(err, fs.ErrNotExist) {
-		return withCode(exitError, fmt.Errorf("there is no next host key %s to promote", next),
-			"securechat keygen --next creates it; let clients learn it before promoting")
-	}
-	if err := handshake.PromoteHostKey(path, next, old); err != nil {
-		return err
-	}
-	key, err := handshake.LoadHostKey(path)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.ErrWriter, "securechat: %s is now the host key; the previous one is kept as %s; "+
-		"send SIGHUP to a running server (or restart it) to switch\n", path, old)
-	fmt.Fprintln(c.App.Writer, handshake.Fingerprint(key.Public().(ed25519.PublicKey)))
-	return nil
 }
 
 func fingerprintCommand() *cli.Command {
@@ -157,68 +100,13 @@ func fingerprintCommand() *cli.Command {
 			if c.Args().Present() {
 				return usageError("fingerprint takes no arguments")
 			}
-			path, err := hostKeyPath(c)
+			key, err := hostKey(c)
 			if err != nil {
 				return err
 			}
-			if c.Bool("next") {
-				key, err := handshake.LoadHostKey(path + nextKeySuffix)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(c.App.Writer, handshake.Fingerprint(key.Public().(ed25519.PublicKey)))
-				return nil
-			}
-			key, created, err := handshake.LoadOrCreateHostKey(path)
-			if err != nil {
-				return err
-			}
-			if created {
-				fmt.Fprintf(c.App.ErrWriter, "securechat: there was no host key; created %s\n", path)
-			}
-			fmt.Fprintln(c.App.Writer, handshake.Fingerprint(key.Public().(ed25519.PublicKey)))
-			return nil
+			return key.Fingerprint(c.Bool("next"))
 		},
 	}
-}
-
-// loadNextHostKey returns the next host key beside the one at path, or nil
-// when no rotation is under way. A next key that is the current one (a
-// copy) is refused: it could not be announced.
-func loadNextHostKey(path string, current ed25519.PrivateKey) (ed25519.PrivateKey, error) {
-	key, err := handshake.LoadHostKey(path + nextKeySuffix)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if key.Equal(current) {
-		return nil, fmt.Errorf("%s is the current host key, not a new one; delete it and run securechat keygen --next", path+nextKeySuffix)
-	}
-	return key, nil
-}
-
-// reloadHostKeys rereads the host key and the next one (on SIGHUP) and
-// hands them to srv for new connections: all or nothing, and the current
-// key must exist (a reload never creates one).
-func reloadHostKeys(srv *server.Server, path string, log *slog.Logger) {
-	current, err := handshake.LoadHostKey(path)
-	if err != nil {
-		log.Error("host key reload failed; keeping the old keys", "err", err)
-		return
-	}
-	next, err := loadNextHostKey(path, current)
-	if err != nil {
-		log.Error("host key reload failed; keeping the old keys", "err", err)
-		return
-	}
-	srv.SetHostKeys(current, next)
-	args := []any{"fingerprint", handshake.Fingerprint(current.Public().(ed25519.PublicKey))}
-	if next != nil {
-		args = append(args, "next", handshake.Fingerprint(next.Public().(ed25519.PublicKey)))
-	}
-	log.Info("host keys reloaded", args...)
 }
 
 func knownHostsCommand() *cli.Command {
@@ -253,7 +141,7 @@ line lists HOST:PORT.`,
 	for _, sub := range cmd.Subcommands {
 		sub.HideHelpCommand = true
 		sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-			return &codedError{code: exitUsage, err: err}
+			return cmderr.UsageHint(err, "")
 		}
 	}
 	return cmd
@@ -263,26 +151,30 @@ func knownHostsRemove(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageError("known-hosts remove wants exactly one HOST:PORT argument")
 	}
-	hostport := c.Args().First()
-	if _, _, err := net.SplitHostPort(hostport); err != nil {
-		return usageError("%q is not HOST:PORT (IPv6 addresses go in brackets: [::1]:7777)", hostport)
-	}
 	file, err := knownHostsPath(c.String("known-hosts"))
 	if err != nil {
 		return err
 	}
-	removed, err := handshake.RemoveKnownHost(file, hostport)
-	if errors.Is(err, fs.ErrNotExist) {
-		return withCode(exitError, fmt.Errorf("%s does not exist", file), "")
+	return hostkeys.RemoveKnownHost(file, c.Args().First(), c.App.Writer)
+}
+
+// keygenUser is keygen --user: a new key to log in with.
+func keygenUser(c *cli.Context) error {
+	path := c.String("out")
+	if path == "" {
+		var err error
+		if path, err = identity.DefaultFile(); err != nil {
+			return err
+		}
 	}
+	line, err := identity.Generate(path, func() ([]byte, error) {
+		return identity.NewPassphrase(c.String("passphrase-file"), isTerminal(os.Stdin))
+	})
 	if err != nil {
 		return err
 	}
-	if len(removed) == 0 {
-		return withCode(exitError, fmt.Errorf("%s is not in %s", hostport, file), "")
-	}
-	for _, r := range removed {
-		fmt.Fprintf(c.App.Writer, "removed %s:%d: %s\n", file, r.Line, tui.Sanitize(strings.TrimSpace(r.Text)))
-	}
+	fmt.Fprintf(c.App.ErrWriter, "securechat: wrote user key to %s and its public key to %s.pub\n", path, path)
+	fmt.Fprintf(c.App.ErrWriter, "securechat: the server's operator authorizes it with 'securechat user key add NAME --file %s.pub'\n", path)
+	fmt.Fprint(c.App.Writer, line)
 	return nil
 }

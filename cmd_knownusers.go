@@ -12,6 +12,7 @@ import (
 
 	"securechat/chat"
 	"securechat/client/tui"
+	"securechat/internal/cmderr"
 	"securechat/msgsig"
 )
 
@@ -49,7 +50,7 @@ atomically and keeps mode 0600. Exits 1 if no line pins a key for the user.`,
 	for _, sub := range cmd.Subcommands {
 		sub.HideHelpCommand = true
 		sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-			return &codedError{code: exitUsage, err: err}
+			return cmderr.UsageHint(err, "")
 		}
 	}
 	return cmd
@@ -75,13 +76,13 @@ func knownUsersRemove(c *cli.Context) error {
 	}
 	removed, err := msgsig.RemoveKnownUser(file, who)
 	if errors.Is(err, fs.ErrNotExist) {
-		return withCode(exitError, fmt.Errorf("%s does not exist", file), "")
+		return fmt.Errorf("%s does not exist", file)
 	}
 	if err != nil {
 		return err
 	}
 	if len(removed) == 0 {
-		return withCode(exitError, fmt.Errorf("%s has no pinned key in %s", who, file), "")
+		return fmt.Errorf("%s has no pinned key in %s", who, file)
 	}
 	for _, r := range removed {
 		fmt.Fprintf(c.App.Writer, "removed %s:%d: %s\n", file, r.Line, tui.Sanitize(strings.TrimSpace(r.Text)))

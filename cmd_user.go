@@ -1,20 +1,16 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
-	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
 	"securechat/client"
 	"securechat/credstore"
+	"securechat/internal/accounts"
+	"securechat/internal/cmderr"
 )
 
 // Replaced in tests: where a password comes from when no file is given.
@@ -112,7 +108,7 @@ func userCommand() *cli.Command {
 		for _, sub := range subs {
 			sub.HideHelpCommand = true
 			sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-				return &codedError{code: exitUsage, err: err}
+				return cmderr.UsageHint(err, "")
 			}
 			usage(sub.Subcommands)
 		}
@@ -127,133 +123,57 @@ func userName(c *cli.Context) (string, error) {
 		return "", usageError("%s wants exactly one NAME argument (see 'securechat user %s --help')", c.Command.Name, c.Command.Name)
 	}
 	name := c.Args().First()
-	if err := credstore.CheckName(name); err != nil {
-		return "", withCode(exitUsage, err, "user names match "+credstore.NamePattern)
-	}
-	return name, nil
+	return name, accounts.CheckName(name)
 }
 
-// userParams returns the cost for a new hash and warns below the OWASP floor.
-func userParams(c *cli.Context) (credstore.Params, error) {
-	s := c.String("argon2-params")
-	if s == "" {
-		return credstore.DefaultParams, nil
-	}
-	p, err := credstore.ParseParams(s)
-	if err == nil {
-		err = p.Check(credstore.MaxParams)
-	}
+// userFiles are the files a user command works on; create makes the state
+// directory for a new creds file.
+func userFiles(c *cli.Context, create bool) (accounts.Files, error) {
+	creds, err := credsPath(c, create)
 	if err != nil {
-		return p, withCode(exitUsage, fmt.Errorf("--argon2-params: %v", err), "for example --argon2-params "+credstore.DefaultParams.String())
+		return accounts.Files{}, err
 	}
-	min := credstore.MinParams
-	if p.Memory < min.Memory || p.Time < min.Time {
-		fmt.Fprintf(c.App.ErrWriter, "securechat: warning: %s is below the OWASP minimum %s; the hash is upgraded at the next login\n", p, min)
-	}
-	return p, nil
+	return accounts.Files{
+		Creds: creds, Keys: keysPath(c, creds), StateDir: func() (string, error) { return stateDir(c) },
+		CredsArg: credsArg(c), Stdout: c.App.Writer, Stderr: c.App.ErrWriter,
+	}, nil
 }
 
-// userLookup reads the creds file, if there is one, so that a wrong name
-// is reported before the password is asked for.
-func userLookup(path, name string) (credstore.Account, bool, error) {
-	f, err := credstore.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return credstore.Account{}, false, nil
+// userNewPassword gets the new password from --password-file, the
+// terminal (asked twice) or one line of standard input, and checks it.
+func userNewPassword(c *cli.Context, name string) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		src := accounts.PasswordSource{File: c.String("password-file"), Stdin: userStdin, IsTTY: userStdinIsTTY(), ReadPassword: userReadPassword}
+		return src.NewPassword(c.Context, name)
 	}
-	if err != nil {
-		return credstore.Account{}, false, err
-	}
-	a, ok := f.Lookup(name)
-	return a, ok, nil
 }
 
-func userAdd(c *cli.Context) error {
+func userAdd(c *cli.Context) error { return userSetPassword(c, true) }
+
+func userPasswd(c *cli.Context) error { return userSetPassword(c, false) }
+
+// userSetPassword is user add (a new account) and user passwd.
+func userSetPassword(c *cli.Context, add bool) error {
 	name, err := userName(c)
 	if err != nil {
 		return err
 	}
-	params, err := userParams(c)
+	params, err := accounts.Params(c.String("argon2-params"), c.App.ErrWriter)
 	if err != nil {
 		return err
 	}
-	path, err := credsPath(c, true)
+	files, err := userFiles(c, add)
 	if err != nil {
 		return err
 	}
-	if _, exists, err := userLookup(path, name); err != nil {
-		return err
-	} else if exists {
-		return userExistsError(path, name)
-	}
-	password, err := userNewPassword(c, name)
-	if err != nil {
-		return err
+	if !add {
+		return files.Passwd(name, params, userNewPassword(c, name))
 	}
 	role := credstore.RoleUser
 	if c.Bool("admin") {
 		role = credstore.RoleAdmin
 	}
-	a, err := credstore.NewAccount(name, role, password, params)
-	clear(password)
-	if err != nil {
-		return err
-	}
-	wasOpen := userModeTooOpen(path)
-	err = credstore.Edit(path, func(f *credstore.File) error { return f.Add(a) })
-	if errors.Is(err, credstore.ErrUserExists) {
-		return userExistsError(path, name)
-	}
-	if err != nil {
-		return err
-	}
-	userDone(c, path, wasOpen, "added %s %s (%s) to %s", role, name, a.Scheme(), path)
-	return nil
-}
-
-func userPasswd(c *cli.Context) error {
-	name, err := userName(c)
-	if err != nil {
-		return err
-	}
-	params, err := userParams(c)
-	if err != nil {
-		return err
-	}
-	path, err := credsPath(c, false)
-	if err != nil {
-		return err
-	}
-	if _, exists, err := userLookup(path, name); err != nil {
-		return err
-	} else if !exists {
-		return userMissingError(path, name)
-	}
-	password, err := userNewPassword(c, name)
-	if err != nil {
-		return err
-	}
-	a, err := credstore.NewAccount(name, credstore.RoleUser, password, params)
-	clear(password)
-	if err != nil {
-		return err
-	}
-	wasOpen := userModeTooOpen(path)
-	err = credstore.Edit(path, func(f *credstore.File) error {
-		cur, ok := f.Lookup(name)
-		if !ok {
-			return credstore.ErrNoSuchUser
-		}
-		a.Role = cur.Role
-		return f.Replace(a)
-	})
-	if errors.Is(err, credstore.ErrNoSuchUser) {
-		return userMissingError(path, name)
-	}
-	if err != nil {
-		return err
-	}
-	userDone(c, path, wasOpen, "changed the password of %s (%s) in %s", name, a.Scheme(), path)
-	return nil
+	return files.Add(name, role, params, userNewPassword(c, name))
 }
 
 func userDel(c *cli.Context) error {
@@ -261,34 +181,11 @@ func userDel(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	path, err := credsPath(c, false)
+	files, err := userFiles(c, false)
 	if err != nil {
 		return err
 	}
-	wasOpen := userModeTooOpen(path)
-	err = credstore.Edit(path, func(f *credstore.File) error { return f.Delete(name) })
-	if errors.Is(err, credstore.ErrNoSuchUser) {
-		return userMissingError(path, name)
-	}
-	if err != nil {
-		return err
-	}
-	userDone(c, path, wasOpen, "deleted %s from %s", name, path)
-	// A deleted account keeps no way in: its keys go too.
-	keys := keysPath(c, path)
-	if _, err := os.Stat(keys); err == nil {
-		err := credstore.EditKeys(keys, func(f *credstore.KeysFile) error {
-			_, err := f.Delete(name, func(credstore.AuthorizedKey) bool { return true })
-			return err
-		})
-		switch {
-		case err == nil:
-			fmt.Fprintf(c.App.ErrWriter, "securechat: removed the keys of %s from %s\n", name, keys)
-		case !errors.Is(err, credstore.ErrNoSuchKey):
-			return fmt.Errorf("the account is deleted but its keys are not: %w", err)
-		}
-	}
-	return deleteStoredUser(c, name)
+	return files.Delete(name)
 }
 
 func userRole(c *cli.Context) error {
@@ -296,8 +193,8 @@ func userRole(c *cli.Context) error {
 		return usageError("role wants NAME and admin or user (see 'securechat user role --help')")
 	}
 	name := c.Args().Get(0)
-	if err := credstore.CheckName(name); err != nil {
-		return withCode(exitUsage, err, "user names match "+credstore.NamePattern)
+	if err := accounts.CheckName(name); err != nil {
+		return err
 	}
 	var role credstore.Role
 	switch c.Args().Get(1) {
@@ -308,95 +205,22 @@ func userRole(c *cli.Context) error {
 	default:
 		return usageError("unknown role %q: want admin or user", c.Args().Get(1))
 	}
-	path, err := credsPath(c, false)
+	files, err := userFiles(c, false)
 	if err != nil {
 		return err
 	}
-	wasOpen := userModeTooOpen(path)
-	unchanged := false
-	err = credstore.Edit(path, func(f *credstore.File) error {
-		a, ok := f.Lookup(name)
-		if !ok {
-			return credstore.ErrNoSuchUser
-		}
-		if a.Role == role {
-			unchanged = true
-			return nil
-		}
-		a.Role = role
-		return f.Replace(a)
-	})
-	if errors.Is(err, credstore.ErrNoSuchUser) {
-		return userMissingError(path, name)
-	}
-	if err != nil {
-		return err
-	}
-	if unchanged {
-		fmt.Fprintf(c.App.ErrWriter, "securechat: %s is already %s in %s\n", name, role, path)
-		return nil
-	}
-	userDone(c, path, wasOpen, "%s is now %s in %s", name, role, path)
-	return nil
+	return files.SetRole(name, role)
 }
 
 func userList(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usageError("list takes no arguments")
 	}
-	path, err := credsPath(c, false)
+	files, err := userFiles(c, false)
 	if err != nil {
 		return err
 	}
-	f, err := credstore.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return withCode(exitError, err, "create it with 'securechat user add NAME"+credsArg(c)+"'")
-	}
-	if err != nil {
-		return err
-	}
-	if userModeTooOpen(path) {
-		fmt.Fprintf(c.App.ErrWriter, "securechat: warning: %s may be read by group or others; the server refuses it (chmod 600 %s)\n", path, path)
-	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tHASH")
-	for _, a := range f.Accounts() {
-		note := ""
-		if a.NeedsRehash(credstore.DefaultParams) {
-			note = " (upgraded at next login)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s%s\n", a.Name, a.Role, a.Scheme(), note)
-	}
-	return tw.Flush()
-}
-
-func userExistsError(path, name string) error {
-	return withCode(exitError, fmt.Errorf("user %s already exists in %s", name, path),
-		"'securechat user passwd "+name+"' sets a new password")
-}
-
-func userMissingError(path, name string) error {
-	return withCode(exitError, fmt.Errorf("no user %s in %s", name, path),
-		"'securechat user list' shows the accounts")
-}
-
-// userModeTooOpen reports whether the creds file exists with group or
-// other permission bits; Edit will leave it at 0600.
-func userModeTooOpen(path string) bool {
-	info, err := os.Stat(path)
-	return err == nil && info.Mode().Perm()&0o077 != 0
-}
-
-func userDone(c *cli.Context, path string, wasOpen bool, format string, args ...any) {
-	w := c.App.ErrWriter
-	fmt.Fprintf(w, "securechat: "+format+"\n", args...)
-	if wasOpen {
-		fmt.Fprintf(w, "securechat: %s was readable by group or others; it is now mode 0600\n", path)
-	}
-	if top := gitWorkTree(path); top != "" {
-		fmt.Fprintf(w, "securechat: warning: %s is inside the git work tree %s; a creds file must never be committed (the default, without --creds, is the state directory)\n", path, top)
-	}
-	fmt.Fprintf(w, "securechat: a running server picks this up on SIGHUP (kill -HUP PID)\n")
+	return files.List()
 }
 
 // credsArg repeats the --creds flag for a hint, when it was given.
@@ -405,61 +229,4 @@ func credsArg(c *cli.Context) string {
 		return " --creds " + p
 	}
 	return ""
-}
-
-// userNewPassword gets the new password from --password-file, the
-// terminal (asked twice) or one line of standard input, and checks it.
-func userNewPassword(c *cli.Context, name string) ([]byte, error) {
-	var password []byte
-	switch file := c.String("password-file"); {
-	case file != "":
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("--password-file: %w", err)
-		}
-		password = trimLineBreak(data)
-	case userStdinIsTTY():
-		first, err := userReadPassword(c.Context, "New password for "+name+": ")
-		if err != nil {
-			return nil, err
-		}
-		second, err := userReadPassword(c.Context, "Retype the new password: ")
-		if err != nil {
-			clear(first)
-			return nil, err
-		}
-		same := bytes.Equal(first, second)
-		clear(second)
-		if !same {
-			clear(first)
-			return nil, errors.New("the passwords do not match")
-		}
-		password = first
-	default:
-		line, err := readPasswordLine(userStdin)
-		if err != nil {
-			return nil, err
-		}
-		password = line
-	}
-	if err := credstore.CheckPassword(password); err != nil {
-		clear(password)
-		return nil, withCode(exitError, err, fmt.Sprintf("passwords need at least %d characters", credstore.MinPasswordLength))
-	}
-	return password, nil
-}
-
-// readPasswordLine reads the first line of r without its line break.
-func readPasswordLine(r io.Reader) ([]byte, error) {
-	br := bufio.NewReader(io.LimitReader(r, credstore.MaxPasswordLength+2))
-	line, err := br.ReadBytes('\n')
-	switch {
-	case err == io.EOF && len(line) == 0:
-		return nil, errors.New("no password on standard input (give one line, or use --password-file)")
-	case err == io.EOF && len(line) > credstore.MaxPasswordLength:
-		return nil, fmt.Errorf("password is longer than %d bytes", credstore.MaxPasswordLength)
-	case err != nil && err != io.EOF:
-		return nil, fmt.Errorf("reading the password: %w", err)
-	}
-	return trimLineBreak(line), nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"embed"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -23,7 +24,7 @@ var completionFiles = map[string]string{
 }
 
 func completionCommand() *cli.Command {
-	shells := slices.Sorted(mapKeysOf(completionFiles))
+	shells := slices.Sorted(maps.Keys(completionFiles))
 	return &cli.Command{
 		Name:      "completion",
 		Usage:     "print the shell completion script for " + strings.Join(shells[:len(shells)-1], ", ") + " or " + shells[len(shells)-1],
@@ -48,15 +49,5 @@ func completionCommand() *cli.Command {
 			_, err = fmt.Fprint(c.App.Writer, string(script))
 			return err
 		},
-	}
-}
-
-func mapKeysOf(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }

@@ -5,5 +5,5 @@ package main
 import "github.com/urfave/cli/v2"
 
 // docsCommands: builds tagged urfave_cli_no_docs leave the docs command,
-// and urfave/cli's man page generator, out (see docs.go).
+// and urfave/cli's man page generator, out (see docs.go and internal/clidoc).
 func docsCommands() []*cli.Command { return nil }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"securechat/internal/clidoc"
 )
 
 // TestGeneratedDocsUpToDate regenerates the man page and the completion
@@ -24,17 +26,17 @@ func TestGeneratedDocsUpToDate(t *testing.T) {
 	if b, err := userProcess(t, "", "docs", "--out", out).CombinedOutput(); err != nil {
 		t.Fatalf("docs: %v\n%s", err, b)
 	}
-	for _, g := range generatedDocs {
-		fresh, err := os.ReadFile(filepath.Join(out, g.path))
+	for _, g := range clidoc.Files(completionFiles) {
+		fresh, err := os.ReadFile(filepath.Join(out, g.Path))
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkedIn, err := os.ReadFile(g.path)
+		checkedIn, err := os.ReadFile(g.Path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if string(fresh) != string(checkedIn) {
-			t.Errorf("%s is stale: run 'go run . docs' and commit the result", g.path)
+			t.Errorf("%s is stale: run 'go run . docs' and commit the result", g.Path)
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"syscall"
 	"testing"
+
+	"securechat/internal/sdnotify/sdnotifytest"
 )
 
 // TestE2EServiceNotify runs serve as systemd runs a Type=notify service:
@@ -23,26 +25,26 @@ func TestE2EServiceNotify(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "notify")
-	conn := listenNotify(t, sock)
+	conn := sdnotifytest.Listen(t, sock)
 	e.env = append(e.env, "NOTIFY_SOCKET="+sock)
 
 	s := e.serve("tcp", "127.0.0.1:0", filepath.Join(e.dir, "state"))
-	kv := readNotify(t, conn)
+	kv := sdnotifytest.Read(t, conn)
 	if kv["READY"] != "1" || kv["STATUS"] != "serving tcp on "+s.addr {
 		t.Fatalf("first notification %v; want READY=1 with the address", kv)
 	}
 
 	s.signal(syscall.SIGHUP)
-	if kv = readNotify(t, conn); kv["RELOADING"] != "1" || (runtime.GOOS == "linux" && kv["MONOTONIC_USEC"] == "") {
+	if kv = sdnotifytest.Read(t, conn); kv["RELOADING"] != "1" || (runtime.GOOS == "linux" && kv["MONOTONIC_USEC"] == "") {
 		t.Errorf("after SIGHUP: %v; want RELOADING=1 with MONOTONIC_USEC", kv)
 	}
-	if kv = readNotify(t, conn); kv["READY"] != "1" {
+	if kv = sdnotifytest.Read(t, conn); kv["READY"] != "1" {
 		t.Errorf("after the reload: %v; want READY=1", kv)
 	}
 	s.waitStderr(`"msg":"creds reloaded"`)
 
 	s.signal(syscall.SIGTERM)
-	if kv = readNotify(t, conn); kv["STOPPING"] != "1" {
+	if kv = sdnotifytest.Read(t, conn); kv["STOPPING"] != "1" {
 		t.Errorf("after SIGTERM: %v; want STOPPING=1", kv)
 	}
 	s.expectExit(0)

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -65,25 +63,6 @@ func credsPath(c *cli.Context, create bool) (string, error) {
 	return filepath.Join(dir, credsFileName), nil
 }
 
-// gitWorkTree returns the top of the git work tree that holds path, or ""
-// when there is none.
-func gitWorkTree(path string) string {
-	dir, err := filepath.Abs(filepath.Dir(path))
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
-
 // keysFlag names the authorized keys file; empty means the default beside
 // the creds file (credstore.KeysPath).
 func keysFlag() cli.Flag {
@@ -135,28 +114,12 @@ func defaultStateDir() (string, error) {
 // parseGroups reads --kex: key exchange group names, comma-separated; empty
 // means the default list.
 func parseGroups(s string) ([]handshake.Group, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	var gs []handshake.Group
-	for _, name := range strings.Split(s, ",") {
-		g, err := handshake.ParseGroup(strings.TrimSpace(name))
-		if err != nil {
-			return nil, usageError("--kex: %v", err)
-		}
-		gs = append(gs, g)
+	gs, err := handshake.ParseGroups(s)
+	if err != nil {
+		return nil, usageError("--kex: %v", err)
 	}
 	return gs, nil
 }
 
 // isTerminal reports whether f is a terminal.
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
-
-// trimLineBreak removes one trailing "\n" or "\r\n", as shells and editors
-// add, and nothing else.
-func trimLineBreak(b []byte) []byte {
-	if bytes.HasSuffix(b, []byte("\r\n")) {
-		return b[:len(b)-2]
-	}
-	return bytes.TrimSuffix(b, []byte("\n"))
-}

@@ -2,9 +2,11 @@
 //
 // The binary is a thin shell over the packages: transport (byte streams),
 // handshake and cipher (the secure channel), credstore (accounts) and chat
-// (rooms), and client (the terminal client). Each subcommand is built in its
-// own cmd_*.go file; this file lists them, runs the app and maps errors to
-// exit codes, in one place.
+// (rooms), client (the terminal client), bench (the load tool), and below
+// internal/ what the commands do: serve, accounts, hostkeys. Each
+// subcommand's flags and help are in its own cmd_*.go file; this file lists
+// them, runs the app and maps errors to exit codes, in one place: packages
+// mark usage mistakes and hints with cmderr and never pick a code.
 package main
 
 import (
@@ -20,6 +22,8 @@ import (
 
 	"securechat/chat"
 	"securechat/client"
+	"securechat/internal/cliargs"
+	"securechat/internal/cmderr"
 )
 
 // Exit codes, documented in README.md.
@@ -51,27 +55,9 @@ func commands() []*cli.Command {
 	}, docsCommands()...)
 }
 
-// exitError carries an exit code through urfave/cli without printing twice.
-type codedError struct {
-	code int
-	err  error
-	hint string
-}
-
-func (e *codedError) Error() string { return e.err.Error() }
-func (e *codedError) Unwrap() error { return e.err }
-
-// withCode attaches an exit code (and an optional hint line) to err.
-func withCode(code int, err error, hint string) error {
-	if err == nil {
-		return nil
-	}
-	return &codedError{code: code, err: err, hint: hint}
-}
-
 // usageError reports a usage mistake; it exits 2.
 func usageError(format string, args ...any) error {
-	return &codedError{code: exitUsage, err: fmt.Errorf(format, args...)}
+	return cmderr.Usagef(format, args...)
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
@@ -94,13 +80,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			return cli.ShowAppHelp(c)
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return &codedError{code: exitUsage, err: err}
+			return cmderr.UsageHint(err, "")
 		},
 	}
 	for _, cmd := range app.Commands {
 		if cmd.OnUsageError == nil {
 			cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-				return &codedError{code: exitUsage, err: err}
+				return cmderr.UsageHint(err, "")
 			}
 		}
 	}
@@ -111,7 +97,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 // one rule: lower case, no trailing period, "securechat: error: " first.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	args, err := normalizeArgs(app, args)
+	args, err := cliargs.Normalize(app, args)
 	if err == nil {
 		err = app.RunContext(ctx, args)
 	}
@@ -138,13 +124,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // or an error with a code of its own keeps it, the client's kinds of
 // failure get theirs, and anything else is 1.
 func exitCode(err error) int {
-	var ce *codedError
 	var ec cli.ExitCoder
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ce):
-		return ce.code
+	case cmderr.IsUsage(err):
+		return exitUsage
 	case errors.Is(err, client.ErrInterrupted):
 		return exitInterrupted
 	case errors.Is(err, client.ErrServerNotAuthenticated):
@@ -161,9 +146,8 @@ func exitCode(err error) int {
 
 // errorHint is the hint line attached to err, if any.
 func errorHint(err error) string {
-	var ce *codedError
-	if errors.As(err, &ce) && ce.hint != "" {
-		return ce.hint
+	if hint := cmderr.Hint(err); hint != "" {
+		return hint
 	}
 	return client.Hint(err)
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"securechat/handshake"
-	"securechat/msgsig"
 )
 
 func runCLI(args ...string) (stdout, stderr string, code int) {
@@ -115,93 +114,6 @@ func TestKnownHostsRemoveCommand(t *testing.T) {
 		}
 	}
 	if b, _ := os.ReadFile(kh); string(b) != k2+"\n" {
-		t.Errorf("file changed by refused commands: %q", b)
-	}
-}
-
-// TestLoadNextHostKey: no next key is no rotation; a copy of the current
-// key is refused rather than announced; a real one is returned.
-func TestLoadNextHostKey(t *testing.T) {
-	dir := t.TempDir()
-	cur := filepath.Join(dir, hostKeyFile)
-	current, err := handshake.CreateHostKey(cur)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k, err := loadNextHostKey(cur, current); k != nil || err != nil {
-		t.Fatalf("no next key: %v, %v; want nil, nil", k, err)
-	}
-	b, err := os.ReadFile(cur)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cur+nextKeySuffix, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if k, err := loadNextHostKey(cur, current); k != nil || err == nil || !strings.Contains(err.Error(), "is the current host key") {
-		t.Fatalf("a copy of the current key: %v, %v; want refused", k, err)
-	}
-	os.Remove(cur + nextKeySuffix)
-	next, err := handshake.CreateHostKey(cur + nextKeySuffix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k, err := loadNextHostKey(cur, current); err != nil || !k.Equal(next) {
-		t.Fatalf("next key: %v; want the one written", err)
-	}
-	if err := os.Chmod(cur+nextKeySuffix, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := loadNextHostKey(cur, current); err == nil {
-		t.Fatal("a next key readable by others was accepted")
-	}
-}
-
-// TestKnownUsersRemoveCommand: known-users remove forgets a user's pinned
-// keys on one server, printing each line, keeps other users, other servers
-// and @revoked lines, finds the file beside known_hosts by default, and
-// refuses bad arguments with exit code 2.
-func TestKnownUsersRemoveCommand(t *testing.T) {
-	dir := t.TempDir()
-	ku := filepath.Join(dir, "known_users")
-	alice, other := make([]byte, 32), bytes.Repeat([]byte{1}, 32)
-	pin := msgsig.FormatKnownUser("alice@a.example:7777", alice, false)
-	keep := []string{
-		msgsig.FormatKnownUser("alice@b.example:7777", alice, false),
-		msgsig.FormatKnownUser("bob@a.example:7777", other, false),
-		msgsig.FormatKnownUser("alice@a.example:7777", other, true),
-	}
-	if err := os.WriteFile(ku, []byte(pin+"\n"+strings.Join(keep, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// The default file is the one beside known_hosts.
-	out, stderr, code := runCLI("known-users", "remove", "--known-hosts", filepath.Join(dir, "known_hosts"), "alice@a.example:7777")
-	if code != 0 || out != "removed "+ku+":1: "+pin+"\n" {
-		t.Fatalf("remove: exit %d, stdout %q, stderr %q", code, out, stderr)
-	}
-	if b, _ := os.ReadFile(ku); string(b) != strings.Join(keep, "\n")+"\n" {
-		t.Errorf("file after removal: %q", b)
-	}
-	if _, stderr, code := runCLI("known-users", "remove", "--known-users", ku, "alice@a.example:7777"); code != exitError || !strings.Contains(stderr, "has no pinned key") {
-		t.Errorf("remove again: exit %d, %q", code, stderr)
-	}
-	if _, stderr, code := runCLI("known-users", "remove", "--known-users", ku+".missing", "alice@a.example:7777"); code != exitError || !strings.Contains(stderr, "does not exist") {
-		t.Errorf("missing file: exit %d, %q", code, stderr)
-	}
-	for _, args := range [][]string{
-		{"known-users", "remove", "--known-users", ku},
-		{"known-users", "remove", "--known-users", ku, "alice"},
-		{"known-users", "remove", "--known-users", ku, "a.example:7777"},
-		{"known-users", "remove", "--known-users", ku, "Not A Name@a.example:7777"},
-		{"known-users", "remove", "--known-users", ku, "alice@a.example"},
-		{"known-users", "remove", "--known-users", ku, "alice@a:1", "bob@b:2"},
-		{"known-users", "remove", "--bogus", "alice@a:1"},
-	} {
-		if _, stderr, code := runCLI(args...); code != exitUsage {
-			t.Errorf("%q: exit %d, want %d (%q)", args, code, exitUsage, stderr)
-		}
-	}
-	if b, _ := os.ReadFile(ku); string(b) != strings.Join(keep, "\n")+"\n" {
 		t.Errorf("file changed by refused commands: %q", b)
 	}
 }

@@ -1,16 +1,9 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"strings"
-
 	"github.com/urfave/cli/v2"
 
-	"securechat/chatcluster"
-	"securechat/cluster"
+	"securechat/internal/serve"
 )
 
 // clusterFlags are the serve flags that join a server to others serving
@@ -29,69 +22,11 @@ func clusterFlags() []cli.Flag {
 	}
 }
 
-// clusterLink is the NATS link the flags describe.
-func clusterLink(c *cli.Context, log *slog.Logger) (cluster.Options, error) {
-	if n := c.Int("cluster-replicas"); n < 1 || n > 5 {
-		return cluster.Options{}, usageError("--cluster-replicas %d: want 1 to 5 (1 for one NATS server, 3 for three)", n)
+// clusterConfig reads the cluster flags.
+func clusterConfig(c *cli.Context) serve.Cluster {
+	return serve.Cluster{
+		URLs: c.String("cluster"), CredsFile: c.String("cluster-creds"), NKeySeed: c.String("cluster-nkey"),
+		CAFile: c.String("cluster-ca"), CertFile: c.String("cluster-cert"), KeyFile: c.String("cluster-key"),
+		Insecure: c.Bool("cluster-insecure"), Replicas: c.Int("cluster-replicas"), Node: c.String("node"),
 	}
-	return cluster.Options{
-		Name:         c.String("node"),
-		CredsFile:    c.String("cluster-creds"),
-		NKeySeedFile: c.String("cluster-nkey"),
-		CAFile:       c.String("cluster-ca"),
-		CertFile:     c.String("cluster-cert"),
-		KeyFile:      c.String("cluster-key"),
-		Insecure:     c.Bool("cluster-insecure"),
-		Logger:       log,
-	}, nil
-}
-
-// linkError gives a refused link the flags that fix it.
-func linkError(err error) error {
-	if errors.Is(err, cluster.ErrInsecureLink) {
-		return withCode(exitError, err, "give --cluster-ca and --cluster-creds (or --cluster-nkey), or --cluster-insecure on a network you trust")
-	}
-	return withCode(exitError, err, "")
-}
-
-// joinCluster joins the cluster --cluster names; nil, nil without it.
-func joinCluster(ctx context.Context, c *cli.Context, log *slog.Logger) (*chatcluster.Node, error) {
-	urls := c.String("cluster")
-	if urls == "" {
-		return nil, nil
-	}
-	link, err := clusterLink(c, log)
-	if err != nil {
-		return nil, err
-	}
-	node, err := chatcluster.Join(ctx, urls, chatcluster.Config{Link: link, Replicas: c.Int("cluster-replicas")})
-	if err != nil {
-		return nil, linkError(err)
-	}
-	log.Info("joined the cluster", "node", node.Name(), "replicas", c.Int("cluster-replicas"))
-	return node, nil
-}
-
-// checkCluster is serve --check's look at the cluster flags: every check
-// of the link but connecting (the NATS servers may not be up yet).
-func checkCluster(c *cli.Context) (string, error) {
-	urls := c.String("cluster")
-	if urls == "" {
-		return "cluster: none; this server alone", nil
-	}
-	link, err := clusterLink(c, nil)
-	if err != nil {
-		return "", err
-	}
-	if err := cluster.CheckLink(urls, &link); err != nil {
-		return "", linkError(err)
-	}
-	// Not the addresses themselves: one may hold a NATS password.
-	n := 0
-	for u := range strings.SplitSeq(urls, ",") {
-		if strings.TrimSpace(u) != "" {
-			n++
-		}
-	}
-	return fmt.Sprintf("cluster: link to %d NATS server(s) OK (not connected), %d replica(s)", n, c.Int("cluster-replicas")), nil
 }

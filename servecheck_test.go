@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"securechat/handshake"
+	"securechat/store"
 )
 
 // checkWorld is a server configuration on disk: an accounts file with
@@ -84,9 +85,9 @@ func TestServeCheck(t *testing.T) {
 			return w.args("--history-max", "-1")
 		}, exitUsage, "must not be negative"},
 		{"chat database not a database", func(t *testing.T, w *checkWorld) []string {
-			writeFile(t, filepath.Join(w.state, chatDBFile), "this is not SQLite, but long enough to have a header of sorts\n", 0o600)
+			writeFile(t, filepath.Join(w.state, store.FileName), "this is not SQLite, but long enough to have a header of sorts\n", 0o600)
 			return w.args()
-		}, exitError, chatDBFile},
+		}, exitError, store.FileName},
 		{"auth method unknown", func(t *testing.T, w *checkWorld) []string {
 			return w.args("--auth", "password")
 		}, exitUsage, `--auth "password": want any or publickey`},

@@ -2,15 +2,12 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
-	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
-	"securechat/credstore"
+	"securechat/internal/accounts"
 )
 
 const userKeyHelp = `Keys for key logins live in an authorized keys file beside the creds file
@@ -65,23 +62,12 @@ func userKeyCommand() *cli.Command {
 }
 
 // userKeysFile resolves the keys file from --keys or --creds.
-func userKeysFile(c *cli.Context) (string, error) {
-	creds, err := credsPath(c, false)
-	if err != nil {
-		return "", err
-	}
-	return keysPath(c, creds), nil
-}
-
 func userKeyName(c *cli.Context) (string, error) {
 	if c.NArg() < 1 {
 		return "", usageError("%s wants a NAME (see 'securechat user key %s --help')", c.Command.Name, c.Command.Name)
 	}
 	name := c.Args().First()
-	if err := credstore.CheckName(name); err != nil {
-		return "", withCode(exitUsage, err, "user names match "+credstore.NamePattern)
-	}
-	return name, nil
+	return name, accounts.CheckName(name)
 }
 
 func userKeyAdd(c *cli.Context) error {
@@ -96,13 +82,8 @@ func userKeyAdd(c *cli.Context) error {
 	case c.NArg() > 1:
 		line = strings.Join(c.Args().Slice()[1:], " ")
 	case c.String("file") != "":
-		b, err := os.ReadFile(c.String("file"))
-		if err != nil {
-			return withCode(exitError, err, "")
-		}
-		line = string(b)
-		if strings.Count(strings.TrimSpace(line), "\n") > 0 {
-			return withCode(exitError, fmt.Errorf("%s has more than one line", c.String("file")), "add one key at a time")
+		if line, err = accounts.ReadKeyFile(c.String("file")); err != nil {
+			return err
 		}
 	default:
 		if userStdinIsTTY() {
@@ -114,31 +95,11 @@ func userKeyAdd(c *cli.Context) error {
 		}
 		line = sc.Text()
 	}
-	if strings.Contains(line, "PRIVATE KEY") {
-		return withCode(exitError, errors.New("that is a private key"), "give the public key: the .pub file beside it")
-	}
-	k, err := credstore.ParseAuthorizedKey(name, line)
-	if err != nil {
-		return withCode(exitError, fmt.Errorf("public key: %w", err), "give one line of an OpenSSH .pub file, such as ~/.ssh/id_ed25519.pub")
-	}
-	path, err := userKeysFile(c)
+	files, err := userFiles(c, false)
 	if err != nil {
 		return err
 	}
-	err = credstore.EditKeys(path, func(f *credstore.KeysFile) error { return f.Add(k) })
-	if errors.Is(err, credstore.ErrKeyExists) {
-		return withCode(exitError, fmt.Errorf("key %s is already authorized for %s in %s", k.Fingerprint(), name, path), "")
-	}
-	if err != nil {
-		return err
-	}
-	userKeyDone(c, "authorized key %s for %s in %s", k.Fingerprint(), name, path)
-	if creds, err := credsPath(c, false); err == nil {
-		if _, ok, err := userLookup(creds, name); err == nil && !ok {
-			fmt.Fprintf(c.App.ErrWriter, "securechat: %s has no password in %s: a key-only account\n", name, creds)
-		}
-	}
-	return nil
+	return files.AddKey(name, line)
 }
 
 func userKeyDel(c *cli.Context) error {
@@ -146,42 +107,15 @@ func userKeyDel(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var match func(credstore.AuthorizedKey) bool
-	switch {
-	case c.Bool("all") && c.NArg() == 1:
-		match = func(credstore.AuthorizedKey) bool { return true }
-	case c.Bool("all") || c.NArg() < 2:
-		return usageError("del wants NAME and a key or its SHA256:... fingerprint, or --all NAME")
-	case c.NArg() == 2 && strings.HasPrefix(c.Args().Get(1), "SHA256:"):
-		fp := c.Args().Get(1)
-		match = func(k credstore.AuthorizedKey) bool { return k.Fingerprint() == fp }
-	default:
-		want, err := credstore.ParseAuthorizedKey(name, strings.Join(c.Args().Slice()[1:], " "))
-		if err != nil {
-			return withCode(exitUsage, fmt.Errorf("public key: %w", err), "give the key's SHA256:... fingerprint ('securechat user key list "+name+"')")
-		}
-		match = func(k credstore.AuthorizedKey) bool { return k.Key.Equal(want.Key) }
-	}
-	path, err := userKeysFile(c)
+	match, err := accounts.KeyMatch(name, c.Bool("all"), c.Args().Slice()[1:])
 	if err != nil {
 		return err
 	}
-	var gone []credstore.AuthorizedKey
-	err = credstore.EditKeys(path, func(f *credstore.KeysFile) error {
-		var err error
-		gone, err = f.Delete(name, match)
-		return err
-	})
-	if errors.Is(err, credstore.ErrNoSuchKey) {
-		return withCode(exitError, fmt.Errorf("no such key for %s in %s", name, path), "'securechat user key list "+name+"' shows the keys")
-	}
+	files, err := userFiles(c, false)
 	if err != nil {
 		return err
 	}
-	for _, k := range gone {
-		userKeyDone(c, "removed key %s of %s from %s", k.Fingerprint(), name, path)
-	}
-	return nil
+	return files.DeleteKeys(name, match)
 }
 
 func userKeyList(c *cli.Context) error {
@@ -195,23 +129,9 @@ func userKeyList(c *cli.Context) error {
 			return err
 		}
 	}
-	path, err := userKeysFile(c)
+	files, err := userFiles(c, false)
 	if err != nil {
 		return err
 	}
-	f, err := credstore.ReadKeysFile(path)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tFINGERPRINT\tCOMMENT")
-	for _, k := range f.Keys(name) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", k.User, k.Fingerprint(), k.Comment)
-	}
-	return tw.Flush()
-}
-
-func userKeyDone(c *cli.Context, format string, args ...any) {
-	fmt.Fprintf(c.App.ErrWriter, "securechat: "+format+"\n", args...)
-	fmt.Fprintf(c.App.ErrWriter, "securechat: a running server picks this up on SIGHUP (kill -HUP PID)\n")
+	return files.ListKeys(name)
 }

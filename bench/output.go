@@ -140,15 +140,19 @@ func (r *IdleReport) Err() error {
 
 // Err is the targets run's verdict: an error if a target was missed or a
 // scenario failed.
-func (r *TargetsReport) Err() error {
+func (r *TargetsReport) Err() error { return verdict("targets", r.Targets, r.Errors) }
+
+// verdict is an error naming how many of targets (what they are called)
+// were missed and how many scenarios failed, or nil when none.
+func verdict(what string, targets []TargetResult, errs []string) error {
 	missed := 0
-	for _, t := range r.Targets {
+	for _, t := range targets {
 		if !t.Met {
 			missed++
 		}
 	}
-	if missed > 0 || len(r.Errors) > 0 {
-		return fmt.Errorf("bench: %d of %d targets missed, %d scenario errors", missed, len(r.Targets), len(r.Errors))
+	if missed > 0 || len(errs) > 0 {
+		return fmt.Errorf("bench: %d of %d %s missed, %d scenario errors", missed, len(targets), what, len(errs))
 	}
 	return nil
 }

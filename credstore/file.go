@@ -1,6 +1,7 @@
 package credstore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -339,4 +340,14 @@ func writeAtomic(path string, data []byte, old fs.FileInfo) (err error) {
 		return fmt.Errorf("credstore: sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// TrimLineBreak removes one trailing "\n" or "\r\n" from a password read
+// from a file or a pipe, as shells and editors add, and nothing else: the
+// rest of the line is the password.
+func TrimLineBreak(b []byte) []byte {
+	if bytes.HasSuffix(b, []byte("\r\n")) {
+		return b[:len(b)-2]
+	}
+	return bytes.TrimSuffix(b, []byte("\n"))
 }

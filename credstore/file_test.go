@@ -289,3 +289,13 @@ func TestKillDuringWrite(t *testing.T) {
 		t.Errorf("stale temporary files left: %v", stale)
 	}
 }
+
+func TestTrimLineBreak(t *testing.T) {
+	for in, want := range map[string]string{
+		"pw\n": "pw", "pw\r\n": "pw", "pw": "pw", "pw\n\n": "pw\n", " pw \n": " pw ", "\n": "", "pw\r": "pw\r",
+	} {
+		if got := string(TrimLineBreak([]byte(in))); got != want {
+			t.Errorf("TrimLineBreak(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // Group is a key exchange group (PROTOCOL.md §6). The ids reuse the TLS
@@ -53,6 +54,23 @@ func ParseGroup(name string) (Group, error) {
 		}
 	}
 	return 0, fmt.Errorf("handshake: unknown key exchange group %q (known: mlkem768x25519, x25519, ffdhe3072)", name)
+}
+
+// ParseGroups reads a comma-separated list of group names, as the --kex
+// flags take it. An empty list is nil: the caller's default.
+func ParseGroups(list string) ([]Group, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	var gs []Group
+	for _, name := range strings.Split(list, ",") {
+		g, err := ParseGroup(strings.TrimSpace(name))
+		if err != nil {
+			return nil, err
+		}
+		gs = append(gs, g)
+	}
+	return gs, nil
 }
 
 func (g Group) known() bool {

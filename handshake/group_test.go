@@ -14,6 +14,7 @@ import (
 	"errors"
 	"math/big"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -472,5 +473,18 @@ func TestWycheproofMLKEMEncaps(t *testing.T) {
 	}
 	if n < 265 {
 		t.Errorf("only %d cases", n)
+	}
+}
+
+func TestParseGroups(t *testing.T) {
+	gs, err := ParseGroups(" x25519, mlkem768x25519 ")
+	if err != nil || len(gs) != 2 || gs[0] != GroupX25519 || gs[1] != GroupMLKEM768X25519 {
+		t.Errorf("ParseGroups = %v, %v", gs, err)
+	}
+	if gs, err := ParseGroups(" "); gs != nil || err != nil {
+		t.Errorf("ParseGroups of an empty list = %v, %v; want nil, nil", gs, err)
+	}
+	if _, err := ParseGroups("x25519,rot13"); err == nil || !strings.Contains(err.Error(), `"rot13"`) {
+		t.Errorf("ParseGroups with an unknown name: %v", err)
 	}
 }

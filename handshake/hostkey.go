@@ -159,6 +159,30 @@ func parseHostKey(data []byte, path string) (ed25519.PrivateKey, error) {
 	return key, nil
 }
 
+// HostKeyFile is the host key's name inside a server's state directory.
+// During a rotation the next key lies beside it with NextHostKeySuffix.
+const (
+	HostKeyFile       = "host_ed25519_key"
+	NextHostKeySuffix = ".next"
+)
+
+// LoadNextHostKey returns the next host key beside the one at path (path
+// with NextHostKeySuffix), or nil when no rotation is under way. A next key
+// that is the current one (a copy) is refused: it could not be announced.
+func LoadNextHostKey(path string, current ed25519.PrivateKey) (ed25519.PrivateKey, error) {
+	key, err := loadHostKey(path + NextHostKeySuffix)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if key.Equal(current) {
+		return nil, fmt.Errorf("%s is the current host key, not a new one; delete it and run securechat keygen --next", path+NextHostKeySuffix)
+	}
+	return key, nil
+}
+
 // LoadHostKey reads the Ed25519 host key at path, which must exist, with
 // the same checks as LoadOrCreateHostKey.
 func LoadHostKey(path string) (ed25519.PrivateKey, error) { return loadHostKey(path) }

@@ -285,3 +285,41 @@ func BenchmarkHostKeyAnnouncement(b *testing.B) {
 		}
 	})
 }
+
+// TestLoadNextHostKey: no next key is no rotation; a copy of the current
+// key is refused rather than announced; a real one is returned.
+func TestLoadNextHostKey(t *testing.T) {
+	dir := t.TempDir()
+	cur := filepath.Join(dir, HostKeyFile)
+	current, err := CreateHostKey(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := LoadNextHostKey(cur, current); k != nil || err != nil {
+		t.Fatalf("no next key: %v, %v; want nil, nil", k, err)
+	}
+	b, err := os.ReadFile(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cur+NextHostKeySuffix, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := LoadNextHostKey(cur, current); k != nil || err == nil || !strings.Contains(err.Error(), "is the current host key") {
+		t.Fatalf("a copy of the current key: %v, %v; want refused", k, err)
+	}
+	os.Remove(cur + NextHostKeySuffix)
+	next, err := CreateHostKey(cur + NextHostKeySuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := LoadNextHostKey(cur, current); err != nil || !k.Equal(next) {
+		t.Fatalf("next key: %v; want the one written", err)
+	}
+	if err := os.Chmod(cur+NextHostKeySuffix, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadNextHostKey(cur, current); err == nil {
+		t.Fatal("a next key readable by others was accepted")
+	}
+}

@@ -577,3 +577,28 @@ func (d *sqliteDB) load(now time.Time) (State, error) {
 	}
 	return st, rows.Err()
 }
+
+// FileName is the chat database's name in a server's state directory.
+const FileName = "chat.db"
+
+// DeleteUserFile deletes what the database at path keeps of an account
+// that was just deleted (see DeleteUser). A missing database has nothing
+// to delete: it reports false and no error. A running server may hold the
+// database: SQLite lets both write, one at a time.
+func DeleteUserFile(path, user string) (bool, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	st, err := Open(path, nil)
+	if err != nil {
+		return false, fmt.Errorf("the account is deleted, but not its direct messages: %w", err)
+	}
+	if err := st.DeleteUser(user); err != nil {
+		st.Close()
+		return false, err
+	}
+	if err := st.Close(); err != nil {
+		return false, fmt.Errorf("deleting the direct messages of %s: %w", user, err)
+	}
+	return true, nil
+}

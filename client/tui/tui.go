@@ -264,7 +264,16 @@ func (ui *UI) setSizeLocked(width, height int) {
 		return // no prompt on screen
 	}
 	if width < old {
-		row = row*((old+width-1)/width) + col/width
+		// Each full row became ceil(old/width) rows, and the cursor's row
+		// split before it. A cursor just past the last character, when
+		// that ends a row at the new width exactly, stays at the end of
+		// that row (pending wrap): it starts no row of its own.
+		atEnd := row*old+col == visibleLen(stripLeadingEscapes(probe))
+		split := col / width
+		if atEnd && col > 0 && col%width == 0 {
+			split--
+		}
+		row = row*((old+width-1)/width) + split
 	}
 	var b strings.Builder
 	b.WriteString("\r")
@@ -303,6 +312,29 @@ func leadingMove(p []byte) (up, left int) {
 		p = p[i+1:]
 	}
 	return up, left
+}
+
+// visibleLen counts the characters an editor repaint shows: its runes
+// without escape sequences and line ends.
+func visibleLen(p []byte) int {
+	n := 0
+	for len(p) > 0 {
+		switch {
+		case len(p) >= 2 && p[0] == 0x1b && p[1] == '[':
+			i := 2
+			for i < len(p) && (p[i] < 0x40 || p[i] > 0x7e) {
+				i++
+			}
+			p = p[min(i+1, len(p)):]
+			continue
+		case p[0] == '\r' || p[0] == '\n':
+		default:
+			n++
+		}
+		_, size := utf8.DecodeRune(p)
+		p = p[size:]
+	}
+	return n
 }
 
 // stripLeadingEscapes drops the cursor moves and erases at the start of an

@@ -167,6 +167,11 @@ func (s *vtScreen) csi(final rune) {
 		s.x = min(s.x+n, s.width-1)
 	case 'D':
 		s.x = max(min(s.x, s.width-1)-n, 0)
+	case 'J': // ED: erase below (only the form the UI sends)
+		if s.x < len(s.row(s.y)) {
+			s.rows[s.y] = s.rows[s.y][:s.x]
+		}
+		s.rows = s.rows[:s.y+1]
 	case 'K':
 		row := s.row(s.y)
 		switch p {
@@ -1115,5 +1120,92 @@ func TestTermUILineLimit(t *testing.T) {
 	h.expectLine(res, "short")
 	if n := rawFull(); n != 3 {
 		t.Errorf("%d notices in all, want 3 (one per full line)", n)
+	}
+}
+
+// resize models a terminal that rewraps on resize, as tmux does: the line
+// editor ends its rows itself, so every row is a line of its own, and a
+// row longer than the new width becomes as many rows as it needs. The
+// cursor keeps its place in the text of its row.
+func (s *vtScreen) resize(width int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var rows [][]rune
+	cy, cx := 0, 0
+	for y, row := range s.rows {
+		n := max(1, (len(row)+width-1)/width)
+		if y == s.y {
+			// Past the end of a row that fills its last line, the
+			// cursor waits there to wrap (x == width).
+			k := min(s.x/width, n-1)
+			cy, cx = len(rows)+k, s.x-k*width
+		}
+		for i := range n {
+			rows = append(rows, row[min(i*width, len(row)):min((i+1)*width, len(row))])
+		}
+	}
+	s.rows, s.width, s.y, s.x = rows, width, cy, cx
+}
+
+// joined is the text of the rows from row from on, each row whole (a row
+// the input fills may end in a space), as one string: the input when it
+// wraps.
+func (s *vtScreen) joined(from int) string {
+	var b strings.Builder
+	for _, r := range s.rows[min(from, len(s.rows)):] {
+		b.WriteString(string(r))
+	}
+	return b.String()
+}
+
+// TestTermUIResizeLeavesOneInput: after the window narrows or widens under
+// a wrapped input, the screen holds the messages above as they were and
+// the input once, below them, however many rows it took at the old width.
+// Among the inputs are ones that end a row exactly at the new width, where
+// the cursor stays at the end of that row instead of starting a new one.
+func TestTermUIResizeLeavesOneInput(t *testing.T) {
+	words := ""
+	for i := 0; len(words) < 150; i++ {
+		words += "word" + string(rune('a'+i%26)) + " "
+	}
+	const prompt = "[#general] > "
+	for _, tc := range []struct {
+		widths []int
+		n      int // input length; with the prompt, 97 is 60+37 and 60 is 3*20
+	}{
+		{[]int{60, 37}, 149}, {[]int{60, 37}, 84}, {[]int{40, 20}, 47}, {[]int{80, 60}, 149}, {[]int{60, 120}, 149},
+		{[]int{80, 37, 100}, 149}, {[]int{40, 25, 19}, 149}, {[]int{37, 60}, 149}, {[]int{80, 60, 37}, 84},
+		{[]int{80, 60, 120, 80, 100, 37}, 149},
+	} {
+		input := words[:tc.n]
+		t.Run(fmt.Sprint(tc.widths, tc.n), func(t *testing.T) {
+			widths := tc.widths
+			h := newTUIHarness(t, monoOpts())
+			h.scr.mu.Lock()
+			h.scr.width = widths[0]
+			h.scr.mu.Unlock()
+			h.ui.SetSize(widths[0], 24)
+			h.ui.SetRoom("#general")
+			for i := 1; i <= 3; i++ {
+				h.ui.Show(Event{Kind: "system", Text: fmt.Sprint("message ", i)})
+			}
+			res := h.readLineAsync()
+			h.typeKeys(input)
+			h.waitFor("the wrapped input", func(s *vtScreen) bool {
+				return strings.HasSuffix(s.joined(0), prompt+input)
+			})
+			for _, w := range widths[1:] {
+				h.scr.resize(w)
+				h.ui.SetSize(w, 24)
+				h.waitFor(fmt.Sprintf("the input redrawn once at width %d", w), func(s *vtScreen) bool {
+					want := []string{"-- message 1", "-- message 2", "-- message 3"}
+					ls := s.lines()
+					return len(ls) > 3 && slices.Equal(ls[:3], want) &&
+						s.joined(3) == prompt+input && strings.HasPrefix(ls[3], prompt)
+				})
+			}
+			h.typeKeys("\r")
+			h.expectLine(res, input)
+		})
 	}
 }

@@ -1,4 +1,10 @@
-package main
+// Package identity holds the keys a user logs in with: found in ssh-agent
+// and the default key files, read from OpenSSH private key files (asking
+// for a passphrase where there is a terminal), and made by keygen --user.
+//
+// Its one rule: a passphrase comes from a file or the terminal, never from
+// a flag value, and it is cleared once the key is decrypted.
+package identity
 
 import (
 	"context"
@@ -17,11 +23,12 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/urfave/cli/v2"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
 	"securechat/client"
+	"securechat/credstore"
+	"securechat/internal/cmderr"
 )
 
 // The keys the client logs in with (PROTOCOL.md §10.2, method 0x02), in
@@ -39,17 +46,18 @@ import (
 // the server refuses uses one of the three attempts; while a password is
 // available the keys leave it the last one.
 
-// identityPassphrase is where a key's passphrase comes from: a file, or the
-// terminal (interactive only). It is never a flag value.
-type identityPassphrase struct {
-	file        string
-	interactive bool
-	// ask reads a passphrase from the terminal; replaced in tests.
-	ask func(prompt string) ([]byte, error)
+// Passphrase is where a key's passphrase comes from: a file, or the
+// terminal (Interactive only). It is never a flag value.
+type Passphrase struct {
+	File        string
+	Interactive bool
+	// Ask reads a passphrase from the terminal; nil is the terminal
+	// itself (tests replace it).
+	Ask func(prompt string) ([]byte, error)
 }
 
-// userKeyFile is the default place of 'securechat keygen --user'.
-func userKeyFile() (string, error) {
+// DefaultFile is the default place of 'securechat keygen --user'.
+func DefaultFile() (string, error) {
 	dir, err := os.UserConfigDir()
 	if err != nil {
 		return "", fmt.Errorf("no config directory for the user key: %w", err)
@@ -57,9 +65,9 @@ func userKeyFile() (string, error) {
 	return filepath.Join(dir, "securechat", "id_ed25519"), nil
 }
 
-// loginKeys returns the keys to try, in the order above. notes gets a line
+// LoginKeys returns the keys to try, in the order above. notes gets a line
 // about each default key that is skipped.
-func loginKeys(identity string, pp identityPassphrase, notes io.Writer) ([]crypto.Signer, error) {
+func LoginKeys(identity string, pp Passphrase, notes io.Writer) ([]crypto.Signer, error) {
 	if identity == "none" {
 		return nil, nil
 	}
@@ -70,7 +78,9 @@ func loginKeys(identity string, pp identityPassphrase, notes io.Writer) ([]crypt
 	if identity != "" {
 		k, err := loadIdentity(identity, agentKeys, pp, true)
 		if err != nil {
-			return nil, withCode(exitError, fmt.Errorf("--identity %s: %w", identity, err), "")
+			// %v: a key that cannot be loaded is a plain failure (exit 1),
+			// whatever the cause, an interrupted prompt included.
+			return nil, fmt.Errorf("--identity %s: %v", identity, err)
 		}
 		return []crypto.Signer{k}, nil
 	}
@@ -79,7 +89,7 @@ func loginKeys(identity string, pp identityPassphrase, notes io.Writer) ([]crypt
 	if home, err := os.UserHomeDir(); err == nil {
 		files = append(files, filepath.Join(home, ".ssh", "id_ed25519"))
 	}
-	if f, err := userKeyFile(); err == nil {
+	if f, err := DefaultFile(); err == nil {
 		files = append(files, f)
 	}
 	for _, f := range files {
@@ -103,7 +113,7 @@ var errSkipKey = errors.New("it has a passphrase and there is no terminal to ask
 // loadIdentity reads an OpenSSH private key file, preferring the agent's
 // copy of the key when it holds it. explicit says the user named the file:
 // then a passphrase that cannot be had is an error rather than a skip.
-func loadIdentity(path string, agentKeys []crypto.Signer, pp identityPassphrase, explicit bool) (crypto.Signer, error) {
+func loadIdentity(path string, agentKeys []crypto.Signer, pp Passphrase, explicit bool) (crypto.Signer, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -140,21 +150,21 @@ func loadIdentity(path string, agentKeys []crypto.Signer, pp identityPassphrase,
 	return nil, fmt.Errorf("a %T key; securechat logs in with Ed25519 keys only (ssh-keygen -t ed25519)", raw)
 }
 
-func (pp identityPassphrase) get(path string, explicit bool) ([]byte, error) {
-	if pp.file != "" && explicit {
-		b, err := os.ReadFile(pp.file)
+func (pp Passphrase) get(path string, explicit bool) ([]byte, error) {
+	if pp.File != "" && explicit {
+		b, err := os.ReadFile(pp.File)
 		if err != nil {
 			return nil, fmt.Errorf("passphrase file: %w", err)
 		}
-		return trimLineBreak(b), nil
+		return credstore.TrimLineBreak(b), nil
 	}
-	if !pp.interactive {
+	if !pp.Interactive {
 		if explicit {
 			return nil, errors.New("it has a passphrase and there is no terminal to ask for it (use --passphrase-file FILE, or add the key to ssh-agent)")
 		}
 		return nil, errSkipKey
 	}
-	ask := pp.ask
+	ask := pp.Ask
 	if ask == nil {
 		ask = readPasswordTTY
 	}
@@ -252,50 +262,56 @@ func (s *agentSigner) Sign(_ io.Reader, msg []byte, opts crypto.SignerOpts) ([]b
 	return sig.Blob, nil
 }
 
-// keygenUser writes a new user key in OpenSSH format, encrypted when a
-// passphrase is given, and its public key beside it. It never overwrites.
-func keygenUser(c *cli.Context) error {
-	path := c.String("out")
-	if path == "" {
-		var err error
-		if path, err = userKeyFile(); err != nil {
-			return err
-		}
-	}
-	for _, p := range []string{path, path + ".pub"} {
-		if _, err := os.Lstat(p); err == nil {
-			return withCode(exitError, fmt.Errorf("%s already exists; refusing to overwrite it", p), "give another --out FILE")
-		}
-	}
-	var pass []byte
+// NewPassphrase is the passphrase of a new key: read from file when one is
+// given, else asked twice on the terminal when interactive (empty for
+// none), else none.
+func NewPassphrase(file string, interactive bool) ([]byte, error) {
 	switch {
-	case c.String("passphrase-file") != "":
-		b, err := os.ReadFile(c.String("passphrase-file"))
+	case file != "":
+		b, err := os.ReadFile(file)
 		if err != nil {
-			return fmt.Errorf("passphrase file: %w", err)
+			return nil, fmt.Errorf("passphrase file: %w", err)
 		}
-		pass = trimLineBreak(b)
-	case isTerminal(os.Stdin):
+		return credstore.TrimLineBreak(b), nil
+	case interactive:
 		p1, err := readPasswordTTY("Passphrase for the new key (empty for none): ")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(p1) > 0 {
 			p2, err := readPasswordTTY("Same passphrase again: ")
 			if err != nil {
-				return err
+				return nil, err
 			}
+			defer clear(p2)
 			if string(p1) != string(p2) {
-				return withCode(exitError, errors.New("the passphrases do not match"), "")
+				clear(p1)
+				return nil, errors.New("the passphrases do not match")
 			}
-			clear(p2)
 		}
-		pass = p1
+		return p1, nil
+	}
+	return nil, nil
+}
+
+// Generate writes a new user key to path in OpenSSH format, encrypted
+// when passphrase gives one (it is asked only once the files are known not
+// to exist), and its public key beside it (path.pub). It never overwrites.
+// It returns the public key's authorized_keys line.
+func Generate(path string, passphrase func() ([]byte, error)) (string, error) {
+	for _, p := range []string{path, path + ".pub"} {
+		if _, err := os.Lstat(p); err == nil {
+			return "", cmderr.WithHint(fmt.Errorf("%s already exists; refusing to overwrite it", p), "give another --out FILE")
+		}
+	}
+	pass, err := passphrase()
+	if err != nil {
+		return "", err
 	}
 	defer clear(pass)
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return err
+		return "", err
 	}
 	comment := "securechat"
 	if u, err := user.Current(); err == nil {
@@ -310,36 +326,33 @@ func keygenUser(c *cli.Context) error {
 		block, err = ssh.MarshalPrivateKey(priv, comment)
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
+		return "", err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if _, err := f.Write(pem.EncodeToMemory(block)); err != nil {
 		f.Close()
 		os.Remove(path)
-		return err
+		return "", err
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(path)
-		return err
+		return "", err
 	}
 	sp, err := ssh.NewPublicKey(pub)
 	if err != nil {
-		return err
+		return "", err
 	}
 	line := strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(sp)), "\n") + " " + comment + "\n"
 	if err := os.WriteFile(path+".pub", []byte(line), 0o644); err != nil {
-		return err
+		return "", err
 	}
-	fmt.Fprintf(c.App.ErrWriter, "securechat: wrote user key to %s and its public key to %s.pub\n", path, path)
-	fmt.Fprintf(c.App.ErrWriter, "securechat: the server's operator authorizes it with 'securechat user key add NAME --file %s.pub'\n", path)
-	fmt.Fprint(c.App.Writer, line)
-	return nil
+	return line, nil
 }
 
 // readPasswordTTY reads a passphrase from the terminal without echo.

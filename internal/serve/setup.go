@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"crypto/ed25519"
@@ -11,20 +11,20 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-
-	"github.com/urfave/cli/v2"
+	"time"
 
 	"securechat/credstore"
 	"securechat/handshake"
+	"securechat/internal/cmderr"
 	"securechat/metrics"
 	"securechat/server"
 	"securechat/transport"
 )
 
-// serveSetup is everything serve reads and validates before it listens.
+// setup is everything serve reads and validates before it listens.
 // serve --check builds it and stops, so the two cannot disagree about what
 // a valid configuration is.
-type serveSetup struct {
+type setup struct {
 	log       *slog.Logger
 	tr        transport.Transport
 	groups    []handshake.Group
@@ -43,77 +43,73 @@ type serveSetup struct {
 	motd           string
 }
 
-// loadServeSetup parses the flags and loads the accounts, the host key and
+// load parses the settings and loads the accounts, the host key and
 // the message of the day, returning the first problem. With check it
 // changes nothing on disk: no state directory or host key is created.
 //
 // Checks of new state (a database, say) belong here, after the host key,
 // so that --check covers them too.
-func loadServeSetup(c *cli.Context, check bool) (*serveSetup, error) {
-	s := &serveSetup{gate: &server.StartupGate{}}
+func load(cfg Config, check bool) (*setup, error) {
+	s := &setup{gate: &server.StartupGate{}}
 	var err error
-	if s.log, err = newLogger(c.App.ErrWriter, c.String("log-format"), c.String("log-level")); err != nil {
+	if s.log, err = NewLogger(cfg.Stderr, cfg.LogFormat, cfg.LogLevel); err != nil {
 		return nil, err
 	}
-	if s.tr, err = transport.Lookup(c.String("transport")); err != nil {
-		return nil, usageError("--transport %q: want one of %s", c.String("transport"), strings.Join(transport.Names(), ", "))
+	if s.tr, err = transport.Lookup(cfg.Transport); err != nil {
+		return nil, cmderr.Usagef("--transport %q: want one of %s", cfg.Transport, strings.Join(transport.Names(), ", "))
 	}
-	if err := checkListenAddr(s.tr.Name(), c.String("listen")); err != nil {
+	if err := checkListenAddr(s.tr.Name(), cfg.Listen); err != nil {
 		return nil, err
 	}
-	if f := c.String("metrics-listen"); f != "" {
+	if f := cfg.MetricsListen; f != "" {
 		if _, err := metrics.ListenAddr(f); err != nil {
-			return nil, usageError("--metrics-listen: %v", err)
+			return nil, cmderr.Usagef("--metrics-listen: %v", err)
 		}
 	}
-	if s.groups, err = parseGroups(c.String("kex")); err != nil {
+	if s.groups, err = handshake.ParseGroups(cfg.Kex); err != nil {
+		return nil, cmderr.Usagef("--kex: %v", err)
+	}
+	if s.gate.Start, s.gate.Rate, s.gate.Full, err = parseMaxStartups(cfg.MaxStartups); err != nil {
 		return nil, err
 	}
-	if s.gate.Start, s.gate.Rate, s.gate.Full, err = parseMaxStartups(c.String("max-startups")); err != nil {
+	if s.exempt, err = server.ParsePrefixList(cfg.PenaltyExempt); err != nil {
+		return nil, cmderr.Usagef("--penalty-exempt: %v", err)
+	}
+	if err := cfg.checkNotNegative(); err != nil {
 		return nil, err
 	}
-	if s.exempt, err = server.ParsePrefixList(c.StringSlice("penalty-exempt")); err != nil {
-		return nil, usageError("--penalty-exempt: %v", err)
-	}
-	if err := checkNotNegative(c); err != nil {
-		return nil, err
-	}
-	s.gate.PerSource = c.Int("per-source-max-startups")
+	s.gate.PerSource = cfg.PerSourceMax
 	s.gate.Exempt = s.exempt
 
-	if s.credsFile, err = credsPath(c, false); err != nil {
-		return nil, err
-	}
-	s.store, err = credstore.Load(s.credsFile, &credstore.Options{Logger: s.log, NoRehash: c.Bool("no-rehash")})
+	s.credsFile = cfg.CredsFile
+	s.store, err = credstore.Load(s.credsFile, &credstore.Options{Logger: s.log, NoRehash: cfg.NoRehash})
 	if err != nil {
 		var me *credstore.ModeError
 		if errors.As(err, &me) {
-			return nil, withCode(exitError, err, "the creds file holds password hashes; only its owner may read it")
+			return nil, cmderr.WithHint(err, "the creds file holds password hashes; only its owner may read it")
 		}
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, withCode(exitError, err, "create it with 'securechat user add NAME"+credsArg(c)+"'")
+			return nil, cmderr.WithHint(err, cfg.CredsHint)
 		}
 		return nil, err
 	}
-	switch c.String("auth") {
+	switch cfg.Auth {
 	case "any":
 	case "publickey":
 		s.keysOnly = true
 	default:
-		return nil, usageError("--auth %q: want any or publickey", c.String("auth"))
+		return nil, cmderr.Usagef("--auth %q: want any or publickey", cfg.Auth)
 	}
-	if s.keys, err = credstore.LoadKeys(keysPath(c, s.credsFile)); err != nil {
+	if s.keys, err = credstore.LoadKeys(cfg.KeysFile); err != nil {
 		var me *credstore.KeysModeError
 		if errors.As(err, &me) {
-			return nil, withCode(exitError, err, "whoever may write the keys file may log in as anyone")
+			return nil, cmderr.WithHint(err, "whoever may write the keys file may log in as anyone")
 		}
-		return nil, withCode(exitError, err, "")
-	}
-
-	if s.stateDir, err = stateDir(c); err != nil {
 		return nil, err
 	}
-	s.hostKeyFile = filepath.Join(s.stateDir, hostKeyFile)
+
+	s.stateDir = cfg.StateDir
+	s.hostKeyFile = filepath.Join(s.stateDir, handshake.HostKeyFile)
 	if check {
 		err = s.checkHostKey()
 	} else {
@@ -123,7 +119,7 @@ func loadServeSetup(c *cli.Context, check bool) (*serveSetup, error) {
 		return nil, err
 	}
 
-	if f := c.String("motd"); f != "" {
+	if f := cfg.MOTD; f != "" {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("motd: %w", err)
@@ -134,7 +130,7 @@ func loadServeSetup(c *cli.Context, check bool) (*serveSetup, error) {
 }
 
 // loadHostKey makes the state directory and the host key when missing.
-func (s *serveSetup) loadHostKey() error {
+func (s *setup) loadHostKey() error {
 	if err := os.MkdirAll(s.stateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
@@ -145,13 +141,13 @@ func (s *serveSetup) loadHostKey() error {
 
 // checkHostKey reads the host key without creating it. A missing key is
 // fine (serve makes one) as long as the state directory could hold it.
-func (s *serveSetup) checkHostKey() error {
+func (s *setup) checkHostKey() error {
 	key, err := handshake.LoadHostKey(s.hostKeyFile)
 	if err == nil {
 		s.hostKey = key
 		// A rotation's next key, if any, must load too: serve refuses
 		// to start on a broken one.
-		_, err = loadNextHostKey(s.hostKeyFile, key)
+		_, err = handshake.LoadNextHostKey(s.hostKeyFile, key)
 		return err
 	}
 	if !missing(err) {
@@ -188,7 +184,7 @@ func checkListenAddr(tr, addr string) error {
 		network = "udp"
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return usageError("--listen %q: want HOST:PORT (IPv6 addresses go in brackets: [::1]:7777)", addr)
+		return cmderr.Usagef("--listen %q: want HOST:PORT (IPv6 addresses go in brackets: [::1]:7777)", addr)
 	}
 	var err error
 	if network == "udp" {
@@ -197,7 +193,7 @@ func checkListenAddr(tr, addr string) error {
 		_, err = net.ResolveTCPAddr(network, addr)
 	}
 	if err != nil {
-		return usageError("--listen %q: %v", addr, err)
+		return cmderr.Usagef("--listen %q: %v", addr, err)
 	}
 	return nil
 }
@@ -205,46 +201,59 @@ func checkListenAddr(tr, addr string) error {
 // checkNotNegative refuses negative counts and durations where a negative
 // value has no meaning (unlike --keepalive and --flood-rate, where it
 // means off).
-func checkNotNegative(c *cli.Context) error {
-	for _, name := range []string{"history", "replay", "history-room-bytes", "history-bytes",
-		"flood-burst", "max-sessions", "max-auth-tries", "per-source-max-startups"} {
-		if v := c.Int(name); v < 0 {
-			return usageError("--%s %d: must not be negative", name, v)
+func (cfg Config) checkNotNegative() error {
+	for _, v := range []struct {
+		name string
+		n    int
+	}{
+		{"history", cfg.Hub.History}, {"replay", cfg.Hub.Replay},
+		{"history-room-bytes", cfg.Hub.HistoryRoomBytes}, {"history-bytes", cfg.Hub.HistoryBytes},
+		{"flood-burst", cfg.Hub.FloodBurst}, {"max-sessions", cfg.Hub.MaxSessions},
+		{"max-auth-tries", cfg.MaxAuthTries}, {"per-source-max-startups", cfg.PerSourceMax},
+	} {
+		if v.n < 0 {
+			return cmderr.Usagef("--%s %d: must not be negative", v.name, v.n)
 		}
 	}
-	if v := c.Int64("rekey-bytes"); v < 0 {
-		return usageError("--rekey-bytes %d: must not be negative", v)
+	if v := cfg.RekeyBytes; v < 0 {
+		return cmderr.Usagef("--rekey-bytes %d: must not be negative", v)
 	}
-	for _, name := range []string{"login-grace-time", "handshake-timeout", "idle-timeout",
-		"ping-interval", "hello-timeout", "rekey-time"} {
-		if v := c.Duration(name); v < 0 {
-			return usageError("--%s %v: must not be negative", name, v)
+	for _, v := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"login-grace-time", cfg.LoginGraceTime}, {"handshake-timeout", cfg.HandshakeTime},
+		{"idle-timeout", cfg.IdleTimeout}, {"ping-interval", cfg.Hub.PingInterval},
+		{"hello-timeout", cfg.Hub.HelloTimeout}, {"rekey-time", cfg.RekeyTime},
+	} {
+		if v.d < 0 {
+			return cmderr.Usagef("--%s %v: must not be negative", v.name, v.d)
 		}
 	}
 	return nil
 }
 
-// runServeCheck is serve --check: load and validate everything, as
-// sshd -t does, and report. The first problem is the error; exit 0 means
-// serve would start with this configuration.
-func runServeCheck(c *cli.Context) error {
-	s, err := loadServeSetup(c, true)
+// Check is serve --check: load and validate everything, as sshd -t does,
+// and report on cfg.Stdout. The first problem is the error; nil means
+// serve would start with this configuration. It changes nothing on disk.
+func Check(cfg Config) error {
+	s, err := load(cfg, true)
 	if err != nil {
 		return err
 	}
-	storeState, err := checkChatStore(c, s.stateDir, s.log)
+	storeState, err := checkChatStore(cfg, s.stateDir, s.log)
 	if err != nil {
 		return err
 	}
-	clusterState, err := checkCluster(c)
+	clusterState, err := checkCluster(cfg.Cluster)
 	if err != nil {
 		return err
 	}
-	w := c.App.Writer
-	fmt.Fprintf(w, "securechat: configuration OK: %s on %s\n", s.tr.Name(), c.String("listen"))
+	w := cfg.Stdout
+	fmt.Fprintf(w, "securechat: configuration OK: %s on %s\n", s.tr.Name(), cfg.Listen)
 	fmt.Fprintf(w, "securechat: creds %s: %d accounts\n", s.credsFile, len(s.store.Users()))
 	if len(s.store.Users()) == 0 {
-		fmt.Fprintf(c.App.ErrWriter, "securechat: warning: %s has no accounts; nobody can log in\n", s.credsFile)
+		fmt.Fprintf(cfg.Stderr, "securechat: warning: %s has no accounts; nobody can log in\n", s.credsFile)
 	}
 	if s.hostKey == nil {
 		fmt.Fprintf(w, "securechat: host key %s: none yet; serve will create it\n", s.hostKeyFile)

@@ -1,4 +1,4 @@
-package main
+package identity
 
 import (
 	"bytes"
@@ -59,27 +59,27 @@ func TestLoadIdentityPassphrase(t *testing.T) {
 	}
 
 	var asked int
-	k, err := loadIdentity(path, nil, identityPassphrase{interactive: true, ask: askWith("open sesame", &asked)}, true)
+	k, err := loadIdentity(path, nil, Passphrase{Interactive: true, Ask: askWith("open sesame", &asked)}, true)
 	if err != nil || asked != 1 || !bytes.Equal(k.(ed25519.PrivateKey), priv) {
 		t.Fatalf("asked on the terminal: %v, %d prompts", err, asked)
 	}
-	if k, err := loadIdentity(path, nil, identityPassphrase{file: ppFile}, true); err != nil || !bytes.Equal(k.(ed25519.PrivateKey), priv) {
+	if k, err := loadIdentity(path, nil, Passphrase{File: ppFile}, true); err != nil || !bytes.Equal(k.(ed25519.PrivateKey), priv) {
 		t.Fatalf("from --passphrase-file: %v", err)
 	}
-	_, err = loadIdentity(path, nil, identityPassphrase{interactive: true, ask: askWith("wrong", &asked)}, true)
+	_, err = loadIdentity(path, nil, Passphrase{Interactive: true, Ask: askWith("wrong", &asked)}, true)
 	if err == nil || err.Error() != "wrong passphrase" {
 		t.Errorf("wrong passphrase: %v", err)
 	}
-	_, err = loadIdentity(path, nil, identityPassphrase{}, true)
+	_, err = loadIdentity(path, nil, Passphrase{}, true)
 	if err == nil || !strings.Contains(err.Error(), "--passphrase-file") {
 		t.Errorf("no terminal, no file: %v", err)
 	}
 	// A default key with a passphrase is skipped in script mode, and when
 	// the user just presses Enter at the prompt.
-	if _, err := loadIdentity(path, nil, identityPassphrase{}, false); !errors.Is(err, errSkipKey) {
+	if _, err := loadIdentity(path, nil, Passphrase{}, false); !errors.Is(err, errSkipKey) {
 		t.Errorf("default key without a terminal: %v, want errSkipKey", err)
 	}
-	if _, err := loadIdentity(path, nil, identityPassphrase{interactive: true, ask: askWith("", &asked)}, false); err == nil {
+	if _, err := loadIdentity(path, nil, Passphrase{Interactive: true, Ask: askWith("", &asked)}, false); err == nil {
 		t.Error("an empty answer did not skip the key")
 	}
 }
@@ -89,7 +89,7 @@ func TestLoadIdentityNotEd25519(t *testing.T) {
 	if err := os.WriteFile(path, []byte("not a key\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadIdentity(path, nil, identityPassphrase{}, true); err == nil || !strings.Contains(err.Error(), "not an OpenSSH private key") {
+	if _, err := loadIdentity(path, nil, Passphrase{}, true); err == nil || !strings.Contains(err.Error(), "not an OpenSSH private key") {
 		t.Errorf("garbage: %v", err)
 	}
 }
@@ -103,28 +103,28 @@ func TestLoginKeysOrder(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
 	t.Setenv("SSH_AUTH_SOCK", "")
 	var notes bytes.Buffer
-	keys, err := loginKeys("", identityPassphrase{}, &notes)
+	keys, err := LoginKeys("", Passphrase{}, &notes)
 	if err != nil || len(keys) != 0 {
 		t.Fatalf("no keys anywhere: %d keys, %v", len(keys), err)
 	}
 
 	sshKey := writeKeyFile(t, filepath.Join(home, ".ssh", "id_ed25519"), "")
-	own, err := userKeyFile()
+	own, err := DefaultFile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ownKey := writeKeyFile(t, own, "")
 	writeKeyFile(t, filepath.Join(home, "other"), "")
-	keys, err = loginKeys("", identityPassphrase{}, &notes)
+	keys, err = LoginKeys("", Passphrase{}, &notes)
 	if err != nil || len(keys) != 2 ||
 		!bytes.Equal(keys[0].(ed25519.PrivateKey), sshKey) || !bytes.Equal(keys[1].(ed25519.PrivateKey), ownKey) {
 		t.Fatalf("default keys: %d, %v", len(keys), err)
 	}
 
-	if keys, err := loginKeys("none", identityPassphrase{}, &notes); err != nil || len(keys) != 0 {
+	if keys, err := LoginKeys("none", Passphrase{}, &notes); err != nil || len(keys) != 0 {
 		t.Errorf("--identity none: %d keys, %v", len(keys), err)
 	}
-	keys, err = loginKeys(own, identityPassphrase{}, &notes)
+	keys, err = LoginKeys(own, Passphrase{}, &notes)
 	if err != nil || len(keys) != 1 || !bytes.Equal(keys[0].(ed25519.PrivateKey), ownKey) {
 		t.Fatalf("--identity: %d keys, %v", len(keys), err)
 	}
@@ -132,7 +132,7 @@ func TestLoginKeysOrder(t *testing.T) {
 	// An encrypted default key is skipped without a terminal, with a note.
 	writeKeyFile(t, filepath.Join(home, ".ssh", "id_ed25519"), "secret")
 	notes.Reset()
-	keys, err = loginKeys("", identityPassphrase{}, &notes)
+	keys, err = LoginKeys("", Passphrase{}, &notes)
 	if err != nil || len(keys) != 1 || !strings.Contains(notes.String(), "skipping key") {
 		t.Fatalf("encrypted default key: %d keys, %v, notes %q", len(keys), err, notes.String())
 	}
@@ -183,7 +183,7 @@ func TestAgentKeys(t *testing.T) {
 	t.Setenv("SSH_AUTH_SOCK", serveKeyring(t, held))
 
 	var notes bytes.Buffer
-	keys, err := loginKeys("", identityPassphrase{}, &notes)
+	keys, err := LoginKeys("", Passphrase{}, &notes)
 	if err != nil || len(keys) != 2 {
 		t.Fatalf("%d keys, %v (%s)", len(keys), err, notes.String())
 	}
@@ -200,7 +200,7 @@ func TestAgentKeys(t *testing.T) {
 	}
 
 	var asked int
-	keys, err = loginKeys(encrypted, identityPassphrase{interactive: true, ask: askWith("x", &asked)}, &notes)
+	keys, err = LoginKeys(encrypted, Passphrase{Interactive: true, Ask: askWith("x", &asked)}, &notes)
 	if err != nil || len(keys) != 1 || asked != 0 {
 		t.Fatalf("--identity held by the agent: %d keys, %v, %d prompts", len(keys), err, asked)
 	}

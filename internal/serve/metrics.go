@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -10,17 +10,11 @@ import (
 	"os"
 	"sync/atomic"
 
-	"github.com/urfave/cli/v2"
-
 	"securechat/chat"
+	"securechat/internal/cmderr"
 	"securechat/metrics"
 	"securechat/server"
 )
-
-// metricsListenFlag is serve's --metrics-listen.
-func metricsListenFlag() cli.Flag {
-	return &cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics, /healthz and /readyz over HTTP on `HOST:PORT` (a bare port or :PORT means loopback; default: off)", EnvVars: []string{"SECURECHAT_METRICS_LISTEN"}}
-}
 
 // serveMetrics is the metrics side of serve: the collectors, their HTTP
 // listener and the state /readyz reports. A nil *serveMetrics (no
@@ -35,21 +29,20 @@ type serveMetrics struct {
 	sources   atomic.Pointer[metrics.Sources] // set by start
 }
 
-// newServeMetrics binds the --metrics-listen address, so that a busy port
-// fails serve before it listens for chat. It returns nil when the flag is
-// not given.
-func newServeMetrics(c *cli.Context, transportName string) (*serveMetrics, error) {
-	flag := c.String("metrics-listen")
+// newServeMetrics binds the --metrics-listen address (flag), so that a busy
+// port fails serve before it listens for chat. It returns nil when the flag
+// is not given.
+func newServeMetrics(flag, transportName string) (*serveMetrics, error) {
 	if flag == "" {
 		return nil, nil
 	}
 	addr, err := metrics.ListenAddr(flag)
 	if err != nil {
-		return nil, usageError("--metrics-listen: %v", err)
+		return nil, cmderr.Usagef("--metrics-listen: %v", err)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, withCode(exitError, fmt.Errorf("metrics: %w", err), "is another server already listening there?")
+		return nil, cmderr.WithHint(fmt.Errorf("metrics: %w", err), "is another server already listening there?")
 	}
 	sm := &serveMetrics{ln: ln}
 	// The scrape-time sources are the server and hub, made after this;

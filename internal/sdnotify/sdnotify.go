@@ -1,4 +1,10 @@
-package main
+// Package sdnotify speaks the service manager's readiness protocol
+// (sd_notify(3)) for serve: READY, RELOADING and STOPPING.
+//
+// Its one rule: telling the manager never stops the server. A nil
+// *Notifier (no $NOTIFY_SOCKET) does nothing, and a failed notification
+// is an error for the caller to log.
+package sdnotify
 
 import (
 	"fmt"
@@ -12,31 +18,31 @@ import (
 // the socket named by $NOTIFY_SOCKET, and a dependency for that would be
 // more code to audit than the protocol itself.
 
-// serviceNotifier tells systemd (or any manager speaking the protocol) how
-// the server is doing. A nil *serviceNotifier, the result outside a
+// Notifier tells systemd (or any manager speaking the protocol) how
+// the server is doing. A nil *Notifier, the result outside a
 // Type=notify service, does nothing.
-type serviceNotifier struct {
+type Notifier struct {
 	addr *net.UnixAddr
 }
 
-// newServiceNotifier returns a notifier for the socket named by
+// New returns a notifier for the socket named by
 // $NOTIFY_SOCKET, or nil when it is unset. A name starting with '@' is in
 // Linux's abstract namespace; the net package maps the '@' to the leading
 // NUL byte the kernel expects.
-func newServiceNotifier(socket string) (*serviceNotifier, error) {
+func New(socket string) (*Notifier, error) {
 	if socket == "" {
 		return nil, nil
 	}
 	if socket[0] != '/' && socket[0] != '@' {
 		return nil, fmt.Errorf("NOTIFY_SOCKET %q: not an absolute path or an abstract socket name", socket)
 	}
-	return &serviceNotifier{addr: &net.UnixAddr{Name: socket, Net: "unixgram"}}, nil
+	return &Notifier{addr: &net.UnixAddr{Name: socket, Net: "unixgram"}}, nil
 }
 
 // notify sends one state message, such as "READY=1", as a single datagram.
 // Each message dials afresh, as sd_notify does, so that a manager that
 // re-created its socket still hears us.
-func (n *serviceNotifier) notify(lines ...string) error {
+func (n *Notifier) notify(lines ...string) error {
 	if n == nil {
 		return nil
 	}
@@ -51,16 +57,16 @@ func (n *serviceNotifier) notify(lines ...string) error {
 	return nil
 }
 
-// ready reports that the server accepts connections, or has finished a
+// Ready reports that the server accepts connections, or has finished a
 // reload.
-func (n *serviceNotifier) ready(status string) error {
+func (n *Notifier) Ready(status string) error {
 	return n.notify("READY=1", "STATUS="+oneLine(status))
 }
 
-// reloading reports the start of a reload. MONOTONIC_USEC is what
+// Reloading reports the start of a reload. MONOTONIC_USEC is what
 // systemd 253 and later require with Type=notify-reload; older ones
 // ignore it.
-func (n *serviceNotifier) reloading() error {
+func (n *Notifier) Reloading() error {
 	lines := []string{"RELOADING=1"}
 	if usec, ok := monotonicMicros(); ok {
 		lines = append(lines, fmt.Sprintf("MONOTONIC_USEC=%d", usec))
@@ -68,8 +74,8 @@ func (n *serviceNotifier) reloading() error {
 	return n.notify(lines...)
 }
 
-// stopping reports that the server is shutting down.
-func (n *serviceNotifier) stopping() error {
+// Stopping reports that the server is shutting down.
+func (n *Notifier) Stopping() error {
 	return n.notify("STOPPING=1", "STATUS=shutting down")
 }
 
@@ -79,5 +85,5 @@ func oneLine(s string) string {
 	return strings.NewReplacer("\n", " ", "\r", " ").Replace(s)
 }
 
-// notifySocketFromEnv reads $NOTIFY_SOCKET once, for serve.
-func notifySocketFromEnv() string { return os.Getenv("NOTIFY_SOCKET") }
+// SocketFromEnv reads $NOTIFY_SOCKET once, for serve.
+func SocketFromEnv() string { return os.Getenv("NOTIFY_SOCKET") }

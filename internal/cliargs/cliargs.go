@@ -1,4 +1,11 @@
-package main
+// Package cliargs rewrites a securechat command line into the form
+// urfave/cli parses, so that arguments read the way git and ssh users
+// expect.
+//
+// Its one rule: the rewrite never changes what an argument means. Flags
+// move in front of the positional arguments of their own command, help
+// requests become --help, and nothing after "--" moves.
+package cliargs
 
 import (
 	"fmt"
@@ -6,9 +13,11 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"securechat/internal/cmderr"
 )
 
-// normalizeArgs rewrites a command line into the form urfave/cli parses,
+// Normalize rewrites a command line into the form urfave/cli parses,
 // so that securechat reads arguments the way git and ssh users expect:
 //
 //   - flags may follow positional arguments ("user add alice --admin"):
@@ -19,7 +28,7 @@ import (
 //     closest known one, instead of urfave's help-topic error.
 //
 // Everything after a "--" is left as it is, in place.
-func normalizeArgs(app *cli.App, args []string) ([]string, error) {
+func Normalize(app *cli.App, args []string) ([]string, error) {
 	if len(args) < 2 {
 		return args, nil
 	}
@@ -152,7 +161,7 @@ func unknownCommandError(path []string, name string, cmds []*cli.Command) error 
 	if s := closestName(name, names); s != "" {
 		msg += fmt.Sprintf("; did you mean %q?", s)
 	}
-	return usageError("%s (see '%s --help')", msg, where)
+	return cmderr.Usagef("%s (see '%s --help')", msg, where)
 }
 
 // closestName returns the name nearest to typed, or "" when none is near

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package main
+package sdnotify
 
 // monotonicMicros: systemd runs on Linux only, so elsewhere there is no
 // reader of MONOTONIC_USEC.
