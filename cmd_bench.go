@@ -10,6 +10,7 @@ import (
 
 	"securechat/bench"
 	"securechat/handshake"
+	"securechat/internal/cliflags"
 	"securechat/internal/serve"
 	"securechat/metrics"
 	"securechat/transport"
@@ -90,7 +91,7 @@ func benchOutput(c *cli.Context) (*bench.Output, error) {
 		return nil, usageError("bench %s takes no arguments, got %q", c.Command.Name, c.Args().First())
 	}
 	f, ok := c.App.ErrWriter.(*os.File)
-	o := &bench.Output{Stdout: c.App.Writer, Stderr: c.App.ErrWriter, StderrIsTTY: ok && isTerminal(f),
+	o := &bench.Output{Stdout: c.App.Writer, Stderr: c.App.ErrWriter, StderrIsTTY: ok && cliflags.IsTerminal(f),
 		JSON: c.Bool("json"), Quiet: c.Bool("quiet"), CPUProfile: c.String("cpuprofile"), MemProfile: c.String("memprofile")}
 	return o, o.Start()
 }
@@ -183,7 +184,7 @@ func benchHandshakeCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			groups, err := parseGroups(c.String("kex"))
+			groups, err := cliflags.ParseGroups(c.String("kex"))
 			if err != nil {
 				return err
 			}
@@ -332,7 +333,7 @@ func stormConfig(c *cli.Context) (bench.StormConfig, error) {
 	if err != nil {
 		return bench.StormConfig{}, err
 	}
-	groups, err := parseGroups(c.String("kex"))
+	groups, err := cliflags.ParseGroups(c.String("kex"))
 	if err != nil {
 		return bench.StormConfig{}, err
 	}
@@ -445,7 +446,7 @@ Never expose it: it has none of serve's protection against floods.`,
 			if err := bench.CheckListen(listen, c.Bool("allow-remote")); err != nil {
 				return err
 			}
-			groups, err := parseGroups(c.String("kex"))
+			groups, err := cliflags.ParseGroups(c.String("kex"))
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"securechat/bench"
+	"securechat/internal/cliflags"
 )
 
 func benchFailoverCommand() *cli.Command {
@@ -39,7 +40,7 @@ them a cluster (--serve-arg --cluster --serve-arg nats://127.0.0.1:4222
 			if err != nil {
 				return err
 			}
-			groups, err := parseGroups(c.String("kex"))
+			groups, err := cliflags.ParseGroups(c.String("kex"))
 			if err != nil {
 				return err
 			}
@@ -108,7 +109,7 @@ on. More than one node needs the nodes to share a cluster:
 			if err != nil {
 				return err
 			}
-			groups, err := parseGroups(c.String("kex"))
+			groups, err := cliflags.ParseGroups(c.String("kex"))
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	"securechat/client/identity"
 	"securechat/client/tui"
 	"securechat/handshake"
+	"securechat/internal/cliflags"
 	"securechat/msgsig"
 	"securechat/transport"
 )
@@ -51,7 +52,7 @@ question or at Password:.`,
 			&cli.StringFlag{Name: "password-file", Usage: "read the password from `FILE` (one trailing newline is removed); $SECURECHAT_PASSWORD also works", EnvVars: []string{"SECURECHAT_PASSWORD_FILE"}},
 			&cli.StringFlag{Name: "identity", Usage: "log in with this Ed25519 key `FILE` (OpenSSH format) only, or none: no key; default: the keys of ssh-agent, then ~/.ssh/id_ed25519 and the key of keygen --user, then the password", EnvVars: []string{"SECURECHAT_IDENTITY"}},
 			&cli.StringFlag{Name: "passphrase-file", Usage: "read the passphrase of the --identity key from `FILE` (one trailing newline is removed); on a terminal it is asked", EnvVars: []string{"SECURECHAT_PASSPHRASE_FILE"}},
-			knownHostsFlag(),
+			cliflags.KnownHosts(),
 			&cli.StringFlag{Name: "host-key-check", Value: "ask", Usage: "unknown host keys: ask|accept-new|strict (script mode never asks)", EnvVars: []string{"SECURECHAT_HOST_KEY_CHECK"}},
 			&cli.StringFlag{Name: "known-users", Usage: "known users `FILE`, pinning users' signing keys (default: known_users beside the known hosts file; the highest counters seen are kept in counters there too)", EnvVars: []string{"SECURECHAT_KNOWN_USERS"}},
 			&cli.StringFlag{Name: "user-key-check", Value: "accept-new", Usage: "signing keys of users not yet in known users: accept-new|strict|ask (ask: the interactive client asks above its prompt; script mode never asks: ask means strict)", EnvVars: []string{"SECURECHAT_USER_KEY_CHECK"}},
@@ -80,7 +81,7 @@ func runConnect(c *cli.Context) error {
 	if err != nil {
 		return usageError("--transport %q: want one of %s", c.String("transport"), strings.Join(transport.Names(), ", "))
 	}
-	groups, err := parseGroups(c.String("kex"))
+	groups, err := cliflags.ParseGroups(c.String("kex"))
 	if err != nil {
 		return err
 	}
@@ -106,7 +107,7 @@ func runConnect(c *cli.Context) error {
 		}
 		rooms = []string{r}
 	}
-	interactive := isTerminal(os.Stdin) && !c.Bool("json")
+	interactive := cliflags.IsTerminal(os.Stdin) && !c.Bool("json")
 
 	keys, err := identity.LoginKeys(c.String("identity"), identity.Passphrase{File: c.String("passphrase-file"), Interactive: interactive}, c.App.ErrWriter)
 	if err != nil {
@@ -119,7 +120,7 @@ func runConnect(c *cli.Context) error {
 			return err
 		}
 	}
-	khFile, err := knownHostsPath(c.String("known-hosts"))
+	khFile, err := cliflags.KnownHostsPath(c.String("known-hosts"))
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"securechat/client/identity"
 	"securechat/handshake"
+	"securechat/internal/cliflags"
 	"securechat/internal/cmderr"
 	"securechat/internal/hostkeys"
 )
@@ -24,7 +25,7 @@ const (
 
 // hostKey is the server's host key in the state directory.
 func hostKey(c *cli.Context) (hostkeys.Server, error) {
-	dir, err := stateDir(c)
+	dir, err := cliflags.StateDirPath(c)
 	if err != nil {
 		return hostkeys.Server{}, err
 	}
@@ -54,7 +55,7 @@ key in OpenSSH format (ssh and ssh-agent take it too) at --out, by default
 <user config dir>/securechat/id_ed25519, which connect tries by default, and
 the public key in FILE.pub, to give to the server's operator for
 'securechat user key add NAME'.`,
-		Flags: []cli.Flag{stateDirFlag(),
+		Flags: []cli.Flag{cliflags.StateDir(),
 			&cli.BoolFlag{Name: "next", Usage: "create the next host key for a rotation"},
 			&cli.BoolFlag{Name: "promote", Usage: "make the next host key current (the old one is kept as .old)"},
 			&cli.BoolFlag{Name: "user", Usage: "create a user key for key logins instead (OpenSSH format, with FILE.pub beside it)"},
@@ -93,7 +94,7 @@ func fingerprintCommand() *cli.Command {
 		Name:        "fingerprint",
 		Usage:       "print the server's host key fingerprint",
 		Description: `Prints SHA256:... for the host key in the state directory, the value clients see on first contact and can pin with --fingerprint. With --next, that of the next key of a rotation.`,
-		Flags: []cli.Flag{stateDirFlag(),
+		Flags: []cli.Flag{cliflags.StateDir(),
 			&cli.BoolFlag{Name: "next", Usage: "the next host key's (keygen --next), which must exist"},
 		},
 		Action: func(c *cli.Context) error {
@@ -133,7 +134,7 @@ A server presenting a revoked key is refused with exit code 4.`,
 other hosts and @revoked lines are kept (a revocation is undone only by editing
 the file). The file is replaced atomically and keeps mode 0600. Exits 1 if no
 line lists HOST:PORT.`,
-				Flags:  []cli.Flag{knownHostsFlag()},
+				Flags:  []cli.Flag{cliflags.KnownHosts()},
 				Action: knownHostsRemove,
 			},
 		},
@@ -151,7 +152,7 @@ func knownHostsRemove(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageError("known-hosts remove wants exactly one HOST:PORT argument")
 	}
-	file, err := knownHostsPath(c.String("known-hosts"))
+	file, err := cliflags.KnownHostsPath(c.String("known-hosts"))
 	if err != nil {
 		return err
 	}
@@ -168,7 +169,7 @@ func keygenUser(c *cli.Context) error {
 		}
 	}
 	line, err := identity.Generate(path, func() ([]byte, error) {
-		return identity.NewPassphrase(c.String("passphrase-file"), isTerminal(os.Stdin))
+		return identity.NewPassphrase(c.String("passphrase-file"), cliflags.IsTerminal(os.Stdin))
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"securechat/chat"
 	"securechat/client/tui"
+	"securechat/internal/cliflags"
 	"securechat/internal/cmderr"
 	"securechat/msgsig"
 )
@@ -41,7 +42,7 @@ that the next message NAME signs pins its key anew: the way to accept a key
 that really changed. Comments, other users and @revoked lines are kept (a
 revocation is undone only by editing the file). The file is replaced
 atomically and keeps mode 0600. Exits 1 if no line pins a key for the user.`,
-				Flags: []cli.Flag{knownHostsFlag(),
+				Flags: []cli.Flag{cliflags.KnownHosts(),
 					&cli.StringFlag{Name: "known-users", Usage: "known users `FILE` (default: known_users beside the known hosts file)", EnvVars: []string{"SECURECHAT_KNOWN_USERS"}}},
 				Action: knownUsersRemove,
 			},
@@ -68,7 +69,7 @@ func knownUsersRemove(c *cli.Context) error {
 	}
 	file := c.String("known-users")
 	if file == "" {
-		kh, err := knownHostsPath(c.String("known-hosts"))
+		kh, err := cliflags.KnownHostsPath(c.String("known-hosts"))
 		if err != nil {
 			return err
 		}

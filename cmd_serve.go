@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"securechat/handshake"
+	"securechat/internal/cliflags"
 	"securechat/internal/serve"
 	"securechat/transport"
 )
@@ -29,10 +30,10 @@ everyone, closes every session and exits.`,
 			&cli.BoolFlag{Name: "check", Usage: "load and validate the configuration (flags, creds, host key, motd) and exit: 0 if serve would start, else the first problem"},
 			&cli.StringFlag{Name: "listen", Value: defaultListen, Usage: "address to listen on, `HOST:PORT`", EnvVars: []string{"SECURECHAT_LISTEN"}},
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|"), EnvVars: []string{"SECURECHAT_TRANSPORT"}},
-			credsFlag(),
-			keysFlag(),
+			cliflags.Creds(),
+			cliflags.Keys(),
 			&cli.StringFlag{Name: "auth", Value: "any", Usage: "login methods accepted: any (password or key) or publickey (keys only)", EnvVars: []string{"SECURECHAT_AUTH"}},
-			stateDirFlag(),
+			cliflags.StateDir(),
 			&cli.StringFlag{Name: "kex", Usage: "allowed key exchange groups, comma-separated (default: mlkem768x25519,x25519; ffdhe3072 only if listed: it costs about 12 times the CPU of x25519)", EnvVars: []string{"SECURECHAT_KEX"}},
 			&cli.StringFlag{Name: "log-format", Usage: "log format, text|json (default: text on a terminal, json otherwise)", EnvVars: []string{"SECURECHAT_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level, debug|info|warn|error", EnvVars: []string{"SECURECHAT_LOG_LEVEL"}},
@@ -80,18 +81,18 @@ func storeFlags() []cli.Flag {
 
 // serveConfig reads the serve flags.
 func serveConfig(c *cli.Context) (serve.Config, error) {
-	credsFile, err := credsPath(c, false)
+	credsFile, err := cliflags.CredsPath(c, false)
 	if err != nil {
 		return serve.Config{}, err
 	}
-	dir, err := stateDir(c)
+	dir, err := cliflags.StateDirPath(c)
 	if err != nil {
 		return serve.Config{}, err
 	}
 	return serve.Config{
 		Listen: c.String("listen"), Transport: c.String("transport"),
-		CredsFile: credsFile, CredsHint: "create it with 'securechat user add NAME" + credsArg(c) + "'",
-		KeysFile: keysPath(c, credsFile), Auth: c.String("auth"), StateDir: dir, Kex: c.String("kex"),
+		CredsFile: credsFile, CredsHint: "create it with 'securechat user add NAME" + cliflags.CredsArg(c) + "'",
+		KeysFile: cliflags.KeysPath(c, credsFile), Auth: c.String("auth"), StateDir: dir, Kex: c.String("kex"),
 		LogFormat: c.String("log-format"), LogLevel: c.String("log-level"), MOTD: c.String("motd"),
 		MetricsListen: c.String("metrics-listen"), NoRehash: c.Bool("no-rehash"), NoPenalties: c.Bool("no-penalties"),
 		PenaltyExempt: c.StringSlice("penalty-exempt"), MaxStartups: c.String("max-startups"),

@@ -10,6 +10,7 @@ import (
 	"securechat/client"
 	"securechat/credstore"
 	"securechat/internal/accounts"
+	"securechat/internal/cliflags"
 	"securechat/internal/cmderr"
 )
 
@@ -64,7 +65,7 @@ func userCommand() *cli.Command {
 				Usage:     "add an account",
 				ArgsUsage: "NAME",
 				Flags: []cli.Flag{
-					credsFlag(), stateDirFlag(),
+					cliflags.Creds(), cliflags.StateDir(),
 					&cli.BoolFlag{Name: "admin", Usage: "allow the moderation commands"},
 					passwordFileFlag(),
 					paramsFlag(),
@@ -75,27 +76,27 @@ func userCommand() *cli.Command {
 				Name:      "passwd",
 				Usage:     "set a new password for an account",
 				ArgsUsage: "NAME",
-				Flags:     []cli.Flag{credsFlag(), stateDirFlag(), passwordFileFlag(), paramsFlag()},
+				Flags:     []cli.Flag{cliflags.Creds(), cliflags.StateDir(), passwordFileFlag(), paramsFlag()},
 				Action:    userPasswd,
 			},
 			{
 				Name:      "del",
 				Usage:     "delete an account (and its keys)",
 				ArgsUsage: "NAME",
-				Flags:     []cli.Flag{credsFlag(), keysFlag(), stateDirFlag()},
+				Flags:     []cli.Flag{cliflags.Creds(), cliflags.Keys(), cliflags.StateDir()},
 				Action:    userDel,
 			},
 			{
 				Name:      "role",
 				Usage:     "make an account an admin or a plain user",
 				ArgsUsage: "NAME admin|user",
-				Flags:     []cli.Flag{credsFlag(), stateDirFlag()},
+				Flags:     []cli.Flag{cliflags.Creds(), cliflags.StateDir()},
 				Action:    userRole,
 			},
 			{
 				Name:   "list",
 				Usage:  "list the accounts: names, roles and hash schemes",
-				Flags:  []cli.Flag{credsFlag(), stateDirFlag()},
+				Flags:  []cli.Flag{cliflags.Creds(), cliflags.StateDir()},
 				Action: userList,
 			},
 			userKeyCommand(),
@@ -129,13 +130,13 @@ func userName(c *cli.Context) (string, error) {
 // userFiles are the files a user command works on; create makes the state
 // directory for a new creds file.
 func userFiles(c *cli.Context, create bool) (accounts.Files, error) {
-	creds, err := credsPath(c, create)
+	creds, err := cliflags.CredsPath(c, create)
 	if err != nil {
 		return accounts.Files{}, err
 	}
 	return accounts.Files{
-		Creds: creds, Keys: keysPath(c, creds), StateDir: func() (string, error) { return stateDir(c) },
-		CredsArg: credsArg(c), Stdout: c.App.Writer, Stderr: c.App.ErrWriter,
+		Creds: creds, Keys: cliflags.KeysPath(c, creds), StateDir: func() (string, error) { return cliflags.StateDirPath(c) },
+		CredsArg: cliflags.CredsArg(c), Stdout: c.App.Writer, Stderr: c.App.ErrWriter,
 	}, nil
 }
 
@@ -221,12 +222,4 @@ func userList(c *cli.Context) error {
 		return err
 	}
 	return files.List()
-}
-
-// credsArg repeats the --creds flag for a hint, when it was given.
-func credsArg(c *cli.Context) string {
-	if p := c.String("creds"); p != "" {
-		return " --creds " + p
-	}
-	return ""
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"securechat/internal/accounts"
+	"securechat/internal/cliflags"
 )
 
 const userKeyHelp = `Keys for key logins live in an authorized keys file beside the creds file
@@ -29,7 +30,7 @@ sessions of an account that lost a key.`
 
 func userKeyCommand() *cli.Command {
 	flags := func(extra ...cli.Flag) []cli.Flag {
-		return append([]cli.Flag{credsFlag(), keysFlag(), stateDirFlag()}, extra...)
+		return append([]cli.Flag{cliflags.Creds(), cliflags.Keys(), cliflags.StateDir()}, extra...)
 	}
 	return &cli.Command{
 		Name:        "key",
