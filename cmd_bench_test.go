@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"securechat/bench"
+	"securechat/bench/benchcmd"
 	"securechat/credstore"
 	"securechat/transport"
 )
@@ -36,11 +37,11 @@ func TestBenchServerHelperProcess(t *testing.T) {
 // binary.
 func useHelperServer(t *testing.T) {
 	t.Setenv(benchHelperEnv, "1")
-	oldBench, oldServe := benchServerArgv, serveArgv
+	oldBench, oldServe := benchcmd.BenchServerArgv, benchcmd.ServeArgv
 	helper := []string{os.Args[0], "-test.run=^TestBenchServerHelperProcess$", "--"}
-	benchServerArgv = func(string) []string { return append(helper, "bench", "server") }
-	serveArgv = func(string) []string { return append(helper, "serve") }
-	t.Cleanup(func() { benchServerArgv, serveArgv = oldBench, oldServe })
+	benchcmd.BenchServerArgv = func(string) []string { return append(helper, "bench", "server") }
+	benchcmd.ServeArgv = func(string) []string { return append(helper, "serve") }
+	t.Cleanup(func() { benchcmd.BenchServerArgv, benchcmd.ServeArgv = oldBench, oldServe })
 }
 
 func runBench(t *testing.T, args ...string) (int, string, string) {

@@ -1,4 +1,4 @@
-package main
+package benchcmd
 
 import (
 	"os"
@@ -9,6 +9,7 @@ import (
 
 	"securechat/bench"
 	"securechat/internal/cliflags"
+	"securechat/internal/cmderr"
 )
 
 func benchFailoverCommand() *cli.Command {
@@ -45,16 +46,16 @@ them a cluster (--serve-arg --cluster --serve-arg nats://127.0.0.1:4222
 				return err
 			}
 			if n := c.Int("nodes"); n < 2 || n > bench.MaxFailoverNodes {
-				return usageError("--nodes %d: want 2 to %d", n, bench.MaxFailoverNodes)
+				return cmderr.Usagef("--nodes %d: want 2 to %d", n, bench.MaxFailoverNodes)
 			}
 			if n := c.Int("clients"); n < 2 || n > bench.MaxAccounts {
-				return usageError("--clients %d: want 2 to %d", n, bench.MaxAccounts)
+				return cmderr.Usagef("--clients %d: want 2 to %d", n, bench.MaxAccounts)
 			}
 			if n := c.Int("kills"); n < 1 || n > bench.MaxFailoverKills {
-				return usageError("--kills %d: want 1 to %d", n, bench.MaxFailoverKills)
+				return cmderr.Usagef("--kills %d: want 1 to %d", n, bench.MaxFailoverKills)
 			}
 			if d := c.Duration("timeout"); d <= 0 || d > bench.MaxDuration {
-				return usageError("--timeout %s: want up to %s", d, bench.MaxDuration)
+				return cmderr.Usagef("--timeout %s: want up to %s", d, bench.MaxDuration)
 			}
 			exe, err := os.Executable()
 			if err != nil {
@@ -65,7 +66,7 @@ them a cluster (--serve-arg --cluster --serve-arg nats://127.0.0.1:4222
 				return err
 			}
 			rep, err := bench.RunFailover(c.Context, bench.FailoverConfig{
-				Command: serveArgv(exe), Transport: tr, Groups: groups, Nodes: c.Int("nodes"),
+				Command: ServeArgv(exe), Transport: tr, Groups: groups, Nodes: c.Int("nodes"),
 				Clients: c.Int("clients"), Kills: c.Int("kills"), ServeArgs: c.StringSlice("serve-arg"),
 				Timeout: c.Duration("timeout"), Stderr: c.App.ErrWriter, Progress: s.Progress,
 			})
@@ -120,12 +121,12 @@ on. More than one node needs the nodes to share a cluster:
 			}
 			n := c.Int("nodes")
 			if n < 1 || n > bench.MaxNodes {
-				return usageError("--nodes %d: want 1 to %d", n, bench.MaxNodes)
+				return cmderr.Usagef("--nodes %d: want 1 to %d", n, bench.MaxNodes)
 			}
 			if n > 1 && !slices.Contains(c.StringSlice("serve-arg"), "--cluster") {
 				// Independent nodes never see each other's messages: the
 				// run would wait a minute for its settle marker and fail.
-				return usageError("--nodes %d needs the nodes in one cluster: --serve-arg --cluster --serve-arg URL", n)
+				return cmderr.Usagef("--nodes %d needs the nodes in one cluster: --serve-arg --cluster --serve-arg URL", n)
 			}
 			exe, err := os.Executable()
 			if err != nil {
@@ -136,7 +137,7 @@ on. More than one node needs the nodes to share a cluster:
 				return err
 			}
 			cfg.Progress = s.Progress
-			ns, err := bench.StartNodes(c.Context, bench.NodesConfig{Command: serveArgv(exe), Transport: tr, Groups: groups,
+			ns, err := bench.StartNodes(c.Context, bench.NodesConfig{Command: ServeArgv(exe), Transport: tr, Groups: groups,
 				Nodes: n, Accounts: min(cfg.Clients, bench.MaxAccounts), ServeArgs: c.StringSlice("serve-arg"),
 				Stderr: c.App.ErrWriter})
 			if err != nil {
