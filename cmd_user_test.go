@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"securechat/credstore"
+	"securechat/internal/usercmd"
 )
 
 // cheapParams keeps the hashing in these tests fast.
@@ -24,11 +25,11 @@ const cheapParams = "--argon2-params=m=64,t=1,p=1"
 // userIO replaces the password sources for one test.
 func userIO(t *testing.T, stdin string, tty bool, prompts ...string) {
 	t.Helper()
-	oldStdin, oldTTY, oldRead := userStdin, userStdinIsTTY, userReadPassword
-	t.Cleanup(func() { userStdin, userStdinIsTTY, userReadPassword = oldStdin, oldTTY, oldRead })
-	userStdin = strings.NewReader(stdin)
-	userStdinIsTTY = func() bool { return tty }
-	userReadPassword = func(_ context.Context, prompt string) ([]byte, error) {
+	oldStdin, oldTTY, oldRead := usercmd.Stdin, usercmd.StdinIsTTY, usercmd.ReadPassword
+	t.Cleanup(func() { usercmd.Stdin, usercmd.StdinIsTTY, usercmd.ReadPassword = oldStdin, oldTTY, oldRead })
+	usercmd.Stdin = strings.NewReader(stdin)
+	usercmd.StdinIsTTY = func() bool { return tty }
+	usercmd.ReadPassword = func(_ context.Context, prompt string) ([]byte, error) {
 		if len(prompts) == 0 {
 			t.Errorf("unexpected prompt %q", prompt)
 			return nil, errors.New("no terminal")

@@ -1,4 +1,4 @@
-package main
+package usercmd
 
 import (
 	"bufio"
@@ -9,6 +9,7 @@ import (
 
 	"securechat/internal/accounts"
 	"securechat/internal/cliflags"
+	"securechat/internal/cmderr"
 )
 
 const userKeyHelp = `Keys for key logins live in an authorized keys file beside the creds file
@@ -62,10 +63,10 @@ func userKeyCommand() *cli.Command {
 	}
 }
 
-// userKeysFile resolves the keys file from --keys or --creds.
+// userKeyName takes the NAME argument of a key subcommand and checks it.
 func userKeyName(c *cli.Context) (string, error) {
 	if c.NArg() < 1 {
-		return "", usageError("%s wants a NAME (see 'securechat user key %s --help')", c.Command.Name, c.Command.Name)
+		return "", cmderr.Usagef("%s wants a NAME (see 'securechat user key %s --help')", c.Command.Name, c.Command.Name)
 	}
 	name := c.Args().First()
 	return name, accounts.CheckName(name)
@@ -79,7 +80,7 @@ func userKeyAdd(c *cli.Context) error {
 	var line string
 	switch {
 	case c.NArg() > 1 && c.String("file") != "":
-		return usageError("give the key as arguments or with --file, not both")
+		return cmderr.Usagef("give the key as arguments or with --file, not both")
 	case c.NArg() > 1:
 		line = strings.Join(c.Args().Slice()[1:], " ")
 	case c.String("file") != "":
@@ -87,12 +88,12 @@ func userKeyAdd(c *cli.Context) error {
 			return err
 		}
 	default:
-		if userStdinIsTTY() {
+		if StdinIsTTY() {
 			fmt.Fprintln(c.App.ErrWriter, "securechat: paste the public key (ssh-ed25519 AAAA...), then Enter:")
 		}
-		sc := bufio.NewScanner(userStdin)
+		sc := bufio.NewScanner(Stdin)
 		if !sc.Scan() {
-			return usageError("no public key given (arguments, --file or standard input)")
+			return cmderr.Usagef("no public key given (arguments, --file or standard input)")
 		}
 		line = sc.Text()
 	}
@@ -122,7 +123,7 @@ func userKeyDel(c *cli.Context) error {
 func userKeyList(c *cli.Context) error {
 	name := ""
 	if c.NArg() > 1 {
-		return usageError("list takes at most one NAME")
+		return cmderr.Usagef("list takes at most one NAME")
 	}
 	if c.NArg() == 1 {
 		var err error
