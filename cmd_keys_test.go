@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"securechat/handshake"
 )
 
 func TestKeygenAndFingerprint(t *testing.T) {
@@ -19,7 +21,7 @@ func TestKeygenAndFingerprint(t *testing.T) {
 	if !regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}\n$`).MatchString(fp) {
 		t.Fatalf("keygen printed %q, want one SHA256: fingerprint", fp)
 	}
-	info, err := os.Stat(filepath.Join(dir, hostKeyFile))
+	info, err := os.Stat(filepath.Join(dir, handshake.HostKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func startE2ECluster(t *testing.T, n int) *e2eCluster {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, hostKeyFile), pem, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, handshake.HostKeyFile), pem, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		c.dirs = append(c.dirs, dir)

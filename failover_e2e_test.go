@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"securechat/handshake"
 )
 
 // serveNodes starts n independent servers on loopback that share the
@@ -18,14 +20,14 @@ func (e *e2eEnv) serveNodes(n int, extra ...string) []*e2eServer {
 	for i := range n {
 		state := filepath.Join(e.dir, "node"+string(rune('a'+i)))
 		if i > 0 {
-			key, err := os.ReadFile(filepath.Join(nodes[0].stateDir, hostKeyFile))
+			key, err := os.ReadFile(filepath.Join(nodes[0].stateDir, handshake.HostKeyFile))
 			if err != nil {
 				e.t.Fatal(err)
 			}
 			if err := os.MkdirAll(state, 0o700); err != nil {
 				e.t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(state, hostKeyFile), key, 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(state, handshake.HostKeyFile), key, 0o600); err != nil {
 				e.t.Fatal(err)
 			}
 		}

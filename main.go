@@ -3,10 +3,13 @@
 // The binary is a thin shell over the packages: transport (byte streams),
 // handshake and cipher (the secure channel), credstore (accounts) and chat
 // (rooms), client (the terminal client), bench (the load tool), and below
-// internal/ what the commands do: serve, accounts, hostkeys. Each
-// subcommand's flags and help are in its own cmd_*.go file; this file lists
-// them, runs the app and maps errors to exit codes, in one place: packages
-// mark usage mistakes and hints with cmderr and never pick a code.
+// internal/ what the commands do: serve, accounts, hostkeys. Each command
+// has its own cmd_*.go file; the larger command trees are built in
+// command-line packages (bench/benchcmd, internal/usercmd,
+// internal/keyscmd) over those, with the flags they share in
+// internal/cliflags. This file lists the commands, runs the app and maps
+// errors to exit codes, in one place: packages mark usage mistakes and
+// hints with cmderr and never pick a code.
 package main
 
 import (
@@ -39,8 +42,8 @@ const (
 	exitInterrupted = 130
 )
 
-// commands lists the subcommands, in the order --help shows them. Each is
-// built in its own cmd_*.go file.
+// commands lists the subcommands, in the order --help shows them. Each
+// has its own cmd_*.go file.
 func commands() []*cli.Command {
 	return append([]*cli.Command{
 		benchCommand(),

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"securechat/handshake"
+	"securechat/internal/hostkeys"
 )
 
 func runCLI(args ...string) (stdout, stderr string, code int) {
@@ -23,11 +24,11 @@ func runCLI(args ...string) (stdout, stderr string, code int) {
 // leaves no next key; fingerprint --next prints the next key's.
 func TestKeygenRotation(t *testing.T) {
 	dir := t.TempDir()
-	cur := filepath.Join(dir, hostKeyFile)
+	cur := filepath.Join(dir, handshake.HostKeyFile)
 	if _, stderr, code := runCLI("keygen", "--next", "--state-dir", dir); code != exitError || !strings.Contains(stderr, "no current host key") {
 		t.Fatalf("keygen --next without a key: exit %d, %q", code, stderr)
 	}
-	if _, err := os.Stat(cur + nextKeySuffix); !os.IsNotExist(err) {
+	if _, err := os.Stat(cur + handshake.NextHostKeySuffix); !os.IsNotExist(err) {
 		t.Fatalf("a next key was left behind: %v", err)
 	}
 	oldFP, _, code := runCLI("keygen", "--state-dir", dir)
@@ -41,7 +42,7 @@ func TestKeygenRotation(t *testing.T) {
 	if code != 0 || nextFP == oldFP {
 		t.Fatalf("keygen --next: exit %d, %q, %q", code, nextFP, stderr)
 	}
-	if fi, err := os.Stat(cur + nextKeySuffix); err != nil || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(cur + handshake.NextHostKeySuffix); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("next key: %v, want mode 0600", err)
 	}
 	if _, stderr, code := runCLI("keygen", "--next", "--state-dir", dir); code != exitError || !strings.Contains(stderr, "refusing to overwrite") {
@@ -64,14 +65,14 @@ func TestKeygenRotation(t *testing.T) {
 	if fp, _, _ := runCLI("fingerprint", "--state-dir", dir); fp != nextFP {
 		t.Errorf("after promotion the host key is %q, want %q", fp, nextFP)
 	}
-	old, err := handshake.LoadHostKey(cur + oldKeySuffix)
+	old, err := handshake.LoadHostKey(cur + hostkeys.OldSuffix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fp := handshake.Fingerprint(old.Public().(ed25519.PublicKey)) + "\n"; fp != oldFP {
 		t.Errorf("the kept old key is %q, want %q", fp, oldFP)
 	}
-	if _, err := os.Stat(cur + nextKeySuffix); !os.IsNotExist(err) {
+	if _, err := os.Stat(cur + handshake.NextHostKeySuffix); !os.IsNotExist(err) {
 		t.Errorf("the next key is still there after promotion: %v", err)
 	}
 	entries, _ := os.ReadDir(dir)

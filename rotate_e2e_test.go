@@ -6,6 +6,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"securechat/handshake"
+	"securechat/internal/hostkeys"
 )
 
 // TestE2EHostKeyRotation runs a whole host key rotation with the real
@@ -84,7 +87,7 @@ func TestE2EHostKeyRotation(t *testing.T) {
 			if code != 0 || strings.TrimSpace(promoted) != nextFP {
 				t.Fatalf("keygen --promote: exit %d, printed %q (want %s): %s", code, promoted, nextFP, stderr)
 			}
-			if fi, err := os.Stat(filepath.Join(state, hostKeyFile+oldKeySuffix)); err != nil || fi.Mode().Perm() != 0o600 {
+			if fi, err := os.Stat(filepath.Join(state, handshake.HostKeyFile+hostkeys.OldSuffix)); err != nil || fi.Mode().Perm() != 0o600 {
 				t.Errorf("the old key is not kept with mode 0600: %v", err)
 			}
 			s.stop()

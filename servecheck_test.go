@@ -21,7 +21,7 @@ func newCheckWorld(t *testing.T) *checkWorld {
 	t.Helper()
 	dir := t.TempDir()
 	w := &checkWorld{dir: dir, creds: filepath.Join(dir, "creds.txt"), state: filepath.Join(dir, "state")}
-	w.hostKey = filepath.Join(w.state, hostKeyFile)
+	w.hostKey = filepath.Join(w.state, handshake.HostKeyFile)
 	pw := filepath.Join(dir, "password")
 	if err := os.WriteFile(pw, []byte("correct horse battery\n"), 0o600); err != nil {
 		t.Fatal(err)

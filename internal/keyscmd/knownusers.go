@@ -1,4 +1,4 @@
-package main
+package keyscmd
 
 import (
 	"errors"
@@ -17,7 +17,8 @@ import (
 	"securechat/msgsig"
 )
 
-func knownUsersCommand() *cli.Command {
+// KnownUsers is 'known-users': the users' signing keys the client pinned.
+func KnownUsers() *cli.Command {
 	cmd := &cli.Command{
 		Name:  "known-users",
 		Usage: "manage the client's known_users file (users' pinned signing keys)",
@@ -48,24 +49,19 @@ atomically and keeps mode 0600. Exits 1 if no line pins a key for the user.`,
 			},
 		},
 	}
-	for _, sub := range cmd.Subcommands {
-		sub.HideHelpCommand = true
-		sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-			return cmderr.UsageHint(err, "")
-		}
-	}
+	usageErrorsInSubcommands(cmd)
 	return cmd
 }
 
 func knownUsersRemove(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return usageError("known-users remove wants exactly one NAME@HOST:PORT argument")
+		return cmderr.Usagef("known-users remove wants exactly one NAME@HOST:PORT argument")
 	}
 	who := c.Args().First()
 	name, hostport, _ := strings.Cut(who, "@")
 	host, port, err := net.SplitHostPort(hostport)
 	if !chat.ValidUser(name) || err != nil || host == "" || port == "" {
-		return usageError("%q is not NAME@HOST:PORT, as in known_users (alice@chat.example.org:7000; IPv6 in brackets: alice@[::1]:7777)", who)
+		return cmderr.Usagef("%q is not NAME@HOST:PORT, as in known_users (alice@chat.example.org:7000; IPv6 in brackets: alice@[::1]:7777)", who)
 	}
 	file := c.String("known-users")
 	if file == "" {
