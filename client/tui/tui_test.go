@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -36,6 +37,7 @@ type vtScreen struct {
 	err     error
 	stalls  int
 	changed chan struct{}
+	fed     int64 // bytes fed so far
 }
 
 // outputStall is how long a test waits for terminal output that does not
@@ -51,6 +53,7 @@ func (s *vtScreen) feed(p []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.raw = append(s.raw, p...)
+	s.fed += int64(len(p))
 	buf := append(s.partial, p...)
 	s.partial = nil
 	for len(buf) > 0 {
@@ -210,6 +213,7 @@ type tuiHarness struct {
 	ui   *UI
 	keys net.Conn
 	scr  *vtScreen
+	out  *countingWriter
 }
 
 func newTUIHarness(t *testing.T, opts Options) *tuiHarness {
@@ -237,10 +241,11 @@ func newTUIHarness(t *testing.T, opts Options) *tuiHarness {
 			}
 		}
 	}()
+	out := &countingWriter{w: uiOut}
 	ui := New(struct {
 		io.Reader
 		io.Writer
-	}{uiIn, uiOut}, opts)
+	}{uiIn, out}, opts)
 	t.Cleanup(func() {
 		keys.Close()
 		uiIn.Close()
@@ -248,7 +253,29 @@ func newTUIHarness(t *testing.T, opts Options) *tuiHarness {
 		screenEnd.Close()
 		<-drained
 	})
-	return &tuiHarness{t: t, ui: ui, keys: keys, scr: scr}
+	return &tuiHarness{t: t, ui: ui, keys: keys, scr: scr, out: out}
+}
+
+// countingWriter counts what the UI has written to the screen's pipe.
+type countingWriter struct {
+	w       io.Writer
+	written atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+// resize narrows or widens the screen as a terminal does, once every byte
+// the UI wrote before it has reached the screen: the pipe's Write returns
+// when the bytes are read, a moment before they are fed, and a rewrap in
+// that moment would apply the old width's redraw to the new width.
+func (h *tuiHarness) resize(width int) {
+	h.t.Helper()
+	h.waitFor("the output so far to reach the screen", func(s *vtScreen) bool { return s.fed >= h.out.written.Load() })
+	h.scr.resize(width)
 }
 
 func (h *tuiHarness) typeKeys(s string) {
@@ -1195,7 +1222,7 @@ func TestTermUIResizeLeavesOneInput(t *testing.T) {
 				return strings.HasSuffix(s.joined(0), prompt+input)
 			})
 			for _, w := range widths[1:] {
-				h.scr.resize(w)
+				h.resize(w)
 				h.ui.SetSize(w, 24)
 				h.waitFor(fmt.Sprintf("the input redrawn once at width %d", w), func(s *vtScreen) bool {
 					want := []string{"-- message 1", "-- message 2", "-- message 3"}
