@@ -46,6 +46,13 @@ type Relay interface {
 	Joined(user, room string)
 	Parted(user, room string)
 
+	// Kick ends user's sessions on the other servers where it has any,
+	// as an admin's /kick by by, with reason, does here. done is called
+	// once, on another goroutine, with the number of sessions they ended,
+	// and an error if a server could not be asked; each server ends them
+	// through [Hub.KickHere].
+	Kick(user, by, reason string, done func(sessions int, err error))
+
 	// Where returns the other servers where user has a session; Rooms the
 	// rooms user is in there; Members the users in room on other servers.
 	Where(user string) []string
@@ -395,6 +402,50 @@ func (h *Hub) clusterBan(user string) {
 			h.saveBan(user)
 		}
 	})
+}
+
+// KickHere ends user's sessions on this server for a /kick by by, with
+// reason, made on another server, and returns how many it ended. It waits
+// for the hub's loop; it returns 0 once the hub has stopped.
+func (h *Hub) KickHere(user, by, reason string) int {
+	name := foldName(user)
+	if !ValidUser(name) {
+		return 0
+	}
+	n := 0
+	h.call(func() {
+		n = h.endUser(name, kickEnding(by, clampReason(reason)))
+		if n > 0 {
+			h.log.Info("chat: kick from another server", "by", by, "user", name, "sessions", n)
+		}
+	})
+	return n
+}
+
+// kicked answers the admin s, whose /kick of name ended here sessions
+// here, once the other servers have answered too.
+func (h *Hub) kicked(s *session, x *answerSlot, id, name string, here, there int, err error) {
+	if err != nil {
+		h.log.Warn("chat: kick not delivered to every server", "user", name, "err", err)
+	}
+	n := here + there
+	switch {
+	case n == 0 && err != nil:
+		// offline, as the protocol answers a kick that ended nothing.
+		h.fill(s, x, &Event{Type: TypeError, ID: id, Code: CodeOffline,
+			Text: name + " is on another server, which could not be reached: try again, or /ban"})
+		return
+	case n == 0:
+		h.fill(s, x, &Event{Type: TypeError, ID: id, Code: CodeOffline, Text: name + " is not online"})
+		return
+	}
+	h.log.Info("chat: kick", "by", s.name, "user", name, "sessions", n, "here", here)
+	text := fmt.Sprintf("kicked %s (%d session(s))", name, n)
+	if err != nil {
+		text += "; a server could not be reached, and its sessions may go on"
+	}
+	h.fill(s, x, &Event{Type: TypeReply, ID: id, Cmd: "kick", User: name, Sessions: n, Text: text},
+		&Event{Type: TypeAck, ID: id})
 }
 
 // relayArrived and relayLeft tell the relay about a user's presence here.

@@ -292,12 +292,7 @@ func TestTwoServersOneChat(t *testing.T) {
 	bob.line("/topic clusters", "#go")
 	alice.waitMsg(chat.KindTopic, "clusters")
 
-	// A kick reaches only this server's sessions, and says so.
 	admin := n1.login("admin", "#go")
-	evs = admin.line("/kick bob", "#go")
-	if last := evs[len(evs)-1]; last.Code != chat.CodeOffline || !strings.Contains(last.Text, "on node2") {
-		t.Errorf("/kick of bob on node2: %s", dump(evs))
-	}
 
 	// A ban made on node1 ends bob's session on node2 and refuses his
 	// next login there at once.
@@ -354,6 +349,48 @@ func TestTwoServersOneChat(t *testing.T) {
 		if h1[i].ID != h2[i].ID || h1[i].Text != h2[i].Text || !h1[i].Time.Equal(h2[i].Time) {
 			t.Errorf("history %d: node1 %+v, node2 %+v", i, h1[i], h2[i])
 		}
+	}
+}
+
+// TestKickReachesEveryServer: an admin's /kick on node1 ends the user's
+// sessions on node1 and node2, each told who kicked it, and the answer
+// counts them all; the room sees the user quit once. A kick of a user
+// online nowhere still says so.
+func TestKickReachesEveryServer(t *testing.T) {
+	url := natsServer(t)
+	n1 := startNode(t, url, "node1", "")
+	n2 := startNode(t, url, "node2", "")
+
+	alice := n1.login("alice", "#go")
+	bob1 := n1.login("bob", "#go")
+	bob2 := n2.login("bob", "#go")
+	admin := n1.login("admin", "#go")
+	waitFor(t, "node1 to see bob on node2", func() bool { return slices.Equal(n1.relay.Where("bob"), []string{"node2"}) })
+
+	evs := admin.line("/kick bob flooding", "#go")
+	reply := evs[slices.IndexFunc(evs, func(e *chat.Event) bool { return e.Type == chat.TypeReply || e.Type == chat.TypeError })]
+	if reply.Type != chat.TypeReply || reply.Sessions != 2 {
+		t.Errorf("/kick bob on node1: %s", dump(evs))
+	}
+	if last := evs[len(evs)-1]; last.Type != chat.TypeAck {
+		t.Errorf("/kick bob: no ack: %s", dump(evs))
+	}
+	for _, b := range []*client{bob1, bob2} {
+		e := b.wait(func(e *chat.Event) bool { return e.Type == chat.TypeError && e.Code == chat.CodeKicked })
+		if !strings.Contains(e.Text, "kicked by admin") || !strings.Contains(e.Text, "flooding") {
+			t.Errorf("bob was told %q", e.Text)
+		}
+		select {
+		case <-b.done:
+		case <-time.After(testTimeout):
+			t.Fatal("a kicked session of bob goes on")
+		}
+	}
+	alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindQuit && e.From == "bob" })
+	waitFor(t, "node1 to see bob gone from node2", func() bool { return len(n1.relay.Where("bob")) == 0 })
+	evs = admin.line("/kick bob", "#go")
+	if last := evs[len(evs)-1]; last.Code != chat.CodeOffline {
+		t.Errorf("/kick of bob, online nowhere: %s", dump(evs))
 	}
 }
 
