@@ -431,6 +431,7 @@ func (h *Hub) Serve(ctx context.Context, c Conn, id Identity) error {
 	}
 	// A ban made on another server an instant ago holds here too.
 	h.clusterBan(s.name)
+	h.clusterDelivered(s.name)
 	attached := false
 	if !h.call(func() { attached = h.attach(s) }) || !attached {
 		s.closeConn()

@@ -454,6 +454,7 @@ func (h *Hub) deliverPending(s *session, msgs []StoredMessage) {
 		h.send(s, b)
 	}
 	h.storeErr("delivered", h.store.Delivered(u.name, last))
+	h.shareDelivered(u.name, last)
 	if len(msgs) == pendingPage {
 		h.fetchPending(u.name) // a long queue: the next page
 	}

@@ -38,6 +38,11 @@ type Relay interface {
 	// block: the hub calls it off its loop, before a session is attached.
 	Banned(user string) (r StoredRestriction, banned bool, err error)
 
+	// DeliveredThrough reports the id of the last direct message queued
+	// for user that a server delivered (a [StateDelivered] change), read
+	// at its source as Banned is, and may block as it does.
+	DeliveredThrough(user string) (through uint64, err error)
+
 	// Arrived and Left say that user has its first session on this server,
 	// or no longer any; Joined and Parted that user entered or left room
 	// here. The relay tells the other servers.
@@ -67,6 +72,10 @@ const (
 	StateBan StateKind = iota + 1
 	StateMute
 	StateMOTD
+	// StateDelivered: the direct messages queued for the account
+	// Restriction.User were delivered through the id Through, on some
+	// server; no server gives them again at a later login.
+	StateDelivered
 )
 
 // StateChange is a change of the state every server of a cluster holds at
@@ -79,6 +88,8 @@ type StateChange struct {
 	Removed bool
 	// Text is the MOTD.
 	Text string
+	// Through is the id of a StateDelivered change.
+	Through uint64
 }
 
 // logIDShift places a log sequence in the high bits of a message id, so
@@ -354,6 +365,14 @@ func (h *Hub) applyState(c StateChange) {
 			h.saveMute(name)
 			h.tell(name, "you were muted by "+r.by+untilText(r.until))
 		}
+	case StateDelivered:
+		if !ValidUser(name) || c.Through <= h.delivered[name] {
+			return
+		}
+		h.delivered[name] = c.Through
+		if h.store != nil {
+			h.storeErr("delivered", h.store.Delivered(name, c.Through))
+		}
 	case StateMOTD:
 		if text := clampMOTD(c.Text); text != h.motd {
 			h.motd = text
@@ -446,6 +465,39 @@ func (h *Hub) kicked(s *session, x *answerSlot, id, name string, here, there int
 	}
 	h.fill(s, x, &Event{Type: TypeReply, ID: id, Cmd: "kick", User: name, Sessions: n, Text: text},
 		&Event{Type: TypeAck, ID: id})
+}
+
+// shareDelivered tells the other servers that user's queued direct
+// messages were delivered here through the id through.
+func (h *Hub) shareDelivered(user string, through uint64) {
+	if h.relay == nil {
+		return
+	}
+	h.relay.SetState(StateChange{Kind: StateDelivered, Restriction: StoredRestriction{User: user}, Through: through}, func(err error) {
+		if err != nil {
+			h.post(func() { h.logNotStored("chat: delivered mark not shared", "user", user, "err", err) })
+		}
+	})
+}
+
+// clusterDelivered asks the relay, off the loop, how far the direct
+// messages queued for user were delivered on any server, and records it
+// here, so that a login here does not give again what a login on another
+// server got an instant ago.
+func (h *Hub) clusterDelivered(user string) {
+	if h.relay == nil || h.store == nil || !ValidUser(user) {
+		return
+	}
+	through, err := h.relay.DeliveredThrough(user)
+	if err != nil {
+		h.log.Warn("chat: could not ask the cluster what was delivered; using what this server knows", "user", user, "err", err)
+		return
+	}
+	h.call(func() {
+		if through > h.delivered[user] {
+			h.delivered[user] = through
+		}
+	})
 }
 
 // relayArrived and relayLeft tell the relay about a user's presence here.

@@ -278,6 +278,11 @@ func stateOf(c cluster.Change) (chat.StateChange, bool) {
 		return chat.StateChange{Kind: chat.StateMute, Restriction: r, Removed: c.Removed}, true
 	case cluster.StateMOTD:
 		return chat.StateChange{Kind: chat.StateMOTD, Text: c.Text}, true
+	case cluster.StateDelivered:
+		if c.Removed {
+			return chat.StateChange{}, false
+		}
+		return chat.StateChange{Kind: chat.StateDelivered, Restriction: chat.StoredRestriction{User: c.Name}, Through: c.Through}, true
 	}
 	// Topics travel in the log, in order with the room's messages.
 	return chat.StateChange{}, false
@@ -356,6 +361,8 @@ func (n *Node) SetState(c chat.StateChange, done func(error)) {
 			err = n.shared.Mute(ctx, r)
 		case c.Kind == chat.StateMOTD:
 			err = n.shared.SetMOTD(ctx, c.Text)
+		case c.Kind == chat.StateDelivered:
+			err = n.shared.SetDelivered(ctx, r.User, c.Through)
 		default:
 			err = fmt.Errorf("chatcluster: unknown state change %d", c.Kind)
 		}
@@ -405,6 +412,14 @@ func (n *Node) Banned(user string) (chat.StoredRestriction, bool, error) {
 		return chat.StoredRestriction{}, false, err
 	}
 	return chat.StoredRestriction{User: r.User, Until: r.Until, By: r.By, Reason: r.Reason}, true, nil
+}
+
+// DeliveredThrough reads user's delivered mark from the state bucket's
+// leader.
+func (n *Node) DeliveredThrough(user string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
+	defer cancel()
+	return n.shared.Delivered(ctx, user)
 }
 
 // Presence entries: a user's name says the user has a session here; the

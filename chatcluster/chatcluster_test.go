@@ -394,6 +394,48 @@ func TestKickReachesEveryServer(t *testing.T) {
 	}
 }
 
+// TestQueuedDMDeliveredOnceInTheCluster: a direct message queued for carol
+// while she is offline everywhere is delivered at her login on node1, and
+// not again at her next login, on node2; one queued after that is.
+func TestQueuedDMDeliveredOnceInTheCluster(t *testing.T) {
+	url := natsServer(t)
+	n1 := startNode(t, url, "node1", "")
+	n2 := startNode(t, url, "node2", "")
+	alice := n1.login("alice", "#go")
+
+	if evs := alice.line("/msg carol first", "#go"); evs[len(evs)-1].Type != chat.TypeAck {
+		t.Fatalf("/msg carol: %s", dump(evs))
+	}
+	// node2 has applied it too.
+	waitFor(t, "node2 to store the queued message", func() bool {
+		p, err := n2.st.Pending("carol", 10)
+		return err == nil && len(p) == 1
+	})
+	c1 := n1.login("carol")
+	if e := c1.waitMsg(chat.KindDM, "first"); !e.Queued {
+		t.Errorf("carol got the queued message on node1 as %+v", e)
+	}
+	c1.conn.Close()
+	<-c1.done
+	waitFor(t, "carol to be offline on node2's view", func() bool { return len(n2.relay.Where("carol")) == 0 })
+
+	if evs := alice.line("/msg carol second", "#go"); evs[len(evs)-1].Type != chat.TypeAck {
+		t.Fatalf("/msg carol: %s", dump(evs))
+	}
+	waitFor(t, "node2 to store the second queued message", func() bool {
+		p, err := n2.st.Pending("carol", 10)
+		return err == nil && len(p) >= 1 && p[len(p)-1].Text == "second"
+	})
+	c2 := n2.login("carol")
+	c2.waitMsg(chat.KindDM, "second")
+	c2.line("/rooms", "")
+	for _, e := range c2.seen {
+		if e.Kind == chat.KindDM && e.Text == "first" {
+			t.Errorf("node2 delivered again the message node1 delivered: %+v", e)
+		}
+	}
+}
+
 // TestServerCatchesUpAfterRestart stops one server, sends while it is
 // down, and starts it again on the same database: it follows the log from
 // where its store stopped, and a join there replays what it missed.
