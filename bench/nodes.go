@@ -213,4 +213,3 @@ func (n *node) kill() {
 	<-n.done
 	n.cmd = nil
 }
-
