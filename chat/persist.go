@@ -231,6 +231,9 @@ type answerSlot struct {
 // before it was attached.
 type persistState struct {
 	rooms   []string          // the account's rooms, to rejoin
+	// roomsShared says rooms were read from the cluster: what the other
+	// servers know already.
+	roomsShared bool
 	read    map[string]uint64 // last-read position per room
 	news    map[string]news   // per room in read
 	pending []StoredMessage   // direct messages queued for the account

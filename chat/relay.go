@@ -43,6 +43,11 @@ type Relay interface {
 	// at its source as Banned is, and may block as it does.
 	DeliveredThrough(user string) (through uint64, err error)
 
+	// SavedRooms reports the rooms user was last in on any server (a
+	// [StateRooms] change), read at its source as Banned is; found is false
+	// if no server recorded any.
+	SavedRooms(user string) (rooms []string, found bool, err error)
+
 	// Arrived and Left say that user has its first session on this server,
 	// or no longer any; Joined and Parted that user entered or left room
 	// here. The relay tells the other servers.
@@ -76,6 +81,9 @@ const (
 	// Restriction.User were delivered through the id Through, on some
 	// server; no server gives them again at a later login.
 	StateDelivered
+	// StateRooms: the account Restriction.User is in Rooms, on the server
+	// that shares the change; its next login, on any server, rejoins them.
+	StateRooms
 )
 
 // StateChange is a change of the state every server of a cluster holds at
@@ -90,6 +98,8 @@ type StateChange struct {
 	Text string
 	// Through is the id of a StateDelivered change.
 	Through uint64
+	// Rooms are the rooms of a StateRooms change.
+	Rooms []string
 }
 
 // logIDShift places a log sequence in the high bits of a message id, so
@@ -476,6 +486,45 @@ func (h *Hub) shareDelivered(user string, through uint64) {
 	h.relay.SetState(StateChange{Kind: StateDelivered, Restriction: StoredRestriction{User: user}, Through: through}, func(err error) {
 		if err != nil {
 			h.post(func() { h.logNotStored("chat: delivered mark not shared", "user", user, "err", err) })
+		}
+	})
+}
+
+// clusterRooms asks the relay, off the loop, for the rooms s's account
+// was last in on any server, which its login rejoins in place of those
+// this server's store recorded.
+func (h *Hub) clusterRooms(s *session) {
+	if h.relay == nil || s.p == nil || !ValidUser(s.name) {
+		return
+	}
+	rooms, found, err := h.relay.SavedRooms(s.name)
+	if err != nil {
+		h.log.Warn("chat: could not ask the cluster for the account's rooms; using this server's", "user", s.name, "err", err)
+		return
+	}
+	if found {
+		s.p.rooms, s.p.roomsShared = rooms, true
+	}
+}
+
+// shareRooms tells the other servers which rooms u is in, when that is
+// not what they were last told, so that a login that only rejoins the
+// same rooms writes nothing.
+func (h *Hub) shareRooms(u *user) {
+	if h.relay == nil || h.holdRooms {
+		return
+	}
+	var rooms []string
+	for _, r := range u.sortedRooms() {
+		rooms = append(rooms, r.name)
+	}
+	if old, ok := h.sharedRooms[u.name]; ok && slices.Equal(old, rooms) {
+		return
+	}
+	h.sharedRooms[u.name] = rooms
+	h.relay.SetState(StateChange{Kind: StateRooms, Restriction: StoredRestriction{User: u.name}, Rooms: rooms}, func(err error) {
+		if err != nil {
+			h.post(func() { h.logNotStored("chat: rooms not shared", "user", u.name, "err", err) })
 		}
 	})
 }

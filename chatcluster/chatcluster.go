@@ -363,6 +363,8 @@ func (n *Node) SetState(c chat.StateChange, done func(error)) {
 			err = n.shared.SetMOTD(ctx, c.Text)
 		case c.Kind == chat.StateDelivered:
 			err = n.shared.SetDelivered(ctx, r.User, c.Through)
+		case c.Kind == chat.StateRooms:
+			err = n.shared.SetRooms(ctx, r.User, c.Rooms)
 		default:
 			err = fmt.Errorf("chatcluster: unknown state change %d", c.Kind)
 		}
@@ -420,6 +422,14 @@ func (n *Node) DeliveredThrough(user string) (uint64, error) {
 	ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
 	defer cancel()
 	return n.shared.Delivered(ctx, user)
+}
+
+// SavedRooms reads the rooms user was last in from the state bucket's
+// leader.
+func (n *Node) SavedRooms(user string) ([]string, bool, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
+	defer cancel()
+	return n.shared.SavedRooms(ctx, user)
 }
 
 // Presence entries: a user's name says the user has a session here; the

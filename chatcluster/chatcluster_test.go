@@ -436,6 +436,53 @@ func TestQueuedDMDeliveredOnceInTheCluster(t *testing.T) {
 	}
 }
 
+// TestRoomsRejoinedOnAnyServer: the rooms carol was in when she left
+// node1 are those her next login rejoins on node2, and a part there holds
+// at her next login on node1.
+func TestRoomsRejoinedOnAnyServer(t *testing.T) {
+	url := natsServer(t)
+	n1 := startNode(t, url, "node1", "")
+	n2 := startNode(t, url, "node2", "")
+	roomsOf := func(c *client) []string {
+		t.Helper()
+		if c.welcome.Type != chat.TypeWelcome {
+			t.Fatalf("%s's login: %+v", c.name, c.welcome)
+		}
+		var out []string
+		for _, r := range c.welcome.Rooms {
+			out = append(out, r.Room)
+		}
+		slices.Sort(out)
+		return out
+	}
+	leave := func(n *node, c *client) {
+		t.Helper()
+		c.conn.Close()
+		<-c.done
+		waitFor(t, c.name+" to be offline on "+n.name, func() bool {
+			return !slices.Contains(n.relay.presence.Where(c.name), n.name)
+		})
+	}
+
+	c := n1.login("carol", "#go")
+	if evs := c.line("/join #rust", "#go"); evs[len(evs)-1].Type != chat.TypeAck {
+		t.Fatalf("/join #rust: %s", dump(evs))
+	}
+	leave(n1, c)
+	c = n2.login("carol")
+	if got := roomsOf(c); !slices.Equal(got, []string{"#go", "#rust"}) {
+		t.Errorf("carol's login on node2 rejoined %v, want the rooms she was in on node1", got)
+	}
+	if evs := c.line("/part #go", "#rust"); evs[len(evs)-1].Type != chat.TypeAck {
+		t.Fatalf("/part #go: %s", dump(evs))
+	}
+	leave(n2, c)
+	c = n1.login("carol")
+	if got := roomsOf(c); !slices.Equal(got, []string{"#rust"}) {
+		t.Errorf("carol's login on node1 rejoined %v, want #rust alone after her part on node2", got)
+	}
+}
+
 // TestServerCatchesUpAfterRestart stops one server, sends while it is
 // down, and starts it again on the same database: it follows the log from
 // where its store stopped, and a join there replays what it missed.

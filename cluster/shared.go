@@ -19,12 +19,14 @@ import (
 const BucketName = "securechat_state"
 
 // Keys of the bucket: "ban.<user>", "mute.<user>", "topic.<room>",
-// "delivered.<user>" (names encoded as by subject tokens) and "motd".
+// "delivered.<user>", "rooms.<user>" (names encoded as by subject tokens)
+// and "motd".
 const (
 	keyBan       = "ban."
 	keyMute      = "mute."
 	keyTopic     = "topic."
 	keyDelivered = "delivered."
+	keyRooms     = "rooms."
 	keyMOTD      = "motd"
 )
 
@@ -37,6 +39,7 @@ const (
 	StateTopic
 	StateMOTD
 	StateDelivered
+	StateRooms
 )
 
 func (k StateKind) String() string {
@@ -51,6 +54,8 @@ func (k StateKind) String() string {
 		return "motd"
 	case StateDelivered:
 		return "delivered"
+	case StateRooms:
+		return "rooms"
 	}
 	return "unknown"
 }
@@ -79,6 +84,9 @@ type Change struct {
 	// Through is, for a delivered mark, the id of the last queued direct
 	// message delivered to the user Name.
 	Through uint64
+	// Rooms are, for a room list, the rooms the user Name rejoins at
+	// login.
+	Rooms []string
 	// Revision orders changes to the bucket: higher is newer.
 	Revision uint64
 }
@@ -192,6 +200,28 @@ func conflict(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.Is(err, jetstream.ErrKeyExists) ||
 		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// SetRooms records the rooms user is in, which its next login, on any
+// node, puts it back in. The last write wins.
+func (s *Shared) SetRooms(ctx context.Context, user string, rooms []string) error {
+	if rooms == nil {
+		rooms = []string{}
+	}
+	return s.putJSON(ctx, keyRooms+token(user), rooms)
+}
+
+// SavedRooms reads the rooms [Shared.SetRooms] recorded for user, from
+// the bucket's stream leader; found is false if none were.
+func (s *Shared) SavedRooms(ctx context.Context, user string) (rooms []string, found bool, err error) {
+	value, found, err := s.current(ctx, keyRooms+token(user))
+	if err != nil || !found {
+		return nil, false, err
+	}
+	if err := json.Unmarshal(value, &rooms); err != nil {
+		return nil, false, fmt.Errorf("cluster: read rooms: %w", err)
+	}
+	return rooms, true, nil
 }
 
 // Delivered reads user's delivered mark (see [Shared.SetDelivered]) from
@@ -395,6 +425,12 @@ func decodeChange(e jetstream.KeyValueEntry) (Change, bool) {
 	}
 	ch.Name = string(name)
 	switch prefix + "." {
+	case keyRooms:
+		ch.Kind = StateRooms
+		if !ch.Removed && json.Unmarshal(e.Value(), &ch.Rooms) != nil {
+			return ch, false
+		}
+		return ch, true
 	case keyDelivered:
 		ch.Kind = StateDelivered
 		if !ch.Removed {
