@@ -51,7 +51,7 @@ func (f *fakeLog) SetState(c chat.StateChange, done func(error)) { go done(nil) 
 func (f *fakeLog) Banned(string) (chat.StoredRestriction, bool, error) {
 	return chat.StoredRestriction{}, false, nil
 }
-func (f *fakeLog) SavedRooms(string) ([]string, bool, error) { return nil, false, nil }
+func (f *fakeLog) SavedRooms(string) ([]string, bool, error)  { return nil, false, nil }
 func (f *fakeLog) DeliveredThrough(string) (uint64, error)    { return 0, nil }
 func (f *fakeLog) Kick(_, _, _ string, done func(int, error)) { go done(0, nil) }
 func (f *fakeLog) Arrived(string)                             {}
