@@ -415,6 +415,12 @@ func TestQueuedDMDeliveredOnceInTheCluster(t *testing.T) {
 	if e := c1.waitMsg(chat.KindDM, "first"); !e.Queued {
 		t.Errorf("carol got the queued message on node1 as %+v", e)
 	}
+	// The mark is shared after the delivery; a login reads what the
+	// bucket holds.
+	waitFor(t, "the bucket to hold carol's delivered mark", func() bool {
+		through, err := n1.relay.DeliveredThrough("carol")
+		return err == nil && through > 0
+	})
 	c1.conn.Close()
 	<-c1.done
 	waitFor(t, "carol to be offline on node2's view", func() bool { return len(n2.relay.Where("carol")) == 0 })
@@ -455,8 +461,14 @@ func TestRoomsRejoinedOnAnyServer(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	leave := func(n *node, c *client) {
+	// A change of rooms is shared after its ack; the next login reads
+	// what the bucket holds.
+	leave := func(n *node, c *client, rooms ...string) {
 		t.Helper()
+		waitFor(t, "the bucket to hold "+c.name+"'s rooms", func() bool {
+			got, _, err := n.relay.SavedRooms(c.name)
+			return err == nil && slices.Equal(got, rooms)
+		})
 		c.conn.Close()
 		<-c.done
 		waitFor(t, c.name+" to be offline on "+n.name, func() bool {
@@ -468,7 +480,7 @@ func TestRoomsRejoinedOnAnyServer(t *testing.T) {
 	if evs := c.line("/join #rust", "#go"); evs[len(evs)-1].Type != chat.TypeAck {
 		t.Fatalf("/join #rust: %s", dump(evs))
 	}
-	leave(n1, c)
+	leave(n1, c, "#go", "#rust")
 	c = n2.login("carol")
 	if got := roomsOf(c); !slices.Equal(got, []string{"#go", "#rust"}) {
 		t.Errorf("carol's login on node2 rejoined %v, want the rooms she was in on node1", got)
@@ -476,7 +488,7 @@ func TestRoomsRejoinedOnAnyServer(t *testing.T) {
 	if evs := c.line("/part #go", "#rust"); evs[len(evs)-1].Type != chat.TypeAck {
 		t.Fatalf("/part #go: %s", dump(evs))
 	}
-	leave(n2, c)
+	leave(n2, c, "#rust")
 	c = n1.login("carol")
 	if got := roomsOf(c); !slices.Equal(got, []string{"#rust"}) {
 		t.Errorf("carol's login on node1 rejoined %v, want #rust alone after her part on node2", got)
