@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"securechat/bench"
+	"securechat/internal/natstest"
 )
 
 // TestBenchFailover kills each of two serve nodes once: every client of
@@ -50,6 +51,27 @@ func TestBenchCluster(t *testing.T) {
 	}
 }
 
+// TestBenchClusterStartsNATS: with --nats, bench cluster starts the NATS
+// server its two nodes join, every member gets every message whichever
+// node sent it, and the report has the CPU of the nodes and of NATS.
+func TestBenchClusterStartsNATS(t *testing.T) {
+	useHelperServer(t)
+	bin := natstest.Binary(t)
+	code, stdout, stderr := runBench(t, "cluster", "--nodes", "2", "--nats", "1", "--nats-server", bin,
+		"--clients", "4", "--senders", "2", "--rate", "20", "--duration", "1s", "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var rep bench.FanoutReport
+	decodeBench(t, stdout, &rep)
+	if rep.Connected != 4 || rep.Sent == 0 || rep.Lost != 0 || rep.Rejected != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	if len(rep.Groups) != 2 || !strings.Contains(rep.Groups[0].Name, "serve") || !strings.Contains(rep.Groups[1].Name, "NATS") {
+		t.Errorf("process groups %+v, want the nodes and NATS", rep.Groups)
+	}
+}
+
 func TestBenchNodesFlags(t *testing.T) {
 	for _, c := range []struct {
 		args []string
@@ -63,6 +85,8 @@ func TestBenchNodesFlags(t *testing.T) {
 		{[]string{"cluster", "--nodes", "0"}, "--nodes 0"},
 		{[]string{"cluster", "--nodes", "2"}, "--cluster"},
 		{[]string{"cluster", "--clients", "2", "--senders", "3"}, "--senders 3"},
+		{[]string{"cluster", "--nats", "9"}, "--nats 9"},
+		{[]string{"failover", "--nats", "1", "--serve-arg", "--cluster", "--serve-arg", "nats://127.0.0.1:1"}, "drop --serve-arg --cluster"},
 	} {
 		code, _, stderr := runBench(t, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) {

@@ -43,6 +43,10 @@ type FanoutConfig struct {
 	// between the two.
 	BeforeSend, AfterSend func()
 
+	// Processes are measured for their CPU during the sending phase,
+	// group by group (the nodes of a cluster, its NATS servers).
+	Processes []ProcessGroup
+
 	// Signed makes every sender sign each message (PROTOCOL.md §13.16):
 	// the senders must log in by key (Target.Keys). VerifySample receivers
 	// (0 means 10) check every message as a client does, with a
@@ -124,6 +128,8 @@ type FanoutReport struct {
 	BenchCPUCores  float64 `json:"bench_cpu_cores"`
 	// ServerCPUPerDelivery is the server's CPU time per delivery, in µs.
 	ServerCPUPerDelivery float64 `json:"server_cpu_us_per_delivery,omitempty"`
+	// Groups is the CPU of FanoutConfig.Processes.
+	Groups []GroupCPU `json:"process_groups,omitempty"`
 
 	// Store is "on" when the server kept its messages in a database (each
 	// acknowledged after its commit), "off" when it kept none, "" when not
@@ -351,6 +357,7 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutReport,
 		cfg.BeforeSend()
 	}
 	benchCPU0, _ := ProcessCPU(0)
+	groups0 := groupsCPU(cfg.Processes)
 	var serverCPU0 time.Duration
 	if t.PID != 0 {
 		serverCPU0, _ = ProcessCPU(t.PID)
@@ -383,6 +390,14 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutReport,
 	deliveredInPhase := r.delivered.Load()
 	if c, err := ProcessCPU(0); err == nil {
 		rep.BenchCPUCores = (c - benchCPU0).Seconds() / rep.SendSeconds
+	}
+	for i, c := range groupsCPU(cfg.Processes) {
+		used := c - groups0[i]
+		g := GroupCPU{Name: cfg.Processes[i].Name, Cores: used.Seconds() / rep.SendSeconds}
+		if deliveredInPhase > 0 {
+			g.PerDelivery = float64(used/time.Microsecond) / float64(deliveredInPhase)
+		}
+		rep.Groups = append(rep.Groups, g)
 	}
 	if t.PID != 0 {
 		if c, err := ProcessCPU(t.PID); err == nil {

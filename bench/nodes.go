@@ -59,9 +59,10 @@ func StartNodes(ctx context.Context, cfg NodesConfig) (*Nodes, error) {
 	case cfg.Accounts < 1 || cfg.Accounts > MaxAccounts:
 		return nil, fmt.Errorf("bench: %d accounts; want 1 to %d", cfg.Accounts, MaxAccounts)
 	}
-	stderr := cfg.Stderr
-	if stderr == nil {
-		stderr = io.Discard
+	var stderr io.Writer = io.Discard
+	if cfg.Stderr != nil {
+		// Every node's output goes to one writer, from a goroutine each.
+		stderr = &lockedWriter{w: cfg.Stderr}
 	}
 	dir, err := os.MkdirTemp("", "securechat-nodes-")
 	if err != nil {

@@ -88,6 +88,9 @@ func (r *FanoutReport) WriteText(w io.Writer) {
 	} else {
 		fmt.Fprintf(tw, "cpu while sending\t%.2f cores (server and load generator)\n", r.BenchCPUCores)
 	}
+	for _, g := range r.Groups {
+		fmt.Fprintf(tw, "cpu while sending\t%s %.2f cores (%.1f µs per delivery)\n", g.Name, g.Cores, g.PerDelivery)
+	}
 	if r.RSSScope != "" {
 		fmt.Fprintf(tw, "rss (%s)\t%s before, %s after\n", r.RSSScope, kib(r.RSSBefore), kib(r.RSSAfter))
 	}

@@ -381,26 +381,33 @@ func (h *Hub) cmdKick(s *session, req *Request) {
 		return
 	}
 	reason := clampReason(arg(req, 1))
-	n := h.endUser(name, ending{
-		final:  &Event{Type: TypeError, Code: CodeKicked, Text: "you were kicked by " + s.name + reasonText(reason)},
-		quit:   "kicked by " + s.name + reasonText(reason),
-		log:    "kicked by " + s.name,
-		result: fmt.Errorf("%w: kicked by %s", ErrDisconnected, s.name),
-	})
+	n := h.endUser(name, kickEnding(s.name, reason))
+	if h.relay != nil && len(h.relay.Where(name)) > 0 {
+		// The user has sessions on other servers too: they end them,
+		// and the answer waits for theirs.
+		x := h.reserve(s)
+		h.relay.Kick(name, s.name, reason, func(there int, err error) {
+			h.post(func() { h.kicked(s, x, req.ID, name, n, there, err) })
+		})
+		return
+	}
 	if n == 0 {
-		if h.relay != nil {
-			if nodes := h.relay.Where(name); len(nodes) > 0 {
-				h.fail(s, req.ID, CodeOffline, "%s is not on this server but on %s: /kick ends sessions here only; /ban holds on every server",
-					name, strings.Join(nodes, " "))
-				return
-			}
-		}
 		h.fail(s, req.ID, CodeOffline, "%s is not online", name)
 		return
 	}
 	h.log.Info("chat: kick", "by", s.name, "user", name, "sessions", n)
 	h.reply(s, req.ID, &Event{Cmd: "kick", User: name, Sessions: n, Text: fmt.Sprintf("kicked %s (%d session(s))", name, n)})
 	h.ack(s, req.ID, 0)
+}
+
+// kickEnding ends a session kicked by by.
+func kickEnding(by, reason string) ending {
+	return ending{
+		final:  &Event{Type: TypeError, Code: CodeKicked, Text: "you were kicked by " + by + reasonText(reason)},
+		quit:   "kicked by " + by + reasonText(reason),
+		log:    "kicked by " + by,
+		result: fmt.Errorf("%w: kicked by %s", ErrDisconnected, by),
+	}
 }
 
 func (h *Hub) cmdBan(s *session, req *Request) {

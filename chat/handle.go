@@ -153,6 +153,7 @@ func (h *Hub) logout(s *session, why string) {
 		return
 	}
 	delete(h.users, u.name)
+	delete(h.sharedRooms, u.name)
 	if why == "" {
 		why = "quit"
 	}
@@ -383,6 +384,9 @@ func (h *Hub) hello(s *session, req *Request) {
 	u.sessions = append(u.sessions, s)
 	if first {
 		h.relayArrived(u)
+		if s.p != nil && s.p.roomsShared {
+			h.sharedRooms[u.name] = slices.Sorted(slices.Values(s.p.rooms))
+		}
 	}
 	for r := range u.rooms {
 		r.fanout = nil
@@ -420,6 +424,8 @@ func (h *Hub) hello(s *session, req *Request) {
 		want = append(want, h.cfg.defaultRoom)
 	}
 	var joined []*room
+	// The rooms a login ends up in are told to the other servers once.
+	h.holdRooms = true
 	for _, name := range want {
 		r, added, err := h.addMember(u, name)
 		if err != nil {
@@ -430,6 +436,8 @@ func (h *Hub) hello(s *session, req *Request) {
 			joined = append(joined, r)
 		}
 	}
+	h.holdRooms = false
+	h.shareRooms(u)
 
 	w := &Event{Type: TypeWelcome, ID: req.ID, V: min(req.V, Version), User: u.name, Admin: h.isAdmin(s), MOTD: h.motd, Away: u.away, Key: s.keyB64,
 		Limits: &Limits{Text: MaxText, Topic: MaxTopic, History: h.cfg.historyReplay, Ping: int(h.cfg.pingInterval / time.Second)}}
@@ -485,6 +493,7 @@ func (h *Hub) addMember(u *user, name string) (*room, bool, *Error) {
 	u.rooms[r] = struct{}{}
 	h.saveMember(u, r, true)
 	h.relayMember(u, r, true)
+	h.shareRooms(u)
 	return r, true, nil
 }
 
@@ -568,6 +577,7 @@ func (h *Hub) part(u *user, r *room, reason string) {
 	delete(r.members, u)
 	delete(u.rooms, r)
 	r.fanout = nil
+	h.shareRooms(u)
 	h.maybeDeleteRoom(r)
 }
 

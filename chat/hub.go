@@ -297,6 +297,10 @@ type Hub struct {
 	savedMID   uint64            // the last id given to store.SetLastID
 	delivered  map[string]uint64 // per account: queued DMs delivered through this id
 	queuedFor  map[string]uint64 // per offline account: the last DM queued for it
+	// sharedRooms is, with a relay, the rooms each account online here
+	// was last said to be in, sorted.
+	sharedRooms map[string][]string
+	holdRooms   bool // a login is joining its rooms: share them once it has
 
 	notStoredLogged time.Time // when logNotStored last logged
 	notStoredQuiet  int       // failures not logged since
@@ -391,6 +395,7 @@ func Start(cfg *Config) (*Hub, error) {
 		userExists:  cfg.UserExists,
 		delivered:   make(map[string]uint64),
 		queuedFor:   make(map[string]uint64),
+		sharedRooms: make(map[string][]string),
 		relay:       cfg.Relay,
 		waiting:     make(map[uint64][]pendingAck),
 	}
@@ -431,6 +436,8 @@ func (h *Hub) Serve(ctx context.Context, c Conn, id Identity) error {
 	}
 	// A ban made on another server an instant ago holds here too.
 	h.clusterBan(s.name)
+	h.clusterDelivered(s.name)
+	h.clusterRooms(s)
 	attached := false
 	if !h.call(func() { attached = h.attach(s) }) || !attached {
 		s.closeConn()

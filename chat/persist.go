@@ -230,12 +230,15 @@ type answerSlot struct {
 // persistState is what a session brings from the store at login, read
 // before it was attached.
 type persistState struct {
-	rooms   []string          // the account's rooms, to rejoin
-	read    map[string]uint64 // last-read position per room
-	news    map[string]news   // per room in read
-	pending []StoredMessage   // direct messages queued for the account
-	answers []*answerSlot
-	quit    *ending // a /quit waiting for the answers before it
+	rooms []string // the account's rooms, to rejoin
+	// roomsShared says rooms were read from the cluster: what the other
+	// servers know already.
+	roomsShared bool
+	read        map[string]uint64 // last-read position per room
+	news        map[string]news   // per room in read
+	pending     []StoredMessage   // direct messages queued for the account
+	answers     []*answerSlot
+	quit        *ending // a /quit waiting for the answers before it
 }
 
 // news is what a user missed in a room, as the store saw it at login.
@@ -454,6 +457,7 @@ func (h *Hub) deliverPending(s *session, msgs []StoredMessage) {
 		h.send(s, b)
 	}
 	h.storeErr("delivered", h.store.Delivered(u.name, last))
+	h.shareDelivered(u.name, last)
 	if len(msgs) == pendingPage {
 		h.fetchPending(u.name) // a long queue: the next page
 	}

@@ -38,6 +38,16 @@ type Relay interface {
 	// block: the hub calls it off its loop, before a session is attached.
 	Banned(user string) (r StoredRestriction, banned bool, err error)
 
+	// DeliveredThrough reports the id of the last direct message queued
+	// for user that a server delivered (a [StateDelivered] change), read
+	// at its source as Banned is, and may block as it does.
+	DeliveredThrough(user string) (through uint64, err error)
+
+	// SavedRooms reports the rooms user was last in on any server (a
+	// [StateRooms] change), read at its source as Banned is; found is false
+	// if no server recorded any.
+	SavedRooms(user string) (rooms []string, found bool, err error)
+
 	// Arrived and Left say that user has its first session on this server,
 	// or no longer any; Joined and Parted that user entered or left room
 	// here. The relay tells the other servers.
@@ -45,6 +55,13 @@ type Relay interface {
 	Left(user string)
 	Joined(user, room string)
 	Parted(user, room string)
+
+	// Kick ends user's sessions on the other servers where it has any,
+	// as an admin's /kick by by, with reason, does here. done is called
+	// once, on another goroutine, with the number of sessions they ended,
+	// and an error if a server could not be asked; each server ends them
+	// through [Hub.KickHere].
+	Kick(user, by, reason string, done func(sessions int, err error))
 
 	// Where returns the other servers where user has a session; Rooms the
 	// rooms user is in there; Members the users in room on other servers.
@@ -60,6 +77,13 @@ const (
 	StateBan StateKind = iota + 1
 	StateMute
 	StateMOTD
+	// StateDelivered: the direct messages queued for the account
+	// Restriction.User were delivered through the id Through, on some
+	// server; no server gives them again at a later login.
+	StateDelivered
+	// StateRooms: the account Restriction.User is in Rooms, on the server
+	// that shares the change; its next login, on any server, rejoins them.
+	StateRooms
 )
 
 // StateChange is a change of the state every server of a cluster holds at
@@ -72,6 +96,10 @@ type StateChange struct {
 	Removed bool
 	// Text is the MOTD.
 	Text string
+	// Through is the id of a StateDelivered change.
+	Through uint64
+	// Rooms are the rooms of a StateRooms change.
+	Rooms []string
 }
 
 // logIDShift places a log sequence in the high bits of a message id, so
@@ -347,6 +375,14 @@ func (h *Hub) applyState(c StateChange) {
 			h.saveMute(name)
 			h.tell(name, "you were muted by "+r.by+untilText(r.until))
 		}
+	case StateDelivered:
+		if !ValidUser(name) || c.Through <= h.delivered[name] {
+			return
+		}
+		h.delivered[name] = c.Through
+		if h.store != nil {
+			h.storeErr("delivered", h.store.Delivered(name, c.Through))
+		}
 	case StateMOTD:
 		if text := clampMOTD(c.Text); text != h.motd {
 			h.motd = text
@@ -401,6 +437,122 @@ func (h *Hub) clusterBan(user string) {
 		if old, ok := h.bans[user]; !ok || !old.same(r) {
 			h.bans[user] = r
 			h.saveBan(user)
+		}
+	})
+}
+
+// KickHere ends user's sessions on this server for a /kick by by, with
+// reason, made on another server, and returns how many it ended. It waits
+// for the hub's loop; it returns 0 once the hub has stopped.
+func (h *Hub) KickHere(user, by, reason string) int {
+	name := foldName(user)
+	if !ValidUser(name) {
+		return 0
+	}
+	n := 0
+	h.call(func() {
+		n = h.endUser(name, kickEnding(by, clampReason(reason)))
+		if n > 0 {
+			h.log.Info("chat: kick from another server", "by", by, "user", name, "sessions", n)
+		}
+	})
+	return n
+}
+
+// kicked answers the admin s, whose /kick of name ended here sessions
+// here, once the other servers have answered too.
+func (h *Hub) kicked(s *session, x *answerSlot, id, name string, here, there int, err error) {
+	if err != nil {
+		h.log.Warn("chat: kick not delivered to every server", "user", name, "err", err)
+	}
+	n := here + there
+	switch {
+	case n == 0 && err != nil:
+		// offline, as the protocol answers a kick that ended nothing.
+		h.fill(s, x, &Event{Type: TypeError, ID: id, Code: CodeOffline,
+			Text: name + " is on another server, which could not be reached: try again, or /ban"})
+		return
+	case n == 0:
+		h.fill(s, x, &Event{Type: TypeError, ID: id, Code: CodeOffline, Text: name + " is not online"})
+		return
+	}
+	h.log.Info("chat: kick", "by", s.name, "user", name, "sessions", n, "here", here)
+	text := fmt.Sprintf("kicked %s (%d session(s))", name, n)
+	if err != nil {
+		text += "; a server could not be reached, and its sessions may go on"
+	}
+	h.fill(s, x, &Event{Type: TypeReply, ID: id, Cmd: "kick", User: name, Sessions: n, Text: text},
+		&Event{Type: TypeAck, ID: id})
+}
+
+// shareDelivered tells the other servers that user's queued direct
+// messages were delivered here through the id through.
+func (h *Hub) shareDelivered(user string, through uint64) {
+	if h.relay == nil {
+		return
+	}
+	h.relay.SetState(StateChange{Kind: StateDelivered, Restriction: StoredRestriction{User: user}, Through: through}, func(err error) {
+		if err != nil {
+			h.post(func() { h.logNotStored("chat: delivered mark not shared", "user", user, "err", err) })
+		}
+	})
+}
+
+// clusterRooms asks the relay, off the loop, for the rooms s's account
+// was last in on any server, which its login rejoins in place of those
+// this server's store recorded.
+func (h *Hub) clusterRooms(s *session) {
+	if h.relay == nil || s.p == nil || !ValidUser(s.name) {
+		return
+	}
+	rooms, found, err := h.relay.SavedRooms(s.name)
+	if err != nil {
+		h.log.Warn("chat: could not ask the cluster for the account's rooms; using this server's", "user", s.name, "err", err)
+		return
+	}
+	if found {
+		s.p.rooms, s.p.roomsShared = rooms, true
+	}
+}
+
+// shareRooms tells the other servers which rooms u is in, when that is
+// not what they were last told, so that a login that only rejoins the
+// same rooms writes nothing.
+func (h *Hub) shareRooms(u *user) {
+	if h.relay == nil || h.holdRooms {
+		return
+	}
+	var rooms []string
+	for _, r := range u.sortedRooms() {
+		rooms = append(rooms, r.name)
+	}
+	if old, ok := h.sharedRooms[u.name]; ok && slices.Equal(old, rooms) {
+		return
+	}
+	h.sharedRooms[u.name] = rooms
+	h.relay.SetState(StateChange{Kind: StateRooms, Restriction: StoredRestriction{User: u.name}, Rooms: rooms}, func(err error) {
+		if err != nil {
+			h.post(func() { h.logNotStored("chat: rooms not shared", "user", u.name, "err", err) })
+		}
+	})
+}
+
+// clusterDelivered asks the relay, off the loop, how far the direct
+// messages queued for user were delivered on any server, and records it
+// here, so that a login here does not give again what a login on another
+// server got an instant ago.
+func (h *Hub) clusterDelivered(user string) {
+	if h.relay == nil || h.store == nil || !ValidUser(user) {
+		return
+	}
+	through, err := h.relay.DeliveredThrough(user)
+	if err != nil {
+		h.log.Warn("chat: could not ask the cluster what was delivered; using what this server knows", "user", user, "err", err)
+		return
+	}
+	h.call(func() {
+		if through > h.delivered[user] {
+			h.delivered[user] = through
 		}
 	})
 }

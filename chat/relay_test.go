@@ -51,13 +51,16 @@ func (f *fakeLog) SetState(c chat.StateChange, done func(error)) { go done(nil) 
 func (f *fakeLog) Banned(string) (chat.StoredRestriction, bool, error) {
 	return chat.StoredRestriction{}, false, nil
 }
-func (f *fakeLog) Arrived(string)          {}
-func (f *fakeLog) Left(string)             {}
-func (f *fakeLog) Joined(string, string)   {}
-func (f *fakeLog) Parted(string, string)   {}
-func (f *fakeLog) Where(string) []string   { return nil }
-func (f *fakeLog) Rooms(string) []string   { return nil }
-func (f *fakeLog) Members(string) []string { return nil }
+func (f *fakeLog) SavedRooms(string) ([]string, bool, error)  { return nil, false, nil }
+func (f *fakeLog) DeliveredThrough(string) (uint64, error)    { return 0, nil }
+func (f *fakeLog) Kick(_, _, _ string, done func(int, error)) { go done(0, nil) }
+func (f *fakeLog) Arrived(string)                             {}
+func (f *fakeLog) Left(string)                                {}
+func (f *fakeLog) Joined(string, string)                      {}
+func (f *fakeLog) Parted(string, string)                      {}
+func (f *fakeLog) Where(string) []string                      { return nil }
+func (f *fakeLog) Rooms(string) []string                      { return nil }
+func (f *fakeLog) Members(string) []string                    { return nil }
 func (f *fakeLog) take(t *testing.T) chat.StoredMessage {
 	t.Helper()
 	select {

@@ -70,6 +70,7 @@ type Node struct {
 	rooms    map[string][]string   // this server's users: their rooms
 	follower *cluster.Follower     // set by Start
 	watcher  *cluster.StateWatcher // set by Start
+	kicks    *cluster.KickServer   // set by Start
 
 	hub atomic.Pointer[chat.Hub] // set by Start: told of other servers' joins and quits
 }
@@ -204,8 +205,18 @@ func (n *Node) Start(ctx context.Context, hub *chat.Hub) error {
 		f.Stop()
 		return err
 	}
+	var ks *cluster.KickServer
+	err = persist(ctx, n.log, "the kick subscription", func(context.Context) (err error) {
+		ks, err = n.conn.ServeKicks(func(k cluster.Kick) int { return hub.KickHere(k.User, k.By, k.Reason) })
+		return err
+	})
+	if err != nil {
+		f.Stop()
+		w.Stop()
+		return err
+	}
 	n.mu.Lock()
-	n.follower, n.watcher = f, w
+	n.follower, n.watcher, n.kicks = f, w, ks
 	n.mu.Unlock()
 	n.hub.Store(hub)
 	select {
@@ -232,9 +243,12 @@ func (n *Node) Start(ctx context.Context, hub *chat.Hub) error {
 func (n *Node) Close() {
 	n.mu.Lock()
 	n.closed = true
-	f, w := n.follower, n.watcher
+	f, w, ks := n.follower, n.watcher, n.kicks
 	n.mu.Unlock()
 	n.presence.Stop()
+	if ks != nil {
+		ks.Stop()
+	}
 	if f != nil {
 		if err := f.Stop(); err != nil {
 			n.log.Warn("cluster: the log follower had stopped", "err", err)
@@ -264,6 +278,11 @@ func stateOf(c cluster.Change) (chat.StateChange, bool) {
 		return chat.StateChange{Kind: chat.StateMute, Restriction: r, Removed: c.Removed}, true
 	case cluster.StateMOTD:
 		return chat.StateChange{Kind: chat.StateMOTD, Text: c.Text}, true
+	case cluster.StateDelivered:
+		if c.Removed {
+			return chat.StateChange{}, false
+		}
+		return chat.StateChange{Kind: chat.StateDelivered, Restriction: chat.StoredRestriction{User: c.Name}, Through: c.Through}, true
 	}
 	// Topics travel in the log, in order with the room's messages.
 	return chat.StateChange{}, false
@@ -342,6 +361,10 @@ func (n *Node) SetState(c chat.StateChange, done func(error)) {
 			err = n.shared.Mute(ctx, r)
 		case c.Kind == chat.StateMOTD:
 			err = n.shared.SetMOTD(ctx, c.Text)
+		case c.Kind == chat.StateDelivered:
+			err = n.shared.SetDelivered(ctx, r.User, c.Through)
+		case c.Kind == chat.StateRooms:
+			err = n.shared.SetRooms(ctx, r.User, c.Rooms)
 		default:
 			err = fmt.Errorf("chatcluster: unknown state change %d", c.Kind)
 		}
@@ -354,6 +377,34 @@ func (n *Node) SetState(c chat.StateChange, done func(error)) {
 	}
 }
 
+// Kick asks every other server where user has a session to end them, one
+// after another, each bounded to 3 s, and reports the sum of their counts.
+func (n *Node) Kick(user, by, reason string, done func(int, error)) {
+	nodes := n.Where(user)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		go done(0, errClosed)
+		return
+	}
+	n.work.Add(1)
+	go func() {
+		defer n.work.Done()
+		total := 0
+		var errs []error
+		for _, node := range nodes {
+			ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
+			k, err := n.conn.Kick(ctx, node, cluster.Kick{User: user, By: by, Reason: reason})
+			cancel()
+			total += k
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+		done(total, errors.Join(errs...))
+	}()
+}
+
 // Banned reads user's ban from the state bucket's leader.
 func (n *Node) Banned(user string) (chat.StoredRestriction, bool, error) {
 	ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
@@ -363,6 +414,22 @@ func (n *Node) Banned(user string) (chat.StoredRestriction, bool, error) {
 		return chat.StoredRestriction{}, false, err
 	}
 	return chat.StoredRestriction{User: r.User, Until: r.Until, By: r.By, Reason: r.Reason}, true, nil
+}
+
+// DeliveredThrough reads user's delivered mark from the state bucket's
+// leader.
+func (n *Node) DeliveredThrough(user string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
+	defer cancel()
+	return n.shared.Delivered(ctx, user)
+}
+
+// SavedRooms reads the rooms user was last in from the state bucket's
+// leader.
+func (n *Node) SavedRooms(user string) ([]string, bool, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
+	defer cancel()
+	return n.shared.SavedRooms(ctx, user)
 }
 
 // Presence entries: a user's name says the user has a session here; the

@@ -292,12 +292,7 @@ func TestTwoServersOneChat(t *testing.T) {
 	bob.line("/topic clusters", "#go")
 	alice.waitMsg(chat.KindTopic, "clusters")
 
-	// A kick reaches only this server's sessions, and says so.
 	admin := n1.login("admin", "#go")
-	evs = admin.line("/kick bob", "#go")
-	if last := evs[len(evs)-1]; last.Code != chat.CodeOffline || !strings.Contains(last.Text, "on node2") {
-		t.Errorf("/kick of bob on node2: %s", dump(evs))
-	}
 
 	// A ban made on node1 ends bob's session on node2 and refuses his
 	// next login there at once.
@@ -354,6 +349,149 @@ func TestTwoServersOneChat(t *testing.T) {
 		if h1[i].ID != h2[i].ID || h1[i].Text != h2[i].Text || !h1[i].Time.Equal(h2[i].Time) {
 			t.Errorf("history %d: node1 %+v, node2 %+v", i, h1[i], h2[i])
 		}
+	}
+}
+
+// TestKickReachesEveryServer: an admin's /kick on node1 ends the user's
+// sessions on node1 and node2, each told who kicked it, and the answer
+// counts them all; the room sees the user quit once. A kick of a user
+// online nowhere still says so.
+func TestKickReachesEveryServer(t *testing.T) {
+	url := natsServer(t)
+	n1 := startNode(t, url, "node1", "")
+	n2 := startNode(t, url, "node2", "")
+
+	alice := n1.login("alice", "#go")
+	bob1 := n1.login("bob", "#go")
+	bob2 := n2.login("bob", "#go")
+	admin := n1.login("admin", "#go")
+	waitFor(t, "node1 to see bob on node2", func() bool { return slices.Equal(n1.relay.Where("bob"), []string{"node2"}) })
+
+	evs := admin.line("/kick bob flooding", "#go")
+	reply := evs[slices.IndexFunc(evs, func(e *chat.Event) bool { return e.Type == chat.TypeReply || e.Type == chat.TypeError })]
+	if reply.Type != chat.TypeReply || reply.Sessions != 2 {
+		t.Errorf("/kick bob on node1: %s", dump(evs))
+	}
+	if last := evs[len(evs)-1]; last.Type != chat.TypeAck {
+		t.Errorf("/kick bob: no ack: %s", dump(evs))
+	}
+	for _, b := range []*client{bob1, bob2} {
+		e := b.wait(func(e *chat.Event) bool { return e.Type == chat.TypeError && e.Code == chat.CodeKicked })
+		if !strings.Contains(e.Text, "kicked by admin") || !strings.Contains(e.Text, "flooding") {
+			t.Errorf("bob was told %q", e.Text)
+		}
+		select {
+		case <-b.done:
+		case <-time.After(testTimeout):
+			t.Fatal("a kicked session of bob goes on")
+		}
+	}
+	alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindQuit && e.From == "bob" })
+	waitFor(t, "node1 to see bob gone from node2", func() bool { return len(n1.relay.Where("bob")) == 0 })
+	evs = admin.line("/kick bob", "#go")
+	if last := evs[len(evs)-1]; last.Code != chat.CodeOffline {
+		t.Errorf("/kick of bob, online nowhere: %s", dump(evs))
+	}
+}
+
+// TestQueuedDMDeliveredOnceInTheCluster: a direct message queued for carol
+// while she is offline everywhere is delivered at her login on node1, and
+// not again at her next login, on node2; one queued after that is.
+func TestQueuedDMDeliveredOnceInTheCluster(t *testing.T) {
+	url := natsServer(t)
+	n1 := startNode(t, url, "node1", "")
+	n2 := startNode(t, url, "node2", "")
+	alice := n1.login("alice", "#go")
+
+	if evs := alice.line("/msg carol first", "#go"); evs[len(evs)-1].Type != chat.TypeAck {
+		t.Fatalf("/msg carol: %s", dump(evs))
+	}
+	// node2 has applied it too.
+	waitFor(t, "node2 to store the queued message", func() bool {
+		p, err := n2.st.Pending("carol", 10)
+		return err == nil && len(p) == 1
+	})
+	c1 := n1.login("carol")
+	if e := c1.waitMsg(chat.KindDM, "first"); !e.Queued {
+		t.Errorf("carol got the queued message on node1 as %+v", e)
+	}
+	// The mark is shared after the delivery; a login reads what the
+	// bucket holds.
+	waitFor(t, "the bucket to hold carol's delivered mark", func() bool {
+		through, err := n1.relay.DeliveredThrough("carol")
+		return err == nil && through > 0
+	})
+	c1.conn.Close()
+	<-c1.done
+	waitFor(t, "carol to be offline on node2's view", func() bool { return len(n2.relay.Where("carol")) == 0 })
+
+	if evs := alice.line("/msg carol second", "#go"); evs[len(evs)-1].Type != chat.TypeAck {
+		t.Fatalf("/msg carol: %s", dump(evs))
+	}
+	waitFor(t, "node2 to store the second queued message", func() bool {
+		p, err := n2.st.Pending("carol", 10)
+		return err == nil && len(p) >= 1 && p[len(p)-1].Text == "second"
+	})
+	c2 := n2.login("carol")
+	c2.waitMsg(chat.KindDM, "second")
+	c2.line("/rooms", "")
+	for _, e := range c2.seen {
+		if e.Kind == chat.KindDM && e.Text == "first" {
+			t.Errorf("node2 delivered again the message node1 delivered: %+v", e)
+		}
+	}
+}
+
+// TestRoomsRejoinedOnAnyServer: the rooms carol was in when she left
+// node1 are those her next login rejoins on node2, and a part there holds
+// at her next login on node1.
+func TestRoomsRejoinedOnAnyServer(t *testing.T) {
+	url := natsServer(t)
+	n1 := startNode(t, url, "node1", "")
+	n2 := startNode(t, url, "node2", "")
+	roomsOf := func(c *client) []string {
+		t.Helper()
+		if c.welcome.Type != chat.TypeWelcome {
+			t.Fatalf("%s's login: %+v", c.name, c.welcome)
+		}
+		var out []string
+		for _, r := range c.welcome.Rooms {
+			out = append(out, r.Room)
+		}
+		slices.Sort(out)
+		return out
+	}
+	// A change of rooms is shared after its ack; the next login reads
+	// what the bucket holds.
+	leave := func(n *node, c *client, rooms ...string) {
+		t.Helper()
+		waitFor(t, "the bucket to hold "+c.name+"'s rooms", func() bool {
+			got, _, err := n.relay.SavedRooms(c.name)
+			return err == nil && slices.Equal(got, rooms)
+		})
+		c.conn.Close()
+		<-c.done
+		waitFor(t, c.name+" to be offline on "+n.name, func() bool {
+			return !slices.Contains(n.relay.presence.Where(c.name), n.name)
+		})
+	}
+
+	c := n1.login("carol", "#go")
+	if evs := c.line("/join #rust", "#go"); evs[len(evs)-1].Type != chat.TypeAck {
+		t.Fatalf("/join #rust: %s", dump(evs))
+	}
+	leave(n1, c, "#go", "#rust")
+	c = n2.login("carol")
+	if got := roomsOf(c); !slices.Equal(got, []string{"#go", "#rust"}) {
+		t.Errorf("carol's login on node2 rejoined %v, want the rooms she was in on node1", got)
+	}
+	if evs := c.line("/part #go", "#rust"); evs[len(evs)-1].Type != chat.TypeAck {
+		t.Fatalf("/part #go: %s", dump(evs))
+	}
+	leave(n2, c, "#rust")
+	c = n1.login("carol")
+	if got := roomsOf(c); !slices.Equal(got, []string{"#rust"}) {
+		t.Errorf("carol's login on node1 rejoined %v, want #rust alone after her part on node2", got)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,13 +18,16 @@ import (
 // BucketName is the JetStream key-value bucket of the shared chat state.
 const BucketName = "securechat_state"
 
-// Keys of the bucket: "ban.<user>", "mute.<user>", "topic.<room>" (names
-// encoded as by subject tokens) and "motd".
+// Keys of the bucket: "ban.<user>", "mute.<user>", "topic.<room>",
+// "delivered.<user>", "rooms.<user>" (names encoded as by subject tokens)
+// and "motd".
 const (
-	keyBan   = "ban."
-	keyMute  = "mute."
-	keyTopic = "topic."
-	keyMOTD  = "motd"
+	keyBan       = "ban."
+	keyMute      = "mute."
+	keyTopic     = "topic."
+	keyDelivered = "delivered."
+	keyRooms     = "rooms."
+	keyMOTD      = "motd"
 )
 
 // StateKind says what a [Change] is about.
@@ -34,6 +38,8 @@ const (
 	StateMute
 	StateTopic
 	StateMOTD
+	StateDelivered
+	StateRooms
 )
 
 func (k StateKind) String() string {
@@ -46,6 +52,10 @@ func (k StateKind) String() string {
 		return "topic"
 	case StateMOTD:
 		return "motd"
+	case StateDelivered:
+		return "delivered"
+	case StateRooms:
+		return "rooms"
 	}
 	return "unknown"
 }
@@ -71,6 +81,12 @@ type Change struct {
 	// Restriction is the ban or mute set; Text the topic or MOTD set.
 	Restriction Restriction
 	Text        string
+	// Through is, for a delivered mark, the id of the last queued direct
+	// message delivered to the user Name.
+	Through uint64
+	// Rooms are, for a room list, the rooms the user Name rejoins at
+	// login.
+	Rooms []string
 	// Revision orders changes to the bucket: higher is newer.
 	Revision uint64
 }
@@ -142,6 +158,84 @@ func (s *Shared) SetMOTD(ctx context.Context, text string) error {
 		return s.del(ctx, keyMOTD)
 	}
 	return s.put(ctx, keyMOTD, []byte(text))
+}
+
+// SetDelivered records that user has been given the direct messages queued
+// for it up to the one with id through, so that a login on another node
+// does not give them again. The mark only grows: a lower through, from a
+// node that delivered less, leaves it as it is.
+func (s *Shared) SetDelivered(ctx context.Context, user string, through uint64) error {
+	key := keyDelivered + token(user)
+	value := []byte(strconv.FormatUint(through, 10))
+	err := retry(ctx, func(ctx context.Context) error {
+		// Compare and set; two nodes that deliver at once make one of
+		// them read again.
+		for range 16 {
+			e, err := s.kv.Get(ctx, key)
+			switch {
+			case errors.Is(err, jetstream.ErrKeyNotFound):
+				_, err = s.kv.Create(ctx, key, value)
+			case err != nil:
+				return err
+			default:
+				if old, perr := strconv.ParseUint(string(e.Value()), 10, 64); perr == nil && old >= through {
+					return nil
+				}
+				_, err = s.kv.Update(ctx, key, value, e.Revision())
+			}
+			if err == nil || !conflict(err) {
+				return err
+			}
+		}
+		return errors.New("too many concurrent writers")
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: store delivered mark: %w", err)
+	}
+	return nil
+}
+
+// conflict reports whether a compare-and-set write lost to another.
+func conflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// SetRooms records the rooms user is in, which its next login, on any
+// node, puts it back in. The last write wins.
+func (s *Shared) SetRooms(ctx context.Context, user string, rooms []string) error {
+	if rooms == nil {
+		rooms = []string{}
+	}
+	return s.putJSON(ctx, keyRooms+token(user), rooms)
+}
+
+// SavedRooms reads the rooms [Shared.SetRooms] recorded for user, from
+// the bucket's stream leader; found is false if none were.
+func (s *Shared) SavedRooms(ctx context.Context, user string) (rooms []string, found bool, err error) {
+	value, found, err := s.current(ctx, keyRooms+token(user))
+	if err != nil || !found {
+		return nil, false, err
+	}
+	if err := json.Unmarshal(value, &rooms); err != nil {
+		return nil, false, fmt.Errorf("cluster: read rooms: %w", err)
+	}
+	return rooms, true, nil
+}
+
+// Delivered reads user's delivered mark (see [Shared.SetDelivered]) from
+// the bucket's stream leader; 0 if none.
+func (s *Shared) Delivered(ctx context.Context, user string) (uint64, error) {
+	value, found, err := s.current(ctx, keyDelivered+token(user))
+	if err != nil || !found {
+		return 0, err
+	}
+	through, err := strconv.ParseUint(string(value), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: read delivered mark: %w", err)
+	}
+	return through, nil
 }
 
 // Banned reads user's ban from the bucket. ok is false when there is none
@@ -331,6 +425,22 @@ func decodeChange(e jetstream.KeyValueEntry) (Change, bool) {
 	}
 	ch.Name = string(name)
 	switch prefix + "." {
+	case keyRooms:
+		ch.Kind = StateRooms
+		if !ch.Removed && json.Unmarshal(e.Value(), &ch.Rooms) != nil {
+			return ch, false
+		}
+		return ch, true
+	case keyDelivered:
+		ch.Kind = StateDelivered
+		if !ch.Removed {
+			through, err := strconv.ParseUint(string(e.Value()), 10, 64)
+			if err != nil {
+				return ch, false
+			}
+			ch.Through = through
+		}
+		return ch, true
 	case keyTopic:
 		ch.Kind, ch.Text = StateTopic, string(e.Value())
 		return ch, true

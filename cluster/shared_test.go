@@ -165,3 +165,51 @@ func TestSharedWriteWaitsForServer(t *testing.T) {
 		t.Errorf("Banned after the restart = %v, %v", ok, err)
 	}
 }
+
+// TestDeliveredMarkOnlyGrows: two nodes write a user's delivered mark at
+// once, and one writes a lower one later; the mark is the highest, and a
+// watcher sees it.
+func TestDeliveredMarkOnlyGrows(t *testing.T) {
+	e := startEmbedded(t, nil)
+	ctx := testContext(t)
+	s1, err := e.connect(t, "node1").Shared(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := e.connect(t, "node2").Shared(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s1.Delivered(ctx, "carol"); got != 0 || err != nil {
+		t.Fatalf("Delivered before any mark = %d, %v", got, err)
+	}
+	var wg sync.WaitGroup
+	for i, s := range []*Shared{s1, s2, s1, s2} {
+		wg.Go(func() {
+			if err := s.SetDelivered(ctx, "carol", uint64(10+i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := s2.SetDelivered(ctx, "carol", 5); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s2.Delivered(ctx, "carol"); got != 13 || err != nil {
+		t.Errorf("Delivered = %d, %v; want the highest mark, 13", got, err)
+	}
+	seen := make(chan Change, 16)
+	w, err := s1.Watch(ctx, func(c Change) { seen <- c })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	select {
+	case c := <-seen:
+		if c.Kind != StateDelivered || c.Name != "carol" || c.Through != 13 {
+			t.Errorf("watcher saw %+v", c)
+		}
+	case <-ctx.Done():
+		t.Fatal("the watcher saw no mark")
+	}
+}

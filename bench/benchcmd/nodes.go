@@ -1,6 +1,7 @@
 package benchcmd
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"time"
@@ -25,8 +26,10 @@ node sends it again once it has reconnected to another node. A client's
 time runs from the kill until another client reads its line; a kill's time
 is its slowest client's. The killed node is restarted on its address
 before the next kill. The nodes are independent unless --serve-arg gives
-them a cluster (--serve-arg --cluster --serve-arg nats://127.0.0.1:4222
---serve-arg --node --serve-arg n{node}; {node} is the node's number).`,
+them a cluster: --nats 3 starts three routed nats-server processes for
+them, or give your own (--serve-arg --cluster --serve-arg
+nats://127.0.0.1:4222 --serve-arg --node --serve-arg n{node}; {node} is
+the node's number).`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: tcp|quic"},
 			&cli.StringFlag{Name: "kex", Usage: "key exchange groups, comma-separated (default: the client default)"},
@@ -35,7 +38,7 @@ them a cluster (--serve-arg --cluster --serve-arg nats://127.0.0.1:4222
 			&cli.IntFlag{Name: "kills", Value: 10, Usage: "nodes killed, one after another"},
 			&cli.StringSliceFlag{Name: "serve-arg", Usage: "one more `ARG` for every serve node, repeatable; {node} becomes the node's number"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "bound on the wait for the clients of one kill"},
-		}, benchOutputFlags()...),
+		}, append(benchNATSFlags(), benchOutputFlags()...)...),
 		Action: func(c *cli.Context) error {
 			tr, err := bench.ParseTransport(c.String("transport"))
 			if err != nil {
@@ -61,13 +64,18 @@ them a cluster (--serve-arg --cluster --serve-arg nats://127.0.0.1:4222
 			if err != nil {
 				return err
 			}
+			nats, serveArgs, err := startBenchNATS(c)
+			if err != nil {
+				return err
+			}
+			defer nats.Close()
 			s, err := benchOutput(c)
 			if err != nil {
 				return err
 			}
 			rep, err := bench.RunFailover(c.Context, bench.FailoverConfig{
 				Command: ServeArgv(exe), Transport: tr, Groups: groups, Nodes: c.Int("nodes"),
-				Clients: c.Int("clients"), Kills: c.Int("kills"), ServeArgs: c.StringSlice("serve-arg"),
+				Clients: c.Int("clients"), Kills: c.Int("kills"), ServeArgs: serveArgs,
 				Timeout: c.Duration("timeout"), Stderr: c.App.ErrWriter, Progress: s.Progress,
 			})
 			if err != nil {
@@ -91,7 +99,10 @@ creds file and the --serve-arg arguments ({node} becomes the node's
 number), spreads --clients sessions over them (client i on node i mod
 --nodes), and runs the fan-out of 'bench fanout' in #general across all of
 them: every member must get every message, whichever node its sender is
-on. More than one node needs the nodes to share a cluster:
+on. More than one node needs the nodes to share a cluster: --nats 3 starts
+three routed nats-server processes (--nats-server, or
+$SECURECHAT_NATS_SERVER) and joins the nodes to them, and the report then
+gives the CPU of the nodes and of NATS per delivery; or give your own:
   --serve-arg --cluster --serve-arg nats://127.0.0.1:4222 \
   --serve-arg --node --serve-arg n{node}`,
 		Flags: append([]cli.Flag{
@@ -104,7 +115,7 @@ on. More than one node needs the nodes to share a cluster:
 			&cli.Float64Flag{Name: "rate", Value: 10, Usage: "messages per second per sender (0: as fast as the window allows)"},
 			&cli.DurationFlag{Name: "duration", Value: 20 * time.Second, Usage: "sending time"},
 			&cli.IntFlag{Name: "connect-concurrency", Value: 64, Usage: "clients connecting at once"},
-		}, benchOutputFlags()...),
+		}, append(benchNATSFlags(), benchOutputFlags()...)...),
 		Action: func(c *cli.Context) error {
 			tr, err := bench.ParseTransport(c.String("transport"))
 			if err != nil {
@@ -123,26 +134,35 @@ on. More than one node needs the nodes to share a cluster:
 			if n < 1 || n > bench.MaxNodes {
 				return cmderr.Usagef("--nodes %d: want 1 to %d", n, bench.MaxNodes)
 			}
-			if n > 1 && !slices.Contains(c.StringSlice("serve-arg"), "--cluster") {
+			if n > 1 && c.Int("nats") == 0 && !slices.Contains(c.StringSlice("serve-arg"), "--cluster") {
 				// Independent nodes never see each other's messages: the
 				// run would wait a minute for its settle marker and fail.
-				return cmderr.Usagef("--nodes %d needs the nodes in one cluster: --serve-arg --cluster --serve-arg URL", n)
+				return cmderr.Usagef("--nodes %d needs the nodes in one cluster: --nats N, or --serve-arg --cluster --serve-arg URL", n)
 			}
 			exe, err := os.Executable()
 			if err != nil {
 				return err
 			}
+			nats, serveArgs, err := startBenchNATS(c)
+			if err != nil {
+				return err
+			}
+			defer nats.Close()
 			s, err := benchOutput(c)
 			if err != nil {
 				return err
 			}
 			cfg.Progress = s.Progress
 			ns, err := bench.StartNodes(c.Context, bench.NodesConfig{Command: ServeArgv(exe), Transport: tr, Groups: groups,
-				Nodes: n, Accounts: min(cfg.Clients, bench.MaxAccounts), ServeArgs: c.StringSlice("serve-arg"),
+				Nodes: n, Accounts: min(cfg.Clients, bench.MaxAccounts), ServeArgs: serveArgs,
 				Stderr: c.App.ErrWriter})
 			if err != nil {
 				s.Stop()
 				return err
+			}
+			cfg.Processes = []bench.ProcessGroup{{Name: fmt.Sprintf("%d serve node(s)", n), PIDs: ns.PIDs()}}
+			if pids := nats.PIDs(); len(pids) > 0 {
+				cfg.Processes = append(cfg.Processes, bench.ProcessGroup{Name: fmt.Sprintf("%d NATS server(s)", len(pids)), PIDs: pids})
 			}
 			rep, err := bench.RunFanout(c.Context, &ns.Target, cfg)
 			if cerr := ns.Close(); err == nil {
@@ -161,4 +181,35 @@ on. More than one node needs the nodes to share a cluster:
 			return rep.Err()
 		},
 	}
+}
+
+// benchNATSFlags let bench cluster and bench failover start the NATS
+// servers their nodes share.
+func benchNATSFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "nats", Usage: "start `N` NATS servers (a routed cluster when more than one) and put the nodes in one cluster on them, every message kept by all N; 0: none"},
+		&cli.StringFlag{Name: "nats-server", EnvVars: []string{"SECURECHAT_NATS_SERVER"}, Usage: "the nats-server `BINARY` --nats runs"},
+	}
+}
+
+// startBenchNATS starts the --nats servers, if any, and returns them (nil
+// without --nats; closing nil is a no-op) and every node's serve
+// arguments: --serve-arg's, after those that join the cluster.
+func startBenchNATS(c *cli.Context) (*bench.NATS, []string, error) {
+	args := c.StringSlice("serve-arg")
+	n := c.Int("nats")
+	if n == 0 {
+		return nil, args, nil
+	}
+	if n < 0 || n > bench.MaxNATSServers {
+		return nil, nil, cmderr.Usagef("--nats %d: want 0 to %d", n, bench.MaxNATSServers)
+	}
+	if slices.Contains(args, "--cluster") {
+		return nil, nil, cmderr.Usagef("--nats starts the cluster the nodes join: drop --serve-arg --cluster")
+	}
+	nats, err := bench.StartNATS(c.Context, bench.NATSConfig{Binary: c.String("nats-server"), Servers: n})
+	if err != nil {
+		return nil, nil, err
+	}
+	return nats, append(nats.ServeArgs(), args...), nil
 }
