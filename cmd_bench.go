@@ -608,7 +608,10 @@ limit, --no-rehash, JSON log) and runs, in one invocation:
   2. storm: the same, while --sources addresses (127.2/16) open
      --storm-rate connections per second together, each trying
      --wrong-passwords wrong passwords on accounts hashed at
-     --argon2-params (the default cost: what a real server checks);
+     --argon2-params (the default cost: what a real server checks),
+     all offering one set of key shares made before the storm, as a
+     cheap attacker would: the server cannot tell, and the machine's
+     CPU goes to connecting rather than to key generation;
   3. unless --quic-rate is 0: against a QUIC server, probe logins from
      fresh sources without and then beside a flood of QUIC connections
      from 127.5.0.1 that never open a stream, --quic-duration each.
