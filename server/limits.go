@@ -592,20 +592,19 @@ func newRefusalLog(log *slog.Logger, interval time.Duration) *refusalLog {
 	return &refusalLog{log: log, interval: interval, counts: make(map[string]int)}
 }
 
-// refused notes a refusal for reason; log carries the connection's
-// attributes, args are the refusal's own.
-func (r *refusalLog) refused(log *slog.Logger, reason string, args ...any) {
+// note counts a refusal for reason and reports whether it is the first of
+// its reason in this interval, which the caller logs on a line of its own;
+// the interval's flush line counts the others.
+func (r *refusalLog) note(reason string) bool {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	n := r.counts[reason]
 	r.counts[reason] = n + 1
 	if !r.timer {
 		r.timer = true
 		time.AfterFunc(r.interval, r.flush)
 	}
-	r.mu.Unlock()
-	if n == 0 {
-		log.Info("connection refused", append([]any{"reason", reason}, args...)...)
-	}
+	return n == 0
 }
 
 // flush logs the refusals of the interval that were not logged one by
