@@ -383,6 +383,16 @@ func (b *PenaltyBox) rank(key netip.Prefix) time.Duration {
 	return left + time.Duration(b.inflight[key])*b.AuthFail + p.earned
 }
 
+// hasRecord reports whether the block key has a record: a penalty left, or
+// any penalty earned or connection refused at accept that the box still
+// remembers (see rank).
+func (b *PenaltyBox) hasRecord(key netip.Prefix) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.until[key]
+	return ok && (p.earned > 0 || p.until.After(b.clock()))
+}
+
 // beginCheck counts a password check of src as in flight until end is
 // called.
 func (b *PenaltyBox) beginCheck(src netip.Addr) (end func()) {

@@ -109,6 +109,7 @@ func New(cfg Config) *Server {
 		cfg.Checks = &CheckQueue{Exempt: cfg.Gate.Exempt, PerSource: min(cfg.Gate.PerSource, 1)}
 	}
 	cfg.Checks.score = cfg.Penalties.rank
+	cfg.Checks.record = cfg.Penalties.hasRecord
 	cfg.Gate.score = cfg.Penalties.score
 	if cfg.LoginGraceTime <= 0 {
 		cfg.LoginGraceTime = handshake.DefaultLoginGraceTime
