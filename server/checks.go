@@ -30,18 +30,17 @@ import (
 //     before one that floods, a new source does not queue behind sources
 //     that failed before (even once their penalty has drained), and busy
 //     sources take turns;
-//   - checks from sources with a record (a penalty earned, or connections
-//     refused at accept, within the penalty box's memory) take at most
-//     RecordShare of one slot's time: one at a time, and after each the
-//     next waits until the slot has rested that check's time multiplied by
-//     1/RecordShare - 1. A storm from many addresses, each of which waits
-//     out its penalty and tries again, keeps its guesses coming faster
-//     than a slot hashes them; without the share it would keep a core
-//     hashing for as long as it lasts, which on a small host is a core the
-//     sessions need. Sources without a record are not held back, and among
-//     sources with one the lowest rank still goes first, so a user who
-//     mistyped a password once waits for at most one storm guess and one
-//     rest;
+//   - checks from sources with a record (penalties earned and connections
+//     refused at accept that add up to the penalty box's Min, within its
+//     memory) take at most RecordShare of one slot's time: one at a time,
+//     and after each the next waits until the slot has rested that check's
+//     time multiplied by 1/RecordShare - 1. A storm from many addresses,
+//     each of which waits out its penalty and tries again, keeps its
+//     guesses coming faster than a slot hashes them; without the share it
+//     would keep a core hashing for as long as it lasts, which on a small
+//     host is a core the sessions need. Sources without such a record are
+//     not held back, and among sources with one the lowest rank still goes
+//     first;
 //   - exempt sources have one slot of their own beyond Concurrency, so an
 //     exempt check never waits for a check from elsewhere to finish, and
 //     they are served before all others for the shared slots, each check

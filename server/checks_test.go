@@ -280,13 +280,23 @@ func TestCheckQueueRecordShare(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pen := DefaultPenaltyBox()
 		storm1, storm2 := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
-		pen.Record(storm1, PenaltyAuthFail)
-		pen.Refused(storm2) // refused at accept: a record, no penalty
-		fresh := netip.MustParseAddr("192.0.2.1")
+		for range 3 {
+			pen.Record(storm1, PenaltyAuthFail) // 15 s earned: Min
+		}
+		for range 15 {
+			pen.Refused(storm2) // refused at accept 15 times: no penalty, 15 s of record
+		}
+		// Neither a mistyped password nor a few refusals at accept make a
+		// record that counts against the share.
+		typo, fresh := netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.1")
+		pen.Record(typo, PenaltyAuthFail)
+		for range 3 {
+			pen.Refused(fresh)
+		}
 		for _, c := range []struct {
 			src  netip.Addr
 			want bool
-		}{{storm1, true}, {storm2, true}, {fresh, false}} {
+		}{{storm1, true}, {storm2, true}, {typo, false}, {fresh, false}} {
 			if got := pen.hasRecord(sourceBlock(c.src)); got != c.want {
 				t.Fatalf("hasRecord(%v) = %v, want %v", c.src, got, c.want)
 			}

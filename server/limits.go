@@ -383,14 +383,16 @@ func (b *PenaltyBox) rank(key netip.Prefix) time.Duration {
 	return left + time.Duration(b.inflight[key])*b.AuthFail + p.earned
 }
 
-// hasRecord reports whether the block key has a record: a penalty left, or
-// any penalty earned or connection refused at accept that the box still
-// remembers (see rank).
+// hasRecord reports whether the block key has a record that would shut it
+// out if it were a penalty: penalties earned and connections refused at
+// accept (see rank) that add up to Min. A user who mistyped a password or
+// two, or whose connections random early drop refused a few times, has
+// none; a storm source has one within a fraction of a second.
 func (b *PenaltyBox) hasRecord(key netip.Prefix) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p, ok := b.until[key]
-	return ok && (p.earned > 0 || p.until.After(b.clock()))
+	return ok && b.Min > 0 && p.earned >= b.Min
 }
 
 // beginCheck counts a password check of src as in flight until end is
