@@ -50,6 +50,7 @@ See BENCHMARKS.md for the figures and how to reproduce them.`,
 			benchTargetsCommand(),
 			benchProvisionCommand(),
 			benchServerCommand(),
+			benchStormDialerCommand(),
 		},
 	}
 }
@@ -193,11 +194,12 @@ func benchServerConfig(c *cli.Context, tr transport.Transport, accounts int, gro
 	return cfg, nil
 }
 
-// benchServerArgv and serveArgv are how child servers are started; tests
-// replace them.
+// benchServerArgv, serveArgv and stormDialerArgv are how child processes
+// are started; tests replace them.
 var (
 	benchServerArgv = func(exe string) []string { return []string{exe, "bench", "server"} }
 	serveArgv       = func(exe string) []string { return []string{exe, "serve"} }
+	stormDialerArgv = func(exe string) []string { return []string{exe, "bench", "storm-dialer"} }
 )
 
 func benchThroughputCommand() *cli.Command {
@@ -611,7 +613,10 @@ limit, --no-rehash, JSON log) and runs, in one invocation:
      --argon2-params (the default cost: what a real server checks),
      all offering one set of key shares made before the storm, as a
      cheap attacker would: the server cannot tell, and the machine's
-     CPU goes to connecting rather than to key generation;
+     CPU goes to connecting rather than to key generation. The storm
+     runs in a process of its own (this program again), so that its
+     connections do not share a Go scheduler with the clients that
+     time the fan-out;
   3. unless --quic-rate is 0: against a QUIC server, probe logins from
      fresh sources without and then beside a flood of QUIC connections
      from 127.5.0.1 that never open a stream, --quic-duration each.
@@ -657,6 +662,7 @@ Exits 1 if a goal is missed.`,
 				return fmt.Errorf("cannot find this program to start the server: %w", err)
 			}
 			cfg.Command, cfg.Stderr, cfg.Progress = serveArgv(exe), c.App.ErrWriter, s.Progress
+			cfg.DialerCommand = stormDialerArgv(exe)
 			cfg.Fanout.Progress = s.Progress
 			rep, err := bench.RunStorm(c.Context, cfg)
 			if rep == nil {
@@ -679,6 +685,22 @@ Exits 1 if a goal is missed.`,
 				return fmt.Errorf("bench: %d of %d goals missed, %d scenario errors", missed, len(rep.Targets), len(rep.Errors))
 			}
 			return nil
+		},
+	}
+}
+
+// benchStormDialerCommand is the process bench storm runs its password
+// storm in (see bench.RunStormDialer): not for people, so hidden.
+func benchStormDialerCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "storm-dialer",
+		Hidden: true,
+		Usage:  "run the password storm of 'bench storm' as its own process (configured on standard input)",
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usageError("storm-dialer takes no arguments")
+			}
+			return bench.RunStormDialer(c.Context, os.Stdin, c.App.Writer)
 		},
 	}
 }
@@ -778,6 +800,7 @@ takes about a minute more and needs Linux. Exits 1 if a target is missed.`,
 				}
 				sc := bench.DefaultStormConfig()
 				sc.Transport, sc.Command, sc.Stderr = transport.TCP, serveArgv(exe), c.App.ErrWriter
+				sc.DialerCommand = stormDialerArgv(exe)
 				cfg.Storm = &sc
 			}
 			switch c.String("server") {

@@ -53,6 +53,11 @@ type StormConfig struct {
 	// and the probes log in to; zero means credstore.DefaultParams.
 	StrongParams credstore.Params
 
+	// DialerCommand, if set, is the argv of a process that runs the
+	// password storm (one that calls RunStormDialer); nil runs the storm
+	// in this process, beside the fan-out's clients.
+	DialerCommand []string
+
 	// Command is the argv of "securechat serve": the scenario needs the
 	// real server with its limits. ServeFlags are added to its command
 	// line after the scenario's own (see StormServeFlags).
@@ -165,6 +170,9 @@ type StormLoad struct {
 	// ReusedKeyShares says that every connection offered one set of key
 	// shares, made before the storm (see startStorm).
 	ReusedKeyShares bool `json:"reused_key_shares"`
+	// OwnProcess says that the storm ran in a dialer process of its own
+	// (see RunStormDialer), not beside the fan-out's clients.
+	OwnProcess bool `json:"own_process"`
 }
 
 // ProbeStats summarises the probe logins of one kind in one phase. A probe
@@ -308,7 +316,9 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormReport, error) {
 			rssStop = sampleRSS(t.PID)
 			if storm {
 				var err error
-				if stop, err = startStorm(ctx, t, cfg, victims, progress); err != nil {
+				if stop, err = startStormIn(ctx, t, cfg, victims, progress, func(err error) {
+					rep.Errors = append(rep.Errors, "storm: "+err.Error())
+				}); err != nil {
 					rep.Errors = append(rep.Errors, "storm: "+err.Error())
 				}
 			}
@@ -521,6 +531,29 @@ func startStorm(ctx context.Context, t *Target, cfg StormConfig, victims []strin
 		load.AchievedRate = float64(load.Started) / load.Seconds
 		load.Refused, load.AuthFailed, load.LoggedIn, load.CutAtEnd = refused.Load(), authFailed.Load(), loggedIn.Load(), cut.Load()
 		load.PasswordsSent, load.MaxInFlightObs = passwords.Load(), maxInFlight.Load()
+		return load
+	}, nil
+}
+
+// startStormIn starts the storm in a dialer process if cfg names one, else
+// in this process. An error the dialer process reports when stopped goes
+// to fail.
+func startStormIn(ctx context.Context, t *Target, cfg StormConfig, victims []string, progress func(string), fail func(error)) (func() *StormLoad, error) {
+	if len(cfg.DialerCommand) == 0 {
+		return startStorm(ctx, t, cfg, victims, progress)
+	}
+	progress("storm: running in a dialer process of its own")
+	stop, err := startStormProcess(ctx, cfg.DialerCommand, t, cfg, victims, cfg.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	return func() *StormLoad {
+		load, err := stop()
+		if err != nil {
+			fail(err)
+			return nil
+		}
+		load.OwnProcess = true
 		return load
 	}, nil
 }
@@ -989,6 +1022,9 @@ func (ph *StormPhase) writeCommon(w io.Writer) {
 			s.Sources, s.Started, s.Seconds, s.AchievedRate, s.TargetRate, s.Skipped, s.MaxInFlightObs)
 		if s.ReusedKeyShares {
 			fmt.Fprintln(w, "storm key shares: one set, made before the storm and offered by every connection, as a cheap attacker would")
+		}
+		if s.OwnProcess {
+			fmt.Fprintln(w, "storm dialer: a process of its own on the same host, not in the process whose clients time the fan-out")
 		}
 		fmt.Fprintf(w, "storm outcomes: %d refused before login, %d ended after wrong passwords (%d passwords sent), %d logged in, %d cut at the end\n",
 			s.Refused, s.AuthFailed, s.PasswordsSent, s.LoggedIn, s.CutAtEnd)
