@@ -173,6 +173,10 @@ type StormLoad struct {
 	// OwnProcess says that the storm ran in a dialer process of its own
 	// (see RunStormDialer), not beside the fan-out's clients.
 	OwnProcess bool `json:"own_process"`
+	// DialerCPUCores is the dialer process's CPU during the storm, in
+	// cores; 0 when the storm ran in this process (its CPU is then part
+	// of the fan-out report's load generator figure).
+	DialerCPUCores float64 `json:"dialer_cpu_cores,omitempty"`
 }
 
 // ProbeStats summarises the probe logins of one kind in one phase. A probe
@@ -1024,7 +1028,7 @@ func (ph *StormPhase) writeCommon(w io.Writer) {
 			fmt.Fprintln(w, "storm key shares: one set, made before the storm and offered by every connection, as a cheap attacker would")
 		}
 		if s.OwnProcess {
-			fmt.Fprintln(w, "storm dialer: a process of its own on the same host, not in the process whose clients time the fan-out")
+			fmt.Fprintf(w, "storm dialer: a process of its own on the same host (%.2f cores), not in the process whose clients time the fan-out\n", s.DialerCPUCores)
 		}
 		fmt.Fprintf(w, "storm outcomes: %d refused before login, %d ended after wrong passwords (%d passwords sent), %d logged in, %d cut at the end\n",
 			s.Refused, s.AuthFailed, s.PasswordsSent, s.LoggedIn, s.CutAtEnd)

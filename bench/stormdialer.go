@@ -9,6 +9,7 @@ import (
 	"io"
 	"os/exec"
 	"sync"
+	"time"
 
 	"securechat/handshake"
 	"securechat/transport"
@@ -105,11 +106,19 @@ func startStormProcess(ctx context.Context, command []string, t *Target, cfg Sto
 		cmd.Wait()
 		return nil, fmt.Errorf("bench: configuring the storm dialer: %w", err)
 	}
+	pid, begin := cmd.Process.Pid, time.Now()
+	cpu0, cpuErr := ProcessCPU(pid)
 	var once sync.Once
 	var load *StormLoad
 	var result error
 	return func() (*StormLoad, error) {
 		once.Do(func() {
+			// The dialer's CPU, to the end of the storm: what the attack
+			// took from the cores the server shares.
+			var cores float64
+			if cpu1, err := ProcessCPU(pid); err == nil && cpuErr == nil {
+				cores = (cpu1 - cpu0).Seconds() / time.Since(begin).Seconds()
+			}
 			stdin.Close()
 			var l StormLoad
 			derr := json.NewDecoder(stdout).Decode(&l)
@@ -120,6 +129,7 @@ func startStormProcess(ctx context.Context, command []string, t *Target, cfg Sto
 			case werr != nil:
 				result = fmt.Errorf("bench: storm dialer: %w", werr)
 			default:
+				l.DialerCPUCores = cores
 				load = &l
 			}
 		})
