@@ -36,11 +36,12 @@ func TestBenchServerHelperProcess(t *testing.T) {
 // binary.
 func useHelperServer(t *testing.T) {
 	t.Setenv(benchHelperEnv, "1")
-	oldBench, oldServe := benchServerArgv, serveArgv
+	oldBench, oldServe, oldDialer := benchServerArgv, serveArgv, stormDialerArgv
 	helper := []string{os.Args[0], "-test.run=^TestBenchServerHelperProcess$", "--"}
 	benchServerArgv = func(string) []string { return append(helper, "bench", "server") }
 	serveArgv = func(string) []string { return append(helper, "serve") }
-	t.Cleanup(func() { benchServerArgv, serveArgv = oldBench, oldServe })
+	stormDialerArgv = func(string) []string { return append(helper, "bench", "storm-dialer") }
+	t.Cleanup(func() { benchServerArgv, serveArgv, stormDialerArgv = oldBench, oldServe, oldDialer })
 }
 
 func runBench(t *testing.T, args ...string) (int, string, string) {
@@ -362,6 +363,9 @@ func TestBenchStormSmoke(t *testing.T) {
 	if rep.Baseline.Storm != nil || s == nil || s.Started == 0 || s.LoggedIn != 0 || s.AuthFailed == 0 ||
 		s.Refused+s.AuthFailed+s.CutAtEnd != s.Started || s.PasswordsSent < s.AuthFailed {
 		t.Fatalf("storm %+v", s)
+	}
+	if !s.OwnProcess || !s.ReusedKeyShares {
+		t.Errorf("storm ran in its own process %v, with reused key shares %v; want both", s.OwnProcess, s.ReusedKeyShares)
 	}
 	if rep.Storm.ServerLog["login failed"] == 0 {
 		t.Errorf("the server logged no failed login during the storm: %v", rep.Storm.ServerLog)

@@ -120,8 +120,16 @@ func startStormProcess(ctx context.Context, command []string, t *Target, cfg Sto
 				cores = (cpu1 - cpu0).Seconds() / time.Since(begin).Seconds()
 			}
 			stdin.Close()
+			// The report is the last line that is a JSON object: a
+			// dialer run through a test binary may print other lines.
 			var l StormLoad
-			derr := json.NewDecoder(stdout).Decode(&l)
+			derr := errors.New("no report")
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				if b := sc.Bytes(); len(b) > 0 && b[0] == '{' {
+					derr = json.Unmarshal(b, &l)
+				}
+			}
 			werr := cmd.Wait()
 			switch {
 			case derr != nil:
