@@ -37,11 +37,14 @@ func TestBenchServerHelperProcess(t *testing.T) {
 // binary.
 func useHelperServer(t *testing.T) {
 	t.Setenv(benchHelperEnv, "1")
-	oldBench, oldServe := benchcmd.BenchServerArgv, benchcmd.ServeArgv
+	oldBench, oldServe, oldDialer := benchcmd.BenchServerArgv, benchcmd.ServeArgv, benchcmd.StormDialerArgv
 	helper := []string{os.Args[0], "-test.run=^TestBenchServerHelperProcess$", "--"}
 	benchcmd.BenchServerArgv = func(string) []string { return append(helper, "bench", "server") }
 	benchcmd.ServeArgv = func(string) []string { return append(helper, "serve") }
-	t.Cleanup(func() { benchcmd.BenchServerArgv, benchcmd.ServeArgv = oldBench, oldServe })
+	benchcmd.StormDialerArgv = func(string) []string { return append(helper, "bench", "storm-dialer") }
+	t.Cleanup(func() {
+		benchcmd.BenchServerArgv, benchcmd.ServeArgv, benchcmd.StormDialerArgv = oldBench, oldServe, oldDialer
+	})
 }
 
 func runBench(t *testing.T, args ...string) (int, string, string) {
@@ -363,6 +366,9 @@ func TestBenchStormSmoke(t *testing.T) {
 	if rep.Baseline.Storm != nil || s == nil || s.Started == 0 || s.LoggedIn != 0 || s.AuthFailed == 0 ||
 		s.Refused+s.AuthFailed+s.CutAtEnd != s.Started || s.PasswordsSent < s.AuthFailed {
 		t.Fatalf("storm %+v", s)
+	}
+	if !s.OwnProcess || !s.ReusedKeyShares {
+		t.Errorf("storm ran in its own process %v, with reused key shares %v; want both", s.OwnProcess, s.ReusedKeyShares)
 	}
 	if rep.Storm.ServerLog["login failed"] == 0 {
 		t.Errorf("the server logged no failed login during the storm: %v", rep.Storm.ServerLog)

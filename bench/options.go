@@ -40,9 +40,10 @@ func parseGroups(list string) ([]handshake.Group, error) {
 
 // Commands start this program's own servers as children.
 type Commands struct {
-	// BenchServer and Serve return the argv of "securechat bench server"
-	// and of "securechat serve".
-	BenchServer, Serve func() ([]string, error)
+	// BenchServer, Serve and StormDialer return the argv of "securechat
+	// bench server", of "securechat serve" and of "securechat bench
+	// storm-dialer".
+	BenchServer, Serve, StormDialer func() ([]string, error)
 }
 
 // TargetOptions choose the server that fanout and idle load: one they
@@ -312,6 +313,9 @@ func (o TargetsOptions) Config() (TargetsConfig, error) {
 	if o.Storm {
 		sc := DefaultStormConfig()
 		if sc.Command, err = o.Commands.Serve(); err != nil {
+			return cfg, err
+		}
+		if sc.DialerCommand, err = o.Commands.StormDialer(); err != nil {
 			return cfg, err
 		}
 		sc.Transport, sc.Stderr = transport.TCP, o.Stderr

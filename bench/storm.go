@@ -53,6 +53,11 @@ type StormConfig struct {
 	// and the probes log in to; zero means credstore.DefaultParams.
 	StrongParams credstore.Params
 
+	// DialerCommand, if set, is the argv of a process that runs the
+	// password storm (one that calls RunStormDialer); nil runs the storm
+	// in this process, beside the fan-out's clients.
+	DialerCommand []string
+
 	// Command is the argv of "securechat serve": the scenario needs the
 	// real server with its limits. ServeFlags are added to its command
 	// line after the scenario's own (see StormServeFlags).
@@ -162,6 +167,16 @@ type StormLoad struct {
 	CutAtEnd       int64 `json:"cut_at_end"`
 	PasswordsSent  int64 `json:"passwords_sent"`
 	MaxInFlightObs int64 `json:"max_in_flight"`
+	// ReusedKeyShares says that every connection offered one set of key
+	// shares, made before the storm (see startStorm).
+	ReusedKeyShares bool `json:"reused_key_shares"`
+	// OwnProcess says that the storm ran in a dialer process of its own
+	// (see RunStormDialer), not beside the fan-out's clients.
+	OwnProcess bool `json:"own_process"`
+	// DialerCPUCores is the dialer process's CPU during the storm, in
+	// cores; 0 when the storm ran in this process (its CPU is then part
+	// of the fan-out report's load generator figure).
+	DialerCPUCores float64 `json:"dialer_cpu_cores,omitempty"`
 }
 
 // ProbeStats summarises the probe logins of one kind in one phase. A probe
@@ -304,7 +319,12 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormReport, error) {
 			log.takeUnauth()
 			rssStop = sampleRSS(t.PID)
 			if storm {
-				stop = startStorm(ctx, t, cfg, victims, progress)
+				var err error
+				if stop, err = startStormIn(ctx, t, cfg, victims, progress, func(err error) {
+					rep.Errors = append(rep.Errors, "storm: "+err.Error())
+				}); err != nil {
+					rep.Errors = append(rep.Errors, "storm: "+err.Error())
+				}
 			}
 			probes = startProbes(ctx, t, cfg, cfg.Fanout.Duration, &fresh)
 		}
@@ -408,9 +428,20 @@ func runStreamless(ctx context.Context, cfg StormConfig, rep *StormReport,
 // source address, each opening connections at its share of cfg.Rate that
 // log in to one of victims with wrong passwords. The returned function
 // stops it, cuts what is still open and reports.
-func startStorm(ctx context.Context, t *Target, cfg StormConfig, victims []string, progress func(string)) func() *StormLoad {
+//
+// Every storm connection offers the same key shares, made once: an
+// attacker whose connections are nearly all refused before the key
+// exchange has no reason to pay for a fresh ML-KEM key pair each time, and
+// the server cannot tell. So the storm's CPU on a machine it shares with
+// the server goes to connecting, as an attacker's would, and not to key
+// generation the server never sees.
+func startStorm(ctx context.Context, t *Target, cfg StormConfig, victims []string, progress func(string)) (func() *StormLoad, error) {
+	shares, err := handshake.NewReusedKeyShares(t.Groups)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
-	load := &StormLoad{Sources: cfg.Sources, TargetRate: cfg.Rate, WrongPasswords: cfg.WrongPasswords}
+	load := &StormLoad{Sources: cfg.Sources, TargetRate: cfg.Rate, WrongPasswords: cfg.WrongPasswords, ReusedKeyShares: true}
 	var (
 		started, skipped, refused, authFailed, loggedIn, cut, passwords atomic.Int64
 		inFlight, maxInFlight                                           atomic.Int64
@@ -431,7 +462,7 @@ func startStorm(ctx context.Context, t *Target, cfg StormConfig, victims []strin
 		}
 		var tries int64
 		sess, err := handshake.Client(cctx, c, &handshake.ClientConfig{
-			Transport: t.Transport.Name(), Groups: t.Groups, User: user,
+			Transport: t.Transport.Name(), ReusedKeyShares: shares, User: user,
 			HostKeyCallback: fixedHostKey(t.Fingerprint),
 			Password: func(attempt int) ([]byte, error) {
 				passwords.Add(1)
@@ -505,7 +536,30 @@ func startStorm(ctx context.Context, t *Target, cfg StormConfig, victims []strin
 		load.Refused, load.AuthFailed, load.LoggedIn, load.CutAtEnd = refused.Load(), authFailed.Load(), loggedIn.Load(), cut.Load()
 		load.PasswordsSent, load.MaxInFlightObs = passwords.Load(), maxInFlight.Load()
 		return load
+	}, nil
+}
+
+// startStormIn starts the storm in a dialer process if cfg names one, else
+// in this process. An error the dialer process reports when stopped goes
+// to fail.
+func startStormIn(ctx context.Context, t *Target, cfg StormConfig, victims []string, progress func(string), fail func(error)) (func() *StormLoad, error) {
+	if len(cfg.DialerCommand) == 0 {
+		return startStorm(ctx, t, cfg, victims, progress)
 	}
+	progress("storm: running in a dialer process of its own")
+	stop, err := startStormProcess(ctx, cfg.DialerCommand, t, cfg, victims, cfg.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	return func() *StormLoad {
+		load, err := stop()
+		if err != nil {
+			fail(err)
+			return nil
+		}
+		load.OwnProcess = true
+		return load
+	}, nil
 }
 
 // quicALPN is the ALPN of securechat over QUIC (PROTOCOL.md §3), which
@@ -970,6 +1024,12 @@ func (ph *StormPhase) writeCommon(w io.Writer) {
 	if s := ph.Storm; s != nil {
 		fmt.Fprintf(w, "storm: %d sources, %d connections begun in %.1f s (%.0f/s of %.0f/s asked), %d skipped at the in-flight bound, %d open at most\n",
 			s.Sources, s.Started, s.Seconds, s.AchievedRate, s.TargetRate, s.Skipped, s.MaxInFlightObs)
+		if s.ReusedKeyShares {
+			fmt.Fprintln(w, "storm key shares: one set, made before the storm and offered by every connection, as a cheap attacker would")
+		}
+		if s.OwnProcess {
+			fmt.Fprintf(w, "storm dialer: a process of its own on the same host (%.2f cores), not in the process whose clients time the fan-out\n", s.DialerCPUCores)
+		}
 		fmt.Fprintf(w, "storm outcomes: %d refused before login, %d ended after wrong passwords (%d passwords sent), %d logged in, %d cut at the end\n",
 			s.Refused, s.AuthFailed, s.PasswordsSent, s.LoggedIn, s.CutAtEnd)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"unicode/utf8"
 
 	"securechat/cipher"
@@ -85,6 +86,9 @@ func newClientHandshake(c net.Conn, cfg *ClientConfig) (*clientHandshake, error)
 	if err := checkGroups(cfg.Groups); err != nil {
 		return nil, err
 	}
+	if r := cfg.ReusedKeyShares; r != nil && len(cfg.Groups) != 0 && !slices.Equal(cfg.Groups, r.groups) {
+		return nil, fmt.Errorf("handshake: ClientConfig.Groups %v differ from the reused key shares' %v", cfg.Groups, r.groups)
+	}
 	return &clientHandshake{
 		c:        c,
 		cfg:      cfg,
@@ -123,7 +127,11 @@ func (hs *clientHandshake) sendClientHello() error {
 		return err
 	}
 	groups := hs.cfg.Groups
-	if len(groups) == 0 {
+	reused := hs.cfg.ReusedKeyShares
+	switch {
+	case reused != nil:
+		groups = reused.groups
+	case len(groups) == 0:
 		groups = defaultClientGroups
 	}
 	rnd := hs.cfg.hooks.random()
@@ -138,9 +146,11 @@ func (hs *clientHandshake) sendClientHello() error {
 	}
 	// There is no retry message in this protocol, so every offered group
 	// carries a share.
-	for _, g := range groups {
-		s, err := newClientKeyShare(g, rnd)
-		if err != nil {
+	for i, g := range groups {
+		var s clientKeyShare
+		if reused != nil {
+			s = reused.shares[i]
+		} else if s, err = newClientKeyShare(g, rnd); err != nil {
 			return err
 		}
 		hs.shares = append(hs.shares, s)

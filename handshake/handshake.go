@@ -163,6 +163,10 @@ type ClientConfig struct {
 	MaxAuthTries int           // 0 = 3
 	StepTimeout  time.Duration // per read or write, 0 = 10 s
 	Record       *cipher.Options
+	// ReusedKeyShares, if set, are offered in place of fresh shares, and
+	// Groups must be empty or list the same groups in the same order. Only
+	// a load generator sets it: see [ReusedKeyShares].
+	ReusedKeyShares *ReusedKeyShares
 
 	hooks *testHooks
 }

@@ -30,6 +30,17 @@ import (
 //     before one that floods, a new source does not queue behind sources
 //     that failed before (even once their penalty has drained), and busy
 //     sources take turns;
+//   - checks from sources with a record (penalties earned and connections
+//     refused at accept that add up to the penalty box's Min, within its
+//     memory) take at most RecordShare of one slot's time: one at a time,
+//     and after each the next waits until the slot has rested that check's
+//     time multiplied by 1/RecordShare - 1. A storm from many addresses,
+//     each of which waits out its penalty and tries again, keeps its
+//     guesses coming faster than a slot hashes them; without the share it
+//     would keep a core hashing for as long as it lasts, which on a small
+//     host is a core the sessions need. Sources without such a record are
+//     not held back, and among sources with one the lowest rank still goes
+//     first;
 //   - exempt sources have one slot of their own beyond Concurrency, so an
 //     exempt check never waits for a check from elsewhere to finish, and
 //     they are served before all others for the shared slots, each check
@@ -46,10 +57,17 @@ type CheckQueue struct {
 	// another of its checks runs or waits; 0 means no cap.
 	PerSource int
 	Exempt    *PrefixList
+	// RecordShare is the fraction of one slot's time that checks from
+	// sources with a record may take. Zero means DefaultRecordShare; 1 or
+	// more, or a nil record function, no bound.
+	RecordShare float64
 
 	// score, if set, ranks sources: lower is served first. The server
 	// sets it to its PenaltyBox's.
 	score func(netip.Prefix) time.Duration
+	// record, if set, reports whether a source has a record. The server
+	// sets it to its PenaltyBox's.
+	record func(netip.Prefix) bool
 
 	mu          sync.Mutex
 	running     int            // checks in the shared slots
@@ -59,7 +77,17 @@ type CheckQueue struct {
 	lastServed  map[netip.Prefix]uint64 // source -> turn it was last served
 	turn        uint64
 	seq         uint64
+	// The record share: a check from a source with a record runs, none
+	// may start before recordAfter, and a dispatch is due then.
+	recordBusy  bool
+	recordAfter time.Time
+	recordWake  bool
 }
+
+// DefaultRecordShare lets checks from sources with a record take a tenth
+// of one slot: with Argon2id at the defaults, about one guess a second
+// from a whole storm, and a tenth of a core.
+const DefaultRecordShare = 0.1
 
 // ErrSourceBusy is returned by [CheckQueue.Acquire] when a check from the
 // same source is already waiting for a slot.
@@ -80,6 +108,8 @@ type checkTicket struct {
 	seq     uint64 // arrival order
 	granted bool
 	reserve bool          // runs in the exempt sources' own slot
+	record  bool          // runs as the one check from a source with a record
+	started time.Time     // when granted, for a check with a record
 	ready   chan struct{} // closed when granted
 }
 
@@ -160,8 +190,15 @@ func (q *CheckQueue) dispatchLocked() {
 			var best *checkSource
 			var bestScore time.Duration
 			var bestTurn uint64
+			var bestRecord, held bool
+			recordMayStart := q.recordMayStart()
 			for key, s := range q.sources {
 				if s.busy || len(s.waiting) == 0 {
+					continue
+				}
+				record := q.hasRecord(key)
+				if record && !recordMayStart {
+					held = true
 					continue
 				}
 				var score time.Duration
@@ -171,21 +208,61 @@ func (q *CheckQueue) dispatchLocked() {
 				turn := q.lastServed[key]
 				if best == nil || score < bestScore ||
 					score == bestScore && (turn < bestTurn || turn == bestTurn && s.waiting[0].seq < best.waiting[0].seq) {
-					best, bestScore, bestTurn = s, score, turn
+					best, bestScore, bestTurn, bestRecord = s, score, turn, record
 				}
 			}
 			if best == nil {
+				if held && !q.recordBusy {
+					q.wakeAtRecordAfter()
+				}
 				return
 			}
 			next = best.waiting[0]
 			best.waiting = best.waiting[1:]
 			best.busy = true
 			q.remember(next.key)
+			if bestRecord {
+				q.recordBusy, next.record, next.started = true, true, time.Now()
+			}
 		}
 		q.running++
 		next.granted = true
 		close(next.ready)
 	}
+}
+
+// hasRecord reports whether checks from key count against the record
+// share.
+func (q *CheckQueue) hasRecord(key netip.Prefix) bool {
+	return q.record != nil && q.recordShare() < 1 && q.record(key)
+}
+
+func (q *CheckQueue) recordShare() float64 {
+	if q.RecordShare > 0 {
+		return q.RecordShare
+	}
+	return DefaultRecordShare
+}
+
+// recordMayStart reports whether a check from a source with a record may
+// start now.
+func (q *CheckQueue) recordMayStart() bool {
+	return !q.recordBusy && (q.recordAfter.IsZero() || !time.Now().Before(q.recordAfter))
+}
+
+// wakeAtRecordAfter dispatches again when checks from sources with a
+// record may start, unless that is already arranged.
+func (q *CheckQueue) wakeAtRecordAfter() {
+	if q.recordWake {
+		return
+	}
+	q.recordWake = true
+	time.AfterFunc(time.Until(q.recordAfter), func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		q.recordWake = false
+		q.dispatchLocked()
+	})
 }
 
 // remember notes that key is served now.
@@ -212,6 +289,11 @@ func (q *CheckQueue) done(t *checkTicket) {
 		q.reserveBusy = false
 	} else {
 		q.running--
+	}
+	if t.record {
+		ran := time.Since(t.started)
+		q.recordBusy = false
+		q.recordAfter = time.Now().Add(time.Duration(float64(ran) * (1/q.recordShare() - 1)))
 	}
 	if !t.exempt {
 		if s := q.sources[t.key]; s != nil {

@@ -271,3 +271,81 @@ func TestCheckQueueRecordRanksBehindNewSource(t *testing.T) {
 		(<-guess)()
 	})
 }
+
+// TestCheckQueueRecordShare: checks from sources with a record run one at
+// a time and, after each, wait until the slot has rested 1/RecordShare - 1
+// times as long as it ran (here 3 s after a 1 s check), while a source
+// without a record is served at once. Time is the test bubble's clock.
+func TestCheckQueueRecordShare(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pen := DefaultPenaltyBox()
+		storm1, storm2 := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
+		for range 3 {
+			pen.Record(storm1, PenaltyAuthFail) // 15 s earned: Min
+		}
+		for range 15 {
+			pen.Refused(storm2) // refused at accept 15 times: no penalty, 15 s of record
+		}
+		// Neither a mistyped password nor a few refusals at accept make a
+		// record that counts against the share.
+		typo, fresh := netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.1")
+		pen.Record(typo, PenaltyAuthFail)
+		for range 3 {
+			pen.Refused(fresh)
+		}
+		for _, c := range []struct {
+			src  netip.Addr
+			want bool
+		}{{storm1, true}, {storm2, true}, {typo, false}, {fresh, false}} {
+			if got := pen.hasRecord(sourceBlock(c.src)); got != c.want {
+				t.Fatalf("hasRecord(%v) = %v, want %v", c.src, got, c.want)
+			}
+		}
+		q := &CheckQueue{Concurrency: 2, PerSource: 1, RecordShare: 0.25, score: pen.rank, record: pen.hasRecord}
+		ctx := context.Background()
+		first := acquireAsync(t, q, ctx, storm1.String())
+		second := acquireAsync(t, q, ctx, storm2.String())
+		if !isGranted(first) || isGranted(second) {
+			t.Fatalf("first storm check granted %v, second %v: want one check with a record at a time",
+				isGranted(first), isGranted(second))
+		}
+		time.Sleep(time.Second)
+		(<-first)()
+		synctest.Wait()
+		if isGranted(second) {
+			t.Fatal("a check with a record started without the slot resting")
+		}
+		clean := acquireAsync(t, q, ctx, fresh.String())
+		if !isGranted(clean) {
+			t.Fatal("a source without a record waited for the record share")
+		}
+		(<-clean)()
+		time.Sleep(3*time.Second - time.Millisecond)
+		synctest.Wait()
+		if isGranted(second) {
+			t.Fatal("the check with a record started before 3 s of rest")
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if !isGranted(second) {
+			t.Fatal("the check with a record never started after the rest")
+		}
+		(<-second)()
+	})
+}
+
+// TestCheckQueueRecordShareOff: with RecordShare 1 checks from sources
+// with a record are not held back.
+func TestCheckQueueRecordShareOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := &CheckQueue{Concurrency: 2, PerSource: 1, RecordShare: 1, record: func(netip.Prefix) bool { return true }}
+		ctx := context.Background()
+		a := acquireAsync(t, q, ctx, "198.51.100.1")
+		b := acquireAsync(t, q, ctx, "198.51.100.2")
+		if !isGranted(a) || !isGranted(b) {
+			t.Fatalf("granted %v and %v, want both", isGranted(a), isGranted(b))
+		}
+		(<-a)()
+		(<-b)()
+	})
+}

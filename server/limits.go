@@ -383,6 +383,18 @@ func (b *PenaltyBox) rank(key netip.Prefix) time.Duration {
 	return left + time.Duration(b.inflight[key])*b.AuthFail + p.earned
 }
 
+// hasRecord reports whether the block key has a record that would shut it
+// out if it were a penalty: penalties earned and connections refused at
+// accept (see rank) that add up to Min. A user who mistyped a password or
+// two, or whose connections random early drop refused a few times, has
+// none; a storm source has one within a fraction of a second.
+func (b *PenaltyBox) hasRecord(key netip.Prefix) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.until[key]
+	return ok && b.Min > 0 && p.earned >= b.Min
+}
+
 // beginCheck counts a password check of src as in flight until end is
 // called.
 func (b *PenaltyBox) beginCheck(src netip.Addr) (end func()) {
@@ -592,20 +604,19 @@ func newRefusalLog(log *slog.Logger, interval time.Duration) *refusalLog {
 	return &refusalLog{log: log, interval: interval, counts: make(map[string]int)}
 }
 
-// refused notes a refusal for reason; log carries the connection's
-// attributes, args are the refusal's own.
-func (r *refusalLog) refused(log *slog.Logger, reason string, args ...any) {
+// note counts a refusal for reason and reports whether it is the first of
+// its reason in this interval, which the caller logs on a line of its own;
+// the interval's flush line counts the others.
+func (r *refusalLog) note(reason string) bool {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	n := r.counts[reason]
 	r.counts[reason] = n + 1
 	if !r.timer {
 		r.timer = true
 		time.AfterFunc(r.interval, r.flush)
 	}
-	r.mu.Unlock()
-	if n == 0 {
-		log.Info("connection refused", append([]any{"reason", reason}, args...)...)
-	}
+	return n == 0
 }
 
 // flush logs the refusals of the interval that were not logged one by

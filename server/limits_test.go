@@ -2,12 +2,15 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -418,14 +421,19 @@ func TestRefusalLogBounded(t *testing.T) {
 	h := &recordingHandler{}
 	log := slog.New(h)
 	r := newRefusalLog(log, time.Hour)
+	refused := func(log *slog.Logger, reason string) {
+		if r.note(reason) {
+			log.Info("connection refused", "reason", reason)
+		}
+	}
 	for i := range 1000 {
-		r.refused(log.With("src", fmt.Sprint(i)), refusedPenalty)
+		refused(log.With("src", fmt.Sprint(i)), refusedPenalty)
 		if i%2 == 0 {
-			r.refused(log, refusedStartups)
+			refused(log, refusedStartups)
 		}
 	}
 	r.flush()
-	r.refused(log, refusedPenalty) // a new interval: logged at once
+	refused(log, refusedPenalty) // a new interval: logged at once
 	counts := map[string]int64{}
 	for _, rec := range h.recs {
 		var reason string
@@ -490,15 +498,14 @@ func TestRefusedConnectionsCountInRecord(t *testing.T) {
 	pen.now = func() time.Time { return now }
 	gate := &StartupGate{Start: 1, Full: 1}
 	s := New(Config{Gate: gate, Penalties: pen, Logger: slog.New(slog.DiscardHandler)})
-	log := slog.New(slog.DiscardHandler)
 	holder, knocker := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.1")
-	st, _, ok := s.admit(holder, log, nil)
+	st, _, ok := s.admit(holder, nil)
 	if !ok {
 		t.Fatal("first connection refused")
 	}
 	defer st.release()
 	for range 3 {
-		if _, refused, ok := s.admit(knocker, log, nil); ok {
+		if _, refused, ok := s.admit(knocker, nil); ok {
 			t.Fatal("admitted beyond Full")
 		} else {
 			refused()
@@ -513,5 +520,112 @@ func TestRefusedConnectionsCountInRecord(t *testing.T) {
 	}
 	if r := pen.rank(sourceBlock(holder)); r != 0 {
 		t.Errorf("rank of a source never refused = %v, want 0", r)
+	}
+}
+
+// fakeConn is one end of a pipe from a chosen address, that records being
+// closed.
+type fakeConn struct {
+	net.Conn
+	remote net.Addr
+	closed atomic.Bool
+}
+
+func newFakeConn(t *testing.T, from netip.Addr) *fakeConn {
+	c, peer := net.Pipe()
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	return &fakeConn{Conn: c, remote: &net.TCPAddr{IP: from.AsSlice(), Port: 40000}}
+}
+
+func (c *fakeConn) RemoteAddr() net.Addr { return c.remote }
+func (c *fakeConn) Close() error         { c.closed.Store(true); return c.Conn.Close() }
+
+// scriptedListener hands out conns in order; each Accept after the first
+// first calls before with the index of the conn it is about to hand out
+// (len(conns) once they are used up, when it reports net.ErrClosed).
+type scriptedListener struct {
+	conns  []*fakeConn
+	before func(next int)
+	next   int
+}
+
+func (l *scriptedListener) Accept() (net.Conn, error) {
+	if l.next > 0 {
+		l.before(l.next)
+	}
+	if l.next == len(l.conns) {
+		return nil, net.ErrClosed
+	}
+	l.next++
+	return l.conns[l.next-1], nil
+}
+func (l *scriptedListener) Close() error   { return nil }
+func (l *scriptedListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// TestRefusedBeforeTheNextAccept: a connection the penalty box or the
+// startup gate refuses is ended on the accept loop, before Serve accepts
+// the next one, rather than by a goroutine of its own, so that a storm's
+// refusals take no more than that loop's share of the CPU. The refusals
+// are still reported and logged.
+func TestRefusedBeforeTheNextAccept(t *testing.T) {
+	pen := DefaultPenaltyBox()
+	penalised := netip.MustParseAddr("192.0.2.7")
+	pen.Record(penalised, PenaltyGraceExceeded)
+	pen.Record(penalised, PenaltyGraceExceeded)
+	crowd := netip.MustParseAddr("198.51.100.9")
+	var mu sync.Mutex
+	var reasons []string
+	h := &recordingHandler{}
+	_, hostKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Penalties: pen, Gate: &StartupGate{Start: 10, Rate: 30, Full: 100, PerSource: 1},
+		HostKey: hostKey, Verifier: acceptAll{}, Logger: slog.New(h), Transport: "tcp",
+		Hooks: Hooks{Refused: func(r string) { mu.Lock(); reasons = append(reasons, r); mu.Unlock() }}})
+	// The penalised source is refused by the penalty box; crowd's second
+	// connection by the per-source cap, as its first one, admitted, is
+	// still in its handshake.
+	ln := &scriptedListener{conns: []*fakeConn{
+		newFakeConn(t, penalised), newFakeConn(t, penalised), newFakeConn(t, crowd), newFakeConn(t, crowd)}}
+	refused := map[int]bool{0: true, 1: true, 3: true}
+	ln.before = func(next int) {
+		if prev := next - 1; refused[prev] && !ln.conns[prev].closed.Load() {
+			t.Errorf("refused connection %d still open when Serve accepted again", prev)
+		}
+	}
+	if err := s.Serve(t.Context(), ln); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve = %v, want ErrServerClosed", err)
+	}
+	// The admitted connection waits in its handshake until it is closed.
+	ln.conns[2].Close()
+	s.wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reasons) != 3 {
+		t.Errorf("%d refusals reported (%v), want 3", len(reasons), reasons)
+	}
+	// The lines are written off the accept loop: wait for them, up to a
+	// bound that only stops a hang.
+	lines := func() (n int) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, r := range h.recs {
+			counted := false // the interval's flush line, not a refusal's own
+			r.Attrs(func(a slog.Attr) bool {
+				counted = counted || a.Key == "count"
+				return true
+			})
+			if r.Message == "connection refused" && !counted {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); lines() < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := lines(); n != 2 {
+		t.Errorf("%d refusal lines, want 2 (one per reason in the interval)", n)
 	}
 }

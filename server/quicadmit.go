@@ -44,6 +44,5 @@ func (g *StartupGate) heldBySource(src netip.Addr) (held int, capped bool) {
 
 func (s *Server) logEarlyRefusal(src netip.Addr, why string, args ...any) {
 	s.refused(why)
-	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
-	s.refusals.refused(log, why, append(args, "stage", "before QUIC handshake")...)
+	s.logRefusal(src, why, append(args, "stage", "before QUIC handshake")...)
 }

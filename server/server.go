@@ -109,6 +109,7 @@ func New(cfg Config) *Server {
 		cfg.Checks = &CheckQueue{Exempt: cfg.Gate.Exempt, PerSource: min(cfg.Gate.PerSource, 1)}
 	}
 	cfg.Checks.score = cfg.Penalties.rank
+	cfg.Checks.record = cfg.Penalties.hasRecord
 	cfg.Gate.score = cfg.Penalties.score
 	if cfg.LoginGraceTime <= 0 {
 		cfg.LoginGraceTime = handshake.DefaultLoginGraceTime
@@ -208,14 +209,28 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("server: accept: %w", err)
 		}
 		tempDelay = 0
+		// Admission runs here, on the accept loop: a connection the limits
+		// refuse is ended before the next accept, without a goroutine, a
+		// logger or a place among the tracked connections. A storm's
+		// refusals then take at most this one goroutine's share of the
+		// CPU, queued with the sessions' goroutines rather than each
+		// starting one of its own ahead of them.
+		src := sourceAddr(c)
+		st, refused, ok := s.admit(src, c)
+		if !ok {
+			abort(c)
+			refused()
+			continue
+		}
 		if !s.track(c) {
+			st.release()
 			c.Close()
 			return ErrServerClosed
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.handle(ctx, c)
+			s.handle(ctx, c, src, st)
 		}()
 	}
 }
@@ -389,18 +404,18 @@ func (v *loginVerifier) failed() {
 // must call refused, after ending the connection, which logs why. If c is
 // not nil, the gate may evict it (see [StartupGate]) to make room for a
 // source that is better off.
-func (s *Server) admit(src netip.Addr, log *slog.Logger, c net.Conn) (st *startup, refused func(), ok bool) {
+func (s *Server) admit(src netip.Addr, c net.Conn) (st *startup, refused func(), ok bool) {
 	if left, why, blocked := s.cfg.Penalties.Blocked(src); blocked {
 		s.refused(why)
 		s.cfg.Penalties.Refused(src)
-		return nil, func() { s.refusals.refused(log, why, "for", left.Round(time.Second)) }, false
+		return nil, func() { s.logRefusal(src, why, "for", left.Round(time.Second)) }, false
 	}
 	var evict func()
 	if c != nil {
 		evict = func() {
 			abort(c)
 			s.refused(evictedStartup)
-			s.refusals.refused(log, evictedStartup)
+			s.logRefusal(src, evictedStartup)
 		}
 	}
 	st, why, ok := s.cfg.Gate.admit(src, evict)
@@ -408,9 +423,24 @@ func (s *Server) admit(src netip.Addr, log *slog.Logger, c net.Conn) (st *startu
 		s.refused(why)
 		s.cfg.Penalties.Refused(src)
 		n := s.cfg.Gate.Unauthenticated()
-		return nil, func() { s.refusals.refused(log, why, "unauthenticated", n) }, false
+		return nil, func() { s.logRefusal(src, why, "unauthenticated", n) }, false
 	}
 	return st, nil, true
+}
+
+// connLog is the server log with a connection's attributes.
+func (s *Server) connLog(src netip.Addr) *slog.Logger {
+	return s.log.With("src", src.String(), "transport", s.cfg.Transport)
+}
+
+// logRefusal logs a refused connection from src through the rate-bounded
+// refusal log. A line of its own is written by a goroutine of its own, at
+// most one per reason and interval: refusals happen on the accept loop,
+// which must not wait for a log that has fallen behind (a full pipe).
+func (s *Server) logRefusal(src netip.Addr, why string, args ...any) {
+	if s.refusals.note(why) {
+		go s.connLog(src).Info("connection refused", append([]any{"reason", why}, args...)...)
+	}
 }
 
 // refused reports a refusal, logged as why, to Hooks.Refused.
@@ -434,8 +464,7 @@ func (s *Server) refused(why string) {
 // goes through the same admission in Serve as a TCP connection.
 func (s *Server) AdmitQUIC(remote net.Addr) (release func(dropped error), ok bool) {
 	src := addrOf(remote)
-	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
-	st, refused, ok := s.admit(src, log, nil)
+	st, refused, ok := s.admit(src, nil)
 	if !ok {
 		refused()
 		return nil, false
@@ -444,22 +473,16 @@ func (s *Server) AdmitQUIC(remote net.Addr) (release func(dropped error), ok boo
 		st.release()
 		if dropped != nil {
 			s.penalize(src, PenaltyNoAuth)
-			log.Info("handshake failed", "err", dropped)
+			s.connLog(src).Info("handshake failed", "err", dropped)
 		}
 	}, true
 }
 
-func (s *Server) handle(ctx context.Context, c net.Conn) {
+// handle runs the handshake and then the session of c, a connection from
+// src that holds st, its place at the gate.
+func (s *Server) handle(ctx context.Context, c net.Conn, src netip.Addr, st *startup) {
 	start := time.Now()
-	src := sourceAddr(c)
-	log := s.log.With("src", src.String(), "transport", s.cfg.Transport)
-	st, refused, ok := s.admit(src, log, c)
-	if !ok {
-		s.untrack(c)
-		abort(c)
-		refused()
-		return
-	}
+	log := s.connLog(src)
 
 	verifier := &loginVerifier{hooks: &s.cfg.Hooks, next: s.cfg.Verifier, checks: s.cfg.Checks, penalties: s.cfg.Penalties,
 		log: log, src: src, deadline: start.Add(s.cfg.LoginGraceTime), noPasswords: s.cfg.PublicKeyOnly, startup: st}

@@ -54,6 +54,7 @@ See BENCHMARKS.md for the figures and how to reproduce them.`,
 			benchTargetsCommand(),
 			benchProvisionCommand(),
 			benchServerCommand(),
+			benchStormDialerCommand(),
 		},
 	}
 }
@@ -121,13 +122,14 @@ func benchTargetOptions(c *cli.Context) bench.TargetOptions {
 	}
 }
 
-// BenchServerArgv and ServeArgv are how child servers are started, from
-// the path of this program: 'bench server' and 'serve' of the securechat
-// binary that runs the bench. Tests replace them to start the children
-// through the test binary.
+// BenchServerArgv, ServeArgv and StormDialerArgv are how child processes
+// are started, from the path of this program: 'bench server', 'serve' and
+// 'bench storm-dialer' of the securechat binary that runs the bench. Tests
+// replace them to start the children through the test binary.
 var (
 	BenchServerArgv = func(exe string) []string { return []string{exe, "bench", "server"} }
 	ServeArgv       = func(exe string) []string { return []string{exe, "serve"} }
+	StormDialerArgv = func(exe string) []string { return []string{exe, "bench", "storm-dialer"} }
 )
 
 func benchCommands() bench.Commands {
@@ -140,7 +142,7 @@ func benchCommands() bench.Commands {
 			return of(exe), nil
 		}
 	}
-	return bench.Commands{BenchServer: argv(BenchServerArgv), Serve: argv(ServeArgv)}
+	return bench.Commands{BenchServer: argv(BenchServerArgv), Serve: argv(ServeArgv), StormDialer: argv(StormDialerArgv)}
 }
 
 func benchThroughputCommand() *cli.Command {
@@ -283,7 +285,13 @@ limit, --no-rehash, JSON log) and runs, in one invocation:
   2. storm: the same, while --sources addresses (127.2/16) open
      --storm-rate connections per second together, each trying
      --wrong-passwords wrong passwords on accounts hashed at
-     --argon2-params (the default cost: what a real server checks);
+     --argon2-params (the default cost: what a real server checks),
+     all offering one set of key shares made before the storm, as a
+     cheap attacker would: the server cannot tell, and the machine's
+     CPU goes to connecting rather than to key generation. The storm
+     runs in a process of its own (this program again), so that its
+     connections do not share a Go scheduler with the clients that
+     time the fan-out;
   3. unless --quic-rate is 0: against a QUIC server, probe logins from
      fresh sources without and then beside a flood of QUIC connections
      from 127.5.0.1 that never open a stream, --quic-duration each.
@@ -324,9 +332,29 @@ Exits 1 if a goal is missed.`,
 					o.Stop()
 					return err
 				}
+				if cfg.DialerCommand, err = benchCommands().StormDialer(); err != nil {
+					o.Stop()
+					return err
+				}
 				cfg.Stderr = c.App.ErrWriter
 				return o.Storm(c.Context, cfg)
 			})
+		},
+	}
+}
+
+// benchStormDialerCommand is the process bench storm runs its password
+// storm in (see bench.RunStormDialer): not for people, so hidden.
+func benchStormDialerCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "storm-dialer",
+		Hidden: true,
+		Usage:  "run the password storm of 'bench storm' as its own process (configured on standard input)",
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return cmderr.Usagef("storm-dialer takes no arguments")
+			}
+			return bench.RunStormDialer(c.Context, os.Stdin, c.App.Writer)
 		},
 	}
 }
