@@ -188,8 +188,12 @@ type chatClient struct {
 	sess *handshake.Session
 	// event holds a copy of the payload being handled: closeAll may call
 	// Close, which reads the rest of the stream into the record layer's
-	// buffer, while handle still looks at the last payload.
-	event []byte
+	// buffer, while handle still looks at the last payload. The copy itself
+	// is made under closeMu, and closeAll marks the client closing under
+	// it before Close, so that Close never overwrites a payload mid-copy.
+	event   []byte
+	closeMu sync.Mutex
+	closing bool
 }
 
 // connectChat dials, logs in and says hello, and returns once the welcome
@@ -256,9 +260,16 @@ func (c *chatClient) receive(handle func(kind string, p []byte)) error {
 		if t != cipher.TypeApp {
 			continue
 		}
-		kind := eventKind(p)
+		c.closeMu.Lock()
+		if c.closing {
+			c.closeMu.Unlock()
+			return errClientClosing
+		}
+		c.event = append(c.event[:0], p...)
+		c.closeMu.Unlock()
+		kind := eventKind(c.event)
 		if kind == chat.TypePing {
-			ev, err := chat.DecodeEvent(p)
+			ev, err := chat.DecodeEvent(c.event)
 			if err != nil {
 				return err
 			}
@@ -267,7 +278,6 @@ func (c *chatClient) receive(handle func(kind string, p []byte)) error {
 			}
 			continue
 		}
-		c.event = append(c.event[:0], p...)
 		handle(kind, c.event)
 	}
 }
@@ -363,6 +373,9 @@ func connectAll(ctx context.Context, t *Target, n, conc int, timeout time.Durati
 	return res
 }
 
+// errClientClosing ends a receive loop whose client closeAll is closing.
+var errClientClosing = errors.New("bench: client closing")
+
 // closeAll ends every session with the CLOSE exchange, conc at a time.
 func closeAll(clients []*chatClient, conc int) {
 	var next atomic.Int64
@@ -375,6 +388,9 @@ func closeAll(clients []*chatClient, conc int) {
 					return
 				}
 				if c := clients[i]; c != nil {
+					c.closeMu.Lock()
+					c.closing = true
+					c.closeMu.Unlock()
 					c.sess.Close()
 				}
 			}
