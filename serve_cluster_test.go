@@ -1,8 +1,11 @@
 package main
 
 import (
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -66,5 +69,53 @@ func TestServeCheckCluster(t *testing.T) {
 	code, stdout, _ = runUser(t, w.args()...)
 	if code != 0 || !strings.Contains(stdout, "cluster: none; this server alone") {
 		t.Errorf("no cluster: exit %d\nstdout %q", code, stdout)
+	}
+}
+
+// TestE2ESingleNodeNeedsNoNATS: without --cluster, serve is one node with
+// its own database and nothing else: it chats and stores with no NATS
+// server anywhere, never dials NATS's default port, and never mentions a
+// cluster in its log.
+func TestE2ESingleNodeNeedsNoNATS(t *testing.T) {
+	t.Parallel()
+	// Anything that dialed NATS by default would come here.
+	var dialed atomic.Int64
+	if ln, err := net.Listen("tcp", "127.0.0.1:4222"); err != nil {
+		t.Logf("127.0.0.1:4222 is taken (%v): the default NATS port is not watched in this run", err)
+	} else {
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				dialed.Add(1)
+				c.Close()
+			}
+		}()
+	}
+	e := newE2EEnv(t)
+	state := filepath.Join(e.dir, "state")
+	s := e.serve("tcp", "127.0.0.1:0", state, "--flood-rate", "-1")
+	alice := s.heldClient("alice")
+	bob := s.heldClient("bob")
+	alice.send("one node is enough")
+	bob.expect("[#general] alice: one node is enough")
+	alice.closeStdin()
+	bob.closeStdin()
+	alice.exit()
+	bob.exit()
+	s.stop()
+	if _, err := os.Stat(filepath.Join(state, "chat.db")); err != nil {
+		t.Errorf("the single node kept no database of its own: %v", err)
+	}
+	if n := dialed.Load(); n != 0 {
+		t.Errorf("%d connection(s) to NATS's default port from a serve without --cluster", n)
+	}
+	for _, l := range append(s.stdoutLines(), s.stderrLines()...) {
+		if lower := strings.ToLower(l); strings.Contains(lower, "cluster") || strings.Contains(lower, "nats") {
+			t.Errorf("a serve without --cluster logged %q", l)
+		}
 	}
 }
