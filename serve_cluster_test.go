@@ -114,7 +114,9 @@ func TestE2ESingleNodeNeedsNoNATS(t *testing.T) {
 		t.Errorf("%d connection(s) to NATS's default port from a serve without --cluster", n)
 	}
 	for _, l := range append(s.stdoutLines(), s.stderrLines()...) {
-		if lower := strings.ToLower(l); strings.Contains(lower, "cluster") || strings.Contains(lower, "nats") {
+		// Paths name the test (and so NATS): look at the rest.
+		lower := strings.ToLower(strings.ReplaceAll(l, e.dir, "DIR"))
+		if strings.Contains(lower, "cluster") || strings.Contains(lower, "nats") {
 			t.Errorf("a serve without --cluster logged %q", l)
 		}
 	}
