@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -427,4 +428,37 @@ func TestBenchFanoutSignedCompare(t *testing.T) {
 	}
 	// The CPU ratio is not checked: a run this small uses less CPU than
 	// one tick of the process clock.
+}
+
+// --signed-rounds N runs N unsigned/signed pairs, the order alternating,
+// and reports each pair and the median of their ratios.
+func TestBenchFanoutSignedRounds(t *testing.T) {
+	useHelperServer(t)
+	code, stdout, stderr := runBench(t, "fanout", "--clients", "4", "--senders", "2", "--rate", "10",
+		"--duration", "1s", "--signed", "compare", "--signed-rounds", "3", "--verify-sample", "1", "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var rounds bench.SignedRounds
+	decodeBench(t, stdout, &rounds)
+	if len(rounds.Pairs) != 3 {
+		t.Fatalf("%d pairs, want 3", len(rounds.Pairs))
+	}
+	var ratios []float64
+	for i, p := range rounds.Pairs {
+		if p.Unsigned == nil || p.Signed == nil || p.Unsigned.Signed || !p.Signed.Signed {
+			t.Fatalf("pair %d: %+v", i+1, p)
+		}
+		if s := p.Signed; s.Sent == 0 || s.Lost != 0 || s.Verified != s.Sent || s.VerifyFailed != 0 {
+			t.Errorf("pair %d, signed run: sent %d, lost %d, verified %d, failed %d", i+1, s.Sent, s.Lost, s.Verified, s.VerifyFailed)
+		}
+		ratios = append(ratios, p.P99Ratio)
+	}
+	slices.Sort(ratios)
+	if rounds.P99Ratio != ratios[1] {
+		t.Errorf("median p99 ratio %g, want the middle of %v", rounds.P99Ratio, ratios)
+	}
+	if code, _, stderr := runBench(t, "fanout", "--signed", "on", "--signed-rounds", "2"); code != exitUsage || !strings.Contains(stderr, "--signed-rounds 2") {
+		t.Errorf("--signed-rounds without --signed compare: exit %d, %q", code, stderr)
+	}
 }

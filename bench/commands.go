@@ -81,6 +81,9 @@ type FanoutOptions struct {
 	Target        TargetOptions
 	Store, Signed string // off, on or compare
 	VerifySample  int
+	// SignedRounds is how many unsigned/signed pairs --signed compare
+	// runs, the order alternating, with the median ratios reported.
+	SignedRounds  int
 	Metrics       bool // compare the server's metrics off and on
 	MetricsRounds int
 }
@@ -119,6 +122,9 @@ func (f FanoutOptions) Check(cfg FanoutConfig) error {
 	}
 	if n := f.VerifySample; f.Signed != "off" && (n < 1 || n > cfg.Clients) {
 		return cmderr.Usagef("--verify-sample %d: want 1 to --clients", n)
+	}
+	if n := f.SignedRounds; n != 0 && n != 1 && (f.Signed != "compare" || n < 1 || n > 20) {
+		return cmderr.Usagef("--signed-rounds %d: want 1 to 20, with --signed compare", n)
 	}
 	return nil
 }
@@ -161,26 +167,13 @@ func (o *Output) Fanout(ctx context.Context, f FanoutOptions, cfg FanoutConfig) 
 		return CompareStore(reps[0], reps[1])
 	}
 	cfg.Progress = o.Progress
+	if len(signs) == 2 && f.SignedRounds > 1 {
+		return o.fanoutSignedRounds(ctx, f, cfg)
+	}
 	var reps []*FanoutReport
 	for _, withStore := range stores {
 		for _, signed := range signs {
-			keyed := 0
-			if signed {
-				keyed = cfg.Senders
-			}
-			t, srv, err := f.Target.Open(ctx, cfg.Clients, withStore, keyed)
-			if err != nil {
-				o.Stop()
-				return err
-			}
-			pcfg := cfg
-			pcfg.Signed, pcfg.VerifySample = signed, f.VerifySample
-			rep, err := RunFanout(ctx, t, pcfg)
-			if srv != nil {
-				if cerr := srv.Close(); err == nil {
-					err = cerr
-				}
-			}
+			rep, err := f.runPhase(ctx, cfg, withStore, signed)
 			if rep == nil {
 				o.Stop()
 				return err
@@ -205,6 +198,63 @@ func (o *Output) Fanout(ctx context.Context, f FanoutOptions, cfg FanoutConfig) 
 		return o.Finish("fanout", reps[0])
 	}
 	return o.Finish("fanout", compare(reps))
+}
+
+// runPhase runs one fan-out on a server of its own, with the chat
+// database and signed messages as asked.
+func (f FanoutOptions) runPhase(ctx context.Context, cfg FanoutConfig, withStore, signed bool) (*FanoutReport, error) {
+	keyed := 0
+	if signed {
+		keyed = cfg.Senders
+	}
+	t, srv, err := f.Target.Open(ctx, cfg.Clients, withStore, keyed)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Signed, cfg.VerifySample = signed, f.VerifySample
+	rep, err := RunFanout(ctx, t, cfg)
+	if srv != nil {
+		if cerr := srv.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return rep, err
+}
+
+// fanoutSignedRounds is --signed compare with --signed-rounds: pairs of
+// runs whose order alternates (unsigned first, then signed first), so
+// that whatever favours a run's place in the invocation (a warmer
+// machine, a colder cache) falls on both sides alike.
+func (o *Output) fanoutSignedRounds(ctx context.Context, f FanoutOptions, cfg FanoutConfig) error {
+	rounds := &SignedRounds{}
+	for r := range f.SignedRounds {
+		order := []bool{false, true}
+		if r%2 == 1 {
+			order = []bool{true, false}
+		}
+		var unsigned, signed *FanoutReport
+		for _, s := range order {
+			rep, err := f.runPhase(ctx, cfg, false, s)
+			if rep == nil {
+				o.Stop()
+				return err
+			}
+			if err == nil {
+				err = rep.Err()
+			}
+			if err != nil {
+				return o.end("fanout", rep, true, err, nil)
+			}
+			if s {
+				signed = rep
+			} else {
+				unsigned = rep
+			}
+		}
+		rounds.Pairs = append(rounds.Pairs, CompareSigned(unsigned, signed))
+	}
+	rounds.summarize()
+	return o.Finish("fanout", rounds)
 }
 
 // metricsServer is the server each run of --metrics starts.

@@ -219,6 +219,40 @@ func (c *SignedComparison) WriteText(w io.Writer) {
 		c.Signed.ServerCPUPerDelivery, c.Unsigned.ServerCPUPerDelivery, c.CPUPerDeliveryRatio)
 }
 
+// SignedRounds is --signed compare over several pairs of runs.
+type SignedRounds struct {
+	Pairs []*SignedComparison `json:"pairs"`
+	// The medians of the pairs' ratios.
+	P99Ratio            float64 `json:"p99_ratio"`
+	CPUPerDeliveryRatio float64 `json:"cpu_per_delivery_ratio"`
+}
+
+func (r *SignedRounds) summarize() {
+	var p99, cpu []float64
+	for _, p := range r.Pairs {
+		p99 = append(p99, p.P99Ratio)
+		cpu = append(cpu, p.CPUPerDeliveryRatio)
+	}
+	r.P99Ratio, r.CPUPerDeliveryRatio = median(p99), median(cpu)
+}
+
+// WriteText prints each pair, then the ratios of each and their medians.
+func (r *SignedRounds) WriteText(w io.Writer) {
+	var p99, cpu []string
+	for i, p := range r.Pairs {
+		first := "unsigned"
+		if i%2 == 1 {
+			first = "signed"
+		}
+		fmt.Fprintf(w, "== round %d (%s first)\n", i+1, first)
+		p.WriteText(w)
+		p99 = append(p99, fmt.Sprintf("%.2fx", p.P99Ratio))
+		cpu = append(cpu, fmt.Sprintf("%.2fx", p.CPUPerDeliveryRatio))
+	}
+	fmt.Fprintf(w, "signed/unsigned over %d rounds, order alternating: p99 median %.2fx (%s), server cpu per delivery median %.2fx (%s)\n",
+		len(r.Pairs), r.P99Ratio, strings.Join(p99, " "), r.CPUPerDeliveryRatio, strings.Join(cpu, " "))
+}
+
 type fanSender struct {
 	idx    int
 	client *chatClient

@@ -234,6 +234,7 @@ alternating order, and compares p99 latency and deliveries per second.`,
 			&cli.IntFlag{Name: "metrics-rounds", Value: 2, Usage: "--metrics: pairs of runs, off and on"},
 			&cli.StringFlag{Name: "signed", Value: "off", Usage: "signed messages: off, on (senders log in by key and sign every message; a sample of receivers verify), or compare (an unsigned run, then a signed one, and their ratios)"},
 			&cli.IntFlag{Name: "verify-sample", Value: 10, Usage: "--signed: receivers that verify every message"},
+			&cli.IntFlag{Name: "signed-rounds", Value: 1, Usage: "--signed compare: pairs of runs, the order alternating, with the median ratios"},
 		}, benchTargetFlags("one per client")...), benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg := bench.FanoutConfig{
@@ -242,7 +243,7 @@ alternating order, and compares p99 latency and deliveries per second.`,
 				ConnectConcurrency: c.Int("connect-concurrency"),
 			}
 			f := bench.FanoutOptions{Target: benchTargetOptions(c), Store: c.String("store"), Signed: c.String("signed"),
-				VerifySample: c.Int("verify-sample"), Metrics: c.Bool("metrics"), MetricsRounds: c.Int("metrics-rounds")}
+				VerifySample: c.Int("verify-sample"), SignedRounds: c.Int("signed-rounds"), Metrics: c.Bool("metrics"), MetricsRounds: c.Int("metrics-rounds")}
 			return benchRun(c, f.Check(cfg), func(o *bench.Output) error { return o.Fanout(c.Context, f, cfg) })
 		},
 	}

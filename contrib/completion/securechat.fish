@@ -53,6 +53,7 @@ complete -c securechat -n '__fish_seen_subcommand_from fanout' -f -l metrics -d 
 complete -c securechat -n '__fish_seen_subcommand_from fanout' -f -l metrics-rounds -r -d '--metrics: pairs of runs, off and on'
 complete -c securechat -n '__fish_seen_subcommand_from fanout' -f -l signed -r -d 'signed messages: off, on (senders log in by key and sign every message; a sample of receivers verify), or compare (an unsigned run, then a signed one, and their ratios)'
 complete -c securechat -n '__fish_seen_subcommand_from fanout' -f -l verify-sample -r -d '--signed: receivers that verify every message'
+complete -c securechat -n '__fish_seen_subcommand_from fanout' -f -l signed-rounds -r -d '--signed compare: pairs of runs, the order alternating, with the median ratios'
 complete -c securechat -n '__fish_seen_subcommand_from fanout' -f -l transport -r -d 'transport: quic|tcp'
 complete -c securechat -n '__fish_seen_subcommand_from fanout' -f -l kex -r -d 'key exchange groups the clients offer, comma-separated (default: the client default)'
 complete -c securechat -n '__fish_seen_subcommand_from fanout' -f -l server -r -d 'server when --addr is not given: child (\'bench server\'), serve (the real \'serve\' command) or inproc'
