@@ -3,14 +3,12 @@ package chat_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"securechat/chat"
+	"securechat/chat/chattest"
 	"securechat/chatstore"
 	"securechat/store"
 )
@@ -18,49 +16,10 @@ import (
 // These tests run the hub on the in-memory store, through the same
 // adapter the server uses, with clients that speak JSON over channels.
 
-type pipeConn struct {
-	in     chan []byte
-	events chan *chat.Event
-	closed chan struct{}
-	once   sync.Once
-}
-
-func (c *pipeConn) ReadMessage() ([]byte, error) {
-	select {
-	case p, ok := <-c.in:
-		if !ok {
-			return nil, io.EOF
-		}
-		return p, nil
-	case <-c.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (c *pipeConn) WriteMessages(msgs [][]byte) error {
-	for _, m := range msgs {
-		e, err := chat.DecodeEvent(m)
-		if err != nil {
-			return err
-		}
-		select {
-		case c.events <- e:
-		case <-c.closed:
-			return net.ErrClosed
-		}
-	}
-	return nil
-}
-
-func (c *pipeConn) Close() error {
-	c.once.Do(func() { close(c.closed) })
-	return nil
-}
-
 type client struct {
 	t    *testing.T
 	name string
-	conn *pipeConn
+	conn *chattest.Pipe
 	done chan error
 	seq  int
 
@@ -78,7 +37,7 @@ func loginAs(t *testing.T, h *chat.Hub, id chat.Identity, rooms ...string) *clie
 	t.Helper()
 	name := id.User
 	c := &client{t: t, name: name, done: make(chan error, 1),
-		conn: &pipeConn{in: make(chan []byte, 64), events: make(chan *chat.Event, 4096), closed: make(chan struct{})}}
+		conn: chattest.NewPipe()}
 	go func() {
 		c.done <- h.Serve(context.Background(), c.conn, id)
 	}()
@@ -93,7 +52,7 @@ func (c *client) send(r *chat.Request) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.conn.in <- p
+	c.conn.In <- p
 }
 
 // do sends r with a fresh id and returns every event up to its ack or
@@ -121,7 +80,7 @@ func (c *client) until(f func(*chat.Event) bool) []*chat.Event {
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
-		case e := <-c.conn.events:
+		case e := <-c.conn.Events:
 			got = append(got, e)
 			if f(e) {
 				return got
@@ -141,7 +100,7 @@ func (c *client) wait(f func(*chat.Event) bool) *chat.Event {
 // quit ends the session and waits for Serve to return.
 func (c *client) quit() {
 	c.t.Helper()
-	close(c.conn.in)
+	close(c.conn.In)
 	select {
 	case <-c.done:
 	case <-time.After(10 * time.Second):

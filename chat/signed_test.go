@@ -233,7 +233,7 @@ func TestSignedMessageRefused(t *testing.T) {
 	// malformed signature too, not a malformed request.
 	for i, raw := range []string{`"ctr":-1,"cts":5`, `"ctr":1.5,"cts":5`, `"ctr":5,"cts":1e3`, `"ctr":18446744073709551616,"cts":5`} {
 		id := fmt.Sprintf("raw-%d", i)
-		alice.conn.in <- []byte(`{"t":"msg","id":"` + id + `","room":"#general","text":"refused","sig":"` + good().Sig + `",` + raw + `}`)
+		alice.conn.In <- []byte(`{"t":"msg","id":"` + id + `","room":"#general","text":"refused","sig":"` + good().Sig + `",` + raw + `}`)
 		got := alice.until(func(e *chat.Event) bool { return e.ID == id })
 		if e := last(got); e.Type != chat.TypeError || e.Code != chat.CodeBadSignature {
 			t.Errorf("%s: got %s, want error bad_signature", raw, dumpEvents(got))

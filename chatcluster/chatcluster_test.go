@@ -4,18 +4,16 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"io"
-	"net"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
 	"securechat/chat"
+	"securechat/chat/chattest"
 	"securechat/chatstore"
 	"securechat/cluster"
 	"securechat/msgsig"
@@ -97,49 +95,10 @@ func (n *node) stop() {
 	n.hub = nil
 }
 
-type pipe struct {
-	in     chan []byte
-	events chan *chat.Event
-	closed chan struct{}
-	once   sync.Once
-}
-
-func (c *pipe) ReadMessage() ([]byte, error) {
-	select {
-	case p, ok := <-c.in:
-		if !ok {
-			return nil, io.EOF
-		}
-		return p, nil
-	case <-c.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (c *pipe) WriteMessages(msgs [][]byte) error {
-	for _, m := range msgs {
-		e, err := chat.DecodeEvent(m)
-		if err != nil {
-			return err
-		}
-		select {
-		case c.events <- e:
-		case <-c.closed:
-			return net.ErrClosed
-		}
-	}
-	return nil
-}
-
-func (c *pipe) Close() error {
-	c.once.Do(func() { close(c.closed) })
-	return nil
-}
-
 type client struct {
 	t       *testing.T
 	name    string
-	conn    *pipe
+	conn    *chattest.Pipe
 	done    chan error
 	seq     int
 	welcome *chat.Event // or the error that refused the login
@@ -155,7 +114,7 @@ func (n *node) loginAs(id chat.Identity, rooms ...string) *client {
 	n.t.Helper()
 	name := id.User
 	c := &client{t: n.t, name: name, done: make(chan error, 1),
-		conn: &pipe{in: make(chan []byte, 64), events: make(chan *chat.Event, 4096), closed: make(chan struct{})}}
+		conn: chattest.NewPipe()}
 	go func() { c.done <- n.hub.Serve(context.Background(), c.conn, id) }()
 	c.send(&chat.Request{Type: chat.TypeHello, ID: "h", V: 1, Rooms: rooms})
 	c.welcome = c.wait(func(e *chat.Event) bool { return e.Type == chat.TypeWelcome || e.Type == chat.TypeError })
@@ -169,7 +128,7 @@ func (c *client) send(r *chat.Request) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.conn.in <- p
+	c.conn.In <- p
 }
 
 // line sends a typed line and returns the events up to its answer, that
@@ -192,7 +151,7 @@ func (c *client) until(f func(*chat.Event) bool) []*chat.Event {
 	deadline := time.After(testTimeout)
 	for {
 		select {
-		case e := <-c.conn.events:
+		case e := <-c.conn.Events:
 			got = append(got, e)
 			c.seen = append(c.seen, e)
 			if f(e) {
