@@ -152,7 +152,7 @@ func (quicTransport) Listen(ctx context.Context, addr string, opts *Options) (ne
 		ctx:          lctx,
 		cancel:       cancel,
 		done:         make(chan struct{}),
-		ready:        make(chan *quicConn),
+		ready:        make(chan handedOver),
 		slots:        make(chan struct{}, maxPendingQUIC),
 	}
 	l.wg.Go(l.acceptLoop)
@@ -479,9 +479,9 @@ type quicListener struct {
 
 	ctx    context.Context // cancelled by Close, ends waits for streams
 	cancel context.CancelFunc
-	done   chan struct{}  // closed by Close
-	ready  chan *quicConn // hands conns with a stream to Accept
-	slots  chan struct{}  // one per pending connection, see maxPendingQUIC
+	done   chan struct{}   // closed by Close
+	ready  chan handedOver // hands conns with a stream to Accept
+	slots  chan struct{}   // one per pending connection, see maxPendingQUIC
 	wg     sync.WaitGroup
 
 	closeOnce sync.Once
@@ -500,8 +500,11 @@ func (l *quicListener) Accept() (net.Conn, error) {
 	default:
 	}
 	select {
-	case c := <-l.ready:
-		return c, nil
+	case h := <-l.ready:
+		// Released here, not after the send, so that Admit's owner has
+		// heard by the time Accept returns, as Options.Admit promises.
+		h.release(nil)
+		return h.c, nil
 	case <-l.done:
 		return nil, l.closedErr()
 	}
@@ -585,6 +588,13 @@ func (l *quicListener) refuse(qc *quic.Conn) {
 	l.wg.Go(func() { qc.CloseWithError(quicProtoFail, "") })
 }
 
+// handedOver is a conn on its way to Accept with the release Admit gave
+// for it.
+type handedOver struct {
+	c       *quicConn
+	release func(dropped error)
+}
+
 // errListenerClosed is what release hears about a connection the listener
 // dropped because it was closed.
 var errListenerClosed = errors.New("transport: quic: listener closed")
@@ -600,8 +610,7 @@ func (l *quicListener) handOver(qc *quic.Conn, release func(error)) {
 		return
 	}
 	select {
-	case l.ready <- c:
-		release(nil)
+	case l.ready <- handedOver{c, release}:
 	case <-l.done:
 		c.Abort()
 		release(errListenerClosed)
