@@ -381,6 +381,13 @@ func TestQUICRestartResetsOldConnections(t *testing.T) {
 	if !errors.Is(err, ErrAborted) {
 		t.Fatalf("old client's Read after the restart: %v, want ErrAborted", err)
 	}
+	// The stream hears of the reset before quic-go cancels the
+	// connection's context.
+	select {
+	case <-client.qc.Context().Done():
+	case <-time.After(testTimeout):
+		t.Fatal("Read saw the connection end, but its context is still live")
+	}
 	var reset *quic.StatelessResetError
 	if cause := context.Cause(client.qc.Context()); !errors.As(cause, &reset) {
 		t.Errorf("old connection ended by %v, want a stateless reset", cause)
