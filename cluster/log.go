@@ -124,7 +124,8 @@ func (m *Message) subject() (string, error) {
 // EnsureStream creates the message stream, or updates it to cfg if it
 // exists. Every node calls it at start with the same cfg; it is idempotent.
 // Changing Replicas of an existing stream is allowed; shrinking the limits
-// drops old messages.
+// drops old messages. Like Publish it tries again past a lost answer or a
+// leader election, until ctx ends.
 func (c *Conn) EnsureStream(ctx context.Context, cfg StreamConfig) error {
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
@@ -134,7 +135,24 @@ func (c *Conn) EnsureStream(ctx context.Context, cfg StreamConfig) error {
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	_, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	err := retryEach(ctx, setUpAttempt, func(ctx context.Context) error {
+		_, err := c.js.CreateOrUpdateStream(ctx, streamConfig(cfg))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: message stream: %w", err)
+	}
+	return nil
+}
+
+// setUpAttempt bounds one attempt to create or update the stream or the
+// bucket: an R3 create under load takes a few seconds, and a request whose
+// answer was lost (a route to the meta leader reconnecting) is sent again
+// rather than waited on until the caller's deadline.
+const setUpAttempt = 5 * time.Second
+
+func streamConfig(cfg StreamConfig) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "securechat room and direct messages",
 		Subjects:    []string{roomPrefix + "*", dmPrefix + "*.*"},
@@ -149,11 +167,7 @@ func (c *Conn) EnsureStream(ctx context.Context, cfg StreamConfig) error {
 		// an operator with the NATS tools.
 		DenyDelete: true,
 		DenyPurge:  true,
-	})
-	if err != nil {
-		return fmt.Errorf("cluster: message stream: %w", err)
 	}
-	return nil
 }
 
 func orUnlimited(n int64) int64 {
@@ -220,6 +234,11 @@ func (c *Conn) Publish(ctx context.Context, m Message) (uint64, error) {
 // retry runs op, each attempt bounded to 2 s, until it succeeds, fails
 // for good, or ctx ends (after [PublishPatience] if ctx has no deadline).
 func retry(ctx context.Context, op func(context.Context) error) error {
+	return retryEach(ctx, 2*time.Second, op)
+}
+
+// retryEach is retry with each attempt bounded to per.
+func retryEach(ctx context.Context, per time.Duration, op func(context.Context) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, PublishPatience)
@@ -227,7 +246,7 @@ func retry(ctx context.Context, op func(context.Context) error) error {
 	}
 	wait := 50 * time.Millisecond
 	for {
-		attempt, cancelAttempt := context.WithTimeout(ctx, 2*time.Second)
+		attempt, cancelAttempt := context.WithTimeout(ctx, per)
 		err := op(attempt)
 		cancelAttempt()
 		if err == nil || !retryable(err) {

@@ -102,14 +102,27 @@ type Shared struct {
 }
 
 // Shared creates the state bucket, or opens it, with replicas copies (as
-// for the message stream: 1, or 3 in a three-server cluster).
+// for the message stream: 1, or 3 in a three-server cluster). It tries
+// again as [Conn.EnsureStream] does.
 func (c *Conn) Shared(ctx context.Context, replicas int) (*Shared, error) {
 	if replicas <= 0 {
 		replicas = 1
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	var kv jetstream.KeyValue
+	err := retryEach(ctx, setUpAttempt, func(ctx context.Context) (err error) {
+		kv, err = c.js.CreateOrUpdateKeyValue(ctx, bucketConfig(replicas))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: state bucket: %w", err)
+	}
+	return &Shared{c: c, kv: kv}, nil
+}
+
+func bucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
 		Bucket:      BucketName,
 		Description: "securechat bans, mutes, topics and MOTD",
 		// A few revisions per key, so that a watcher that falls behind
@@ -119,11 +132,7 @@ func (c *Conn) Shared(ctx context.Context, replicas int) (*Shared, error) {
 		History:  8,
 		Replicas: replicas,
 		Storage:  jetstream.FileStorage,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: state bucket: %w", err)
 	}
-	return &Shared{c: c, kv: kv}, nil
 }
 
 // Ban bans r.User on every node until r.Until; Unban lifts it. Mute and
