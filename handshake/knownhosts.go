@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -277,9 +276,11 @@ func (k *KnownHosts) Add(hostport string, key ed25519.PublicKey) error {
 	if len(key) != ed25519.PublicKeySize {
 		return errors.New("handshake: known_hosts: host key is not 32 bytes")
 	}
-	if err := os.MkdirAll(filepath.Dir(k.File), 0o700); err != nil {
+	unlock, err := atomicfile.Lock(k.File)
+	if err != nil {
 		return fmt.Errorf("handshake: known_hosts: %w", err)
 	}
+	defer unlock()
 	f, err := os.OpenFile(k.File, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("handshake: known_hosts: %w", err)
@@ -494,11 +495,20 @@ type RemovedLine struct {
 // a revocation is undone only by editing the file. The file is replaced
 // atomically (a temporary file in the same directory, synced, then
 // renamed over it) and keeps mode 0600. Nothing is written when no line
-// matches.
+// matches. It holds the file's lock (path+".lock"), as [KnownHosts.Add]
+// does, so a key another client records meanwhile is not lost.
 func RemoveKnownHost(path, hostport string) ([]RemovedLine, error) {
 	if err := checkHostPort(hostport); err != nil {
 		return nil, fmt.Errorf("handshake: %v", err)
 	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("handshake: known_hosts: %w", err)
+	}
+	unlock, err := atomicfile.Lock(path)
+	if err != nil {
+		return nil, fmt.Errorf("handshake: known_hosts: %w", err)
+	}
+	defer unlock()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("handshake: known_hosts: %w", err)

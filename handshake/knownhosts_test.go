@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -318,8 +319,8 @@ func TestRemoveKnownHost(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode after removal: %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
-	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
-		t.Errorf("%d files in the directory, want only known_hosts (no temporary file left)", len(entries))
+	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 2 {
+		t.Errorf("%d files in the directory, want only known_hosts and its lock (no temporary file left)", len(entries))
 	}
 	removed, err = RemoveKnownHost(path, "chat.example:7000")
 	if err != nil || len(removed) != 0 {
@@ -330,5 +331,46 @@ func TestRemoveKnownHost(t *testing.T) {
 	}
 	if _, err := RemoveKnownHost(filepath.Join(t.TempDir(), "missing"), "a:1"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v, want not exist", err)
+	}
+}
+
+// TestKnownHostsAddDuringRemove: a client recording a key while
+// "securechat keys known-hosts remove" rewrites the file must not lose its
+// line to the rename (both hold the file's lock).
+func TestKnownHostsAddDuringRemove(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	const hosts = 40
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for range hosts {
+			if err := (&KnownHosts{File: path}).Add("gone.example:1", pub("x")); err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := RemoveKnownHost(path, "gone.example:1"); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	for i := range hosts {
+		wg.Go(func() {
+			if err := (&KnownHosts{File: path}).Add(fmt.Sprintf("h%d.example:1", i), pub("a")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	kh, err := LoadKnownHosts(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range hosts {
+		if h := fmt.Sprintf("h%d.example:1", i); len(kh.Lookup(h)) != 1 {
+			t.Errorf("%s: %d lines, want 1 (an append was lost to a removal)", h, len(kh.Lookup(h)))
+		}
+	}
+	if n := len(kh.Lookup("gone.example:1")); n != 0 {
+		t.Errorf("gone.example:1 still has %d lines", n)
 	}
 }

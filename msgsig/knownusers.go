@@ -259,9 +259,11 @@ func appendLine(path, who string, key ed25519.PublicKey, revoke bool) (bool, err
 	if len(key) != ed25519.PublicKeySize {
 		return false, errors.New("msgsig: known_users: key is not 32 bytes")
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	unlock, err := atomicfile.Lock(path)
+	if err != nil {
 		return false, fmt.Errorf("msgsig: known_users: %w", err)
 	}
+	defer unlock()
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return false, fmt.Errorf("msgsig: known_users: %w", err)
@@ -314,10 +316,20 @@ type RemovedPin struct {
 // the caller can show which keys were forgotten. @revoked lines stay: a
 // revocation is undone only by editing the file. The file is replaced
 // atomically and keeps mode 0600; nothing is written when no line matches.
+// Like the appends, it holds the file's lock (path+".lock"), so a pin
+// another client writes meanwhile is not lost.
 func RemoveKnownUser(path, who string) ([]RemovedPin, error) {
 	if err := checkWho(who); err != nil {
 		return nil, fmt.Errorf("msgsig: known_users: %v", err)
 	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("msgsig: known_users: %w", err)
+	}
+	unlock, err := atomicfile.Lock(path)
+	if err != nil {
+		return nil, fmt.Errorf("msgsig: known_users: %w", err)
+	}
+	defer unlock()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("msgsig: known_users: %w", err)

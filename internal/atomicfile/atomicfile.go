@@ -3,12 +3,43 @@
 // or the new one, never a mix.
 //
 // The one rule: the new content reaches the disk before its name does.
+// Writers that append to such a file and writers that replace it hold
+// [Lock] while they do, so an append never goes to a file about to be
+// renamed over.
 package atomicfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
+
+// Lock takes an exclusive advisory lock for path: flock on path+".lock",
+// a file that is never removed (removing it would let two writers lock two
+// different files). It waits for a lock another process holds. unlock
+// releases it.
+func Lock(path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	lf, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = unix.Flock(int(lf.Fd()), unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		lf.Close()
+		return nil, err
+	}
+	return func() { lf.Close() }, nil
+}
 
 // Replace writes data to path with mode 0600: a temporary file beside it,
 // fsync, rename over path, fsync of the directory. On error path is left
