@@ -1,12 +1,15 @@
 package main
 
 import (
+	"io"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"securechat/internal/cliargs"
+
+	"github.com/urfave/cli/v2"
 )
 
 func TestNormalizeArgs(t *testing.T) {
@@ -92,5 +95,38 @@ func TestFlagsAfterArguments(t *testing.T) {
 	a, ok := f.Lookup("alice")
 	if !ok || a.Role.String() != "admin" {
 		t.Fatalf("alice after add: %+v, %v; want an admin", a, ok)
+	}
+}
+
+// TestEveryCommandRefusesAnUnknownFlagAlike: a flag mistake in any command,
+// however deep (bench fanout, user key add), exits 2 with one error line,
+// as at the top, not with the command's whole help.
+func TestEveryCommandRefusesAnUnknownFlagAlike(t *testing.T) {
+	var walk func(path []string, cmds []*cli.Command)
+	checked := 0
+	walk = func(path []string, cmds []*cli.Command) {
+		for _, cmd := range cmds {
+			p := append(append([]string(nil), path...), cmd.Name)
+			walk(p, cmd.Subcommands)
+			if len(cmd.Subcommands) > 0 || cmd.Action == nil {
+				continue
+			}
+			checked++
+			args := append(p, "--no-such-flag")
+			code, stdout, stderr := runUser(t, args...)
+			if code != exitUsage {
+				t.Errorf("%q: exit %d, want %d (usage)", args, code, exitUsage)
+			}
+			if !strings.HasPrefix(stderr, "securechat: error: flag provided but not defined") || strings.Count(stderr, "\n") > 3 {
+				t.Errorf("%q: stderr %q, want the one-line usage error", args, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("%q: printed %q on stdout", args, stdout)
+			}
+		}
+	}
+	walk(nil, newApp(io.Discard, io.Discard).Commands)
+	if checked < 20 {
+		t.Errorf("checked %d commands; the walk missed the tree", checked)
 	}
 }

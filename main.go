@@ -86,14 +86,23 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			return cmderr.UsageHint(err, "")
 		},
 	}
-	for _, cmd := range app.Commands {
+	usageErrorsEverywhere(app.Commands)
+	return app
+}
+
+// usageErrorsEverywhere gives every command, at any depth, what the app
+// has: exit code 2 and one line for a flag mistake, and no help
+// subcommand (--help is there).
+func usageErrorsEverywhere(cmds []*cli.Command) {
+	for _, cmd := range cmds {
+		cmd.HideHelpCommand = true
 		if cmd.OnUsageError == nil {
 			cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
 				return cmderr.UsageHint(err, "")
 			}
 		}
+		usageErrorsEverywhere(cmd.Subcommands)
 	}
-	return app
 }
 
 // run executes the app and returns the process exit code. Messages follow

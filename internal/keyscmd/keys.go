@@ -133,7 +133,6 @@ line lists HOST:PORT.`,
 			},
 		},
 	}
-	usageErrorsInSubcommands(cmd)
 	return cmd
 }
 
@@ -167,16 +166,4 @@ func keygenUser(c *cli.Context) error {
 	fmt.Fprintf(c.App.ErrWriter, "securechat: the server's operator authorizes it with 'securechat user key add NAME --file %s.pub'\n", path)
 	fmt.Fprint(c.App.Writer, line)
 	return nil
-}
-
-// usageErrorsInSubcommands gives cmd's subcommands what the app gives
-// top-level commands: no help subcommand, and exit code 2 for a flag
-// mistake.
-func usageErrorsInSubcommands(cmd *cli.Command) {
-	for _, sub := range cmd.Subcommands {
-		sub.HideHelpCommand = true
-		sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-			return cmderr.UsageHint(err, "")
-		}
-	}
 }

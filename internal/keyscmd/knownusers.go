@@ -49,7 +49,6 @@ atomically and keeps mode 0600. Exits 1 if no line pins a key for the user.`,
 			},
 		},
 	}
-	usageErrorsInSubcommands(cmd)
 	return cmd
 }
 

@@ -103,19 +103,6 @@ func Command() *cli.Command {
 			userKeyCommand(),
 		},
 	}
-	// The app gives top-level commands exit code 2 for usage errors; the
-	// subcommands need the same.
-	var usage func(subs []*cli.Command)
-	usage = func(subs []*cli.Command) {
-		for _, sub := range subs {
-			sub.HideHelpCommand = true
-			sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-				return cmderr.UsageHint(err, "")
-			}
-			usage(sub.Subcommands)
-		}
-	}
-	usage(cmd.Subcommands)
 	return cmd
 }
 
