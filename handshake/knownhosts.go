@@ -1,21 +1,16 @@
 package handshake
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/ed25519"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
-	"os"
+	"securechat/internal/pinfile"
 	"strings"
 	"sync"
-
-	"securechat/internal/atomicfile"
 )
 
 // knownHostKeyType is the key type field of a known_hosts line (PROTOCOL.md §7.3).
@@ -129,7 +124,7 @@ type KnownHost struct {
 
 // revokedMarker starts a line that revokes a key (PROTOCOL.md §7.3), as in
 // OpenSSH's known_hosts.
-const revokedMarker = "@revoked"
+const revokedMarker = pinfile.RevokedMarker
 
 // KnownHosts is the content of one known_hosts file.
 type KnownHosts struct {
@@ -140,12 +135,12 @@ type KnownHosts struct {
 // LoadKnownHosts reads the file at path. A missing file is an empty set: the
 // first accepted key creates it.
 func LoadKnownHosts(path string) (*KnownHosts, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &KnownHosts{File: path}, nil
-	}
+	f, err := pinfile.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("handshake: known_hosts: %w", err)
+	}
+	if f == nil {
+		return &KnownHosts{File: path}, nil
 	}
 	defer f.Close()
 	return ParseKnownHosts(f, path)
@@ -158,36 +153,25 @@ func LoadKnownHosts(path string) (*KnownHosts, error) {
 // "@revoked" (whose host may also be "*", every host).
 func ParseKnownHosts(r io.Reader, file string) (*KnownHosts, error) {
 	k := &KnownHosts{File: file}
-	sc := bufio.NewScanner(r)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
+	line, err := pinfile.Scan(r, func(line int, text string) error {
 		h, err := parseKnownHostLine(text)
 		if err != nil {
-			return nil, fmt.Errorf("handshake: known_hosts %s:%d: %v", file, line, err)
+			return err
 		}
 		h.Line = line
 		k.Hosts = append(k.Hosts, h)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("handshake: known_hosts %s:%d: %v", file, line+1, err)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("handshake: known_hosts %s:%d: %v", file, line, err)
 	}
 	return k, nil
 }
 
 func parseKnownHostLine(text string) (KnownHost, error) {
-	fields := strings.Fields(text)
-	revoked := false
-	if len(fields) > 0 && strings.HasPrefix(fields[0], "@") {
-		if fields[0] != revokedMarker {
-			return KnownHost{}, fmt.Errorf("unknown marker %q (only %s is known)", fields[0], revokedMarker)
-		}
-		revoked = true
-		fields = fields[1:]
+	fields, revoked, err := pinfile.CutMarker(text)
+	if err != nil {
+		return KnownHost{}, err
 	}
 	if len(fields) != 3 {
 		return KnownHost{}, fmt.Errorf("want \"[%s] host:port %s KEY\", got %d fields", revokedMarker, knownHostKeyType, len(fields))
@@ -276,32 +260,10 @@ func (k *KnownHosts) Add(hostport string, key ed25519.PublicKey) error {
 	if len(key) != ed25519.PublicKeySize {
 		return errors.New("handshake: known_hosts: host key is not 32 bytes")
 	}
-	unlock, err := atomicfile.Lock(k.File)
+	lineNo, err := pinfile.Append(k.File, func([]byte) (string, error) {
+		return FormatKnownHost(hostport, key), nil
+	})
 	if err != nil {
-		return fmt.Errorf("handshake: known_hosts: %w", err)
-	}
-	defer unlock()
-	f, err := os.OpenFile(k.File, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("handshake: known_hosts: %w", err)
-	}
-	defer f.Close()
-	existing, err := io.ReadAll(f)
-	if err != nil {
-		return fmt.Errorf("handshake: known_hosts: %w", err)
-	}
-	line := FormatKnownHost(hostport, key) + "\n"
-	lineNo := bytes.Count(existing, []byte("\n")) + 1
-	// A file edited by hand may lack its final newline; do not glue our line
-	// onto its last one.
-	if len(existing) > 0 && existing[len(existing)-1] != '\n' {
-		line = "\n" + line
-		lineNo++
-	}
-	if _, err := f.WriteString(line); err != nil {
-		return fmt.Errorf("handshake: known_hosts: %w", err)
-	}
-	if err := f.Close(); err != nil {
 		return fmt.Errorf("handshake: known_hosts: %w", err)
 	}
 	k.Hosts = append(k.Hosts, KnownHost{HostPort: hostport, Key: key, Line: lineNo})
@@ -484,10 +446,7 @@ func (k *KnownHostsChecker) RecordNext(current, next ed25519.PublicKey) (added b
 }
 
 // RemovedLine is one line that RemoveKnownHost took out of the file.
-type RemovedLine struct {
-	Line int
-	Text string
-}
+type RemovedLine = pinfile.Removed
 
 // RemoveKnownHost removes every line for hostport from the known_hosts
 // file at path, as ssh-keygen -R does, and returns them. Comments, other
@@ -501,33 +460,8 @@ func RemoveKnownHost(path, hostport string) ([]RemovedLine, error) {
 	if err := checkHostPort(hostport); err != nil {
 		return nil, fmt.Errorf("handshake: %v", err)
 	}
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("handshake: known_hosts: %w", err)
-	}
-	unlock, err := atomicfile.Lock(path)
+	removed, err := pinfile.Remove(path, hostport)
 	if err != nil {
-		return nil, fmt.Errorf("handshake: known_hosts: %w", err)
-	}
-	defer unlock()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("handshake: known_hosts: %w", err)
-	}
-	lines := strings.SplitAfter(string(data), "\n")
-	var kept strings.Builder
-	var removed []RemovedLine
-	for i, line := range lines {
-		fields := strings.Fields(line)
-		if len(fields) > 0 && fields[0] == hostport {
-			removed = append(removed, RemovedLine{Line: i + 1, Text: strings.TrimRight(line, "\r\n")})
-			continue
-		}
-		kept.WriteString(line)
-	}
-	if len(removed) == 0 {
-		return nil, nil
-	}
-	if err := atomicfile.Replace(path, []byte(kept.String())); err != nil {
 		return nil, fmt.Errorf("handshake: known_hosts: %w", err)
 	}
 	return removed, nil

@@ -309,7 +309,7 @@ func TestRemoveKnownHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []RemovedLine{{1, a1}, {4, "  " + a2}}
+	want := []RemovedLine{{Line: 1, Text: a1}, {Line: 4, Text: "  " + a2}}
 	if fmt.Sprint(removed) != fmt.Sprint(want) {
 		t.Errorf("removed %v, want %v", removed, want)
 	}

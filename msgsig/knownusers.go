@@ -1,7 +1,6 @@
 package msgsig
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"crypto/subtle"
@@ -9,15 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
-	"os"
 	"path/filepath"
+	"securechat/internal/pinfile"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
-
-	"securechat/internal/atomicfile"
 )
 
 // The known_users file (PROTOCOL.md §13.16.6) pins each user's signing key
@@ -33,7 +29,7 @@ import (
 // keyType is the one key type of known_users lines, OpenSSH's name for it.
 const keyType = ssh.KeyAlgoED25519
 
-const revokedMarker = "@revoked"
+const revokedMarker = pinfile.RevokedMarker
 
 // KnownUser is one parsed known_users line.
 type KnownUser struct {
@@ -57,12 +53,12 @@ func UserAt(user, hostport string) string { return user + "@" + hostport }
 // LoadKnownUsers reads the file at path. A missing file is an empty set:
 // the first pinned key creates it.
 func LoadKnownUsers(path string) (*KnownUsers, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &KnownUsers{File: path}, nil
-	}
+	f, err := pinfile.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("msgsig: known_users: %w", err)
+	}
+	if f == nil {
+		return &KnownUsers{File: path}, nil
 	}
 	defer f.Close()
 	return ParseKnownUsers(f, path)
@@ -74,36 +70,25 @@ func LoadKnownUsers(path string) (*KnownUsers, error) {
 // cannot read whole could hide a pin or a revocation.
 func ParseKnownUsers(r io.Reader, file string) (*KnownUsers, error) {
 	k := &KnownUsers{File: file}
-	sc := bufio.NewScanner(r)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
+	line, err := pinfile.Scan(r, func(line int, text string) error {
 		u, err := parseKnownUserLine(text)
 		if err != nil {
-			return nil, fmt.Errorf("msgsig: known_users %s:%d: %v", file, line, err)
+			return err
 		}
 		u.Line = line
 		k.Users = append(k.Users, u)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("msgsig: known_users %s:%d: %v", file, line+1, err)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("msgsig: known_users %s:%d: %v", file, line, err)
 	}
 	return k, nil
 }
 
 func parseKnownUserLine(text string) (KnownUser, error) {
-	fields := strings.Fields(text)
-	revoked := false
-	if len(fields) > 0 && strings.HasPrefix(fields[0], "@") {
-		if fields[0] != revokedMarker {
-			return KnownUser{}, fmt.Errorf("unknown marker %q (only %s is known)", fields[0], revokedMarker)
-		}
-		revoked = true
-		fields = fields[1:]
+	fields, revoked, err := pinfile.CutMarker(text)
+	if err != nil {
+		return KnownUser{}, err
 	}
 	// Anything after the key is a comment, as in a .pub file.
 	if len(fields) < 3 {
@@ -259,20 +244,30 @@ func appendLine(path, who string, key ed25519.PublicKey, revoke bool) (bool, err
 	if len(key) != ed25519.PublicKeySize {
 		return false, errors.New("msgsig: known_users: key is not 32 bytes")
 	}
-	unlock, err := atomicfile.Lock(path)
+	// What the file says of who and key is no I/O error: it goes back
+	// to the caller as it is.
+	var refused error
+	lineNo, err := pinfile.Append(path, func(existing []byte) (string, error) {
+		var add bool
+		add, refused = needsLine(existing, path, who, key, revoke)
+		if !add {
+			return "", refused
+		}
+		return FormatKnownUser(who, key, revoke), nil
+	})
+	if refused != nil {
+		return false, refused
+	}
 	if err != nil {
 		return false, fmt.Errorf("msgsig: known_users: %w", err)
 	}
-	defer unlock()
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return false, fmt.Errorf("msgsig: known_users: %w", err)
-	}
-	defer f.Close()
-	existing, err := io.ReadAll(f)
-	if err != nil {
-		return false, fmt.Errorf("msgsig: known_users: %w", err)
-	}
+	return lineNo > 0, nil
+}
+
+// needsLine decides, from the file as it is, whether a line pinning (or
+// revoking) key for who is to be added: not when the file says so
+// already, and never over a revoked or another pinned key.
+func needsLine(existing []byte, path, who string, key ed25519.PublicKey, revoke bool) (bool, error) {
 	k, err := ParseKnownUsers(bytes.NewReader(existing), path)
 	if err != nil {
 		return false, err
@@ -282,24 +277,13 @@ func appendLine(path, who string, key ed25519.PublicKey, revoke bool) (bool, err
 	case revoke && pin == PinRevoked && (line.Who == who || line.Who == "*"):
 		return false, nil
 	case revoke:
+		return true, nil
 	case pin == PinMatch:
 		return false, nil
 	case pin == PinRevoked:
 		return false, &KeyRevokedError{Who: who, File: path, Line: line.Line, Fingerprint: Fingerprint(key)}
 	case pin == PinChanged:
 		return false, &KeyChangedError{Who: who, File: path, Line: line.Line, Want: Fingerprint(line.Key), Got: Fingerprint(key)}
-	}
-	text := FormatKnownUser(who, key, revoke) + "\n"
-	// A file edited by hand may lack its final newline; do not glue our
-	// line onto its last one.
-	if len(existing) > 0 && existing[len(existing)-1] != '\n' {
-		text = "\n" + text
-	}
-	if _, err := f.WriteString(text); err != nil {
-		return false, fmt.Errorf("msgsig: known_users: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return false, fmt.Errorf("msgsig: known_users: %w", err)
 	}
 	return true, nil
 }
@@ -322,37 +306,17 @@ func RemoveKnownUser(path, who string) ([]RemovedPin, error) {
 	if err := checkWho(who); err != nil {
 		return nil, fmt.Errorf("msgsig: known_users: %v", err)
 	}
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("msgsig: known_users: %w", err)
-	}
-	unlock, err := atomicfile.Lock(path)
+	lines, err := pinfile.Remove(path, who)
 	if err != nil {
 		return nil, fmt.Errorf("msgsig: known_users: %w", err)
 	}
-	defer unlock()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("msgsig: known_users: %w", err)
-	}
-	var kept strings.Builder
 	var removed []RemovedPin
-	for i, line := range strings.SplitAfter(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == who {
-			text := strings.TrimRight(line, "\r\n")
-			rp := RemovedPin{Line: i + 1, Text: text}
-			if u, err := parseKnownUserLine(strings.TrimSpace(text)); err == nil {
-				rp.Key = u.Key
-			}
-			removed = append(removed, rp)
-			continue
+	for _, l := range lines {
+		rp := RemovedPin{Line: l.Line, Text: l.Text}
+		if u, err := parseKnownUserLine(strings.TrimSpace(l.Text)); err == nil {
+			rp.Key = u.Key
 		}
-		kept.WriteString(line)
-	}
-	if len(removed) == 0 {
-		return nil, nil
-	}
-	if err := atomicfile.Replace(path, []byte(kept.String())); err != nil {
-		return nil, fmt.Errorf("msgsig: known_users: %w", err)
+		removed = append(removed, rp)
 	}
 	return removed, nil
 }

@@ -3,11 +3,9 @@ package msgsig
 import (
 	"crypto/ed25519"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -114,47 +112,5 @@ func TestInvalidFileFailsEverything(t *testing.T) {
 	}
 	if r := v.Check(&Event{Kind: KindMsg, Room: "#general", From: "dave", Text: "x"}); r.Status != Failed {
 		t.Errorf("unsigned: %+v", r)
-	}
-}
-
-// TestAddKnownUserDuringRemove: a pin written while /forget or
-// "securechat keys known-users remove" rewrites the file must not be lost
-// to the rename (both hold the file's lock).
-func TestAddKnownUserDuringRemove(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "known_users")
-	const users = 40
-	key := testKey("alice").Public().(ed25519.PublicKey)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for range users {
-			if _, err := AddKnownUser(path, "gone@h:1", key); err != nil {
-				t.Error(err)
-				return
-			}
-			if _, err := RemoveKnownUser(path, "gone@h:1"); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	})
-	for i := range users {
-		wg.Go(func() {
-			if _, err := AddKnownUser(path, fmt.Sprintf("u%d@h:1", i), key); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	k, err := LoadKnownUsers(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range users {
-		if who := fmt.Sprintf("u%d@h:1", i); len(k.Lookup(who)) != 1 {
-			t.Errorf("%s: %d pins, want 1 (an append was lost to a removal)", who, len(k.Lookup(who)))
-		}
-	}
-	if n := len(k.Lookup("gone@h:1")); n != 0 {
-		t.Errorf("gone@h:1 still has %d pins", n)
 	}
 }
