@@ -177,6 +177,13 @@ func Edit(path string, fn func(*File) error) error {
 }
 
 func edit(path string, max Params, fn func(*File) error) error {
+	return lockedEdit(path, func(data []byte) (*File, error) { return parseFile(path, data, max) }, fn)
+}
+
+// lockedEdit is what Edit and EditKeys share: under the lock, read and
+// parse the file afresh (a missing one is empty), call fn, and replace the
+// file atomically, keeping its owner, if fn succeeds.
+func lockedEdit[F interface{ Bytes() []byte }](path string, parse func([]byte) (F, error), fn func(F) error) error {
 	real, err := resolve(path)
 	if err != nil {
 		return err
@@ -200,7 +207,7 @@ func edit(path string, max Params, fn func(*File) error) error {
 			return fmt.Errorf("credstore: %w", err)
 		}
 	}
-	f, err := parseFile(path, data, max)
+	f, err := parse(data)
 	if err != nil {
 		return err
 	}

@@ -241,37 +241,7 @@ func ReadKeysFile(path string) (*KeysFile, error) {
 // under an exclusive lock, reading the file afresh, and replacing it
 // atomically with mode 0600 if fn succeeds. A missing file is created.
 func EditKeys(path string, fn func(*KeysFile) error) error {
-	real, err := resolve(path)
-	if err != nil {
-		return err
-	}
-	unlock, err := lock(real)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	removeStaleTemps(real)
-
-	data, err := os.ReadFile(real)
-	var info fs.FileInfo
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		data = nil
-	case err != nil:
-		return fmt.Errorf("credstore: %w", err)
-	default:
-		if info, err = os.Stat(real); err != nil {
-			return fmt.Errorf("credstore: %w", err)
-		}
-	}
-	f, err := parseKeysFile(path, data)
-	if err != nil {
-		return err
-	}
-	if err := fn(f); err != nil {
-		return err
-	}
-	return writeAtomic(real, f.Bytes(), info)
+	return lockedEdit(path, func(data []byte) (*KeysFile, error) { return parseKeysFile(path, data) }, fn)
 }
 
 // KeyStore holds the authorized keys the server checks key logins
