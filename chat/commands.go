@@ -299,12 +299,7 @@ func (h *Hub) cmdMOTD(s *session, req *Request) {
 	h.saveMOTD()
 	h.log.Info("chat: motd set", "by", s.name)
 	reply := &Event{Type: TypeReply, ID: req.ID, Cmd: "motd", MOTD: h.motd, Text: "message of the day updated"}
-	if h.relay != nil {
-		h.share(s, req.ID, StateChange{Kind: StateMOTD, Text: h.motd}, reply, &Event{Type: TypeAck, ID: req.ID})
-		return
-	}
-	h.sendEvent(s, reply)
-	h.ack(s, req.ID, 0)
+	h.answerShared(s, req, StateChange{Kind: StateMOTD, Text: h.motd}, reply)
 }
 
 func (h *Hub) cmdHelp(s *session, req *Request) {
@@ -432,15 +427,9 @@ func (h *Hub) cmdBan(s *session, req *Request) {
 	h.log.Info("chat: ban", "by", s.name, "user", name, "until", until, "sessions", n)
 	reply := &Event{Type: TypeReply, ID: req.ID, Cmd: "ban", User: name, Sessions: n,
 		Text: fmt.Sprintf("banned %s%s (%d session(s) ended)", name, untilText(until), n)}
-	if h.relay != nil {
-		// Answered once every server holds the ban: a login anywhere
-		// after the answer is refused.
-		h.share(s, req.ID, StateChange{Kind: StateBan, Restriction: storedRestriction(name, h.bans[name])},
-			reply, &Event{Type: TypeAck, ID: req.ID})
-		return
-	}
-	h.sendEvent(s, reply)
-	h.ack(s, req.ID, 0)
+	// In a cluster, answered once every server holds the ban: a login
+	// anywhere after the answer is refused.
+	h.answerShared(s, req, StateChange{Kind: StateBan, Restriction: storedRestriction(name, h.bans[name])}, reply)
 }
 
 func (h *Hub) cmdUnban(s *session, req *Request) {
@@ -456,13 +445,7 @@ func (h *Hub) cmdUnban(s *session, req *Request) {
 	h.saveBan(name)
 	h.log.Info("chat: unban", "by", s.name, "user", name)
 	reply := &Event{Type: TypeReply, ID: req.ID, Cmd: "unban", User: name, Text: "unbanned " + name}
-	if h.relay != nil {
-		h.share(s, req.ID, StateChange{Kind: StateBan, Restriction: StoredRestriction{User: name}, Removed: true},
-			reply, &Event{Type: TypeAck, ID: req.ID})
-		return
-	}
-	h.sendEvent(s, reply)
-	h.ack(s, req.ID, 0)
+	h.answerShared(s, req, StateChange{Kind: StateBan, Restriction: StoredRestriction{User: name}, Removed: true}, reply)
 }
 
 func (h *Hub) cmdMute(s *session, req *Request) {
@@ -479,13 +462,7 @@ func (h *Hub) cmdMute(s *session, req *Request) {
 	h.tell(name, "you were muted by "+s.name+untilText(until))
 	h.log.Info("chat: mute", "by", s.name, "user", name, "until", until)
 	reply := &Event{Type: TypeReply, ID: req.ID, Cmd: "mute", User: name, Text: "muted " + name + untilText(until)}
-	if h.relay != nil {
-		h.share(s, req.ID, StateChange{Kind: StateMute, Restriction: storedRestriction(name, h.mutes[name])},
-			reply, &Event{Type: TypeAck, ID: req.ID})
-		return
-	}
-	h.sendEvent(s, reply)
-	h.ack(s, req.ID, 0)
+	h.answerShared(s, req, StateChange{Kind: StateMute, Restriction: storedRestriction(name, h.mutes[name])}, reply)
 }
 
 func (h *Hub) cmdUnmute(s *session, req *Request) {
@@ -502,13 +479,7 @@ func (h *Hub) cmdUnmute(s *session, req *Request) {
 	h.tell(name, "you were unmuted by "+s.name)
 	h.log.Info("chat: unmute", "by", s.name, "user", name)
 	reply := &Event{Type: TypeReply, ID: req.ID, Cmd: "unmute", User: name, Text: "unmuted " + name}
-	if h.relay != nil {
-		h.share(s, req.ID, StateChange{Kind: StateMute, Restriction: StoredRestriction{User: name}, Removed: true},
-			reply, &Event{Type: TypeAck, ID: req.ID})
-		return
-	}
-	h.sendEvent(s, reply)
-	h.ack(s, req.ID, 0)
+	h.answerShared(s, req, StateChange{Kind: StateMute, Restriction: StoredRestriction{User: name}, Removed: true}, reply)
 }
 
 // tell sends a notice to every logged-in session of name.

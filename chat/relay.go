@@ -306,20 +306,26 @@ func (h *Hub) storeLogged(m StoredMessage) {
 	h.stats.Stored++
 }
 
-// share hands a state change to the relay and answers s with answers once
-// every server can see it, or with an error if it could not be shared. The
-// change holds on this server already.
-func (h *Hub) share(s *session, id string, c StateChange, answers ...*Event) {
+// answerShared answers a command that changed shared state (c, in force
+// on this server already) with reply and its ack: at once on a server
+// alone; with a relay, once every server can see c, or with an error if
+// it could not be shared.
+func (h *Hub) answerShared(s *session, req *Request, c StateChange, reply *Event) {
+	if h.relay == nil {
+		h.sendEvent(s, reply)
+		h.ack(s, req.ID, 0)
+		return
+	}
 	x := h.reserve(s)
 	h.relay.SetState(c, func(err error) {
 		h.post(func() {
 			if err != nil {
 				h.logNotStored("chat: state change not shared", "user", s.name, "err", err)
-				h.fill(s, x, &Event{Type: TypeError, ID: id, Code: CodeNotStored,
+				h.fill(s, x, &Event{Type: TypeError, ID: req.ID, Code: CodeNotStored,
 					Text: "done on this server only: the other servers could not be told; try again"})
 				return
 			}
-			h.fill(s, x, answers...)
+			h.fill(s, x, reply, &Event{Type: TypeAck, ID: req.ID})
 		})
 	})
 }
