@@ -331,9 +331,13 @@ func Run(ctx context.Context, cfg Config) error {
 				return
 			case <-hup:
 				tellManager(log, notifier.Reloading())
-				reloadHostKeys(srv, setup.hostKeyFile, log)
+				var failed []string
+				if !reloadHostKeys(srv, setup.hostKeyFile, log) {
+					failed = append(failed, "host keys")
+				}
 				if lost, err := keys.Reload(); err != nil {
 					log.Error("authorized keys reload failed; keeping the old keys", "err", err)
+					failed = append(failed, "authorized keys")
 				} else {
 					log.Info("authorized keys reloaded", "file", keys.Path(), "key_removed", lost)
 					// Like a reset password: whoever logged in with a key
@@ -344,9 +348,14 @@ func Run(ctx context.Context, cfg Config) error {
 				}
 				diff, err := store.Reload()
 				sm.credsReloaded(err)
+				if err != nil {
+					failed = append(failed, "accounts")
+				}
 				// Ready again either way: a failed reload keeps the old
-				// accounts and the server goes on serving.
-				tellManager(log, notifier.Ready(status))
+				// accounts and the server goes on serving. The status
+				// line tells systemctl status that it did fail (the
+				// reason is in the log, which may quote the file).
+				tellManager(log, notifier.Ready(reloadStatus(status, failed)))
 				if err != nil {
 					log.Error("creds reload failed; keeping the old accounts", "err", err)
 					continue
@@ -399,17 +408,18 @@ func Run(ctx context.Context, cfg Config) error {
 
 // reloadHostKeys rereads the host key and the next one (on SIGHUP) and
 // hands them to srv for new connections: all or nothing, and the current
-// key must exist (a reload never creates one).
-func reloadHostKeys(srv *server.Server, path string, log *slog.Logger) {
+// key must exist (a reload never creates one). It reports whether the
+// keys it read are in force.
+func reloadHostKeys(srv *server.Server, path string, log *slog.Logger) bool {
 	current, err := handshake.LoadHostKey(path)
 	if err != nil {
 		log.Error("host key reload failed; keeping the old keys", "err", err)
-		return
+		return false
 	}
 	next, err := handshake.LoadNextHostKey(path, current)
 	if err != nil {
 		log.Error("host key reload failed; keeping the old keys", "err", err)
-		return
+		return false
 	}
 	srv.SetHostKeys(current, next)
 	args := []any{"fingerprint", handshake.Fingerprint(current.Public().(ed25519.PublicKey))}
@@ -417,4 +427,18 @@ func reloadHostKeys(srv *server.Server, path string, log *slog.Logger) {
 		args = append(args, "next", handshake.Fingerprint(next.Public().(ed25519.PublicKey)))
 	}
 	log.Info("host keys reloaded", args...)
+	return true
+}
+
+// reloadStatus is the service status after a reload: the serving status,
+// and which files the reload could not put in force, if any.
+func reloadStatus(serving string, failed []string) string {
+	if len(failed) == 0 {
+		return serving
+	}
+	list := failed[0]
+	if n := len(failed); n > 1 {
+		list = strings.Join(failed[:n-1], ", ") + " and " + failed[n-1]
+	}
+	return serving + "; reload failed, old " + list + " kept (see the log)"
 }
