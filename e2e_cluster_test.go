@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,7 +58,7 @@ func startE2ECluster(t *testing.T, n int) *e2eCluster {
 func (c *e2eCluster) serve(i int, listen string) *e2eServer {
 	return c.env.serve("tcp", listen, c.dirs[i], "--flood-rate", "-1",
 		"--cluster", c.nats.URLs(), "--cluster-replicas", fmt.Sprint(len(c.nats.Servers)),
-		"--node", fmt.Sprintf("node%d", i+1))
+		"--node", fmt.Sprintf("node%d", i+1), "--metrics-listen", "127.0.0.1:0")
 }
 
 // failoverClient starts a held script client of user given every node's
@@ -176,6 +177,22 @@ func TestE2EClusterThreeNodes(t *testing.T) {
 	}
 	alice.send("/whois carol")
 	alice.waitAny("carol is online on node3")
+
+	// Each node's metrics show its link, the three nodes and the log it
+	// applied: the three messages at least.
+	for i, s := range c.servers {
+		base := s.metricsURL()
+		samples, _ := scrape(t, base)
+		if samples["securechat_cluster_connected"] != 1 || samples["securechat_cluster_nodes"] != 3 ||
+			samples["securechat_cluster_log_applied_sequence"] < 3 || samples["securechat_messages_stored_total"] < 1 {
+			t.Errorf("node%d's cluster metrics: connected %v, nodes %v, applied %v, stored %v; want 1, 3, at least 3, at least 1",
+				i+1, samples["securechat_cluster_connected"], samples["securechat_cluster_nodes"],
+				samples["securechat_cluster_log_applied_sequence"], samples["securechat_messages_stored_total"])
+		}
+		if code, body := httpGet(t, base+"/readyz"); code != http.StatusOK {
+			t.Errorf("node%d /readyz: %d %q", i+1, code, body)
+		}
+	}
 
 	// Every node has the same history of the room, in the same order.
 	want := historyPage(t, s1, "alice")

@@ -163,6 +163,31 @@ func persist(ctx context.Context, log *slog.Logger, what string, op func(context
 // Name is this server's name in the cluster.
 func (n *Node) Name() string { return n.name }
 
+// Stats is what a node reports about its place in the cluster, for
+// metrics and health checks.
+type Stats struct {
+	Connected  bool   // the NATS link is up
+	Reconnects uint64 // times the link came back after it was lost
+	Nodes      int    // nodes whose heartbeats arrive, this one included
+	Applied    uint64 // the last log sequence this server applied
+}
+
+// Stats reports the node's state now.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	f := n.follower
+	n.mu.Unlock()
+	st := Stats{
+		Connected:  n.conn.Connected(),
+		Reconnects: n.conn.Reconnects(),
+		Nodes:      len(n.presence.Nodes()),
+	}
+	if f != nil {
+		st.Applied = f.Applied()
+	}
+	return st
+}
+
 // Start follows the log from where hub's store stops and watches the
 // shared state, feeding both to hub, and returns once hub has applied
 // what the cluster held: a server that was down has caught up, and knows

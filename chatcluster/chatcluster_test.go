@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -558,4 +559,48 @@ func TestSignedMessageThroughTheLog(t *testing.T) {
 	// carol joins #go on node2 later: the replay comes from node2's view.
 	carol := n2.login("carol", "#go")
 	check("carol, replayed", carol.wait(func(e *chat.Event) bool { return e.History && e.Text == "signed hello" }), room)
+}
+
+// TestStatsFollowTheLink: what a node reports for its metrics follows the
+// NATS link down and back up, counts its own heartbeat and the log it
+// applied.
+func TestStatsFollowTheLink(t *testing.T) {
+	storeDir := t.TempDir()
+	start := func(port int) *server.Server {
+		srv, err := server.NewServer(&server.Options{
+			ServerName: "embedded", Host: "127.0.0.1", Port: port,
+			JetStream: true, StoreDir: storeDir, NoLog: true, NoSigs: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Start()
+		if !srv.ReadyForConnections(testTimeout) {
+			t.Fatal("NATS server not ready")
+		}
+		return srv
+	}
+	srv := start(server.RANDOM_PORT)
+	port := srv.Addr().(*net.TCPAddr).Port
+	n1 := startNode(t, srv.ClientURL(), "node1", "")
+	alice := n1.login("alice", "#go")
+	alice.line("counted", "#go")
+	waitFor(t, "node1 to see its link, itself and the message", func() bool {
+		st := n1.relay.Stats()
+		return st.Connected && st.Nodes == 1 && st.Applied >= 1
+	})
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	waitFor(t, "node1 to see its link down", func() bool { return !n1.relay.Stats().Connected })
+
+	srv = start(port)
+	waitFor(t, "node1 to see its link back", func() bool {
+		st := n1.relay.Stats()
+		return st.Connected && st.Reconnects >= 1
+	})
+	// Stopped here, while NATS answers, so that leaving is quick.
+	n1.stop()
+	srv.Shutdown()
+	srv.WaitForShutdown()
 }

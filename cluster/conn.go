@@ -260,6 +260,13 @@ func (c *Conn) Close() {
 // Name is the node name given in [Options.Name].
 func (c *Conn) Name() string { return c.name }
 
+// Connected reports whether the link is up now. While it is down,
+// publishes and state writes wait and may fail when their time runs out.
+func (c *Conn) Connected() bool { return c.nc.IsConnected() }
+
+// Reconnects counts the times the link came back after it was lost.
+func (c *Conn) Reconnects() uint64 { return c.reconnects.Load() }
+
 // NATS is the underlying connection, for metrics and tests.
 func (c *Conn) NATS() *nats.Conn { return c.nc }
 

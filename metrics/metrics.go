@@ -40,6 +40,17 @@ type Sources struct {
 	Sessions func() int
 	// Stats reports the chat hub's counters (chat.Hub.Stats).
 	Stats func() chat.Stats
+	// Cluster reports the node's link to its cluster (serve --cluster);
+	// nil for a server alone, which then has no cluster series.
+	Cluster func() ClusterStats
+}
+
+// ClusterStats is a node's state in its cluster (chatcluster.Node.Stats).
+type ClusterStats struct {
+	Connected  bool   // the NATS link is up
+	Reconnects uint64 // times the link came back
+	Nodes      int    // nodes alive, this one included
+	Applied    uint64 // the last log sequence the node applied
 }
 
 // other is the label value for a hook value outside its known set.
@@ -233,6 +244,19 @@ var (
 		"Events waiting in all sessions' send queues together.", nil, nil)
 	descMaxQueued = prometheus.NewDesc("securechat_send_queue_max_events",
 		"Events waiting in the longest send queue.", nil, nil)
+	descStored = prometheus.NewDesc("securechat_messages_stored_total",
+		"Messages the chat database (or the cluster's log) stored.", nil, nil)
+	descNotStored = prometheus.NewDesc("securechat_messages_not_stored_total",
+		"Messages and moderation changes the chat database (or the cluster) refused or failed to store; their senders were told.", nil, nil)
+
+	descClusterConnected = prometheus.NewDesc("securechat_cluster_connected",
+		"1 while the node's link to NATS is up, 0 while it is down.", nil, nil)
+	descClusterReconnects = prometheus.NewDesc("securechat_cluster_reconnects_total",
+		"Times the node's link to NATS came back after it was lost.", nil, nil)
+	descClusterNodes = prometheus.NewDesc("securechat_cluster_nodes",
+		"Nodes whose heartbeats arrive, this one included.", nil, nil)
+	descClusterApplied = prometheus.NewDesc("securechat_cluster_log_applied_sequence",
+		"The last sequence of the cluster's message log this node applied; compare nodes to see one fall behind.", nil, nil)
 )
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -241,7 +265,12 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	if c.src.Stats != nil {
 		for _, d := range []*prometheus.Desc{descUsers, descRooms, descHistoryBytes, descMessagesIn,
-			descRequestsIn, descDeliveries, descDropped, descSlow, descQueued, descMaxQueued} {
+			descRequestsIn, descDeliveries, descDropped, descSlow, descQueued, descMaxQueued, descStored, descNotStored} {
+			ch <- d
+		}
+	}
+	if c.src.Cluster != nil {
+		for _, d := range []*prometheus.Desc{descClusterConnected, descClusterReconnects, descClusterNodes, descClusterApplied} {
 			ch <- d
 		}
 	}
@@ -251,16 +280,27 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.src.Sessions != nil {
 		ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(c.src.Sessions()), c.src.Transport)
 	}
-	if c.src.Stats == nil {
-		return
-	}
-	st := c.src.Stats()
 	gauge := func(d *prometheus.Desc, v int) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
 	}
 	count := func(d *prometheus.Desc, v uint64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}
+	if c.src.Cluster != nil {
+		cs := c.src.Cluster()
+		connected := 0
+		if cs.Connected {
+			connected = 1
+		}
+		gauge(descClusterConnected, connected)
+		count(descClusterReconnects, cs.Reconnects)
+		gauge(descClusterNodes, cs.Nodes)
+		ch <- prometheus.MustNewConstMetric(descClusterApplied, prometheus.GaugeValue, float64(cs.Applied))
+	}
+	if c.src.Stats == nil {
+		return
+	}
+	st := c.src.Stats()
 	gauge(descUsers, st.Users)
 	gauge(descRooms, st.Rooms)
 	gauge(descHistoryBytes, st.HistoryBytes)
@@ -271,6 +311,8 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	count(descSlow, st.SlowDisconnects)
 	gauge(descQueued, st.Queued)
 	gauge(descMaxQueued, st.MaxQueued)
+	count(descStored, st.Stored)
+	count(descNotStored, st.NotStored)
 }
 
 // AddCheck adds a readiness check: /readyz answers 503 while any check

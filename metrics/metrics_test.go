@@ -61,7 +61,7 @@ func TestReadyzFollowsChecks(t *testing.T) {
 }
 
 func TestHooksCountWithBoundedLabels(t *testing.T) {
-	stats := chat.Stats{Users: 2, Messages: 5, Delivered: 9, Requests: 7, Queued: 3, MaxQueued: 2}
+	stats := chat.Stats{Users: 2, Messages: 5, Delivered: 9, Requests: 7, Queued: 3, MaxQueued: 2, Stored: 4, NotStored: 1}
 	m := New(Sources{Transport: "tcp", Sessions: func() int { return 4 }, Stats: func() chat.Stats { return stats }})
 	hk := m.Hooks()
 	hk.Login(server.LoginOK)
@@ -99,6 +99,8 @@ func TestHooksCountWithBoundedLabels(t *testing.T) {
 		`securechat_deliveries_out_total 9`,
 		`securechat_send_queue_events 3`,
 		`securechat_send_queue_max_events 2`,
+		`securechat_messages_stored_total 4`,
+		`securechat_messages_not_stored_total 1`,
 		`go_goroutines `,
 	} {
 		if !strings.Contains(text, want+"\n") && !strings.Contains(text, "\n"+want) {
@@ -112,6 +114,30 @@ func TestHooksCountWithBoundedLabels(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(m.Registry()); err != nil || n == 0 {
 		t.Errorf("gather: %d metrics, %v", n, err)
+	}
+	if strings.Contains(text, "securechat_cluster_") {
+		t.Error("a server without a cluster exports cluster series")
+	}
+}
+
+func TestClusterSeries(t *testing.T) {
+	cs := ClusterStats{Connected: true, Reconnects: 2, Nodes: 3, Applied: 41}
+	m := New(Sources{Cluster: func() ClusterStats { return cs }})
+	for _, tc := range []struct {
+		stats ClusterStats
+		want  []string
+	}{
+		{cs, []string{"securechat_cluster_connected 1", "securechat_cluster_reconnects_total 2",
+			"securechat_cluster_nodes 3", "securechat_cluster_log_applied_sequence 41"}},
+		{ClusterStats{Nodes: 1, Applied: 41, Reconnects: 2}, []string{"securechat_cluster_connected 0", "securechat_cluster_nodes 1"}},
+	} {
+		cs = tc.stats
+		_, text := get(t, m.Handler(), "/metrics")
+		for _, want := range tc.want {
+			if !strings.Contains(text, "\n"+want+"\n") {
+				t.Errorf("%+v: /metrics lacks %q", tc.stats, want)
+			}
+		}
 	}
 }
 
@@ -150,7 +176,8 @@ func TestDashboardNamesExportedMetrics(t *testing.T) {
 	if err := json.Unmarshal(b, &dash); err != nil {
 		t.Fatalf("dashboard: %v", err)
 	}
-	m := New(Sources{Transport: "tcp", Sessions: func() int { return 0 }, Stats: func() chat.Stats { return chat.Stats{} }})
+	m := New(Sources{Transport: "tcp", Sessions: func() int { return 0 }, Stats: func() chat.Stats { return chat.Stats{} },
+		Cluster: func() ClusterStats { return ClusterStats{} }})
 	m.Hooks().Handshake(handshake.GroupX25519, server.HandshakeOK, time.Millisecond)
 	_, text := get(t, m.Handler(), "/metrics")
 	name := regexp.MustCompile(`\b(?:securechat|go|process)_[a-z_]+`)

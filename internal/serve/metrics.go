@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"securechat/chat"
+	"securechat/chatcluster"
 	"securechat/internal/cmderr"
 	"securechat/metrics"
 	"securechat/server"
@@ -27,12 +28,14 @@ type serveMetrics struct {
 	listening atomic.Bool                     // the chat listener is up and not shutting down
 	credsErr  atomic.Pointer[error]           // the last creds reload's failure, nil after a good one
 	sources   atomic.Pointer[metrics.Sources] // set by start
+	node      *chatcluster.Node               // nil for a server alone
 }
 
 // newServeMetrics binds the --metrics-listen address (flag), so that a busy
 // port fails serve before it listens for chat. It returns nil when the flag
-// is not given.
-func newServeMetrics(flag, transportName string) (*serveMetrics, error) {
+// is not given. node is the server's place in its cluster, nil for a
+// server alone.
+func newServeMetrics(flag, transportName string, node *chatcluster.Node) (*serveMetrics, error) {
 	if flag == "" {
 		return nil, nil
 	}
@@ -44,10 +47,10 @@ func newServeMetrics(flag, transportName string) (*serveMetrics, error) {
 	if err != nil {
 		return nil, cmderr.WithHint(fmt.Errorf("metrics: %w", err), "is another server already listening there?")
 	}
-	sm := &serveMetrics{ln: ln}
+	sm := &serveMetrics{ln: ln, node: node}
 	// The scrape-time sources are the server and hub, made after this;
 	// until start they read as absent.
-	sm.m = metrics.New(metrics.Sources{
+	src := metrics.Sources{
 		Transport: transportName,
 		Sessions: func() int {
 			if src := sm.sources.Load(); src != nil {
@@ -61,7 +64,11 @@ func newServeMetrics(flag, transportName string) (*serveMetrics, error) {
 			}
 			return chat.Stats{}
 		},
-	})
+	}
+	if node != nil {
+		src.Cluster = func() metrics.ClusterStats { return metrics.ClusterStats(node.Stats()) }
+	}
+	sm.m = metrics.New(src)
 	return sm, nil
 }
 
@@ -99,6 +106,17 @@ func (sm *serveMetrics) start(ctx context.Context, w io.Writer, log *slog.Logger
 		return nil
 	})
 	sm.m.AddCheck("state_dir", func() error { return checkWritable(stateDir) })
+	if sm.node != nil {
+		// Messages sent meanwhile wait, and are refused as not stored if
+		// the link stays down: a load balancer should send new clients
+		// to another node.
+		sm.m.AddCheck("cluster", func() error {
+			if !sm.node.Stats().Connected {
+				return errors.New("not connected to NATS; messages wait and may not be stored")
+			}
+			return nil
+		})
+	}
 	if storeHealth != nil {
 		// Fails while the chat database cannot commit (a full disk, a file
 		// that became unwritable); messages are still delivered meanwhile.

@@ -252,7 +252,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	// --metrics-listen (metrics.go): off when nil.
-	sm, err := newServeMetrics(cfg.MetricsListen, tr.Name())
+	sm, err := newServeMetrics(cfg.MetricsListen, tr.Name(), relay)
 	if err != nil {
 		return err
 	}
