@@ -37,7 +37,8 @@ never prompts.
 
 Several comma-separated addresses name the nodes of one server: they are
 tried in order, the next one when an address cannot be reached, and after
-a lost connection the client starts with the address after the lost one.
+a lost connection the client starts with a random other address and tries
+the lost one last.
 A key known for one of them is trusted for all; an address with another
 key is refused as a changed key (exit 4), and a failed login is not
 retried at the next address.

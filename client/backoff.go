@@ -54,7 +54,7 @@ func (b *reconnectBackoff) Next() time.Duration {
 
 // failoverSpread bounds the wait before the first reconnect attempt of an
 // outage when the server has other addresses (Config.Addrs): the attempt
-// goes to the address after the lost one, which is likely up, so the
+// goes to another address than the lost one, which is likely up, so the
 // backoff's second would only delay the failover. The wait is drawn
 // uniformly from [0, failoverSpread), so that the clients of a node that
 // died reach the next node spread out rather than in one instant.

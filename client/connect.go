@@ -316,7 +316,7 @@ func (l *Link) send(r *chat.Request) error {
 // the welcome. With several addresses it tries them in order until one
 // works (dialAny). Errors are returned with their exit codes attached.
 func Dial(ctx context.Context, cfg *Config) (*Link, error) {
-	return dialAny(ctx, cfg, 0, nil)
+	return dialAny(ctx, cfg, inOrder(len(cfg.addrs())), nil)
 }
 
 // Addr is the address the link is connected to.
@@ -967,7 +967,7 @@ func RunScript(ctx context.Context, cfg *Config, in io.Reader, out, errOut io.Wr
 	// The window stays well below the server's per-session queue: every
 	// line in flight brings back an echo and an ack.
 	const scriptWindow = 64
-	l, err := dialAny(ctx, cfg, 0, failoverNote(errOut))
+	l, err := dialAny(ctx, cfg, inOrder(len(cfg.addrs())), failoverNote(errOut))
 	if err != nil {
 		return err
 	}

@@ -2,9 +2,11 @@ package client
 
 // Failover: one connect may name several addresses of the same server (the
 // nodes of a cluster, which all serve the same host key). The client tries
-// them in order, moves to the next when one cannot be reached, and after
-// a lost connection starts with the address after the one that was lost,
-// so that the dead node is tried last rather than first.
+// them in order and moves to the next when one cannot be reached. After a
+// lost connection it starts with a random one of the other addresses and
+// tries the one that was lost last, so that the clients of a dead node
+// spread over the live ones rather than all moving to the next in the
+// list.
 //
 // Host keys: known_hosts stays per host:port, as in OpenSSH, but the
 // addresses of one connect are one server, so a key known_hosts trusts
@@ -85,28 +87,51 @@ func (cfg *Config) trustFor(addr string) *HostKeyTrust {
 	return &HostKeyTrust{Check: cfg.HostKey, Record: cfg.HostKeyVerified, RecordNext: cfg.HostKeysAnnounced}
 }
 
-// dialAny tries the addresses of cfg once each, from index start on and
-// around, and returns the first link. An error that fatal says must not
+// inOrder is the order of a first dial: the addresses as given.
+func inOrder(n int) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	return order
+}
+
+// failoverOrder is the order of a redial after the connection to address
+// lost ended: the other addresses, from one that pick chooses on and
+// around, then lost. pick(k) returns a number in [0, k).
+func failoverOrder(n, lost int, pick func(k int) int) []int {
+	order := make([]int, 0, n)
+	if n > 1 {
+		first := pick(n - 1)
+		for i := range n - 1 {
+			order = append(order, (lost+1+(first+i)%(n-1))%n)
+		}
+	}
+	return append(order, lost)
+}
+
+// dialAny tries the addresses of cfg once each, in order (indexes into
+// cfg's addresses), and returns the first link. An error that fatal says must not
 // be retried ends it at once: a refused login or a server that could not
 // be authenticated would be refused the same way by the next node, and a
 // refused login adds to the penalties the server counts. failed, if set,
 // is told of each address that failed before the next one is tried.
-func dialAny(ctx context.Context, cfg *Config, start int, failed func(addr string, err error, next string)) (*Link, error) {
+func dialAny(ctx context.Context, cfg *Config, order []int, failed func(addr string, err error, next string)) (*Link, error) {
 	addrs := cfg.addrs()
 	var errs []error
-	for i := range addrs {
-		addr := addrs[(start+i)%len(addrs)]
+	for i, idx := range order {
+		addr := addrs[idx]
 		l, err := dialAddr(ctx, cfg, addr)
 		if err == nil {
-			l.index = (start + i) % len(addrs)
+			l.index = idx
 			return l, nil
 		}
 		if fatal(err) || ctx.Err() != nil {
 			return nil, err
 		}
 		errs = append(errs, err)
-		if i+1 < len(addrs) && failed != nil {
-			failed(addr, err, addrs[(start+i+1)%len(addrs)])
+		if i+1 < len(order) && failed != nil {
+			failed(addr, err, addrs[order[i+1]])
 		}
 	}
 	if len(errs) == 1 {

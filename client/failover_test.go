@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func TestDialFailsOver(t *testing.T) {
 	b := startFakeNode(t, newHostKey(t), anyPassword{}, chatUntilGone(nil))
 	cfg := nodesConfig(t, b.key, deadAddr(t), b.addr)
 	var notes []string
-	l, err := dialAny(context.Background(), cfg, 0, func(addr string, err error, next string) {
+	l, err := dialAny(context.Background(), cfg, inOrder(len(cfg.addrs())), func(addr string, err error, next string) {
 		notes = append(notes, addr+" -> "+next)
 	})
 	if err != nil {
@@ -161,7 +162,7 @@ func TestFailoverNotOnRefusal(t *testing.T) {
 }
 
 // TestScriptFailsOverToNextNode: when the node of the session goes away
-// the script client reconnects to the next address first (not the one it
+// the script client reconnects to the other address first (not the one it
 // lost, which still accepts here) and its next line is delivered there.
 func TestScriptFailsOverToNextNode(t *testing.T) {
 	priv := newHostKey(t)
@@ -446,5 +447,58 @@ func TestGroupRecordsNextKeyForOthers(t *testing.T) {
 	}
 	if notes.Len() > 0 {
 		t.Errorf("notes %q, want none", notes.String())
+	}
+}
+
+// TestFailoverOrderSpreads: after losing an address, a redial tries the
+// others first, starting at the one pick chooses, and the lost one last;
+// over the picks every other address comes first once, so the clients of
+// a dead node spread over the live ones.
+func TestFailoverOrderSpreads(t *testing.T) {
+	if got := failoverOrder(1, 0, func(int) int { t.Fatal("pick called with one address"); return 0 }); !slices.Equal(got, []int{0}) {
+		t.Errorf("one address: %v, want [0]", got)
+	}
+	for _, tc := range []struct {
+		n, lost int
+		want    [][]int // by pick
+	}{
+		{2, 0, [][]int{{1, 0}}},
+		{3, 0, [][]int{{1, 2, 0}, {2, 1, 0}}},
+		{4, 2, [][]int{{3, 0, 1, 2}, {0, 1, 3, 2}, {1, 3, 0, 2}}},
+	} {
+		firsts := map[int]bool{}
+		for p, want := range tc.want {
+			got := failoverOrder(tc.n, tc.lost, func(k int) int {
+				if k != tc.n-1 {
+					t.Errorf("pick(%d), want pick(%d): the others", k, tc.n-1)
+				}
+				return p
+			})
+			if !slices.Equal(got, want) {
+				t.Errorf("n %d, lost %d, pick %d: %v, want %v", tc.n, tc.lost, p, got, want)
+			}
+			firsts[got[0]] = true
+		}
+		if len(firsts) != tc.n-1 || firsts[tc.lost] {
+			t.Errorf("n %d, lost %d: first addresses %v, want every other one", tc.n, tc.lost, firsts)
+		}
+	}
+}
+
+// TestRedialStartsWherePickSays: a redial dials in failoverOrder with the
+// redialer's pick, the lost address last.
+func TestRedialStartsWherePickSays(t *testing.T) {
+	addrs := []string{deadAddr(t), deadAddr(t), deadAddr(t)}
+	cfg := nodesConfig(t, newHostKey(t).Public().(ed25519.PublicKey), addrs...)
+	cfg.testOnlyRedialDelay = 0
+	var tried []string
+	r := &redialer{cfg: cfg, limit: 1, last: 0, pick: func(int) int { return 1 },
+		failedOver: func(addr string, _ error, next string) { tried = append(tried, addr+">"+next) }}
+	if _, err := r.redial(context.Background(), errors.New("lost")); err == nil {
+		t.Fatal("redial to dead addresses succeeded")
+	}
+	want := []string{addrs[2] + ">" + addrs[1], addrs[1] + ">" + addrs[0]}
+	if !slices.Equal(tried, want) {
+		t.Errorf("tried %v, want %v (the third address first, the lost one last)", tried, want)
 	}
 }

@@ -22,7 +22,7 @@ import (
 func RunInteractive(ctx context.Context, cfg *Config, opts tui.Options) error {
 	// Before the line editor takes the terminal, failover notes go to
 	// standard error, as the host key question and Password: do.
-	l, err := dialAny(ctx, cfg, 0, failoverNote(os.Stderr))
+	l, err := dialAny(ctx, cfg, inOrder(len(cfg.addrs())), failoverNote(os.Stderr))
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 )
 
@@ -12,9 +13,9 @@ import (
 // outage run out.
 //
 // With several addresses (Config.Addrs) one attempt tries each once,
-// starting with the one after the address of the lost connection, so that
-// clients of a node that died move to the next node at once and try the
-// dead one last. The first attempt of an outage then waits only a short
+// starting with a random one of the others and ending with the address of
+// the lost connection, so that the clients of a node that died spread over
+// the live nodes at once and try the dead one last. The first attempt of an outage then waits only a short
 // random delay (FailoverDelay), not the backoff's.
 type redialer struct {
 	cfg   *Config
@@ -22,6 +23,9 @@ type redialer struct {
 	limit int // attempts per outage; 0 for no limit
 	tries int // attempts in the current outage
 	last  int // index of the address of the last connection
+	// pick chooses where a redial starts among the other addresses:
+	// a number in [0, k). Nil means at random.
+	pick func(k int) int
 
 	// failedOver, if set, is told when an address failed and the next
 	// is tried without waiting.
@@ -69,7 +73,11 @@ func (r *redialer) redial(ctx context.Context, cause error) (*Link, error) {
 				return nil, ctx.Err()
 			}
 		}
-		l, err := dialAny(ctx, r.cfg, r.last+1, r.failedOver)
+		pick := r.pick
+		if pick == nil {
+			pick = rand.IntN
+		}
+		l, err := dialAny(ctx, r.cfg, failoverOrder(len(r.cfg.addrs()), r.last, pick), r.failedOver)
 		if err == nil {
 			r.last = l.index
 			return l, nil
