@@ -448,6 +448,16 @@ func (h *Hub) deliverPending(s *session, msgs []StoredMessage) {
 		last = max(last, m.ID)
 	}
 	if len(out) == 0 {
+		if len(msgs) == pendingPage {
+			// A whole page delivered already, on another server whose
+			// mark this store has not applied yet: drop it here and
+			// read on, or what lies beyond waits for the next login.
+			if err := h.store.Delivered(u.name, through); err != nil {
+				h.storeErr("delivered", err)
+				return
+			}
+			h.fetchPending(u.name)
+		}
 		return
 	}
 	h.delivered[u.name] = last

@@ -2,12 +2,14 @@ package chat_test
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"securechat/chat"
 	"securechat/chatstore"
+	"securechat/store"
 )
 
 // fakeLog is a Relay whose log the test drives: Publish waits until the
@@ -18,6 +20,7 @@ type fakeLog struct {
 	published chan chat.StoredMessage
 	done      []func(uint64, error)
 	seq       uint64
+	through   uint64 // what DeliveredThrough answers
 }
 
 func newFakeLog() *fakeLog { return &fakeLog{published: make(chan chat.StoredMessage, 16)} }
@@ -52,7 +55,7 @@ func (f *fakeLog) Banned(string) (chat.StoredRestriction, bool, error) {
 	return chat.StoredRestriction{}, false, nil
 }
 func (f *fakeLog) SavedRooms(string) ([]string, bool, error)  { return nil, false, nil }
-func (f *fakeLog) DeliveredThrough(string) (uint64, error)    { return 0, nil }
+func (f *fakeLog) DeliveredThrough(string) (uint64, error)    { return f.through, nil }
 func (f *fakeLog) Kick(_, _, _ string, done func(int, error)) { go done(0, nil) }
 func (f *fakeLog) Arrived(string)                             {}
 func (f *fakeLog) Left(string)                                {}
@@ -123,4 +126,41 @@ func TestRelayRefusedMessageIsNotStoredWithoutMID(t *testing.T) {
 			t.Errorf("the refused message was delivered: %+v", x)
 		}
 	}
+}
+
+// TestPendingPageDeliveredElsewhere: a login on a server whose store has
+// not yet applied another server's delivered mark reads a first page of
+// queued direct messages that were all delivered already. The ones queued
+// after the mark still arrive at this login, once each.
+func TestPendingPageDeliveredElsewhere(t *testing.T) {
+	s := memStore(t)
+	const queued, deliveredElsewhere = 600, 550
+	for i := range queued {
+		m := store.Message{ID: uint64(i + 1), Time: time.Now(), Kind: store.KindDM, From: "alice", To: "bob",
+			Text: fmt.Sprint("dm ", i+1), Queued: true}
+		if err := s.Append(m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	relay := newFakeLog()
+	relay.through = deliveredElsewhere
+	h := storedHub(t, chatstore.New(s), &chat.Config{Relay: relay})
+	defer h.Close()
+
+	bob := login(t, h, "bob")
+	var dms []string
+	bob.wait(func(e *chat.Event) bool {
+		if e.Kind == chat.KindDM {
+			dms = append(dms, e.Text)
+		}
+		return e.Text == fmt.Sprint("dm ", queued)
+	})
+	if len(dms) != queued-deliveredElsewhere || dms[0] != fmt.Sprint("dm ", deliveredElsewhere+1) {
+		t.Errorf("bob got %d direct messages, from %q; want the %d after the mark, from \"dm %d\"",
+			len(dms), dms[0], queued-deliveredElsewhere, deliveredElsewhere+1)
+	}
+	bob.quit()
 }
