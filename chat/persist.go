@@ -266,6 +266,7 @@ func (h *Hub) preload(name string) *persistState {
 	if p.read, err = h.store.LastRead(name); err != nil {
 		h.log.Error("chat: reading last-read positions", "user", name, "err", err)
 	}
+	p.read = h.clusterRead(name, p.read)
 	p.news = make(map[string]news)
 	for _, room := range sortedKeys(p.read) {
 		if len(p.news) >= newsRooms {
@@ -506,12 +507,23 @@ func (h *Hub) fetchPending(name string) {
 }
 
 // saveRead records that u has seen r up to now: every message with an id
-// up to the hub's last was delivered to u while it was in r.
+// up to the hub's last was delivered to u while it was in r. With a relay
+// the other servers hear of it too, so that a login on any of them counts
+// what is new since.
 func (h *Hub) saveRead(u *user, r *room) {
 	if h.store == nil {
 		return
 	}
 	h.storeErr("last read", h.store.SetLastRead(u.name, r.name, h.lastMID))
+	if h.relay == nil {
+		return
+	}
+	h.relay.SetState(StateChange{Kind: StateRead, Restriction: StoredRestriction{User: u.name}, Room: r.name, Through: h.lastMID},
+		func(err error) {
+			if err != nil {
+				h.post(func() { h.logNotStored("chat: last-read position not shared", "user", u.name, "err", err) })
+			}
+		})
 }
 
 // saveLastID keeps the store's id counter above ids given to events it

@@ -48,6 +48,11 @@ type Relay interface {
 	// if no server recorded any.
 	SavedRooms(user string) (rooms []string, found bool, err error)
 
+	// LastRead reports where user stopped reading each room on any server
+	// (its [StateRead] changes), read at its source as Banned is; nil if
+	// no server recorded any.
+	LastRead(user string) (read map[string]uint64, err error)
+
 	// Arrived and Left say that user has its first session on this server,
 	// or no longer any; Joined and Parted that user entered or left room
 	// here. The relay tells the other servers.
@@ -84,6 +89,10 @@ const (
 	// StateRooms: the account Restriction.User is in Rooms, on the server
 	// that shares the change; its next login, on any server, rejoins them.
 	StateRooms
+	// StateRead: the account Restriction.User read Room through the id
+	// Through; its next login, on any server, counts what is new since.
+	// Servers read it at login ([Relay.LastRead]); none is applied.
+	StateRead
 )
 
 // StateChange is a change of the state every server of a cluster holds at
@@ -96,8 +105,10 @@ type StateChange struct {
 	Removed bool
 	// Text is the MOTD.
 	Text string
-	// Through is the id of a StateDelivered change.
+	// Through is the id of a StateDelivered or StateRead change.
 	Through uint64
+	// Room is the room of a StateRead change.
+	Room string
 	// Rooms are the rooms of a StateRooms change.
 	Rooms []string
 }
@@ -561,6 +572,30 @@ func (h *Hub) clusterDelivered(user string) {
 			h.delivered[user] = through
 		}
 	})
+}
+
+// clusterRead adds to read, the last-read positions of user's account in
+// this server's store, the ones the cluster holds from the other servers,
+// the later of the two for each room. It asks the relay on the calling
+// goroutine (the session's, before it is attached).
+func (h *Hub) clusterRead(user string, read map[string]uint64) map[string]uint64 {
+	if h.relay == nil {
+		return read
+	}
+	shared, err := h.relay.LastRead(user)
+	if err != nil {
+		h.log.Warn("chat: could not ask the cluster where the account stopped reading; using this server's", "user", user, "err", err)
+		return read
+	}
+	if read == nil && len(shared) > 0 {
+		read = make(map[string]uint64, len(shared))
+	}
+	for room, id := range shared {
+		if id > read[room] {
+			read[room] = id
+		}
+	}
+	return read
 }
 
 // relayArrived and relayLeft tell the relay about a user's presence here.

@@ -55,6 +55,7 @@ func (f *fakeLog) Banned(string) (chat.StoredRestriction, bool, error) {
 	return chat.StoredRestriction{}, false, nil
 }
 func (f *fakeLog) SavedRooms(string) ([]string, bool, error)  { return nil, false, nil }
+func (f *fakeLog) LastRead(string) (map[string]uint64, error) { return nil, nil }
 func (f *fakeLog) DeliveredThrough(string) (uint64, error)    { return f.through, nil }
 func (f *fakeLog) Kick(_, _, _ string, done func(int, error)) { go done(0, nil) }
 func (f *fakeLog) Arrived(string)                             {}

@@ -390,6 +390,8 @@ func (n *Node) SetState(c chat.StateChange, done func(error)) {
 			err = n.shared.SetDelivered(ctx, r.User, c.Through)
 		case c.Kind == chat.StateRooms:
 			err = n.shared.SetRooms(ctx, r.User, c.Rooms)
+		case c.Kind == chat.StateRead:
+			err = n.shared.SetLastRead(ctx, r.User, c.Room, c.Through)
 		default:
 			err = fmt.Errorf("chatcluster: unknown state change %d", c.Kind)
 		}
@@ -455,6 +457,14 @@ func (n *Node) SavedRooms(user string) ([]string, bool, error) {
 	ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
 	defer cancel()
 	return n.shared.SavedRooms(ctx, user)
+}
+
+// LastRead reads where user stopped reading each room from the state
+// bucket's leader.
+func (n *Node) LastRead(user string) (map[string]uint64, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
+	defer cancel()
+	return n.shared.LastRead(ctx, user)
 }
 
 // Presence entries: a user's name says the user has a session here; the

@@ -604,3 +604,36 @@ func TestStatsFollowTheLink(t *testing.T) {
 	srv.Shutdown()
 	srv.WaitForShutdown()
 }
+
+// TestNewsCountedOnAnyServer: where a user stopped reading a room on one
+// server is where a login on another starts counting what is new, though
+// that server never saw the user.
+func TestNewsCountedOnAnyServer(t *testing.T) {
+	url := natsServer(t)
+	n1 := startNode(t, url, "node1", "")
+	n2 := startNode(t, url, "node2", "")
+
+	bob := n1.login("bob", "#go")
+	alice := n1.login("alice", "#go")
+	alice.line("seen by bob", "#go")
+	bob.waitMsg(chat.KindMsg, "seen by bob")
+	bob.conn.Close()
+	<-bob.done
+	waitFor(t, "the bucket to hold where bob stopped reading #go", func() bool {
+		read, err := n2.relay.LastRead("bob")
+		return err == nil && read["#go"] > 0
+	})
+	for i := range 3 {
+		alice.line(fmt.Sprintf("missed %d", i), "#go")
+	}
+	waitFor(t, "node2 to store the messages", func() bool {
+		msgs, err := n2.st.History("#go", 0, 10)
+		return err == nil && len(msgs) == 4
+	})
+
+	bob = n2.login("bob")
+	notice := bob.wait(func(e *chat.Event) bool { return e.Kind == chat.KindNotice && strings.Contains(e.Text, "new message") })
+	if !strings.HasPrefix(notice.Text, "3 new message(s) in #go") {
+		t.Errorf("bob's login on node2 said %q, want 3 new messages in #go", notice.Text)
+	}
+}

@@ -19,14 +19,16 @@ import (
 const BucketName = "securechat_state"
 
 // Keys of the bucket: "ban.<user>", "mute.<user>", "topic.<room>",
-// "delivered.<user>", "rooms.<user>" (names encoded as by subject tokens)
-// and "motd".
+// "delivered.<user>", "rooms.<user>", "read.<user>" (names encoded as by
+// subject tokens) and "motd". Watchers pass over "read." keys: a node asks
+// for them at login.
 const (
 	keyBan       = "ban."
 	keyMute      = "mute."
 	keyTopic     = "topic."
 	keyDelivered = "delivered."
 	keyRooms     = "rooms."
+	keyRead      = "read."
 	keyMOTD      = "motd"
 )
 
@@ -174,22 +176,76 @@ func (s *Shared) SetMOTD(ctx context.Context, text string) error {
 // does not give them again. The mark only grows: a lower through, from a
 // node that delivered less, leaves it as it is.
 func (s *Shared) SetDelivered(ctx context.Context, user string, through uint64) error {
-	key := keyDelivered + token(user)
-	value := []byte(strconv.FormatUint(through, 10))
-	err := retry(ctx, func(ctx context.Context) error {
-		// Compare and set; two nodes that deliver at once make one of
-		// them read again.
+	err := s.merge(ctx, keyDelivered+token(user), func(old []byte) ([]byte, bool) {
+		if mark, err := strconv.ParseUint(string(old), 10, 64); err == nil && mark >= through {
+			return nil, false
+		}
+		return []byte(strconv.FormatUint(through, 10)), true
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: store delivered mark: %w", err)
+	}
+	return nil
+}
+
+// SetLastRead records that user has read room up to the message with id
+// through, so that a login on any node can say how much is new in the
+// room since. Like the delivered mark, a position only moves forward.
+func (s *Shared) SetLastRead(ctx context.Context, user, room string, through uint64) error {
+	err := s.merge(ctx, keyRead+token(user), func(old []byte) ([]byte, bool) {
+		read := map[string]uint64{}
+		if old != nil && json.Unmarshal(old, &read) != nil {
+			read = map[string]uint64{}
+		}
+		if read[room] >= through {
+			return nil, false
+		}
+		read[room] = through
+		value, err := json.Marshal(read)
+		return value, err == nil
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: store last-read position: %w", err)
+	}
+	return nil
+}
+
+// LastRead reads the positions [Shared.SetLastRead] recorded for user, by
+// room, from the bucket's stream leader; nil if none.
+func (s *Shared) LastRead(ctx context.Context, user string) (map[string]uint64, error) {
+	value, found, err := s.current(ctx, keyRead+token(user))
+	if err != nil || !found {
+		return nil, err
+	}
+	var read map[string]uint64
+	if err := json.Unmarshal(value, &read); err != nil {
+		return nil, fmt.Errorf("cluster: read last-read positions: %w", err)
+	}
+	return read, nil
+}
+
+// merge replaces key's value with what next makes of it (old is nil when
+// there is none), by compare and set: two nodes that write at once make
+// one of them read again. next returns write false to leave it as it is.
+func (s *Shared) merge(ctx context.Context, key string, next func(old []byte) (value []byte, write bool)) error {
+	return retry(ctx, func(ctx context.Context) error {
 		for range 16 {
 			e, err := s.kv.Get(ctx, key)
+			var old []byte
 			switch {
 			case errors.Is(err, jetstream.ErrKeyNotFound):
-				_, err = s.kv.Create(ctx, key, value)
 			case err != nil:
 				return err
 			default:
-				if old, perr := strconv.ParseUint(string(e.Value()), 10, 64); perr == nil && old >= through {
-					return nil
-				}
+				old = e.Value()
+			}
+			value, write := next(old)
+			if !write {
+				return nil
+			}
+			if e == nil {
+				_, err = s.kv.Create(ctx, key, value)
+			} else {
 				_, err = s.kv.Update(ctx, key, value, e.Revision())
 			}
 			if err == nil || !conflict(err) {
@@ -198,10 +254,6 @@ func (s *Shared) SetDelivered(ctx context.Context, user string, through uint64) 
 		}
 		return errors.New("too many concurrent writers")
 	})
-	if err != nil {
-		return fmt.Errorf("cluster: store delivered mark: %w", err)
-	}
-	return nil
 }
 
 // conflict reports whether a compare-and-set write lost to another.

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -211,5 +213,59 @@ func TestDeliveredMarkOnlyGrows(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the watcher saw no mark")
+	}
+}
+
+// TestLastReadMergesRooms: nodes that record where a user stopped reading
+// in different rooms at once keep every room, each position only moves
+// forward, and watchers pass over them (a node asks at login).
+func TestLastReadMergesRooms(t *testing.T) {
+	e := startEmbedded(t, nil)
+	ctx := testContext(t)
+	s1, err := e.connect(t, "node1").Shared(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := e.connect(t, "node2").Shared(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s1.LastRead(ctx, "carol"); got != nil || err != nil {
+		t.Fatalf("LastRead before any = %v, %v", got, err)
+	}
+	seen := make(chan Change, 16)
+	w, err := s1.Watch(ctx, func(c Change) { seen <- c })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var wg sync.WaitGroup
+	for i, s := range []*Shared{s1, s2, s1, s2} {
+		wg.Go(func() {
+			if err := s.SetLastRead(ctx, "carol", fmt.Sprintf("#r%d", i%2), uint64(10+i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := s2.SetLastRead(ctx, "carol", "#r0", 5); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s2.LastRead(ctx, "carol")
+	if want := map[string]uint64{"#r0": 12, "#r1": 13}; err != nil || !maps.Equal(got, want) {
+		t.Errorf("LastRead = %v, %v; want %v", got, err, want)
+	}
+	// A change the watcher would deliver comes after the positions; it
+	// must be the first the watcher sees.
+	if err := s1.SetMOTD(ctx, "after"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-seen:
+		if c.Kind != StateMOTD {
+			t.Errorf("the watcher delivered %+v before the MOTD", c)
+		}
+	case <-ctx.Done():
+		t.Fatal("the watcher saw nothing")
 	}
 }
