@@ -114,7 +114,7 @@ func init() {
 			parse: parseOptionalName},
 		{name: "unignore", usage: "/unignore NAME", help: "show the messages of NAME again", local: true,
 			parse: parseName},
-		{name: "forget", usage: "/forget NAME", help: "remove the signing keys pinned for NAME from known_users, so that the next one is pinned anew", local: true,
+		{name: "forget", usage: "/forget NAME", help: "remove the signing keys pinned for NAME from known_users (and take back a no given at the prompt), so that the next one is pinned or asked about anew", local: true,
 			parse: parseName},
 	}
 	commandByName = make(map[string]*command)

@@ -442,7 +442,7 @@ func (s *interactive) line(line string) (quit bool) {
 			s.ignore(req)
 			return false
 		case "forget":
-			if text, err := forgetUser(s.cfg, s.prompt, req.Args[0]); err != nil {
+			if text, err := forgetUser(s.cfg, s.sc, req.Args[0]); err != nil {
 				s.errorLine(err.Error())
 			} else {
 				s.sys("%s", text)

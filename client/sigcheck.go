@@ -47,6 +47,16 @@ func newSigChecker(cfg *Config, l *Link, ask func(who, fingerprint string) (bool
 	return &sigChecker{v: v, warned: map[string]bool{}, warn: warn}, nil
 }
 
+// reconsider takes back the answers refusing who's keys, in the prompt
+// and in the verifier, and reports whether there were any.
+func (c *sigChecker) reconsider(who string) bool {
+	if c == nil {
+		return false
+	}
+	refused := c.prompt.forget(who)
+	return c.v.Reconsider(who)+refused > 0
+}
+
 // welcomed starts the replay of the offline DMs that follow a welcome.
 func (c *sigChecker) welcomed() {
 	if c != nil {

@@ -10,21 +10,28 @@ import (
 
 // forget carries out /forget NAME: it removes every key known_users pins
 // for NAME on this server (PROTOCOL.md §13.16.6), the way to accept a key
-// that really changed. @revoked lines stay. It returns the confirmation
-// to show, or an error for the user.
-func forgetUser(cfg *Config, prompt *keyPrompt, name string) (string, error) {
+// that really changed, and the answers given at the prompt about NAME's
+// keys this run, the way to be asked again after a "no". @revoked lines
+// stay. It returns the confirmation to show, or an error for the user.
+func forgetUser(cfg *Config, sc *sigChecker, name string) (string, error) {
 	if cfg.KnownUsers == "" {
 		return "", errors.New("no known_users file: this client does not check signatures")
 	}
 	who := msgsig.UserAt(name, cfg.Addr)
 	removed, err := msgsig.RemoveKnownUser(cfg.KnownUsers, who)
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(removed) == 0) {
-		return "", fmt.Errorf("%s has no pinned key in %s", name, cfg.KnownUsers)
-	}
-	if err != nil {
+	notPinned := errors.Is(err, fs.ErrNotExist) || (err == nil && len(removed) == 0)
+	if err != nil && !notPinned {
 		return "", err
 	}
-	prompt.forget(who)
+	// A key refused at the prompt this run is not pinned; forgetting the
+	// answer is how to be asked again.
+	refused := sc.reconsider(who)
+	if notPinned {
+		if !refused {
+			return "", fmt.Errorf("%s has no pinned key in %s", name, cfg.KnownUsers)
+		}
+		return fmt.Sprintf("forgot that you refused %s's key; you will be asked again at their next signed message", name), nil
+	}
 	text := fmt.Sprintf("forgot %s's signing key", name)
 	if len(removed) > 1 {
 		text += "s"

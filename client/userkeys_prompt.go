@@ -110,7 +110,7 @@ func (p *keyPrompt) answer(line string) (reply string, ok bool) {
 	case "no":
 		p.answered[q.id()] = false
 		p.next()
-		return fmt.Sprintf("not trusting %s's key %s: their messages signed with it fail (key_rejected) until the client restarts", userOf(q.who), q.fingerprint), true
+		return fmt.Sprintf("not trusting %s's key %s: their messages signed with it fail (key_rejected) until the client restarts or you /forget %s", userOf(q.who), q.fingerprint, userOf(q.who)), true
 	}
 	return fmt.Sprintf("please type yes or no about %s's key %s; the line was not sent (Up brings it back)", userOf(q.who), q.fingerprint), false
 }
@@ -130,14 +130,19 @@ func userOf(who string) string {
 }
 
 // forget drops the answers given about who's keys, so that after /forget
-// the next key is asked about again rather than pinned from an old "yes".
-func (p *keyPrompt) forget(who string) {
+// the next key is asked about again rather than pinned from an old "yes"
+// or refused from an old "no". It returns how many "no" answers it dropped.
+func (p *keyPrompt) forget(who string) (refused int) {
 	if p == nil {
-		return
+		return 0
 	}
-	for id := range p.answered {
+	for id, yes := range p.answered {
 		if strings.HasPrefix(id, who+" ") {
 			delete(p.answered, id)
+			if !yes {
+				refused++
+			}
 		}
 	}
+	return refused
 }

@@ -16,7 +16,8 @@ import (
 // client asks about a new key above its prompt and goes on: bob's messages
 // are marked ?? (key_pending) until the answer, a line that is neither yes
 // nor no is not sent, "yes" pins the key and his next message verifies.
-// Carol's key, refused, fails as key_rejected without being asked again.
+// Carol's key, refused, fails as key_rejected without being asked again,
+// until /forget carol takes the answer back.
 func TestInteractiveAskUserKey(t *testing.T) {
 	signer := func(from string) func(text string) *chat.Event {
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -80,6 +81,16 @@ func TestInteractiveAskUserKey(t *testing.T) {
 	if data, _ := os.ReadFile(cfg.KnownUsers); strings.Contains(string(data), "carol@") {
 		t.Errorf("a refused key was pinned: %q", data)
 	}
+	// /forget carol takes the "no" back: her next message asks again.
+	r.typeKeys("/forget carol\r")
+	r.waitScreen("forgot that you refused carol's key; you will be asked again")
+	c.send(carol("hi a third time"))
+	r.waitScreen("?? #general <carol> hi a third time [UNVERIFIED: key_pending]")
+	if n := r.count("signs with a key you have not seen before"); n != 3 {
+		t.Errorf("asked %d times in all, want 3 (bob, carol, carol after /forget)", n)
+	}
+	r.typeKeys("yes\r")
+	r.waitScreen("pinned carol's key")
 
 	// The line that was not an answer never reached the server; the
 	// next line after the answers does.

@@ -294,6 +294,21 @@ func (v *Verifier) StartReplay(conversation string) {
 	}
 }
 
+// Reconsider forgets the keys the user declined for who ("user@host:port")
+// when asked, so that the next message signed by one of them asks again:
+// the way back from a "no" within one run.
+func (v *Verifier) Reconsider(who string) (forgotten int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for k := range v.declined {
+		if strings.HasPrefix(k, who+"\x00") {
+			delete(v.declined, k)
+			forgotten++
+		}
+	}
+	return forgotten
+}
+
 // Check judges one msg event. Only kinds msg, me and dm are judged; any
 // other kind returns Unsigned with no reason.
 func (v *Verifier) Check(ev *Event) Result {

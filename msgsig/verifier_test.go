@@ -239,6 +239,17 @@ func TestPolicies(t *testing.T) {
 		if asked != 1 || pinned(path) {
 			t.Errorf("asked %d times, pinned %v", asked, pinned(path))
 		}
+		// Reconsider takes the "no" back: the next message asks again.
+		if n := v.Reconsider("someone@else:1"); n != 0 {
+			t.Errorf("Reconsider of another user forgot %d keys", n)
+		}
+		if n := v.Reconsider(who); n != 1 {
+			t.Errorf("Reconsider forgot %d keys, want 1", n)
+		}
+		expect(t, "asked again, declined", v.Check(msg(3)), Failed, ReasonKeyRejected)
+		if asked != 2 {
+			t.Errorf("asked %d times after Reconsider, want 2", asked)
+		}
 	})
 	t.Run("ask later", func(t *testing.T) {
 		// An open question leaves the messages pending and remembers no
