@@ -69,10 +69,30 @@ func benchOutputFlags() []cli.Flag {
 	}
 }
 
-func benchTargetFlags(defaultAccounts string) []cli.Flag {
+// clientTransportFlags are --transport and --kex of the commands whose
+// load clients connect to a server; transportAndGroups reads them.
+func clientTransportFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: " + strings.Join(transport.Names(), "|")},
 		&cli.StringFlag{Name: "kex", Usage: "key exchange groups the clients offer, comma-separated (default: the client default)"},
+	}
+}
+
+// transportAndGroups reads the flags of clientTransportFlags.
+func transportAndGroups(c *cli.Context) (transport.Transport, []handshake.Group, error) {
+	tr, err := bench.ParseTransport(c.String("transport"))
+	if err != nil {
+		return nil, nil, err
+	}
+	groups, err := cliflags.ParseGroups(c.String("kex"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return tr, groups, nil
+}
+
+func benchTargetFlags(defaultAccounts string) []cli.Flag {
+	return append(clientTransportFlags(),
 		&cli.StringFlag{Name: "server", Value: "child", Usage: "server when --addr is not given: child ('bench server'), serve (the real 'serve' command) or inproc"},
 		&cli.StringFlag{Name: "addr", Usage: "load the external server at `HOST:PORT` instead of starting one"},
 		&cli.BoolFlag{Name: "allow-remote", Usage: "allow an --addr that is not a loopback address"},
@@ -84,7 +104,7 @@ func benchTargetFlags(defaultAccounts string) []cli.Flag {
 		&cli.IntFlag{Name: "connect-concurrency", Value: 64, Usage: "clients connecting at once"},
 		&cli.StringFlag{Name: "server-cpuprofile", Usage: "child server: write its CPU profile to `FILE`"},
 		&cli.StringFlag{Name: "server-memprofile", Usage: "child server: write its heap profile to `FILE` (idle: at the end of the hold)"},
-	}
+	)
 }
 
 // benchOutput starts what every scenario does around its run (see
@@ -186,11 +206,7 @@ func benchHandshakeCommand() *cli.Command {
 			&cli.StringFlag{Name: "login", Value: "bench,default,key", Usage: "login rows: password with argon2id cost bench (m=64,t=1,p=1) or default, and key (Ed25519 against an authorized keys file, compared with default); empty: none"},
 		}, benchOutputFlags()...),
 		Action: func(c *cli.Context) error {
-			tr, err := bench.ParseTransport(c.String("transport"))
-			if err != nil {
-				return err
-			}
-			groups, err := cliflags.ParseGroups(c.String("kex"))
+			tr, groups, err := transportAndGroups(c)
 			if err != nil {
 				return err
 			}
@@ -362,11 +378,7 @@ func benchStormDialerCommand() *cli.Command {
 
 // stormConfig reads the flags of bench storm.
 func stormConfig(c *cli.Context) (bench.StormConfig, error) {
-	tr, err := bench.ParseTransport(c.String("transport"))
-	if err != nil {
-		return bench.StormConfig{}, err
-	}
-	groups, err := cliflags.ParseGroups(c.String("kex"))
+	tr, groups, err := transportAndGroups(c)
 	if err != nil {
 		return bench.StormConfig{}, err
 	}

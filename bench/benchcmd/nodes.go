@@ -9,7 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"securechat/bench"
-	"securechat/internal/cliflags"
 	"securechat/internal/cmderr"
 )
 
@@ -30,21 +29,15 @@ them a cluster: --nats 3 starts three routed nats-server processes for
 them, or give your own (--serve-arg --cluster --serve-arg
 nats://127.0.0.1:4222 --serve-arg --node --serve-arg n{node}; {node} is
 the node's number).`,
-		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: tcp|quic"},
-			&cli.StringFlag{Name: "kex", Usage: "key exchange groups, comma-separated (default: the client default)"},
+		Flags: append(append(clientTransportFlags(),
 			&cli.IntFlag{Name: "nodes", Value: 2, Usage: "serve processes"},
 			&cli.IntFlag{Name: "clients", Value: 12, Usage: "script clients, spread over the nodes"},
 			&cli.IntFlag{Name: "kills", Value: 10, Usage: "nodes killed, one after another"},
 			&cli.StringSliceFlag{Name: "serve-arg", Usage: "one more `ARG` for every serve node, repeatable; {node} becomes the node's number"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "bound on the wait for the clients of one kill"},
-		}, append(benchNATSFlags(), benchOutputFlags()...)...),
+		), append(benchNATSFlags(), benchOutputFlags()...)...),
 		Action: func(c *cli.Context) error {
-			tr, err := bench.ParseTransport(c.String("transport"))
-			if err != nil {
-				return err
-			}
-			groups, err := cliflags.ParseGroups(c.String("kex"))
+			tr, groups, err := transportAndGroups(c)
 			if err != nil {
 				return err
 			}
@@ -105,9 +98,7 @@ $SECURECHAT_NATS_SERVER) and joins the nodes to them, and the report then
 gives the CPU of the nodes and of NATS per delivery; or give your own:
   --serve-arg --cluster --serve-arg nats://127.0.0.1:4222 \
   --serve-arg --node --serve-arg n{node}`,
-		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "transport", Value: "tcp", Usage: "transport: tcp|quic"},
-			&cli.StringFlag{Name: "kex", Usage: "key exchange groups, comma-separated (default: the client default)"},
+		Flags: append(append(clientTransportFlags(),
 			&cli.IntFlag{Name: "nodes", Value: 3, Usage: "serve processes"},
 			&cli.StringSliceFlag{Name: "serve-arg", Usage: "one more `ARG` for every serve node, repeatable; {node} becomes the node's number"},
 			&cli.IntFlag{Name: "clients", Value: 1000, Usage: "sessions in the room, spread over the nodes"},
@@ -115,13 +106,9 @@ gives the CPU of the nodes and of NATS per delivery; or give your own:
 			&cli.Float64Flag{Name: "rate", Value: 10, Usage: "messages per second per sender (0: as fast as the window allows)"},
 			&cli.DurationFlag{Name: "duration", Value: 20 * time.Second, Usage: "sending time"},
 			&cli.IntFlag{Name: "connect-concurrency", Value: 64, Usage: "clients connecting at once"},
-		}, append(benchNATSFlags(), benchOutputFlags()...)...),
+		), append(benchNATSFlags(), benchOutputFlags()...)...),
 		Action: func(c *cli.Context) error {
-			tr, err := bench.ParseTransport(c.String("transport"))
-			if err != nil {
-				return err
-			}
-			groups, err := cliflags.ParseGroups(c.String("kex"))
+			tr, groups, err := transportAndGroups(c)
 			if err != nil {
 				return err
 			}
