@@ -5,11 +5,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"securechat/credstore"
 	"strconv"
 	"strings"
 	"syscall"
@@ -197,6 +199,30 @@ func TestE2EMetrics(t *testing.T) {
 		t.Errorf("/readyz after a good reload: %d %q, want 200", code, body)
 	}
 
+	// An authorized keys file the reload refuses: unready naming the
+	// keys, and the status of the creds stays good; fixed: ready.
+	keysFile := credstore.KeysPath(e.creds)
+	if err := os.WriteFile(keysFile, []byte("alice not-a-key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.signal(syscall.SIGHUP)
+	s.waitStderr("authorized keys reload failed")
+	// The accounts reloaded in the same reload: logged after /readyz
+	// learnt of the keys.
+	waitStderrCount(s.proc, `"msg":"creds reloaded"`, 2)
+	if code, body := httpGet(t, base+"/readyz"); code != http.StatusServiceUnavailable ||
+		!strings.Contains(body, "keys: the last reload of the authorized keys failed") || strings.Contains(body, "creds:") {
+		t.Errorf("/readyz after a failed keys reload: %d %q, want 503 naming the authorized keys alone", code, body)
+	}
+	if err := os.Remove(keysFile); err != nil {
+		t.Fatal(err)
+	}
+	s.signal(syscall.SIGHUP)
+	waitStderrCount(s.proc, `"msg":"creds reloaded"`, 3)
+	if code, body := httpGet(t, base+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz after the keys file was mended: %d %q, want 200", code, body)
+	}
+
 	// The state directory gone (moved away; permissions would not stop
 	// root): unready until it is back.
 	moved2 := stateDir + ".away"
@@ -232,4 +258,19 @@ func TestServeCheckMetricsListen(t *testing.T) {
 	if code, _, stderr := runUser(t, w.args("--metrics-listen", "9464")...); code != exitOK {
 		t.Errorf("--metrics-listen 9464: exit %d, %q", code, stderr)
 	}
+}
+
+// waitStderrCount waits until p's standard error has n lines containing
+// text.
+func waitStderrCount(p *proc, text string, n int) {
+	p.t.Helper()
+	p.waitOut(p.err, fmt.Sprintf("%d lines containing %q", n, text), func(lines []string) bool {
+		count := 0
+		for _, l := range lines {
+			if strings.Contains(l, text) {
+				count++
+			}
+		}
+		return count >= n
+	})
 }

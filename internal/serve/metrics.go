@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"securechat/chat"
@@ -27,6 +29,7 @@ type serveMetrics struct {
 
 	listening atomic.Bool                     // the chat listener is up and not shutting down
 	credsErr  atomic.Pointer[error]           // the last creds reload's failure, nil after a good one
+	keysBad   atomic.Pointer[[]string]        // the key files the last reload kept old, nil after a good one
 	sources   atomic.Pointer[metrics.Sources] // set by start
 	node      *chatcluster.Node               // nil for a server alone
 }
@@ -105,6 +108,12 @@ func (sm *serveMetrics) start(ctx context.Context, w io.Writer, log *slog.Logger
 		}
 		return nil
 	})
+	sm.m.AddCheck("keys", func() error {
+		if bad := sm.keysBad.Load(); bad != nil {
+			return fmt.Errorf("the last reload of the %s failed; the previous ones are in use (see the server log)", strings.Join(*bad, " and "))
+		}
+		return nil
+	})
 	sm.m.AddCheck("state_dir", func() error { return checkWritable(stateDir) })
 	if sm.node != nil {
 		// Messages sent meanwhile wait, and are refused as not stored if
@@ -140,16 +149,25 @@ func (sm *serveMetrics) stopping() {
 	}
 }
 
-// credsReloaded records the outcome of a creds reload for /readyz.
-func (sm *serveMetrics) credsReloaded(err error) {
+// reloaded records for /readyz what the last SIGHUP reload could not put
+// in force: "accounts" (the creds check), "host keys" and "authorized
+// keys" (the keys check).
+func (sm *serveMetrics) reloaded(failed []string) {
 	if sm == nil {
 		return
 	}
-	if err == nil {
+	if slices.Contains(failed, "accounts") {
+		err := errors.New("accounts")
+		sm.credsErr.Store(&err)
+	} else {
 		sm.credsErr.Store(nil)
+	}
+	keys := slices.DeleteFunc(slices.Clone(failed), func(f string) bool { return f == "accounts" })
+	if len(keys) == 0 {
+		sm.keysBad.Store(nil)
 		return
 	}
-	sm.credsErr.Store(&err)
+	sm.keysBad.Store(&keys)
 }
 
 // close stops answering HTTP.

@@ -347,10 +347,10 @@ func Run(ctx context.Context, cfg Config) error {
 					}
 				}
 				diff, err := store.Reload()
-				sm.credsReloaded(err)
 				if err != nil {
 					failed = append(failed, "accounts")
 				}
+				sm.reloaded(failed)
 				// Ready again either way: a failed reload keeps the old
 				// accounts and the server goes on serving. The status
 				// line tells systemctl status that it did fail (the
