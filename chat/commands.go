@@ -153,6 +153,13 @@ func (h *Hub) cmdWho(s *session, req *Request) {
 			away[u.name] = true
 		}
 	}
+	if h.relay != nil {
+		for _, n := range names {
+			if h.users[n] == nil && h.relay.Away(n) != "" {
+				away[n] = true
+			}
+		}
+	}
 	// Each name may appear twice in a part: in members and away_members.
 	runs := chunk(len(names), func(i int) int { return 2 * (len(names[i]) + 3) }, listBudget)
 	for i, run := range runs {
@@ -231,7 +238,11 @@ func (h *Hub) remoteWhois(s *session, req *Request, name string, nodes []string)
 	if len(joined) > 0 {
 		text += ", in " + strings.Join(joined, " ")
 	}
-	h.reply(s, req.ID, &Event{Cmd: "whois", User: name, Admin: admin, Sessions: len(nodes), Joined: joined, Text: text})
+	away := h.relay.Away(name)
+	if away != "" {
+		text += ", away: " + away
+	}
+	h.reply(s, req.ID, &Event{Cmd: "whois", User: name, Admin: admin, Sessions: len(nodes), Joined: joined, Away: away, Text: text})
 	h.ack(s, req.ID, 0)
 }
 
@@ -251,6 +262,9 @@ func (h *Hub) cmdAway(s *session, req *Request) {
 		text = defaultAway
 	}
 	s.user.away = text
+	if h.relay != nil {
+		h.relay.SetAway(s.name, text)
+	}
 	h.reply(s, req.ID, &Event{Cmd: "away", User: s.name, Away: text, Text: "you are marked away: " + text})
 	h.ack(s, req.ID, 0)
 }
@@ -261,15 +275,22 @@ func (h *Hub) cmdBack(s *session, req *Request) {
 		text = "you were not marked away"
 	}
 	s.user.away = ""
+	if h.relay != nil {
+		h.relay.SetAway(s.name, "")
+	}
 	h.reply(s, req.ID, &Event{Cmd: "back", User: s.name, Text: text})
 	h.ack(s, req.ID, 0)
 }
 
 // awayEvent tells the sender of a direct message that its recipient u is
 // away, as IRC's RPL_AWAY does.
-func (h *Hub) awayEvent(u *user) *Event {
-	e := h.newMsg(KindAway, "", "", "", u.name+" is away: "+u.away)
-	e.User, e.Away = u.name, u.away
+func (h *Hub) awayEvent(u *user) *Event { return h.awayEventOf(u.name, u.away) }
+
+// awayEventOf is awayEvent for a user with the away message text, which
+// may be on another server.
+func (h *Hub) awayEventOf(name, text string) *Event {
+	e := h.newMsg(KindAway, "", "", "", name+" is away: "+text)
+	e.User, e.Away = name, text
 	return e
 }
 

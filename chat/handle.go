@@ -720,6 +720,10 @@ func (h *Hub) relayDM(s *session, req *Request, target *user, to, text string) {
 		h.sendEvent(s, h.newMsg(KindNotice, "", "", "", to+" is offline: the message is queued and will be delivered at their next login"))
 	} else if target != nil && target != u && target.away != "" {
 		h.sendEvent(s, h.awayEvent(target))
+	} else if target == nil {
+		if away := h.relay.Away(to); away != "" {
+			h.sendEvent(s, h.awayEventOf(to, away))
+		}
 	}
 	h.log.Debug("chat: direct message to the log", "from", u.name, "to", to, "queued", !online, "text", text)
 	h.publish(s, id, e, !online)

@@ -68,6 +68,11 @@ type Relay interface {
 	// through [Hub.KickHere].
 	Kick(user, by, reason string, done func(sessions int, err error))
 
+	// SetAway announces user's away message here ("" when back); Away
+	// returns the one another server announces for user, or "".
+	SetAway(user, text string)
+	Away(user string) string
+
 	// Where returns the other servers where user has a session; Rooms the
 	// rooms user is in there; Members the users in room on other servers.
 	Where(user string) []string

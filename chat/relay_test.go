@@ -59,6 +59,8 @@ func (f *fakeLog) LastRead(string) (map[string]uint64, error) { return nil, nil 
 func (f *fakeLog) DeliveredThrough(string) (uint64, error)    { return f.through, nil }
 func (f *fakeLog) Kick(_, _, _ string, done func(int, error)) { go done(0, nil) }
 func (f *fakeLog) Arrived(string)                             {}
+func (f *fakeLog) SetAway(string, string)                     {}
+func (f *fakeLog) Away(string) string                         { return "" }
 func (f *fakeLog) Left(string)                                {}
 func (f *fakeLog) Joined(string, string)                      {}
 func (f *fakeLog) Parted(string, string)                      {}

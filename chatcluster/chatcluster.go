@@ -68,6 +68,7 @@ type Node struct {
 	leaves   []string              // presence entries to withdraw
 	announce bool                  // a presence worker is running
 	rooms    map[string][]string   // this server's users: their rooms
+	away     map[string]string     // this server's users: their away messages
 	follower *cluster.Follower     // set by Start
 	watcher  *cluster.StateWatcher // set by Start
 	kicks    *cluster.KickServer   // set by Start
@@ -129,7 +130,7 @@ func start(ctx context.Context, conn *cluster.Conn, cfg Config) (*Node, error) {
 	}
 	n := &Node{
 		conn: conn, name: conn.Name(), log: cfg.Link.Logger, shared: shared,
-		catchUp: cfg.CatchUp, senders: map[string]*queue{}, rooms: map[string][]string{},
+		catchUp: cfg.CatchUp, senders: map[string]*queue{}, rooms: map[string][]string{}, away: map[string]string{},
 	}
 	n.presence, err = conn.Presence(cluster.PresenceOptions{Every: cfg.Heartbeat, OnChange: n.presenceChanged})
 	if err != nil {
@@ -481,10 +482,15 @@ func (n *Node) Left(user string) {
 	n.mu.Lock()
 	rooms := n.rooms[user]
 	delete(n.rooms, user)
+	away := n.away[user]
+	delete(n.away, user)
 	n.mu.Unlock()
 	leaves := []string{user}
 	for _, r := range rooms {
 		leaves = append(leaves, memberEntry(r, user))
+	}
+	if away != "" {
+		leaves = append(leaves, awayEntry(user, away))
 	}
 	n.change(nil, leaves, nil)
 }
@@ -503,6 +509,45 @@ func (n *Node) Parted(user, room string) {
 	n.change(nil, []string{memberEntry(room, user)}, func() {
 		n.rooms[user] = slices.DeleteFunc(n.rooms[user], func(r string) bool { return r == room })
 	})
+}
+
+// awayPrefix starts the presence entry of an away message,
+// "away:USER TEXT"; user names hold no colon, room entries start with '#'.
+const awayPrefix = "away:"
+
+func awayEntry(user, text string) string { return awayPrefix + user + " " + text }
+
+// SetAway announces user's away message here; an empty text withdraws it.
+func (n *Node) SetAway(user, text string) {
+	n.mu.Lock()
+	old := n.away[user]
+	if text == "" {
+		delete(n.away, user)
+	} else {
+		n.away[user] = text
+	}
+	n.mu.Unlock()
+	if old == text {
+		return
+	}
+	var joins, leaves []string
+	if text != "" {
+		joins = []string{awayEntry(user, text)}
+	}
+	if old != "" {
+		leaves = []string{awayEntry(user, old)}
+	}
+	n.change(joins, leaves, nil)
+}
+
+// Away returns user's away message as a server announces it, or "". The
+// hub asks only about users with no session of its own.
+func (n *Node) Away(user string) string {
+	prefix := awayPrefix + user + " "
+	if entries := n.presence.WithPrefix(prefix); len(entries) > 0 {
+		return strings.TrimPrefix(entries[0], prefix)
+	}
+	return ""
 }
 
 // change queues presence changes; one goroutine announces whatever has

@@ -637,3 +637,46 @@ func TestNewsCountedOnAnyServer(t *testing.T) {
 		t.Errorf("bob's login on node2 said %q, want 3 new messages in #go", notice.Text)
 	}
 }
+
+// TestAwayAcrossServers: an away message set on one server is seen from
+// another: a direct message gets the away notice, /whois and /who show
+// it, and /back takes it away everywhere.
+func TestAwayAcrossServers(t *testing.T) {
+	url := natsServer(t)
+	n1 := startNode(t, url, "node1", "")
+	n2 := startNode(t, url, "node2", "")
+
+	alice := n1.login("alice", "#go")
+	bob := n2.login("bob", "#go")
+	alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindJoin && e.From == "bob" })
+	if evs := bob.line("/away at lunch", "#go"); evs[len(evs)-1].Type != chat.TypeAck {
+		t.Fatalf("/away: %s", dump(evs))
+	}
+	waitFor(t, "node1 to see bob away", func() bool { return n1.relay.Away("bob") == "at lunch" })
+
+	evs := alice.line("/msg bob are you there?", "#go")
+	if !slices.ContainsFunc(evs, func(e *chat.Event) bool { return e.Kind == chat.KindAway && e.Away == "at lunch" }) {
+		t.Errorf("a DM to bob, away on node2: %s; want the away notice", dump(evs))
+	}
+	evs = alice.line("/whois bob", "#go")
+	if !slices.ContainsFunc(evs, func(e *chat.Event) bool { return e.Cmd == "whois" && e.Away == "at lunch" }) {
+		t.Errorf("/whois bob: %s; want his away message", dump(evs))
+	}
+	evs = alice.line("/who #go", "#go")
+	if !slices.ContainsFunc(evs, func(e *chat.Event) bool { return e.Cmd == "who" && slices.Equal(e.AwayMembers, []string{"bob"}) }) {
+		t.Errorf("/who #go: %s; want bob away", dump(evs))
+	}
+
+	bob.line("/back", "#go")
+	waitFor(t, "node1 to see bob back", func() bool { return n1.relay.Away("bob") == "" })
+	evs = alice.line("/msg bob back?", "#go")
+	if slices.ContainsFunc(evs, func(e *chat.Event) bool { return e.Kind == chat.KindAway }) {
+		t.Errorf("a DM to bob after /back: %s; want no away notice", dump(evs))
+	}
+	// Away again, then gone: nothing of it stays on node1.
+	bob.line("/away gone", "#go")
+	waitFor(t, "node1 to see bob away again", func() bool { return n1.relay.Away("bob") == "gone" })
+	bob.conn.Close()
+	<-bob.done
+	waitFor(t, "node1 to forget bob's away message", func() bool { return n1.relay.Away("bob") == "" })
+}

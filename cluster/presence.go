@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -171,6 +172,23 @@ func (p *Presence) Where(user string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// WithPrefix returns the entries of every node that start with prefix,
+// sorted, without repeats: a lookup in each node's sorted list, for a
+// caller that keeps structured entries (such as a user's away message).
+func (p *Presence) WithPrefix(prefix string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, n := range p.nodes {
+		i, _ := slices.BinarySearch(n.users, prefix)
+		for ; i < len(n.users) && strings.HasPrefix(n.users[i], prefix); i++ {
+			out = append(out, n.users[i])
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Online returns every user online anywhere, sorted, each once.
