@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -1001,23 +1000,7 @@ func (r *StormReport) WriteText(w io.Writer) {
 		ph.writeCommon(w)
 		fmt.Fprintln(w)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\ttarget\tgoal\tmeasured\tbaseline (same run)\tratio\tverdict")
-	for _, t := range r.Targets {
-		verdict := "MISSED"
-		if t.Met {
-			verdict = "met"
-		}
-		ratio := ""
-		if t.Ratio != 0 {
-			ratio = fmt.Sprintf("%.2f", t.Ratio)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Goal, t.Measured, t.Baseline, ratio, verdict)
-	}
-	tw.Flush()
-	for _, e := range r.Errors {
-		fmt.Fprintf(w, "error: %s\n", e)
-	}
+	writeVerdicts(w, r.Targets, r.Errors)
 }
 
 func (ph *StormPhase) writeCommon(w io.Writer) {

@@ -328,9 +328,16 @@ func (r *TargetsReport) WriteText(w io.Writer) {
 		s(w)
 		fmt.Fprintln(w)
 	}
+	writeVerdicts(w, r.Targets, r.Errors)
+}
+
+// writeVerdicts prints the targets table, each target with its goal, the
+// figure measured, its baseline from the same run, and the verdict, then
+// the errors.
+func writeVerdicts(w io.Writer, targets []TargetResult, errs []string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\ttarget\tgoal\tmeasured\tbaseline (same run)\tratio\tverdict")
-	for _, t := range r.Targets {
+	for _, t := range targets {
 		verdict := "MISSED"
 		if t.Met {
 			verdict = "met"
@@ -342,7 +349,7 @@ func (r *TargetsReport) WriteText(w io.Writer) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Goal, t.Measured, t.Baseline, ratio, verdict)
 	}
 	tw.Flush()
-	for _, e := range r.Errors {
+	for _, e := range errs {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
 }
