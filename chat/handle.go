@@ -157,7 +157,7 @@ func (h *Hub) logout(s *session, why string) {
 	if why == "" {
 		why = "quit"
 	}
-	h.relayLeft(u)
+	h.relayLeft(u, why)
 	for _, r := range u.sortedRooms() {
 		h.saveRead(u, r)
 		delete(r.members, u)
@@ -492,7 +492,7 @@ func (h *Hub) addMember(u *user, name string) (*room, bool, *Error) {
 	r.fanout = nil
 	u.rooms[r] = struct{}{}
 	h.saveMember(u, r, true)
-	h.relayMember(u, r, true)
+	h.relayMember(u, r, true, "")
 	h.shareRooms(u)
 	return r, true, nil
 }
@@ -573,7 +573,7 @@ func (h *Hub) part(u *user, r *room, reason string) {
 	h.broadcast(r, h.newMsg(KindPart, r.name, u.name, "", reason))
 	h.saveRead(u, r)
 	h.saveMember(u, r, false)
-	h.relayMember(u, r, false)
+	h.relayMember(u, r, false, reason)
 	delete(r.members, u)
 	delete(u.rooms, r)
 	r.fanout = nil

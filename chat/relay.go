@@ -55,11 +55,12 @@ type Relay interface {
 
 	// Arrived and Left say that user has its first session on this server,
 	// or no longer any; Joined and Parted that user entered or left room
-	// here. The relay tells the other servers.
+	// here. The relay tells the other servers, with the reason of a quit
+	// or part.
 	Arrived(user string)
-	Left(user string)
+	Left(user, reason string)
 	Joined(user, room string)
-	Parted(user, room string)
+	Parted(user, room, reason string)
 
 	// Kick ends user's sessions on the other servers where it has any,
 	// as an admin's /kick by by, with reason, does here. done is called
@@ -610,20 +611,22 @@ func (h *Hub) relayArrived(u *user) {
 	}
 }
 
-func (h *Hub) relayLeft(u *user) {
+func (h *Hub) relayLeft(u *user, why string) {
 	if h.relay != nil {
-		h.relay.Left(u.name)
+		h.relay.Left(u.name, why)
 	}
 }
 
-func (h *Hub) relayMember(u *user, r *room, in bool) {
+// relayMember tells the relay that u entered r here, or left it for
+// reason.
+func (h *Hub) relayMember(u *user, r *room, in bool, reason string) {
 	if h.relay == nil || len(u.sessions) == 0 {
 		return
 	}
 	if in {
 		h.relay.Joined(u.name, r.name)
 	} else {
-		h.relay.Parted(u.name, r.name)
+		h.relay.Parted(u.name, r.name, reason)
 	}
 }
 

@@ -61,9 +61,9 @@ func (f *fakeLog) Kick(_, _, _ string, done func(int, error)) { go done(0, nil) 
 func (f *fakeLog) Arrived(string)                             {}
 func (f *fakeLog) SetAway(string, string)                     {}
 func (f *fakeLog) Away(string) string                         { return "" }
-func (f *fakeLog) Left(string)                                {}
+func (f *fakeLog) Left(string, string)                        {}
 func (f *fakeLog) Joined(string, string)                      {}
-func (f *fakeLog) Parted(string, string)                      {}
+func (f *fakeLog) Parted(string, string, string)              {}
 func (f *fakeLog) Where(string) []string                      { return nil }
 func (f *fakeLog) Rooms(string) []string                      { return nil }
 func (f *fakeLog) Members(string) []string                    { return nil }

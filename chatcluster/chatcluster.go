@@ -66,6 +66,7 @@ type Node struct {
 	state    queue                 // state writes, in order
 	joins    []string              // presence entries to announce
 	leaves   []string              // presence entries to withdraw
+	reasons  map[string]string     // why entries of leaves left
 	announce bool                  // a presence worker is running
 	rooms    map[string][]string   // this server's users: their rooms
 	away     map[string]string     // this server's users: their away messages
@@ -477,8 +478,9 @@ func memberEntry(room, user string) string { return room + " " + user }
 // Arrived announces user on this server.
 func (n *Node) Arrived(user string) { n.change([]string{user}, nil, nil) }
 
-// Left withdraws user and every room it was in here.
-func (n *Node) Left(user string) {
+// Left withdraws user and every room it was in here; reason is its quit
+// message, which the other servers show.
+func (n *Node) Left(user, reason string) {
 	n.mu.Lock()
 	rooms := n.rooms[user]
 	delete(n.rooms, user)
@@ -492,7 +494,7 @@ func (n *Node) Left(user string) {
 	if away != "" {
 		leaves = append(leaves, awayEntry(user, away))
 	}
-	n.change(nil, leaves, nil)
+	n.changeWith(nil, leaves, map[string]string{user: reason}, nil)
 }
 
 // Joined announces that user is in room here.
@@ -504,9 +506,10 @@ func (n *Node) Joined(user, room string) {
 	})
 }
 
-// Parted withdraws user from room here.
-func (n *Node) Parted(user, room string) {
-	n.change(nil, []string{memberEntry(room, user)}, func() {
+// Parted withdraws user from room here, for reason.
+func (n *Node) Parted(user, room, reason string) {
+	entry := memberEntry(room, user)
+	n.changeWith(nil, []string{entry}, map[string]string{entry: reason}, func() {
 		n.rooms[user] = slices.DeleteFunc(n.rooms[user], func(r string) bool { return r == room })
 	})
 }
@@ -553,6 +556,11 @@ func (n *Node) Away(user string) string {
 // change queues presence changes; one goroutine announces whatever has
 // queued up, in one heartbeat.
 func (n *Node) change(joins, leaves []string, locked func()) {
+	n.changeWith(joins, leaves, nil, locked)
+}
+
+// changeWith is change with the reasons entries of leaves give.
+func (n *Node) changeWith(joins, leaves []string, reasons map[string]string, locked func()) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -563,6 +571,15 @@ func (n *Node) change(joins, leaves []string, locked func()) {
 	}
 	n.joins = append(n.joins, joins...)
 	n.leaves = append(n.leaves, leaves...)
+	for e, r := range reasons {
+		if r == "" {
+			continue
+		}
+		if n.reasons == nil {
+			n.reasons = map[string]string{}
+		}
+		n.reasons[e] = r
+	}
 	if n.announce {
 		return
 	}
@@ -572,15 +589,15 @@ func (n *Node) change(joins, leaves []string, locked func()) {
 		defer n.work.Done()
 		for {
 			n.mu.Lock()
-			j, l := n.joins, n.leaves
-			n.joins, n.leaves = nil, nil
+			j, l, r := n.joins, n.leaves, n.reasons
+			n.joins, n.leaves, n.reasons = nil, nil, nil
 			if len(j) == 0 && len(l) == 0 {
 				n.announce = false
 				n.mu.Unlock()
 				return
 			}
 			n.mu.Unlock()
-			n.presence.Update(j, l)
+			n.presence.UpdateWith(j, l, r)
 		}
 	}()
 }
@@ -605,9 +622,9 @@ func (n *Node) presenceChanged(ev cluster.PresenceEvent) {
 			hub.RemoteMember(room, user, chat.RemoteJoined, "")
 		}
 	}
-	reason := "quit"
+	quit := "quit"
 	if ev.Expired {
-		reason = "connection lost"
+		quit = "connection lost"
 	}
 	for _, e := range ev.Offline {
 		room, user, ok := splitMember(e)
@@ -615,9 +632,11 @@ func (n *Node) presenceChanged(ev cluster.PresenceEvent) {
 			continue
 		}
 		if len(n.Where(user)) > 0 {
-			hub.RemoteMember(room, user, chat.RemoteParted, "")
+			hub.RemoteMember(room, user, chat.RemoteParted, ev.Reasons[e])
+		} else if r := ev.Reasons[user]; r != "" {
+			hub.RemoteMember(room, user, chat.RemoteQuit, r)
 		} else {
-			hub.RemoteMember(room, user, chat.RemoteQuit, reason)
+			hub.RemoteMember(room, user, chat.RemoteQuit, quit)
 		}
 	}
 }

@@ -680,3 +680,29 @@ func TestAwayAcrossServers(t *testing.T) {
 	<-bob.done
 	waitFor(t, "node1 to forget bob's away message", func() bool { return n1.relay.Away("bob") == "" })
 }
+
+// TestPartAndQuitReasonsAcrossServers: members on another server see the
+// reason a user gave for leaving a room or quitting, as those on its own
+// server do.
+func TestPartAndQuitReasonsAcrossServers(t *testing.T) {
+	url := natsServer(t)
+	n1 := startNode(t, url, "node1", "")
+	n2 := startNode(t, url, "node2", "")
+
+	alice := n1.login("alice", "#go")
+	bob := n2.login("bob", "#go")
+	alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindJoin && e.From == "bob" })
+
+	bob.line("/part #go see you later", "#go")
+	part := alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindPart && e.From == "bob" })
+	if part.Text != "see you later" {
+		t.Errorf("bob's part on node2 seen on node1 with %q, want his reason", part.Text)
+	}
+	bob.line("/join #go", "#general")
+	alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindJoin && e.From == "bob" })
+	bob.send(&chat.Request{Type: chat.TypeCmd, ID: "q", Cmd: "quit", Args: []string{"going home"}})
+	quit := alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindQuit && e.From == "bob" })
+	if quit.Text != "going home" {
+		t.Errorf("bob's quit on node2 seen on node1 with %q, want his message", quit.Text)
+	}
+}

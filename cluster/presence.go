@@ -25,6 +25,9 @@ type heartbeat struct {
 	Every int64 `json:"every"`
 	// Bye says the node is stopping: its users are offline now.
 	Bye bool `json:"bye,omitempty"`
+	// Reasons are why entries that left since the last heartbeat left
+	// (a user's quit message, a part's reason); sent once.
+	Reasons map[string]string `json:"reasons,omitempty"`
 }
 
 // PresenceOptions configure [Conn.Presence]. The zero value sends a
@@ -45,6 +48,10 @@ type PresenceEvent struct {
 	Online  []string // users who now have a session on Node
 	Offline []string // users who no longer do (Node expired or said bye)
 	Expired bool     // Node missed its heartbeats: it is presumed dead
+	// Reasons are the reasons Node gave for entries of Offline
+	// ([Presence.UpdateWith]); an entry without one left for no reason
+	// given, or its node died.
+	Reasons map[string]string
 }
 
 // Presence announces this node's users and tracks every node's. A node
@@ -61,6 +68,7 @@ type Presence struct {
 	mu      sync.Mutex
 	stopped bool           // Stop began: no more heartbeats but the goodbye
 	local   map[string]int // this node's users: sessions per user
+	reasons map[string]string // why entries left, for the next heartbeat
 	nodes   map[string]*nodeState
 
 	// pending holds events in the order the state changed, for deliver;
@@ -137,7 +145,11 @@ func (p *Presence) Leave(user string) {
 // Update is Join for each of joined, then Leave for each of left, with
 // one announcement for them all: a login that enters several rooms sends
 // one heartbeat, not one per room.
-func (p *Presence) Update(joined, left []string) {
+func (p *Presence) Update(joined, left []string) { p.UpdateWith(joined, left, nil) }
+
+// UpdateWith is Update with the reasons entries of left give for leaving
+// (by entry), which the next heartbeat carries to the other nodes once.
+func (p *Presence) UpdateWith(joined, left []string, reasons map[string]string) {
 	p.mu.Lock()
 	changed := false
 	for _, u := range joined {
@@ -150,6 +162,12 @@ func (p *Presence) Update(joined, left []string) {
 		case ok && n <= 1:
 			delete(p.local, u)
 			changed = true
+			if r := reasons[u]; r != "" {
+				if p.reasons == nil {
+					p.reasons = map[string]string{}
+				}
+				p.reasons[u] = r
+			}
 		case ok:
 			p.local[u] = n - 1
 		}
@@ -245,6 +263,7 @@ func (p *Presence) announce(bye bool) {
 			hb.Users = append(hb.Users, u)
 		}
 		slices.Sort(hb.Users)
+		hb.Reasons, p.reasons = p.reasons, nil
 	}
 	p.mu.Unlock()
 	data, err := json.Marshal(&hb)
@@ -320,7 +339,16 @@ func (p *Presence) receive(m *nats.Msg) {
 	}
 	on, off := diffSorted(before, hb.Users)
 	if len(on) > 0 || len(off) > 0 {
-		p.emitLocked(PresenceEvent{Node: hb.Node, Online: on, Offline: off})
+		ev := PresenceEvent{Node: hb.Node, Online: on, Offline: off}
+		for _, e := range off {
+			if r := hb.Reasons[e]; r != "" {
+				if ev.Reasons == nil {
+					ev.Reasons = map[string]string{}
+				}
+				ev.Reasons[e] = r
+			}
+		}
+		p.emitLocked(ev)
 	}
 }
 
