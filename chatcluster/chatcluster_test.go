@@ -642,13 +642,7 @@ func TestNewsCountedOnAnyServer(t *testing.T) {
 // another: a direct message gets the away notice, /whois and /who show
 // it, and /back takes it away everywhere.
 func TestAwayAcrossServers(t *testing.T) {
-	url := natsServer(t)
-	n1 := startNode(t, url, "node1", "")
-	n2 := startNode(t, url, "node2", "")
-
-	alice := n1.login("alice", "#go")
-	bob := n2.login("bob", "#go")
-	alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindJoin && e.From == "bob" })
+	n1, _, alice, bob := aliceAndBobInGo(t)
 	if evs := bob.line("/away at lunch", "#go"); evs[len(evs)-1].Type != chat.TypeAck {
 		t.Fatalf("/away: %s", dump(evs))
 	}
@@ -685,13 +679,7 @@ func TestAwayAcrossServers(t *testing.T) {
 // reason a user gave for leaving a room or quitting, as those on its own
 // server do.
 func TestPartAndQuitReasonsAcrossServers(t *testing.T) {
-	url := natsServer(t)
-	n1 := startNode(t, url, "node1", "")
-	n2 := startNode(t, url, "node2", "")
-
-	alice := n1.login("alice", "#go")
-	bob := n2.login("bob", "#go")
-	alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindJoin && e.From == "bob" })
+	_, _, alice, bob := aliceAndBobInGo(t)
 
 	bob.line("/part #go see you later", "#go")
 	part := alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindPart && e.From == "bob" })
@@ -705,4 +693,16 @@ func TestPartAndQuitReasonsAcrossServers(t *testing.T) {
 	if quit.Text != "going home" {
 		t.Errorf("bob's quit on node2 seen on node1 with %q, want his message", quit.Text)
 	}
+}
+
+// aliceAndBobInGo starts two servers, node1 and node2, and logs alice in
+// on node1 and bob on node2, both in #go, once alice has seen bob join.
+func aliceAndBobInGo(t *testing.T) (n1, n2 *node, alice, bob *client) {
+	url := natsServer(t)
+	n1 = startNode(t, url, "node1", "")
+	n2 = startNode(t, url, "node2", "")
+	alice = n1.login("alice", "#go")
+	bob = n2.login("bob", "#go")
+	alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindJoin && e.From == "bob" })
+	return n1, n2, alice, bob
 }

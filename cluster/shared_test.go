@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"sync"
@@ -172,16 +173,7 @@ func TestSharedWriteWaitsForServer(t *testing.T) {
 // once, and one writes a lower one later; the mark is the highest, and a
 // watcher sees it.
 func TestDeliveredMarkOnlyGrows(t *testing.T) {
-	e := startEmbedded(t, nil)
-	ctx := testContext(t)
-	s1, err := e.connect(t, "node1").Shared(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2, err := e.connect(t, "node2").Shared(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s1, s2, ctx := twoNodesShared(t)
 	if got, err := s1.Delivered(ctx, "carol"); got != 0 || err != nil {
 		t.Fatalf("Delivered before any mark = %d, %v", got, err)
 	}
@@ -220,16 +212,7 @@ func TestDeliveredMarkOnlyGrows(t *testing.T) {
 // in different rooms at once keep every room, each position only moves
 // forward, and watchers pass over them (a node asks at login).
 func TestLastReadMergesRooms(t *testing.T) {
-	e := startEmbedded(t, nil)
-	ctx := testContext(t)
-	s1, err := e.connect(t, "node1").Shared(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2, err := e.connect(t, "node2").Shared(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s1, s2, ctx := twoNodesShared(t)
 	if got, err := s1.LastRead(ctx, "carol"); got != nil || err != nil {
 		t.Fatalf("LastRead before any = %v, %v", got, err)
 	}
@@ -268,4 +251,19 @@ func TestLastReadMergesRooms(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the watcher saw nothing")
 	}
+}
+
+// twoNodesShared opens the state bucket from two nodes of one embedded
+// NATS server.
+func twoNodesShared(t *testing.T) (s1, s2 *Shared, ctx context.Context) {
+	e := startEmbedded(t, nil)
+	ctx = testContext(t)
+	var err error
+	if s1, err = e.connect(t, "node1").Shared(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if s2, err = e.connect(t, "node2").Shared(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	return s1, s2, ctx
 }
