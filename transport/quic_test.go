@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -277,7 +278,7 @@ func TestQUICSilentClient(t *testing.T) {
 // ErrAborted once the idle timeout passes, never as io.EOF.
 func TestQUICPeerVanished(t *testing.T) {
 	ln := listenQUIC(t, &Options{MaxIdleTimeout: 300 * time.Millisecond})
-	client := dialQUIC(t, ln, &Options{KeepAlivePeriod: -1})
+	client := dialQUIC(t, ln, &Options{KeepAlivePeriod: -1, MaxIdleTimeout: time.Minute})
 	server := acceptQUIC(t, ln)
 	closeAtCleanup(t, client, server)
 
@@ -335,7 +336,7 @@ func TestQUICGoBufferWarningRouted(t *testing.T) {
 // TestQUICRestartResetsOldConnections: a server that comes back on the same
 // port with the same stateless reset key resets the connections of its
 // previous run at their first packet, so their clients need not wait for the
-// idle timeout (here the default 30 s, longer than the test's bound).
+// idle timeout (here 60 s, longer than the test's bound of 30 s).
 func TestQUICRestartResetsOldConnections(t *testing.T) {
 	key := [32]byte{0: 's', 1: 'c', 31: 1}
 	opts := &Options{StatelessResetKey: &key}
@@ -344,7 +345,7 @@ func TestQUICRestartResetsOldConnections(t *testing.T) {
 		t.Fatalf("Listen: %v", err)
 	}
 	addr := ln.Addr().String()
-	client := dialQUIC(t, ln, &Options{KeepAlivePeriod: -1})
+	client := dialQUIC(t, ln, &Options{KeepAlivePeriod: -1, MaxIdleTimeout: time.Minute})
 	server := acceptQUIC(t, ln)
 	closeAtCleanup(t, client)
 
@@ -362,13 +363,19 @@ func TestQUICRestartResetsOldConnections(t *testing.T) {
 	// Keep writing until the reset arrives: on a loaded machine one
 	// datagram to the new socket (or the reset it triggers) may be
 	// dropped, and the reset answers a packet, not a retransmission timer.
+	// (In a full -race run on 2 cores the reset once took over 10 s to
+	// end the connection; the bound is 30 s, and a failure says how many
+	// writes went out.)
 	stop := make(chan struct{})
-	defer close(stop)
+	var writes atomic.Int64
+	var writeErr atomic.Value
 	go func() {
 		for {
 			if _, err := client.Write([]byte("anyone there?")); err != nil {
+				writeErr.Store(err)
 				return
 			}
+			writes.Add(1)
 			select {
 			case <-stop:
 				return
@@ -376,10 +383,11 @@ func TestQUICRestartResetsOldConnections(t *testing.T) {
 			}
 		}
 	}()
-	client.SetReadDeadline(time.Now().Add(testTimeout))
+	defer close(stop)
+	client.SetReadDeadline(time.Now().Add(3 * testTimeout))
 	_, err = client.Read(make([]byte, 1))
 	if !errors.Is(err, ErrAborted) {
-		t.Fatalf("old client's Read after the restart: %v, want ErrAborted", err)
+		t.Fatalf("old client's Read after the restart: %v, want ErrAborted (%d writes, then %v)", err, writes.Load(), writeErr.Load())
 	}
 	// The stream hears of the reset before quic-go cancels the
 	// connection's context.
