@@ -66,8 +66,8 @@ type Presence struct {
 	sub    *nats.Subscription
 
 	mu      sync.Mutex
-	stopped bool           // Stop began: no more heartbeats but the goodbye
-	local   map[string]int // this node's users: sessions per user
+	stopped bool              // Stop began: no more heartbeats but the goodbye
+	local   map[string]int    // this node's users: sessions per user
 	reasons map[string]string // why entries left, for the next heartbeat
 	nodes   map[string]*nodeState
 
