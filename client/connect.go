@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -76,10 +77,20 @@ type Config struct {
 	UserKeyPolicy msgsig.Policy
 
 	// Test hooks: a fixed delay before each reconnect attempt, and a
-	// channel each attempt waits on before it dials.
+	// channel each attempt waits on before it dials; the idle time after
+	// which the link pings the server (0: idlePing).
 	testOnlyRedialDelay time.Duration
 	testOnlyRedialHold  chan struct{}
+	testOnlyIdlePing    time.Duration
 }
+
+// idlePing is how long a link may send nothing before it pings the
+// server. The ping is what makes a QUIC server that restarted answer with
+// a stateless reset, so the client reconnects within this time rather
+// than after the 30 s idle timeout: QUIC's own keep-alive packets are too
+// small to be answered with a reset (one must be shorter than the packet
+// it answers), and every securechat record is long enough.
+const idlePing = 15 * time.Second
 
 // PasswordSource returns how the password is obtained: a file, the
 // environment, or (interactive only) a prompt on the terminal. The password
@@ -249,6 +260,9 @@ type Link struct {
 	welcome *chat.Event
 	events  chan *chat.Event // closed when the connection ends
 	err     error            // why it ended; read after events is closed
+	ended   chan struct{}    // closed with events
+
+	lastSend atomic.Int64 // when the last request went out, Unix ns
 
 	hostKeysAnnounced func(*handshake.Session, []byte) // nil: ignore announcements
 
@@ -309,7 +323,29 @@ func (l *Link) send(r *chat.Request) error {
 	if err != nil {
 		return err
 	}
+	l.lastSend.Store(time.Now().UnixNano())
 	return l.sess.WriteMessage(p)
+}
+
+// pingWhenIdle sends a ping whenever the link has sent nothing for idle,
+// until the connection ends. The server's pong is dropped by readLoop.
+func (l *Link) pingWhenIdle(idle time.Duration) {
+	t := time.NewTicker(idle / 3)
+	defer t.Stop()
+	for n := 1; ; {
+		select {
+		case <-l.ended:
+			return
+		case now := <-t.C:
+			if now.Sub(time.Unix(0, l.lastSend.Load())) < idle {
+				continue
+			}
+			if l.send(&chat.Request{Type: chat.TypePing, ID: "k" + strconv.Itoa(n)}) != nil {
+				return
+			}
+			n++
+		}
+	}
 }
 
 // Dial connects, runs the handshake and login, says hello and waits for
@@ -348,7 +384,8 @@ func dialAddr(ctx context.Context, cfg *Config, addr string) (*Link, error) {
 		}
 		return nil, classifyHandshakeError(cfg, addr, err)
 	}
-	l := &Link{addr: addr, sess: sess, events: make(chan *chat.Event, 256), hostKeysAnnounced: trust.RecordNext}
+	l := &Link{addr: addr, sess: sess, events: make(chan *chat.Event, 256), ended: make(chan struct{}),
+		hostKeysAnnounced: trust.RecordNext}
 	if err := l.send(&chat.Request{Type: chat.TypeHello, ID: "hello", V: chat.Version,
 		Client: cfg.ClientName, Rooms: cfg.Rooms}); err != nil {
 		sess.Abort()
@@ -369,6 +406,11 @@ func dialAddr(ctx context.Context, cfg *Config, addr string) (*Link, error) {
 				if k := l.signingKey(); k != nil {
 					l.signer = &msgsig.Sender{Signer: l.sess.UserSigner}
 				}
+				idle := idlePing
+				if cfg.testOnlyIdlePing > 0 {
+					idle = cfg.testOnlyIdlePing
+				}
+				go l.pingWhenIdle(idle)
 				return l, nil
 			case ev.Type == chat.TypeError && (ev.Code == chat.CodeBanned || ev.Code == chat.CodeVersion || ev.Code == chat.CodeBadName):
 				sess.Close()
@@ -395,6 +437,7 @@ func dialAddr(ctx context.Context, cfg *Config, addr string) (*Link, error) {
 // protocol violation (PROTOCOL.md §13.3): it ends the connection with a
 // *protocolError, which the callers do not retry.
 func (l *Link) readLoop() {
+	defer close(l.ended)
 	defer close(l.events)
 	welcomed := false
 	for first := true; ; first = false {
@@ -419,6 +462,9 @@ func (l *Link) readLoop() {
 		if ev.Type == chat.TypePing {
 			l.send(&chat.Request{Type: chat.TypePong, ID: ev.ID})
 			continue
+		}
+		if ev.Type == chat.TypePong {
+			continue // the answer to pingWhenIdle
 		}
 		if ev.Type == chat.TypeWelcome {
 			if welcomed {

@@ -50,8 +50,8 @@ type fakeConn struct {
 	done chan struct{} // closed by a test that holds the session to end it
 }
 
-// next returns the next request other than a pong, or nil when the client
-// has gone.
+// next returns the next request other than a pong or an idle ping, or
+// nil when the client has gone.
 func (c *fakeConn) next() *chat.Request {
 	for {
 		p, err := c.sess.ReadMessage()
@@ -63,7 +63,7 @@ func (c *fakeConn) next() *chat.Request {
 			c.t.Errorf("the client sent a bad request %q: %v", p, err)
 			return nil
 		}
-		if req.Type != chat.TypePong {
+		if req.Type != chat.TypePong && req.Type != chat.TypePing {
 			return req
 		}
 	}
@@ -495,5 +495,55 @@ func TestScriptRequestLimits(t *testing.T) {
 				t.Errorf("%s: error %v, want code too_long and %q", tt.name, err, tt.wantErr)
 			}
 		}
+	}
+}
+
+// TestIdleLinkPings: a link that has sent nothing for its idle time pings
+// the server (so that a QUIC server that restarted answers with a
+// stateless reset), again after the next idle time, and keeps the pongs
+// from its reader.
+func TestIdleLinkPings(t *testing.T) {
+	got := make(chan *chat.Request, 8)
+	s := startFakeChatServer(t, func(c *fakeConn) {
+		if !c.login(nil) {
+			return
+		}
+		for {
+			p, err := c.sess.ReadMessage()
+			if err != nil {
+				return
+			}
+			req, err := chat.DecodeRequest(p)
+			if err != nil {
+				t.Errorf("the client sent %q: %v", p, err)
+				return
+			}
+			got <- req
+			if req.Type == chat.TypePing {
+				c.send(&chat.Event{Type: chat.TypePong, ID: req.ID})
+			}
+		}
+	})
+	cfg := s.config(t)
+	cfg.testOnlyIdlePing = 100 * time.Millisecond
+	l, err := Dial(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, want := range []string{"k1", "k2"} {
+		select {
+		case req := <-got:
+			if req.Type != chat.TypePing || req.ID != want {
+				t.Fatalf("an idle link sent %+v, want ping %s", req, want)
+			}
+		case <-time.After(fakeServerWait):
+			t.Fatalf("an idle link sent no ping %s", want)
+		}
+	}
+	select {
+	case ev := <-l.events:
+		t.Errorf("the link's reader got %+v; pongs stay inside", ev)
+	case <-time.After(300 * time.Millisecond):
 	}
 }
