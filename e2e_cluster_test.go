@@ -117,14 +117,21 @@ func historyPage(t *testing.T, s *e2eServer, user string) []string {
 // presence changes reach other nodes within a heartbeat or three.
 func waitWho(t *testing.T, p *proc, want string) {
 	t.Helper()
+	waitReply(t, p, "/who", want)
+}
+
+// waitReply sends command from p until a line of its output holds want,
+// for up to 10 s.
+func waitReply(t *testing.T, p *proc, command, want string) {
+	t.Helper()
 	for range 40 {
-		p.send("/who")
+		p.send(command)
 		if p.countLines(want) > 0 {
 			return
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Fatalf("%s: /who did not answer %q within 10 s", p.name, want)
+	t.Fatalf("%s: %s did not answer %q within 10 s", p.name, command, want)
 }
 
 // TestE2EClusterThreeNodes runs three securechat servers on three NATS
@@ -177,6 +184,13 @@ func TestE2EClusterThreeNodes(t *testing.T) {
 	}
 	alice.send("/whois carol")
 	alice.waitAny("carol is online on node3")
+	// Away messages and part reasons cross nodes too.
+	carol.send("/away at lunch")
+	waitReply(t, alice, "/whois carol", "away: at lunch")
+	carol.send("/part #general back at two")
+	alice.waitAny("[#general] -- carol left (back at two)")
+	carol.send("/join #general")
+	alice.waitAny("[#general] -- carol joined")
 
 	// Each node's metrics show its link, the three nodes and the log it
 	// applied: the three messages at least.
