@@ -92,6 +92,10 @@ type Config struct {
 // it answers), and every securechat record is long enough.
 const idlePing = 15 * time.Second
 
+// serverSilence is how many idle-ping intervals without a single record
+// from the server end the link (45 s with idlePing).
+const serverSilence = 3
+
 // PasswordSource returns how the password is obtained: a file, the
 // environment, or (interactive only) a prompt on the terminal. The password
 // is read once and kept for reconnects; it never comes from a flag value.
@@ -263,6 +267,10 @@ type Link struct {
 	ended   chan struct{}    // closed with events
 
 	lastSend atomic.Int64 // when the last request went out, Unix ns
+	lastRecv atomic.Int64 // when the last record came in, Unix ns
+	// silent is why pingWhenIdle gave the server up, read by readLoop
+	// when the abort it caused ends the read.
+	silent atomic.Pointer[error]
 
 	hostKeysAnnounced func(*handshake.Session, []byte) // nil: ignore announcements
 
@@ -329,6 +337,10 @@ func (l *Link) send(r *chat.Request) error {
 
 // pingWhenIdle sends a ping whenever the link has sent nothing for idle,
 // until the connection ends. The server's pong is dropped by readLoop.
+// A server from which nothing at all has come for serverSilence idle
+// times, pings unanswered, is given up as OpenSSH's ServerAliveCountMax
+// gives it up: over TCP a server whose machine vanished would otherwise
+// be noticed only when TCP's own timers give up, minutes later.
 func (l *Link) pingWhenIdle(idle time.Duration) {
 	t := time.NewTicker(idle / 3)
 	defer t.Stop()
@@ -337,6 +349,12 @@ func (l *Link) pingWhenIdle(idle time.Duration) {
 		case <-l.ended:
 			return
 		case now := <-t.C:
+			if silence := now.Sub(time.Unix(0, l.lastRecv.Load())); silence >= serverSilence*idle {
+				err := fmt.Errorf("the server has not answered for %v", silence.Round(time.Second))
+				l.silent.Store(&err)
+				l.sess.Abort()
+				return
+			}
 			if now.Sub(time.Unix(0, l.lastSend.Load())) < idle {
 				continue
 			}
@@ -386,6 +404,7 @@ func dialAddr(ctx context.Context, cfg *Config, addr string) (*Link, error) {
 	}
 	l := &Link{addr: addr, sess: sess, events: make(chan *chat.Event, 256), ended: make(chan struct{}),
 		hostKeysAnnounced: trust.RecordNext}
+	l.lastRecv.Store(time.Now().UnixNano())
 	if err := l.send(&chat.Request{Type: chat.TypeHello, ID: "hello", V: chat.Version,
 		Client: cfg.ClientName, Rooms: cfg.Rooms}); err != nil {
 		sess.Abort()
@@ -444,8 +463,12 @@ func (l *Link) readLoop() {
 		p, err := l.sess.ReadMessage()
 		if err != nil {
 			l.err = err
+			if silent := l.silent.Load(); silent != nil {
+				l.err = *silent
+			}
 			return
 		}
+		l.lastRecv.Store(time.Now().UnixNano())
 		if handshake.IsHostKeyAnnouncement(p) {
 			// Only as the session's first APP record (PROTOCOL.md §7.5).
 			if first && l.hostKeysAnnounced != nil {

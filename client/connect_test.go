@@ -547,3 +547,38 @@ func TestIdleLinkPings(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 }
+
+// TestSilentServerGivenUp: a server that sends nothing at all, pings
+// unanswered, for serverSilence idle times ends the link as a lost
+// connection naming the silence, as OpenSSH's ServerAliveCountMax does.
+func TestSilentServerGivenUp(t *testing.T) {
+	s := startFakeChatServer(t, func(c *fakeConn) {
+		if !c.login(nil) {
+			return
+		}
+		for c.next() != nil { // reads, never answers
+		}
+	})
+	cfg := s.config(t)
+	cfg.testOnlyIdlePing = 100 * time.Millisecond
+	l, err := Dial(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	deadline := time.After(fakeServerWait)
+	for {
+		select {
+		case _, ok := <-l.events:
+			if ok {
+				continue
+			}
+			if l.err == nil || !strings.Contains(l.err.Error(), "the server has not answered for") {
+				t.Errorf("the link ended with %v, want the silence named", l.err)
+			}
+			return
+		case <-deadline:
+			t.Fatal("a silent server was never given up")
+		}
+	}
+}
