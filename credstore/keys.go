@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -271,27 +270,12 @@ func LoadKeys(path string) (*KeyStore, error) {
 func (k *KeyStore) Path() string { return k.path }
 
 func (k *KeyStore) read() (map[string][]ed25519.PublicKey, error) {
-	fh, err := os.Open(k.path)
+	data, err := readGuarded(k.path, 0o022, func(m fs.FileMode) error { return &KeysModeError{Path: k.path, Mode: m} })
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string][]ed25519.PublicKey{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("credstore: %w", err)
-	}
-	defer fh.Close()
-	info, err := fh.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("credstore: %w", err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("credstore: %s is not a regular file", k.path)
-	}
-	if info.Mode().Perm()&0o022 != 0 {
-		return nil, &KeysModeError{Path: k.path, Mode: info.Mode()}
-	}
-	data, err := io.ReadAll(fh)
-	if err != nil {
-		return nil, fmt.Errorf("credstore: %w", err)
+		return nil, err
 	}
 	f, err := parseKeysFile(k.path, data)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"runtime"
@@ -139,24 +140,9 @@ func (s *Store) logWeak(m map[string]*storedAccount) {
 
 // read parses the whole file into a fresh map.
 func (s *Store) read() (map[string]*storedAccount, error) {
-	fh, err := os.Open(s.path)
+	data, err := readGuarded(s.path, 0o077, func(m fs.FileMode) error { return &ModeError{Path: s.path, Mode: m} })
 	if err != nil {
-		return nil, fmt.Errorf("credstore: %w", err)
-	}
-	defer fh.Close()
-	info, err := fh.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("credstore: %w", err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("credstore: %s is not a regular file", s.path)
-	}
-	if info.Mode().Perm()&0o077 != 0 {
-		return nil, &ModeError{Path: s.path, Mode: info.Mode()}
-	}
-	data, err := io.ReadAll(fh)
-	if err != nil {
-		return nil, fmt.Errorf("credstore: %w", err)
+		return nil, err
 	}
 	f, err := parseFile(s.path, data, s.max)
 	if err != nil {
@@ -350,3 +336,30 @@ func (s *Store) upgrade(ctx context.Context, a *storedAccount, password []byte) 
 }
 
 var errSkip = errors.New("credstore: skip")
+
+// readGuarded reads the file at path, which must be a regular file with
+// none of the permission bits in forbidden; tooOpen makes the error for
+// one that has some. The mode is checked on the file opened, not on its
+// name, so a file swapped in between is not read unchecked.
+func readGuarded(path string, forbidden fs.FileMode, tooOpen func(fs.FileMode) error) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("credstore: %w", err)
+	}
+	defer fh.Close()
+	info, err := fh.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("credstore: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("credstore: %s is not a regular file", path)
+	}
+	if info.Mode().Perm()&forbidden != 0 {
+		return nil, tooOpen(info.Mode())
+	}
+	data, err := io.ReadAll(fh)
+	if err != nil {
+		return nil, fmt.Errorf("credstore: %w", err)
+	}
+	return data, nil
+}
