@@ -553,7 +553,8 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			h.shutting = true
 			h.log.Info("chat: shutting down", "sessions", len(h.sessions))
 			for s := range h.sessions {
-				h.end(s, ending{notice: "the server is shutting down", log: "shutdown", result: ErrClosed})
+				// quit is what users on other servers of a cluster see.
+				h.end(s, ending{notice: "the server is shutting down", quit: "server shutting down", log: "shutdown", result: ErrClosed})
 			}
 		}
 		drained = h.drained

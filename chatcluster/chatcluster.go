@@ -62,17 +62,21 @@ type Node struct {
 
 	mu       sync.Mutex
 	closed   bool
-	senders  map[string]*queue     // publishes, in order per account
-	state    queue                 // state writes, in order
-	joins    []string              // presence entries to announce
-	leaves   []string              // presence entries to withdraw
-	reasons  map[string]string     // why entries of leaves left
-	announce bool                  // a presence worker is running
-	rooms    map[string][]string   // this server's users: their rooms
-	away     map[string]string     // this server's users: their away messages
-	follower *cluster.Follower     // set by Start
-	watcher  *cluster.StateWatcher // set by Start
-	kicks    *cluster.KickServer   // set by Start
+	senders  map[string]*queue // publishes, in order per account
+	state    queue             // state writes, in order
+	joins    []string          // presence entries to announce
+	leaves   []string          // presence entries to withdraw
+	reasons  map[string]string // why entries of leaves left
+	announce bool              // a presence worker is running
+	// announced is done while no presence worker runs: Close waits for
+	// it, so the quits of a hub that just stopped go out with their
+	// reasons before the node's goodbye.
+	announced sync.WaitGroup
+	rooms     map[string][]string   // this server's users: their rooms
+	away      map[string]string     // this server's users: their away messages
+	follower  *cluster.Follower     // set by Start
+	watcher   *cluster.StateWatcher // set by Start
+	kicks     *cluster.KickServer   // set by Start
 
 	hub atomic.Pointer[chat.Hub] // set by Start: told of other servers' joins and quits
 }
@@ -272,6 +276,7 @@ func (n *Node) Close() {
 	n.closed = true
 	f, w, ks := n.follower, n.watcher, n.kicks
 	n.mu.Unlock()
+	n.announced.Wait()
 	n.presence.Stop()
 	if ks != nil {
 		ks.Stop()
@@ -585,8 +590,10 @@ func (n *Node) changeWith(joins, leaves []string, reasons map[string]string, loc
 	}
 	n.announce = true
 	n.work.Add(1)
+	n.announced.Add(1)
 	go func() {
 		defer n.work.Done()
+		defer n.announced.Done()
 		for {
 			n.mu.Lock()
 			j, l, r := n.joins, n.leaves, n.reasons

@@ -706,3 +706,16 @@ func aliceAndBobInGo(t *testing.T) (n1, n2 *node, alice, bob *client) {
 	alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindJoin && e.From == "bob" })
 	return n1, n2, alice, bob
 }
+
+// TestShutdownQuitReasonAcrossServers: when a server stops cleanly, users
+// on the other servers see its users quit because the server shut down,
+// not with a plain quit: the quits go out, with their reason, before the
+// server's goodbye.
+func TestShutdownQuitReasonAcrossServers(t *testing.T) {
+	_, n2, alice, _ := aliceAndBobInGo(t)
+	n2.stop()
+	quit := alice.wait(func(e *chat.Event) bool { return e.Kind == chat.KindQuit && e.From == "bob" })
+	if quit.Text != "server shutting down" {
+		t.Errorf("bob's node stopped; node1 showed his quit with %q, want \"server shutting down\"", quit.Text)
+	}
+}
