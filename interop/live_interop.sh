@@ -3,7 +3,8 @@
 # the independent Python client (pyuser) in one room. Checks that each client
 # sees the other's message, that the Python client's CLOSE is logged by the
 # server as a clean end, that a direct message to the Python client, which
-# marked itself away, tells the Go client so, that a room named in hello
+# marked itself away, tells the Go client so, that the server answers its
+# idle ping, that a room named in hello
 # is joined beside the account's stored rooms, and that /history pages back;
 # then it rotates the host key (PROTOCOL.md §7.5) under
 # the Python client, and runs interop/negative_checks.py.
@@ -70,7 +71,7 @@ wait_for "$work/go.out" "gouser joined" || fail "Go client did not join: $(cat "
 # The Python client pins the fingerprint and keeps its own known_hosts.
 "$py" interop/scclient.py --host 127.0.0.1 --port "$port" --user pyuser \
 	--password-file "$work/py.pw" --fingerprint "$fp" --known-hosts "$work/known_hosts.py" \
-	--text "hello from the Python client" --away "testing interop" --linger 4 >"$work/py.out" 2>"$work/py.log" &
+	--text "hello from the Python client" --away "testing interop" --linger 4 --idle-ping 1 >"$work/py.out" 2>"$work/py.log" &
 py_pid=$!
 wait_for "$work/py.out" '"t":"ack","id":"py-' || fail "Python client got no ack: $(cat "$work/py.log")"
 echo "hello from the Go client" >&3
@@ -96,6 +97,8 @@ grep -q '"from":"gouser","text":"hello from the Go client"' "$work/py.out" || fa
 grep -q '"kind":"dm","from":"gouser","to":"pyuser","text":"are you there?"' "$work/py.out" ||
 	fail "Python client did not get the Go client's direct message"
 grep -q 'pyuser is away: testing interop' "$work/go.out" || fail "Go client was not told that pyuser is away"
+# §3, §13.11: idle for a second while lingering, it pings; the server answers.
+grep -q 'the server answered ping k1' "$work/py.log" || fail "the server did not answer the Python client's idle ping"
 session=$(sed -n 's/.*logged in as pyuser, session \([0-9a-f]*\).*/\1/p' "$work/py.log")
 grep -q "msg=\"session ended\" .*session=$session\$" "$work/serve.log" ||
 	fail "server did not log a clean end for session $session"

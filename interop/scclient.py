@@ -6,7 +6,9 @@ Go server: it shares no code with it. Only what a script client needs is
 here: TCP, the x25519 group, password login, and the chat-layer flow of
 PROTOCOL.md §13.3 (hello, welcome, one room message, its ack, CLOSE). With
 --known-hosts it also honours @revoked lines and records a next host key that
-the server announces and proves (§7.5).
+the server announces and proves (§7.5). While it lingers it pings the server
+when idle (§3, §13.11), and a not_stored without mid (§13.5) makes it send its
+message once more.
 
 The protocol pieces (framing, key schedule, record layer) are plain functions
 and classes so that interop/test_vectors.py can check them against §15.
@@ -600,6 +602,7 @@ class Connection:
         self.close_sent = False
         self.close_received = False
         self.verbose = verbose
+        self.last_send = time.monotonic()
 
     def log(self, msg):
         if self.verbose:
@@ -652,6 +655,7 @@ class Connection:
     def send_records(self, records):
         # Several records in one write is invisible to the peer (§13.1).
         self.sock.sendall(b"".join(records))
+        self.last_send = time.monotonic()
 
     def seal(self, rtype, payload):
         if self.send_dir.seq >= REKEY_RECORDS and rtype != REC_CLOSE:
@@ -1085,34 +1089,79 @@ def chat_session(conn, args):
             raise ProtocolError("away: want one reply naming %r, got %s" % (args.away, replies))
         conn.log("marked away: %s" % args.away)
 
-    mid = "py-%d" % os.getpid()
-    pending[mid] = None
-    request = {"t": "msg", "id": mid, "room": room, "text": args.text}
+    base = "py-%d" % os.getpid()
     signing = own_key is not None and welcome.get("key") == base64.b64encode(own_key).decode()
-    # Sign only a text the server will not change (§13.16.2); this client
-    # does not sanitise, so a text with controls goes unsigned.
-    if signing and not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", args.text):
-        cts = int(time.time() * 1000)
-        request["ctr"], request["cts"] = cts * 1000, cts
-        request["sig"] = base64.b64encode(sign_message(args.signing_key, "msg", room, args.user, cts * 1000, cts, args.text)).decode()
-    conn.send_app(request)
-    answer = pump(time.monotonic() + 30, lambda o: o.get("id") == mid and o.get("t") in ("ack", "error"))
-    if answer["t"] != "ack":
-        raise ProtocolError("message refused: %s" % answer.get("code"))
-    conn.log("message %s acknowledged as mid %s" % (mid, answer.get("mid")))
+    for attempt in range(2):
+        # §13.5: a not_stored without mid reached nobody, and the message
+        # may be sent again (a new id, and signed afresh: ctr must grow).
+        mid = base if attempt == 0 else "%s-again" % base
+        pending[mid] = None
+        request = {"t": "msg", "id": mid, "room": room, "text": args.text}
+        # Sign only a text the server will not change (§13.16.2); this client
+        # does not sanitise, so a text with controls goes unsigned.
+        if signing and not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", args.text):
+            cts = int(time.time() * 1000)
+            request["ctr"], request["cts"] = cts * 1000, cts
+            request["sig"] = base64.b64encode(sign_message(args.signing_key, "msg", room, args.user, cts * 1000, cts, args.text)).decode()
+        conn.send_app(request)
+        answer = pump(time.monotonic() + 30, lambda o: o.get("id") == mid and o.get("t") in ("ack", "error"))
+        outcome, stored_mid = message_outcome(answer)
+        if outcome != "resend":
+            break
+        conn.log("message %s reached nobody (not_stored without mid); sending it again" % mid)
+    if outcome == "resend":
+        raise ProtocolError("message %s reached nobody twice" % mid)
+    if outcome == "not_stored":
+        conn.log("message %s delivered as mid %s but not stored" % (mid, stored_mid))
+    else:
+        conn.log("message %s acknowledged as mid %s" % (mid, stored_mid))
 
     if args.history:
-        history(conn, pump, pending, room, args.history, answer.get("mid"))
+        history(conn, pump, pending, room, args.history, stored_mid)
 
     if args.linger > 0:
-        try:
-            pump(time.monotonic() + args.linger)
-        except TimeoutError:
-            pass
+        linger(conn, pump, args.linger, args.idle_ping)
 
     for obj in conn.close(time.monotonic() + 10):
         show(obj)
     conn.log("closed cleanly")
+
+
+def message_outcome(answer):
+    """What the answer to a msg request says (§13.5, §13.13): ("acked",
+    mid) once stored; ("not_stored", mid) when it was delivered but could
+    not be stored; ("resend", None) for a not_stored without mid, which
+    reached nobody and may be sent again. Any other error is a refusal."""
+    if answer.get("t") == "ack":
+        return "acked", answer.get("mid")
+    if answer.get("code") == "not_stored":
+        if answer.get("mid"):
+            return "not_stored", answer["mid"]
+        return "resend", None
+    raise ProtocolError("message refused: %s" % answer.get("code"))
+
+
+def linger(conn, pump, seconds, idle):
+    """Print events for seconds. After idle seconds without sending
+    anything, send ping (§3: a client SHOULD, so that a restarted server
+    can tell it its connection is gone; §13.11) and log the pong that
+    answers it."""
+    end = time.monotonic() + seconds
+    waiting, n = None, 0
+    while time.monotonic() < end:
+        due = conn.last_send + idle if idle > 0 else end
+        if time.monotonic() >= due:
+            n += 1
+            waiting = "k%d" % n
+            conn.send_app({"t": "ping", "id": waiting})
+            continue
+        try:
+            pong = pump(min(end, due), lambda o: o.get("t") == "pong")
+        except TimeoutError:
+            continue
+        if waiting is not None and pong.get("id") == waiting:
+            conn.log("the server answered ping %s" % waiting)
+            waiting = None
 
 
 def history(conn, pump, pending, room, n, own_mid):
@@ -1180,6 +1229,8 @@ def main(argv=None):
     p.add_argument("--away", help="mark this user away with this text after login (§13.9)")
     p.add_argument("--history", type=int, default=0, help="after the message, ask for /history N of the room (§13.15)")
     p.add_argument("--linger", type=float, default=0, help="seconds to keep printing events before CLOSE")
+    p.add_argument("--idle-ping", type=float, default=15,
+                   help="while lingering, ping the server after this many seconds of sending nothing (§3, §13.11); 0: never")
     p.add_argument("--known-users", help="known_users file pinning users' signing keys (§13.16.6); default: in memory")
     p.add_argument("--user-key-policy", choices=("ask", "accept-new", "strict"), default="accept-new",
                    help="users not yet pinned: accept-new (default) or strict; ask is refused: a script cannot ask")

@@ -647,6 +647,17 @@ def check_record_limits(c):
         c.eq("%d-byte plaintext accepted" % n, not raises(opener.open, rec[:5], rec[5:]), ok)
 
 
+def check_message_outcome(c):
+    # §13.5 and §13.13: what a client makes of the answer to a msg.
+    c.eq("ack", sc.message_outcome({"t": "ack", "id": "m", "mid": 7}), ("acked", 7))
+    c.eq("not_stored with mid: delivered",
+         sc.message_outcome({"t": "error", "id": "m", "code": "not_stored", "mid": 7}), ("not_stored", 7))
+    c.eq("not_stored without mid: send again",
+         sc.message_outcome({"t": "error", "id": "m", "code": "not_stored"}), ("resend", None))
+    c.true("another error is a refusal",
+           raises(sc.message_outcome, {"t": "error", "id": "m", "code": "flood"}))
+
+
 def main(argv):
     vectors = json.load(open(VECTORS, encoding="utf-8"))
     spec = open(SPEC, encoding="utf-8").read()
@@ -702,6 +713,7 @@ def main(argv):
     check_announcement(c, vectors)
     check_key_auth(c, vectors)
     check_signed(c, vectors)
+    check_message_outcome(c)
 
     print("%d checks passed, %d failed" % (c.passed, c.failed))
     return 1 if c.failed else 0
