@@ -53,22 +53,15 @@ the node's number).`,
 			if d := c.Duration("timeout"); d <= 0 || d > bench.MaxDuration {
 				return cmderr.Usagef("--timeout %s: want up to %s", d, bench.MaxDuration)
 			}
-			exe, err := os.Executable()
+			run, err := startNodesRun(c)
 			if err != nil {
 				return err
 			}
-			nats, serveArgs, err := startBenchNATS(c)
-			if err != nil {
-				return err
-			}
-			defer nats.Close()
-			s, err := benchOutput(c)
-			if err != nil {
-				return err
-			}
+			defer run.nats.Close()
+			s := run.out
 			rep, err := bench.RunFailover(c.Context, bench.FailoverConfig{
-				Command: ServeArgv(exe), Transport: tr, Groups: groups, Nodes: c.Int("nodes"),
-				Clients: c.Int("clients"), Kills: c.Int("kills"), ServeArgs: serveArgs,
+				Command: run.serve, Transport: tr, Groups: groups, Nodes: c.Int("nodes"),
+				Clients: c.Int("clients"), Kills: c.Int("kills"), ServeArgs: run.serveArgs,
 				Timeout: c.Duration("timeout"), Stderr: c.App.ErrWriter, Progress: s.Progress,
 			})
 			if err != nil {
@@ -126,29 +119,22 @@ gives the CPU of the nodes and of NATS per delivery; or give your own:
 				// run would wait a minute for its settle marker and fail.
 				return cmderr.Usagef("--nodes %d needs the nodes in one cluster: --nats N, or --serve-arg --cluster --serve-arg URL", n)
 			}
-			exe, err := os.Executable()
+			run, err := startNodesRun(c)
 			if err != nil {
 				return err
 			}
-			nats, serveArgs, err := startBenchNATS(c)
-			if err != nil {
-				return err
-			}
-			defer nats.Close()
-			s, err := benchOutput(c)
-			if err != nil {
-				return err
-			}
+			defer run.nats.Close()
+			s := run.out
 			cfg.Progress = s.Progress
-			ns, err := bench.StartNodes(c.Context, bench.NodesConfig{Command: ServeArgv(exe), Transport: tr, Groups: groups,
-				Nodes: n, Accounts: min(cfg.Clients, bench.MaxAccounts), ServeArgs: serveArgs,
+			ns, err := bench.StartNodes(c.Context, bench.NodesConfig{Command: run.serve, Transport: tr, Groups: groups,
+				Nodes: n, Accounts: min(cfg.Clients, bench.MaxAccounts), ServeArgs: run.serveArgs,
 				Stderr: c.App.ErrWriter})
 			if err != nil {
 				s.Stop()
 				return err
 			}
 			cfg.Processes = []bench.ProcessGroup{{Name: fmt.Sprintf("%d serve node(s)", n), PIDs: ns.PIDs()}}
-			if pids := nats.PIDs(); len(pids) > 0 {
+			if pids := run.nats.PIDs(); len(pids) > 0 {
 				cfg.Processes = append(cfg.Processes, bench.ProcessGroup{Name: fmt.Sprintf("%d NATS server(s)", len(pids)), PIDs: pids})
 			}
 			rep, err := bench.RunFanout(c.Context, &ns.Target, cfg)
@@ -177,6 +163,33 @@ func benchNATSFlags() []cli.Flag {
 		&cli.IntFlag{Name: "nats", Usage: "start `N` NATS servers (a routed cluster when more than one) and put the nodes in one cluster on them, every message kept by all N; 0: none"},
 		&cli.StringFlag{Name: "nats-server", EnvVars: []string{"SECURECHAT_NATS_SERVER"}, Usage: "the nats-server `BINARY` --nats runs"},
 	}
+}
+
+// nodesRun is what failover and cluster start before their serve nodes:
+// the serve command, the NATS servers of --nats (nil without), the serve
+// nodes' arguments, and the output.
+type nodesRun struct {
+	serve     []string
+	nats      *bench.NATS
+	serveArgs []string
+	out       *bench.Output
+}
+
+func startNodesRun(c *cli.Context) (*nodesRun, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	nats, serveArgs, err := startBenchNATS(c)
+	if err != nil {
+		return nil, err
+	}
+	out, err := benchOutput(c)
+	if err != nil {
+		nats.Close()
+		return nil, err
+	}
+	return &nodesRun{serve: ServeArgv(exe), nats: nats, serveArgs: serveArgs, out: out}, nil
 }
 
 // startBenchNATS starts the --nats servers, if any, and returns them (nil

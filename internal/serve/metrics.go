@@ -27,11 +27,11 @@ type serveMetrics struct {
 	ln   net.Listener
 	stop context.CancelFunc // ends the HTTP server; set by start
 
-	listening atomic.Bool                     // the chat listener is up and not shutting down
-	credsErr  atomic.Pointer[error]           // the last creds reload's failure, nil after a good one
-	keysBad   atomic.Pointer[[]string]        // the key files the last reload kept old, nil after a good one
-	sources   atomic.Pointer[metrics.Sources] // set by start
-	node      *chatcluster.Node               // nil for a server alone
+	listening atomic.Bool // the chat listener is up and not shutting down
+	// reloadFailed is what the last SIGHUP reload kept old (see reloaded).
+	reloadFailed atomic.Pointer[[]string]
+	sources      atomic.Pointer[metrics.Sources] // set by start
+	node         *chatcluster.Node               // nil for a server alone
 }
 
 // newServeMetrics binds the --metrics-listen address (flag), so that a busy
@@ -103,14 +103,15 @@ func (sm *serveMetrics) start(ctx context.Context, w io.Writer, log *slog.Logger
 	sm.m.AddCheck("creds", func() error {
 		// The error itself goes to the log only: it may quote a line of
 		// the creds file, and /readyz is read by whoever can reach it.
-		if sm.credsErr.Load() != nil {
+		if slices.Contains(sm.keptOld(), "accounts") {
 			return errors.New("the last reload failed; the previous accounts are in use (see the server log)")
 		}
 		return nil
 	})
 	sm.m.AddCheck("keys", func() error {
-		if bad := sm.keysBad.Load(); bad != nil {
-			return fmt.Errorf("the last reload of the %s failed; the previous ones are in use (see the server log)", strings.Join(*bad, " and "))
+		keys := slices.DeleteFunc(sm.keptOld(), func(f string) bool { return f == "accounts" })
+		if len(keys) > 0 {
+			return fmt.Errorf("the last reload of the %s failed; the previous ones are in use (see the server log)", strings.Join(keys, " and "))
 		}
 		return nil
 	})
@@ -151,23 +152,19 @@ func (sm *serveMetrics) stopping() {
 
 // reloaded records for /readyz what the last SIGHUP reload could not put
 // in force: "accounts" (the creds check), "host keys" and "authorized
-// keys" (the keys check).
+// keys" (the keys check); nothing after a good reload.
 func (sm *serveMetrics) reloaded(failed []string) {
-	if sm == nil {
-		return
+	if sm != nil {
+		sm.reloadFailed.Store(&failed)
 	}
-	if slices.Contains(failed, "accounts") {
-		err := errors.New("accounts")
-		sm.credsErr.Store(&err)
-	} else {
-		sm.credsErr.Store(nil)
+}
+
+// keptOld is a copy of what the last reload kept old.
+func (sm *serveMetrics) keptOld() []string {
+	if failed := sm.reloadFailed.Load(); failed != nil {
+		return slices.Clone(*failed)
 	}
-	keys := slices.DeleteFunc(slices.Clone(failed), func(f string) bool { return f == "accounts" })
-	if len(keys) == 0 {
-		sm.keysBad.Store(nil)
-		return
-	}
-	sm.keysBad.Store(&keys)
+	return nil
 }
 
 // close stops answering HTTP.
