@@ -1,14 +1,11 @@
 package client
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"securechat/chat"
 	"securechat/msgsig"
 )
 
@@ -19,22 +16,8 @@ import (
 // Carol's key, refused, fails as key_rejected without being asked again,
 // until /forget carol takes the answer back.
 func TestInteractiveAskUserKey(t *testing.T) {
-	signer := func(from string) func(text string) *chat.Event {
-		pub, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := &msgsig.Sender{Signer: priv}
-		return func(text string) *chat.Event {
-			sg, err := s.Sign(chat.KindMsg, "#general", from, text)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return &chat.Event{Type: chat.TypeMsg, MID: 1, Kind: chat.KindMsg, Room: "#general", From: from, Text: text,
-				Key: msgsig.EncodeKey(pub), Sig: sg.Sig, Ctr: sg.Ctr, Cts: sg.Cts}
-		}
-	}
-	bob, carol := signer("bob"), signer("carol")
+	bob, _ := signedBy(t, "bob")
+	carol, _ := signedBy(t, "carol")
 
 	s, conns := sessions(t, nil)
 	cfg := s.config(t)
